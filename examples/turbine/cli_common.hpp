@@ -1,0 +1,79 @@
+#pragma once
+// Pieces shared by the turbine subcommands: model resolution, sampling flags, terminal colors.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include <turbine/turbine.hpp>
+
+namespace turbine::cli {
+
+/// The model type the CLI runs on the CPU: fp32 compute, weights as stored in the file.
+using CpuModel = Llama<f32, quant::None, kv::Same, Cpu>;
+
+inline const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// MODEL argument, else $TURBINE_MODEL, else the default model fetched by tools/fetch_model.sh.
+inline std::string resolve_model(const std::string& given) {
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("TURBINE_MODEL")) return env;
+  const std::string p = std::string(TURBINE_DEFAULT_MODEL_DIR) + "/" + kDefaultModelFile;
+  if (std::filesystem::exists(p)) return p;
+  fail("no model given and the default model is not at ", p, " (run tools/fetch_model.sh, or pass a .gguf file or Hugging Face directory)");
+}
+
+struct CommonOptions {
+  std::string model;
+  std::string chat_template;
+  std::string device = "cpu";
+  int64_t ctx_size = 4096;
+  int threads = 0;
+  GenerationConfig gen;
+};
+
+inline void add_model_options(CLI::App& app, CommonOptions& o) {
+  app.add_option("model", o.model, "model: a .gguf file or a Hugging Face directory (default: SmolLM2-135M-Instruct)");
+  app.add_option("--chat-template", o.chat_template, "chat template: chatml, llama2, llama3, internlm2, smollm (default: from the model)");
+  app.add_option("--device", o.device, "where to run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--ctx-size", o.ctx_size, "context length in tokens (capped at the model's)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+inline void add_sampling_options(CLI::App& app, CommonOptions& o) {
+  auto& g = o.gen;
+  app.add_option("-n,--max-new-tokens", g.max_new_tokens, "most tokens to generate")->check(CLI::NonNegativeNumber);
+  app.add_option("--temperature", g.temperature, "sampling temperature; 0 is greedy")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--top-k", g.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", g.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--min-p", g.min_p, "drop tokens below min-p times the best (0: off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repetition-penalty", g.repetition_penalty, "penalty for repeated tokens (1: off)")->check(CLI::PositiveNumber);
+  app.add_option("--seed", g.seed, "random seed for sampling");
+  app.add_option("--stop", g.stop, "stop string (repeatable)");
+}
+
+/// Applies --device and --threads; the CUDA backend is not part of this build yet.
+inline void apply_runtime_options(const CommonOptions& o) {
+  check(o.device == "cpu", "--device cuda: this turbine build runs on the CPU only (configure with -DTURBINE_ENABLE_CUDA=ON on a machine with nvcc)");
+  if (o.threads > 0) setenv("TURBINE_THREADS", std::to_string(o.threads).c_str(), 1);
+}
+
+inline PipelineOptions pipeline_options(const CommonOptions& o) { return PipelineOptions{o.chat_template, o.ctx_size}; }
+
+/// ANSI colors only when writing to a terminal and NO_COLOR is unset.
+struct Colors {
+  bool on = isatty(fileno(stdout)) && !std::getenv("NO_COLOR");
+  const char* user() const { return on ? "\033[1;32m" : ""; }
+  const char* assistant() const { return on ? "\033[36m" : ""; }
+  const char* dim() const { return on ? "\033[2m" : ""; }
+  const char* reset() const { return on ? "\033[0m" : ""; }
+};
+
+void run_chat(CommonOptions& o, const std::string& system_prompt);
+void run_generate(CommonOptions& o, std::vector<std::string> prompts, const std::string& prompts_file, bool json, bool raw);
+void run_info(CommonOptions& o, bool tensors);
+void run_bench(CommonOptions& o, int64_t prompt_tokens, int64_t gen_tokens, int runs, bool json);
+
+}  // namespace turbine::cli

@@ -1,0 +1,60 @@
+#pragma once
+// Causal grouped-query attention of `tokens` new queries against a KV cache in fp32.
+// Query t sits at position pos0 + t and sees cache positions [lo, pos0 + t] where lo is 0 or
+// the start of the sliding window.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../../core/thread_pool.hpp"
+
+namespace turbine::cpu {
+
+struct AttentionShape {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t sliding_window = 0;  // 0: unlimited
+};
+
+/// q: [tokens, heads, head_dim]; k, v: [positions, kv_heads, head_dim] (the layer's cache);
+/// out: [tokens, heads, head_dim].
+inline void attention(const float* q, const float* k, const float* v, int64_t tokens, int64_t pos0,
+                      const AttentionShape& s, float* out, ThreadPool& pool = default_pool()) {
+  const int64_t group = s.heads / s.kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  const int64_t kv_stride = s.kv_heads * s.head_dim;
+  pool.parallel_for(tokens * s.heads, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t t = job / s.heads, h = job % s.heads, kvh = h / group;
+      const int64_t last = pos0 + t;
+      const int64_t first = s.sliding_window > 0 ? std::max<int64_t>(0, last - s.sliding_window + 1) : 0;
+      const float* qv = q + (t * s.heads + h) * s.head_dim;
+      scores.resize(static_cast<size_t>(last - first + 1));
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t p = first; p <= last; ++p) {
+        const float* kr = k + p * kv_stride + kvh * s.head_dim;
+        float d = 0.f;
+        for (int64_t i = 0; i < s.head_dim; ++i) d += qv[i] * kr[i];
+        d *= scale;
+        scores[p - first] = d;
+        mx = std::max(mx, d);
+      }
+      float sum = 0.f;
+      for (auto& sc : scores) {
+        sc = std::exp(sc - mx);
+        sum += sc;
+      }
+      float* o = out + (t * s.heads + h) * s.head_dim;
+      std::fill(o, o + s.head_dim, 0.f);
+      for (int64_t p = first; p <= last; ++p) {
+        const float w = scores[p - first] / sum;
+        const float* vr = v + p * kv_stride + kvh * s.head_dim;
+        for (int64_t i = 0; i < s.head_dim; ++i) o[i] += w * vr[i];
+      }
+    }
+  });
+}
+
+}  // namespace turbine::cpu

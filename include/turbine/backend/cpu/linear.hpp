@@ -1,0 +1,58 @@
+#pragma once
+// y = x * W^T (+ bias) with W in its stored format. Rows of W are split across the thread pool;
+// each thread dequantizes a tile of rows into fp32 (it stays in L1/L2) and multiplies it with
+// every token's activations, so the weights are read from memory exactly once per call.
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "../../core/thread_pool.hpp"
+#include "../../core/weight_matrix.hpp"
+#include "../../io/ggml_quants.hpp"
+
+namespace turbine::cpu {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// x: [tokens, w.cols], y: [tokens, w.rows], bias: [w.rows] or null.
+inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float* y,
+                   const float* bias = nullptr, ThreadPool& pool = default_pool()) {
+  constexpr int64_t kTileRows = 16;
+  const int64_t cols = w.cols;
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> tile;
+    if (w.type != StorageType::F32) tile.resize(static_cast<size_t>(kTileRows * cols));
+    Eigen::Map<const RowMatrix> xs(x, tokens, cols);
+    for (int64_t rb = r0; rb < r1; rb += kTileRows) {
+      const int64_t nr = std::min(kTileRows, r1 - rb);
+      const float* t = nullptr;
+      if (w.type == StorageType::F32) {
+        t = reinterpret_cast<const float*>(w.row(rb));
+      } else {
+        for (int64_t i = 0; i < nr; ++i) io::dequantize_row(w.type, w.row(rb + i), tile.data() + i * cols, cols);
+        t = tile.data();
+      }
+      Eigen::Map<const RowMatrix> ts(t, nr, cols);
+      if (tokens == 1) {
+        Eigen::Map<const Eigen::VectorXf> xv(x, cols);
+        for (int64_t i = 0; i < nr; ++i) y[rb + i] = ts.row(i).dot(xv.transpose());
+      } else {
+        Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>> ys(y + rb, tokens, nr, Eigen::OuterStride<>(w.rows));
+        ys.noalias() = xs * ts.transpose();
+      }
+      if (bias)
+        for (int64_t tok = 0; tok < tokens; ++tok)
+          for (int64_t i = 0; i < nr; ++i) y[tok * w.rows + rb + i] += bias[rb + i];
+    }
+  }, kTileRows);
+}
+
+/// Gathers embedding rows: out[t, :] = dequantize(table[ids[t], :]).
+inline void embedding(const WeightMatrix& table, const int32_t* ids, int64_t tokens, float* out) {
+  for (int64_t t = 0; t < tokens; ++t) {
+    check(ids[t] >= 0 && ids[t] < table.rows, "token id ", ids[t], " is outside the vocabulary of ", table.rows);
+    io::dequantize_row(table.type, table.row(ids[t]), out + t * table.cols, table.cols);
+  }
+}
+
+}  // namespace turbine::cpu

@@ -1,0 +1,24 @@
+#pragma once
+// WeightMatrix: a [rows, cols] matrix in its stored format (plain floats or GGML blocks), row-major,
+// each row a whole number of blocks. Layers consume weights through this view on the host; the
+// memory belongs to a mapped file or to the model's owned buffers.
+#include <cstddef>
+#include <cstdint>
+
+#include "storage_type.hpp"
+
+namespace turbine {
+
+struct WeightMatrix {
+  StorageType type = StorageType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const std::byte* data = nullptr;
+
+  size_t row_stride() const { return row_bytes(type, cols); }
+  const std::byte* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride(); }
+  size_t nbytes() const { return static_cast<size_t>(rows) * row_stride(); }
+  bool empty() const { return data == nullptr; }
+};
+
+}  // namespace turbine

@@ -1,0 +1,119 @@
+#pragma once
+// Pipeline<Model>: the library user's entry point. Load once; generate for many prompts (each
+// formatted with the model's chat template as one user turn), streamed or not; chat sessions
+// that keep their history and KV cache between turns.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../model/load_model.hpp"
+#include "../tokenizer/chat_template.hpp"
+#include "generate.hpp"
+
+namespace turbine {
+
+struct PipelineOptions {
+  std::string chat_template;  // built-in template name; empty: detect from the model
+  int64_t ctx_size = 0;       // 0: the model's maximum context
+};
+
+template <class Model>
+class Pipeline {
+ public:
+  explicit Pipeline(const std::string& model_path, PipelineOptions opts = {})
+      : Pipeline(load_model(model_path), std::move(opts)) {}
+
+  Pipeline(LoadedModel loaded, PipelineOptions opts)
+      : files_(std::move(loaded)), opts_(std::move(opts)), model_(std::make_unique<Model>(files_.weights)) {
+    template_ = opts_.chat_template.empty() ? detect_chat_template(files_.chat_template_source) : opts_.chat_template;
+    render_chat(template_, {}, true);  // fails early, listing the names, if the name is unknown
+    eos_ = files_.eos_ids;
+    for (const auto& s : chat_template_stop_strings(template_)) {
+      const int32_t id = files_.tokenizer->token_id(s);
+      if (id >= 0) eos_.push_back(id);
+    }
+  }
+
+  const ModelConfig& config() const { return files_.config; }
+  const Tokenizer& tokenizer() const { return *files_.tokenizer; }
+  const LoadedModel& model_files() const { return files_; }
+  const std::string& chat_template() const { return template_; }
+  const std::vector<int32_t>& eos_ids() const { return eos_; }
+  Model& model() { return *model_; }
+  int64_t context_size() const {
+    const int64_t max = files_.config.max_position_embeddings;
+    return opts_.ctx_size > 0 ? std::min(opts_.ctx_size, max) : max;
+  }
+
+  /// One response per prompt; each prompt is a single user turn. `on_text(i, piece)` streams.
+  std::vector<Response> generate(const std::vector<std::string>& prompts, const GenerationConfig& cfg = {},
+                                 const std::function<bool(size_t, std::string_view)>& on_text = {}) {
+    std::vector<Response> out;
+    out.reserve(prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::vector<ChatMessage> msgs{{"user", prompts[i]}};
+      StreamCallback cb;
+      if (on_text) cb = [&, i](std::string_view p) { return on_text(i, p); };
+      out.push_back(chat(msgs, cfg, cb));
+    }
+    return out;
+  }
+
+  /// Generates the assistant's reply to a conversation.
+  Response chat(const std::vector<ChatMessage>& messages, const GenerationConfig& cfg = {}, const StreamCallback& on_text = {}) {
+    return complete_tokens(encode_chat(messages), cfg, on_text);
+  }
+
+  /// Continues raw text (no chat template).
+  Response complete(const std::string& text, const GenerationConfig& cfg = {}, const StreamCallback& on_text = {}) {
+    return complete_tokens(files_.tokenizer->encode(text), cfg, on_text);
+  }
+
+  /// Continues a token sequence. The KV cache of the previous call is reused for the common prefix.
+  Response complete_tokens(const std::vector<int32_t>& ids, const GenerationConfig& cfg = {},
+                           const StreamCallback& on_text = {}) {
+    if (!cache_) cache_ = std::make_unique<HostKvCache>(model_->new_cache(context_size()));
+    return generate_sequence(*model_, *cache_, cached_, ids, *files_.tokenizer, cfg, eos_, on_text);
+  }
+
+  std::vector<int32_t> encode_chat(const std::vector<ChatMessage>& messages) const {
+    return files_.tokenizer->encode(render_chat(template_, messages, true), true);
+  }
+
+ private:
+  LoadedModel files_;
+  PipelineOptions opts_;
+  std::unique_ptr<Model> model_;
+  std::string template_;
+  std::vector<int32_t> eos_;
+  std::unique_ptr<HostKvCache> cache_;
+  std::vector<int32_t> cached_;
+};
+
+/// A multi-turn conversation over a Pipeline: keeps the messages; the pipeline's cache keeps the
+/// conversation's tokens, so each turn computes only what is new.
+template <class Model>
+class ChatSession {
+ public:
+  explicit ChatSession(Pipeline<Model>& pipe, std::string system_prompt = {}) : pipe_(pipe), system_(std::move(system_prompt)) {
+    reset();
+  }
+  Response say(const std::string& user_text, const GenerationConfig& cfg = {}, const StreamCallback& on_text = {}) {
+    messages_.push_back({"user", user_text});
+    Response r = pipe_.chat(messages_, cfg, on_text);
+    messages_.push_back({"assistant", r.text});
+    return r;
+  }
+  void reset() {
+    messages_.clear();
+    if (!system_.empty()) messages_.push_back({"system", system_});
+  }
+  const std::vector<ChatMessage>& messages() const { return messages_; }
+
+ private:
+  Pipeline<Model>& pipe_;
+  std::string system_;
+  std::vector<ChatMessage> messages_;
+};
+
+}  // namespace turbine

@@ -1,0 +1,317 @@
+#pragma once
+// GGML tensor types: the mapping from GGUF type ids to turbine::StorageType, and row dequantizers
+// that reproduce ggml's block layouts bit for bit (ggml-common.h / ggml-quants.c).
+//
+// dequantize_row is on the CPU decode hot path (one 576..1536-element row per call), so the
+// loops for the common formats (F16, Q8_0, Q4_0, Q4_1) are written to auto-vectorize under
+// g++ -O3 -march=native: fixed trip counts, no branches, no aliasing, memcpy for unaligned fp16.
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
+#include "../core/error.hpp"
+#include "../core/storage_type.hpp"
+#include "../core/tensor.hpp"
+
+namespace turbine::io {
+
+/// The turbine storage type for a GGML type id, or nullopt if turbine cannot read that type.
+inline std::optional<StorageType> storage_type_from_ggml(uint32_t ggml_type_id) {
+  switch (ggml_type_id) {
+    case 0: return StorageType::F32;
+    case 1: return StorageType::F16;
+    case 2: return StorageType::Q4_0;
+    case 3: return StorageType::Q4_1;
+    case 6: return StorageType::Q5_0;
+    case 7: return StorageType::Q5_1;
+    case 8: return StorageType::Q8_0;
+    case 12: return StorageType::Q4_K;
+    case 13: return StorageType::Q5_K;
+    case 14: return StorageType::Q6_K;
+    case 30: return StorageType::BF16;
+    default: return std::nullopt;
+  }
+}
+
+/// The GGML type id of a storage type (inverse of storage_type_from_ggml), for writers.
+constexpr uint32_t ggml_type_id(StorageType t) {
+  switch (t) {
+    case StorageType::F32: return 0;
+    case StorageType::F16: return 1;
+    case StorageType::Q4_0: return 2;
+    case StorageType::Q4_1: return 3;
+    case StorageType::Q5_0: return 6;
+    case StorageType::Q5_1: return 7;
+    case StorageType::Q8_0: return 8;
+    case StorageType::Q4_K: return 12;
+    case StorageType::Q5_K: return 13;
+    case StorageType::Q6_K: return 14;
+    case StorageType::BF16: return 30;
+  }
+  return 0;
+}
+
+/// GGML's name for a type id, supported or not ("Q2_K", "IQ2_XS", ...), else "type N", so that
+/// error messages can say which unsupported type a file uses. The pointer is valid forever.
+inline const char* ggml_type_name(uint32_t id) {
+  static constexpr std::array<const char*, 42> kNames = {
+      "F32",     "F16",    "Q4_0",    "Q4_1",     "Q4_2",     "Q4_3",    "Q5_0",   "Q5_1",
+      "Q8_0",    "Q8_1",   "Q2_K",    "Q3_K",     "Q4_K",     "Q5_K",    "Q6_K",   "Q8_K",
+      "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S",    "IQ4_NL",   "IQ3_S",   "IQ2_S",  "IQ4_XS",
+      "I8",      "I16",    "I32",     "I64",      "F64",      "IQ1_M",   "BF16",   "Q4_0_4_4",
+      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",   "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8",
+      "MXFP4",   "NVFP4",  "Q1_0"};
+  if (id < kNames.size()) return kNames[id];
+  // Unknown ids: "type N" strings made once, so the returned pointer never dangles.
+  static constexpr uint32_t kFormatted = 256;
+  static const auto kUnknown = [] {
+    std::array<std::array<char, 16>, kFormatted> names{};
+    for (uint32_t i = 0; i < kFormatted; ++i) std::snprintf(names[i].data(), 16, "type %u", i);
+    return names;
+  }();
+  return id < kFormatted ? kUnknown[id].data() : "type >= 256";
+}
+
+namespace detail {
+
+/// fp16 -> fp32 without branches, so loops over fp16 data vectorize (turbine::fp16_to_f32
+/// normalizes subnormals in a loop). Exact for every input, subnormals, inf and NaN included:
+/// normal numbers are rebased by an exponent offset and a power-of-two multiply; subnormals are
+/// placed in the mantissa of 0.5f and 0.5f is subtracted back out.
+inline float half_to_float(uint16_t h) {
+  const uint32_t w = uint32_t{h} << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;  // exponent and mantissa, sign shifted out
+  const float normal = std::bit_cast<float>((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float subnormal = std::bit_cast<float>((two_w >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t magnitude =
+      two_w < (1u << 27) ? std::bit_cast<uint32_t>(subnormal) : std::bit_cast<uint32_t>(normal);
+  return std::bit_cast<float>(sign | magnitude);
+}
+
+inline uint16_t load_u16(const uint8_t* p) {  // GGUF is little-endian; blocks are unaligned
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float load_half(const uint8_t* p) { return half_to_float(load_u16(p)); }
+
+inline void rows_f32(const uint8_t* src, float* __restrict dst, int64_t n) {
+  std::memcpy(dst, src, size_t(n) * 4);
+}
+
+inline void rows_f16(const uint8_t* __restrict src, float* __restrict dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(load_u16(src + 2 * i));
+}
+
+inline void rows_bf16(const uint8_t* __restrict src, float* __restrict dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(uint32_t{load_u16(src + 2 * i)} << 16);
+}
+
+// Q8_0 block (34 bytes): fp16 d, int8 q[32]; x = d * q.
+inline void rows_q8_0(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 34, dst += 32) {
+    const float d = load_half(src);
+    const int8_t* q = reinterpret_cast<const int8_t*>(src + 2);
+    for (int j = 0; j < 32; ++j) dst[j] = d * float(q[j]);
+  }
+}
+
+// Q4_0 block (18 bytes): fp16 d, 16 bytes of nibbles; byte j holds weight j (low nibble) and
+// weight j + 16 (high nibble); x = d * (q - 8).
+// Why the local copies and separate loops: written as one loop over j with two stores, g++
+// vectorizes the loop over blocks instead (strided, 2x slower); this form becomes a few wide
+// zero-extend/convert/fma instructions per block.
+inline void rows_q4_0(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 18, dst += 32) {
+    uint8_t q[16];
+    std::memcpy(q, src + 2, 16);
+    const float d = load_half(src);
+    float lo[16], hi[16];
+    for (int j = 0; j < 16; ++j) lo[j] = float(int(q[j] & 0x0F) - 8);
+    for (int j = 0; j < 16; ++j) hi[j] = float(int(q[j] >> 4) - 8);
+    for (int j = 0; j < 16; ++j) dst[j] = lo[j] * d;
+    for (int j = 0; j < 16; ++j) dst[j + 16] = hi[j] * d;
+  }
+}
+
+// Q4_1 block (20 bytes): fp16 d, fp16 m, nibbles as Q4_0; x = d * q + m.
+inline void rows_q4_1(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 20, dst += 32) {
+    uint8_t q[16];
+    std::memcpy(q, src + 4, 16);
+    const float d = load_half(src), m = load_half(src + 2);
+    float lo[16], hi[16];
+    for (int j = 0; j < 16; ++j) lo[j] = float(q[j] & 0x0F);
+    for (int j = 0; j < 16; ++j) hi[j] = float(q[j] >> 4);
+    for (int j = 0; j < 16; ++j) dst[j] = lo[j] * d + m;
+    for (int j = 0; j < 16; ++j) dst[j + 16] = hi[j] * d + m;
+  }
+}
+
+// Q5_0 block (22 bytes): fp16 d, uint32 qh (bit j = 5th bit of weight j), nibbles as Q4_0;
+// x = d * (q - 16).
+inline void rows_q5_0(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 22, dst += 32) {
+    const float d = load_half(src);
+    const uint32_t qh = load_u32(src + 2);
+    const uint8_t* q = src + 6;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = int(q[j] & 0x0F) | int((qh >> j) & 1u) << 4;
+      const int hi = int(q[j] >> 4) | int((qh >> (j + 16)) & 1u) << 4;
+      dst[j] = d * float(lo - 16);
+      dst[j + 16] = d * float(hi - 16);
+    }
+  }
+}
+
+// Q5_1 block (24 bytes): fp16 d, fp16 m, uint32 qh, nibbles; x = d * q + m.
+inline void rows_q5_1(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 24, dst += 32) {
+    const float d = load_half(src), m = load_half(src + 2);
+    const uint32_t qh = load_u32(src + 4);
+    const uint8_t* q = src + 8;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = int(q[j] & 0x0F) | int((qh >> j) & 1u) << 4;
+      const int hi = int(q[j] >> 4) | int((qh >> (j + 16)) & 1u) << 4;
+      dst[j] = float(lo) * d + m;
+      dst[j + 16] = float(hi) * d + m;
+    }
+  }
+}
+
+// Q4_K and Q5_K keep 8 six-bit scales and 8 six-bit mins (one per 32 weights) in 12 bytes:
+//   bytes 0..3: scale j (low 6 bits), top 2 bits = bits 4..5 of scale j+4
+//   bytes 4..7: min j   (low 6 bits), top 2 bits = bits 4..5 of min j+4
+//   bytes 8..11: low nibble = bits 0..3 of scale j+4, high nibble = bits 0..3 of min j+4
+inline void unpack_k_scales(const uint8_t* p, uint8_t* scale, uint8_t* min) {
+  for (int j = 0; j < 4; ++j) {
+    scale[j] = p[j] & 63;
+    min[j] = p[j + 4] & 63;
+    scale[j + 4] = uint8_t((p[j + 8] & 0x0F) | ((p[j] >> 6) << 4));
+    min[j + 4] = uint8_t((p[j + 8] >> 4) | ((p[j + 4] >> 6) << 4));
+  }
+}
+
+// Q4_K super-block (144 bytes, 256 weights): fp16 d, fp16 dmin, 12 bytes scales, 128 bytes qs.
+// Each 32-byte chunk c of qs holds weights 64c..64c+31 (low nibbles, sub-block 2c) and
+// 64c+32..64c+63 (high nibbles, sub-block 2c+1); x = d*scale[s]*q - dmin*min[s].
+inline void rows_q4_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 144, dst += 256) {
+    const float d = load_half(src), dmin = load_half(src + 2);
+    uint8_t scale[8], min[8];
+    unpack_k_scales(src + 4, scale, min);
+    const uint8_t* qs = src + 16;
+    for (int c = 0; c < 4; ++c) {
+      const float d0 = d * scale[2 * c], m0 = dmin * min[2 * c];
+      const float d1 = d * scale[2 * c + 1], m1 = dmin * min[2 * c + 1];
+      const uint8_t* q = qs + 32 * c;
+      float* y = dst + 64 * c;
+      for (int l = 0; l < 32; ++l) {
+        y[l] = d0 * float(q[l] & 0x0F) - m0;
+        y[l + 32] = d1 * float(q[l] >> 4) - m1;
+      }
+    }
+  }
+}
+
+// Q5_K super-block (176 bytes): fp16 d, fp16 dmin, 12 bytes scales, 32 bytes qh, 128 bytes qs.
+// Low 4 bits as Q4_K; the 5th bit of weight 64c+l is bit 2c of qh[l], of weight 64c+32+l bit 2c+1.
+inline void rows_q5_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 176, dst += 256) {
+    const float d = load_half(src), dmin = load_half(src + 2);
+    uint8_t scale[8], min[8];
+    unpack_k_scales(src + 4, scale, min);
+    const uint8_t* qh = src + 16;
+    const uint8_t* qs = src + 48;
+    for (int c = 0; c < 4; ++c) {
+      const float d0 = d * scale[2 * c], m0 = dmin * min[2 * c];
+      const float d1 = d * scale[2 * c + 1], m1 = dmin * min[2 * c + 1];
+      const uint8_t* q = qs + 32 * c;
+      float* y = dst + 64 * c;
+      for (int l = 0; l < 32; ++l) {
+        const int lo = int(q[l] & 0x0F) | int((qh[l] >> (2 * c)) & 1) << 4;
+        const int hi = int(q[l] >> 4) | int((qh[l] >> (2 * c + 1)) & 1) << 4;
+        y[l] = d0 * float(lo) - m0;
+        y[l + 32] = d1 * float(hi) - m1;
+      }
+    }
+  }
+}
+
+// Q6_K super-block (210 bytes): ql[128] low nibbles, qh[64] high 2-bit pairs, int8 scales[16]
+// (one per 16 weights), fp16 d last. Per 128-weight half h (ql += 64h, qh += 32h), for l < 32:
+//   weight l      = ql[l] low  | (qh[l] bits 0..1) << 4     weight l + 64 = ql[l] high    | bits 4..5
+//   weight l + 32 = ql[l+32] low | (qh[l] bits 2..3) << 4   weight l + 96 = ql[l+32] high | bits 6..7
+// x = d * scale[weight / 16] * (q - 32).
+inline void rows_q6_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 210, dst += 256) {
+    const int8_t* scales = reinterpret_cast<const int8_t*>(src + 192);
+    const float d = load_half(src + 208);
+    // Unpack the 6-bit values first, then scale 16 at a time: 3.5x faster than scaling inside
+    // the unpack loop, where the scale index varies with l and blocks vectorization.
+    int8_t q[256];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = src + 64 * h;
+      const uint8_t* qh = src + 128 + 32 * h;
+      int8_t* y = q + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        y[l] = int8_t((int(ql[l] & 0x0F) | int((qh[l] >> 0) & 3) << 4) - 32);
+        y[l + 32] = int8_t((int(ql[l + 32] & 0x0F) | int((qh[l] >> 2) & 3) << 4) - 32);
+        y[l + 64] = int8_t((int(ql[l] >> 4) | int((qh[l] >> 4) & 3) << 4) - 32);
+        y[l + 96] = int8_t((int(ql[l + 32] >> 4) | int((qh[l] >> 6) & 3) << 4) - 32);
+      }
+    }
+    for (int g = 0; g < 16; ++g) {
+      const float s = d * float(scales[g]);
+      for (int l = 0; l < 16; ++l) dst[16 * g + l] = s * float(q[16 * g + l]);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Dequantizes `n` consecutive elements (a whole number of blocks) stored as `t` at `src` into
+/// `dst`. `src` needs no alignment; `dst` must not overlap it.
+inline void dequantize_row(StorageType t, const std::byte* src, float* dst, int64_t n) {
+  const auto info = storage_info(t);
+  check(n >= 0 && n % info.block_elems == 0, "dequantize_row: ", n, " elements is not a multiple of the ",
+        info.name, " block size ", info.block_elems);
+  const auto* s = reinterpret_cast<const uint8_t*>(src);
+  const int64_t nb = n / info.block_elems;
+  switch (t) {
+    case StorageType::F32: return detail::rows_f32(s, dst, n);
+    case StorageType::F16: return detail::rows_f16(s, dst, n);
+    case StorageType::BF16: return detail::rows_bf16(s, dst, n);
+    case StorageType::Q8_0: return detail::rows_q8_0(s, dst, nb);
+    case StorageType::Q4_0: return detail::rows_q4_0(s, dst, nb);
+    case StorageType::Q4_1: return detail::rows_q4_1(s, dst, nb);
+    case StorageType::Q5_0: return detail::rows_q5_0(s, dst, nb);
+    case StorageType::Q5_1: return detail::rows_q5_1(s, dst, nb);
+    case StorageType::Q4_K: return detail::rows_q4_k(s, dst, nb);
+    case StorageType::Q5_K: return detail::rows_q5_k(s, dst, nb);
+    case StorageType::Q6_K: return detail::rows_q6_k(s, dst, nb);
+  }
+  fail("dequantize_row: unknown storage type ", int(t));
+}
+
+/// Dequantizes row `row` (of `t.rows()`, each `t.cols()` elements) of a file tensor into `dst`.
+inline void dequantize_row(const RawTensor& t, int64_t row, float* dst) {
+  check(row >= 0 && row < t.rows(), t.file, ": tensor '", t.name, "': row ", row, " out of range [0, ",
+        t.rows(), ")");
+  const size_t stride = row_bytes(t.type, t.cols());
+  check(size_t(row + 1) * stride <= t.nbytes, t.file, ": tensor '", t.name, "': row ", row,
+        " lies past its data");
+  dequantize_row(t.type, t.data + size_t(row) * stride, dst, t.cols());
+}
+
+}  // namespace turbine::io
