@@ -1,6 +1,7 @@
 #pragma once
 // Streams text while watching for stop strings: text that could be the start of a stop string is
 // held back until it is known not to be one, so a stop string never reaches the user.
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,14 +17,13 @@ class StopChecker {
   std::string push(std::string_view text) {
     if (stopped_) return {};
     pending_ += text;
-    for (const auto& s : stops_) {
-      const size_t at = pending_.find(s);
-      if (at != std::string::npos) {
-        stopped_ = true;
-        std::string out = pending_.substr(0, at);
-        pending_.clear();
-        return out;
-      }
+    size_t at = std::string::npos;  // the earliest stop string wins
+    for (const auto& s : stops_) at = std::min(at, pending_.find(s));
+    if (at != std::string::npos) {
+      stopped_ = true;
+      std::string out = pending_.substr(0, at);
+      pending_.clear();
+      return out;
     }
     // Keep the longest tail that is a proper prefix of some stop string.
     size_t hold = 0;

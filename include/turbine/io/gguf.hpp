@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -268,7 +269,7 @@ class GgufFile {
   };
 
   static std::string value_context(std::string_view key) {
-    return detail::concat("metadata key '", detail::printable(key), "'");
+    return turbine::detail::concat("metadata key '", detail::printable(key), "'");
   }
 
   void parse(const std::byte* data, size_t size) {
@@ -297,8 +298,8 @@ class GgufFile {
 
     keys_.reserve(size_t(n_kv));
     for (uint64_t i = 0; i < n_kv; ++i) {
-      std::string key = c.read_string(detail::concat("the key of metadata entry ", i));
-      const auto type = c.read<uint32_t>(detail::concat("the type of ", value_context(key)));
+      std::string key = c.read_string(turbine::detail::concat("the key of metadata entry ", i));
+      const auto type = c.read<uint32_t>(turbine::detail::concat("the type of ", value_context(key)));
       GgufValue value = parse_value(c, type, key, 0);
       if (kv_.count(key)) fail(path_, ": duplicate ", value_context(key));
       keys_.push_back(key);
@@ -320,20 +321,20 @@ class GgufFile {
     tensors_.reserve(size_t(n_tensors));
     for (uint64_t i = 0; i < n_tensors; ++i) {
       RawTensor t;
-      t.name = c.read_string(detail::concat("the name of tensor ", i));
-      const std::string ctx = detail::concat("tensor '", detail::printable(t.name), "'");
-      const auto n_dims = c.read<uint32_t>(detail::concat("the dimension count of ", ctx));
+      t.name = c.read_string(turbine::detail::concat("the name of tensor ", i));
+      const std::string ctx = turbine::detail::concat("tensor '", detail::printable(t.name), "'");
+      const auto n_dims = c.read<uint32_t>(turbine::detail::concat("the dimension count of ", ctx));
       if (n_dims > uint32_t(kMaxDims))
         fail(path_, ": ", ctx, " has ", n_dims, " dimensions (at most ", kMaxDims, " are allowed)");
       t.shape.resize(n_dims);
       for (uint32_t d = 0; d < n_dims; ++d) {
-        const auto ne = c.read<uint64_t>(detail::concat("dimension ", d, " of ", ctx));
+        const auto ne = c.read<uint64_t>(turbine::detail::concat("dimension ", d, " of ", ctx));
         if (ne == 0 || ne > uint64_t(INT64_MAX))
           fail(path_, ": ", ctx, " has invalid dimension ", d, " = ", ne, " (must be positive)");
         t.shape[n_dims - 1 - d] = int64_t(ne);  // GGUF lists the innermost dimension first
       }
-      const auto ggml_type = c.read<uint32_t>(detail::concat("the type of ", ctx));
-      const auto offset = c.read<uint64_t>(detail::concat("the data offset of ", ctx));
+      const auto ggml_type = c.read<uint32_t>(turbine::detail::concat("the type of ", ctx));
+      const auto offset = c.read<uint64_t>(turbine::detail::concat("the data offset of ", ctx));
       if (tensor_index_.count(t.name)) fail(path_, ": duplicate ", ctx);
       tensor_index_.emplace(t.name, tensors_.size());
       t.file = path_;
@@ -347,7 +348,7 @@ class GgufFile {
 
   // Checks type, shape and data range of a tensor and points it into the data section.
   void locate(RawTensor& t, uint32_t ggml_type, uint64_t offset, const std::byte* data, size_t size) const {
-    const std::string ctx = detail::concat("tensor '", detail::printable(t.name), "'");
+    const std::string ctx = turbine::detail::concat("tensor '", detail::printable(t.name), "'");
     const auto type = storage_type_from_ggml(ggml_type);
     if (!type)
       fail(path_, ": ", ctx, " has type ", ggml_type_name(ggml_type), " (ggml type ", ggml_type,
@@ -368,10 +369,24 @@ class GgufFile {
       fail(path_, ": ", ctx, " has data offset ", offset, ", not a multiple of the alignment ", alignment_);
     const uint64_t avail = data_offset_ <= size ? size - data_offset_ : 0;
     if (offset > avail || nbytes > avail - offset)
-      fail(path_, ": ", ctx, " data [", offset, ", ", offset + nbytes, ") of the data section at ", data_offset_,
-           " lies past the end of the file (", size, " bytes; the file may be truncated)");
+      fail(path_, ": ", ctx, " data (", nbytes, " bytes at offset ", offset, " of the data section at ", data_offset_,
+           ") lies past the end of the file (", size, " bytes; is it truncated?)");
     t.data = data + data_offset_ + offset;
     t.nbytes = size_t(nbytes);
+  }
+
+  // n elements of file type T widened to U; the caller has checked that n * sizeof(T) bytes are left.
+  template <typename T, typename U>
+  static std::vector<U> read_scalars(Cursor& c, uint64_t n) {
+    c.need(size_t(n) * sizeof(T), "an array");
+    std::vector<U> v(static_cast<size_t>(n));
+    for (size_t i = 0; i < v.size(); ++i) {
+      T x;
+      std::memcpy(&x, c.data + c.pos + i * sizeof(T), sizeof(T));
+      v[i] = static_cast<U>(x);
+    }
+    c.pos += size_t(n) * sizeof(T);
+    return v;
   }
 
   GgufValue parse_value(Cursor& c, uint32_t type_id, const std::string& key, int depth) {
@@ -424,13 +439,26 @@ class GgufFile {
       v.reserve(size_t(n));
       for (uint64_t i = 0; i < n; ++i) v.push_back(parse_array(c, key, depth + 1));
       out.payload = std::move(v);
-    } else if (gguf_is_float(elem)) {
-      std::vector<double> v(size_t(n));
-      for (auto& x : v) x = std::get<double>(parse_value(c, elem_id, key, depth).payload);
-      out.payload = std::move(v);
-    } else {  // integers and bools
-      std::vector<int64_t> v(size_t(n));
-      for (auto& x : v) x = std::get<int64_t>(parse_value(c, elem_id, key, depth).payload);
+    } else if (elem == GgufType::Float32) {
+      out.payload = read_scalars<float, double>(c, n);
+    } else if (elem == GgufType::Float64) {
+      out.payload = read_scalars<double, double>(c, n);
+    } else {
+      std::vector<int64_t> v;
+      switch (elem) {
+        case GgufType::Uint8: v = read_scalars<uint8_t, int64_t>(c, n); break;
+        case GgufType::Int8: v = read_scalars<int8_t, int64_t>(c, n); break;
+        case GgufType::Uint16: v = read_scalars<uint16_t, int64_t>(c, n); break;
+        case GgufType::Int16: v = read_scalars<int16_t, int64_t>(c, n); break;
+        case GgufType::Uint32: v = read_scalars<uint32_t, int64_t>(c, n); break;
+        case GgufType::Int32: v = read_scalars<int32_t, int64_t>(c, n); break;
+        case GgufType::Uint64: v = read_scalars<uint64_t, int64_t>(c, n); break;  // bit pattern kept
+        case GgufType::Int64: v = read_scalars<int64_t, int64_t>(c, n); break;
+        default:  // Bool
+          v = read_scalars<uint8_t, int64_t>(c, n);
+          if (std::any_of(v.begin(), v.end(), [](int64_t b) { return b > 1; }))
+            fail(path_, ": ", what, " is an array of bool with a value other than 0 or 1");
+      }
       out.payload = std::move(v);
     }
     return out;

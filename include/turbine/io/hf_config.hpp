@@ -2,6 +2,7 @@
 // Hugging Face config.json -> ModelConfig, for the architectures turbine runs. Every field is
 // type- and range-checked: a wrong config must fail here with the field's name, not later as a
 // shape mismatch or a silently wrong answer.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -66,29 +67,32 @@ class JsonFields {
   }
 
   // Sizes are capped at 2^31 - 1 so that products of two of them fit in int64.
-  int64_t positive_int(std::string_view key) const {
+  int64_t integer(std::string_view key, int64_t min, std::string_view what) const {
     const auto& v = require(key);
-    if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0))
-      bad(key, "must be a positive integer");
-    if (v.is_number_unsigned() ? v.get<uint64_t>() > kMaxSize : v.get<int64_t>() > int64_t(kMaxSize))
+    if (!v.is_number_integer()) bad(key, what);
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > kMaxInt : v.get<int64_t>() > int64_t(kMaxInt))
       bad(key, "is too large (more than 2147483647)");
+    if (v.get<int64_t>() < min) bad(key, what);
     return v.get<int64_t>();
   }
+  int64_t positive_int(std::string_view key) const { return integer(key, 1, "must be a positive integer"); }
   int64_t positive_int(std::string_view key, int64_t fallback) const {
     return has(key) ? positive_int(key) : fallback;
   }
-  /// A token id: a non-negative integer, or for a list the first one; -1 when absent or empty.
+  int64_t non_negative_int(std::string_view key, int64_t fallback) const {
+    return has(key) ? integer(key, 0, "must be a non-negative integer") : fallback;
+  }
+  /// A token id, or for a list (eos may be one) its first element; -1 when absent or empty.
   int64_t token_id(std::string_view key) const {
     const nlohmann::json* v = get(key);
     if (!v) return -1;
-    if (v->is_array()) {
-      if (v->empty()) return -1;
-      v = &v->front();
-    }
-    if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() && v->get<int64_t>() < 0) ||
-        (v->is_number_unsigned() && v->get<uint64_t>() > kMaxSize))
-      bad(key, "must be a non-negative token id or a list of them");
-    return v->get<int64_t>();
+    if (v->is_array() && v->empty()) return -1;
+    const nlohmann::json& id = v->is_array() ? v->front() : *v;
+    const bool ok = id.is_number_unsigned() ? id.get<uint64_t>() <= kMaxInt
+                                            : id.is_number_integer() && id.get<int64_t>() >= 0 &&
+                                                  id.get<int64_t>() <= int64_t(kMaxInt);
+    if (!ok) bad(key, "must be a token id or a list of them");
+    return id.get<int64_t>();
   }
   /// A finite number > 0 that stays > 0 as a float.
   float positive_float(std::string_view key) const {
@@ -111,11 +115,16 @@ class JsonFields {
     return get(key)->get<std::string>();
   }
 
-  std::string name(std::string_view key) const { return prefix_ + std::string(key); }
+  /// The dotted field name for errors ("rope_scaling.factor"); the object itself for "".
+  std::string name(std::string_view key) const {
+    if (key.empty() && !prefix_.empty()) return prefix_.substr(0, prefix_.size() - 1);
+    return prefix_ + std::string(key);
+  }
+  const nlohmann::json& object() const { return obj_; }
   const std::string& file() const { return file_; }
 
  private:
-  static constexpr uint64_t kMaxSize = 2147483647;
+  static constexpr uint64_t kMaxInt = 2147483647;
   const nlohmann::json& obj_;
   const std::string& file_;
   std::string prefix_;
@@ -125,7 +134,13 @@ inline RopeScaling parse_rope_scaling(const JsonFields& f) {
   RopeScaling r;
   // transformers 4 writes "type" (older) or "rope_type"; transformers 5 always "rope_type".
   const char* type_key = f.has("rope_type") ? "rope_type" : f.has("type") ? "type" : nullptr;
-  if (!type_key) return r;
+  if (!type_key) {
+    // A factor without a type would be dropped silently; only a bare rope_theta may stand alone.
+    for (const auto& [key, value] : f.object().items())
+      if (key != "rope_theta" && !value.is_null())
+        fail(f.file(), ": field '", f.name(""), "' has no 'rope_type' (or 'type')");
+    return r;
+  }
   const std::string type = f.string(type_key);
   if (type == "default") return r;
   if (type == "linear" || type == "dynamic") {
@@ -173,13 +188,13 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
     c.head_dim = f.positive_int("head_dim");
   } else {
     if (c.hidden_size % c.num_heads != 0)
-      f.bad("num_attention_heads", ("must divide hidden_size " + std::to_string(c.hidden_size)).c_str());
+      f.bad("num_attention_heads", "must divide hidden_size " + std::to_string(c.hidden_size));
     c.head_dim = c.hidden_size / c.num_heads;
   }
   if (c.head_dim % 2 != 0) f.bad(f.has("head_dim") ? "head_dim" : "num_attention_heads",
                                  "gives an odd head_dim; rotary embeddings need an even one");
   if (c.num_heads % c.num_kv_heads != 0)
-    f.bad("num_key_value_heads", ("must divide num_attention_heads " + std::to_string(c.num_heads)).c_str());
+    f.bad("num_key_value_heads", "must divide num_attention_heads " + std::to_string(c.num_heads));
 
   // transformers' per-architecture defaults, for configs that leave them out.
   const int64_t default_max_pos = c.arch == Architecture::Mistral ? 131072
@@ -211,13 +226,22 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
     case Architecture::Qwen2:
       c.attention_bias = true;  // Qwen2 always has q/k/v biases
       if (f.boolean("use_sliding_window", false)) {
-        // transformers applies the window only to layers >= max_window_layers; turbine has one
-        // window for all layers, so a mix is refused rather than run wrongly.
+        // transformers gives the window only to some layers (layer_types, or layers >=
+        // max_window_layers); turbine has one window for all layers, so a mix is refused.
         const int64_t window = f.positive_int("sliding_window");
-        const int64_t first = f.has("max_window_layers") ? f.positive_int("max_window_layers") : 28;
-        if (first == 0) c.sliding_window = window;  // positive_int refuses 0; kept for clarity
-        else if (first < c.num_layers)
-          f.bad("max_window_layers", "gives a sliding window to some layers only, which is not supported");
+        int64_t sliding = 0;
+        if (f.has("layer_types")) {
+          const auto& types = f.require("layer_types");
+          if (!types.is_array()) f.bad("layer_types", "must be a list");
+          for (const auto& t : types) {
+            if (!t.is_string()) f.bad("layer_types", "must be a list of strings");
+            sliding += t.get<std::string>() == "sliding_attention";
+          }
+        } else {
+          sliding = std::max<int64_t>(0, c.num_layers - f.non_negative_int("max_window_layers", 28));
+        }
+        if (sliding == c.num_layers) c.sliding_window = window;
+        else if (sliding != 0) f.bad("use_sliding_window", "applies to some layers only, which is not supported");
       }
       break;
     case Architecture::InternLM2:

@@ -82,7 +82,10 @@ inline TokenizerData gguf_tokenizer_data(const io::GgufFile& f) {
   else if (model == "llama") d.kind = TokenizerData::SentencePieceBpe;
   else fail(f.path(), ": tokenizer.ggml.model '", model, "' is not supported (supported: gpt2, llama)");
   d.tokens = f.get_string_array("tokenizer.ggml.tokens");
-  if (f.find("tokenizer.ggml.scores")) d.scores = f.get_float_array("tokenizer.ggml.scores");
+  if (f.find("tokenizer.ggml.scores")) {
+    const auto& scores = f.get_float_array("tokenizer.ggml.scores");
+    d.scores.assign(scores.begin(), scores.end());
+  }
   if (f.find("tokenizer.ggml.token_type")) {
     for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) d.token_types.push_back(static_cast<int32_t>(t));
   }

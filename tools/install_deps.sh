@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages turbine builds with (compiler, CMake, Eigen, doctest, Google Benchmark,
+# nlohmann-json, cpp-httplib, CLI11). Skips apt when everything is already there.
+set -euo pipefail
+pkgs=(g++ cmake make python3-pip libeigen3-dev doctest-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "build dependencies already installed"
+  exit 0
+fi
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+echo "installing: ${missing[*]}"
+$sudo_cmd apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
