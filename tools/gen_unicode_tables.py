@@ -46,13 +46,13 @@ def main() -> None:
         "// class 0 other, 1 letter \\p{L}, 2 number \\p{N}, 3 whitespace \\s. A run ends where the next begins.",
         "#include <cstdint>",
         "",
-        "namespace turbine::tokenizer::detail {",
+        "namespace turbine::unicode::detail {",
         "",
         f"inline constexpr uint32_t kUnicodeRuns[{len(runs)}] = {{",
     ]
     for i in range(0, len(runs), 8):
         lines.append("    " + " ".join(f"0x{r:07x}u," for r in runs[i:i + 8]))
-    lines += ["};", "", "}  // namespace turbine::tokenizer::detail", ""]
+    lines += ["};", "", "}  // namespace turbine::unicode::detail", ""]
     out.write_text("\n".join(lines))
     print(f"wrote {out}: {len(runs)} runs")
 

@@ -43,8 +43,13 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // one line, like every other turbine error
+    std::fprintf(stderr, "turbine: error: %s (see turbine --help)\n", e.what());
+    return e.get_exit_code() ? e.get_exit_code() : 2;
   }
   try {
     apply_runtime_options(o);

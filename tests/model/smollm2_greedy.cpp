@@ -22,7 +22,7 @@ TEST_CASE("SmolLM2 greedy continuations equal transformers'") {
   cfg.ignore_eos = true;
   REQUIRE(golden["cases"].size() >= 6);
   for (const auto& c : golden["cases"]) {
-    CAPTURE(c["rendered"].get<std::string>());
+    CAPTURE(c["prompt_text"].get<std::string>());
     const auto prompt_ids = c["prompt_ids"].get<std::vector<int32_t>>();
     std::vector<ChatMessage> msgs;
     for (const auto& m : c["messages"]) msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});

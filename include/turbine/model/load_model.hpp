@@ -137,8 +137,10 @@ inline LoadedModel load_huggingface(const std::string& dir) {
   m.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_tokenizer_json(tj.string()));
   const auto tc = io::load_hf_tokenizer_config(dir);
   m.chat_template_source = tc.chat_template.value_or("");
-  for (int64_t id : tc.eos_token_ids) m.eos_ids.push_back(static_cast<int32_t>(id));
   if (m.config.eos_token_id >= 0) m.eos_ids.push_back(static_cast<int32_t>(m.config.eos_token_id));
+  if (tc.eos_token && m.tokenizer->token_id(*tc.eos_token) >= 0) m.eos_ids.push_back(m.tokenizer->token_id(*tc.eos_token));
+  if (const auto gc = io::load_hf_generation_config(dir); gc.eos_token_ids)
+    for (int64_t id : *gc.eos_token_ids) m.eos_ids.push_back(static_cast<int32_t>(id));
   return m;
 }
 

@@ -4,7 +4,7 @@
 // class 0 other, 1 letter \p{L}, 2 number \p{N}, 3 whitespace \s. A run ends where the next begins.
 #include <cstdint>
 
-namespace turbine::tokenizer::detail {
+namespace turbine::unicode::detail {
 
 inline constexpr uint32_t kUnicodeRuns[1534] = {
     0x0000000u, 0x0000027u, 0x0000038u, 0x0000083u, 0x0000084u, 0x00000c2u, 0x00000e8u, 0x0000105u,
@@ -201,4 +201,4 @@ inline constexpr uint32_t kUnicodeRuns[1534] = {
     0x00b3ac1u, 0x00baf84u, 0x00be001u, 0x00be878u, 0x00c0001u, 0x00c4d2cu,
 };
 
-}  // namespace turbine::tokenizer::detail
+}  // namespace turbine::unicode::detail

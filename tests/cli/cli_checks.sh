@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The turbine CLI with bad input: each case must exit non-zero with one line on stderr that names
+# the problem, and never crash (no signal exit codes). Then the happy paths: --help everywhere,
+# info, and generate answering the capital question.
+#   cli_checks.sh TURBINE_BINARY MODEL_GGUF_OR_EMPTY
+set -u
+bin="$1"
+model="${2:-}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passed=0
+
+expect_error() {  # name, expected substring, command...
+  local name="$1" want="$2"
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local lines
+  lines=$(grep -c . "$tmp/err")
+  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
+    echo "FAIL $name: exit code $rc"; failures=$((failures + 1)); return
+  fi
+  if ! grep -qF -- "$want" "$tmp/err"; then
+    echo "FAIL $name: stderr lacks '$want':"; cat "$tmp/err"; failures=$((failures + 1)); return
+  fi
+  if [ "$lines" -ne 1 ]; then
+    echo "FAIL $name: expected one line on stderr, got $lines:"; cat "$tmp/err"; failures=$((failures + 1)); return
+  fi
+  passed=$((passed + 1))
+}
+
+expect_ok() {  # name, expected substring in stdout, command...
+  local name="$1" want="$2"
+  shift 2
+  if ! "$@" >"$tmp/out" 2>"$tmp/err"; then
+    echo "FAIL $name: non-zero exit"; cat "$tmp/err"; failures=$((failures + 1)); return
+  fi
+  if ! grep -qiF -- "$want" "$tmp/out"; then
+    echo "FAIL $name: stdout lacks '$want':"; head -c 2000 "$tmp/out"; failures=$((failures + 1)); return
+  fi
+  passed=$((passed + 1))
+}
+
+for sub in "" chat generate info bench; do
+  expect_ok "help $sub" "Usage" "$bin" $sub --help
+done
+
+expect_error "missing file" "no such file" "$bin" info "$tmp/nope.gguf"
+printf 'NOTAGGUF-----------------------------' >"$tmp/magic.gguf"
+expect_error "wrong magic" "magic.gguf" "$bin" info "$tmp/magic.gguf"
+: >"$tmp/empty.gguf"
+expect_error "empty file" "empty.gguf" "$bin" info "$tmp/empty.gguf"
+mkdir -p "$tmp/emptydir"
+expect_error "directory without config" "config.json" "$bin" info "$tmp/emptydir"
+expect_error "bad flag value" "temperature" "$bin" generate --temperature -3 -p hi "$tmp/nope.gguf"
+expect_error "unknown device" "device" "$bin" chat --device tpu
+
+if [ -n "$model" ]; then
+  size=$(stat -c %s "$model")
+  for cut in 3 20 1000 100000 1000000 $((size / 2)) $((size - 1)); do
+    head -c "$cut" "$model" >"$tmp/cut.gguf"
+    expect_error "truncated at $cut" "cut.gguf" "$bin" info "$tmp/cut.gguf"
+  done
+  expect_ok "info" "llama" "$bin" info "$model"
+  expect_ok "capital of France" "Paris" "$bin" generate "$model" -n 24 -p "What is the capital of France?"
+  expect_ok "generate --json" '"finish_reason"' "$bin" generate "$model" --json -n 4 -p "hi" -p "hello"
+  printf 'What is the capital of France?\n/reset\nWhat is 2+2?\n/exit\n' >"$tmp/chat_in"
+  expect_ok "chat session" "Paris" "$bin" chat "$model" -n 24 <"$tmp/chat_in"
+  expect_ok "bench" "decode" "$bin" bench "$model" --prompt-tokens 16 --gen-tokens 8 --runs 1
+else
+  echo "[skipped] model checks: default model not fetched (tools/fetch_model.sh)"
+fi
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]
