@@ -9,6 +9,7 @@
 #include "../../core/thread_pool.hpp"
 #include "../../core/weight_matrix.hpp"
 #include "../../io/ggml_quants.hpp"
+#include "dot.hpp"
 
 namespace turbine::cpu {
 
@@ -17,11 +18,23 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 /// x: [tokens, w.cols], y: [tokens, w.rows], bias: [w.rows] or null.
 inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float* y,
                    const float* bias = nullptr, ThreadPool& pool = default_pool()) {
+  // Few tokens: fused dot per row and token (weights expanded in registers, read once from memory
+  // per token, which stays in cache across the few tokens). Many tokens: dequantize a tile of rows
+  // and let Eigen's GEMM reuse it across all tokens.
+  constexpr int64_t kFusedMaxTokens = 4;
   constexpr int64_t kTileRows = 16;
   const int64_t cols = w.cols;
+  const bool fused = tokens <= kFusedMaxTokens;
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     thread_local std::vector<float> tile;
-    if (w.type != StorageType::F32) tile.resize(static_cast<size_t>(kTileRows * cols));
+    tile.resize(static_cast<size_t>(kTileRows * cols));
+    if (fused) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float b = bias ? bias[r] : 0.0f;
+        for (int64_t t = 0; t < tokens; ++t) y[t * w.rows + r] = dot_row(w.type, w.row(r), x + t * cols, cols, tile.data()) + b;
+      }
+      return;
+    }
     Eigen::Map<const RowMatrix> xs(x, tokens, cols);
     for (int64_t rb = r0; rb < r1; rb += kTileRows) {
       const int64_t nr = std::min(kTileRows, r1 - rb);
@@ -33,13 +46,8 @@ inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float*
         t = tile.data();
       }
       Eigen::Map<const RowMatrix> ts(t, nr, cols);
-      if (tokens == 1) {
-        Eigen::Map<const Eigen::VectorXf> xv(x, cols);
-        for (int64_t i = 0; i < nr; ++i) y[rb + i] = ts.row(i).dot(xv.transpose());
-      } else {
-        Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>> ys(y + rb, tokens, nr, Eigen::OuterStride<>(w.rows));
-        ys.noalias() = xs * ts.transpose();
-      }
+      Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>> ys(y + rb, tokens, nr, Eigen::OuterStride<>(w.rows));
+      ys.noalias() = xs * ts.transpose();
       if (bias)
         for (int64_t tok = 0; tok < tokens; ++tok)
           for (int64_t i = 0; i < nr; ++i) y[tok * w.rows + rb + i] += bias[rb + i];

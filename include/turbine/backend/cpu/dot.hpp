@@ -1,0 +1,175 @@
+#pragma once
+// dot(stored row, fp32 x): the decode hot path. Weights are expanded to fp32 in registers and
+// multiplied with the fp32 activations directly (no quantization of x, unlike llama.cpp), so the
+// result matches dequantize-then-dot up to summation order. AVX2+FMA paths for the formats that
+// real models ship; every other format goes through dequantize_row.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define TURBINE_CPU_AVX2 1
+#endif
+
+#include "../../core/half.hpp"
+#include "../../core/storage_type.hpp"
+#include "../../io/ggml_quants.hpp"
+
+namespace turbine::cpu {
+
+namespace detail {
+
+inline float dot_f32(const float* a, const float* b, int64_t n) {
+  float s = 0.f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+#ifdef TURBINE_CPU_AVX2
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline __m256 bytes_to_f32(__m128i eight_in_low) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(eight_in_low)); }
+inline __m256 sbytes_to_f32(__m128i eight_in_low) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight_in_low)); }
+inline float half_at(const std::byte* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_f32(h);
+}
+
+/// Q4_1 block: fp16 d, fp16 m, 16 bytes; weight j = d * q_j + m, q_j in the low nibble of byte j
+/// for j < 16 and the high nibble of byte j - 16 otherwise.
+inline float dot_q4_1(const std::byte* row, const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
+  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  for (int64_t b = 0; b < n / 32; ++b, row += 20, x += 32) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 4));
+    const __m128i lo = _mm_and_si128(raw, low_mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low_mask);
+    const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8), x2 = _mm256_loadu_ps(x + 16),
+                 x3 = _mm256_loadu_ps(x + 24);
+    __m256 s = _mm256_mul_ps(bytes_to_f32(lo), x0);
+    s = _mm256_fmadd_ps(bytes_to_f32(_mm_srli_si128(lo, 8)), x1, s);
+    s = _mm256_fmadd_ps(bytes_to_f32(hi), x2, s);
+    s = _mm256_fmadd_ps(bytes_to_f32(_mm_srli_si128(hi, 8)), x3, s);
+    const __m256 xs = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(row)), s, acc);
+    macc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(row + 2)), xs, macc);
+  }
+  return hsum(_mm256_add_ps(acc, macc));
+}
+
+/// Q4_0 block: fp16 d, 16 bytes; weight j = d * (q_j - 8), nibbles as in Q4_1.
+inline float dot_q4_0(const std::byte* row, const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  const __m256 eight = _mm256_set1_ps(8.0f);
+  for (int64_t b = 0; b < n / 32; ++b, row += 18, x += 32) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2));
+    const __m128i lo = _mm_and_si128(raw, low_mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low_mask);
+    __m256 s = _mm256_mul_ps(_mm256_sub_ps(bytes_to_f32(lo), eight), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(_mm256_sub_ps(bytes_to_f32(_mm_srli_si128(lo, 8)), eight), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(_mm256_sub_ps(bytes_to_f32(hi), eight), _mm256_loadu_ps(x + 16), s);
+    s = _mm256_fmadd_ps(_mm256_sub_ps(bytes_to_f32(_mm_srli_si128(hi, 8)), eight), _mm256_loadu_ps(x + 24), s);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(row)), s, acc);
+  }
+  return hsum(acc);
+}
+
+/// Q8_0 block: fp16 d, 32 signed bytes; weight j = d * q_j.
+inline float dot_q8_0(const std::byte* row, const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b, row += 34, x += 32) {
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 18));
+    __m256 s = _mm256_mul_ps(sbytes_to_f32(q0), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(sbytes_to_f32(_mm_srli_si128(q0, 8)), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(sbytes_to_f32(q1), _mm256_loadu_ps(x + 16), s);
+    s = _mm256_fmadd_ps(sbytes_to_f32(_mm_srli_si128(q1, 8)), _mm256_loadu_ps(x + 24), s);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(row)), s, acc);
+  }
+  return hsum(acc);
+}
+
+inline float dot_f16(const std::byte* row, const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))),
+                          _mm256_loadu_ps(x + i), acc);
+  float s = hsum(acc);
+  for (; i < n; ++i) s += half_at(row + 2 * i) * x[i];
+  return s;
+}
+
+inline float dot_bf16(const std::byte* row, const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i w = _mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))), 16);
+    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + i), acc);
+  }
+  float s = hsum(acc);
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    s += bf16_to_f32(h) * x[i];
+  }
+  return s;
+}
+
+inline float dot_f32_avx(const float* a, const float* x, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * x[i];
+  return s;
+}
+#endif
+
+}  // namespace detail
+
+/// True if dot_row has a fused path for `t` (no scratch row needed).
+inline bool has_fused_dot(StorageType t) {
+#ifdef TURBINE_CPU_AVX2
+  switch (t) {
+    case StorageType::F32: case StorageType::F16: case StorageType::BF16:
+    case StorageType::Q4_0: case StorageType::Q4_1: case StorageType::Q8_0: return true;
+    default: return false;
+  }
+#else
+  return t == StorageType::F32;
+#endif
+}
+
+/// sum_i w[i] * x[i] for one stored row of n elements. `scratch` (n floats) is used only by
+/// formats without a fused path.
+inline float dot_row(StorageType t, const std::byte* row, const float* x, int64_t n, float* scratch) {
+#ifdef TURBINE_CPU_AVX2
+  switch (t) {
+    case StorageType::F32: return detail::dot_f32_avx(reinterpret_cast<const float*>(row), x, n);
+    case StorageType::F16: return detail::dot_f16(row, x, n);
+    case StorageType::BF16: return detail::dot_bf16(row, x, n);
+    case StorageType::Q4_0: return detail::dot_q4_0(row, x, n);
+    case StorageType::Q4_1: return detail::dot_q4_1(row, x, n);
+    case StorageType::Q8_0: return detail::dot_q8_0(row, x, n);
+    default: break;
+  }
+#else
+  if (t == StorageType::F32) return detail::dot_f32(reinterpret_cast<const float*>(row), x, n);
+#endif
+  io::dequantize_row(t, row, scratch, n);
+  return detail::dot_f32(scratch, x, n);
+}
+
+}  // namespace turbine::cpu
