@@ -42,6 +42,7 @@ smollm2_logits.json + smollm2_logits.bin   (full-prompt forward pass, fp32)
          "n_tokens": T,
          "argmax": [T ints],                  # argmax over the full vocab, per position
          "max_abs": [T floats],               # max |logit| over the full vocab, per position
+         "top2_margin": [T floats],           # top-1 minus top-2 logit, per position (near-tie marker)
          "bin_offset_floats": N}              # offset (in float32 elements) into the .bin
       ]
     }
@@ -291,6 +292,9 @@ def make_logits_goldens(tok, model, out_dir, common):
     for rec, lg in zip(recs, all_logits):
         rec["argmax"] = lg.argmax(dim=-1).tolist()
         rec["max_abs"] = [float(x) for x in lg.abs().max(dim=-1).values.tolist()]
+        t2 = torch.topk(lg, 2, dim=-1).values
+        # logit(top-1) - logit(top-2): near-ties make an exact argmax comparison fragile.
+        rec["top2_margin"] = [float(x) for x in (t2[:, 0] - t2[:, 1]).tolist()]
         rec["bin_offset_floats"] = offset
         sub = lg[:, sidx].contiguous().numpy().astype("<f4")
         chunks.append(sub)
@@ -386,6 +390,7 @@ def make_greedy_goldens(tok, model, out_dir, common):
 def make_timing(tok, model, out_dir, common, threads=2):
     torch.set_num_threads(threads)
     seed_everything(0)
+    load_start = list(os.getloadavg())
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 2
 
     # 128-token prompt: repeat prose until long enough, cut to exactly 128 ids.
@@ -437,6 +442,7 @@ def make_timing(tok, model, out_dir, common, threads=2):
         "cpu_model": cpu_model_name(),
         "os_cpu_count": os.cpu_count(),
         "torch_num_threads": torch.get_num_threads(),
+        "loadavg_at_start": load_start,
         "loadavg_at_end": list(os.getloadavg()),
         "dtype": "float32",
         "attn_implementation": "eager",
@@ -444,6 +450,7 @@ def make_timing(tok, model, out_dir, common, threads=2):
             "prompt_tokens": 128,
             "call": "model(input_ids, use_cache=True) (single forward, batch 1)",
             "runs_s": pre, "median_s": pre_med, "tokens_per_s": 128 / pre_med,
+            "best_tokens_per_s": 128 / min(pre),
             "warmup_runs": 1,
         },
         "decode": {
@@ -453,6 +460,7 @@ def make_timing(tok, model, out_dir, common, threads=2):
             "call": "model.generate(do_sample=False, max_new_tokens=128, min_new_tokens=128, eos_token_id=None, use_cache=True)",
             "runs_s": g, "median_s": g_med,
             "tokens_per_s": n / g_med,
+            "best_tokens_per_s": n / min(g),
             "tokens_per_s_note": "new tokens / whole generate() time (includes prompt prefill)",
             "generate_1_token_median_s": g1_med,
             "decode_only_tokens_per_s": dec_only,

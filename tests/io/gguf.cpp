@@ -306,7 +306,7 @@ TEST_CASE("header errors") {
   expect_error(Raw().header(0, 0, 0x03000000).b, {"big-endian"});
   expect_error(Raw().header(uint64_t(1) << 60, 0).b, {"tensors"});
   expect_error(Raw().header(0, ~uint64_t{0}).b, {"metadata entries"});
-  expect_error(Raw().header(2, 0).tensor("a", {32}, 0, 0).b, {"tensor 1"});  // claims 2, has 1
+  expect_error(Raw().header(2, 0).tensor("a", {32}, 0, 0).b, {"2 tensors"});  // claims 2, room for 1
   CHECK_NOTHROW(GgufFile::from_bytes(Raw().header(0, 0).b, "empty.gguf"));
 }
 
@@ -314,7 +314,7 @@ TEST_CASE("metadata errors name the key") {
   // String length past the end of the file.
   expect_error(Raw().header(0, 1).str("k").u32(uint32_t(GgufType::String)).u64(1000).raw("abc", 3).b,
                {"'k'", "length 1000"});
-  expect_error(Raw().header(0, 1).u64(~uint64_t{0}).b, {"length"});  // key length
+  expect_error(Raw().header(0, 1).u64(~uint64_t{0}).zeros(16).b, {"key of metadata entry 0", "length"});
   // Array length (times element size) past the end.
   expect_error(Raw().header(0, 1).str("arr").u32(uint32_t(GgufType::Array)).u32(uint32_t(GgufType::Uint32))
                    .u64(3).u32(1).u32(2).b,
@@ -351,7 +351,7 @@ TEST_CASE("tensor info errors name the tensor") {
   CHECK_NOTHROW(GgufFile::from_bytes(one("ok", {32, 2}, 3, 0, 40), "ok.gguf"));
   expect_error(one("blk.0.attn_q.weight", {256, 256}, 17, 0, 1 << 16),
                {"tensor 'blk.0.attn_q.weight' has type IQ2_XS", "which turbine does not support (supported: F32, F16"});
-  expect_error(one("w", {32}, 1234, 0, 64), {"'w'", "type 1234"});
+  expect_error(one("w", {32}, 1234, 0, 64), {"'w' has unknown ggml type 1234"});
   expect_error(one("w5", {1, 1, 1, 1, 1}, 0, 0, 4), {"'w5'", "5 dimensions"});
   expect_error(one("zero", {32, 0}, 0, 0, 0), {"'zero'", "dimension 1 = 0"});
   expect_error(one("neg", {32, ~uint64_t{0}}, 0, 0, 0), {"'neg'", "dimension 1"});
@@ -366,7 +366,7 @@ TEST_CASE("tensor info errors name the tensor") {
   expect_error(Raw().header(2, 0).tensor("same", {8}, 0, 0).tensor("same", {8}, 0, 32).pad().zeros(64).b,
                {"duplicate", "'same'"});
   expect_error(Raw().header(1, 0).tensor("name", {8}, 0, 0).b, {"'name'", "past the end"});  // no data at all
-  expect_error(Raw().header(1, 0).u64(100).raw("abc", 3).b, {"name of tensor 0"});
+  expect_error(Raw().header(1, 0).u64(100).raw("abc", 3).zeros(30).b, {"name of tensor 0", "length 100"});
 }
 
 TEST_CASE("truncating a valid file at every byte offset fails cleanly") {
@@ -422,7 +422,7 @@ TEST_CASE("the default model (SmolLM2-135M-Instruct Q4_1)") {
   CHECK(f.get_int("llama.embedding_length") == 576);
   CHECK(f.get_float("llama.rope.freq_base") == 100000.0);
   CHECK(f.get_string("tokenizer.ggml.model") == "gpt2");
-  CHECK(f.get_bool("tokenizer.ggml.add_bos_token") == f.get_bool("tokenizer.ggml.add_bos_token"));
+  CHECK_NOTHROW(f.get_bool("tokenizer.ggml.add_bos_token"));
   const auto& tokens = f.get_string_array("tokenizer.ggml.tokens");
   REQUIRE(tokens.size() == 49152);
   CHECK(tokens[0] == "<|endoftext|>");

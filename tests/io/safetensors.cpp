@@ -18,6 +18,7 @@
 
 namespace fs = std::filesystem;
 using namespace turbine;
+using namespace turbine::io;
 using nlohmann::json;
 
 namespace {

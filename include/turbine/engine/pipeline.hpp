@@ -28,7 +28,7 @@ class Pipeline {
     template_ = opts_.chat_template.empty() ? detect_chat_template(files_.chat_template_source) : opts_.chat_template;
     render_chat(template_, {}, true);  // fails early, listing the names, if the name is unknown
     eos_ = files_.eos_ids;
-    for (const auto& s : chat_template_stop_strings(template_)) {
+    for (const auto& s : chat_stop_strings(template_)) {
       const int32_t id = files_.tokenizer->token_id(s);
       if (id >= 0) eos_.push_back(id);
     }

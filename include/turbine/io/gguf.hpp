@@ -133,7 +133,8 @@ namespace detail {
 inline std::string printable(std::string_view s) {
   static constexpr size_t kMax = 120;
   std::string out;
-  for (size_t i = 0; i < s.size() && out.size() < kMax; ++i) {
+  size_t i = 0;
+  for (; i < s.size() && out.size() < kMax; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c < 0x7f && c != '\'') {
       out += char(c);
@@ -144,7 +145,7 @@ inline std::string printable(std::string_view s) {
       out += kHex[c & 15];
     }
   }
-  if (out.size() >= kMax) out += "...";
+  if (i < s.size()) out += "...";
   return out;
 }
 
@@ -350,9 +351,13 @@ class GgufFile {
   void locate(RawTensor& t, uint32_t ggml_type, uint64_t offset, const std::byte* data, size_t size) const {
     const std::string ctx = turbine::detail::concat("tensor '", detail::printable(t.name), "'");
     const auto type = storage_type_from_ggml(ggml_type);
-    if (!type)
-      fail(path_, ": ", ctx, " has type ", ggml_type_name(ggml_type), " (ggml type ", ggml_type,
-           "), which turbine does not support (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+    if (!type) {
+      const std::string name = ggml_type_name(ggml_type);
+      fail(path_, ": ", ctx, " has ",
+           name.rfind("type ", 0) == 0 ? turbine::detail::concat("unknown ggml type ", ggml_type)
+                                       : turbine::detail::concat("type ", name, " (ggml type ", ggml_type, ")"),
+           ", which turbine does not support (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+    }
     t.type = *type;
     const auto info = storage_info(t.type);
     uint64_t numel = 1;

@@ -121,7 +121,7 @@ class GgufWriter {
   };
 
   Tensor& add_tensor_info(std::string name, StorageType type, std::vector<int64_t> shape, size_t nbytes) {
-    check(tensor_names_.insert(name).second, "GgufWriter: duplicate tensor '", name, "'");
+    check(!tensor_names_.count(name), "GgufWriter: duplicate tensor '", name, "'");
     check(!shape.empty() && shape.size() <= size_t(GgufFile::kMaxDims), "GgufWriter: tensor '", name, "' has ",
           shape.size(), " dimensions (1 to ", GgufFile::kMaxDims, ")");
     size_t numel = 1;
@@ -135,6 +135,7 @@ class GgufWriter {
     const size_t expected = numel / size_t(info.block_elems) * size_t(info.block_bytes);
     check(nbytes == expected, "GgufWriter: tensor '", name, "' has ", nbytes, " bytes of data, expected ",
           expected);
+    tensor_names_.insert(name);
     tensors_.push_back(Tensor{std::move(name), type, std::move(shape), nullptr, nbytes, {}});
     return tensors_.back();
   }
@@ -279,7 +280,7 @@ class GgufWriter {
   uint32_t alignment_ = uint32_t(GgufFile::kDefaultAlignment);
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::set<std::string> keys_;
-  std::vector<Tensor> tensors_;  // (deque-like use: references returned only until the next add)
+  std::vector<Tensor> tensors_;
   std::set<std::string> tensor_names_;
 };
 

@@ -16,7 +16,17 @@
 #include "../core/mapped_file.hpp"
 #include "../model/config.hpp"
 
-namespace turbine {
+namespace turbine::io {
+
+/// Parses JSON text; syntax errors become a one-line turbine::Error naming `file`, so callers
+/// (and fuzzers) handle a single exception type.
+inline nlohmann::json parse_json_text(std::string_view text, const std::string& file) {
+  try {
+    return nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::exception& e) {
+    fail(file, ": invalid JSON (", e.what(), ")");
+  }
+}
 
 namespace detail {
 
@@ -34,12 +44,7 @@ inline std::string json_summary(const nlohmann::json& v) {
 inline nlohmann::json read_json_file(const std::string& path, size_t max_bytes = 64u << 20) {
   const MappedFile m(path);
   check(m.size() <= max_bytes, path, ": ", m.size(), " bytes is too large for a JSON file");
-  try {
-    return nlohmann::json::parse(reinterpret_cast<const char*>(m.data()),
-                                 reinterpret_cast<const char*>(m.data()) + m.size());
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": invalid JSON (", e.what(), ")");
-  }
+  return parse_json_text(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()), path);
 }
 
 /// Typed access to the fields of one JSON object, failing with "<file>: field '<name>' ...".
@@ -48,7 +53,8 @@ class JsonFields {
  public:
   JsonFields(const nlohmann::json& obj, const std::string& file, std::string prefix = "")
       : obj_(obj), file_(file), prefix_(std::move(prefix)) {
-    check(obj.is_object(), file_, prefix_.empty() ? ": not a JSON object" : ": field '" + name("") + "' must be an object");
+    check(obj.is_object(), file_,
+          prefix_.empty() ? ": not a JSON object" : ": field '" + name("") + "' must be an object");
   }
 
   const nlohmann::json* get(std::string_view key) const {
@@ -214,7 +220,8 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
   }
 
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
-  if (f.has("hidden_act") && f.string("hidden_act") != "silu") f.bad("hidden_act", "is not supported (supported: silu)");
+  if (f.has("hidden_act") && f.string("hidden_act") != "silu")
+    f.bad("hidden_act", "is not supported (supported: silu)");
   switch (c.arch) {
     case Architecture::Llama:
       c.attention_bias = f.boolean("attention_bias", false);
@@ -241,7 +248,8 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
           sliding = std::max<int64_t>(0, c.num_layers - f.non_negative_int("max_window_layers", 28));
         }
         if (sliding == c.num_layers) c.sliding_window = window;
-        else if (sliding != 0) f.bad("use_sliding_window", "applies to some layers only, which is not supported");
+        else if (sliding != 0)
+          f.bad("use_sliding_window", "applies to some layers only, which is not supported");
       }
       break;
     case Architecture::InternLM2:
@@ -255,13 +263,7 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
 
 /// Parses config.json text (what the fuzzer feeds); JSON syntax errors are turbine::Errors too.
 inline ModelConfig parse_hf_config_text(std::string_view text, const std::string& file) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    fail(file, ": invalid JSON (", e.what(), ")");
-  }
-  return parse_hf_config(j, file);
+  return parse_hf_config(parse_json_text(text, file), file);
 }
 
 /// Reads config.json; `path` may also be the model directory.
@@ -272,4 +274,4 @@ inline ModelConfig load_hf_config(const std::string& path) {
   return parse_hf_config(detail::read_json_file(file), file);
 }
 
-}  // namespace turbine
+}  // namespace turbine::io

@@ -13,7 +13,7 @@
 
 #include "hf_config.hpp"
 
-namespace turbine {
+namespace turbine::io {
 
 struct HfTokenizerConfig {
   std::optional<std::string> chat_template;                 // the default template
@@ -58,11 +58,10 @@ inline HfTokenizerConfig parse_hf_tokenizer_config(const nlohmann::json& j, cons
       c.chat_template = t->get<std::string>();
     } else if (t->is_array()) {  // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
       for (const auto& item : *t) {
-        auto name = item.is_object() ? item.find("name") : item.end();
-        auto tmpl = item.is_object() ? item.find("template") : item.end();
-        if (!item.is_object() || name == item.end() || !name->is_string() || tmpl == item.end() || !tmpl->is_string())
-          f.bad("chat_template", "must be a string or a list of {\"name\", \"template\"} objects");
-        c.named_chat_templates[name->get<std::string>()] = tmpl->get<std::string>();
+        const bool ok = item.is_object() && item.contains("name") && item["name"].is_string() &&
+                        item.contains("template") && item["template"].is_string();
+        if (!ok) f.bad("chat_template", "must be a string or a list of {\"name\", \"template\"} objects");
+        c.named_chat_templates[item["name"].get<std::string>()] = item["template"].get<std::string>();
       }
       auto def = c.named_chat_templates.find("default");
       if (def != c.named_chat_templates.end()) c.chat_template = def->second;
@@ -131,4 +130,4 @@ inline HfGenerationConfig load_hf_generation_config(const std::string& model_dir
   return parse_hf_generation_config(detail::read_json_file(file), file);
 }
 
-}  // namespace turbine
+}  // namespace turbine::io

@@ -26,7 +26,7 @@
 #include "../core/storage_type.hpp"
 #include "../core/tensor.hpp"
 
-namespace turbine {
+namespace turbine::io {
 
 // Tensors are used in place, and safetensors stores them little-endian.
 static_assert(std::endian::native == std::endian::little, "turbine reads safetensors in place");
@@ -57,7 +57,7 @@ inline constexpr SafetensorsDtype kSafetensorsDtypes[] = {
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 
 /// A name from a file, safe to put in a one-line error: control bytes escaped, length bounded.
-inline std::string printable(std::string_view s, size_t max_len = 120) {
+inline std::string printable_name(std::string_view s, size_t max_len = 120) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   size_t i = 0;
@@ -161,14 +161,14 @@ class SafetensorsFile {
   /// The float tensor called `name`; fails if it is absent or not F32/F16/BF16.
   RawTensor tensor(std::string_view name) const {
     const SafetensorsEntry* e = find_entry(name);
-    if (!e) fail(path_, ": no tensor '", detail::printable(name), "'");
+    if (!e) fail(path_, ": no tensor '", detail::printable_name(name), "'");
     auto raw = as_raw(*e);
     if (!raw) fail_not_float(*e);
     return *raw;
   }
 
   [[noreturn]] void fail_not_float(const SafetensorsEntry& e) const {
-    fail(path_, ": tensor '", detail::printable(e.name), "': dtype ", e.dtype,
+    fail(path_, ": tensor '", detail::printable_name(e.name), "': dtype ", e.dtype,
          " cannot be loaded as float weights (supported: F32, F16, BF16)");
   }
 
@@ -203,7 +203,7 @@ class SafetensorsFile {
   void parse_metadata(const nlohmann::json& v) {
     check(v.is_object(), path_, ": __metadata__ is not a JSON object");
     for (const auto& [key, value] : v.items()) {
-      check(value.is_string(), path_, ": __metadata__ value of '", detail::printable(key),
+      check(value.is_string(), path_, ": __metadata__ value of '", detail::printable_name(key),
             "' is not a string");
       metadata_.emplace(key, value.get<std::string>());
     }
@@ -211,7 +211,7 @@ class SafetensorsFile {
 
   SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& v,
                                const std::byte* data, size_t data_size) const {
-    const std::string where = path_ + ": tensor '" + detail::printable(name) + "': ";
+    const std::string where = path_ + ": tensor '" + detail::printable_name(name) + "': ";
     check(v.is_object(), where, "entry is not a JSON object");
     SafetensorsEntry e;
     e.name = name;
@@ -220,7 +220,7 @@ class SafetensorsFile {
     check(dtype != v.end() && dtype->is_string(), where, "'dtype' is missing or not a string");
     e.dtype = dtype->get<std::string>();
     const size_t elem_bytes = safetensors_dtype_bytes(e.dtype);
-    check(elem_bytes != 0, where, "unknown dtype '", detail::printable(e.dtype), "'");
+    check(elem_bytes != 0, where, "unknown dtype '", detail::printable_name(e.dtype), "'");
 
     const auto shape = v.find("shape");
     check(shape != v.end() && shape->is_array(), where, "'shape' is missing or not an array");
@@ -262,8 +262,8 @@ class SafetensorsFile {
     const SafetensorsEntry* furthest = nullptr;  // the tensor that reaches furthest so far
     for (const auto* e : by_offset) {
       if (furthest && e->data < furthest->data + furthest->nbytes)
-        fail(path_, ": tensor '", detail::printable(e->name), "': data at offset ", e->data - data,
-             " overlaps tensor '", detail::printable(furthest->name), "'");
+        fail(path_, ": tensor '", detail::printable_name(e->name), "': data at offset ", e->data - data,
+             " overlaps tensor '", detail::printable_name(furthest->name), "'");
       if (!furthest || e->data + e->nbytes > furthest->data + furthest->nbytes) furthest = e;
     }
   }
@@ -284,13 +284,13 @@ inline std::map<std::string, std::string> parse_safetensors_index(const nlohmann
   check(wm != index.end() && wm->is_object(), file, ": 'weight_map' is missing or not an object");
   std::map<std::string, std::string> out;
   for (const auto& [name, shard] : wm->items()) {
-    check(shard.is_string(), file, ": weight_map: tensor '", detail::printable(name),
+    check(shard.is_string(), file, ": weight_map: tensor '", detail::printable_name(name),
           "': shard is not a string");
     const auto s = shard.get<std::string>();
     const bool plain = !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
                        s.find('\\') == std::string::npos && s.find('\0') == std::string::npos;
-    check(plain, file, ": weight_map: tensor '", detail::printable(name), "': shard '",
-          detail::printable(s), "' is not a file name in the model directory");
+    check(plain, file, ": weight_map: tensor '", detail::printable_name(name), "': shard '",
+          detail::printable_name(s), "' is not a file name in the model directory");
     out.emplace(name, s);
   }
   return out;
@@ -333,7 +333,7 @@ class SafetensorsModel {
   /// Like find(), but a missing tensor is an error.
   const RawTensor& require(std::string_view name) const {
     const RawTensor* t = find(name);
-    if (!t) fail(path_, ": missing tensor '", detail::printable(name), "'");
+    if (!t) fail(path_, ": missing tensor '", detail::printable_name(name), "'");
     return *t;
   }
   /// The tensor called `name` in any dtype (e.g. I32 AWQ `qweight`); nullptr if absent.
@@ -367,7 +367,7 @@ class SafetensorsModel {
     const SafetensorsFile& f = *files_.back();
     for (const auto& e : f.entries()) {
       auto [it, inserted] = tensors_.emplace(e.name, Slot{&f, &e, f.as_raw(e)});
-      check(inserted, f.path(), ": tensor '", detail::printable(e.name), "' is also in ",
+      check(inserted, f.path(), ": tensor '", detail::printable_name(e.name), "' is also in ",
             it->second.file->path());
     }
     return f;
@@ -376,6 +376,8 @@ class SafetensorsModel {
   void open_index(const std::string& index_path) {
     namespace fs = std::filesystem;
     const MappedFile m(index_path);
+    check(m.size() <= detail::kMaxSafetensorsHeaderBytes, index_path, ": ", m.size(),
+          " bytes is too large for an index");
     const std::string_view text(reinterpret_cast<const char*>(m.data()), m.size());
     const auto weight_map = parse_safetensors_index(detail::parse_json_or_fail(text, index_path), index_path);
     check(!weight_map.empty(), index_path, ": weight_map lists no tensors");
@@ -387,12 +389,12 @@ class SafetensorsModel {
       if (it == shards.end()) {
         const fs::path shard_path = dir / shard;
         std::error_code ec;
-        check(fs::is_regular_file(shard_path, ec), index_path, ": shard '", detail::printable(shard),
-              "' (listed for tensor '", detail::printable(name), "') is missing");
+        check(fs::is_regular_file(shard_path, ec), index_path, ": shard '", detail::printable_name(shard),
+              "' (listed for tensor '", detail::printable_name(name), "') is missing");
         it = shards.emplace(shard, &add_file(shard_path.string())).first;
       }
-      check(it->second->find_entry(name) != nullptr, index_path, ": tensor '", detail::printable(name),
-            "' is listed in shard '", detail::printable(shard), "', which does not contain it");
+      check(it->second->find_entry(name) != nullptr, index_path, ": tensor '", detail::printable_name(name),
+            "' is listed in shard '", detail::printable_name(shard), "', which does not contain it");
     }
   }
 
@@ -401,4 +403,4 @@ class SafetensorsModel {
   std::map<std::string, Slot, std::less<>> tensors_;
 };
 
-}  // namespace turbine
+}  // namespace turbine::io

@@ -16,7 +16,7 @@
 
 #include "safetensors.hpp"
 
-namespace turbine {
+namespace turbine::io {
 
 class SafetensorsWriter {
  public:
@@ -38,7 +38,7 @@ class SafetensorsWriter {
   void add_values(std::string name, std::string_view dtype, std::vector<int64_t> shape,
                   const std::vector<T>& values) {
     check(safetensors_dtype_bytes(dtype) == sizeof(T), "safetensors writer: tensor '",
-          detail::printable(name), "': dtype ", detail::printable(dtype), " does not hold ",
+          detail::printable_name(name), "': dtype ", detail::printable_name(dtype), " does not hold ",
           sizeof(T), "-byte values");
     add(std::move(name), dtype, std::move(shape), std::as_bytes(std::span<const T>(values)));
   }
@@ -115,11 +115,11 @@ class SafetensorsWriter {
   };
 
   Tensor& push(std::string name, std::string_view dtype, std::vector<int64_t> shape, size_t nbytes) {
-    const std::string where = "safetensors writer: tensor '" + detail::printable(name) + "': ";
+    const std::string where = "safetensors writer: tensor '" + detail::printable_name(name) + "': ";
     check(name != "__metadata__", where, "the name is reserved for metadata");
     check(!index_.contains(name), where, "added twice");
     const size_t elem = safetensors_dtype_bytes(dtype);
-    check(elem != 0, where, "unknown dtype '", detail::printable(dtype), "'");
+    check(elem != 0, where, "unknown dtype '", detail::printable_name(dtype), "'");
     uint64_t expected = elem;
     for (int64_t d : shape) {
       check(d >= 0, where, "negative dimension in shape ", detail::shape_string(shape));
@@ -196,4 +196,4 @@ class SafetensorsWriter {
   std::map<std::string, std::string> metadata_;
 };
 
-}  // namespace turbine
+}  // namespace turbine::io

@@ -1,7 +1,8 @@
 #pragma once
 // Byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM): every byte of a piece is first one symbol, the
 // token whose text is that byte's printable stand-in from GPT-2's bytes_to_unicode(); the merge
-// list then joins symbols by rank. No byte can be unknown, so no text is ever lost.
+// list then joins symbols by rank. A byte whose token the vocabulary lacks (SmolLM2 has none for
+// 0xC0, 0xF5-0xFF and a few controls) is dropped, as Hugging Face and llama.cpp do.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -51,8 +52,8 @@ class ByteLevelBpeModel {
 
   /// `ignore_merges`: a piece that is itself in the vocabulary is taken whole (Llama-3).
   ByteLevelBpeModel(const detail::VocabMap& vocab, const std::vector<std::string>& merges,
-                    bool ignore_merges, int32_t unk, std::string_view source)
-      : merges_(merges, vocab, source), ignore_merges_(ignore_merges), unk_(unk) {
+                    bool ignore_merges, std::string_view source)
+      : merges_(merges, vocab, source), ignore_merges_(ignore_merges) {
     for (int b = 0; b < 256; ++b) {
       const char byte = static_cast<char>(b);
       byte_ids_[b] = detail::vocab_find(vocab, mapped(std::string_view(&byte, 1)));
@@ -79,14 +80,8 @@ class ByteLevelBpeModel {
       id = m->id;
       return true;
     });
-    for (int32_t i = 0; i >= 0; i = ws.symbols[i].next) {
-      const int32_t id = ws.symbols[i].id;
-      if (id >= 0) {
-        out.push_back(id);
-      } else if (unk_ >= 0) {
-        out.push_back(unk_);  // only if the vocabulary lacks a byte (Hugging Face drops it without unk)
-      }
-    }
+    for (int32_t i = 0; i >= 0; i = ws.symbols[i].next)
+      if (ws.symbols[i].id >= 0) out.push_back(ws.symbols[i].id);
   }
 
   /// Appends the bytes a normal token stands for. Like Hugging Face's ByteLevel decoder, a token
@@ -118,7 +113,6 @@ class ByteLevelBpeModel {
   detail::MergeTable merges_;
   std::array<int32_t, 256> byte_ids_{};
   bool ignore_merges_ = false;
-  int32_t unk_ = -1;
 };
 
 }  // namespace turbine
