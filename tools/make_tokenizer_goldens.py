@@ -17,6 +17,9 @@
       and ids from sentencepiece and from Hugging Face tokenizers for ~25 strings.
   tests/data/tokenizer/bpe_tiny_llama3.tokenizer.json, bpe_tiny_llama3_goldens.json
       A tiny byte-level BPE with the Llama-3 tokenizer.json configuration, and its ids.
+  tests/data/tokenizer/chat_templates.json
+      The published Jinja chat templates of ChatML, Llama-2-chat, Llama-3-Instruct, InternLM2-chat
+      and SmolLM2 rendered by transformers' own Jinja renderer for several conversations.
 
 Usage: python3 tools/make_tokenizer_goldens.py [--model PATH.gguf]
 """
@@ -333,6 +336,63 @@ def llama3_tiny():
     write_json(DATA / "tokenizer" / "bpe_tiny_llama3_goldens.json", {"versions": versions(), "cases": cases})
 
 
+# The chat templates as published in the models' tokenizer_config.json.
+PUBLISHED_TEMPLATES = {
+    "chatml": ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+               "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+               "", ""),
+    # meta-llama/Llama-2-7b-chat-hf
+    "llama2": ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+               "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}"
+               "{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+               "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+               "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
+               "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}"
+               "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+               "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+               "<s>", "</s>"),
+    # meta-llama/Meta-Llama-3-8B-Instruct
+    "llama3": ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+               "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+               "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
+               "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+               "<|begin_of_text|>", "<|end_of_text|>"),
+    # internlm/internlm2-chat-7b
+    "internlm2": ("{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+                  "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+                  "{{ '<|im_start|>assistant\n' }}{% endif %}",
+                  "<s>", "</s>"),
+}
+
+TEMPLATE_CONVERSATIONS = [
+    [{"role": "user", "content": "Hello!"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi there"}],
+    [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"},
+     {"role": "user", "content": "And 3+3?"}],
+    [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "  padded \n"},
+     {"role": "assistant", "content": "\n ok  "}, {"role": "user", "content": "请介绍一下你自己。"}],
+]
+
+
+def chat_templates(model: Path):
+    from transformers.utils.chat_template_utils import render_jinja_template
+    gg = gguf.GGUFReader(str(model))
+    templates = dict(PUBLISHED_TEMPLATES)
+    templates["smollm"] = (gg.fields["tokenizer.chat_template"].contents(), "<|im_start|>", "<|im_end|>")
+    cases = []
+    for name, (source, bos, eos) in templates.items():
+        for msgs in TEMPLATE_CONVERSATIONS:
+            for gen in (True, False):
+                rendered, _ = render_jinja_template(conversations=[msgs], chat_template=source,
+                                                    add_generation_prompt=gen, bos_token=bos, eos_token=eos)
+                cases.append({"template": name, "messages": msgs, "add_generation_prompt": gen, "text": rendered[0]})
+    out = {"versions": versions(),
+           "templates": {k: {"source": v[0], "bos_token": v[1], "eos_token": v[2]} for k, v in templates.items()},
+           "cases": cases}
+    write_json(DATA / "tokenizer" / "chat_templates.json", out)
+
+
+
 def write_json(path: Path, obj):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -347,6 +407,7 @@ def main():
     pretokenize_goldens()
     spm_goldens()
     llama3_tiny()
+    chat_templates(args.model)
 
 
 if __name__ == "__main__":

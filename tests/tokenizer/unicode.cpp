@@ -25,7 +25,7 @@ TEST_CASE("unicode: decode well-formed sequences") {
 TEST_CASE("unicode: ill-formed sequences become U+FFFD per maximal subpart") {
   // Examples from Unicode 15 section 3.9 (table 3-8): each line's replacement count.
   CHECK(sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");            // overlong lead
-  CHECK(sanitize_utf8("\xE0\x80\xAF") == std::string(9, '\0').replace(0, 9, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"));
+  CHECK(sanitize_utf8("\xE0\x80\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong 3-byte
   CHECK(sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   CHECK(sanitize_utf8("\xF4\x90\x80\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(sanitize_utf8("\xE4\xB8" "a") == "\xEF\xBF\xBD" "a");  // truncated prefix: one U+FFFD

@@ -87,4 +87,8 @@ struct DecoderLayer {
   }
 };
 
+/// DecoderLayer with the standard parts, as a one-parameter template for Transformer's default.
+template <class Spec>
+using LlamaDecoderLayer = DecoderLayer<Spec, RmsNorm, SelfAttention, GatedMlp>;
+
 }  // namespace turbine

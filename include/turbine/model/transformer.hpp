@@ -11,7 +11,7 @@
 
 namespace turbine {
 
-template <class S, template <class> class Layer = DecoderLayer>
+template <class S, template <class> class Layer = LlamaDecoderLayer>
 class Transformer {
  public:
   using spec = S;

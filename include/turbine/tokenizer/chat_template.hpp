@@ -167,7 +167,9 @@ inline std::string detect_chat_template(std::string_view jinja, std::string* not
   const auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
   if (note) note->clear();
   if (has("<|im_start|>")) {
-    if (has("[UNUSED_TOKEN_146]") || has("InternLM") || has("internlm")) return "internlm2";
+    // InternLM2's published template is ChatML after "{{ bos_token }}"; its tool-calling variants
+    // name [UNUSED_TOKEN_146] or InternLM.
+    if (has("[UNUSED_TOKEN_146]") || has("InternLM") || has("internlm") || has("bos_token")) return "internlm2";
     if (has("SmolLM")) return "smollm";
     return "chatml";
   }

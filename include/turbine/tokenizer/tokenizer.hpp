@@ -135,7 +135,8 @@ class Tokenizer {
     }
     bool prefix = data_.add_space_prefix;
     using SP = TokenizerData::SpacePrefix;
-    if (prefix && data_.space_prefix != SP::Always) prefix = seg.front() != ' ';
+    if (prefix && data_.space_prefix != SP::Always)  // Metaspace looks at the text after ' ' -> '▁'
+      prefix = seg.front() != ' ' && seg.substr(0, SentencePieceBpeModel::kSpace.size()) != SentencePieceBpeModel::kSpace;
     if (prefix && data_.space_prefix == SP::FirstIfMissing) prefix = offset == 0;
     sentencepiece_.encode(SentencePieceBpeModel::escape(seg, prefix), out, ws);
   }

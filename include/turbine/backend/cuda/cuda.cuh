@@ -1,0 +1,4 @@
+#pragma once
+// The CUDA backend module.
+#include "tag.hpp"
+#include "check.cuh"

@@ -1,0 +1,12 @@
+#pragma once
+#include <string_view>
+
+namespace turbine {
+
+/// The CUDA backend tag (kernels in backend/cuda/, compiled by nvcc in the user's translation unit).
+struct Cuda {
+  static constexpr std::string_view name = "cuda";
+  static constexpr bool is_gpu = true;
+};
+
+}  // namespace turbine
