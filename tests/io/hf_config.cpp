@@ -148,6 +148,9 @@ TEST_CASE("hf_config: Qwen2 0.5B with tied embeddings") {
   j["layer_types"] = json::array();
   for (int i = 0; i < 24; ++i) j["layer_types"].push_back("sliding_attention");
   CHECK(parse(j).sliding_window == 131072);
+  j["layer_types"].push_back("sliding_attention");
+  CHECK(error_of([&] { parse(j); }) ==
+        "config.json: field 'layer_types' must be a list with one entry per layer (got an array)");
 }
 
 TEST_CASE("hf_config: internlm2-chat-1_8b with dynamic rope scaling") {

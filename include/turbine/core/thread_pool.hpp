@@ -1,6 +1,8 @@
 #pragma once
 // A fixed pool of worker threads with a blocking parallel_for. The CPU backend splits every
-// matrix product across it; one pool per process is enough (see default_pool()).
+// matrix product across it, a few hundred times per decoded token, so hand-off latency matters:
+// workers spin briefly on an atomic generation counter before sleeping on a condition variable,
+// and the caller spins for the stragglers. One pool per process is enough (see default_pool()).
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -16,16 +18,17 @@ namespace turbine {
 class ThreadPool {
  public:
   explicit ThreadPool(int threads = 0) {
-    if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+    if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     size_ = threads;
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
+      generation_.fetch_add(1);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -43,20 +46,22 @@ class ThreadPool {
       fn(0, n);
       return;
     }
-    std::unique_lock<std::mutex> call_lock(call_mu_);  // one parallel_for at a time
+    std::lock_guard<std::mutex> call_lock(call_mu_);  // one parallel_for at a time
+    job_ = &fn;
+    n_ = n;
+    grain_ = grain;
+    parts_ = parts;
+    // Every worker acknowledges every job, even one with no part in it, so that no worker can lag
+    // into the next job's parameters.
+    pending_.store(size_ - 1, std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      job_ = &fn;
-      n_ = n;
-      grain_ = grain;
-      parts_ = parts;
-      pending_ = parts - 1;
-      ++generation_;
+      std::lock_guard<std::mutex> lock(mu_);  // pairs with the sleepers' predicate check
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    if (sleepers_.load() > 0) cv_.notify_all();
     run_part(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins)
+      if (spins > 1000) std::this_thread::yield();
     job_ = nullptr;
   }
 
@@ -70,27 +75,38 @@ class ThreadPool {
   void worker(int index) {
     uint64_t seen = 0;
     for (;;) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      if (index >= parts_) continue;
-      lock.unlock();
-      run_part(index);
-      lock.lock();
-      if (--pending_ == 0) done_cv_.notify_one();
+      // Spin about 50-100 microseconds for the next job (decode issues them back to back).
+      uint64_t g = generation_.load(std::memory_order_acquire);
+      for (int spins = 0; g == seen && spins < 20000; ++spins) {
+#if defined(__x86_64__) || defined(_M_X64)
+        __builtin_ia32_pause();
+#endif
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> lock(mu_);
+        sleepers_.fetch_add(1);
+        cv_.wait(lock, [&] { return generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
+        g = generation_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop_.load()) return;
+      if (index < parts_) run_part(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   std::vector<std::thread> workers_;
   int size_ = 1;
   std::mutex mu_, call_mu_;
-  std::condition_variable cv_, done_cv_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0}, sleepers_{0};
+  std::atomic<bool> stop_{false};
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t n_ = 0, grain_ = 1;
-  int parts_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  int parts_ = 0;
 };
 
 /// The process-wide pool, sized to the machine (TURBINE_THREADS overrides).

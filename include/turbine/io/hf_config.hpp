@@ -239,7 +239,8 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
         int64_t sliding = 0;
         if (f.has("layer_types")) {
           const auto& types = f.require("layer_types");
-          if (!types.is_array()) f.bad("layer_types", "must be a list");
+          if (!types.is_array() || int64_t(types.size()) != c.num_layers)
+            f.bad("layer_types", "must be a list with one entry per layer");
           for (const auto& t : types) {
             if (!t.is_string()) f.bad("layer_types", "must be a list of strings");
             sliding += t.get<std::string>() == "sliding_attention";
