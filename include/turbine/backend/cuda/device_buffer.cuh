@@ -1,0 +1,55 @@
+#pragma once
+// DeviceBuffer<T>: an owning cudaMalloc'd array. Out-of-memory says how much was asked and how much
+// is free, and what to lower.
+#include <cstddef>
+#include <utility>
+
+#include "check.cuh"
+
+namespace turbine::cuda {
+
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t count, const char* what = "buffer") : count_(count) {
+    if (count == 0) return;
+    const cudaError_t err = cudaMalloc(&ptr_, count * sizeof(T));
+    if (err == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      fail("out of GPU memory allocating ", what, ": asked ", (count * sizeof(T)) >> 20, " MiB with ", free_b >> 20,
+           " MiB free of ", total_b >> 20, " MiB (lower --ctx-size, the batch size or --cache-max-entry-count)");
+    }
+    TURBINE_CUDA_CHECK(err);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      count_ = std::exchange(o.count_, 0);
+    }
+    return *this;
+  }
+  ~DeviceBuffer() { reset(); }
+
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  size_t size() const { return count_; }
+  size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  void reset() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  T* ptr_ = nullptr;
+  size_t count_ = 0;
+};
+
+}  // namespace turbine::cuda
