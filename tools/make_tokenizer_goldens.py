@@ -17,6 +17,11 @@
       and ids from sentencepiece and from Hugging Face tokenizers for ~25 strings.
   tests/data/tokenizer/bpe_tiny_llama3.tokenizer.json, bpe_tiny_llama3_goldens.json
       A tiny byte-level BPE with the Llama-3 tokenizer.json configuration, and its ids.
+  tests/data/tokenizer/bpe_tiny_qwen2.tokenizer.json, bpe_tiny_qwen2_goldens.json
+      The same with the Qwen2 configuration (NFC normalizer, Qwen2 regex).
+  tests/data/tokenizer/nfc.json
+      unicodedata.normalize("NFC", s) for hand-picked and random strings of combining marks,
+      precomposed letters, Hangul jamo, singletons and composition exclusions.
   tests/data/tokenizer/chat_templates.json
       The published Jinja chat templates of ChatML, Llama-2-chat, Llama-3-Instruct, InternLM2-chat
       and SmolLM2 rendered by transformers' own Jinja renderer for several conversations.
@@ -336,6 +341,48 @@ def llama3_tiny():
     write_json(DATA / "tokenizer" / "bpe_tiny_llama3_goldens.json", {"versions": versions(), "cases": cases})
 
 
+QWEN2_CASES = LLAMA3_CASES + [
+    "cafe\u0301 vs café", "Å vs \u212b vs A\u030a", "\u1100\u1161\u11a8 한국어", "o\u0308\u0304 \u01eb\u0304",
+    "numbers 1234567", "\u0958 excluded", "<|im_start|>user\nhi<|im_end|>",
+]
+
+
+def qwen2_tiny():
+    t = Tokenizer(BPE())
+    t.normalizer = normalizers.NFC()
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_RE), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    t.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                         special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], show_progress=False)
+    t.train_from_iterator(SPM_CORPUS * 10 + SMOLLM_CASES[:30] + ["café naïve Åström 한국어"] * 5, trainer=trainer)
+    out = DATA / "tokenizer" / "bpe_tiny_qwen2.tokenizer.json"
+    t.save(str(out))
+    t = Tokenizer.from_file(str(out))
+    cases = [{"text": s, "ids": t.encode(s).ids, "decoded": t.decode(t.encode(s).ids, skip_special_tokens=False)}
+             for s in QWEN2_CASES]
+    write_json(DATA / "tokenizer" / "bpe_tiny_qwen2_goldens.json", {"versions": versions(), "cases": cases})
+
+
+def nfc_goldens():
+    import unicodedata
+    rng = random.Random(99)
+    pool = ["a", "e", "o", "u", "A", "O", "s", "d", "k", " ", "\u0300", "\u0301", "\u0302", "\u0303", "\u0308",
+            "\u0323", "\u0327", "\u031b", "\u0345", "\u05b0", "\u0591", "\u093c", "\u0334", "\u0f71", "\u0f72",
+            "\u00e9", "\u00c5", "\u212b", "\u2126", "\u1e0b", "\u1e63", "\u01ea", "\u0958", "\u0915",
+            "\u1100", "\u1161", "\u11a8", "\uac00", "\ud55c", "\u0b47", "\u0b3e", "\u0b57", "\u3099", "\u304b",
+            "\uf900", "\u0344", "\u0f73", "\u1fbf", "\u2000", "\u00a8", "中", "😀", "\U0001d15e", "\U000110ba"]
+    texts = ["", "plain ascii", "caf\u00e9", "cafe\u0301", "A\u030a", "\u212b", "a\u0323\u0302", "a\u0302\u0323",
+             "\u1100\u1161\u11a8", "\ud55c\u11a8", "\u0958", "\u0915\u093c", "\u0344", "s\u0323\u0307",
+             "\u1e0b\u0323", "q\u0307\u0323", "\u0b47\u0b3e", "\u304b\u3099", "\uf900", "\u0301start"]
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 16))) for _ in range(400)]
+    cases = [{"text": t, "nfc": unicodedata.normalize("NFC", t)} for t in texts]
+    write_json(DATA / "tokenizer" / "nfc.json", {"versions": versions(), "unicode": unicodedata.unidata_version,
+                                                "cases": cases})
+
+
+
 # The chat templates as published in the models' tokenizer_config.json.
 PUBLISHED_TEMPLATES = {
     "chatml": ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -407,6 +454,8 @@ def main():
     pretokenize_goldens()
     spm_goldens()
     llama3_tiny()
+    qwen2_tiny()
+    nfc_goldens()
     chat_templates(args.model)
 
 

@@ -352,7 +352,9 @@ TEST_CASE("safetensors: a model saved by Hugging Face transformers (tests/data/t
   CHECK(m.num_files() == 2);
 
   std::set<std::string> expected_names;
-  for (const auto& [name, s] : sums["tensors"].items()) {
+  for (const auto& item : sums["tensors"].items()) {
+    const std::string name = item.key();  // not a structured binding: CAPTURE's lambda needs it
+    const json& s = item.value();
     CAPTURE(name);
     expected_names.insert(name);
     const RawTensor* t = m.find(name);

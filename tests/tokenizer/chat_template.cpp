@@ -34,7 +34,9 @@ TEST_CASE("chat templates: byte-exact with transformers' rendering of the publis
 
 TEST_CASE("chat templates: detection by markers") {
   const auto g = test::load_json("tokenizer/chat_templates.json");
-  for (const auto& [name, t] : g["templates"].items()) {
+  for (const auto& item : g["templates"].items()) {
+    const std::string name = item.key();
+    const auto& t = item.value();
     CAPTURE(name);
     std::string note = "stale";
     CHECK(detect_chat_template(t["source"].get<std::string>(), &note) == name);

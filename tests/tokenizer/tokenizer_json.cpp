@@ -48,6 +48,21 @@ TEST_CASE("tokenizer.json: Llama-3 style byte-level BPE equals HF tokenizers") {
   }
 }
 
+TEST_CASE("tokenizer.json: Qwen2 style (NFC normalizer, Qwen2 regex) equals HF tokenizers") {
+  const Tokenizer tok = Tokenizer::from_tokenizer_json(test::data_path("tokenizer/bpe_tiny_qwen2.tokenizer.json"));
+  CHECK(tok.pre_tokenizer() == PreTokenizer::Qwen2);
+  CHECK(tok.data().nfc);
+  CHECK_FALSE(tok.add_bos());
+  const auto g = test::load_json("tokenizer/bpe_tiny_qwen2_goldens.json");
+  for (const auto& c : g["cases"]) {
+    const std::string text = c["text"];
+    CAPTURE(text);
+    const auto ids = tok.encode(text);
+    CHECK(ids == ids_of(c["ids"]));
+    CHECK(tok.decode(ids) == c["decoded"].get<std::string>());
+  }
+}
+
 TEST_CASE("tokenizer.json: in-memory text and merges as pairs") {
   json j = tiny_llama3();
   json pairs = json::array();

@@ -84,11 +84,8 @@ struct WeightAssembler {
     const RawTensor& embed = require(WeightSlot::Embed);
     out.embed = matrix(embed, c.vocab_size, c.hidden_size);
     out.final_norm = vector(require(WeightSlot::FinalNorm), c.hidden_size);
-    const RawTensor* head = find(WeightSlot::LmHead);
-    if (head && !c.tie_word_embeddings) {
+    if (const RawTensor* head = find(WeightSlot::LmHead)) {  // used even when the config says tied
       out.lm_head = matrix(*head, c.vocab_size, c.hidden_size);
-    } else if (head) {
-      out.lm_head = matrix(*head, c.vocab_size, c.hidden_size);  // file has one even though tied
     } else {
       check(c.tie_word_embeddings || format == FileFormat::Gguf, where, ": tensor '", name(WeightSlot::LmHead),
             "' is missing and the config does not tie word embeddings");
@@ -118,6 +115,11 @@ struct WeightAssembler {
         L.bv = vector(require(WeightSlot::Bv, i), c.kv_size());
       }
       L.wo = matrix(require(WeightSlot::Wo, i), c.hidden_size, c.q_size());
+      // Some Llama/InternLM2 configs put a bias on the output projection too; refuse rather than drop it.
+      if (const std::string wo = name(WeightSlot::Wo, i); wo.size() > 7 && wo.ends_with(".weight")) {
+        const std::string bias = wo.substr(0, wo.size() - 7) + ".bias";
+        check(lookup(bias) == nullptr, where, ": tensor '", bias, "': a bias on the attention output projection is not supported");
+      }
       L.w_gate = matrix(require(WeightSlot::Gate, i), c.intermediate_size, c.hidden_size);
       L.w_up = matrix(require(WeightSlot::Up, i), c.intermediate_size, c.hidden_size);
       L.w_down = matrix(require(WeightSlot::Down, i), c.hidden_size, c.intermediate_size);

@@ -127,8 +127,11 @@ inline LoadedModel load_huggingface(const std::string& dir) {
   m.format = "huggingface";
   m.config = io::load_hf_config((fs::path(dir) / "config.json").string());
   auto st = std::make_shared<io::SafetensorsModel>(dir);
-  for (const auto& n : st->names())
-    if (const RawTensor* t = st->find(n)) m.tensors.push_back(*t);
+  for (const auto& n : st->names()) {  // float tensors only (packed integer tensors are AWQ's)
+    const io::SafetensorsEntry* e = st->find_entry(n);
+    if (e && io::safetensors_float_type(e->dtype))
+      if (const RawTensor* t = st->find(n)) m.tensors.push_back(*t);
+  }
   m.weights = assemble_weights(m.config, FileFormat::HuggingFace,
                                [&](const std::string& n) { return st->find(n); }, dir);
   m.weights.keep_alive.push_back(st);

@@ -5,8 +5,8 @@
 // (cost, position of the left symbol), so the best pair, leftmost among equals, merges first, as in
 // Hugging Face tokenizers (rank) and llama.cpp (score). Entries made stale by an earlier merge are
 // recognized and dropped when popped, so a piece of n symbols costs O(n log n), not O(n^2).
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <vector>
 

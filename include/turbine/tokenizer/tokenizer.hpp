@@ -17,6 +17,7 @@
 
 #include "../core/error.hpp"
 #include "bpe.hpp"
+#include "normalize.hpp"
 #include "pretokenize.hpp"
 #include "special_tokens.hpp"
 #include "tokenizer_data.hpp"
@@ -121,6 +122,11 @@ class Tokenizer {
 
   void encode_segment(std::string_view seg, size_t offset, std::vector<int32_t>& out, detail::BpeWorkspace& ws,
                       std::vector<std::string_view>& pieces) const {
+    std::string normalized;
+    if (data_.nfc && !unicode::nfc_quick_check(seg)) {
+      normalized = unicode::nfc(seg);
+      seg = normalized;
+    }
     if (data_.kind == TokenizerData::ByteLevelBpe) {
       std::string prefixed;  // Hugging Face ByteLevel(add_prefix_space): " " unless already there
       if (data_.add_space_prefix && seg.front() != ' ') {

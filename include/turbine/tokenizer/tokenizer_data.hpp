@@ -27,6 +27,8 @@ struct TokenizerData {
   std::optional<PreTokenizer> pre_tokenizer;
   /// Take a pre-token whole when it is in the vocabulary (Llama-3). GGUF: on for llama3-style `pre`.
   bool ignore_merges = false;
+  /// Normalize text to NFC before splitting (tokenizer.json normalizer "NFC", Qwen2).
+  bool nfc = false;
   /// SentencePiece: characters no token covers become <0xNN> tokens (else <unk>).
   bool byte_fallback = true;
   /// SentencePiece with merges: consecutive unknown characters become one <unk>.

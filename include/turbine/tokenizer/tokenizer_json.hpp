@@ -5,6 +5,7 @@
 // normalizer / pre_tokenizer / decoder definitions:
 //   byte-level:    pre_tokenizer ByteLevel (GPT-2 regex), Sequence[Digits, ByteLevel] (SmolLM,
 //                  StarCoder) or Sequence[Split(Llama-3 | Qwen2 regex), ByteLevel(use_regex=false)]
+//                  (optionally after an NFC normalizer, as Qwen2 has)
 //   SentencePiece: normalizer Sequence[Prepend("▁"), Replace(" ", "▁")] (Llama-2 legacy) or
 //                  pre_tokenizer Metaspace (newer conversions), byte_fallback
 // Anything else fails with the file and the JSON path of the field, rather than tokenizing wrongly.
@@ -83,6 +84,7 @@ struct JsonPipeline {
   bool digits = false;
   std::optional<PreTokenizer> regex;
   bool spm_replace = false, spm_prepend = false;
+  bool nfc = false;
   bool metaspace = false;
   std::string metaspace_scheme;  // "always", "first", "never"
 };
@@ -95,6 +97,9 @@ inline void read_normalizer(const JsonReader& r, const Json& n, const std::strin
     r.array(*list, path + ".normalizers");
     for (size_t i = 0; i < list->size(); ++i)
       read_normalizer(r, (*list)[i], path + ".normalizers[" + std::to_string(i) + "]", p);
+  } else if (type == "NFC") {
+    if (p.spm_prepend || p.spm_replace) r.error(path, "NFC after Prepend/Replace is not supported");
+    p.nfc = true;
   } else if (type == "Prepend") {
     if (r.string_member(n, "prepend", path) != "\xE2\x96\x81") r.error(path + ".prepend", "only \"\xE2\x96\x81\" is supported");
     p.spm_prepend = true;
@@ -289,6 +294,7 @@ inline TokenizerData parse_tokenizer_json(std::string_view text, const std::stri
   d.byte_fallback = r.bool_member(*model, "byte_fallback", false, "model");
   d.fuse_unk = r.bool_member(*model, "fuse_unk", false, "model");
   d.ignore_merges = r.bool_member(*model, "ignore_merges", false, "model");
+  d.nfc = p.nfc;
   if (p.byte_level) {
     d.kind = TokenizerData::ByteLevelBpe;
     d.add_space_prefix = p.byte_level_prefix;

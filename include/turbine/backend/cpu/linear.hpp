@@ -22,12 +22,14 @@ inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float*
   // per token, which stays in cache across the few tokens). Many tokens: dequantize a tile of rows
   // and let Eigen's GEMM reuse it across all tokens.
   constexpr int64_t kFusedMaxTokens = 4;
-  constexpr int64_t kTileRows = 16;
+  // Tall tiles keep Eigen's GEMM efficient (its kernels want many columns); 64 rows of at most a
+  // few thousand floats stay in L2.
+  constexpr int64_t kTileRows = 64;
   const int64_t cols = w.cols;
   const bool fused = tokens <= kFusedMaxTokens;
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     thread_local std::vector<float> tile;
-    tile.resize(static_cast<size_t>(kTileRows * cols));
+    tile.resize(static_cast<size_t>((fused ? 1 : kTileRows) * cols));
     if (fused) {
       for (int64_t r = r0; r < r1; ++r) {
         const float b = bias ? bias[r] : 0.0f;
@@ -52,7 +54,7 @@ inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float*
         for (int64_t tok = 0; tok < tokens; ++tok)
           for (int64_t i = 0; i < nr; ++i) y[tok * w.rows + rb + i] += bias[rb + i];
     }
-  }, kTileRows);
+  }, fused ? 8 : kTileRows);
 }
 
 /// Gathers embedding rows: out[t, :] = dequantize(table[ids[t], :]).

@@ -1,0 +1,301 @@
+// Attention kernels on the GPU against ceilings measured in the same run:
+//   copy ceiling: a 1 GiB device-to-device copy, GB/s counting bytes read + written;
+//   matrix ceiling: a bf16 8192^3 GEMM through cuBLASLt (fp32 accumulate), TFLOP/s.
+// Prefill reports TFLOP/s with causal FLOPs = 4 * tokens^2 * heads * head_dim / 2 and the fraction
+// of the GEMM ceiling; decode reports GB/s of K/V cache bytes read and the fraction of the copy
+// ceiling. Inputs are random (never zeros); decode rotates through enough cache copies that the
+// working set exceeds L2. Times are CUDA-event times of the kernels only.
+#include <benchmark/benchmark.h>
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <turbine/backend/cuda/attention_decode.cuh>
+#include <turbine/backend/cuda/attention_prefill.cuh>
+#include <turbine/backend/cuda/device_buffer.cuh>
+
+namespace {
+
+using turbine::cuda::AttentionShape;
+using turbine::cuda::DeviceBuffer;
+
+#define BENCH_CUBLAS_CHECK(call)                                                              \
+  do {                                                                                        \
+    const cublasStatus_t st_ = (call);                                                        \
+    if (st_ != CUBLAS_STATUS_SUCCESS) turbine::fail(#call, " failed: ", cublasLtGetStatusName(st_)); \
+  } while (0)
+
+template <class T>
+__global__ static void fill_random(T* p, size_t n, uint64_t seed, float amp) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 29;
+    const float u = float(x >> 40) * (1.f / 16777216.f);  // [0, 1)
+    p[i] = turbine::cuda::from_float<T>((2.f * u - 1.f) * amp);
+  }
+}
+
+template <class T>
+void randomize(DeviceBuffer<T>& b, float amp = 1.f) {
+  static uint64_t seed = 12345;
+  seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+  fill_random<T><<<1024, 256>>>(b.data(), b.size(), seed, amp);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+struct Events {
+  cudaEvent_t a, b;
+  Events() {
+    TURBINE_CUDA_CHECK(cudaEventCreate(&a));
+    TURBINE_CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~Events() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  template <class F>
+  double seconds(F&& f) {
+    TURBINE_CUDA_CHECK(cudaEventRecord(a));
+    f();
+    TURBINE_CUDA_CHECK(cudaEventRecord(b));
+    TURBINE_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms * 1e-3;
+  }
+};
+
+template <class F>
+double median_seconds(F&& f, int warmup, int reps) {
+  Events ev;
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) t.push_back(ev.seconds(f));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Ceilings {
+  double copy_gbs = 0, gemm_tflops = 0;
+};
+Ceilings g_ceil;
+
+double measure_copy_gbs() {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer<__nv_bfloat16> src(bytes / 2), dst(bytes / 2);
+  randomize(src);
+  const double s = median_seconds(
+      [&] { TURBINE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }, 3, 20);
+  return 2.0 * bytes / s / 1e9;
+}
+
+double measure_gemm_tflops() {
+  const int n = 8192;
+  DeviceBuffer<__nv_bfloat16> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
+  randomize(a);
+  randomize(b);
+  const size_t ws_bytes = size_t(64) << 20;
+  DeviceBuffer<unsigned char> ws(ws_bytes);
+  cublasLtHandle_t h;
+  BENCH_CUBLAS_CHECK(cublasLtCreate(&h));
+  cublasLtMatmulDesc_t op;
+  BENCH_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  BENCH_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  BENCH_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  cublasLtMatrixLayout_t la, lb, lc;
+  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, n, n, n));
+  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, n, n, n));
+  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, n, n, n));
+  cublasLtMatmulPreference_t pref;
+  BENCH_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  BENCH_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                                          sizeof ws_bytes));
+  cublasLtMatmulHeuristicResult_t res{};
+  int found = 0;
+  BENCH_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, lc, lc, pref, 1, &res, &found));
+  turbine::check(found > 0, "cuBLASLt found no bf16 GEMM algorithm");
+  const float alpha = 1.f, beta = 0.f;
+  const double s = median_seconds(
+      [&] {
+        BENCH_CUBLAS_CHECK(cublasLtMatmul(h, op, &alpha, a.data(), la, b.data(), lb, &beta, c.data(), lc, c.data(), lc,
+                                          &res.algo, ws.data(), ws_bytes, 0));
+      },
+      3, 10);
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(lc);
+  cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(h);
+  return 2.0 * n * double(n) * n / s / 1e12;
+}
+
+// The ceilings as benchmarks too, so they sit in the same table and JSON.
+void BM_ceiling_copy_1GiB(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(1.0);
+  state.counters["GB/s"] = g_ceil.copy_gbs;
+}
+void BM_ceiling_gemm_bf16_8192(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(1.0);
+  state.counters["TFLOP/s"] = g_ceil.gemm_tflops;
+}
+
+using PrefillFn = void (*)(const turbine::cuda::attn::PrefillArgs<__nv_bfloat16>&, cudaStream_t);
+
+// args: tokens; the variant picks the launcher (nullptr: the public attention_prefill).
+template <class T>
+void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
+  const int64_t tokens = state.range(0), hd = shape.head_dim;
+  DeviceBuffer<T> q(tokens * shape.heads * hd), k(tokens * shape.kv_heads * hd), v(k.size()), out(q.size());
+  randomize(q, 3.f);
+  randomize(k);
+  randomize(v);
+  auto run = [&] {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (variant) {
+        variant(turbine::cuda::attn::make_prefill_args<T>(q.data(), k.data(), v.data(), out.data(), tokens, 0, shape, 0),
+                0);
+        return;
+      }
+    }
+    turbine::cuda::attention_prefill<T>(q.data(), k.data(), v.data(), out.data(), tokens, 0, shape);
+  };
+  Events ev;
+  for (int i = 0; i < 3; ++i) run();
+  TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
+  double total = 0;
+  for (auto _ : state) {
+    const double s = ev.seconds(run);
+    state.SetIterationTime(s);
+    total += s;
+  }
+  const double flops = 4.0 * double(tokens) * tokens * shape.heads * hd / 2;
+  const double tflops = flops * state.iterations() / total / 1e12;
+  state.counters["TFLOP/s"] = tflops;
+  state.counters["frac_gemm"] = tflops / g_ceil.gemm_tflops;
+}
+
+// args: batch, length. K/V bytes read per call = batch * length * kv_heads * head_dim * 2 * sizeof(T).
+template <class T>
+void decode(benchmark::State& state, AttentionShape shape) {
+  const int batch = int(state.range(0));
+  const int64_t len = state.range(1), hd = shape.head_dim;
+  const int64_t kv_row = shape.kv_heads * hd;
+  const double kv_bytes = double(batch) * len * kv_row * 2 * sizeof(T);
+  const int copies = int(std::max<double>(1, std::ceil(256e6 / kv_bytes)));
+  std::vector<DeviceBuffer<T>> caches;
+  std::vector<DeviceBuffer<const T*>> kp, vp;
+  for (int c = 0; c < copies; ++c) {
+    caches.emplace_back(size_t(2) * batch * len * kv_row);
+    randomize(caches.back());
+    std::vector<const T*> hk, hv;
+    for (int b = 0; b < batch; ++b) {
+      hk.push_back(caches.back().data() + int64_t(b) * len * kv_row);
+      hv.push_back(caches.back().data() + (int64_t(batch) + b) * len * kv_row);
+    }
+    kp.emplace_back(batch);
+    vp.emplace_back(batch);
+    TURBINE_CUDA_CHECK(cudaMemcpy(kp.back().data(), hk.data(), kp.back().bytes(), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(vp.back().data(), hv.data(), vp.back().bytes(), cudaMemcpyHostToDevice));
+  }
+  DeviceBuffer<T> q(size_t(batch) * shape.heads * hd), out(q.size());
+  randomize(q, 3.f);
+  std::vector<int> hl(batch, int(len));
+  DeviceBuffer<int> lens(batch);
+  TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
+  turbine::cuda::DecodeAttention<T> attn(shape, batch, len);
+  constexpr int kCalls = 10;  // per timed iteration, rotating through the cache copies
+  int next = 0;
+  auto run = [&] {
+    for (int i = 0; i < kCalls; ++i, next = (next + 1) % copies)
+      attn(q.data(), kp[next].data(), vp[next].data(), 0, lens.data(), batch, out.data());
+  };
+  Events ev;
+  run();
+  TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
+  double total = 0;
+  for (auto _ : state) {
+    const double s = ev.seconds(run) / kCalls;
+    state.SetIterationTime(s);
+    total += s;
+  }
+  const double gbs = kv_bytes * state.iterations() / total / 1e9;
+  state.counters["GB/s"] = gbs;
+  state.counters["frac_copy"] = gbs / g_ceil.copy_gbs;
+  state.counters["splits"] = attn.plan().splits;
+}
+
+const AttentionShape kLlama3_8B{32, 8, 128, 0};
+const AttentionShape kSmolLM2{9, 3, 64, 0};
+
+void register_all() {
+  benchmark::RegisterBenchmark("ceiling/copy_1GiB_d2d", BM_ceiling_copy_1GiB)->UseManualTime()->Iterations(1);
+  benchmark::RegisterBenchmark("ceiling/gemm_bf16_8192", BM_ceiling_gemm_bf16_8192)->UseManualTime()->Iterations(1);
+  for (int64_t t : {1024, 2048, 4096, 8192}) {
+    benchmark::RegisterBenchmark("prefill/llama3_8b/bf16", prefill<__nv_bfloat16>, kLlama3_8B, PrefillFn(nullptr))
+        ->Arg(t)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("prefill/llama3_8b/f16", prefill<__half>, kLlama3_8B, PrefillFn(nullptr))
+      ->Arg(4096)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+  for (int64_t t : {1024, 2048, 4096, 8192}) {
+    benchmark::RegisterBenchmark("prefill/smollm2/bf16", prefill<__nv_bfloat16>, kSmolLM2, PrefillFn(nullptr))
+        ->Arg(t)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+  }
+  // Tile configurations (MT m16 tiles per warp, NW warps, NS stages) at 4096 tokens.
+  using namespace turbine::cuda::attn;
+  const std::pair<const char*, PrefillFn> hd128[] = {
+      {"prefill_cfg/llama3_8b/mt1_nw8_ns2", launch_prefill<__nv_bfloat16, 128, 1, 8, 2>},
+      {"prefill_cfg/llama3_8b/mt1_nw8_ns3", launch_prefill<__nv_bfloat16, 128, 1, 8, 3>},
+      {"prefill_cfg/llama3_8b/mt2_nw4_ns2", launch_prefill<__nv_bfloat16, 128, 2, 4, 2>},
+      {"prefill_cfg/llama3_8b/mt1_nw4_ns2", launch_prefill<__nv_bfloat16, 128, 1, 4, 2>},
+  };
+  for (const auto& [name, fn] : hd128)
+    benchmark::RegisterBenchmark(name, prefill<__nv_bfloat16>, kLlama3_8B, fn)
+        ->Arg(4096)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+  const std::pair<const char*, PrefillFn> hd64[] = {
+      {"prefill_cfg/smollm2/mt2_nw4_ns2", launch_prefill<__nv_bfloat16, 64, 2, 4, 2>},
+      {"prefill_cfg/smollm2/mt2_nw4_ns3", launch_prefill<__nv_bfloat16, 64, 2, 4, 3>},
+      {"prefill_cfg/smollm2/mt1_nw8_ns2", launch_prefill<__nv_bfloat16, 64, 1, 8, 2>},
+      {"prefill_cfg/smollm2/mt1_nw4_ns2", launch_prefill<__nv_bfloat16, 64, 1, 4, 2>},
+  };
+  for (const auto& [name, fn] : hd64)
+    benchmark::RegisterBenchmark(name, prefill<__nv_bfloat16>, kSmolLM2, fn)
+        ->Arg(4096)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+
+  for (auto [b, len] : {std::pair{1, 1024}, {1, 4096}, {1, 32768}, {16, 1024}, {64, 1024}, {16, 4096}}) {
+    benchmark::RegisterBenchmark("decode/llama3_8b/bf16", decode<__nv_bfloat16>, kLlama3_8B)
+        ->Args({b, len})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+  }
+  for (auto [b, len] : {std::pair{1, 32768}, {64, 1024}}) {
+    benchmark::RegisterBenchmark("decode/smollm2/bf16", decode<__nv_bfloat16>, kSmolLM2)
+        ->Args({b, len})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (turbine::cuda::device_count() == 0) {
+    std::printf("[skipped] no CUDA device on this machine\n");
+    return 0;
+  }
+  cudaDeviceProp prop{};
+  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  g_ceil.copy_gbs = measure_copy_gbs();
+  g_ceil.gemm_tflops = measure_gemm_tflops();
+  std::printf("device %s, %d SMs; ceilings: copy %.0f GB/s (read+write), bf16 GEMM %.0f TFLOP/s\n", prop.name,
+              prop.multiProcessorCount, g_ceil.copy_gbs, g_ceil.gemm_tflops);
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,433 @@
+#pragma once
+// Decode attention for a batch of sequences, split along the sequence (flash-decoding). Each block
+// takes one (split, kv head, sequence) and runs all query rows of that KV group (group heads times
+// up to 8 queries per sequence) as a small flash-attention problem on tensor cores: the K/V chunk
+// streams through a cp.async pipeline of 16-byte copies, each warp keeps an online softmax over its
+// share of positions, the warps merge in shared memory and the block writes a partial (output,
+// log-sum-exp) to a workspace; a second kernel merges the splits.
+//
+// Lengths are read on the device, so a launch captured in a CUDA graph stays valid while lengths
+// change between replays: the grid is sized once for the plan's maximum length, each sequence
+// divides its own length over the splits, and blocks past its end exit at once.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "attention_prefill.cuh"
+#include "device_buffer.cuh"
+
+namespace turbine::cuda {
+
+/// Fixed at planning (and graph-capture) time: the grid is (splits, kv_heads, batch).
+struct DecodePlan {
+  AttentionShape shape;
+  int queries = 1;      // new tokens per sequence (1; up to 8 for speculative decoding)
+  int max_batch = 0;    // sequences per launch, at most
+  int64_t max_len = 0;  // cache positions per sequence, at most
+  int splits = 1;       // blocks along the sequence for the longest sequence
+};
+
+namespace attn {
+
+inline constexpr int kDecodeTile = 64;  // cache positions per pipeline stage
+
+struct DecodeSpan {
+  int lo, chunk, splits;  // first position read, positions per split, splits used
+};
+
+// How a sequence of `len` positions is divided: at most max_splits chunks of whole tiles, starting
+// at the first position any of its queries can see. Both kernels compute it from the same inputs.
+__host__ __device__ inline DecodeSpan decode_span(int len, int queries, int window, int max_splits) {
+  const int lo = window > 0 ? max(0, len - queries - window + 1) : 0;
+  const int tiles = (max(0, len - lo) + kDecodeTile - 1) / kDecodeTile;
+  const int per = (tiles + max_splits - 1) / max_splits;
+  return {lo, per * kDecodeTile, per > 0 ? (tiles + per - 1) / per : 0};
+}
+
+template <class T>
+struct DecodeArgs {
+  const T* q;            // [batch, queries, heads, HD]
+  const T* const* k;     // [batch] -> [positions, kv_stride], kv head h at + h * HD
+  const T* const* v;     // [batch] -> [positions, kv_stride]
+  const int* lengths;    // [batch] positions in each cache, the new tokens' included
+  float* part_o;         // [batch, splits, queries, heads, HD]  normalized partial outputs
+  float* part_lse;       // [batch, splits, queries, heads]      log2-sum-exp2 of scaled scores
+  T* out;                // [batch, queries, heads, HD]
+  int64_t kv_stride;
+  int heads, group, queries, window, splits;
+  float scale_log2;
+};
+
+// MT m16 tiles hold the group*queries rows (padded); the 4 warps split as MT along rows times
+// 4/MT along the 64 positions of each tile. NS pipeline stages.
+template <class T, int HD, int MT, int NS>
+struct DecodeConfig {
+  static constexpr int kThreads = 128, kWN = 4 / MT, kKW = kDecodeTile / kWN, kRows = 16 * MT;
+  static constexpr size_t kPipeBytes = size_t(kRows + 2 * NS * kDecodeTile) * HD * sizeof(T);
+  static constexpr size_t kMergeBytes = size_t(4) * 16 * (HD + 4) * sizeof(float) + 2 * 4 * 16 * sizeof(float);
+  static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
+};
+
+template <class T, int HD, int MT, int NS>
+__global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
+  using Cfg = DecodeConfig<T, HD, MT, NS>;
+  constexpr int kBN = kDecodeTile, kCh = HD / 8, kKW = Cfg::kKW, kRows = Cfg::kRows, kThreads = Cfg::kThreads;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  T* const sq = reinterpret_cast<T*>(smem_raw);  // [kRows][HD] swizzled
+  T* const sk = sq + kRows * HD;                 // [NS][BN][HD]
+  T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
+
+  const int split = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int len = a.lengths[b];
+  const DecodeSpan span = decode_span(len, a.queries, a.window, a.splits);
+  if (split >= span.splits) return;
+  const int start = span.lo + split * span.chunk;
+  const int end = min(start + span.chunk, len);
+  const int n_tiles = (end - start + kBN - 1) / kBN;
+  const int rows = a.group * a.queries;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+
+  // Q rows r = query * group + head-in-group; rows past `rows` are zeros.
+  static_assert((kRows * kCh) % kThreads == 0 && (kBN * kCh) % kThreads == 0);
+#pragma unroll
+  for (int k = 0; k < kRows * kCh / kThreads; ++k) {
+    const int i = tid + k * kThreads, r = i / kCh, c = i % kCh;
+    const bool ok = r < rows;
+    const int j = ok ? r / a.group : 0, hh = ok ? g * a.group + r % a.group : 0;
+    const T* src = a.q + ((int64_t(b) * a.queries + j) * a.heads + hh) * HD + c * 8;
+    cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
+  }
+  const T* const kbase = a.k[b] + int64_t(g) * HD;
+  const T* const vbase = a.v[b] + int64_t(g) * HD;
+  auto load_kv = [&](int tile, int stage) {
+    const int n0 = start + tile * kBN;
+    T* const dk = sk + stage * kBN * HD;
+    T* const dv = sv + stage * kBN * HD;
+#pragma unroll
+    for (int k = 0; k < kBN * kCh / kThreads; ++k) {
+      const int i = tid + k * kThreads, r = i / kCh, c = i % kCh, p = n0 + r;
+      const bool ok = p < end;
+      const int64_t off = int64_t(ok ? p : 0) * a.kv_stride + c * 8;
+      cp_async16(smem_u32(dk + swz<HD>(r, c)), kbase + off, ok);
+      cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < NS - 1; ++s) {
+    if (s < n_tiles) load_kv(s, s);
+    cp_async_commit();
+  }
+
+  const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
+  // Each of the thread's two rows sees positions [lo_r, hi_r] within this split.
+  int lo_r[2], hi_r[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = mt * 16 + gid + rr * 8;
+    const int qpos = len - a.queries + min(r / a.group, a.queries - 1);
+    hi_r[rr] = min(qpos, end - 1);
+    lo_r[rr] = a.window > 0 ? max(start, qpos - a.window + 1) : start;
+  }
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  uint32_t qf[HD / 16][4];
+
+  for (int it = 0; it < n_tiles; ++it) {
+    cp_async_wait<NS - 2>();
+    __syncthreads();
+    {
+      const int nxt = it + NS - 1;
+      if (nxt < n_tiles) load_kv(nxt, nxt % NS);
+      cp_async_commit();
+    }
+    if (it == 0) {
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
+    }
+    const int stage = it % NS;
+    const T* const ks_tile = sk + stage * kBN * HD + ks * kKW * HD;
+    const T* const vs_tile = sv + stage * kBN * HD + ks * kKW * HD;
+    const int n0 = start + it * kBN + ks * kKW;
+
+    float s[kKW / 8][4];
+#pragma unroll
+    for (int j = 0; j < kKW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < kKW / 16; ++np) {
+        uint32_t bf[4];
+        // Rows of the warp's slice start at a multiple of 16, so the swizzle sees the same row & 7.
+        ldmatrix_x4(bf, smem_u32(ks_tile + swz<HD>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
+        mma16816<T>(s[2 * np], qf[kk], bf[0], bf[1]);
+        mma16816<T>(s[2 * np + 1], qf[kk], bf[2], bf[3]);
+      }
+
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = m[rr];
+#pragma unroll
+      for (int j = 0; j < kKW / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int kp = n0 + j * 8 + tig * 2 + e;
+          if (kp < lo_r[rr] || kp > hi_r[rr]) s[j][2 * rr + e] = -INFINITY;
+          mx = fmaxf(mx, s[j][2 * rr + e]);
+        }
+      mx = quad_max(mx);
+      const float base = mx == -INFINITY ? 0.f : mx * a.scale_log2;
+      const float alpha = fast_exp2(m[rr] * a.scale_log2 - base);
+      m[rr] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < kKW / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = fast_exp2(fmaf(s[j][2 * rr + e], a.scale_log2, -base));
+          s[j][2 * rr + e] = p;
+          sum += p;
+        }
+      l[rr] = l[rr] * alpha + sum;
+#pragma unroll
+      for (int j = 0; j < HD / 8; ++j) {
+        o[j][2 * rr] *= alpha;
+        o[j][2 * rr + 1] *= alpha;
+      }
+    }
+
+#pragma unroll
+    for (int kk = 0; kk < kKW / 16; ++kk) {
+      uint32_t pf[4];
+      pf[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      pf[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      pf[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < HD / 16; ++dp) {
+        uint32_t bf[4];
+        ldmatrix_x4_trans(bf, smem_u32(vs_tile + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4))));
+        mma16816<T>(o[2 * dp], pf, bf[0], bf[1]);
+        mma16816<T>(o[2 * dp + 1], pf, bf[2], bf[3]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline's shared memory now holds the warps' partial results
+
+  float* const red_o = reinterpret_cast<float*>(smem_raw);  // [4 warps][16][HD + 4]
+  float* const red_m = red_o + 4 * 16 * (HD + 4);            // [4 warps][16]
+  float* const red_l = red_m + 4 * 16;                       // [4 warps][16]
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = gid + rr * 8;
+    const float sum = quad_sum(l[rr]);
+    if (tig == 0) {
+      red_m[warp * 16 + r] = m[rr] == -INFINITY ? -INFINITY : m[rr] * a.scale_log2;
+      red_l[warp * 16 + r] = sum;
+    }
+#pragma unroll
+    for (int j = 0; j < HD / 8; ++j)
+      *reinterpret_cast<float2*>(red_o + (warp * 16 + r) * (HD + 4) + j * 8 + tig * 2) = make_float2(o[j][2 * rr], o[j][2 * rr + 1]);
+  }
+  __syncthreads();
+
+  for (int i = tid; i < rows * HD; i += kThreads) {
+    const int r = i / HD, d = i % HD, rt = r / 16, ri = r % 16;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < Cfg::kWN; ++w) mx = fmaxf(mx, red_m[(rt + w * MT) * 16 + ri]);
+    float acc = 0.f, den = 0.f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < Cfg::kWN; ++w) {
+        const int wi = (rt + w * MT) * 16 + ri;
+        const float f = fast_exp2(red_m[wi] - mx);
+        acc += f * red_o[wi * (HD + 4) + d];
+        den += f * red_l[wi];
+      }
+    }
+    const int j = r / a.group, hh = g * a.group + r % a.group;
+    const int64_t row = ((int64_t(b) * a.splits + split) * a.queries + j) * a.heads + hh;
+    a.part_o[row * HD + d] = den > 0.f ? acc / den : 0.f;
+    if (d == 0) a.part_lse[row] = den > 0.f ? mx + __log2f(den) : -INFINITY;
+  }
+}
+
+// One thread per 4 output dims; kRowsPerBlock (sequence, query, head) rows per block.
+template <class T, int HD>
+__global__ static void __launch_bounds__(128) decode_combine_kernel(const DecodeArgs<T> a, int batch) {
+  constexpr int kLanes = HD / 4, kRowsPerBlock = 128 / kLanes;
+  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kLanes;  // (b, j, h) flattened
+  const int d = (threadIdx.x % kLanes) * 4;
+  if (row >= batch * a.queries * a.heads) return;
+  const int b = row / (a.queries * a.heads), jh = row % (a.queries * a.heads);
+  const DecodeSpan span = decode_span(a.lengths[b], a.queries, a.window, a.splits);
+  const int64_t stride = int64_t(a.queries) * a.heads;  // between splits, in rows
+  const int64_t first = int64_t(b) * a.splits * stride + jh;
+  float mx = -INFINITY;
+  for (int s = 0; s < span.splits; ++s) mx = fmaxf(mx, a.part_lse[first + s * stride]);
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+  float den = 0.f;
+  if (mx != -INFINITY) {
+    for (int s = 0; s < span.splits; ++s) {
+      const int64_t r = first + s * stride;
+      const float w = fast_exp2(a.part_lse[r] - mx);
+      const float4 v = *reinterpret_cast<const float4*>(a.part_o + r * HD + d);
+      acc.x += w * v.x;
+      acc.y += w * v.y;
+      acc.z += w * v.z;
+      acc.w += w * v.w;
+      den += w;
+    }
+  }
+  const float inv = den > 0.f ? 1.f / den : 0.f;
+  uint2 packed;
+  packed.x = pack2<T>(acc.x * inv, acc.y * inv);
+  packed.y = pack2<T>(acc.z * inv, acc.w * inv);
+  *reinterpret_cast<uint2*>(a.out + int64_t(row) * HD + d) = packed;
+}
+
+template <int HD>
+inline constexpr int kDecodeStages = HD == 128 ? 3 : 4;
+
+template <class T, int HD, int MT>
+void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream) {
+  constexpr int NS = kDecodeStages<HD>;
+  using Cfg = DecodeConfig<T, HD, MT, NS>;
+  auto kernel = decode_split_kernel<T, HD, MT, NS>;
+  if constexpr (Cfg::kSmemBytes > 48 * 1024)
+    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
+  const int kv_heads = a.heads / a.group;
+  kernel<<<dim3(a.splits, kv_heads, batch), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+  constexpr int kRowsPerBlock = 128 / (HD / 4);
+  const int rows = batch * a.queries * a.heads;
+  decode_combine_kernel<T, HD><<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, 128, 0, stream>>>(a, batch);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class T, int HD, int MT>
+int decode_blocks_per_sm() {
+  using Cfg = DecodeConfig<T, HD, MT, kDecodeStages<HD>>;
+  auto kernel = decode_split_kernel<T, HD, MT, kDecodeStages<HD>>;
+  if constexpr (Cfg::kSmemBytes > 48 * 1024)
+    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
+  int n = 0;
+  TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, Cfg::kThreads, Cfg::kSmemBytes));
+  return std::max(n, 1);
+}
+
+// The run-time sizes as template arguments: head_dim, and the m16 tiles that group*queries needs.
+template <class T, class F>
+decltype(auto) dispatch_decode(const AttentionShape& s, int queries, F&& f) {
+  const int64_t rows = (s.heads / s.kv_heads) * queries;
+  check(rows >= 1 && rows <= 64, "attention_decode: (heads / kv_heads) * queries = ", rows,
+        " query rows per KV head is not supported (supported: 1 to 64)");
+  auto by_rows = [&](auto hd) -> decltype(auto) {
+    if (rows <= 16) return f(hd, std::integral_constant<int, 1>{});
+    if (rows <= 32) return f(hd, std::integral_constant<int, 2>{});
+    return f(hd, std::integral_constant<int, 4>{});
+  };
+  switch (s.head_dim) {
+    case 64: return by_rows(std::integral_constant<int, 64>{});
+    case 128: return by_rows(std::integral_constant<int, 128>{});
+    default: fail("attention_decode: head_dim ", s.head_dim, " is not supported (supported: 64, 128)");
+  }
+}
+
+}  // namespace attn
+
+/// Chooses the splits for up to `max_batch` sequences of up to `max_len` positions: enough blocks
+/// to fill every SM once (so one 32k sequence fills the GPU), never chunks under 64 positions.
+template <class T>
+DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1) {
+  static_assert(attn::kIsHalf16<T>, "attention_decode: T must be __half or __nv_bfloat16");
+  check(shape.heads > 0 && shape.kv_heads > 0 && shape.heads % shape.kv_heads == 0, "attention_decode: heads (",
+        shape.heads, ") must be a positive multiple of kv_heads (", shape.kv_heads, ")");
+  check(queries >= 1 && queries <= 8, "attention_decode: queries per sequence ", queries, " (supported: 1 to 8)");
+  check(max_batch >= 1 && max_len >= queries && max_len < (int64_t(1) << 31), "attention_decode: max_batch ",
+        max_batch, " and max_len ", max_len, " out of range");
+  const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt()>(); });
+  int dev = 0, sms = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t blocks = int64_t(sms) * per_sm;
+  const int64_t others = int64_t(max_batch) * shape.kv_heads;
+  const int64_t want = (blocks + others - 1) / others;
+  const int64_t max_tiles = (max_len + attn::kDecodeTile - 1) / attn::kDecodeTile;
+  DecodePlan p;
+  p.shape = shape;
+  p.queries = queries;
+  p.max_batch = max_batch;
+  p.max_len = max_len;
+  p.splits = int(std::clamp<int64_t>(want, 1, max_tiles));
+  return p;
+}
+
+/// Workspace for the partial outputs: fp32 [max_batch, splits, queries, heads, head_dim + 1].
+inline size_t attention_decode_workspace_bytes(const DecodePlan& p) {
+  return size_t(p.max_batch) * p.splits * p.queries * p.shape.heads * (p.shape.head_dim + 1) * sizeof(float);
+}
+
+/// Attention of `queries` new tokens per sequence against each sequence's cache.
+///   q:        [batch, queries, heads, head_dim]
+///   k_seq[b], v_seq[b] (device arrays of device pointers): sequence b's cache,
+///             [positions, kv_stride], kv head h at + h*head_dim (kv_stride 0: kv_heads*head_dim)
+///   lengths:  [batch] int32 on the device, positions in each cache including the new tokens;
+///             query j of sequence b sits at position lengths[b] - queries + j
+///   out:      [batch, queries, heads, head_dim]
+/// Nothing on the host depends on the lengths, so the launch can be captured in a CUDA graph.
+template <class T>
+void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq, const T* const* v_seq,
+                      int64_t kv_stride, const int* lengths, int batch, T* out, void* workspace,
+                      cudaStream_t stream = 0) {
+  const AttentionShape& s = plan.shape;
+  check(batch >= 0 && batch <= plan.max_batch, "attention_decode: batch ", batch, " exceeds the plan's ",
+        plan.max_batch);
+  if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
+  check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_decode: kv_stride ", kv_stride,
+        " must be >= kv_heads * head_dim and a multiple of 8 elements");
+  if (batch == 0) return;
+  attn::DecodeArgs<T> a{};
+  a.q = q;
+  a.k = k_seq;
+  a.v = v_seq;
+  a.lengths = lengths;
+  a.part_o = static_cast<float*>(workspace);
+  a.part_lse = a.part_o + size_t(plan.max_batch) * plan.splits * plan.queries * s.heads * s.head_dim;
+  a.out = out;
+  a.kv_stride = kv_stride;
+  a.heads = int(s.heads);
+  a.group = int(s.heads / s.kv_heads);
+  a.queries = plan.queries;
+  a.window = int(s.sliding_window);
+  a.splits = plan.splits;
+  a.scale_log2 = attn::kLog2e / std::sqrt(float(s.head_dim));
+  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt()>(a, batch, stream); });
+}
+
+/// A plan with its own workspace.
+template <class T>
+class DecodeAttention {
+ public:
+  DecodeAttention(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1)
+      : plan_(plan_attention_decode<T>(shape, max_batch, max_len, queries)),
+        workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace") {}
+  const DecodePlan& plan() const { return plan_; }
+  void operator()(const T* q, const T* const* k_seq, const T* const* v_seq, int64_t kv_stride, const int* lengths,
+                  int batch, T* out, cudaStream_t stream = 0) {
+    attention_decode(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream);
+  }
+
+ private:
+  DecodePlan plan_;
+  DeviceBuffer<unsigned char> workspace_;
+};
+
+}  // namespace turbine::cuda

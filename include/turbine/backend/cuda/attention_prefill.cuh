@@ -1,0 +1,395 @@
+#pragma once
+// Causal prefill attention on tensor cores, flash-attention-2 style: one block owns a tile of query
+// rows of one head and streams the K/V tiles it can see through shared memory (cp.async pipeline);
+// S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32 accumulators, the softmax is online in
+// registers, and no score matrix is ever written. Grouped-query heads, chunked prefill (queries
+// start at pos0 with earlier positions already in the cache) and a sliding window are supported.
+//
+// The mma/ldmatrix/cp.async helpers in namespace `attn` are shared with attention_decode.cuh.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../cpu/attention.hpp"
+#include "check.cuh"
+#include "types.cuh"
+
+namespace turbine::cuda {
+
+/// heads, kv_heads, head_dim, sliding_window (0: unlimited); the same struct as the CPU reference's.
+using AttentionShape = cpu::AttentionShape;
+
+namespace attn {
+
+template <class T>
+inline constexpr bool kIsHalf16 = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; when `pred` is false nothing is read and the 16 bytes are zeroed
+// (partial tiles then hold zeros, never stale data that could be NaN).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool pred) {
+  const int n = pred ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// d += a * b for one m16n8k16 tile: a is 16x16 row-major (4 regs), b is 16x8 "col" (2 regs).
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats as one register of T pairs; `lo` takes the lower column.
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+
+// Element offset of 16-byte chunk `c` of row `row` in a [rows][HD] shared tile. The chunk index is
+// XORed with the row so that the 8 row addresses of one ldmatrix hit 8 different bank groups.
+template <int HD>
+__device__ __forceinline__ int swz(int row, int c) {
+  return row * HD + ((c ^ (row & 7)) << 3);
+}
+
+// 2^x on the special-function unit; 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+template <class T>
+struct PrefillArgs {
+  const T* q;        // [tokens, heads, HD]
+  const T* k;        // [positions, kv_stride]: kv head h at + h * HD
+  const T* v;        // [positions, kv_stride]
+  T* out;            // [tokens, heads, HD]
+  int64_t kv_stride;  // elements between consecutive cache positions
+  int tokens, pos0, heads, group, window;
+  float scale_log2;  // log2(e) / sqrt(HD)
+};
+
+// BM = 16 * MT * NW query rows per block: each of the NW warps owns MT m16 tiles (MT = 2 reuses every
+// K/V fragment read from shared memory for two tiles, halving shared-memory traffic per mma).
+// NS shared-memory stages of BN = 64 cache positions.
+template <class T, int HD, int MT, int NW, int NS>
+struct PrefillConfig {
+  static constexpr int kBM = 16 * MT * NW, kBN = 64, kThreads = 32 * NW;
+  static constexpr bool kQInRegs = MT == 1;
+  static constexpr int kMinBlocks = (MT == 1 && HD == 128 && NW >= 8) ? 1 : 2;
+  static constexpr size_t kSmemBytes = size_t(kBM + 2 * NS * kBN) * HD * sizeof(T);
+};
+
+template <class T, int HD, int MT, int NW, int NS>
+__global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, NS>::kMinBlocks)
+    prefill_kernel(const PrefillArgs<T> a) {
+  using Cfg = PrefillConfig<T, HD, MT, NW, NS>;
+  constexpr int kBM = Cfg::kBM, kBN = Cfg::kBN, kCh = HD / 8, kThreads = Cfg::kThreads;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  T* const sq = reinterpret_cast<T*>(smem_raw);  // [BM][HD] swizzled
+  T* const sk = sq + kBM * HD;                   // [NS][BN][HD]
+  T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
+
+  const int h = blockIdx.x;
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * kBM;  // the longest (last) query tiles start first
+  const int kvh = h / a.group;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int kv_len = a.pos0 + a.tokens;
+  const int q_first = a.pos0 + m0;
+  const int q_last = min(a.pos0 + m0 + kBM, kv_len) - 1;
+  const int lo = a.window > 0 ? max(0, q_first - a.window + 1) : 0;
+  const int t_begin = lo / kBN, t_end = q_last / kBN + 1;
+  const int n_tiles = t_end - t_begin;
+
+  static_assert((kBM * kCh) % kThreads == 0 && (kBN * kCh) % kThreads == 0);
+#pragma unroll
+  for (int k = 0; k < kBM * kCh / kThreads; ++k) {
+    const int i = tid + k * kThreads;
+    const int r = i / kCh, c = i % kCh, t = m0 + r;
+    const bool ok = t < a.tokens;
+    const T* src = a.q + (int64_t(ok ? t : 0) * a.heads + h) * HD + c * 8;
+    cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
+  }
+  const T* const kbase = a.k + int64_t(kvh) * HD;
+  const T* const vbase = a.v + int64_t(kvh) * HD;
+  auto load_kv = [&](int tile, int stage) {
+    const int n0 = tile * kBN;
+    T* const dk = sk + stage * kBN * HD;
+    T* const dv = sv + stage * kBN * HD;
+#pragma unroll
+    for (int k = 0; k < kBN * kCh / kThreads; ++k) {
+      const int i = tid + k * kThreads;
+      const int r = i / kCh, c = i % kCh, p = n0 + r;
+      const bool ok = p < kv_len;
+      const int64_t off = int64_t(ok ? p : 0) * a.kv_stride + c * 8;
+      cp_async16(smem_u32(dk + swz<HD>(r, c)), kbase + off, ok);
+      cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < NS - 1; ++s) {
+    if (s < n_tiles) load_kv(t_begin + s, s);
+    cp_async_commit();  // the first group also carries Q
+  }
+
+  const int wr0 = warp * 16 * MT;  // the warp's first row in the block
+  float o[MT][HD / 8][4];
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int j = 0; j < HD / 8; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.f;
+  }
+  uint32_t qf[Cfg::kQInRegs ? HD / 16 : 1][4];
+
+  for (int it = 0; it < n_tiles; ++it) {
+    cp_async_wait<NS - 2>();
+    __syncthreads();  // tile `it` is visible to all; the stage refilled below was drained last step
+    {
+      const int nxt = it + NS - 1;
+      if (nxt < n_tiles) load_kv(t_begin + nxt, nxt % NS);
+      cp_async_commit();
+    }
+    if constexpr (Cfg::kQInRegs) {
+      if (it == 0) {
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk)
+          ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
+      }
+    }
+    const int stage = it % NS;
+    const T* const ks = sk + stage * kBN * HD;
+    const T* const vs = sv + stage * kBN * HD;
+    const int n0 = (t_begin + it) * kBN;
+
+    // S = Q K^T for the warp's rows and the tile's 64 positions.
+    float s[MT][kBN / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int j = 0; j < kBN / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      uint32_t af[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        if constexpr (Cfg::kQInRegs) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) af[mt][e] = qf[kk][e];
+        } else {
+          ldmatrix_x4(af[mt], smem_u32(sq + swz<HD>(wr0 + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                     kk * 2 + (lane >> 4))));
+        }
+      }
+#pragma unroll
+      for (int np = 0; np < kBN / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrix_x4(bf, smem_u32(ks + swz<HD>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816<T>(s[mt][2 * np], af[mt], bf[0], bf[1]);
+          mma16816<T>(s[mt][2 * np + 1], af[mt], bf[2], bf[3]);
+        }
+      }
+    }
+
+    // Masks: causal (key after the query), past the end of the cache, before the sliding window.
+    const bool need_mask = (n0 + kBN - 1 > q_first) || (n0 + kBN > kv_len) ||
+                           (a.window > 0 && n0 < q_last - a.window + 1);
+    if (need_mask) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < kBN / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int qp = q_first + wr0 + mt * 16 + gid + (e >> 1) * 8;
+            const int kp = n0 + j * 8 + tig * 2 + (e & 1);
+            const bool ok = kp <= qp && kp < kv_len && (a.window <= 0 || kp > qp - a.window);
+            if (!ok) s[mt][j][e] = -INFINITY;
+          }
+    }
+
+    // Online softmax: rescale the running output by exp(m_old - m_new), turn scores into P.
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        float mx = m[mt][rr];
+#pragma unroll
+        for (int j = 0; j < kBN / 8; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * rr], s[mt][j][2 * rr + 1]));
+        mx = quad_max(mx);
+        const float base = mx == -INFINITY ? 0.f : mx * a.scale_log2;  // all masked so far: no NaN
+        const float alpha = fast_exp2(m[mt][rr] * a.scale_log2 - base);
+        m[mt][rr] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < kBN / 8; ++j) {
+          const float p0 = fast_exp2(fmaf(s[mt][j][2 * rr], a.scale_log2, -base));
+          const float p1 = fast_exp2(fmaf(s[mt][j][2 * rr + 1], a.scale_log2, -base));
+          s[mt][j][2 * rr] = p0;
+          s[mt][j][2 * rr + 1] = p1;
+          sum += p0 + p1;
+        }
+        l[mt][rr] = l[mt][rr] * alpha + sum;  // per-thread partial; reduced over the quad at the end
+#pragma unroll
+        for (int j = 0; j < HD / 8; ++j) {
+          o[mt][j][2 * rr] *= alpha;
+          o[mt][j][2 * rr + 1] *= alpha;
+        }
+      }
+
+    // O += P V: the score accumulators of two neighbouring n8 tiles are one A fragment.
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      uint32_t pf[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pf[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pf[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pf[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pf[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int dp = 0; dp < HD / 16; ++dp) {
+        uint32_t bf[4];
+        ldmatrix_x4_trans(bf, smem_u32(vs + swz<HD>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4))));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816<T>(o[mt][2 * dp], pf[mt], bf[0], bf[1]);
+          mma16816<T>(o[mt][2 * dp + 1], pf[mt], bf[2], bf[3]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const float sum = quad_sum(l[mt][rr]);
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const int t = m0 + wr0 + mt * 16 + gid + rr * 8;
+      if (t >= a.tokens) continue;
+      T* const dst = a.out + (int64_t(t) * a.heads + h) * HD + tig * 2;
+#pragma unroll
+      for (int j = 0; j < HD / 8; ++j)
+        *reinterpret_cast<uint32_t*>(dst + j * 8) = pack2<T>(o[mt][j][2 * rr] * inv, o[mt][j][2 * rr + 1] * inv);
+    }
+}
+
+/// Launches one prefill configuration (the benchmark compares configurations through this).
+template <class T, int HD, int MT, int NW, int NS>
+void launch_prefill(const PrefillArgs<T>& a, cudaStream_t stream) {
+  using Cfg = PrefillConfig<T, HD, MT, NW, NS>;
+  auto kernel = prefill_kernel<T, HD, MT, NW, NS>;
+  if constexpr (Cfg::kSmemBytes > 48 * 1024)
+    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
+  const dim3 grid(a.heads, (a.tokens + Cfg::kBM - 1) / Cfg::kBM);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class T>
+PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
+                                 const AttentionShape& s, int64_t kv_stride) {
+  static_assert(kIsHalf16<T>, "attention_prefill: T must be __half or __nv_bfloat16");
+  check(s.heads > 0 && s.kv_heads > 0 && s.heads % s.kv_heads == 0, "attention_prefill: heads (", s.heads,
+        ") must be a positive multiple of kv_heads (", s.kv_heads, ")");
+  check(tokens >= 0 && pos0 >= 0 && pos0 + tokens < (int64_t(1) << 31), "attention_prefill: tokens ", tokens,
+        " at pos0 ", pos0, " out of range");
+  if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
+  check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_prefill: kv_stride ", kv_stride,
+        " must be >= kv_heads * head_dim and a multiple of 8 elements (16-byte rows)");
+  PrefillArgs<T> a{};
+  a.q = q;
+  a.k = k_cache;
+  a.v = v_cache;
+  a.out = out;
+  a.kv_stride = kv_stride;
+  a.tokens = int(tokens);
+  a.pos0 = int(pos0);
+  a.heads = int(s.heads);
+  a.group = int(s.heads / s.kv_heads);
+  a.window = int(s.sliding_window);
+  a.scale_log2 = kLog2e / std::sqrt(float(s.head_dim));
+  return a;
+}
+
+}  // namespace attn
+
+/// Causal attention of `tokens` new queries (positions pos0 .. pos0+tokens-1) against the cache,
+/// which already holds their own K/V at those positions. Query t sees [pos0+t-window+1, pos0+t].
+///   q:     [tokens, heads, head_dim]
+///   k, v:  [positions >= pos0+tokens, kv_stride] (kv head h at + h*head_dim; kv_stride 0 means
+///          kv_heads*head_dim, a contiguous cache of one sequence)
+///   out:   [tokens, heads, head_dim]
+/// T is __half or __nv_bfloat16; head_dim 64 or 128. Accumulates in fp32.
+template <class T>
+void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
+                       const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0) {
+  const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride);
+  if (tokens == 0) return;
+  switch (shape.head_dim) {
+    case 64: return attn::launch_prefill<T, 64, 2, 4, 2>(a, stream);
+    case 128: return attn::launch_prefill<T, 128, 1, 8, 2>(a, stream);
+    default: fail("attention_prefill: head_dim ", shape.head_dim, " is not supported (supported: 64, 128)");
+  }
+}
+
+}  // namespace turbine::cuda

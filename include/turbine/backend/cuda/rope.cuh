@@ -1,0 +1,126 @@
+#pragma once
+// Rotary embedding fused with the optional q/k/v bias (Qwen2) and the KV-cache store: one pass
+// reads q, k and v once, rotates q in place, and writes rotated k and biased v into the cache.
+// Rotation is "rotate half" (dims i and i + head_dim/2 pair up), angle = pos * inv_freq[i] in fp32,
+// as transformers computes it (turbine::rope_inv_freq gives inv_freq, including rope_scaling).
+#include <cstdint>
+
+#include "check.cuh"
+#include "vec.cuh"
+
+namespace turbine::cuda {
+
+/// Buffers of one rope_qkv call. Rows of q/k/v are `*_stride` elements apart so that the three
+/// slices of one fused QKV GEMM output ([tokens, (heads + 2 * kv_heads) * head_dim]) are used in
+/// place; separate buffers pass heads * head_dim (q) and kv_heads * head_dim (k, v).
+template <class T>
+struct RopeQkv {
+  T* q = nullptr;               // [tokens, heads, head_dim], rows q_stride apart; rotated in place
+  const T* k = nullptr;         // [tokens, kv_heads, head_dim], rows k_stride apart; read only
+  const T* v = nullptr;         // [tokens, kv_heads, head_dim], rows v_stride apart; read only
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+  const T* q_bias = nullptr;    // [heads * head_dim] or null
+  const T* k_bias = nullptr;    // [kv_heads * head_dim] or null
+  const T* v_bias = nullptr;    // [kv_heads * head_dim] or null
+  T* k_cache = nullptr;         // [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
+  T* v_cache = nullptr;         // [cache_positions, kv_heads, head_dim]: v (+ bias) at pos0 + t
+  const float* inv_freq = nullptr;  // [head_dim / 2], device
+  int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int pos0 = 0;                 // position of token 0; token t is at pos0 + t
+  int cache_positions = 0;      // capacity of the caches, checked against pos0 + tokens
+};
+
+namespace {
+
+constexpr int kRopeThreads = 128;
+
+// One block per token. Work items: 8 rotation pairs of one q or k head, or 8 elements of one v head.
+template <HalfElement T, int kHeadDim>
+__global__ void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const RopeQkv<T> p) {
+  constexpr int kHalf = kHeadDim / 2;
+  constexpr int kRotItemsPerHead = kHalf / 8;
+  constexpr int kVItemsPerHead = kHeadDim / 8;
+  __shared__ float cos_s[kHalf], sin_s[kHalf];
+  const int t = blockIdx.x;
+  const int pos = p.pos0 + t;
+  for (int i = threadIdx.x; i < kHalf; i += kRopeThreads) {
+    const float angle = static_cast<float>(pos) * p.inv_freq[i];
+    sincosf(angle, &sin_s[i], &cos_s[i]);
+  }
+  __syncthreads();
+  const int rot_items = (p.heads + p.kv_heads) * kRotItemsPerHead;
+  const int items = rot_items + p.kv_heads * kVItemsPerHead;
+  for (int item = threadIdx.x; item < items; item += kRopeThreads) {
+    if (item < rot_items) {
+      const int h = item / kRotItemsPerHead;
+      const int j = (item % kRotItemsPerHead) * 8;
+      const bool is_q = h < p.heads;
+      const int hk = h - p.heads;
+      const T* src = is_q ? p.q + t * p.q_stride + h * kHeadDim : p.k + t * p.k_stride + hk * kHeadDim;
+      const T* bias = is_q ? (p.q_bias ? p.q_bias + h * kHeadDim : nullptr)
+                           : (p.k_bias ? p.k_bias + hk * kHeadDim : nullptr);
+      float a[8], b[8];
+      vec::load8(src + j, a);
+      vec::load8(src + j + kHalf, b);
+      if (bias) {
+        float ba[8], bb[8];
+        vec::load8(bias + j, ba);
+        vec::load8(bias + j + kHalf, bb);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) a[e] += ba[e], b[e] += bb[e];
+      }
+      float ra[8], rb[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float c = cos_s[j + e], s = sin_s[j + e];
+        ra[e] = a[e] * c - b[e] * s;
+        rb[e] = b[e] * c + a[e] * s;
+      }
+      T* dst = is_q ? p.q + t * p.q_stride + h * kHeadDim
+                    : p.k_cache + (static_cast<int64_t>(pos) * p.kv_heads + hk) * kHeadDim;
+      vec::store8(dst + j, ra);
+      vec::store8(dst + j + kHalf, rb);
+    } else {
+      const int it = item - rot_items;
+      const int h = it / kVItemsPerHead;
+      const int j = (it % kVItemsPerHead) * 8;
+      float v[8];
+      vec::load8(p.v + t * p.v_stride + h * kHeadDim + j, v);
+      if (p.v_bias) {
+        float bv[8];
+        vec::load8(p.v_bias + h * kHeadDim + j, bv);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] += bv[e];
+      }
+      vec::store8(p.v_cache + (static_cast<int64_t>(pos) * p.kv_heads + h) * kHeadDim + j, v);
+    }
+  }
+}
+
+}  // namespace
+
+/// Adds the biases (if any), rotates q in place and k into k_cache, and copies v into v_cache, for
+/// tokens at positions pos0 .. pos0 + tokens - 1. head_dim: 64 or 128.
+template <HalfElement T>
+void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
+  check(p.tokens >= 0 && p.heads > 0 && p.kv_heads > 0 && p.pos0 >= 0, "rope_qkv: bad sizes (tokens ", p.tokens,
+        ", heads ", p.heads, ", kv_heads ", p.kv_heads, ", pos0 ", p.pos0, ")");
+  check(static_cast<int64_t>(p.pos0) + p.tokens <= p.cache_positions, "rope_qkv: positions ", p.pos0, "..",
+        static_cast<int64_t>(p.pos0) + p.tokens - 1, " do not fit in a KV cache of ", p.cache_positions, " positions");
+  check(p.q_stride % 8 == 0 && p.k_stride % 8 == 0 && p.v_stride % 8 == 0,
+        "rope_qkv: row strides must be multiples of 8 elements");
+  check(aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.k_cache) && aligned16(p.v_cache) &&
+            aligned16(p.q_bias) && aligned16(p.k_bias) && aligned16(p.v_bias),
+        "rope_qkv: pointers must be 16-byte aligned");
+  check(p.inv_freq != nullptr, "rope_qkv: inv_freq is null");
+  if (p.tokens == 0) return;
+  const dim3 grid(static_cast<unsigned>(p.tokens));
+  switch (p.head_dim) {
+    case 64: rope_qkv_kernel<T, 64><<<grid, kRopeThreads, 0, stream>>>(p); break;
+    case 128: rope_qkv_kernel<T, 128><<<grid, kRopeThreads, 0, stream>>>(p); break;
+    default: fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");
+  }
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace turbine::cuda

@@ -1,0 +1,285 @@
+// Split-K decode attention on the GPU against cpu::attention on the same rounded inputs, for batches
+// of sequences of mixed lengths (1 .. 32768), 1 to 8 queries per sequence, GQA 1/3/4/8, head_dim
+// 64/128, sliding window, padded cache rows, and a CUDA graph replayed with new lengths. Fresh random
+// inputs (seed printed; TURBINE_TEST_SEED repeats one); outputs and the split workspace are poisoned
+// with NaN before each launch; relative error < 1e-3 (f16), < 1e-2 (bf16); NaN never passes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <turbine/backend/cpu/attention.hpp>
+#include <turbine/backend/cuda/attention_decode.cuh>
+#include <turbine/backend/cuda/device_buffer.cuh>
+
+#include "test_support.hpp"
+
+namespace {
+
+using turbine::cpu::AttentionShape;
+using turbine::cuda::DeviceBuffer;
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 gen = [] {
+    uint64_t seed = std::random_device{}();
+    if (const char* s = std::getenv("TURBINE_TEST_SEED")) seed = std::strtoull(s, nullptr, 10);
+    std::printf("attention_decode: seed %llu\n", static_cast<unsigned long long>(seed));
+    return std::mt19937_64(seed);
+  }();
+  return gen;
+}
+
+template <class T>
+T to_t(float x) {
+  if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
+  else return __float2bfloat16_rn(x);
+}
+template <class T>
+float to_f(T x) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(x);
+  else return __bfloat162float(x);
+}
+template <class T>
+constexpr double tolerance() {
+  return std::is_same_v<T, __half> ? 1e-3 : 1e-2;
+}
+template <class T>
+const char* tname() {
+  return std::is_same_v<T, __half> ? "f16" : "bf16";
+}
+
+template <class T>
+void fill_rounded(std::vector<float>& f, std::vector<T>& t, size_t n, float amp) {
+  std::uniform_real_distribution<float> u(-amp, amp);
+  f.resize(n);
+  t.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = to_t<T>(u(rng()));
+    f[i] = to_f(t[i]);
+  }
+}
+
+// A batch of sequences on the device: each cache in its own region of one buffer (with
+// `stride` elements per position), the per-sequence pointer arrays, q, out and the lengths.
+template <class T>
+struct Batch {
+  AttentionShape shape;
+  int queries = 1;
+  int64_t stride = 0;
+  std::vector<int> lengths;
+  std::vector<float> q, k, v;        // host, rounded: q [batch, queries, heads, hd]; k/v concatenated
+  std::vector<int64_t> offset;       // start of each sequence in k/v (host, in positions)
+  DeviceBuffer<T> dq, dk, dv, dout;  // dk/dv: [sum of lengths, stride]
+  DeviceBuffer<const T*> kptr, vptr;
+  DeviceBuffer<int> dlen;
+
+  Batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad) : shape(s), queries(nq), lengths(lens) {
+    const int64_t hd = s.head_dim, kv_row = s.kv_heads * hd, row = s.heads * hd;
+    stride = kv_row + pad;
+    int64_t total = 0;
+    for (int len : lens) {
+      offset.push_back(total);
+      total += len;
+    }
+    std::vector<T> tq, tk, tv;
+    fill_rounded(q, tq, size_t(lens.size()) * nq * row, 3.f);
+    fill_rounded(k, tk, size_t(total) * kv_row, 1.f);
+    fill_rounded(v, tv, size_t(total) * kv_row, 1.f);
+    std::vector<T> pk(size_t(total) * stride, to_t<T>(NAN)), pv(size_t(total) * stride, to_t<T>(NAN));
+    for (int64_t p = 0; p < total; ++p)
+      for (int64_t i = 0; i < kv_row; ++i) {
+        pk[p * stride + i] = tk[p * kv_row + i];
+        pv[p * stride + i] = tv[p * kv_row + i];
+      }
+    dq = DeviceBuffer<T>(tq.size());
+    dk = DeviceBuffer<T>(pk.size());
+    dv = DeviceBuffer<T>(pv.size());
+    dout = DeviceBuffer<T>(tq.size());
+    TURBINE_CUDA_CHECK(cudaMemcpy(dq.data(), tq.data(), dq.bytes(), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(dk.data(), pk.data(), dk.bytes(), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(dv.data(), pv.data(), dv.bytes(), cudaMemcpyHostToDevice));
+    std::vector<const T*> hk, hv;
+    for (int64_t off : offset) {
+      hk.push_back(dk.data() + off * stride);
+      hv.push_back(dv.data() + off * stride);
+    }
+    kptr = DeviceBuffer<const T*>(hk.size());
+    vptr = DeviceBuffer<const T*>(hv.size());
+    TURBINE_CUDA_CHECK(cudaMemcpy(kptr.data(), hk.data(), kptr.bytes(), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(vptr.data(), hv.data(), vptr.bytes(), cudaMemcpyHostToDevice));
+    dlen = DeviceBuffer<int>(lens.size());
+    set_lengths(lens);
+  }
+  int batch() const { return int(lengths.size()); }
+  int max_len() const {
+    int m = 0;
+    for (int l : lengths) m = std::max(m, l);
+    return m;
+  }
+  // Shorter lengths reuse the same caches (a prefix of each sequence).
+  void set_lengths(const std::vector<int>& lens) {
+    for (size_t b = 0; b < lens.size(); ++b) CHECK(lens[b] <= (b + 1 < offset.size() ? offset[b + 1] - offset[b] : int64_t(k.size() / (shape.kv_heads * shape.head_dim)) - offset[b]));
+    lengths = lens;
+    TURBINE_CUDA_CHECK(cudaMemcpy(dlen.data(), lens.data(), dlen.bytes(), cudaMemcpyHostToDevice));
+  }
+  void poison(void* workspace, size_t ws_bytes) {
+    TURBINE_CUDA_CHECK(cudaMemset(dout.data(), 0xff, dout.bytes()));
+    TURBINE_CUDA_CHECK(cudaMemset(workspace, 0xff, ws_bytes));
+  }
+  void launch(const turbine::cuda::DecodePlan& plan, void* workspace, cudaStream_t stream = 0) {
+    turbine::cuda::attention_decode<T>(plan, dq.data(), kptr.data(), vptr.data(), stride == shape.kv_heads * shape.head_dim ? 0 : stride,
+                                       dlen.data(), batch(), dout.data(), workspace, stream);
+  }
+  // Relative error of the device output against cpu::attention for the current lengths.
+  double error(int64_t* non_finite) {
+    const int64_t row = shape.heads * shape.head_dim, kv_row = shape.kv_heads * shape.head_dim;
+    std::vector<T> hout(size_t(batch()) * queries * row);
+    TURBINE_CUDA_CHECK(cudaMemcpy(hout.data(), dout.data(), hout.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    std::vector<float> ref(hout.size());
+    for (int b = 0; b < batch(); ++b)
+      turbine::cpu::attention(q.data() + int64_t(b) * queries * row, k.data() + offset[b] * kv_row,
+                              v.data() + offset[b] * kv_row, queries, lengths[b] - queries, shape,
+                              ref.data() + int64_t(b) * queries * row);
+    double num = 0, den = 0;
+    *non_finite = 0;
+    for (size_t i = 0; i < hout.size(); ++i) {
+      const double o = to_f(hout[i]), r = ref[i];
+      if (!std::isfinite(o)) ++*non_finite;
+      num += (o - r) * (o - r);
+      den += r * r;
+    }
+    return std::sqrt(num / den);
+  }
+};
+
+template <class T>
+void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad = 0) {
+  Batch<T> b(s, nq, lens, pad);
+  const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), b.max_len(), nq);
+  const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
+  DeviceBuffer<unsigned char> ws(ws_bytes);
+  b.poison(ws.data(), ws_bytes);
+  b.launch(plan, ws.data());
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+  TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
+  int64_t bad = 0;
+  const double err = b.error(&bad);
+  std::string ls;
+  for (int l : lens) ls += std::to_string(l) + " ";
+  std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d splits %3d lengths [%s]: rel err %.3e%s\n",
+              tname<T>(), int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
+              pad, plan.splits, ls.c_str(), err, bad ? " NON-FINITE" : "");
+  INFO(tname<T>(), " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls);
+  CHECK(bad == 0);
+  CHECK(err < tolerance<T>());
+}
+
+bool no_gpu() {
+  if (turbine::cuda::device_count() > 0) return false;
+  turbine::test::skip("no CUDA device on this machine");
+  return true;
+}
+
+const std::vector<int> kLengths = {1, 17, 63, 64, 65, 127, 1000, 4096};
+
+template <class T>
+void grid() {
+  for (int hd : {64, 128})
+    for (int ratio : {1, 3, 4, 8}) check_batch<T>(AttentionShape{2 * ratio, 2, hd, 0}, 1, kLengths);
+}
+
+}  // namespace
+
+TEST_CASE("decode f16: one query, head_dim 64/128, GQA 1/3/4/8, lengths 1 .. 4096 in one batch") {
+  if (no_gpu()) return;
+  grid<__half>();
+}
+
+TEST_CASE("decode bf16: one query, head_dim 64/128, GQA 1/3/4/8, lengths 1 .. 4096 in one batch") {
+  if (no_gpu()) return;
+  grid<__nv_bfloat16>();
+}
+
+TEST_CASE("decode: 32768 positions at the Llama-3-8B shape, alone and next to short sequences") {
+  if (no_gpu()) return;
+  check_batch<__nv_bfloat16>(AttentionShape{32, 8, 128, 0}, 1, {32768});
+  check_batch<__half>(AttentionShape{32, 8, 128, 0}, 1, {5, 32768, 300});
+  check_batch<__half>(AttentionShape{9, 3, 64, 0}, 1, {32768});
+}
+
+TEST_CASE("decode: several queries per sequence (speculative), causal among themselves") {
+  if (no_gpu()) return;
+  check_batch<__half>(AttentionShape{8, 2, 128, 0}, 4, {4, 17, 64, 65, 1000});    // 16 rows
+  check_batch<__nv_bfloat16>(AttentionShape{16, 2, 64, 0}, 3, {3, 130, 4096});    // 24 rows
+  check_batch<__half>(AttentionShape{16, 2, 128, 0}, 8, {8, 9, 129, 2000});       // 64 rows
+  check_batch<__nv_bfloat16>(AttentionShape{4, 4, 128, 0}, 8, {8, 63, 64, 4100}); // 8 rows
+  check_batch<__half>(AttentionShape{9, 3, 64, 0}, 2, {2, 66, 1000});
+}
+
+TEST_CASE("decode: sliding window") {
+  if (no_gpu()) return;
+  check_batch<__half>(AttentionShape{8, 2, 128, 100}, 1, {50, 101, 1000, 4096});
+  check_batch<__nv_bfloat16>(AttentionShape{8, 2, 64, 64}, 2, {2, 64, 65, 3000});
+  check_batch<__half>(AttentionShape{8, 2, 64, 1}, 1, {1, 70});
+}
+
+TEST_CASE("decode: padded cache rows (kv_stride > kv_heads * head_dim)") {
+  if (no_gpu()) return;
+  check_batch<__half>(AttentionShape{8, 2, 128, 0}, 1, {1, 300, 2049}, 64);
+  check_batch<__nv_bfloat16>(AttentionShape{6, 2, 64, 0}, 2, {7, 500}, 8);
+}
+
+TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
+  if (no_gpu()) return;
+  using T = __half;
+  const AttentionShape s{8, 2, 128, 0};
+  Batch<T> b(s, 1, {8192, 3000, 70}, 0);
+  const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), 8192, 1);
+  const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
+  DeviceBuffer<unsigned char> ws(ws_bytes);
+  cudaStream_t stream;
+  TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  b.launch(plan, ws.data(), stream);
+  TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  for (const std::vector<int>& lens : {std::vector<int>{8192, 3000, 70}, std::vector<int>{1, 2999, 64},
+                                       std::vector<int>{4097, 1, 65}, std::vector<int>{8000, 64, 1}}) {
+    b.set_lengths(lens);
+    b.poison(ws.data(), ws_bytes);
+    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    int64_t bad = 0;
+    const double err = b.error(&bad);
+    std::printf("decode graph replay lengths [%d %d %d]: rel err %.3e%s\n", lens[0], lens[1], lens[2], err,
+                bad ? " NON-FINITE" : "");
+    CHECK(bad == 0);
+    CHECK(err < tolerance<T>());
+  }
+  TURBINE_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
+  TURBINE_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+TEST_CASE("decode: unsupported sizes name the supported values") {
+  if (no_gpu()) return;
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const turbine::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(message([] { turbine::cuda::plan_attention_decode<__half>(AttentionShape{2, 1, 96, 0}, 1, 100); })
+            .find("supported: 64, 128") != std::string::npos);
+  CHECK(message([] { turbine::cuda::plan_attention_decode<__half>(AttentionShape{32, 1, 128, 0}, 1, 100, 4); })
+            .find("supported: 1 to 64") != std::string::npos);
+}
