@@ -158,11 +158,12 @@ struct Row {
 };
 std::vector<std::string> g_order;
 std::map<std::string, Row> g_rows;
+std::string g_current;  // name of the running benchmark (State::name() is not in every version)
 
 void record(benchmark::State& state, const std::vector<double>& samples, double bytes, double flop) {
   const double t = median(samples);
   Row r;
-  r.name = state.name();
+  r.name = g_current;
   r.us = t * 1e6;
   if (flop > 0) {
     r.flops = true;
@@ -227,12 +228,10 @@ void print_table() {
   std::printf("%-52s %10s %7.0f TFLOP/s %7s\n", "ceiling: 8192^3 cuBLASLt GEMM", "", g_gemm_tflops, "1.00");
   for (const auto& name : g_order) {
     const Row& r = g_rows[name];
-    std::string shown = r.name.substr(0, r.name.find("/iterations"));
-    shown = shown.substr(0, shown.find("/manual_time"));
     if (r.flops)
-      std::printf("%-52s %10.2f %7.1f TFLOP/s %7.3f\n", shown.c_str(), r.us, r.rate, r.fraction);
+      std::printf("%-52s %10.2f %7.1f TFLOP/s %7.3f\n", r.name.c_str(), r.us, r.rate, r.fraction);
     else
-      std::printf("%-52s %10.2f %9.0f GB/s %9.3f\n", shown.c_str(), r.us, r.rate, r.fraction);
+      std::printf("%-52s %10.2f %9.0f GB/s %9.3f\n", r.name.c_str(), r.us, r.rate, r.fraction);
   }
 }
 
@@ -356,7 +355,10 @@ void BM_gemm(benchmark::State& state, int m, int n, int k) {
 
 template <class F, class... Args>
 void reg(const std::string& name, F f, Args... args) {
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { f(st, args...); })
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+    g_current = name;
+    f(st, args...);
+  })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }

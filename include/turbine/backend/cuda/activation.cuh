@@ -11,12 +11,12 @@ namespace turbine::cuda {
 
 enum class Activation { Silu, GeluTanh };
 
-namespace {
+namespace detail {
 
-constexpr int kActivationThreads = 256;
+inline constexpr int kActivationThreads = 256;
 
 template <Activation A>
-__device__ __forceinline__ float activate(float g) {
+static __device__ __forceinline__ float activate(float g) {
   if constexpr (A == Activation::Silu) {
     return g / (1.0f + expf(-g));
   } else {
@@ -27,7 +27,7 @@ __device__ __forceinline__ float activate(float g) {
 
 // Row t of gate/up/out starts at t * stride; vectors_per_row = inter / 8.
 template <Activation A, HalfElement T>
-__global__ void __launch_bounds__(kActivationThreads) gated_activation_kernel(const T* gate, const T* up, T* out,
+__global__ static void __launch_bounds__(kActivationThreads) gated_activation_kernel(const T* gate, const T* up, T* out,
                                                                               int64_t gate_stride, int64_t up_stride,
                                                                               int64_t out_stride, int64_t vectors,
                                                                               int vectors_per_row) {
@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kActivationThreads) gated_activation_kernel(co
   vec::store8(out + t * out_stride + j, g);
 }
 
-}  // namespace
+}  // namespace detail
 
 /// out[t, i] = act(gate[t * gate_stride + i]) * up[t * up_stride + i] for i < inter, written to
 /// out[t * out_stride + i]. Strides and inter: multiples of 8 elements; pointers 16-byte aligned.
@@ -58,8 +58,8 @@ void gated_activation(const T* gate, int64_t gate_stride, const T* up, int64_t u
   check(aligned16(gate) && aligned16(up) && aligned16(out), "gated_activation: pointers must be 16-byte aligned");
   if (tokens == 0) return;
   const int64_t vectors = static_cast<int64_t>(tokens) * (inter / 8);
-  const auto blocks = static_cast<unsigned>(ceil_div(vectors, kActivationThreads));
-  gated_activation_kernel<A, T><<<blocks, kActivationThreads, 0, stream>>>(gate, up, out, gate_stride, up_stride,
+  const auto blocks = static_cast<unsigned>(ceil_div(vectors, detail::kActivationThreads));
+  detail::gated_activation_kernel<A, T><<<blocks, detail::kActivationThreads, 0, stream>>>(gate, up, out, gate_stride, up_stride,
                                                                           out_stride, vectors, inter / 8);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }

@@ -13,13 +13,13 @@
 
 namespace turbine::cuda {
 
-namespace {
+namespace detail {
 
-constexpr int kEmbeddingThreads = 128;
+inline constexpr int kEmbeddingThreads = 128;
 
 // table: [vocab, hidden], ids: [tokens], out: [tokens, hidden]. grid = (vector blocks, tokens).
 template <HalfElement T, VecElement O>
-__global__ void __launch_bounds__(kEmbeddingThreads) embedding_kernel(const T* __restrict__ table,
+__global__ static void __launch_bounds__(kEmbeddingThreads) embedding_kernel(const T* __restrict__ table,
                                                                       const int32_t* __restrict__ ids,
                                                                       O* __restrict__ out, int hidden, int vocab) {
   const int64_t t = blockIdx.y;
@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kEmbeddingThreads) embedding_kernel(const T* _
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 /// Fails with a one-line error naming the first id outside [0, vocab). ids: host memory [n].
 inline void check_token_ids(const int32_t* ids, int64_t n, int64_t vocab) {
@@ -65,8 +65,8 @@ void embedding(const T* table, const int32_t* ids, O* out, int tokens, int hidde
   check(tokens <= 65535, "embedding: ", tokens, " tokens in one call (supported: up to 65535)");
   check(aligned16(table) && aligned16(out), "embedding: table and output must be 16-byte aligned");
   if (tokens == 0) return;
-  const dim3 grid(static_cast<unsigned>(ceil_div(hidden / 8, kEmbeddingThreads)), static_cast<unsigned>(tokens));
-  embedding_kernel<T, O><<<grid, kEmbeddingThreads, 0, stream>>>(table, ids, out, hidden, vocab);
+  const dim3 grid(static_cast<unsigned>(ceil_div(hidden / 8, detail::kEmbeddingThreads)), static_cast<unsigned>(tokens));
+  detail::embedding_kernel<T, O><<<grid, detail::kEmbeddingThreads, 0, stream>>>(table, ids, out, hidden, vocab);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -19,13 +19,13 @@ namespace turbine::cuda {
 
 inline constexpr int kGemvMaxTokens = 8;
 
-namespace {
+namespace detail {
 
-constexpr int kGemvRows = 16;   // rows per block (the mma's m)
-constexpr int kGemvUnroll = 4;  // 32-wide k chunks per warp and step
+inline constexpr int kGemvRows = 16;   // rows per block (the mma's m)
+inline constexpr int kGemvUnroll = 4;  // 32-wide k chunks per warp and step
 
 template <class T>
-__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+static __device__ __forceinline__ void gemv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                           uint32_t b0, uint32_t b1) {
   if constexpr (std::same_as<T, __half>) {
     asm volatile(
@@ -47,14 +47,14 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a
 // elements 0..3 (A regs: row g k0-1, row g+8 k0-1, row g k2-3, row g+8 k2-3; B regs: k0-1, k2-3),
 // the second elements 4..7.
 template <class T>
-__device__ __forceinline__ void mma_chunk(float (&d)[4], const uint4& wa, const uint4& wb, const uint4& xv) {
-  mma_16816<T>(d, wa.x, wb.x, wa.y, wb.y, xv.x, xv.y);
-  mma_16816<T>(d, wa.z, wb.z, wa.w, wb.w, xv.z, xv.w);
+static __device__ __forceinline__ void gemv_mma_chunk(float (&d)[4], const uint4& wa, const uint4& wb, const uint4& xv) {
+  gemv_mma<T>(d, wa.x, wb.x, wa.y, wb.y, xv.x, xv.y);
+  gemv_mma<T>(d, wa.z, wb.z, wa.w, wb.w, xv.z, xv.w);
 }
 
 // w: [n, k], x: [kTokens, k], bias: [n] or null, y: [kTokens, n]. grid = ceil(n / 16), kWarps warps.
 template <HalfElement T, int kTokens, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ w, const T* __restrict__ x,
+__global__ static void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ w, const T* __restrict__ x,
                                                            const T* __restrict__ bias, T* __restrict__ y, int n,
                                                            int k) {
   const int lane = threadIdx.x & 31;
@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
       vx[u] = has_x ? __ldg(reinterpret_cast<const uint4*>(xg + kk)) : zero;
     }
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
+    for (int u = 0; u < kGemvUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
   // At most one partial step per warp remains (k not a multiple of 32 * kUnroll * kWarps).
   if (c0 * 32 < k) {
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
       vx[u] = ok && has_x ? __ldg(reinterpret_cast<const uint4*>(xg + kk)) : zero;
     }
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
+    for (int u = 0; u < kGemvUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
 
   // d[j] of lane (g, c): row g + 8 * (j >= 2), token 2c + (j & 1). Sum over the warps' K shares.
@@ -131,7 +131,7 @@ void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cuda
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 /// y = x * W^T (+ bias) for 1..8 tokens.
 /// w: [n, k] T row-major, x: [tokens, k] T, bias: [n] T or null, y: [tokens, n] T.
@@ -143,14 +143,14 @@ void gemv(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k,
   check(aligned16(w) && aligned16(x), "gemv: w and x must be 16-byte aligned");
   switch (tokens) {
     case 0: return;
-    case 1: launch_gemv<T, 1>(w, x, bias, y, n, k, stream); break;
-    case 2: launch_gemv<T, 2>(w, x, bias, y, n, k, stream); break;
-    case 3: launch_gemv<T, 3>(w, x, bias, y, n, k, stream); break;
-    case 4: launch_gemv<T, 4>(w, x, bias, y, n, k, stream); break;
-    case 5: launch_gemv<T, 5>(w, x, bias, y, n, k, stream); break;
-    case 6: launch_gemv<T, 6>(w, x, bias, y, n, k, stream); break;
-    case 7: launch_gemv<T, 7>(w, x, bias, y, n, k, stream); break;
-    case 8: launch_gemv<T, 8>(w, x, bias, y, n, k, stream); break;
+    case 1: detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream); break;
+    case 2: detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream); break;
+    case 3: detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream); break;
+    case 4: detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream); break;
+    case 5: detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream); break;
+    case 6: detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream); break;
+    case 7: detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream); break;
+    case 8: detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream); break;
     default: fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
   }
   TURBINE_CUDA_CHECK(cudaGetLastError());

@@ -14,10 +14,10 @@
 
 namespace turbine::cuda {
 
-namespace {
+namespace detail {
 
 template <int kThreads>
-__device__ __forceinline__ float norm_block_sum(float v) {
+static __device__ __forceinline__ float norm_block_sum(float v) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024);
   __shared__ float partial[kThreads / 32];
 #pragma unroll
@@ -38,7 +38,7 @@ __device__ __forceinline__ float norm_block_sum(float v) {
 // kAdd: x += delta is written back before the norm. y may alias x when R == T (each row is read
 // completely before the block barrier and written after it).
 template <class R, class D, class T, int kThreads, int kVecs, bool kAdd>
-__global__ void __launch_bounds__(kThreads) rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim,
+__global__ static void __launch_bounds__(kThreads) rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim,
                                                             float eps) {
   const int64_t row = blockIdx.x;
   R* xr = x + row * dim;
@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(R* x, const D* delta
 inline constexpr int kNormMaxDim = 16384;
 
 template <class R, class D, class T, bool kAdd>
-void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* y, int tokens, int dim, float eps,
+inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* y, int tokens, int dim, float eps,
                      cudaStream_t stream) {
   check(tokens >= 0, what, ": negative token count ", tokens);
   check(dim > 0 && dim % 8 == 0 && dim <= kNormMaxDim, what, ": hidden size ", dim,
@@ -103,14 +103,14 @@ void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* 
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace
+}  // namespace detail
 
 /// y = x / sqrt(mean(x^2) + eps) * gamma per row.
 /// x: [tokens, dim] (float residual stream or T), gamma: [dim], y: [tokens, dim]. y may alias x when
 /// X is T. dim: a multiple of 8 up to 16384; pointers 16-byte aligned.
 template <VecElement X, HalfElement T>
 void rms_norm(const X* x, const T* gamma, T* y, int tokens, int dim, float eps, cudaStream_t stream = nullptr) {
-  launch_rms_norm<X, T, T, false>("rms_norm", const_cast<X*>(x), static_cast<const T*>(nullptr), gamma, y, tokens,
+  detail::launch_rms_norm<X, T, T, false>("rms_norm", const_cast<X*>(x), static_cast<const T*>(nullptr), gamma, y, tokens,
                                   dim, eps, stream);
 }
 
@@ -119,7 +119,7 @@ void rms_norm(const X* x, const T* gamma, T* y, int tokens, int dim, float eps, 
 template <VecElement R, HalfElement T>
 void add_rms_norm(R* residual, const T* delta, const T* gamma, T* y, int tokens, int dim, float eps,
                   cudaStream_t stream = nullptr) {
-  launch_rms_norm<R, T, T, true>("add_rms_norm", residual, delta, gamma, y, tokens, dim, eps, stream);
+  detail::launch_rms_norm<R, T, T, true>("add_rms_norm", residual, delta, gamma, y, tokens, dim, eps, stream);
 }
 
 }  // namespace turbine::cuda

@@ -30,13 +30,13 @@ struct RopeQkv {
   int cache_positions = 0;      // capacity of the caches, checked against pos0 + tokens
 };
 
-namespace {
+namespace detail {
 
-constexpr int kRopeThreads = 128;
+inline constexpr int kRopeThreads = 128;
 
 // One block per token. Work items: 8 rotation pairs of one q or k head, or 8 elements of one v head.
 template <HalfElement T, int kHeadDim>
-__global__ void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const RopeQkv<T> p) {
+__global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const RopeQkv<T> p) {
   constexpr int kHalf = kHeadDim / 2;
   constexpr int kRotItemsPerHead = kHalf / 8;
   constexpr int kVItemsPerHead = kHeadDim / 8;
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const RopeQkv<T>
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 /// Adds the biases (if any), rotates q in place and k into k_cache, and copies v into v_cache, for
 /// tokens at positions pos0 .. pos0 + tokens - 1. head_dim: 64 or 128.
@@ -116,8 +116,8 @@ void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
   if (p.tokens == 0) return;
   const dim3 grid(static_cast<unsigned>(p.tokens));
   switch (p.head_dim) {
-    case 64: rope_qkv_kernel<T, 64><<<grid, kRopeThreads, 0, stream>>>(p); break;
-    case 128: rope_qkv_kernel<T, 128><<<grid, kRopeThreads, 0, stream>>>(p); break;
+    case 64: detail::rope_qkv_kernel<T, 64><<<grid, detail::kRopeThreads, 0, stream>>>(p); break;
+    case 128: detail::rope_qkv_kernel<T, 128><<<grid, detail::kRopeThreads, 0, stream>>>(p); break;
     default: fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");
   }
   TURBINE_CUDA_CHECK(cudaGetLastError());
