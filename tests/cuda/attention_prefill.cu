@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <turbine/backend/cpu/attention.hpp>
@@ -78,7 +79,11 @@ struct Result {
 };
 
 template <class T>
-Result run_case(const Case& c) {
+using Launch = void (*)(const turbine::cuda::attn::PrefillArgs<T>&, cudaStream_t);
+
+// `launch` picks one tile configuration; nullptr runs the public attention_prefill.
+template <class T>
+Result run_case(const Case& c, Launch<T> launch) {
   const int64_t hd = c.head_dim, kv_len = int64_t(c.pos0) + c.tokens;
   const int64_t row = int64_t(c.heads) * hd, kv_row = int64_t(c.kv_heads) * hd, stride = kv_row + c.stride_pad;
   const AttentionShape shape{c.heads, c.kv_heads, hd, c.window};
@@ -99,8 +104,13 @@ Result run_case(const Case& c) {
   TURBINE_CUDA_CHECK(cudaMemcpy(dk.data(), pk.data(), dk.bytes(), cudaMemcpyHostToDevice));
   TURBINE_CUDA_CHECK(cudaMemcpy(dv.data(), pv.data(), dv.bytes(), cudaMemcpyHostToDevice));
   TURBINE_CUDA_CHECK(cudaMemset(dout.data(), 0xff, dout.bytes()));  // NaN in f16 and bf16
-  turbine::cuda::attention_prefill<T>(dq.data(), dk.data(), dv.data(), dout.data(), c.tokens, c.pos0, shape, 0,
-                                      c.stride_pad ? stride : 0);
+  if (launch)
+    launch(turbine::cuda::attn::make_prefill_args<T>(dq.data(), dk.data(), dv.data(), dout.data(), c.tokens, c.pos0,
+                                                     shape, c.stride_pad ? stride : 0),
+           0);
+  else
+    turbine::cuda::attention_prefill<T>(dq.data(), dk.data(), dv.data(), dout.data(), c.tokens, c.pos0, shape, 0,
+                                        c.stride_pad ? stride : 0);
   TURBINE_CUDA_CHECK(cudaGetLastError());
   TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<T> hout(hq.size());
@@ -142,12 +152,12 @@ Result run_case(const Case& c) {
 }
 
 template <class T>
-void check_case(const Case& c) {
-  const Result r = run_case<T>(c);
-  std::printf("prefill %-4s hd %3d heads %2d/%d tokens %5d pos0 %5d window %4d pad %d: rel err %.3e (%lld rows)%s\n",
-              tname<T>(), c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, r.err,
+void check_case(const Case& c, Launch<T> launch = nullptr, const char* config = "") {
+  const Result r = run_case<T>(c, launch);
+  std::printf("prefill %-4s %s%shd %3d heads %2d/%d tokens %5d pos0 %5d window %4d pad %d: rel err %.3e (%lld rows)%s\n",
+              tname<T>(), config, *config ? " " : "", c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, r.err,
               static_cast<long long>(r.rows_checked), r.non_finite ? " NON-FINITE" : "");
-  INFO(tname<T>(), " hd ", c.head_dim, " heads ", c.heads, "/", c.kv_heads, " tokens ", c.tokens, " pos0 ", c.pos0,
+  INFO(tname<T>(), " ", config, " hd ", c.head_dim, " heads ", c.heads, "/", c.kv_heads, " tokens ", c.tokens, " pos0 ", c.pos0,
        " window ", c.window);
   CHECK(r.non_finite == 0);
   CHECK(r.err < tolerance<T>());  // false for NaN
@@ -225,6 +235,34 @@ TEST_CASE("prefill: padded cache rows (kv_stride > kv_heads * head_dim)") {
   if (no_gpu()) return;
   check_case<__half>({100, 37, 8, 2, 128, 0, 64});
   check_case<__nv_bfloat16>({70, 0, 6, 2, 64, 0, 8});
+}
+
+TEST_CASE("prefill: every tile configuration the launcher or the benchmark may pick") {
+  if (no_gpu()) return;
+  using namespace turbine::cuda::attn;
+  using B = __nv_bfloat16;
+  using H = __half;
+  const std::pair<const char*, Launch<B>> bf[] = {
+      {"128/mt1_nw8_ns2", launch_prefill<B, 128, 1, 8, 2>}, {"128/mt1_nw8_ns3", launch_prefill<B, 128, 1, 8, 3>},
+      {"128/mt2_nw4_ns2", launch_prefill<B, 128, 2, 4, 2>}, {"128/mt1_nw4_ns2", launch_prefill<B, 128, 1, 4, 2>},
+      {"128/mt1_nw4_ns3", launch_prefill<B, 128, 1, 4, 3>}, {"64/mt2_nw4_ns2", launch_prefill<B, 64, 2, 4, 2>},
+      {"64/mt2_nw4_ns3", launch_prefill<B, 64, 2, 4, 3>},   {"64/mt1_nw8_ns2", launch_prefill<B, 64, 1, 8, 2>},
+      {"64/mt1_nw4_ns2", launch_prefill<B, 64, 1, 4, 2>},   {"64/mt1_nw4_ns3", launch_prefill<B, 64, 1, 4, 3>},
+  };
+  for (const auto& [name, fn] : bf) {
+    const int hd = name[0] == '1' ? 128 : 64;
+    check_case<B>({65, 0, 8, 2, hd}, fn, name);
+    check_case<B>({300, 700, 6, 2, hd}, fn, name);
+    check_case<B>({1000, 0, 4, 1, hd, 200}, fn, name);
+  }
+  const std::pair<const char*, Launch<H>> f16[] = {
+      {"128/mt2_nw4_ns2", launch_prefill<H, 128, 2, 4, 2>}, {"128/mt1_nw4_ns2", launch_prefill<H, 128, 1, 4, 2>},
+      {"64/mt1_nw4_ns2", launch_prefill<H, 64, 1, 4, 2>},
+  };
+  for (const auto& [name, fn] : f16) {
+    const int hd = name[0] == '1' ? 128 : 64;
+    check_case<H>({130, 1000, 8, 2, hd}, fn, name);
+  }
 }
 
 TEST_CASE("prefill: unsupported head_dim names the supported values") {

@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -333,13 +334,27 @@ __global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, N
     }
 }
 
+// Raises a kernel's dynamic shared-memory limit once per device: `raised` is the kernel's own
+// host-side bitmask of devices already done (the call costs microseconds, a decode step has few).
+template <class Kernel>
+void raise_smem_limit(std::atomic<uint64_t>& raised, Kernel kernel, size_t bytes) {
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  const uint64_t bit = uint64_t(1) << (dev & 63);
+  if (raised.load(std::memory_order_acquire) & bit) return;
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  raised.fetch_or(bit, std::memory_order_release);
+}
+
 /// Launches one prefill configuration (the benchmark compares configurations through this).
 template <class T, int HD, int MT, int NW, int NS>
 void launch_prefill(const PrefillArgs<T>& a, cudaStream_t stream) {
   using Cfg = PrefillConfig<T, HD, MT, NW, NS>;
   auto kernel = prefill_kernel<T, HD, MT, NW, NS>;
-  if constexpr (Cfg::kSmemBytes > 48 * 1024)
-    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
+  if constexpr (Cfg::kSmemBytes > 48 * 1024) {
+    static std::atomic<uint64_t> raised{0};
+    raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
+  }
   const dim3 grid(a.heads, (a.tokens + Cfg::kBM - 1) / Cfg::kBM);
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
   TURBINE_CUDA_CHECK(cudaGetLastError());
@@ -385,9 +400,12 @@ void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, i
                        const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0) {
   const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride);
   if (tokens == 0) return;
+  // Tile configurations measured on an H100 (bench/cuda_attention.cu, prefill_cfg/*).
   switch (shape.head_dim) {
-    case 64: return attn::launch_prefill<T, 64, 2, 4, 2>(a, stream);
-    case 128: return attn::launch_prefill<T, 128, 1, 8, 2>(a, stream);
+    case 64: return attn::launch_prefill<T, 64, 1, 4, 2>(a, stream);
+    case 128:
+      if (int64_t(shape.heads) * tokens <= int64_t(32) * 2048) return attn::launch_prefill<T, 128, 1, 4, 2>(a, stream);
+      return attn::launch_prefill<T, 128, 2, 4, 2>(a, stream);
     default: fail("attention_prefill: head_dim ", shape.head_dim, " is not supported (supported: 64, 128)");
   }
 }
