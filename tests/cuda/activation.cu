@@ -18,7 +18,8 @@ TEST_CASE_TEMPLATE("silu(gate) * up matches the CPU reference in both layouts", 
   for (int inter : {576, 1536, 14336}) {
     for (int tokens : {1, 3, 7, 8, 33}) {
       const size_t n = size_t(tokens) * inter;
-      const std::string what = std::string(tn) + " tokens " + std::to_string(tokens) + " inter " + std::to_string(inter);
+      const std::string what =
+          std::string(tn) + " tokens " + std::to_string(tokens) + " inter " + std::to_string(inter);
       // Fused: [tokens, 2 * inter], gate half then up half per row.
       const auto gu = random_half<T>(2 * n, rng, -6.f, 6.f);
       auto d_gu = upload_half<T>(gu);

@@ -29,7 +29,8 @@ TEST_CASE_TEMPLATE("embedding gathers table rows", T, __half, __nv_bfloat16) {
       auto d_ids = upload(ids);
       std::vector<float> ref(size_t(tokens) * hidden);
       cpu::embedding(w, ids.data(), tokens, ref.data());
-      const std::string what = std::string(tn) + " tokens " + std::to_string(tokens) + " hidden " + std::to_string(hidden);
+      const std::string what =
+          std::string(tn) + " tokens " + std::to_string(tokens) + " hidden " + std::to_string(hidden);
 
       cuda::DeviceBuffer<float> d_outf(ref.size());
       poison(d_outf);

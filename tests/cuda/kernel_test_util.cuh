@@ -9,12 +9,11 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <vector>
-
 #include <turbine/backend/cuda/check.cuh>
 #include <turbine/backend/cuda/device_buffer.cuh>
 #include <turbine/backend/cuda/types.cuh>
 #include <turbine/core/half.hpp>
+#include <vector>
 
 namespace turbine::test {
 

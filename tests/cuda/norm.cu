@@ -60,8 +60,7 @@ TEST_CASE_TEMPLATE("rms_norm matches the CPU reference", T, __half, __nv_bfloat1
   }
 }
 
-TEST_CASE_TEMPLATE("add_rms_norm adds the delta to the residual and normalizes in one pass", T, __half,
-                   __nv_bfloat16) {
+TEST_CASE_TEMPLATE("add_rms_norm adds the delta to the residual and normalizes in one pass", T, __half, __nv_bfloat16) {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("add_rms_norm"));
   const char* tn = HalfTraits<T>::name;

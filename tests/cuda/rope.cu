@@ -27,8 +27,7 @@ constexpr Shape kShapes[] = {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("rope_qkv rotates q in place and stores rotated k and v in the cache", T, __half,
-                   __nv_bfloat16) {
+TEST_CASE_TEMPLATE("rope_qkv rotates q in place and stores rotated k and v in the cache", T, __half, __nv_bfloat16) {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("rope_qkv"));
   const char* tn = HalfTraits<T>::name;
@@ -173,6 +172,5 @@ TEST_CASE("rope_qkv names the supported head_dim and refuses positions past the 
                        turbine::Error);
   p.head_dim = 64;
   p.pos0 = 4;
-  CHECK_THROWS_WITH_AS(cuda::rope_qkv(p), doctest::Contains("do not fit in a KV cache of 4 positions"),
-                       turbine::Error);
+  CHECK_THROWS_WITH_AS(cuda::rope_qkv(p), doctest::Contains("do not fit in a KV cache of 4 positions"), turbine::Error);
 }

@@ -72,7 +72,7 @@ class Pipeline {
   /// Continues a token sequence. The KV cache of the previous call is reused for the common prefix.
   Response complete_tokens(const std::vector<int32_t>& ids, const GenerationConfig& cfg = {},
                            const StreamCallback& on_text = {}) {
-    if (!cache_) cache_ = std::make_unique<HostKvCache>(model_->new_cache(context_size()));
+    if (!cache_) cache_ = std::make_unique<typename Model::Cache>(model_->new_cache(context_size()));
     return generate_sequence(*model_, *cache_, cached_, ids, *files_.tokenizer, cfg, eos_, on_text);
   }
 
@@ -86,7 +86,7 @@ class Pipeline {
   std::unique_ptr<Model> model_;
   std::string template_;
   std::vector<int32_t> eos_;
-  std::unique_ptr<HostKvCache> cache_;
+  std::unique_ptr<typename Model::Cache> cache_;
   std::vector<int32_t> cached_;
 };
 

@@ -15,7 +15,10 @@ template <class S, template <class> class Layer = LlamaDecoderLayer>
 class Transformer {
  public:
   using spec = S;
+  using Cache = HostKvCache;
   static constexpr int64_t kPrefillChunk = 256;
+  static_assert(!S::backend::is_gpu,
+                "a turbine::Cuda model needs the CUDA backend: include <turbine/turbine.cuh> and compile with nvcc");
 
   explicit Transformer(ModelWeights weights) : w_(std::move(weights)) {}
 
@@ -60,9 +63,15 @@ class Transformer {
   Activations act_;
 };
 
+/// The model class that runs a Spec: Transformer on the CPU; backend/cuda specializes it for Cuda.
+template <class S, class = void>
+struct ModelTypeOf {
+  using type = Transformer<S>;
+};
+
 /// The Llama family (Llama 2/3, Mistral, SmolLM, Qwen2 with bias, InternLM2 with split wqkv):
 /// one type, with the differences read from the model's config at load time.
 template <Precision P = f32, WeightScheme W = quant::None, KvScheme K = kv::Same, Backend B = Cpu>
-using Llama = Transformer<Spec<P, W, K, B>>;
+using Llama = typename ModelTypeOf<Spec<P, W, K, B>>::type;
 
 }  // namespace turbine

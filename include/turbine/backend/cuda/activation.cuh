@@ -27,10 +27,9 @@ static __device__ __forceinline__ float activate(float g) {
 
 // Row t of gate/up/out starts at t * stride; vectors_per_row = inter / 8.
 template <Activation A, HalfElement T>
-__global__ static void __launch_bounds__(kActivationThreads) gated_activation_kernel(const T* gate, const T* up, T* out,
-                                                                              int64_t gate_stride, int64_t up_stride,
-                                                                              int64_t out_stride, int64_t vectors,
-                                                                              int vectors_per_row) {
+__global__ static void __launch_bounds__(kActivationThreads)
+    gated_activation_kernel(const T* gate, const T* up, T* out, int64_t gate_stride, int64_t up_stride,
+                            int64_t out_stride, int64_t vectors, int vectors_per_row) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kActivationThreads + threadIdx.x;
   if (i >= vectors) return;
   const int64_t t = i / vectors_per_row;
@@ -59,8 +58,8 @@ void gated_activation(const T* gate, int64_t gate_stride, const T* up, int64_t u
   if (tokens == 0) return;
   const int64_t vectors = static_cast<int64_t>(tokens) * (inter / 8);
   const auto blocks = static_cast<unsigned>(ceil_div(vectors, detail::kActivationThreads));
-  detail::gated_activation_kernel<A, T><<<blocks, detail::kActivationThreads, 0, stream>>>(gate, up, out, gate_stride, up_stride,
-                                                                          out_stride, vectors, inter / 8);
+  detail::gated_activation_kernel<A, T><<<blocks, detail::kActivationThreads, 0, stream>>>(
+      gate, up, out, gate_stride, up_stride, out_stride, vectors, inter / 8);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -19,9 +19,9 @@ inline constexpr int kEmbeddingThreads = 128;
 
 // table: [vocab, hidden], ids: [tokens], out: [tokens, hidden]. grid = (vector blocks, tokens).
 template <HalfElement T, VecElement O>
-__global__ static void __launch_bounds__(kEmbeddingThreads) embedding_kernel(const T* __restrict__ table,
-                                                                      const int32_t* __restrict__ ids,
-                                                                      O* __restrict__ out, int hidden, int vocab) {
+__global__ static void __launch_bounds__(kEmbeddingThreads)
+    embedding_kernel(const T* __restrict__ table, const int32_t* __restrict__ ids, O* __restrict__ out, int hidden,
+                     int vocab) {
   const int64_t t = blockIdx.y;
   const int idx = (static_cast<int>(blockIdx.x) * kEmbeddingThreads + static_cast<int>(threadIdx.x)) * 8;
   if (idx >= hidden) return;
@@ -65,7 +65,8 @@ void embedding(const T* table, const int32_t* ids, O* out, int tokens, int hidde
   check(tokens <= 65535, "embedding: ", tokens, " tokens in one call (supported: up to 65535)");
   check(aligned16(table) && aligned16(out), "embedding: table and output must be 16-byte aligned");
   if (tokens == 0) return;
-  const dim3 grid(static_cast<unsigned>(ceil_div(hidden / 8, detail::kEmbeddingThreads)), static_cast<unsigned>(tokens));
+  const dim3 grid(static_cast<unsigned>(ceil_div(hidden / 8, detail::kEmbeddingThreads)),
+                  static_cast<unsigned>(tokens));
   detail::embedding_kernel<T, O><<<grid, detail::kEmbeddingThreads, 0, stream>>>(table, ids, out, hidden, vocab);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }

@@ -19,29 +19,31 @@
 #include "gemv.cuh"
 #include "vec.cuh"
 
-#define TURBINE_CUBLAS_CHECK(call)                                                                    \
-  do {                                                                                                \
-    const cublasStatus_t turbine_st_ = (call);                                                        \
-    if (turbine_st_ != CUBLAS_STATUS_SUCCESS)                                                         \
-      ::turbine::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ", cublasLtGetStatusName(turbine_st_), \
-                      " (", cublasLtGetStatusString(turbine_st_), ")");                              \
+#define TURBINE_CUBLAS_CHECK(call)                                                                                   \
+  do {                                                                                                               \
+    const cublasStatus_t turbine_st_ = (call);                                                                       \
+    if (turbine_st_ != CUBLAS_STATUS_SUCCESS)                                                                        \
+      ::turbine::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ", cublasLtGetStatusName(turbine_st_), " (", \
+                      cublasLtGetStatusString(turbine_st_), ")");                                                    \
   } while (0)
 
 namespace turbine::cuda {
 
 template <class T>
 constexpr cudaDataType_t cuda_data_type() {
-  if constexpr (std::same_as<T, __half>) return CUDA_R_16F;
-  else if constexpr (std::same_as<T, __nv_bfloat16>) return CUDA_R_16BF;
-  else return CUDA_R_32F;
+  if constexpr (std::same_as<T, __half>)
+    return CUDA_R_16F;
+  else if constexpr (std::same_as<T, __nv_bfloat16>)
+    return CUDA_R_16BF;
+  else
+    return CUDA_R_32F;
 }
 
 class Gemm {
  public:
   static constexpr size_t kDefaultWorkspace = size_t{32} << 20;
 
-  explicit Gemm(size_t workspace_bytes = kDefaultWorkspace)
-      : workspace_(workspace_bytes, "cuBLASLt workspace") {
+  explicit Gemm(size_t workspace_bytes = kDefaultWorkspace) : workspace_(workspace_bytes, "cuBLASLt workspace") {
     TURBINE_CUBLAS_CHECK(cublasLtCreate(&handle_));
   }
   Gemm(const Gemm&) = delete;
@@ -62,8 +64,8 @@ class Gemm {
     const Key key{cuda_data_type<T>(), m, n, k, bias != nullptr, alignment(x), alignment(w), alignment(y)};
     Plan& plan = plan_for<T>(key);
     if (bias) {
-      TURBINE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                          sizeof(bias)));
+      TURBINE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
     }
     const float alpha = 1.0f, beta = 0.0f;
     TURBINE_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.op, &alpha, w, plan.a, x, plan.b, &beta, y, plan.d, y, plan.d,
@@ -113,8 +115,8 @@ class Gemm {
         const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         TURBINE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
         const cudaDataType_t bias_type = dtype;
-        TURBINE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                            sizeof(bias_type)));
+        TURBINE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
       }
       TURBINE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, dtype, k, n, k));  // W: [k, n] col-major, op T
       TURBINE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, dtype, k, m, k));  // x: [k, m] col-major
@@ -127,8 +129,8 @@ class Gemm {
                      ay = static_cast<uint32_t>(align_y);
       cublasLtMatmulHeuristicResult_t result{};
       int found = 0;
-      cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                                               sizeof(ws));
+      cublasStatus_t st =
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
       if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aw, sizeof(aw));
       if (st == CUBLAS_STATUS_SUCCESS)

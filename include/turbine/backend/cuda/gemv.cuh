@@ -26,7 +26,7 @@ inline constexpr int kGemvUnroll = 4;  // 32-wide k chunks per warp and step
 
 template <class T>
 static __device__ __forceinline__ void gemv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                          uint32_t b0, uint32_t b1) {
+                                                uint32_t b0, uint32_t b1) {
   if constexpr (std::same_as<T, __half>) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -47,16 +47,17 @@ static __device__ __forceinline__ void gemv_mma(float (&d)[4], uint32_t a0, uint
 // elements 0..3 (A regs: row g k0-1, row g+8 k0-1, row g k2-3, row g+8 k2-3; B regs: k0-1, k2-3),
 // the second elements 4..7.
 template <class T>
-static __device__ __forceinline__ void gemv_mma_chunk(float (&d)[4], const uint4& wa, const uint4& wb, const uint4& xv) {
+static __device__ __forceinline__ void gemv_mma_chunk(float (&d)[4], const uint4& wa, const uint4& wb,
+                                                      const uint4& xv) {
   gemv_mma<T>(d, wa.x, wb.x, wa.y, wb.y, xv.x, xv.y);
   gemv_mma<T>(d, wa.z, wb.z, wa.w, wb.w, xv.z, xv.w);
 }
 
 // w: [n, k], x: [kTokens, k], bias: [n] or null, y: [kTokens, n]. grid = ceil(n / 16), kWarps warps.
 template <HalfElement T, int kTokens, int kWarps>
-__global__ static void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ w, const T* __restrict__ x,
-                                                           const T* __restrict__ bias, T* __restrict__ y, int n,
-                                                           int k) {
+__global__ static void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const T* __restrict__ w, const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y, int n,
+                int k) {
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
@@ -142,16 +143,34 @@ void gemv(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k,
   check(k % 8 == 0, "gemv: k = ", k, " is not supported (k must be a multiple of 8, for 16-byte loads)");
   check(aligned16(w) && aligned16(x), "gemv: w and x must be 16-byte aligned");
   switch (tokens) {
-    case 0: return;
-    case 1: detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream); break;
-    case 2: detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream); break;
-    case 3: detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream); break;
-    case 4: detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream); break;
-    case 5: detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream); break;
-    case 6: detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream); break;
-    case 7: detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream); break;
-    case 8: detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream); break;
-    default: fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
+    case 0:
+      return;
+    case 1:
+      detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream);
+      break;
+    case 2:
+      detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream);
+      break;
+    case 3:
+      detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream);
+      break;
+    case 4:
+      detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream);
+      break;
+    case 5:
+      detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream);
+      break;
+    case 6:
+      detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream);
+      break;
+    case 7:
+      detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream);
+      break;
+    case 8:
+      detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream);
+      break;
+    default:
+      fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
   }
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }

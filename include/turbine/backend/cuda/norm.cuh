@@ -38,8 +38,8 @@ static __device__ __forceinline__ float norm_block_sum(float v) {
 // kAdd: x += delta is written back before the norm. y may alias x when R == T (each row is read
 // completely before the block barrier and written after it).
 template <class R, class D, class T, int kThreads, int kVecs, bool kAdd>
-__global__ static void __launch_bounds__(kThreads) rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim,
-                                                            float eps) {
+__global__ static void __launch_bounds__(kThreads)
+    rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim, float eps) {
   const int64_t row = blockIdx.x;
   R* xr = x + row * dim;
   float v[kVecs][8];
@@ -78,8 +78,8 @@ __global__ static void __launch_bounds__(kThreads) rms_norm_kernel(R* x, const D
 inline constexpr int kNormMaxDim = 16384;
 
 template <class R, class D, class T, bool kAdd>
-inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* y, int tokens, int dim, float eps,
-                     cudaStream_t stream) {
+inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* y, int tokens, int dim,
+                            float eps, cudaStream_t stream) {
   check(tokens >= 0, what, ": negative token count ", tokens);
   check(dim > 0 && dim % 8 == 0 && dim <= kNormMaxDim, what, ": hidden size ", dim,
         " is not supported (supported: multiples of 8 up to ", kNormMaxDim, ")");
@@ -110,8 +110,8 @@ inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gam
 /// X is T. dim: a multiple of 8 up to 16384; pointers 16-byte aligned.
 template <VecElement X, HalfElement T>
 void rms_norm(const X* x, const T* gamma, T* y, int tokens, int dim, float eps, cudaStream_t stream = nullptr) {
-  detail::launch_rms_norm<X, T, T, false>("rms_norm", const_cast<X*>(x), static_cast<const T*>(nullptr), gamma, y, tokens,
-                                  dim, eps, stream);
+  detail::launch_rms_norm<X, T, T, false>("rms_norm", const_cast<X*>(x), static_cast<const T*>(nullptr), gamma, y,
+                                          tokens, dim, eps, stream);
 }
 
 /// residual += delta, then y = rms_norm(residual) * gamma, in one pass.

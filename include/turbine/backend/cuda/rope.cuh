@@ -15,19 +15,20 @@ namespace turbine::cuda {
 /// place; separate buffers pass heads * head_dim (q) and kv_heads * head_dim (k, v).
 template <class T>
 struct RopeQkv {
-  T* q = nullptr;               // [tokens, heads, head_dim], rows q_stride apart; rotated in place
-  const T* k = nullptr;         // [tokens, kv_heads, head_dim], rows k_stride apart; read only
-  const T* v = nullptr;         // [tokens, kv_heads, head_dim], rows v_stride apart; read only
+  T* q = nullptr;        // [tokens, heads, head_dim], rows q_stride apart; rotated in place
+  const T* k = nullptr;  // [tokens, kv_heads, head_dim], rows k_stride apart; read only
+  const T* v = nullptr;  // [tokens, kv_heads, head_dim], rows v_stride apart; read only
   int64_t q_stride = 0, k_stride = 0, v_stride = 0;
-  const T* q_bias = nullptr;    // [heads * head_dim] or null
-  const T* k_bias = nullptr;    // [kv_heads * head_dim] or null
-  const T* v_bias = nullptr;    // [kv_heads * head_dim] or null
-  T* k_cache = nullptr;         // [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
-  T* v_cache = nullptr;         // [cache_positions, kv_heads, head_dim]: v (+ bias) at pos0 + t
+  const T* q_bias = nullptr;        // [heads * head_dim] or null
+  const T* k_bias = nullptr;        // [kv_heads * head_dim] or null
+  const T* v_bias = nullptr;        // [kv_heads * head_dim] or null
+  T* k_cache = nullptr;             // [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
+  T* v_cache = nullptr;             // [cache_positions, kv_heads, head_dim]: v (+ bias) at pos0 + t
   const float* inv_freq = nullptr;  // [head_dim / 2], device
   int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
-  int pos0 = 0;                 // position of token 0; token t is at pos0 + t
-  int cache_positions = 0;      // capacity of the caches, checked against pos0 + tokens
+  int pos0 = 0;             // position of token 0; token t is at pos0 + t
+  const int* pos0_device = nullptr;  // if set, pos0 is read from here (CUDA graph replays)
+  int cache_positions = 0;  // capacity of the caches, checked against pos0 + tokens
 };
 
 namespace detail {
@@ -42,7 +43,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
   constexpr int kVItemsPerHead = kHeadDim / 8;
   __shared__ float cos_s[kHalf], sin_s[kHalf];
   const int t = blockIdx.x;
-  const int pos = p.pos0 + t;
+  const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;
   for (int i = threadIdx.x; i < kHalf; i += kRopeThreads) {
     const float angle = static_cast<float>(pos) * p.inv_freq[i];
     sincosf(angle, &sin_s[i], &cos_s[i]);
@@ -57,8 +58,8 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
       const bool is_q = h < p.heads;
       const int hk = h - p.heads;
       const T* src = is_q ? p.q + t * p.q_stride + h * kHeadDim : p.k + t * p.k_stride + hk * kHeadDim;
-      const T* bias = is_q ? (p.q_bias ? p.q_bias + h * kHeadDim : nullptr)
-                           : (p.k_bias ? p.k_bias + hk * kHeadDim : nullptr);
+      const T* bias =
+          is_q ? (p.q_bias ? p.q_bias + h * kHeadDim : nullptr) : (p.k_bias ? p.k_bias + hk * kHeadDim : nullptr);
       float a[8], b[8];
       vec::load8(src + j, a);
       vec::load8(src + j + kHalf, b);
@@ -116,9 +117,14 @@ void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
   if (p.tokens == 0) return;
   const dim3 grid(static_cast<unsigned>(p.tokens));
   switch (p.head_dim) {
-    case 64: detail::rope_qkv_kernel<T, 64><<<grid, detail::kRopeThreads, 0, stream>>>(p); break;
-    case 128: detail::rope_qkv_kernel<T, 128><<<grid, detail::kRopeThreads, 0, stream>>>(p); break;
-    default: fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");
+    case 64:
+      detail::rope_qkv_kernel<T, 64><<<grid, detail::kRopeThreads, 0, stream>>>(p);
+      break;
+    case 128:
+      detail::rope_qkv_kernel<T, 128><<<grid, detail::kRopeThreads, 0, stream>>>(p);
+      break;
+    default:
+      fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");
   }
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,0 +1,380 @@
+#pragma once
+// CudaTransformer<Spec>: the decoder on the GPU. Weights are uploaded once in the Spec's precision
+// (GGUF blocks dequantized, safetensors converted), with q/k/v and gate/up fused into one matrix
+// each so that a layer is five GEMV/GEMMs. KV cache and scratch are preallocated: nothing is
+// allocated while decoding. The single-token decode step is captured in a CUDA graph and replayed.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "../backend/cuda/activation.cuh"
+#include "../backend/cuda/attention_decode.cuh"
+#include "../backend/cuda/attention_prefill.cuh"
+#include "../backend/cuda/cuda.cuh"
+#include "../backend/cuda/embedding.cuh"
+#include "../backend/cuda/gemm.cuh"
+#include "../backend/cuda/norm.cuh"
+#include "../backend/cuda/rope.cuh"
+#include "../core/half.hpp"
+#include "../io/ggml_quants.hpp"
+#include "../layers/rotary.hpp"
+#include "spec.hpp"
+#include "transformer.hpp"
+#include "weights.hpp"
+
+namespace turbine {
+
+/// KV cache of one sequence on the GPU: per layer [capacity, kv_heads, head_dim] keys and values.
+template <class T>
+class DeviceKvCache {
+ public:
+  DeviceKvCache(const ModelConfig& c, int64_t capacity) : capacity_(capacity), kv_size_(c.kv_size()) {
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      k_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
+      v_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
+    }
+  }
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return capacity_; }
+  void truncate(int64_t n) { length_ = std::min(n, length_); }
+  void clear() { length_ = 0; }
+  void reserve_more(int64_t extra) const {
+    check(length_ + extra <= capacity_, "sequence of ", length_ + extra, " tokens exceeds the context length ", capacity_,
+          " (shorten the prompt, lower max_new_tokens, or raise --ctx-size up to the model's limit)");
+  }
+  void advance(int64_t n) { length_ += n; }
+  T* keys(int64_t layer) { return k_[layer].data(); }
+  T* values(int64_t layer) { return v_[layer].data(); }
+
+ private:
+  std::vector<cuda::DeviceBuffer<T>> k_, v_;
+  int64_t capacity_ = 0, kv_size_ = 0, length_ = 0;
+};
+
+template <class S>
+class CudaTransformer {
+ public:
+  using spec = S;
+  using T = cuda::element_t<typename S::precision>;
+  using Cache = DeviceKvCache<T>;
+  static constexpr int64_t kPrefillChunk = 1024;
+
+  explicit CudaTransformer(ModelWeights weights) : host_(std::move(weights)) {
+    static_assert(!std::is_same_v<typename S::precision, f32>, "turbine::Cuda runs in f16 or bf16: use turbine::f16 or turbine::bf16");
+    const ModelConfig& c = host_.config;
+    check(cuda::device_count() > 0, "no CUDA device is available (use --device cpu)");
+    TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    embed_ = upload({&host_.embed});
+    lm_head_tied_ = host_.lm_head.data == host_.embed.data;
+    if (!lm_head_tied_) lm_head_ = upload({&host_.lm_head});
+    final_norm_ = upload_vector(host_.final_norm);
+    for (const LayerWeights& l : host_.layers) {
+      Layer d;
+      d.attn_norm = upload_vector(l.attn_norm);
+      d.mlp_norm = upload_vector(l.mlp_norm);
+      d.wqkv = upload({&l.wq, &l.wk, &l.wv});
+      d.wo = upload({&l.wo});
+      d.w_gate_up = upload({&l.w_gate, &l.w_up});
+      d.w_down = upload({&l.w_down});
+      if (!l.bq.empty()) {
+        std::vector<float> b(l.bq);
+        b.insert(b.end(), l.bk.begin(), l.bk.end());
+        b.insert(b.end(), l.bv.begin(), l.bv.end());
+        d.bqkv = upload_vector(b);
+      }
+      layers_.push_back(std::move(d));
+    }
+    inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
+    set_inv_freq(rope_inv_freq(c, 1));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  CudaTransformer(const CudaTransformer&) = delete;
+  CudaTransformer& operator=(const CudaTransformer&) = delete;
+  ~CudaTransformer() {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  const ModelConfig& config() const { return host_.config; }
+  const ModelWeights& weights() const { return host_; }
+  size_t device_weight_bytes() const { return weight_bytes_; }
+
+  Cache new_cache(int64_t capacity = 0) const {
+    const int64_t max = host_.config.max_position_embeddings;
+    return Cache(host_.config, capacity > 0 ? std::min(capacity, max) : max);
+  }
+
+  /// As Transformer::forward: appends `tokens` to the sequence and writes the logits of the last
+  /// token (or of every token) to the host.
+  void forward(Cache& cache, std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits = false) {
+    const ModelConfig& c = host_.config;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    check(n > 0, "forward() needs at least one token");
+    cuda::check_token_ids(tokens.data(), n, c.vocab_size);
+    cache.reserve_more(n);
+    logits.resize(static_cast<size_t>((all_logits ? n : 1) * c.vocab_size));
+    for (int64_t start = 0; start < n; start += kPrefillChunk) {
+      const int64_t t = std::min(kPrefillChunk, n - start);
+      const bool want = all_logits || start + t == n;
+      const int64_t first = all_logits ? 0 : t - 1;
+      float* dst = logits.data() + (all_logits ? start * c.vocab_size : 0);
+      if (t == 1 && !all_logits && c.rope_scaling.kind != RopeScaling::Kind::Dynamic) {
+        decode_step(cache, tokens[start], dst);
+      } else {
+        if (c.rope_scaling.kind == RopeScaling::Kind::Dynamic) set_inv_freq(rope_inv_freq(c, cache.length() + t));
+        run(cache, tokens.data() + start, t, want ? first : -1, want ? dst : nullptr);
+      }
+      cache.advance(t);
+    }
+  }
+
+ private:
+  struct Layer {
+    cuda::DeviceBuffer<T> attn_norm, mlp_norm, wqkv, bqkv, wo, w_gate_up, w_down;
+  };
+
+  /// Uploads the row-wise concatenation of `parts` (same column count) converted to T.
+  cuda::DeviceBuffer<T> upload(std::initializer_list<const WeightMatrix*> parts) {
+    int64_t rows = 0;
+    const int64_t cols = (*parts.begin())->cols;
+    for (const WeightMatrix* m : parts) rows += m->rows;
+    cuda::DeviceBuffer<T> out(static_cast<size_t>(rows * cols), "model weights");
+    std::vector<float> row(static_cast<size_t>(cols));
+    std::vector<T> staged;
+    constexpr int64_t kChunkRows = 1024;
+    int64_t done = 0;
+    for (const WeightMatrix* m : parts) {
+      for (int64_t r0 = 0; r0 < m->rows; r0 += kChunkRows) {
+        const int64_t nr = std::min(kChunkRows, m->rows - r0);
+        staged.resize(static_cast<size_t>(nr * cols));
+        for (int64_t r = 0; r < nr; ++r) {
+          io::dequantize_row(m->type, m->row(r0 + r), row.data(), cols);
+          for (int64_t j = 0; j < cols; ++j) staged[r * cols + j] = convert(row[j]);
+        }
+        TURBINE_CUDA_CHECK(cudaMemcpy(out.data() + (done + r0) * cols, staged.data(), staged.size() * sizeof(T),
+                                      cudaMemcpyHostToDevice));
+      }
+      done += m->rows;
+    }
+    weight_bytes_ += out.bytes();
+    return out;
+  }
+  cuda::DeviceBuffer<T> upload_vector(const std::vector<float>& v) {
+    std::vector<T> staged(v.size());
+    for (size_t i = 0; i < v.size(); ++i) staged[i] = convert(v[i]);
+    cuda::DeviceBuffer<T> out(v.size(), "model weights");
+    TURBINE_CUDA_CHECK(cudaMemcpy(out.data(), staged.data(), staged.size() * sizeof(T), cudaMemcpyHostToDevice));
+    weight_bytes_ += out.bytes();
+    return out;
+  }
+  static T convert(float f) {
+    uint16_t bits = std::is_same_v<T, __half> ? f32_to_fp16(f) : f32_to_bf16(f);
+    T t;
+    std::memcpy(&t, &bits, 2);
+    return t;
+  }
+  void set_inv_freq(const std::vector<float>& f) {
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(inv_freq_.data(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  /// Scratch for up to `tokens` tokens; grows (outside decode) when a longer chunk comes.
+  void ensure_scratch(int64_t tokens) {
+    if (tokens <= scratch_tokens_) return;
+    const ModelConfig& c = host_.config;
+    const size_t t = static_cast<size_t>(tokens);
+    ids_ = cuda::DeviceBuffer<int32_t>(t, "token ids");
+    residual_ = cuda::DeviceBuffer<float>(t * c.hidden_size, "activations");
+    h_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
+    delta_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
+    qkv_ = cuda::DeviceBuffer<T>(t * (c.q_size() + 2 * c.kv_size()), "activations");
+    attn_ = cuda::DeviceBuffer<T>(t * c.q_size(), "activations");
+    q_ = cuda::DeviceBuffer<T>(t * c.q_size(), "activations");
+    gate_up_ = cuda::DeviceBuffer<T>(t * 2 * c.intermediate_size, "activations");
+    act_ = cuda::DeviceBuffer<T>(t * c.intermediate_size, "activations");
+    logits_ = cuda::DeviceBuffer<T>(t * c.vocab_size, "logits");
+    scratch_tokens_ = tokens;
+  }
+
+  /// Enqueues the whole forward pass of `t` tokens whose ids are already in ids_. `pos0` is the
+  /// position of the first; `pos_dev`, when set, holds it on the device instead (graph replays).
+  void enqueue(Cache& cache, int64_t t, int64_t pos0, int64_t logits_from) {
+    const ModelConfig& c = host_.config;
+    const int hidden = static_cast<int>(c.hidden_size), inter = static_cast<int>(c.intermediate_size);
+    const int qkv_rows = static_cast<int>(c.q_size() + 2 * c.kv_size());
+    const int tt = static_cast<int>(t);
+    const cpu::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
+    cuda::embedding(embed_.data(), ids_.data(), residual_.data(), tt, hidden, static_cast<int>(c.vocab_size), stream_);
+    cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    for (size_t li = 0; li < layers_.size(); ++li) {
+      Layer& L = layers_[li];
+      cuda::linear(gemm_, h_.data(), L.wqkv.data(), static_cast<const T*>(nullptr), qkv_.data(), tt, qkv_rows, hidden, stream_);
+      cuda::RopeQkv<T> r;
+      r.q = qkv_.data();
+      r.k = qkv_.data() + c.q_size();
+      r.v = qkv_.data() + c.q_size() + c.kv_size();
+      r.q_stride = r.k_stride = r.v_stride = qkv_rows;
+      if (L.bqkv.size()) {
+        r.q_bias = L.bqkv.data();
+        r.k_bias = L.bqkv.data() + c.q_size();
+        r.v_bias = L.bqkv.data() + c.q_size() + c.kv_size();
+      }
+      r.k_cache = cache.keys(li);
+      r.v_cache = cache.values(li);
+      r.inv_freq = inv_freq_.data();
+      r.tokens = tt;
+      r.heads = static_cast<int>(c.num_heads);
+      r.kv_heads = static_cast<int>(c.num_kv_heads);
+      r.head_dim = static_cast<int>(c.head_dim);
+      r.pos0 = static_cast<int>(pos0);
+      r.pos0_device = pos_dev_active_ ? pos_dev_.data() : nullptr;
+      r.cache_positions = static_cast<int>(cache.capacity());
+      cuda::rope_qkv(r, stream_);
+      if (t == 1) {
+        decode_attention(cache, shape)(qkv_.data(), k_ptrs_.data() + li, v_ptrs_.data() + li, 0, length_dev_.data(), 1,
+                                       attn_.data(), stream_);
+      } else {
+        // The prefill kernel wants q contiguous; it sits strided in the fused QKV rows.
+        TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
+                                             c.q_size() * sizeof(T), t, cudaMemcpyDeviceToDevice, stream_));
+        cuda::attention_prefill(q_.data(), cache.keys(li), cache.values(li), attn_.data(), t, pos0, shape, stream_);
+      }
+      cuda::linear(gemm_, attn_.data(), L.wo.data(), static_cast<const T*>(nullptr), delta_.data(), tt, hidden,
+                   static_cast<int>(c.q_size()), stream_);
+      cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      cuda::linear(gemm_, h_.data(), L.w_gate_up.data(), static_cast<const T*>(nullptr), gate_up_.data(), tt, 2 * inter,
+                   hidden, stream_);
+      cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
+      cuda::linear(gemm_, act_.data(), L.w_down.data(), static_cast<const T*>(nullptr), delta_.data(), tt, hidden, inter,
+                   stream_);
+      const T* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.data() : final_norm_.data();
+      cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    }
+    if (logits_from >= 0) {
+      const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
+      cuda::linear(gemm_, h_.data() + logits_from * hidden, head, static_cast<const T*>(nullptr), logits_.data(),
+                   tt - static_cast<int>(logits_from), static_cast<int>(c.vocab_size), hidden, stream_);
+    }
+  }
+
+  cuda::DecodeAttention<T>& decode_attention(Cache& cache, const cpu::AttentionShape& shape) {
+    if (!decode_attn_ || decode_attn_capacity_ != cache.capacity()) {
+      decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(shape, 1, cache.capacity());
+      decode_attn_capacity_ = cache.capacity();
+    }
+    return *decode_attn_;
+  }
+
+  /// Points the per-layer cache pointer arrays the decode kernel reads at this cache.
+  void bind_cache(Cache& cache) {
+    const size_t layers = layers_.size();
+    if (k_ptrs_.size() != layers) {
+      k_ptrs_ = cuda::DeviceBuffer<const T*>(layers, "cache pointers");
+      v_ptrs_ = cuda::DeviceBuffer<const T*>(layers, "cache pointers");
+      length_dev_ = cuda::DeviceBuffer<int>(1, "lengths");
+      pos_dev_ = cuda::DeviceBuffer<int>(1, "positions");
+    }
+    if (bound_cache_ == &cache) return;
+    std::vector<const T*> k(layers), v(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      k[l] = cache.keys(l);
+      v[l] = cache.values(l);
+    }
+    TURBINE_CUDA_CHECK(cudaMemcpy(k_ptrs_.data(), k.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(v_ptrs_.data(), v.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
+    bound_cache_ = &cache;
+    if (graph_exec_) {  // the graph baked the old cache's addresses
+      cudaGraphExecDestroy(graph_exec_);
+      graph_exec_ = nullptr;
+    }
+  }
+
+  /// Uploads the ids, runs the forward pass and copies the wanted logits rows to `dst`.
+  void run(Cache& cache, const int32_t* ids, int64_t t, int64_t logits_from, float* dst) {
+    ensure_scratch(t);
+    bind_cache(cache);
+    const int len = static_cast<int>(cache.length() + t);
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), ids, t * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(length_dev_.data(), &len, sizeof(int), cudaMemcpyHostToDevice, stream_));
+    pos_dev_active_ = false;
+    enqueue(cache, t, cache.length(), logits_from);
+    if (dst) copy_logits(t - logits_from, dst);
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  /// One token: the step is captured once as a CUDA graph (positions and lengths read from the
+  /// device) and replayed for every later token.
+  void decode_step(Cache& cache, int32_t id, float* dst) {
+    ensure_scratch(1);
+    bind_cache(cache);
+    host_step_[0] = id;
+    host_step_[1] = static_cast<int>(cache.length());
+    host_step_[2] = static_cast<int>(cache.length() + 1);
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), &host_step_[0], sizeof(int), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(pos_dev_.data(), &host_step_[1], sizeof(int), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(length_dev_.data(), &host_step_[2], sizeof(int), cudaMemcpyHostToDevice, stream_));
+    if (!graph_exec_ && use_graphs_) {
+      decode_attention(cache, {host_.config.num_heads, host_.config.num_kv_heads, host_.config.head_dim, host_.config.sliding_window});
+      cudaGraph_t graph = nullptr;
+      pos_dev_active_ = true;
+      TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      enqueue(cache, 1, cache.length(), 0);
+      TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      TURBINE_CUDA_CHECK(cudaGraphInstantiate(&graph_exec_, graph, 0));
+      TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
+    }
+    if (graph_exec_) {
+      TURBINE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+    } else {
+      pos_dev_active_ = false;
+      enqueue(cache, 1, cache.length(), 0);
+    }
+    copy_logits(1, dst);
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void copy_logits(int64_t rows, float* dst) {
+    const size_t n = static_cast<size_t>(rows * host_.config.vocab_size);
+    staged_logits_.resize(n);
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(staged_logits_.data(), logits_.data(), n * sizeof(T), cudaMemcpyDeviceToHost, stream_));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, &staged_logits_[i], 2);
+      dst[i] = std::is_same_v<T, __half> ? fp16_to_f32(bits) : bf16_to_f32(bits);
+    }
+  }
+
+  ModelWeights host_;
+  cudaStream_t stream_ = nullptr;
+  cuda::Gemm gemm_;
+  cuda::DeviceBuffer<T> embed_, lm_head_, final_norm_;
+  bool lm_head_tied_ = false;
+  std::vector<Layer> layers_;
+  cuda::DeviceBuffer<float> inv_freq_;
+  size_t weight_bytes_ = 0;
+  int64_t scratch_tokens_ = 0;
+  cuda::DeviceBuffer<int32_t> ids_;
+  cuda::DeviceBuffer<float> residual_;
+  cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
+  cuda::DeviceBuffer<const T*> k_ptrs_, v_ptrs_;
+  cuda::DeviceBuffer<int> length_dev_, pos_dev_;
+  bool pos_dev_active_ = false;
+  std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
+  int64_t decode_attn_capacity_ = 0;
+  const Cache* bound_cache_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
+  int host_step_[3] = {0, 0, 0};
+  std::vector<T> staged_logits_;
+};
+
+template <class S>
+struct ModelTypeOf<S, std::enable_if_t<S::backend::is_gpu>> {
+  using type = CudaTransformer<S>;
+};
+
+}  // namespace turbine
