@@ -62,11 +62,11 @@ run bench 240 "$build/bench/bench_cuda_attention" "${bench_args[@]}"
 rc_b=$?
 if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   run sanitize 60 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$build/tests/test_cuda_attention_prefill" -tc="prefill bf16*,prefill: chunked*"
+    "$build/tests/test_cuda_attention_prefill" -tc="prefill: every*,prefill: chunked*"
   run sanitize 60 compute-sanitizer --tool racecheck --error-exitcode 9 \
     "$build/tests/test_cuda_attention_prefill" -tc="prefill f16*"
   run sanitize 60 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$build/tests/test_cuda_attention_decode" -tc="decode: several*,decode: padded*"
+    "$build/tests/test_cuda_attention_decode" -tc="decode f16*,decode: several*,decode: padded*,decode: a CUDA graph*"
   grep -E "ERROR SUMMARY" "$out/sanitize.log"
 fi
 

@@ -10,6 +10,7 @@
 // change between replays: the grid is sized once for the plan's maximum length, each sequence
 // divides its own length over the splits, and blocks past its end exit at once.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -259,32 +260,59 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   }
 }
 
-// One thread per 4 output dims; kRowsPerBlock (sequence, query, head) rows per block.
+// One block per (sequence, query, head) row. The 128 threads are kGroups groups of HD/4 lanes (4
+// dims each); group g sums splits g, g + kGroups, ..., so the loads of many splits are in flight at
+// once (a split count of 100+ is normal for one long sequence).
+inline constexpr int kMaxSplits = 1024;  // the combine keeps one weight per split in shared memory
+
 template <class T, int HD>
-__global__ static void __launch_bounds__(128) decode_combine_kernel(const DecodeArgs<T> a, int batch) {
-  constexpr int kLanes = HD / 4, kRowsPerBlock = 128 / kLanes;
-  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / kLanes;  // (b, j, h) flattened
-  const int d = (threadIdx.x % kLanes) * 4;
-  if (row >= batch * a.queries * a.heads) return;
+__global__ static void __launch_bounds__(128) decode_combine_kernel(const DecodeArgs<T> a) {
+  constexpr int kLanes = HD / 4, kGroups = 128 / kLanes;
+  __shared__ float weight[kMaxSplits];
+  __shared__ float warp_max[4];
+  __shared__ float4 part[kGroups][kLanes];
+  __shared__ float part_den[kGroups];
+  const int tid = threadIdx.x, row = blockIdx.x;  // row: (b, j, h) flattened
   const int b = row / (a.queries * a.heads), jh = row % (a.queries * a.heads);
-  const DecodeSpan span = decode_span(a.lengths[b], a.queries, a.window, a.splits);
+  const int ns = decode_span(a.lengths[b], a.queries, a.window, a.splits).splits;
   const int64_t stride = int64_t(a.queries) * a.heads;  // between splits, in rows
   const int64_t first = int64_t(b) * a.splits * stride + jh;
+
   float mx = -INFINITY;
-  for (int s = 0; s < span.splits; ++s) mx = fmaxf(mx, a.part_lse[first + s * stride]);
+  for (int s = tid; s < ns; s += 128) mx = fmaxf(mx, a.part_lse[first + s * stride]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if ((tid & 31) == 0) warp_max[tid >> 5] = mx;
+  __syncthreads();
+  mx = fmaxf(fmaxf(warp_max[0], warp_max[1]), fmaxf(warp_max[2], warp_max[3]));
+  // Splits where no query row saw a position have lse = -inf: weight 0 (and their output is 0).
+  for (int s = tid; s < ns; s += 128) weight[s] = mx == -INFINITY ? 0.f : fast_exp2(a.part_lse[first + s * stride] - mx);
+  __syncthreads();
+
+  const int lane = tid % kLanes, grp = tid / kLanes, d = lane * 4;
   float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
   float den = 0.f;
-  if (mx != -INFINITY) {
-    for (int s = 0; s < span.splits; ++s) {
-      const int64_t r = first + s * stride;
-      const float w = fast_exp2(a.part_lse[r] - mx);
-      const float4 v = *reinterpret_cast<const float4*>(a.part_o + r * HD + d);
-      acc.x += w * v.x;
-      acc.y += w * v.y;
-      acc.z += w * v.z;
-      acc.w += w * v.w;
-      den += w;
-    }
+#pragma unroll 4
+  for (int s = grp; s < ns; s += kGroups) {
+    const float w = weight[s];
+    const float4 v = *reinterpret_cast<const float4*>(a.part_o + (first + s * stride) * HD + d);
+    acc.x += w * v.x;
+    acc.y += w * v.y;
+    acc.z += w * v.z;
+    acc.w += w * v.w;
+    den += w;
+  }
+  part[grp][lane] = acc;
+  if (lane == 0) part_den[grp] = den;
+  __syncthreads();
+  if (grp != 0) return;
+  for (int g = 1; g < kGroups; ++g) {
+    const float4 v = part[g][lane];
+    acc.x += v.x;
+    acc.y += v.y;
+    acc.z += v.z;
+    acc.w += v.w;
+    den += part_den[g];
   }
   const float inv = den > 0.f ? 1.f / den : 0.f;
   uint2 packed;
@@ -308,9 +336,7 @@ void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream) {
   const int kv_heads = a.heads / a.group;
   kernel<<<dim3(a.splits, kv_heads, batch), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
   TURBINE_CUDA_CHECK(cudaGetLastError());
-  constexpr int kRowsPerBlock = 128 / (HD / 4);
-  const int rows = batch * a.queries * a.heads;
-  decode_combine_kernel<T, HD><<<(rows + kRowsPerBlock - 1) / kRowsPerBlock, 128, 0, stream>>>(a, batch);
+  decode_combine_kernel<T, HD><<<batch * a.queries * a.heads, 128, 0, stream>>>(a);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -346,8 +372,9 @@ decltype(auto) dispatch_decode(const AttentionShape& s, int queries, F&& f) {
 
 }  // namespace attn
 
-/// Chooses the splits for up to `max_batch` sequences of up to `max_len` positions: enough blocks
-/// to fill every SM once (so one 32k sequence fills the GPU), never chunks under 64 positions.
+/// Chooses the splits for up to `max_batch` sequences of up to `max_len` positions from the SM
+/// count and the blocks resident per SM, so that one 32k sequence fills the GPU (32 splits of
+/// 1024 positions for 8 KV heads on an H100); never chunks under 64 positions.
 template <class T>
 DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1) {
   static_assert(attn::kIsHalf16<T>, "attention_decode: T must be __half or __nv_bfloat16");
@@ -360,16 +387,27 @@ DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int
   int dev = 0, sms = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int64_t blocks = int64_t(sms) * per_sm;
-  const int64_t others = int64_t(max_batch) * shape.kv_heads;
-  const int64_t want = (blocks + others - 1) / others;
-  const int64_t max_tiles = (max_len + attn::kDecodeTile - 1) / attn::kDecodeTile;
+  // Cost of s splits for the longest sequence, in tile loads per SM slot: rounds of resident blocks
+  // times (tiles per block + about one tile of prologue and merge). Ties go to fewer splits.
+  const int64_t slots = int64_t(sms) * per_sm;
+  const int64_t pairs = int64_t(max_batch) * shape.kv_heads;
+  const int64_t tiles = (max_len + attn::kDecodeTile - 1) / attn::kDecodeTile;
+  int64_t best = 1, best_cost = INT64_MAX;
+  for (int64_t s = 1; s <= std::min<int64_t>(tiles, attn::kMaxSplits); ++s) {
+    const int64_t per = (tiles + s - 1) / s;
+    if ((tiles + per - 1) / per != s) continue;  // the device would use fewer splits
+    const int64_t cost = ((pairs * s + slots - 1) / slots) * (per + 1);
+    if (cost < best_cost) {
+      best = s;
+      best_cost = cost;
+    }
+  }
   DecodePlan p;
   p.shape = shape;
   p.queries = queries;
   p.max_batch = max_batch;
   p.max_len = max_len;
-  p.splits = int(std::clamp<int64_t>(want, 1, max_tiles));
+  p.splits = int(best);
   return p;
 }
 
@@ -393,6 +431,8 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   const AttentionShape& s = plan.shape;
   check(batch >= 0 && batch <= plan.max_batch, "attention_decode: batch ", batch, " exceeds the plan's ",
         plan.max_batch);
+  check(plan.splits >= 1 && plan.splits <= attn::kMaxSplits, "attention_decode: the plan's splits (", plan.splits,
+        ") must be 1 to ", attn::kMaxSplits);
   if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
   check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_decode: kv_stride ", kv_stride,
         " must be >= kv_heads * head_dim and a multiple of 8 elements");

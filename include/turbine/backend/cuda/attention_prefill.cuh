@@ -400,12 +400,17 @@ void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, i
                        const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0) {
   const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride);
   if (tokens == 0) return;
-  // Tile configurations measured on an H100 (bench/cuda_attention.cu, prefill_cfg/*).
+  // Tile configurations measured on an H100 (bench/cuda_attention.cu, prefill_cfg/*): two m16 tiles
+  // per warp (fewer shared-memory reads per mma) once there are enough 128-row blocks to fill the
+  // GPU several times over; 64-row blocks (more of them, better balanced) below that.
+  const bool large = int64_t(shape.heads) * ((tokens + 127) / 128) > 512;
   switch (shape.head_dim) {
-    case 64: return attn::launch_prefill<T, 64, 1, 4, 2>(a, stream);
+    case 64:
+      if (large) return attn::launch_prefill<T, 64, 2, 4, 2>(a, stream);
+      return attn::launch_prefill<T, 64, 1, 4, 2>(a, stream);
     case 128:
-      if (int64_t(shape.heads) * tokens <= int64_t(32) * 2048) return attn::launch_prefill<T, 128, 1, 4, 2>(a, stream);
-      return attn::launch_prefill<T, 128, 2, 4, 2>(a, stream);
+      if (large) return attn::launch_prefill<T, 128, 2, 4, 2>(a, stream);
+      return attn::launch_prefill<T, 128, 1, 4, 2>(a, stream);
     default: fail("attention_prefill: head_dim ", shape.head_dim, " is not supported (supported: 64, 128)");
   }
 }
