@@ -5,11 +5,28 @@
 #   tools/gpu_run_attention.sh            OUT=dir for the logs (default build-gpu-attn/out)
 #   DEPS_PREFIX=dir   an install prefix holding doctest, Eigen, nlohmann_json and Google Benchmark
 #                     for machines without them (default build-cuda2/deps when it exists)
+#   tools/gpu_run_attention.sh --make-deps   (on the development machine, Debian/Ubuntu with the
+#                     packages of tools/install_deps.sh) fills build-cuda2/deps from /usr; carry
+#                     that folder to the GPU machine (device run: carry ["build-cuda2/deps"])
 #   SANITIZE=1        also runs the short cases under compute-sanitizer memcheck and racecheck
 #   BENCH_FILTER=re   passes --benchmark_filter
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
+if [ "${1:-}" = --make-deps ]; then
+  set -e
+  d=build-cuda2/deps
+  a=$(gcc -print-multiarch)
+  rm -rf "$d"
+  mkdir -p "$d/include" "$d/lib/$a/cmake" "$d/share/eigen3" "$d/share/cmake"
+  cp -r /usr/include/eigen3 /usr/include/nlohmann /usr/include/doctest /usr/include/benchmark "$d/include/"
+  cp -a /usr/lib/$a/libbenchmark.so* /usr/lib/$a/libbenchmark_main.a "$d/lib/$a/"
+  cp -r /usr/lib/$a/cmake/benchmark "$d/lib/$a/cmake/"
+  cp -r /usr/share/eigen3/cmake "$d/share/eigen3/"
+  cp -r /usr/share/cmake/nlohmann_json "$d/share/cmake/"
+  du -sh "$d"
+  exit 0
+fi
 build="${BUILD_DIR:-build-gpu-attn}"
 out="${OUT:-$here/$build/out}"
 mkdir -p "$out"

@@ -28,7 +28,8 @@ inline std::string resolve_model(const std::string& given) {
 struct CommonOptions {
   std::string model;
   std::string chat_template;
-  std::string device = "cpu";
+  std::string device = "auto";
+  std::string dtype = "f16";
   int64_t ctx_size = 4096;
   int threads = 0;
   GenerationConfig gen;
@@ -37,7 +38,9 @@ struct CommonOptions {
 inline void add_model_options(CLI::App& app, CommonOptions& o) {
   app.add_option("model", o.model, "model: a .gguf file or a Hugging Face directory (default: SmolLM2-135M-Instruct)");
   app.add_option("--chat-template", o.chat_template, "chat template: chatml, llama2, llama3, internlm2, smollm (default: from the model)");
-  app.add_option("--device", o.device, "where to run: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--device", o.device, "where to run: auto (the GPU if there is one), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--dtype", o.dtype, "GPU precision: f16 or bf16 (the CPU computes in f32)")->check(CLI::IsMember({"f16", "bf16"}));
   app.add_option("--ctx-size", o.ctx_size, "context length in tokens (capped at the model's)")->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
@@ -54,9 +57,8 @@ inline void add_sampling_options(CLI::App& app, CommonOptions& o) {
   app.add_option("--stop", g.stop, "stop string (repeatable)");
 }
 
-/// Applies --device and --threads; the CUDA backend is not part of this build yet.
+/// Applies --threads (before the thread pool starts).
 inline void apply_runtime_options(const CommonOptions& o) {
-  check(o.device == "cpu", "--device cuda: this turbine build runs on the CPU only (configure with -DTURBINE_ENABLE_CUDA=ON on a machine with nvcc)");
   if (o.threads > 0) setenv("TURBINE_THREADS", std::to_string(o.threads).c_str(), 1);
 }
 
@@ -71,9 +73,21 @@ struct Colors {
   const char* reset() const { return on ? "\033[0m" : ""; }
 };
 
-void run_chat(CommonOptions& o, const std::string& system_prompt);
-void run_generate(CommonOptions& o, std::vector<std::string> prompts, const std::string& prompts_file, bool json, bool raw);
+/// A subcommand that runs a model, with its own arguments.
+struct Command {
+  enum Kind { Chat, Generate, Bench } kind = Chat;
+  std::string system_prompt;
+  std::vector<std::string> prompts;
+  std::string prompts_file;
+  bool json = false, raw = false;
+  int64_t prompt_tokens = 128, gen_tokens = 128;
+  int runs = 3;
+};
+
 void run_info(CommonOptions& o, bool tensors);
-void run_bench(CommonOptions& o, int64_t prompt_tokens, int64_t gen_tokens, int runs, bool json);
+void run_on_cpu(const Command& cmd, CommonOptions& o);
+void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds
+/// True if this build has the CUDA backend and a GPU is present.
+bool cuda_available();
 
 }  // namespace turbine::cli

@@ -34,7 +34,7 @@ void run_info(CommonOptions& o, bool tensors) {
   std::printf("\n");
   const int64_t ctx = std::min<int64_t>(o.ctx_size, c.max_position_embeddings);
   const double kv_mib = 2.0 * c.num_layers * ctx * c.kv_size() * sizeof(float) / 1048576.0;
-  std::printf("memory on cpu: weights %.1f MiB (mapped, as stored), KV cache %.1f MiB at %lld tokens (fp32)\n",
+  std::printf("memory on the CPU: weights %.1f MiB (mapped, as stored), KV cache %.1f MiB at %lld tokens (fp32)\n",
               m.weights.matrix_bytes() / 1048576.0, kv_mib, (long long)ctx);
   if (tensors) {
     std::printf("\n%-48s %-6s %-20s %10s\n", "name", "type", "shape", "bytes");

@@ -8,23 +8,20 @@ int main(int argc, char** argv) {
   CLI::App app{"turbine: run large language models from C++ (chat, generate, info, bench)"};
   app.require_subcommand(1);
   CommonOptions o;
+  Command cmd;
 
   auto* chat = app.add_subcommand("chat", "interactive chat with streaming output (/reset clears history, /exit quits)");
-  std::string system_prompt;
   add_model_options(*chat, o);
   add_sampling_options(*chat, o);
-  chat->add_option("--system", system_prompt, "system prompt");
+  chat->add_option("--system", cmd.system_prompt, "system prompt");
 
   auto* gen = app.add_subcommand("generate", "one-shot generation for one or more prompts");
-  std::vector<std::string> prompts;
-  std::string prompts_file;
-  bool json = false, raw = false;
   add_model_options(*gen, o);
   add_sampling_options(*gen, o);
-  gen->add_option("-p,--prompt", prompts, "prompt (repeatable)");
-  gen->add_option("-f,--file", prompts_file, "file with one prompt per line")->check(CLI::ExistingFile);
-  gen->add_flag("--json", json, "print one JSON object per prompt");
-  gen->add_flag("--raw", raw, "continue the text as is, without the chat template");
+  gen->add_option("-p,--prompt", cmd.prompts, "prompt (repeatable)");
+  gen->add_option("-f,--file", cmd.prompts_file, "file with one prompt per line")->check(CLI::ExistingFile);
+  gen->add_flag("--json", cmd.json, "print one JSON object per prompt");
+  gen->add_flag("--raw", cmd.raw, "continue the text as is, without the chat template");
 
   auto* info = app.add_subcommand("info", "model config, tensor table and memory");
   bool tensors = false;
@@ -32,14 +29,11 @@ int main(int argc, char** argv) {
   info->add_flag("--tensors", tensors, "list every tensor");
 
   auto* bench = app.add_subcommand("bench", "prefill and decode speed of a model");
-  int64_t prompt_tokens = 128, gen_tokens = 128;
-  int runs = 3;
-  bool bench_json = false;
   add_model_options(*bench, o);
-  bench->add_option("--prompt-tokens", prompt_tokens, "prompt length")->check(CLI::PositiveNumber);
-  bench->add_option("--gen-tokens", gen_tokens, "tokens to generate")->check(CLI::PositiveNumber);
-  bench->add_option("--runs", runs, "measured runs (after one warm-up)")->check(CLI::PositiveNumber);
-  bench->add_flag("--json", bench_json, "print the result as JSON");
+  bench->add_option("--prompt-tokens", cmd.prompt_tokens, "prompt length")->check(CLI::PositiveNumber);
+  bench->add_option("--gen-tokens", cmd.gen_tokens, "tokens to generate")->check(CLI::PositiveNumber);
+  bench->add_option("--runs", cmd.runs, "measured runs (after one warm-up)")->check(CLI::PositiveNumber);
+  bench->add_flag("--json", cmd.json, "print the result as JSON");
 
   try {
     app.parse(argc, argv);
@@ -53,10 +47,22 @@ int main(int argc, char** argv) {
   }
   try {
     apply_runtime_options(o);
-    if (chat->parsed()) run_chat(o, system_prompt);
-    if (gen->parsed()) run_generate(o, prompts, prompts_file, json, raw);
-    if (info->parsed()) run_info(o, tensors);
-    if (bench->parsed()) run_bench(o, prompt_tokens, gen_tokens, runs, bench_json);
+    if (info->parsed()) {
+      run_info(o, tensors);
+      return 0;
+    }
+    cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : Command::Bench;
+    const bool gpu = o.device == "cuda" || (o.device == "auto" && cuda_available());
+    if (o.device == "cuda")
+      turbine::check(cuda_available(), "--device cuda: ",
+#ifdef TURBINE_WITH_CUDA
+                     "no CUDA device is available (use --device cpu)"
+#else
+                     "this turbine was built without CUDA (configure with -DTURBINE_ENABLE_CUDA=ON where nvcc is installed)"
+#endif
+      );
+    if (gpu) run_on_cuda(cmd, o);
+    else run_on_cpu(cmd, o);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "turbine: error: %s\n", e.what());

@@ -10,7 +10,6 @@
 // change between replays: the grid is sized once for the plan's maximum length, each sequence
 // divides its own length over the splits, and blocks past its end exit at once.
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <type_traits>
 
