@@ -62,6 +62,11 @@ N_NEW = 8
 SIZES = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
              bos_token_id=1, eos_token_id=2)
+# The GPU engine test makes a larger variant on the GPU machine (its kernels need head_dim 64 or 128):
+#   TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 TINY_SIZES='{"hidden_size": 256, "head_dim": 64, ...}' python3 tools/make_tiny_models.py
+OUT = os.environ.get("TINY_OUT", OUT)
+N_PROMPT = int(os.environ.get("TINY_PROMPT", N_PROMPT))
+SIZES.update(json.loads(os.environ.get("TINY_SIZES", "{}")))
 VERSIONS = {"python": sys.version.split()[0], "torch": torch.__version__,
             "transformers": transformers.__version__, "safetensors": safetensors.__version__}
 DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}

@@ -197,6 +197,7 @@ class CudaTransformer {
     act_ = cuda::DeviceBuffer<T>(t * c.intermediate_size, "activations");
     logits_ = cuda::DeviceBuffer<T>(t * c.vocab_size, "logits");
     scratch_tokens_ = tokens;
+    drop_graph();  // the graph baked the old scratch addresses
   }
 
   /// Enqueues the whole forward pass of `t` tokens whose ids are already in ids_. `pos0` is the
@@ -264,11 +265,13 @@ class CudaTransformer {
     if (!decode_attn_ || decode_attn_capacity_ != cache.capacity()) {
       decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(shape, 1, cache.capacity());
       decode_attn_capacity_ = cache.capacity();
+      drop_graph();  // the graph baked the old plan and workspace
     }
     return *decode_attn_;
   }
 
-  /// Points the per-layer cache pointer arrays the decode kernel reads at this cache.
+  /// Points the per-layer cache pointer arrays the decode kernel reads at this cache. Identity is
+  /// the device addresses, not the Cache object (a new cache can live where an old one did).
   void bind_cache(Cache& cache) {
     const size_t layers = layers_.size();
     if (k_ptrs_.size() != layers) {
@@ -277,19 +280,20 @@ class CudaTransformer {
       length_dev_ = cuda::DeviceBuffer<int>(1, "lengths");
       pos_dev_ = cuda::DeviceBuffer<int>(1, "positions");
     }
-    if (bound_cache_ == &cache) return;
-    std::vector<const T*> k(layers), v(layers);
+    std::vector<const T*> ptrs(2 * layers);
     for (size_t l = 0; l < layers; ++l) {
-      k[l] = cache.keys(l);
-      v[l] = cache.values(l);
+      ptrs[l] = cache.keys(l);
+      ptrs[layers + l] = cache.values(l);
     }
-    TURBINE_CUDA_CHECK(cudaMemcpy(k_ptrs_.data(), k.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
-    TURBINE_CUDA_CHECK(cudaMemcpy(v_ptrs_.data(), v.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
-    bound_cache_ = &cache;
-    if (graph_exec_) {  // the graph baked the old cache's addresses
-      cudaGraphExecDestroy(graph_exec_);
-      graph_exec_ = nullptr;
-    }
+    if (ptrs == bound_ptrs_) return;
+    TURBINE_CUDA_CHECK(cudaMemcpy(k_ptrs_.data(), ptrs.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(v_ptrs_.data(), ptrs.data() + layers, layers * sizeof(T*), cudaMemcpyHostToDevice));
+    bound_ptrs_ = std::move(ptrs);
+    drop_graph();  // the graph baked the old cache's addresses
+  }
+  void drop_graph() {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
   }
 
   /// Uploads the ids, runs the forward pass and copies the wanted logits rows to `dst`.
@@ -365,7 +369,7 @@ class CudaTransformer {
   bool pos_dev_active_ = false;
   std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
   int64_t decode_attn_capacity_ = 0;
-  const Cache* bound_cache_ = nullptr;
+  std::vector<const T*> bound_ptrs_;
   cudaGraphExec_t graph_exec_ = nullptr;
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
   int host_step_[3] = {0, 0, 0};
