@@ -1,8 +1,11 @@
 // CUDA kernels at SmolLM2-135M and Llama-3-8B shapes, bf16. Memory-bound kernels report the bytes
 // that must move per call (each input read once, each output written once) per second and the
-// fraction of a device-to-device copy ceiling; GEMMs report TFLOP/s and the fraction of a large
-// cuBLASLt GEMM. Both ceilings are measured at start-up in the same run.
+// fraction of a device-to-device copy ceiling (the larger of cudaMemcpy and a copy kernel) and of a
+// read-only stream; GEMMs report TFLOP/s and the fraction of a large cuBLASLt GEMM. The ceilings are
+// measured at start-up in the same run.
 //
+// GEMVs launch with programmatic dependent launch (the next one streams weights during the tail
+// of the previous one), as in decode; gemv_no_pdl shows the difference.
 // Timing: each benchmark captures `reps` calls in a CUDA graph (no launch gaps from the host),
 // warms up, then times graph replays with CUDA events; counters use the median per-call time.
 // Inputs are random (never zeros); weights rotate over enough copies to defeat the 50 MB L2.
@@ -153,12 +156,15 @@ double median(std::vector<double> v) {
 
 // ---- ceilings and the summary table -------------------------------------------------------------
 
-double g_copy_gbps = 0;    // device-to-device copy, bytes read + written
+double g_memcpy_gbps = 0;  // 1 GiB cudaMemcpyAsync device to device, bytes read + written
+double g_kcopy_gbps = 0;   // 1 GiB copy by an SM kernel (16-byte accesses), bytes read + written
+double g_copy_gbps = 0;    // the copy ceiling: the larger of the two
+double g_read_gbps = 0;    // 1 GiB read-only stream (what a GEMV mostly does)
 double g_gemm_tflops = 0;  // 8192^3 bf16 cuBLASLt
 
 struct Row {
   std::string name;
-  double us = 0, rate = 0, fraction = 0;
+  double us = 0, rate = 0, fraction = 0, fraction_read = 0;
   bool flops = false;
 };
 std::vector<std::string> g_order;
@@ -179,6 +185,8 @@ void record(benchmark::State& state, const std::vector<double>& samples, double 
   } else {
     r.rate = bytes / t * 1e-9;
     r.fraction = r.rate / g_copy_gbps;
+    r.fraction_read = r.rate / g_read_gbps;
+    state.counters["frac_read_ceiling"] = r.fraction_read;
     state.counters["GBps"] = r.rate;
     state.counters["frac_copy_ceiling"] = r.fraction;
   }
@@ -198,17 +206,61 @@ void run(benchmark::State& state, GraphTimer& timer, double bytes, double flop =
   record(state, samples, bytes, flop);
 }
 
+__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    const uint4 a = src[i], b = src[i + stride], c = src[i + 2 * stride], d = src[i + 3 * stride];
+    dst[i] = a, dst[i + stride] = b, dst[i + 2 * stride] = c, dst[i + 3 * stride] = d;
+  }
+  for (; i < n; i += stride) dst[i] = src[i];
+}
+
+__global__ void read_kernel(const uint4* __restrict__ src, size_t n, uint32_t* out) {
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  uint32_t acc = 0;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    const uint4 a = vec::load_stream(src + i), b = vec::load_stream(src + i + stride),
+                c = vec::load_stream(src + i + 2 * stride), d = vec::load_stream(src + i + 3 * stride);
+    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n; i += stride) acc ^= src[i].x;
+  if (acc == 0x12345678u) *out = acc;  // keeps the loads; practically never stores
+}
+
+double median_of(GraphTimer& timer, int samples) {
+  std::vector<double> t;
+  for (int i = 0; i < samples; ++i) t.push_back(timer.time());
+  return median(t);
+}
+
 void measure_ceilings() {
+  cudaDeviceProp prop{};
+  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  const unsigned blocks = static_cast<unsigned>(prop.multiProcessorCount) * 4;
   {
     const size_t n = size_t(1) << 30;
     DeviceBuffer<std::byte> a(n, "copy ceiling"), b(n, "copy ceiling");
-    TURBINE_CUDA_CHECK(cudaMemset(a.data(), 0x5a, n));
-    GraphTimer timer(2, [&](int, cudaStream_t s) {
+    DeviceBuffer<uint32_t> sink(1);
+    fill_uniform_kernel<float><<<1024, 256>>>(reinterpret_cast<float*>(a.data()), n / 4, next_seed(), 1.0f);
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    GraphTimer memcpy_timer(2, [&](int, cudaStream_t s) {
       TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice, s));
     });
-    std::vector<double> t;
-    for (int i = 0; i < 15; ++i) t.push_back(timer.time());
-    g_copy_gbps = 2.0 * n / median(t) * 1e-9;
+    g_memcpy_gbps = 2.0 * n / median_of(memcpy_timer, 15) * 1e-9;
+    GraphTimer kcopy_timer(2, [&](int, cudaStream_t s) {
+      copy_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.data()), reinterpret_cast<uint4*>(b.data()),
+                                         n / 16);
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+    });
+    g_kcopy_gbps = 2.0 * n / median_of(kcopy_timer, 15) * 1e-9;
+    GraphTimer read_timer(2, [&](int, cudaStream_t s) {
+      read_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.data()), n / 16, sink.data());
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+    });
+    g_read_gbps = double(n) / median_of(read_timer, 15) * 1e-9;
+    g_copy_gbps = std::max(g_memcpy_gbps, g_kcopy_gbps);
   }
   {
     constexpr int n = 8192;
@@ -218,27 +270,27 @@ void measure_ceilings() {
     GraphTimer timer(3, [&](int, cudaStream_t s) {
       gemm(x.data(), w.data(), static_cast<const bf*>(nullptr), y.data(), n, n, n, s);
     });
-    std::vector<double> t;
-    for (int i = 0; i < 10; ++i) t.push_back(timer.time());
-    g_gemm_tflops = 2.0 * n * n * double(n) / median(t) * 1e-12;
+    g_gemm_tflops = 2.0 * n * n * double(n) / median_of(timer, 10) * 1e-12;
   }
-  cudaDeviceProp prop{};
-  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
-  std::printf("ceilings: copy %.0f GB/s (1 GiB D2D, read + write), bf16 GEMM %.0f TFLOP/s (8192^3 cuBLASLt)\n",
-              g_copy_gbps, g_gemm_tflops);
+  std::printf(
+      "ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, 1 GiB, read + write), read-only "
+      "stream %.0f GB/s, bf16 GEMM %.0f TFLOP/s (8192^3 cuBLASLt)\n",
+      g_copy_gbps, g_memcpy_gbps, g_kcopy_gbps, g_read_gbps, g_gemm_tflops);
 }
 
 void print_table() {
-  std::printf("\n%-52s %10s %12s %9s\n", "benchmark (bf16)", "median us", "rate", "fraction");
-  std::printf("%-52s %10s %9.0f GB/s %9s\n", "ceiling: 1 GiB device-to-device copy", "", g_copy_gbps, "1.00");
-  std::printf("%-52s %10s %7.0f TFLOP/s %7s\n", "ceiling: 8192^3 cuBLASLt GEMM", "", g_gemm_tflops, "1.00");
+  std::printf("\n%-56s %10s %14s %8s %8s\n", "benchmark (bf16)", "median us", "rate", "of copy", "of read");
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: cudaMemcpy D2D 1 GiB (read + write)", "", g_memcpy_gbps);
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: copy kernel 1 GiB (read + write)", "", g_kcopy_gbps);
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: read-only stream 1 GiB", "", g_read_gbps);
+  std::printf("%-56s %10s %6.0f TFLOP/s\n", "ceiling: 8192^3 cuBLASLt bf16 GEMM", "", g_gemm_tflops);
   for (const auto& name : g_order) {
     const Row& r = g_rows[name];
     if (r.flops)
-      std::printf("%-52s %10.2f %7.1f TFLOP/s %7.3f\n", r.name.c_str(), r.us, r.rate, r.fraction);
+      std::printf("%-56s %10.2f %6.1f TFLOP/s %8.3f\n", r.name.c_str(), r.us, r.rate, r.fraction);
     else
-      std::printf("%-52s %10.2f %9.0f GB/s %9.3f\n", r.name.c_str(), r.us, r.rate, r.fraction);
+      std::printf("%-56s %10.2f %9.0f GB/s %8.3f %8.3f\n", r.name.c_str(), r.us, r.rate, r.fraction, r.fraction_read);
   }
 }
 
@@ -332,7 +384,7 @@ void BM_rope_qkv(benchmark::State& state, Model m, int tokens) {
   run(state, timer, double(n) * 2 * 2);  // q, k, v read once; q, k_cache, v_cache written once
 }
 
-enum class Mv { Gemv, Cublas };
+enum class Mv { Gemv, GemvNoPdl, Cublas };
 
 void BM_matvec(benchmark::State& state, int n, int k, int tokens, Mv impl) {
   const size_t wbytes = size_t(n) * k * 2;
@@ -343,12 +395,29 @@ void BM_matvec(benchmark::State& state, int n, int k, int tokens, Mv impl) {
   DeviceBuffer<bf> y(size_t(tokens) * n);
   Gemm& gemm = shared_gemm();
   GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
-    if (impl == Mv::Gemv)
-      gemv(w[i % copies].data(), x.data(), static_cast<const bf*>(nullptr), y.data(), tokens, n, k, s);
+    if (impl != Mv::Cublas)
+      gemv(w[i % copies].data(), x.data(), static_cast<const bf*>(nullptr), y.data(), tokens, n, k, s,
+           impl == Mv::Gemv);
     else
       gemm(x.data(), w[i % copies].data(), static_cast<const bf*>(nullptr), y.data(), tokens, n, k, s);
   });
   run(state, timer, double(wbytes) + 2.0 * tokens * (k + n));
+}
+
+// The GEMV kernel with other (warps per block, k chunks per step) than the launcher picks, 1 token.
+template <int kWarps, int kUnroll>
+void BM_gemv_variant(benchmark::State& state, int n, int k) {
+  const size_t wbytes = size_t(n) * k * 2;
+  const int copies = copies_for(wbytes);
+  std::vector<DeviceBuffer<bf>> w;
+  for (int i = 0; i < copies; ++i) w.push_back(random_buffer<bf>(size_t(n) * k, 0.05f));
+  auto x = random_buffer<bf>(k);
+  DeviceBuffer<bf> y(n);
+  GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
+    turbine::cuda::detail::launch_gemv_kernel<bf, 1, kWarps, kUnroll>(w[i % copies].data(), x.data(), nullptr, y.data(),
+                                                                      n, k, s, true);
+  });
+  run(state, timer, double(wbytes) + 2.0 * (k + n));
 }
 
 void BM_gemm(benchmark::State& state, int m, int n, int k) {
@@ -403,6 +472,21 @@ void register_all() {
       reg(std::string("cublas_m_le_8/") + s.name + ts, BM_matvec, s.n, s.k, t, Mv::Cublas);
     }
   for (const Mat& s : smol) reg(std::string("gemv/") + s.name + "/tokens:1", BM_matvec, s.n, s.k, 1, Mv::Gemv);
+  // Without programmatic dependent launch (each GEMV waits for the previous one to finish), and the
+  // PDL runs again to see the run-to-run spread.
+  for (const Mat& s : llama) {
+    for (int t : {1, 8}) {
+      const std::string ts = "/tokens:" + std::to_string(t);
+      reg(std::string("gemv_no_pdl/") + s.name + ts, BM_matvec, s.n, s.k, t, Mv::GemvNoPdl);
+      reg(std::string("gemv_again/") + s.name + ts, BM_matvec, s.n, s.k, t, Mv::Gemv);
+    }
+  }
+  for (const Mat& s : {llama[0], llama[1], llama[2]}) {
+    const std::string suffix = std::string(s.name) + "/tokens:1";
+    reg("gemv_w4_u4/" + suffix, BM_gemv_variant<4, 4>, s.n, s.k);
+    reg("gemv_w8_u8/" + suffix, BM_gemv_variant<8, 8>, s.n, s.k);
+    reg("gemv_w16_u4/" + suffix, BM_gemv_variant<16, 4>, s.n, s.k);
+  }
   for (int m : {512, 4096}) {
     const std::string ms = "/m:" + std::to_string(m);
     for (const Mat& s : llama) reg(std::string("gemm/") + s.name + ms, BM_gemm, m, s.n, s.k);

@@ -21,7 +21,7 @@ fi
 cmake --build build-gpu -j16 --target ${TARGETS:-test_cuda_engine} >"$out/build2.log" 2>&1 || { grep -E "error" "$out/build2.log" | head; exit 1; }
 if [ ! -d /tmp/gpu_models ]; then  # random-init models with head_dim 64 and a 256-token prompt
   TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
-    TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "max_position_embeddings": 1024}' \
+    TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
     python3 tools/make_tiny_models.py >"$out/make_models.log" 2>&1 || tail -20 "$out/make_models.log"
 fi
 export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models

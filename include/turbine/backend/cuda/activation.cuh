@@ -30,6 +30,7 @@ template <Activation A, HalfElement T>
 __global__ static void __launch_bounds__(kActivationThreads)
     gated_activation_kernel(const T* gate, const T* up, T* out, int64_t gate_stride, int64_t up_stride,
                             int64_t out_stride, int64_t vectors, int vectors_per_row) {
+  pdl_launch_dependents();  // a following GEMV may start streaming its weights
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kActivationThreads + threadIdx.x;
   if (i >= vectors) return;
   const int64_t t = i / vectors_per_row;

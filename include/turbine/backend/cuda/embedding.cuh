@@ -22,6 +22,7 @@ template <HalfElement T, VecElement O>
 __global__ static void __launch_bounds__(kEmbeddingThreads)
     embedding_kernel(const T* __restrict__ table, const int32_t* __restrict__ ids, O* __restrict__ out, int hidden,
                      int vocab) {
+  pdl_launch_dependents();  // a following GEMV may start streaming its weights
   const int64_t t = blockIdx.y;
   const int idx = (static_cast<int>(blockIdx.x) * kEmbeddingThreads + static_cast<int>(threadIdx.x)) * 8;
   if (idx >= hidden) return;

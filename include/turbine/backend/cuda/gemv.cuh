@@ -54,10 +54,11 @@ static __device__ __forceinline__ void gemv_mma_chunk(float (&d)[4], const uint4
 }
 
 // w: [n, k], x: [kTokens, k], bias: [n] or null, y: [kTokens, n]. grid = ceil(n / 16), kWarps warps.
-template <HalfElement T, int kTokens, int kWarps>
+template <HalfElement T, int kTokens, int kWarps, int kUnroll>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ w, const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y, int n,
                 int k) {
+  pdl_launch_dependents();  // the next GEMV may start streaming its weights once all our blocks run
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
@@ -71,32 +72,45 @@ __global__ static void __launch_bounds__(kWarps * 32)
 
   float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
   const int full = k / 32;  // chunks entirely inside k
-  int c0 = warp * kGemvUnroll;
-  for (; c0 + kGemvUnroll <= full; c0 += kWarps * kGemvUnroll) {
-    uint4 va[kGemvUnroll], vb[kGemvUnroll], vx[kGemvUnroll];
+  int c0 = warp * kUnroll;
+  uint4 va[kUnroll], vb[kUnroll], vx[kUnroll];
+  // The weights do not depend on the previous kernel: the first step's loads go out before the
+  // programmatic-launch wait, so they overlap that kernel's tail. x and y only after it.
+  bool have_w = c0 + kUnroll <= full;
+  if (have_w) {
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const int kk = (c0 + u) * 32;
-      va[u] = vec::load_stream(wa + kk);
-      vb[u] = vec::load_stream(wb + kk);
-      vx[u] = has_x ? __ldg(reinterpret_cast<const uint4*>(xg + kk)) : zero;
+    for (int u = 0; u < kUnroll; ++u) {
+      va[u] = vec::load_stream(wa + (c0 + u) * 32);
+      vb[u] = vec::load_stream(wb + (c0 + u) * 32);
     }
+  }
+  pdl_wait();
+  for (; c0 + kUnroll <= full; c0 += kWarps * kUnroll) {
+    if (!have_w) {
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
+      for (int u = 0; u < kUnroll; ++u) {
+        va[u] = vec::load_stream(wa + (c0 + u) * 32);
+        vb[u] = vec::load_stream(wb + (c0 + u) * 32);
+      }
+    }
+    have_w = false;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) vx[u] = has_x ? vec::load_nc(xg + (c0 + u) * 32) : zero;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
   // At most one partial step per warp remains (k not a multiple of 32 * kUnroll * kWarps).
   if (c0 * 32 < k) {
-    uint4 va[kGemvUnroll], vb[kGemvUnroll], vx[kGemvUnroll];
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
+    for (int u = 0; u < kUnroll; ++u) {
       const int kk = (c0 + u) * 32;
       const bool ok = kk + 8 * c < k;
       va[u] = ok ? vec::load_stream(wa + kk) : zero;
       vb[u] = ok ? vec::load_stream(wb + kk) : zero;
-      vx[u] = ok && has_x ? __ldg(reinterpret_cast<const uint4*>(xg + kk)) : zero;
+      vx[u] = ok && has_x ? vec::load_nc(xg + kk) : zero;
     }
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
+    for (int u = 0; u < kUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
 
   // d[j] of lane (g, c): row g + 8 * (j >= 2), token 2c + (j & 1). Sum over the warps' K shares.
@@ -118,17 +132,31 @@ __global__ static void __launch_bounds__(kWarps * 32)
   }
 }
 
+template <HalfElement T, int kTokens, int kWarps, int kUnroll = kGemvUnroll>
+void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ceil_div(n, kGemvRows)));
+  cfg.blockDim = dim3(kWarps * 32);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  TURBINE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemv_kernel<T, kTokens, kWarps, kUnroll>, w, x, bias, y, n, k));
+}
+
 template <HalfElement T, int kTokens>
-void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(ceil_div(n, kGemvRows)));
+void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
   // Enough warps per block to keep bytes in flight, few enough that each has whole steps to do.
   const int chunks = static_cast<int>(ceil_div(k, 32));
   if (chunks >= 8 * kGemvUnroll * 2) {
-    gemv_kernel<T, kTokens, 8><<<grid, 8 * 32, 0, stream>>>(w, x, bias, y, n, k);
+    launch_gemv_kernel<T, kTokens, 8>(w, x, bias, y, n, k, stream, pdl);
   } else if (chunks >= 4 * kGemvUnroll) {
-    gemv_kernel<T, kTokens, 4><<<grid, 4 * 32, 0, stream>>>(w, x, bias, y, n, k);
+    launch_gemv_kernel<T, kTokens, 4>(w, x, bias, y, n, k, stream, pdl);
   } else {
-    gemv_kernel<T, kTokens, 2><<<grid, 2 * 32, 0, stream>>>(w, x, bias, y, n, k);
+    launch_gemv_kernel<T, kTokens, 2>(w, x, bias, y, n, k, stream, pdl);
   }
 }
 
@@ -137,37 +165,42 @@ void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cuda
 /// y = x * W^T (+ bias) for 1..8 tokens.
 /// w: [n, k] T row-major, x: [tokens, k] T, bias: [n] T or null, y: [tokens, n] T.
 /// k: a multiple of 8; pointers 16-byte aligned.
+/// prefetch_weights (sm_90+): launch with programmatic dependent launch, so that the weight stream
+/// starts while the previous kernel of the stream finishes. Then w must not be written by that
+/// kernel (x, bias and y are touched only after it completes); pass false for freshly made weights.
 template <HalfElement T>
-void gemv(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k, cudaStream_t stream = nullptr) {
+void gemv(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k, cudaStream_t stream = nullptr,
+          bool prefetch_weights = true) {
   check(n > 0 && k > 0, "gemv: bad sizes (n ", n, ", k ", k, ")");
   check(k % 8 == 0, "gemv: k = ", k, " is not supported (k must be a multiple of 8, for 16-byte loads)");
   check(aligned16(w) && aligned16(x), "gemv: w and x must be 16-byte aligned");
+  const bool pdl = prefetch_weights && pdl_available();
   switch (tokens) {
     case 0:
       return;
     case 1:
-      detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 2:
-      detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 3:
-      detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 4:
-      detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 5:
-      detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 6:
-      detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 7:
-      detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream, pdl);
       break;
     case 8:
-      detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream);
+      detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream, pdl);
       break;
     default:
       fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");

@@ -40,6 +40,7 @@ static __device__ __forceinline__ float norm_block_sum(float v) {
 template <class R, class D, class T, int kThreads, int kVecs, bool kAdd>
 __global__ static void __launch_bounds__(kThreads)
     rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim, float eps) {
+  pdl_launch_dependents();  // a following GEMV may start streaming its weights
   const int64_t row = blockIdx.x;
   R* xr = x + row * dim;
   float v[kVecs][8];

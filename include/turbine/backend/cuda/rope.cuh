@@ -26,9 +26,9 @@ struct RopeQkv {
   T* v_cache = nullptr;             // [cache_positions, kv_heads, head_dim]: v (+ bias) at pos0 + t
   const float* inv_freq = nullptr;  // [head_dim / 2], device
   int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
-  int pos0 = 0;             // position of token 0; token t is at pos0 + t
+  int pos0 = 0;                      // position of token 0; token t is at pos0 + t
   const int* pos0_device = nullptr;  // if set, pos0 is read from here (CUDA graph replays)
-  int cache_positions = 0;  // capacity of the caches, checked against pos0 + tokens
+  int cache_positions = 0;           // capacity of the caches, checked against pos0 + tokens
 };
 
 namespace detail {
@@ -42,6 +42,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
   constexpr int kRotItemsPerHead = kHalf / 8;
   constexpr int kVItemsPerHead = kHeadDim / 8;
   __shared__ float cos_s[kHalf], sin_s[kHalf];
+  pdl_launch_dependents();  // a following kernel launched with PDL may start its prologue
   const int t = blockIdx.x;
   const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;
   for (int i = threadIdx.x; i < kHalf; i += kRopeThreads) {

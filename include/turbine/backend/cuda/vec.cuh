@@ -30,6 +30,14 @@ __device__ __forceinline__ uint4 load_stream(const void* p) {
   return r;
 }
 
+/// 16-byte read-only load through L1 (activations reused by neighbouring blocks). volatile, so it
+/// is never hoisted above a pdl_wait().
+__device__ __forceinline__ uint4 load_nc(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+
 /// Unpacks eight 16-bit elements held in a uint4 into fp32.
 template <HalfElement T>
 __device__ __forceinline__ void unpack8(const uint4& u, float (&v)[8]) {
@@ -72,6 +80,32 @@ __device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
 }
 
 }  // namespace vec
+
+/// Programmatic dependent launch (sm_90+; no-ops before). A kernel calls pdl_launch_dependents() to
+/// let the next kernel of the stream, if launched with the programmatic-serialization attribute,
+/// start once every block of this one is running; that kernel calls pdl_wait() before it touches
+/// anything this one writes (the wait returns when this grid has finished and its writes are visible).
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/// Whether the current device supports programmatic dependent launch (compute capability >= 9.0).
+inline bool pdl_available() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major >= 9;
+}
 
 /// Whether a device pointer is aligned for 16-byte vector access of its rows.
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
