@@ -483,9 +483,9 @@ void register_all() {
   }
   for (const Mat& s : {llama[0], llama[1], llama[2]}) {
     const std::string suffix = std::string(s.name) + "/tokens:1";
-    reg("gemv_w4_u4/" + suffix, BM_gemv_variant<4, 4>, s.n, s.k);
-    reg("gemv_w8_u8/" + suffix, BM_gemv_variant<8, 8>, s.n, s.k);
+    reg("gemv_w8_u4/" + suffix, BM_gemv_variant<8, 4>, s.n, s.k);
     reg("gemv_w16_u4/" + suffix, BM_gemv_variant<16, 4>, s.n, s.k);
+    reg("gemv_w16_u8/" + suffix, BM_gemv_variant<16, 8>, s.n, s.k);
   }
   for (int m : {512, 4096}) {
     const std::string ms = "/m:" + std::to_string(m);

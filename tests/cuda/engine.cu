@@ -126,3 +126,39 @@ TEST_CASE("GPU logits and greedy text match the CPU engine on the default model"
   MESSAGE("cpu: ", a.text, " | gpu: ", b.text);
   CHECK(b.text.find("Paris") != std::string::npos);
 }
+
+TEST_CASE("a batched decode step gives each sequence the logits it gets alone") {
+  if (cuda::device_count() == 0) return test::skip("no CUDA device");
+  const std::string path = test::default_model_path();
+  if (path.empty()) return test::skip("default model not fetched");
+  LoadedModel m = load_model(path);
+  Llama<f16, quant::None, kv::Same, Cuda> model(m.weights);
+  const std::vector<std::string> prompts{"The capital of France is", "def fib(n):\n    return",
+                                         "Once upon a time, in a land far away, there lived a", "1, 2, 3,"};
+  const size_t n = prompts.size();
+  std::vector<typename decltype(model)::Cache> alone, together;
+  std::vector<int32_t> next(n);
+  std::vector<float> logits;
+  for (size_t i = 0; i < n; ++i) {
+    alone.push_back(model.new_cache(256));
+    together.push_back(model.new_cache(256));
+    const auto ids = m.tokenizer->encode(prompts[i]);
+    model.forward(alone[i], ids, logits);
+    model.forward(together[i], ids, logits);
+    next[i] = Sampler::argmax(logits);
+  }
+  const int64_t vocab = model.config().vocab_size;
+  std::vector<float> batch(n * vocab);
+  for (int step = 0; step < 12; ++step) {  // sequences of different lengths, several graph replays
+    std::vector<decltype(model)::Cache*> ptrs;
+    for (auto& c : together) ptrs.push_back(&c);
+    model.decode_batch(ptrs, next, batch.data());
+    for (size_t i = 0; i < n; ++i) {
+      model.forward(alone[i], std::span<const int32_t>(&next[i], 1), logits);
+      const std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
+      CHECK(rel_error(row, logits) < 2e-3);
+      CHECK(together[i].length() == alone[i].length());
+      next[i] = Sampler::argmax(logits);
+    }
+  }
+}

@@ -26,9 +26,10 @@ TEST_CASE_TEMPLATE("gemv matches the CPU linear for 1..8 tokens", T, __half, __n
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemv"));
   const char* tn = HalfTraits<T>::name;
-  // k: the model sizes and two that are multiples of 8 but not of 32 (partial mma chunks);
-  // n: not multiples of the 16 rows a block computes.
-  for (int k : {576, 1536, 4096, 14336, 200, 584}) {
+  // k: the model sizes, each launch configuration (2, 4 and 8 warps; 4 and 8 chunks per step), and
+  // multiples of 8 that are not multiples of 32 (partial mma chunks); n: not multiples of the 16 rows
+  // a block computes.
+  for (int k : {576, 1536, 2048, 4096, 14336, 200, 584, 3000, 4104}) {
     for (int n : {1000, 4100, 9}) {
       const float scale = 1.0f / std::sqrt(static_cast<float>(k));
       const auto w = random_half<T>(size_t(n) * k, rng, -2.f * scale, 2.f * scale);

@@ -6,6 +6,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -94,7 +97,7 @@ class CudaTransformer {
   CudaTransformer(const CudaTransformer&) = delete;
   CudaTransformer& operator=(const CudaTransformer&) = delete;
   ~CudaTransformer() {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    drop_graphs();
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -116,19 +119,63 @@ class CudaTransformer {
     cuda::check_token_ids(tokens.data(), n, c.vocab_size);
     cache.reserve_more(n);
     logits.resize(static_cast<size_t>((all_logits ? n : 1) * c.vocab_size));
+    if (c.rope_scaling.kind == RopeScaling::Kind::Dynamic) set_inv_freq(rope_inv_freq(c, cache.length() + n));
+    if (n == 1) {
+      Cache* one = &cache;
+      decode_batch(std::span<Cache* const>(&one, 1), tokens, logits.data());
+      return;
+    }
     for (int64_t start = 0; start < n; start += kPrefillChunk) {
       const int64_t t = std::min(kPrefillChunk, n - start);
       const bool want = all_logits || start + t == n;
       const int64_t first = all_logits ? 0 : t - 1;
       float* dst = logits.data() + (all_logits ? start * c.vocab_size : 0);
-      if (t == 1 && !all_logits && c.rope_scaling.kind != RopeScaling::Kind::Dynamic) {
-        decode_step(cache, tokens[start], dst);
-      } else {
-        if (c.rope_scaling.kind == RopeScaling::Kind::Dynamic) set_inv_freq(rope_inv_freq(c, cache.length() + t));
-        run(cache, tokens.data() + start, t, want ? first : -1, want ? dst : nullptr);
-      }
+      prefill(cache, tokens.data() + start, t, want ? first : -1, want ? dst : nullptr);
       cache.advance(t);
     }
+  }
+
+  /// One decode step for several sequences at once: tokens[b] is appended to *caches[b], and the
+  /// logits [batch, vocab] of the new tokens are written to `logits` (host). The step is captured
+  /// as a CUDA graph per batch size and replayed while the same caches are bound.
+  void decode_batch(std::span<Cache* const> caches, std::span<const int32_t> tokens, float* logits) {
+    const ModelConfig& c = host_.config;
+    const int64_t b = static_cast<int64_t>(caches.size());
+    check(b > 0 && tokens.size() == caches.size(), "decode_batch: one token per sequence");
+    cuda::check_token_ids(tokens.data(), b, c.vocab_size);
+    int64_t max_len = 0;
+    for (Cache* cache : caches) {
+      cache->reserve_more(1);
+      max_len = std::max(max_len, cache->capacity());
+    }
+    ensure_scratch(b);
+    ensure_decode_plan(b, max_len);
+    bind_caches(caches);
+    // ids | positions | lengths in one transfer
+    step_host_.resize(static_cast<size_t>(3 * b));
+    for (int64_t i = 0; i < b; ++i) {
+      step_host_[i] = tokens[i];
+      step_host_[b + i] = static_cast<int>(caches[i]->length());
+      step_host_[2 * b + i] = static_cast<int>(caches[i]->length() + 1);
+    }
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(step_dev_.data(), step_host_.data(), 3 * b * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), step_dev_.data(), b * sizeof(int), cudaMemcpyDeviceToDevice, stream_));
+    if (use_graphs_ && c.rope_scaling.kind != RopeScaling::Kind::Dynamic) {
+      cudaGraphExec_t& exec = graphs_[b];
+      if (!exec) {
+        cudaGraph_t graph = nullptr;
+        TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        enqueue_decode(b);
+        TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+        TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+        TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
+      }
+      TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    } else {
+      enqueue_decode(b);
+    }
+    copy_logits(b, logits);
+    for (Cache* cache : caches) cache->advance(1);
   }
 
  private:
@@ -197,147 +244,152 @@ class CudaTransformer {
     act_ = cuda::DeviceBuffer<T>(t * c.intermediate_size, "activations");
     logits_ = cuda::DeviceBuffer<T>(t * c.vocab_size, "logits");
     scratch_tokens_ = tokens;
-    drop_graph();  // the graph baked the old scratch addresses
+    drop_graphs();  // the graphs baked the old scratch addresses
   }
 
-  /// Enqueues the whole forward pass of `t` tokens whose ids are already in ids_. `pos0` is the
-  /// position of the first; `pos_dev`, when set, holds it on the device instead (graph replays).
-  void enqueue(Cache& cache, int64_t t, int64_t pos0, int64_t logits_from) {
+  /// The layer stack from the embedding to the final norm, for `t` tokens whose ids are in ids_.
+  /// `attend(layer)` enqueues rope + attention for one layer (prefill and decode differ there).
+  template <class Attend>
+  void enqueue_layers(int64_t t, Attend&& attend) {
     const ModelConfig& c = host_.config;
     const int hidden = static_cast<int>(c.hidden_size), inter = static_cast<int>(c.intermediate_size);
     const int qkv_rows = static_cast<int>(c.q_size() + 2 * c.kv_size());
     const int tt = static_cast<int>(t);
-    const cpu::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
+    const T* no_bias = nullptr;
     cuda::embedding(embed_.data(), ids_.data(), residual_.data(), tt, hidden, static_cast<int>(c.vocab_size), stream_);
     cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     for (size_t li = 0; li < layers_.size(); ++li) {
       Layer& L = layers_[li];
-      cuda::linear(gemm_, h_.data(), L.wqkv.data(), static_cast<const T*>(nullptr), qkv_.data(), tt, qkv_rows, hidden, stream_);
-      cuda::RopeQkv<T> r;
-      r.q = qkv_.data();
-      r.k = qkv_.data() + c.q_size();
-      r.v = qkv_.data() + c.q_size() + c.kv_size();
-      r.q_stride = r.k_stride = r.v_stride = qkv_rows;
-      if (L.bqkv.size()) {
-        r.q_bias = L.bqkv.data();
-        r.k_bias = L.bqkv.data() + c.q_size();
-        r.v_bias = L.bqkv.data() + c.q_size() + c.kv_size();
-      }
-      r.k_cache = cache.keys(li);
-      r.v_cache = cache.values(li);
-      r.inv_freq = inv_freq_.data();
-      r.tokens = tt;
-      r.heads = static_cast<int>(c.num_heads);
-      r.kv_heads = static_cast<int>(c.num_kv_heads);
-      r.head_dim = static_cast<int>(c.head_dim);
-      r.pos0 = static_cast<int>(pos0);
-      r.pos0_device = pos_dev_active_ ? pos_dev_.data() : nullptr;
-      r.cache_positions = static_cast<int>(cache.capacity());
-      cuda::rope_qkv(r, stream_);
-      if (t == 1) {
-        decode_attention(cache, shape)(qkv_.data(), k_ptrs_.data() + li, v_ptrs_.data() + li, 0, length_dev_.data(), 1,
-                                       attn_.data(), stream_);
-      } else {
-        // The prefill kernel wants q contiguous; it sits strided in the fused QKV rows.
-        TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
-                                             c.q_size() * sizeof(T), t, cudaMemcpyDeviceToDevice, stream_));
-        cuda::attention_prefill(q_.data(), cache.keys(li), cache.values(li), attn_.data(), t, pos0, shape, stream_);
-      }
-      cuda::linear(gemm_, attn_.data(), L.wo.data(), static_cast<const T*>(nullptr), delta_.data(), tt, hidden,
-                   static_cast<int>(c.q_size()), stream_);
+      cuda::linear(gemm_, h_.data(), L.wqkv.data(), no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
+      attend(li);
+      cuda::linear(gemm_, attn_.data(), L.wo.data(), no_bias, delta_.data(), tt, hidden, static_cast<int>(c.q_size()), stream_);
       cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
-      cuda::linear(gemm_, h_.data(), L.w_gate_up.data(), static_cast<const T*>(nullptr), gate_up_.data(), tt, 2 * inter,
-                   hidden, stream_);
+      cuda::linear(gemm_, h_.data(), L.w_gate_up.data(), no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
       cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
-      cuda::linear(gemm_, act_.data(), L.w_down.data(), static_cast<const T*>(nullptr), delta_.data(), tt, hidden, inter,
-                   stream_);
+      cuda::linear(gemm_, act_.data(), L.w_down.data(), no_bias, delta_.data(), tt, hidden, inter, stream_);
       const T* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.data() : final_norm_.data();
       cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     }
-    if (logits_from >= 0) {
-      const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
-      cuda::linear(gemm_, h_.data() + logits_from * hidden, head, static_cast<const T*>(nullptr), logits_.data(),
-                   tt - static_cast<int>(logits_from), static_cast<int>(c.vocab_size), hidden, stream_);
-    }
   }
 
-  cuda::DecodeAttention<T>& decode_attention(Cache& cache, const cpu::AttentionShape& shape) {
-    if (!decode_attn_ || decode_attn_capacity_ != cache.capacity()) {
-      decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(shape, 1, cache.capacity());
-      decode_attn_capacity_ = cache.capacity();
-      drop_graph();  // the graph baked the old plan and workspace
+  /// rope + cache store parameters for one layer; the caller fills positions and caches.
+  cuda::RopeQkv<T> rope_params(size_t li, int64_t t) {
+    const ModelConfig& c = host_.config;
+    const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
+    cuda::RopeQkv<T> r;
+    r.q = qkv_.data();
+    r.k = qkv_.data() + c.q_size();
+    r.v = qkv_.data() + c.q_size() + c.kv_size();
+    r.q_stride = r.k_stride = r.v_stride = qkv_rows;
+    if (layers_[li].bqkv.size()) {
+      r.q_bias = layers_[li].bqkv.data();
+      r.k_bias = r.q_bias + c.q_size();
+      r.v_bias = r.k_bias + c.kv_size();
     }
-    return *decode_attn_;
+    r.inv_freq = inv_freq_.data();
+    r.tokens = static_cast<int>(t);
+    r.heads = static_cast<int>(c.num_heads);
+    r.kv_heads = static_cast<int>(c.num_kv_heads);
+    r.head_dim = static_cast<int>(c.head_dim);
+    return r;
   }
 
-  /// Points the per-layer cache pointer arrays the decode kernel reads at this cache. Identity is
-  /// the device addresses, not the Cache object (a new cache can live where an old one did).
-  void bind_cache(Cache& cache) {
-    const size_t layers = layers_.size();
-    if (k_ptrs_.size() != layers) {
-      k_ptrs_ = cuda::DeviceBuffer<const T*>(layers, "cache pointers");
-      v_ptrs_ = cuda::DeviceBuffer<const T*>(layers, "cache pointers");
-      length_dev_ = cuda::DeviceBuffer<int>(1, "lengths");
-      pos_dev_ = cuda::DeviceBuffer<int>(1, "positions");
-    }
-    std::vector<const T*> ptrs(2 * layers);
-    for (size_t l = 0; l < layers; ++l) {
-      ptrs[l] = cache.keys(l);
-      ptrs[layers + l] = cache.values(l);
-    }
-    if (ptrs == bound_ptrs_) return;
-    TURBINE_CUDA_CHECK(cudaMemcpy(k_ptrs_.data(), ptrs.data(), layers * sizeof(T*), cudaMemcpyHostToDevice));
-    TURBINE_CUDA_CHECK(cudaMemcpy(v_ptrs_.data(), ptrs.data() + layers, layers * sizeof(T*), cudaMemcpyHostToDevice));
-    bound_ptrs_ = std::move(ptrs);
-    drop_graph();  // the graph baked the old cache's addresses
-  }
-  void drop_graph() {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    graph_exec_ = nullptr;
+  cpu::AttentionShape attention_shape() const {
+    const ModelConfig& c = host_.config;
+    return {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
   }
 
-  /// Uploads the ids, runs the forward pass and copies the wanted logits rows to `dst`.
-  void run(Cache& cache, const int32_t* ids, int64_t t, int64_t logits_from, float* dst) {
+  /// The LM head over rows [from, t) of h into logits_.
+  void enqueue_lm_head(int64_t t, int64_t from) {
+    const ModelConfig& c = host_.config;
+    const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
+    cuda::linear(gemm_, h_.data() + from * c.hidden_size, head, static_cast<const T*>(nullptr), logits_.data(),
+                 static_cast<int>(t - from), static_cast<int>(c.vocab_size), static_cast<int>(c.hidden_size), stream_);
+  }
+
+  /// Prompt chunk of one sequence: tensor-core attention over its cache.
+  void prefill(Cache& cache, const int32_t* ids, int64_t t, int64_t logits_from, float* dst) {
+    const ModelConfig& c = host_.config;
     ensure_scratch(t);
-    bind_cache(cache);
-    const int len = static_cast<int>(cache.length() + t);
     TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), ids, t * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(length_dev_.data(), &len, sizeof(int), cudaMemcpyHostToDevice, stream_));
-    pos_dev_active_ = false;
-    enqueue(cache, t, cache.length(), logits_from);
-    if (dst) copy_logits(t - logits_from, dst);
+    const int64_t pos0 = cache.length();
+    const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
+    enqueue_layers(t, [&](size_t li) {
+      cuda::RopeQkv<T> r = rope_params(li, t);
+      r.k_cache = cache.keys(li);
+      r.v_cache = cache.values(li);
+      r.pos0 = static_cast<int>(pos0);
+      r.cache_positions = static_cast<int>(cache.capacity());
+      cuda::rope_qkv(r, stream_);
+      // The prefill kernel wants q contiguous; it sits strided in the fused QKV rows.
+      TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
+                                           c.q_size() * sizeof(T), t, cudaMemcpyDeviceToDevice, stream_));
+      cuda::attention_prefill(q_.data(), cache.keys(li), cache.values(li), attn_.data(), t, pos0, attention_shape(), stream_);
+    });
+    if (logits_from >= 0) {
+      enqueue_lm_head(t, logits_from);
+      copy_logits(t - logits_from, dst);
+    }
     TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  /// One token: the step is captured once as a CUDA graph (positions and lengths read from the
-  /// device) and replayed for every later token.
-  void decode_step(Cache& cache, int32_t id, float* dst) {
-    ensure_scratch(1);
-    bind_cache(cache);
-    host_step_[0] = id;
-    host_step_[1] = static_cast<int>(cache.length());
-    host_step_[2] = static_cast<int>(cache.length() + 1);
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), &host_step_[0], sizeof(int), cudaMemcpyHostToDevice, stream_));
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(pos_dev_.data(), &host_step_[1], sizeof(int), cudaMemcpyHostToDevice, stream_));
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(length_dev_.data(), &host_step_[2], sizeof(int), cudaMemcpyHostToDevice, stream_));
-    if (!graph_exec_ && use_graphs_) {
-      decode_attention(cache, {host_.config.num_heads, host_.config.num_kv_heads, host_.config.head_dim, host_.config.sliding_window});
-      cudaGraph_t graph = nullptr;
-      pos_dev_active_ = true;
-      TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      enqueue(cache, 1, cache.length(), 0);
-      TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      TURBINE_CUDA_CHECK(cudaGraphInstantiate(&graph_exec_, graph, 0));
-      TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
-    }
-    if (graph_exec_) {
-      TURBINE_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
-    } else {
-      pos_dev_active_ = false;
-      enqueue(cache, 1, cache.length(), 0);
-    }
-    copy_logits(1, dst);
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  /// One token for each of `b` bound sequences; everything it reads on the device (ids,
+  /// positions, lengths, cache pointers) stays at fixed addresses, so it can be graph-captured.
+  void enqueue_decode(int64_t b) {
+    const ModelConfig& c = host_.config;
+    const size_t layers = layers_.size();
+    enqueue_layers(b, [&](size_t li) {
+      cuda::RopeQkv<T> r = rope_params(li, b);
+      r.positions = step_dev_.data() + b;
+      r.k_caches = tok_caches_.data() + li * max_batch_;
+      r.v_caches = tok_caches_.data() + (layers + li) * max_batch_;
+      r.cache_positions = static_cast<int>(c.max_position_embeddings);
+      cuda::rope_qkv(r, stream_);
+      // q of each sequence's single query sits at the start of its QKV row: stride qkv_rows.
+      const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
+      const T* q = qkv_.data();
+      if (b > 1) {
+        TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
+                                             c.q_size() * sizeof(T), b, cudaMemcpyDeviceToDevice, stream_));
+        q = q_.data();
+      }
+      (*decode_attn_)(q, reinterpret_cast<const T* const*>(tok_caches_.data() + li * max_batch_),
+                      reinterpret_cast<const T* const*>(tok_caches_.data() + (layers + li) * max_batch_), 0,
+                      step_dev_.data() + 2 * b, static_cast<int>(b), attn_.data(), stream_);
+    });
+    enqueue_lm_head(b, 0);
+  }
+
+  void ensure_decode_plan(int64_t b, int64_t max_len) {
+    if (decode_attn_ && b <= max_batch_ && max_len <= decode_max_len_) return;
+    max_batch_ = std::max<int64_t>({b, max_batch_, 1});
+    decode_max_len_ = std::max(max_len, decode_max_len_);
+    decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(attention_shape(), static_cast<int>(max_batch_), decode_max_len_);
+    tok_caches_ = cuda::DeviceBuffer<T*>(static_cast<size_t>(2 * layers_.size() * max_batch_), "cache pointers");
+    step_dev_ = cuda::DeviceBuffer<int>(static_cast<size_t>(3 * max_batch_), "decode step");
+    bound_ptrs_.clear();
+    drop_graphs();  // the graphs baked the old plan, workspace and arrays
+  }
+
+  /// Points the per-layer, per-sequence cache pointer arrays at these caches. Identity is the
+  /// device addresses, not the Cache objects (a new cache can live where an old one did).
+  void bind_caches(std::span<Cache* const> caches) {
+    const size_t layers = layers_.size();
+    std::vector<T*> ptrs(2 * layers * max_batch_, nullptr);  // [k|v][layer][sequence]
+    for (size_t l = 0; l < layers; ++l)
+      for (size_t i = 0; i < caches.size(); ++i) {
+        ptrs[l * max_batch_ + i] = caches[i]->keys(l);
+        ptrs[(layers + l) * max_batch_ + i] = caches[i]->values(l);
+      }
+    if (ptrs == bound_ptrs_) return;
+    TURBINE_CUDA_CHECK(cudaMemcpy(tok_caches_.data(), ptrs.data(), ptrs.size() * sizeof(T*), cudaMemcpyHostToDevice));
+    bound_ptrs_ = std::move(ptrs);
+    drop_graphs();
+  }
+  void drop_graphs() {
+    for (auto& [b, exec] : graphs_)
+      if (exec) cudaGraphExecDestroy(exec);
+    graphs_.clear();
   }
 
   void copy_logits(int64_t rows, float* dst) {
@@ -364,15 +416,14 @@ class CudaTransformer {
   cuda::DeviceBuffer<int32_t> ids_;
   cuda::DeviceBuffer<float> residual_;
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
-  cuda::DeviceBuffer<const T*> k_ptrs_, v_ptrs_;
-  cuda::DeviceBuffer<int> length_dev_, pos_dev_;
-  bool pos_dev_active_ = false;
   std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
-  int64_t decode_attn_capacity_ = 0;
-  std::vector<const T*> bound_ptrs_;
-  cudaGraphExec_t graph_exec_ = nullptr;
+  int64_t max_batch_ = 0, decode_max_len_ = 0;
+  cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache base pointers
+  cuda::DeviceBuffer<int> step_dev_;      // ids | positions | lengths of the decode step
+  std::vector<int> step_host_;
+  std::vector<T*> bound_ptrs_;
+  std::map<int64_t, cudaGraphExec_t> graphs_;
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
-  int host_step_[3] = {0, 0, 0};
   std::vector<T> staged_logits_;
 };
 

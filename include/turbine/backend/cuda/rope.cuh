@@ -28,6 +28,10 @@ struct RopeQkv {
   int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int pos0 = 0;                      // position of token 0; token t is at pos0 + t
   const int* pos0_device = nullptr;  // if set, pos0 is read from here (CUDA graph replays)
+  // Batched decode: token t belongs to its own sequence, at positions[t], with its own caches.
+  const int* positions = nullptr;    // [tokens] device; overrides pos0
+  T* const* k_caches = nullptr;      // [tokens] device; override k_cache / v_cache
+  T* const* v_caches = nullptr;
   int cache_positions = 0;           // capacity of the caches, checked against pos0 + tokens
 };
 
@@ -44,7 +48,9 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
   __shared__ float cos_s[kHalf], sin_s[kHalf];
   pdl_launch_dependents();  // a following kernel launched with PDL may start its prologue
   const int t = blockIdx.x;
-  const int pos = (p.pos0_device ? *p.pos0_device : p.pos0) + t;
+  const int pos = p.positions ? p.positions[t] : (p.pos0_device ? *p.pos0_device : p.pos0) + t;
+  T* const k_cache = p.k_caches ? p.k_caches[t] : p.k_cache;
+  T* const v_cache = p.v_caches ? p.v_caches[t] : p.v_cache;
   for (int i = threadIdx.x; i < kHalf; i += kRopeThreads) {
     const float angle = static_cast<float>(pos) * p.inv_freq[i];
     sincosf(angle, &sin_s[i], &cos_s[i]);
@@ -79,7 +85,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
         rb[e] = b[e] * c + a[e] * s;
       }
       T* dst = is_q ? p.q + t * p.q_stride + h * kHeadDim
-                    : p.k_cache + (static_cast<int64_t>(pos) * p.kv_heads + hk) * kHeadDim;
+                    : k_cache + (static_cast<int64_t>(pos) * p.kv_heads + hk) * kHeadDim;
       vec::store8(dst + j, ra);
       vec::store8(dst + j + kHalf, rb);
     } else {
@@ -94,7 +100,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] += bv[e];
       }
-      vec::store8(p.v_cache + (static_cast<int64_t>(pos) * p.kv_heads + h) * kHeadDim + j, v);
+      vec::store8(v_cache + (static_cast<int64_t>(pos) * p.kv_heads + h) * kHeadDim + j, v);
     }
   }
 }
