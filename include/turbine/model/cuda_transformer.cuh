@@ -193,7 +193,13 @@ class CudaTransformer {
     std::vector<T> staged;
     constexpr int64_t kChunkRows = 1024;
     int64_t done = 0;
+    constexpr StorageType kNative = std::is_same_v<T, __half> ? StorageType::F16 : StorageType::BF16;
     for (const WeightMatrix* m : parts) {
+      if (m->type == kNative) {  // stored in the GPU's precision already: copy as is
+        TURBINE_CUDA_CHECK(cudaMemcpy(out.data() + done * cols, m->data, m->nbytes(), cudaMemcpyHostToDevice));
+        done += m->rows;
+        continue;
+      }
       for (int64_t r0 = 0; r0 < m->rows; r0 += kChunkRows) {
         const int64_t nr = std::min(kChunkRows, m->rows - r0);
         staged.resize(static_cast<size_t>(nr * cols));
