@@ -157,8 +157,8 @@ void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int n, int 
 template <HalfElement T, int kTokens>
 void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
   // Enough warps per block and loads per warp to keep bytes in flight, few enough that each warp has
-  // whole steps to do. On an H100, 8 warps x 8 chunks beat 8 x 4 by 10% (o_proj) to 15% (down_proj)
-  // at k >= 4096, and 16 x 4 lies between.
+  // whole steps to do. H100, bf16, 1 token: 8 warps x 8 chunks took 11.4 / 38.9 / 39.4 us for
+  // Llama-3-8B o / gate / down against 12.7 / 39.8 / 40.6 for 8 x 4; 16 x 4 and 16 x 8 were in between.
   const int chunks = static_cast<int>(ceil_div(k, 32));
   if (chunks >= 8 * 8 * 2) {
     launch_gemv_kernel<T, kTokens, 8, 8>(w, x, bias, y, n, k, stream, pdl);
