@@ -75,13 +75,19 @@ struct Colors {
 
 /// A subcommand that runs a model, with its own arguments.
 struct Command {
-  enum Kind { Chat, Generate, Bench } kind = Chat;
+  enum Kind { Chat, Generate, Bench, BenchGeneration } kind = Chat;
   std::string system_prompt;
   std::vector<std::string> prompts;
   std::string prompts_file;
   bool json = false, raw = false;
   int64_t prompt_tokens = 128, gen_tokens = 128;
   int runs = 3;
+  // bench generation (bench_generation.hpp)
+  std::vector<int> gen_concurrency{1, 16, 64};
+  std::vector<std::string> gen_io{"128/128", "128/2048", "2048/128"};
+  bool gen_random = false;
+  std::string gen_shape, gen_json;
+  int gen_runs = 1;
 };
 
 void run_info(CommonOptions& o, bool tensors);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "bench_generation.hpp"
 #include "cli_common.hpp"
 
 namespace turbine::cli {
@@ -144,6 +145,7 @@ void run_command(const Command& cmd, CommonOptions& o) {
     case Command::Chat: return run_chat<Model>(o, cmd.system_prompt);
     case Command::Generate: return run_generate<Model>(o, cmd.prompts, cmd.prompts_file, cmd.json, cmd.raw);
     case Command::Bench: return run_bench<Model>(o, cmd.prompt_tokens, cmd.gen_tokens, cmd.runs, cmd.json);
+    case Command::BenchGeneration: return run_bench_generation<Model>(o, cmd);
   }
 }
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli_common.hpp"
+#include "serve_command.hpp"
 
 int main(int argc, char** argv) {
   using namespace turbine::cli;
@@ -34,6 +35,19 @@ int main(int argc, char** argv) {
   bench->add_option("--gen-tokens", cmd.gen_tokens, "tokens to generate")->check(CLI::PositiveNumber);
   bench->add_option("--runs", cmd.runs, "measured runs (after one warm-up)")->check(CLI::PositiveNumber);
   bench->add_flag("--json", cmd.json, "print the result as JSON");
+  auto* bench_gen = bench->add_subcommand("generation", "LMDeploy-style static grid: first-token and per-token latency, tokens/s, memory");
+  add_model_options(*bench_gen, o);
+  bench_gen->add_flag("--random-weights", cmd.gen_random, "random weights of a known shape instead of a model file (needs --shape)");
+  bench_gen->add_option("--shape", cmd.gen_shape, "shape for --random-weights: smollm2-135m, internlm2-1.8b, llama2-7b, llama3-8b");
+  bench_gen->add_option("--concurrency", cmd.gen_concurrency, "sequences decoded together (comma-separated list)")->delimiter(',');
+  bench_gen->add_option("--io", cmd.gen_io, "PROMPT/OUTPUT token counts (comma-separated list, e.g. 128/128,2048/128)")->delimiter(',');
+  bench_gen->add_option("--runs", cmd.gen_runs, "timed runs per configuration (after an untimed one)")->check(CLI::PositiveNumber);
+  bench_gen->add_option("--json", cmd.gen_json, "also write the results to this JSON file");
+
+  auto* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (CPU)");
+  ServeOptions serve_opts;
+  add_model_options(*serve, o);
+  add_serve_options(*serve, serve_opts);
 
   try {
     app.parse(argc, argv);
@@ -47,11 +61,12 @@ int main(int argc, char** argv) {
   }
   try {
     apply_runtime_options(o);
+    if (serve->parsed()) { run_serve(o, serve_opts); return 0; }
     if (info->parsed()) {
       run_info(o, tensors);
       return 0;
     }
-    cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : Command::Bench;
+    cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : bench_gen->parsed() ? Command::BenchGeneration : Command::Bench;
     const bool gpu = o.device == "cuda" || (o.device == "auto" && cuda_available());
     if (o.device == "cuda")
       turbine::check(cuda_available(), "--device cuda: ",

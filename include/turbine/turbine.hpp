@@ -14,7 +14,16 @@
 #include "model/spec.hpp"
 #include "model/load_model.hpp"
 #include "model/transformer.hpp"
+#include "model/extern_model.hpp"
 #include "engine/generation_config.hpp"
 #include "engine/sampler.hpp"
 #include "engine/generate.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/scheduler.hpp"
+
+/// @file
+/// The umbrella header for CPU-only users; <turbine/turbine.cuh> adds the CUDA backend.
+
+/// turbine: header-only LLM inference. Compose a model type from tags (`Llama<f32>`, `Spec`,
+/// `Decoder`), load a model (`load_model`, `Pipeline`), generate (`Pipeline::generate`).
+namespace turbine {}

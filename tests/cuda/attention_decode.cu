@@ -3,8 +3,12 @@
 // 64/128, sliding window, padded cache rows, and a CUDA graph replayed with new lengths. Fresh random
 // inputs (seed printed; TURBINE_TEST_SEED repeats one); outputs and the split workspace are poisoned
 // with NaN before each launch; relative error < 1e-3 (f16), < 1e-2 (bf16); NaN never passes.
+// Every configuration runs twice: split + merge kernels, and the split kernel with the merge folded
+// in (DecodeOptions::counters, launched with PDL, with and without prefetch_kv and min_split_tiles),
+// whose counters must be back at zero after each launch (graph replays and repeated launches reuse them).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -130,9 +134,15 @@ struct Batch {
     TURBINE_CUDA_CHECK(cudaMemset(dout.data(), 0xff, dout.bytes()));
     TURBINE_CUDA_CHECK(cudaMemset(workspace, 0xff, ws_bytes));
   }
-  void launch(const turbine::cuda::DecodePlan& plan, void* workspace, cudaStream_t stream = 0) {
+  void launch(const turbine::cuda::DecodePlan& plan, void* workspace, cudaStream_t stream = 0,
+              unsigned* counters = nullptr, bool prefetch_kv = false, int min_split_tiles = 1) {
+    turbine::cuda::DecodeOptions o;
+    o.counters = counters;
+    o.pdl = counters != nullptr;
+    o.prefetch_kv = prefetch_kv;
+    o.min_split_tiles = min_split_tiles;
     turbine::cuda::attention_decode<T>(plan, dq.data(), kptr.data(), vptr.data(), stride == shape.kv_heads * shape.head_dim ? 0 : stride,
-                                       dlen.data(), batch(), dout.data(), workspace, stream);
+                                       dlen.data(), batch(), dout.data(), workspace, stream, o);
   }
   // Relative error of the device output against cpu::attention for the current lengths.
   double error(int64_t* non_finite) {
@@ -156,26 +166,42 @@ struct Batch {
   }
 };
 
+// Counters for the folded merge, zeroed once; they must stay usable launch after launch.
+DeviceBuffer<unsigned> zeroed_counters(const turbine::cuda::DecodePlan& plan) {
+  DeviceBuffer<unsigned> c(turbine::cuda::attention_decode_counter_bytes(plan) / sizeof(unsigned));
+  TURBINE_CUDA_CHECK(cudaMemset(c.data(), 0, c.bytes()));
+  return c;
+}
+
 template <class T>
 void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad = 0) {
   Batch<T> b(s, nq, lens, pad);
   const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), b.max_len(), nq);
   const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
   DeviceBuffer<unsigned char> ws(ws_bytes);
-  b.poison(ws.data(), ws_bytes);
-  b.launch(plan, ws.data());
-  TURBINE_CUDA_CHECK(cudaGetLastError());
-  TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
-  int64_t bad = 0;
-  const double err = b.error(&bad);
+  auto counters = zeroed_counters(plan);
   std::string ls;
   for (int l : lens) ls += std::to_string(l) + " ";
-  std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d splits %3d lengths [%s]: rel err %.3e%s\n",
-              tname<T>(), int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
-              pad, plan.splits, ls.c_str(), err, bad ? " NON-FINITE" : "");
-  INFO(tname<T>(), " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls);
-  CHECK(bad == 0);
-  CHECK(err < tolerance<T>());
+  // split + merge kernels; then the folded merge twice (the second launch finds the counters reset,
+  // reads the cache before the new tokens ahead of the PDL wait, and takes 3 tiles per split at least)
+  for (int run = 0; run < 3; ++run) {
+    b.poison(ws.data(), ws_bytes);
+    b.launch(plan, ws.data(), 0, run > 0 ? counters.data() : nullptr, run == 2, run == 2 ? 3 : 1);
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
+    int64_t bad = 0;
+    const double err = b.error(&bad);
+    std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d splits %3d %s lengths [%s]: rel err %.3e%s\n",
+                tname<T>(), int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
+                pad, plan.splits, run == 0 ? "merge " : run == 1 ? "folded" : "prefet", ls.c_str(), err,
+                bad ? " NON-FINITE" : "");
+    INFO(tname<T>(), " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls, " run ", run);
+    CHECK(bad == 0);
+    CHECK(err < tolerance<T>());
+  }
+  std::vector<unsigned> left(counters.size());
+  TURBINE_CUDA_CHECK(cudaMemcpy(left.data(), counters.data(), counters.bytes(), cudaMemcpyDeviceToHost));
+  CHECK(std::all_of(left.begin(), left.end(), [](unsigned c) { return c == 0; }));
 }
 
 bool no_gpu() {
@@ -237,35 +263,38 @@ TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
   if (no_gpu()) return;
   using T = __half;
   const AttentionShape s{8, 2, 128, 0};
-  Batch<T> b(s, 1, {8192, 3000, 70}, 0);
-  const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), 8192, 1);
-  const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
-  DeviceBuffer<unsigned char> ws(ws_bytes);
-  cudaStream_t stream;
-  TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  b.launch(plan, ws.data(), stream);
-  TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  for (const std::vector<int>& lens : {std::vector<int>{8192, 3000, 70}, std::vector<int>{1, 2999, 64},
-                                       std::vector<int>{4097, 1, 65}, std::vector<int>{8000, 64, 1}}) {
-    b.set_lengths(lens);
-    b.poison(ws.data(), ws_bytes);
-    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
-    int64_t bad = 0;
-    const double err = b.error(&bad);
-    std::printf("decode graph replay lengths [%d %d %d]: rel err %.3e%s\n", lens[0], lens[1], lens[2], err,
-                bad ? " NON-FINITE" : "");
-    CHECK(bad == 0);
-    CHECK(err < tolerance<T>());
+  for (bool folded : {false, true}) {
+    Batch<T> b(s, 1, {8192, 3000, 70}, 0);
+    const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), 8192, 1);
+    const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
+    DeviceBuffer<unsigned char> ws(ws_bytes);
+    auto counters = zeroed_counters(plan);
+    cudaStream_t stream;
+    TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    b.launch(plan, ws.data(), stream, folded ? counters.data() : nullptr, folded, folded ? 2 : 1);
+    TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    for (const std::vector<int>& lens : {std::vector<int>{8192, 3000, 70}, std::vector<int>{1, 2999, 64},
+                                         std::vector<int>{4097, 1, 65}, std::vector<int>{8000, 64, 1}}) {
+      b.set_lengths(lens);
+      b.poison(ws.data(), ws_bytes);
+      TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
+      int64_t bad = 0;
+      const double err = b.error(&bad);
+      std::printf("decode graph replay (%s) lengths [%d %d %d]: rel err %.3e%s\n", folded ? "folded" : "merge",
+                  lens[0], lens[1], lens[2], err, bad ? " NON-FINITE" : "");
+      CHECK(bad == 0);
+      CHECK(err < tolerance<T>());
+    }
+    TURBINE_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
+    TURBINE_CUDA_CHECK(cudaStreamDestroy(stream));
   }
-  TURBINE_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
-  TURBINE_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
 TEST_CASE("decode: unsupported sizes name the supported values") {

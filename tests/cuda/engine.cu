@@ -70,7 +70,7 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
 /// head_dim 64 and a 256-token prompt, see tools/gpu_engine_check.sh): GPU logits at every position
 /// against transformers' fp32 logits, and against the CPU engine.
 TEST_CASE("GPU logits match transformers and the CPU engine on random models of every architecture") {
-  if (cuda::device_count() == 0) return test::skip("no CUDA device");
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
   const char* root = std::getenv("TURBINE_GPU_TEST_MODELS");
   if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_engine_check.sh makes the models)");
   for (const char* name : {"llama_tied", "llama_untied", "qwen2", "mistral", "internlm2"}) {
@@ -107,7 +107,7 @@ TEST_CASE("GPU logits match transformers and the CPU engine on random models of 
 }
 
 TEST_CASE("GPU logits and greedy text match the CPU engine on the default model") {
-  if (cuda::device_count() == 0) return test::skip("no CUDA device");
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
   const std::string path = test::default_model_path();
   if (path.empty()) return test::skip("default model not fetched");
   LoadedModel m = load_model(path);
@@ -128,7 +128,7 @@ TEST_CASE("GPU logits and greedy text match the CPU engine on the default model"
 }
 
 TEST_CASE("a batched decode step gives each sequence the logits it gets alone") {
-  if (cuda::device_count() == 0) return test::skip("no CUDA device");
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
   const std::string path = test::default_model_path();
   if (path.empty()) return test::skip("default model not fetched");
   LoadedModel m = load_model(path);

@@ -8,8 +8,11 @@
 
 namespace turbine {
 
+/// The exception every turbine function throws for bad input: a one-line message naming what was
+/// wrong and where.
 class Error : public std::runtime_error {
  public:
+  /// An error with the message `what`.
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 

@@ -6,6 +6,7 @@
 
 namespace turbine {
 
+/// The value of IEEE half-precision bits `h` (exact, subnormals included).
 inline float fp16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
@@ -30,6 +31,7 @@ inline float fp16_to_f32(uint16_t h) {
   return f;
 }
 
+/// `f` rounded to the nearest half-precision value (ties to even; overflow to infinity).
 inline uint16_t f32_to_fp16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
@@ -55,6 +57,7 @@ inline uint16_t f32_to_fp16(float f) {
   return uint16_t(sign | r);
 }
 
+/// The value of bfloat16 bits `h` (exact).
 inline float bf16_to_f32(uint16_t h) {
   const uint32_t bits = uint32_t(h) << 16;
   float f;
@@ -62,6 +65,7 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
+/// `f` rounded to the nearest bfloat16 value (ties to even; NaN stays NaN).
 inline uint16_t f32_to_bf16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);

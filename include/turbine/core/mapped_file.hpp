@@ -13,9 +13,11 @@
 
 namespace turbine {
 
+/// A whole file mapped read-only into memory; unmapped when destroyed.
 class MappedFile {
  public:
   MappedFile() = default;
+  /// Maps `path`; throws Error naming the file if it cannot be opened or mapped.
   explicit MappedFile(const std::string& path) : path_(path) {
     const int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
@@ -37,16 +39,17 @@ class MappedFile {
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
-  MappedFile(MappedFile&& o) noexcept { swap(o); }
+  MappedFile(MappedFile&& o) noexcept { swap(o); }  ///< takes over the mapping of `o`
+  /// Unmaps this file and takes over the mapping of `o`.
   MappedFile& operator=(MappedFile&& o) noexcept {
     if (this != &o) { reset(); swap(o); }
     return *this;
   }
   ~MappedFile() { reset(); }
 
-  const std::byte* data() const { return data_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
+  const std::byte* data() const { return data_; }     ///< the first byte (null for an empty file)
+  size_t size() const { return size_; }               ///< bytes in the file
+  const std::string& path() const { return path_; }  ///< the path it was opened with
 
  private:
   void reset() {

@@ -9,14 +9,17 @@
 
 namespace turbine {
 
+/// How elements are stored: plain floats (F32, F16, BF16) or a GGML block format.
 enum class StorageType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 
+/// The name and block geometry of a StorageType.
 struct StorageInfo {
-  std::string_view name;
-  int block_elems;  // weights per block (1 for plain floats)
-  int block_bytes;  // bytes per block
+  std::string_view name;  ///< GGML's name: "F32", "Q4_K", ...
+  int block_elems;        ///< weights per block (1 for plain floats)
+  int block_bytes;        ///< bytes per block
 };
 
+/// The name and block geometry of `t`.
 constexpr StorageInfo storage_info(StorageType t) {
   switch (t) {
     case StorageType::F32: return {"F32", 1, 4};
@@ -34,6 +37,7 @@ constexpr StorageInfo storage_info(StorageType t) {
   return {"?", 1, 1};
 }
 
+/// GGML's name of `t` ("F32", "Q4_K", ...).
 inline std::string_view storage_name(StorageType t) { return storage_info(t).name; }
 
 /// Bytes of one row of `n` elements; fails if `n` is not a whole number of blocks.

@@ -15,8 +15,10 @@
 
 namespace turbine {
 
+/// A fixed set of worker threads running one parallel_for at a time (see default_pool()).
 class ThreadPool {
  public:
+  /// Starts `threads - 1` workers (the caller of parallel_for is the last); 0: one per core.
   explicit ThreadPool(int threads = 0) {
     if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     size_ = threads;
@@ -34,7 +36,7 @@ class ThreadPool {
     for (auto& t : workers_) t.join();
   }
 
-  int size() const { return size_; }
+  int size() const { return size_; }  ///< threads that run a parallel_for, the caller's included
 
   /// Calls fn(begin, end) on disjoint chunks covering [0, n), one chunk per thread, and waits.
   /// Chunks are multiples of `grain` (except the last) so callers can keep blocks whole.

@@ -9,16 +9,18 @@
 
 namespace turbine {
 
+/// A [rows, cols] weight matrix in its stored format, row-major (memory owned elsewhere).
 struct WeightMatrix {
-  StorageType type = StorageType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  const std::byte* data = nullptr;
+  StorageType type = StorageType::F32;  ///< how elements are stored
+  int64_t rows = 0;                     ///< output features
+  int64_t cols = 0;                     ///< input features (a whole number of blocks)
+  const std::byte* data = nullptr;      ///< the first row
 
-  size_t row_stride() const { return row_bytes(type, cols); }
+  size_t row_stride() const { return row_bytes(type, cols); }  ///< bytes of one row
+  /// The first byte of row `r`.
   const std::byte* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride(); }
-  size_t nbytes() const { return static_cast<size_t>(rows) * row_stride(); }
-  bool empty() const { return data == nullptr; }
+  size_t nbytes() const { return static_cast<size_t>(rows) * row_stride(); }  ///< bytes of the matrix
+  bool empty() const { return data == nullptr; }  ///< true for a slot the model does not have
 };
 
 }  // namespace turbine

@@ -18,8 +18,10 @@ namespace turbine {
 /// Receives each new piece of text; return false to stop generating.
 using StreamCallback = std::function<bool(std::string_view piece)>;
 
+/// Why generation ended: a stop token or string, max_new_tokens or the context, or the callback.
 enum class FinishReason { Stop, Length, Cancelled };
 
+/// "stop", "length" or "cancelled" (the OpenAI names).
 inline const char* finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::Stop: return "stop";
@@ -29,12 +31,14 @@ inline const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
+/// One generated reply and what it cost.
 struct Response {
-  std::string text;
-  std::vector<int32_t> tokens;  // generated ids (including a final end-of-sequence id, if any)
-  FinishReason finish_reason = FinishReason::Length;
-  int64_t prompt_tokens = 0;
-  double prefill_seconds = 0, decode_seconds = 0;
+  std::string text;             ///< the reply (without a stop string or end-of-sequence token)
+  std::vector<int32_t> tokens;  ///< generated ids (including a final end-of-sequence id, if any)
+  FinishReason finish_reason = FinishReason::Length;  ///< why it ended
+  int64_t prompt_tokens = 0;    ///< tokens of the prompt, cached ones included
+  double prefill_seconds = 0;   ///< time to process the prompt (to the first token's logits)
+  double decode_seconds = 0;    ///< time from then to the end
 };
 
 /// Runs `prompt` (the whole token sequence of the request) and generates its continuation.

@@ -8,19 +8,20 @@
 
 namespace turbine {
 
+/// How one request is decoded. The defaults are greedy decoding of at most 512 tokens.
 struct GenerationConfig {
-  int64_t max_new_tokens = 512;
-  float temperature = 0.0f;          // 0: greedy
-  int64_t top_k = 0;                 // 0: off
-  float top_p = 1.0f;                // 1: off
-  float min_p = 0.0f;                // 0: off
-  float repetition_penalty = 1.0f;   // 1: off
-  uint64_t seed = 0;
-  std::vector<std::string> stop;     // stop strings (the text stops before them)
-  std::vector<int32_t> stop_token_ids;  // in addition to the model's end-of-sequence tokens
-  bool ignore_eos = false;           // keep going past end-of-sequence tokens (benchmarks)
+  int64_t max_new_tokens = 512;         ///< the most tokens to generate
+  float temperature = 0.0f;             ///< 0: greedy
+  int64_t top_k = 0;                    ///< keep the k likeliest tokens; 0: off
+  float top_p = 1.0f;                   ///< keep the smallest set with this probability mass; 1: off
+  float min_p = 0.0f;                   ///< drop tokens below min_p times the likeliest; 0: off
+  float repetition_penalty = 1.0f;      ///< penalize tokens already in the sequence; 1: off
+  uint64_t seed = 0;                    ///< seed of the sampler's random numbers
+  std::vector<std::string> stop;        ///< stop strings (the text stops before them)
+  std::vector<int32_t> stop_token_ids;  ///< in addition to the model's end-of-sequence tokens
+  bool ignore_eos = false;              ///< keep going past end-of-sequence tokens (benchmarks)
 
-  bool greedy() const { return temperature <= 0.0f || top_k == 1; }
+  bool greedy() const { return temperature <= 0.0f || top_k == 1; }  ///< whether sampling is argmax
 
   /// Fails with a message naming the field if a value is out of range.
   void validate() const {

@@ -12,17 +12,23 @@
 
 namespace turbine {
 
+/// Options of a Pipeline.
 struct PipelineOptions {
-  std::string chat_template;  // built-in template name; empty: detect from the model
-  int64_t ctx_size = 0;       // 0: the model's maximum context
+  std::string chat_template;  ///< built-in template name; empty: detect from the model
+  int64_t ctx_size = 0;       ///< tokens of context to allocate; 0: the model's maximum
 };
 
+/// The library user's entry point: a loaded model, its tokenizer and chat template, and the KV
+/// cache of one sequence. `Model` is a model type (`Llama<...>`, a `Decoder<...>`, an
+/// `ExternModel<...>`). Calls run one at a time: use one Pipeline per thread, or serialize.
 template <class Model>
 class Pipeline {
  public:
+  /// Loads `model_path` (a `.gguf` file or a Hugging Face directory) and builds the model.
   explicit Pipeline(const std::string& model_path, PipelineOptions opts = {})
       : Pipeline(load_model(model_path), std::move(opts)) {}
 
+  /// Builds the model from files already loaded.
   Pipeline(LoadedModel loaded, PipelineOptions opts)
       : files_(std::move(loaded)), opts_(std::move(opts)), model_(std::make_unique<Model>(files_.weights)) {
     template_ = opts_.chat_template.empty() ? detect_chat_template(files_.chat_template_source) : opts_.chat_template;
@@ -34,12 +40,13 @@ class Pipeline {
     }
   }
 
-  const ModelConfig& config() const { return files_.config; }
-  const Tokenizer& tokenizer() const { return *files_.tokenizer; }
-  const LoadedModel& model_files() const { return files_; }
-  const std::string& chat_template() const { return template_; }
-  const std::vector<int32_t>& eos_ids() const { return eos_; }
-  Model& model() { return *model_; }
+  const ModelConfig& config() const { return files_.config; }         ///< the model's sizes and options
+  const Tokenizer& tokenizer() const { return *files_.tokenizer; }    ///< the model's tokenizer
+  const LoadedModel& model_files() const { return files_; }          ///< what was loaded
+  const std::string& chat_template() const { return template_; }     ///< the template's name in use
+  const std::vector<int32_t>& eos_ids() const { return eos_; }       ///< tokens that end a reply
+  Model& model() { return *model_; }                                  ///< the model itself
+  /// Tokens a sequence may hold: PipelineOptions::ctx_size, at most the model's context.
   int64_t context_size() const {
     const int64_t max = files_.config.max_position_embeddings;
     return opts_.ctx_size > 0 ? std::min(opts_.ctx_size, max) : max;
@@ -76,6 +83,7 @@ class Pipeline {
     return generate_sequence(*model_, *cache_, cached_, ids, *files_.tokenizer, cfg, eos_, on_text);
   }
 
+  /// The token ids of `messages` rendered by the chat template, with the assistant's turn opened.
   std::vector<int32_t> encode_chat(const std::vector<ChatMessage>& messages) const {
     return files_.tokenizer->encode(render_chat(template_, messages, true), true);
   }
@@ -95,20 +103,23 @@ class Pipeline {
 template <class Model>
 class ChatSession {
  public:
+  /// A conversation on `pipe` (which must outlive it), opened by `system_prompt` if not empty.
   explicit ChatSession(Pipeline<Model>& pipe, std::string system_prompt = {}) : pipe_(pipe), system_(std::move(system_prompt)) {
     reset();
   }
+  /// Adds the user's turn, generates the assistant's reply (streamed to `on_text`), and keeps both.
   Response say(const std::string& user_text, const GenerationConfig& cfg = {}, const StreamCallback& on_text = {}) {
     messages_.push_back({"user", user_text});
     Response r = pipe_.chat(messages_, cfg, on_text);
     messages_.push_back({"assistant", r.text});
     return r;
   }
+  /// Forgets the conversation, keeping the system prompt.
   void reset() {
     messages_.clear();
     if (!system_.empty()) messages_.push_back({"system", system_});
   }
-  const std::vector<ChatMessage>& messages() const { return messages_; }
+  const std::vector<ChatMessage>& messages() const { return messages_; }  ///< the conversation so far
 
  private:
   Pipeline<Model>& pipe_;

@@ -14,8 +14,11 @@
 
 namespace turbine {
 
+/// Picks the next token from logits by the settings of a GenerationConfig (one per sequence: it
+/// owns the random state seeded by `cfg.seed`).
 class Sampler {
  public:
+  /// A sampler for `cfg` (copied).
   explicit Sampler(const GenerationConfig& cfg) : cfg_(cfg), rng_(cfg.seed) {}
 
   /// `logits` is modified in place. `history` is every token of the sequence so far (prompt and
@@ -55,6 +58,7 @@ class Sampler {
     return idx_[pick(rng_)];
   }
 
+  /// The index of the largest logit (the first of equals).
   static int32_t argmax(std::span<const float> logits) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }

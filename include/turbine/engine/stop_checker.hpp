@@ -8,8 +8,10 @@
 
 namespace turbine {
 
+/// Cuts streamed text at the first stop string, holding back a tail that might begin one.
 class StopChecker {
  public:
+  /// A checker for `stops` (none: every piece passes through).
   explicit StopChecker(std::vector<std::string> stops) : stops_(std::move(stops)) {}
 
   /// Adds newly decoded text; returns the part that is safe to emit now. After a stop string is
@@ -40,7 +42,7 @@ class StopChecker {
     out.swap(pending_);
     return stopped_ ? std::string() : out;
   }
-  bool stopped() const { return stopped_; }
+  bool stopped() const { return stopped_; }  ///< whether a stop string was seen
 
  private:
   std::vector<std::string> stops_;

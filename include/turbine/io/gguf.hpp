@@ -80,13 +80,14 @@ constexpr size_t gguf_scalar_size(GgufType t) {
 /// so get_int can refuse values above INT64_MAX), floats to double; arrays keep their element
 /// type and hold one of the vectors.
 struct GgufValue {
+  /// What a value holds: a widened scalar, a string, or an array of one of them.
   using Payload = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
                                std::vector<std::string>, std::vector<GgufValue>>;
-  GgufType type = GgufType::Uint8;
-  GgufType elem_type = GgufType::Uint8;  // arrays only
-  Payload payload = int64_t{0};
+  GgufType type = GgufType::Uint8;       ///< the type in the file
+  GgufType elem_type = GgufType::Uint8;  ///< the element type (arrays only)
+  Payload payload = int64_t{0};          ///< the value
 
-  bool is_array() const { return type == GgufType::Array; }
+  bool is_array() const { return type == GgufType::Array; }  ///< true for arrays
   /// "uint32", "string", "array of float32", ...
   std::string type_string() const {
     return is_array() ? std::string("array of ") + gguf_type_name(elem_type) : gguf_type_name(type);
@@ -101,7 +102,10 @@ struct GgufValue {
     }, payload);
   }
 
-  // Constructors for writers and tests. Integer scalars keep their declared width.
+  /// @name Constructors for writers and tests
+  ///@{
+
+  /// A value of the named GGUF type holding `v`. Integer scalars keep their declared width.
   static GgufValue integer(GgufType t, int64_t v) { return {t, GgufType::Uint8, v}; }
   static GgufValue u8(uint8_t v) { return integer(GgufType::Uint8, v); }
   static GgufValue i8(int8_t v) { return integer(GgufType::Int8, v); }
@@ -124,6 +128,7 @@ struct GgufValue {
     return {GgufType::Array, GgufType::String, std::move(v)};
   }
   static GgufValue array_of_arrays(std::vector<GgufValue> v) { return {GgufType::Array, GgufType::Array, std::move(v)}; }
+  ///@}
 };
 
 namespace detail {
@@ -151,11 +156,13 @@ inline std::string printable(std::string_view s) {
 
 }  // namespace detail
 
+/// A GGUF file (v2 or v3), mapped: its metadata and its tensors, which point into the mapping.
+/// Every read is bounds-checked; a malformed file throws Error naming the file and the field.
 class GgufFile {
  public:
-  static constexpr uint64_t kDefaultAlignment = 32;
-  static constexpr int kMaxDims = 4;
-  static constexpr int kMaxArrayDepth = 8;  // nested arrays; real files use none
+  static constexpr uint64_t kDefaultAlignment = 32;  ///< data alignment when general.alignment is absent
+  static constexpr int kMaxDims = 4;                 ///< most dimensions a tensor may have
+  static constexpr int kMaxArrayDepth = 8;           ///< deepest nesting of arrays accepted; real files use none
 
   /// Maps and parses the file at `path`.
   explicit GgufFile(const std::string& path) : path_(path), map_(path) {
@@ -167,22 +174,29 @@ class GgufFile {
     return GgufFile(std::move(bytes), std::move(name));
   }
 
-  GgufFile(GgufFile&&) = default;  // tensor pointers stay valid: the mapping/buffer moves whole
-  GgufFile& operator=(GgufFile&&) = default;
+  /// Moves the file; tensor pointers stay valid, as the mapping or buffer moves whole.
+  GgufFile(GgufFile&&) = default;
+  GgufFile& operator=(GgufFile&&) = default;  ///< as the move constructor
 
-  uint32_t version() const { return version_; }
-  const std::string& path() const { return path_; }
-  uint64_t alignment() const { return alignment_; }
-  size_t data_offset() const { return data_offset_; }  // start of the tensor data section
+  uint32_t version() const { return version_; }        ///< 2 or 3
+  const std::string& path() const { return path_; }    ///< the path (or name) it was read from
+  uint64_t alignment() const { return alignment_; }    ///< alignment of the tensor data
+  size_t data_offset() const { return data_offset_; }  ///< start of the tensor data section
 
   // --- metadata ---
   /// Keys in file order.
   const std::vector<std::string>& keys() const { return keys_; }
+  /// The value of `key`, or null if absent.
   const GgufValue* find(std::string_view key) const {
     const auto it = kv_.find(key);
     return it == kv_.end() ? nullptr : &it->second;
   }
 
+  /// @name Required metadata
+  /// Each fails with an Error naming the key if it is absent or has another type.
+  ///@{
+
+  /// A string.
   const std::string& get_string(std::string_view key) const {
     return std::get<std::string>(get(key, GgufType::String, "a string").payload);
   }
@@ -190,12 +204,15 @@ class GgufFile {
   int64_t get_int(std::string_view key) const { return to_int(key, get(key)); }
   /// float32 or float64 (integers are accepted too and converted).
   double get_float(std::string_view key) const { return to_float(key, get(key)); }
+  /// A bool.
   bool get_bool(std::string_view key) const {
     return std::get<int64_t>(get(key, GgufType::Bool, "a bool").payload) != 0;
   }
+  /// An array of strings.
   const std::vector<std::string>& get_string_array(std::string_view key) const {
     return std::get<std::vector<std::string>>(get_array(key, GgufType::String, "an array of strings").payload);
   }
+  /// An array of float32 or float64, widened.
   const std::vector<double>& get_float_array(std::string_view key) const {
     const GgufValue& v = get(key);
     if (!v.is_array() || !gguf_is_float(v.elem_type)) wrong_type(key, v, "an array of floats");
@@ -210,8 +227,12 @@ class GgufFile {
       fail(path_, ": metadata key '", detail::printable(key), "' has a uint64 element above INT64_MAX");
     return ints;
   }
+  ///@}
 
-  // Absent -> nullopt; present with the wrong type -> Error, as for the get_ variants.
+  /// @name Optional metadata
+  ///@{
+
+  /// Absent: nullopt; present with the wrong type: Error, as for the get_ variants.
   std::optional<int64_t> find_int(std::string_view key) const {
     const GgufValue* v = find(key);
     return v ? std::optional<int64_t>(to_int(key, *v)) : std::nullopt;
@@ -223,10 +244,12 @@ class GgufFile {
   std::optional<std::string> find_string(std::string_view key) const {
     return find(key) ? std::optional<std::string>(get_string(key)) : std::nullopt;
   }
+  ///@}
 
   // --- tensors ---
   /// In file order; shape outermost first (GGUF ne = [576, 49152] -> shape {49152, 576}).
   const std::vector<RawTensor>& tensors() const { return tensors_; }
+  /// The tensor called `name`, or null.
   const RawTensor* find_tensor(std::string_view name) const {
     const auto it = tensor_index_.find(name);
     return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

@@ -20,8 +20,11 @@
 
 namespace turbine::io {
 
+/// Builds a GGUF file in memory (metadata, then tensors) and writes it out: for tests, fuzz seeds
+/// and turbine's own quantized models.
 class GgufWriter {
  public:
+  /// A writer of GGUF `version` 2 or 3.
   explicit GgufWriter(uint32_t version = 3) : version_(version) {
     check(version == 2 || version == 3, "GgufWriter: version ", version, " is not writable (2 or 3)");
   }
@@ -52,6 +55,10 @@ class GgufWriter {
     check(keys_.insert(key).second, "GgufWriter: duplicate metadata key '", key, "'");
     kv_.emplace_back(std::move(key), std::move(value));
   }
+  /// @name Typed shorthands for add()
+  ///@{
+
+  /// Adds metadata `key` with value `v`, of the type in the name.
   void add_string(std::string key, std::string v) { add(std::move(key), GgufValue::string(std::move(v))); }
   void add_uint32(std::string key, uint32_t v) { add(std::move(key), GgufValue::u32(v)); }
   void add_int32(std::string key, int32_t v) { add(std::move(key), GgufValue::i32(v)); }
@@ -67,6 +74,7 @@ class GgufWriter {
   void add_int32_array(std::string key, const std::vector<int32_t>& v) {
     add(std::move(key), GgufValue::int_array(GgufType::Int32, {v.begin(), v.end()}));
   }
+  ///@}
 
   /// Adds a tensor; `shape` is outermost first, `data` its bytes in `type`'s layout (copied).
   void add_tensor(std::string name, StorageType type, std::vector<int64_t> shape, std::vector<std::byte> data) {
@@ -79,12 +87,14 @@ class GgufWriter {
                        size_t nbytes) {
     add_tensor_info(std::move(name), type, std::move(shape), nbytes).data = data;
   }
+  /// Adds an F32 tensor holding `values` (copied).
   void add_tensor_f32(std::string name, std::vector<int64_t> shape, std::span<const float> values) {
     std::vector<std::byte> bytes(values.size_bytes());
     if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
     add_tensor(std::move(name), StorageType::F32, std::move(shape), std::move(bytes));
   }
 
+  /// The whole file.
   std::vector<std::byte> to_bytes() const {
     std::vector<std::byte> out;
     emit([&](const void* p, size_t n) {

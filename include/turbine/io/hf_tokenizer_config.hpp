@@ -15,23 +15,25 @@
 
 namespace turbine::io {
 
+/// What turbine reads from a Hugging Face `tokenizer_config.json` (absent fields stay empty).
 struct HfTokenizerConfig {
-  std::optional<std::string> chat_template;                 // the default template
-  std::map<std::string, std::string> named_chat_templates;  // all of them, when the file names them
-  std::optional<std::string> bos_token;                     // token text, e.g. "<s>"
-  std::optional<std::string> eos_token;
-  std::optional<bool> add_bos_token;
-  std::optional<bool> add_eos_token;
+  std::optional<std::string> chat_template;                 ///< the default template (Jinja source)
+  std::map<std::string, std::string> named_chat_templates;  ///< all of them, when the file names them
+  std::optional<std::string> bos_token;                     ///< token text, e.g. "<s>"
+  std::optional<std::string> eos_token;                     ///< token text, e.g. "</s>"
+  std::optional<bool> add_bos_token;                        ///< whether encoding prepends BOS
+  std::optional<bool> add_eos_token;                        ///< whether encoding appends EOS
 };
 
+/// What turbine reads from a Hugging Face `generation_config.json` (absent fields stay empty).
 struct HfGenerationConfig {
-  std::optional<int64_t> bos_token_id;
-  // Llama 3 Instruct lists several ids ([<|end_of_text|>, <|eot_id|>]); each one ends a reply.
+  std::optional<int64_t> bos_token_id;  ///< the beginning-of-sequence id
+  /// Every id that ends a reply: Llama 3 Instruct lists several ([<|end_of_text|>, <|eot_id|>]).
   std::optional<std::vector<int64_t>> eos_token_ids;
-  std::optional<float> temperature;
-  std::optional<float> top_p;
-  std::optional<int64_t> top_k;
-  std::optional<float> repetition_penalty;
+  std::optional<float> temperature;         ///< the model's suggested sampling temperature
+  std::optional<float> top_p;               ///< the model's suggested nucleus threshold
+  std::optional<int64_t> top_k;             ///< the model's suggested top-k
+  std::optional<float> repetition_penalty;  ///< the model's suggested repetition penalty
 };
 
 namespace detail {

@@ -34,11 +34,11 @@ static_assert(std::endian::native == std::endian::little, "turbine reads safeten
 /// One tensor of a safetensors file, whatever its dtype: AWQ checkpoints keep packed int32
 /// `qweight` and `qzeros` next to fp16 scales, so non-float tensors stay reachable here.
 struct SafetensorsEntry {
-  std::string name;
-  std::string dtype;           // as written in the file: "F32", "BF16", "I32", ...
-  std::vector<int64_t> shape;  // outermost first
-  const std::byte* data = nullptr;
-  size_t nbytes = 0;
+  std::string name;                 ///< the tensor's name
+  std::string dtype;                ///< as written in the file: "F32", "BF16", "I32", ...
+  std::vector<int64_t> shape;       ///< outermost first
+  const std::byte* data = nullptr;  ///< the first byte, inside the mapping
+  size_t nbytes = 0;                ///< bytes of data
 };
 
 namespace detail {
@@ -122,6 +122,7 @@ inline std::optional<StorageType> safetensors_float_type(std::string_view dtype)
 /// One .safetensors file, mapped (or held in memory by from_bytes) and fully validated on open.
 class SafetensorsFile {
  public:
+  /// Maps and validates the file at `path`.
   explicit SafetensorsFile(const std::string& path) : path_(path), map_(path) {
     parse(map_.data(), map_.size());
   }
@@ -133,12 +134,13 @@ class SafetensorsFile {
     f.parse(f.bytes_.data(), f.bytes_.size());
     return f;
   }
+  /// Moves the file; entries stay valid, as the mapping or buffer moves whole.
   SafetensorsFile(SafetensorsFile&&) noexcept = default;
-  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;
+  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;  ///< as the move constructor
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  ///< the path (or name) it was read from
   /// Every tensor, sorted by name.
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   /// The string map stored under `__metadata__` (often {"format": "pt"}).
@@ -167,6 +169,7 @@ class SafetensorsFile {
     return *raw;
   }
 
+  /// Throws the Error for a tensor that is not F32, F16 or BF16.
   [[noreturn]] void fail_not_float(const SafetensorsEntry& e) const {
     fail(path_, ": tensor '", detail::printable_name(e.name), "': dtype ", e.dtype,
          " cannot be loaded as float weights (supported: F32, F16, BF16)");
@@ -300,6 +303,7 @@ inline std::map<std::string, std::string> parse_safetensors_index(const nlohmann
 /// model.safetensors.index.json (or the path of either file). Each shard is mapped once.
 class SafetensorsModel {
  public:
+  /// Opens the directory or file `path` and every shard it names.
   explicit SafetensorsModel(const std::string& path) : path_(path) {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -319,8 +323,8 @@ class SafetensorsModel {
     }
   }
 
-  const std::string& path() const { return path_; }
-  size_t num_files() const { return files_.size(); }
+  const std::string& path() const { return path_; }       ///< the path it was opened with
+  size_t num_files() const { return files_.size(); }      ///< shards (1 for a single file)
 
   /// The float tensor called `name`; nullptr if the model has none. A tensor stored as a
   /// non-float dtype fails (naming file, tensor and dtype) instead of being misread.

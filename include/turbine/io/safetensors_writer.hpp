@@ -18,6 +18,8 @@
 
 namespace turbine::io {
 
+/// Builds a safetensors file (or a sharded set with its index) from tensors: for tests and
+/// turbine's quantized models.
 class SafetensorsWriter {
  public:
   /// Adds a tensor and copies its bytes. `dtype` is a safetensors name ("F32", "BF16", "I32", ...);
@@ -45,7 +47,7 @@ class SafetensorsWriter {
   /// Stored under `__metadata__` in every file written.
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
-  size_t size() const { return tensors_.size(); }
+  size_t size() const { return tensors_.size(); }  ///< tensors added
 
   /// The whole file image in memory (tests and the fuzzer use it).
   std::vector<std::byte> to_bytes() const {

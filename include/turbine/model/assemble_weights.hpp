@@ -15,6 +15,7 @@
 
 namespace turbine {
 
+/// Finds a tensor of the model's files by name (null if absent).
 using TensorLookup = std::function<const RawTensor*(const std::string&)>;
 
 namespace detail {

@@ -3,6 +3,17 @@
 // (GGUF blocks dequantized, safetensors converted), with q/k/v and gate/up fused into one matrix
 // each so that a layer is five GEMV/GEMMs. KV cache and scratch are preallocated: nothing is
 // allocated while decoding. The single-token decode step is captured in a CUDA graph and replayed.
+//
+// Decode steps of up to 8 sequences can run a fused chain (DecodeFusion): batch-1 decode of a small
+// model is bound by its chain of dependent kernels, not by bytes. With every fold a layer is five
+// kernels: QKV GEMV (RMSNorm of residual + delta in its prologue, rotary + KV-cache store in its
+// epilogue), attention (split kernel with the merge folded in), O GEMV, gate/up GEMV (RMSNorm
+// prologue, silu(gate) * up epilogue), down GEMV; the embedding gather and the final norm fold into
+// the first and last GEMVs, and the LM head writes fp32 logits into pinned memory. The residual
+// stream then alternates between two fp32 buffers: a GEMV's block 0 writes residual + delta to the
+// other one while the remaining blocks still read the first. The fused kernels use programmatic
+// dependent launch. DecodeFusion::for_model picks the folds that measured faster for the model's
+// size. Prefill and larger batches run the unfused kernels.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -19,6 +30,7 @@
 #include "../backend/cuda/cuda.cuh"
 #include "../backend/cuda/embedding.cuh"
 #include "../backend/cuda/gemm.cuh"
+#include "../backend/cuda/gemv_fused.cuh"
 #include "../backend/cuda/norm.cuh"
 #include "../backend/cuda/rope.cuh"
 #include "../core/half.hpp"
@@ -65,6 +77,35 @@ class CudaTransformer {
   using Cache = DeviceKvCache<T>;
   static constexpr int64_t kPrefillChunk = 1024;
 
+  /// Which folds the decode step of up to 8 sequences uses. A default-constructed value turns every
+  /// fold on (the benchmark's switchboard); the engine starts from for_model(), the folds that paid on
+  /// an H100 (bench/cuda_decode_step.cu), and TURBINE_UNFUSED_DECODE=1 turns them all off.
+  struct DecodeFusion {
+    bool host_io = true;    // fp32 logits from the LM head, pinned staging of the step's inputs and logits
+    bool silu = true;       // silu(gate) * up in the gate/up GEMV's epilogue
+    bool attention = true;  // split merge folded into the attention split kernel, launched with PDL
+    bool norm = true;       // embedding, add + RMSNorm and the final norm in the next GEMV's prologue
+    bool rope = true;       // rotary + KV-cache store in the QKV GEMV's epilogue (with norm only)
+    int attention_min_tiles = 8;  // with attention: splits of 8 x 64 positions at least (no merge up to 512)
+    bool any() const { return host_io || silu || attention || norm || rope; }
+    static DecodeFusion none() { return {false, false, false, false, false, 1}; }
+    /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
+    /// 190 us off SmolLM2-135M's end-to-end step (the host no longer widens 49152 fp16 logits), the
+    /// folded attention merge 40-50 us (126 us on Llama-3-8B), >= 8 tiles per split another 25-35.
+    /// The norm prologue paid at hidden 576 (30-60 us) but cost 750 us at Llama-3-8B's 4096, where
+    /// gate/up has 1792 blocks and each one redoes the norm: it is on up to hidden 1024 only (the
+    /// threshold is not measured), and the rotary fold, which needs it, with it. silu(gate) * up as
+    /// the down GEMV's prologue lost at both sizes (+60-100 us, +1.5 ms: every block recomputed it
+    /// over all of k, on the 4 lanes of each 32 that hold a token); its replacement, the gate/up
+    /// GEMV's epilogue, has not run on a GPU yet, so it stays off until it is measured.
+    static DecodeFusion for_model(const ModelConfig& c) {
+      DecodeFusion f;
+      f.silu = false;
+      f.norm = f.rope = c.hidden_size <= 1024;
+      return f;
+    }
+  };
+
   explicit CudaTransformer(ModelWeights weights) : host_(std::move(weights)) {
     static_assert(!std::is_same_v<typename S::precision, f32>, "turbine::Cuda runs in f16 or bf16: use turbine::f16 or turbine::bf16");
     const ModelConfig& c = host_.config;
@@ -104,6 +145,12 @@ class CudaTransformer {
   const ModelConfig& config() const { return host_.config; }
   const ModelWeights& weights() const { return host_; }
   size_t device_weight_bytes() const { return weight_bytes_; }
+
+  const DecodeFusion& decode_fusion() const { return fusion_; }
+  void set_decode_fusion(const DecodeFusion& f) {
+    fusion_ = f;
+    drop_graphs();
+  }
 
   Cache new_cache(int64_t capacity = 0) const {
     const int64_t max = host_.config.max_position_embeddings;
@@ -151,15 +198,18 @@ class CudaTransformer {
     ensure_scratch(b);
     ensure_decode_plan(b, max_len);
     bind_caches(caches);
+    const bool fused = fused_decode(b);
     // ids | positions | lengths in one transfer
     step_host_.resize(static_cast<size_t>(3 * b));
+    int* step = fused && fusion_.host_io ? step_pinned_.data() : step_host_.data();
     for (int64_t i = 0; i < b; ++i) {
-      step_host_[i] = tokens[i];
-      step_host_[b + i] = static_cast<int>(caches[i]->length());
-      step_host_[2 * b + i] = static_cast<int>(caches[i]->length() + 1);
+      step[i] = tokens[i];
+      step[b + i] = static_cast<int>(caches[i]->length());
+      step[2 * b + i] = static_cast<int>(caches[i]->length() + 1);
     }
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(step_dev_.data(), step_host_.data(), 3 * b * sizeof(int), cudaMemcpyHostToDevice, stream_));
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), step_dev_.data(), b * sizeof(int), cudaMemcpyDeviceToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(step_dev_.data(), step, 3 * b * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    if (!fused)  // the fused chain reads the ids where they land
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), step_dev_.data(), b * sizeof(int), cudaMemcpyDeviceToDevice, stream_));
     if (use_graphs_ && c.rope_scaling.kind != RopeScaling::Kind::Dynamic) {
       cudaGraphExec_t& exec = graphs_[b];
       if (!exec) {
@@ -174,8 +224,38 @@ class CudaTransformer {
     } else {
       enqueue_decode(b);
     }
-    copy_logits(b, logits);
+    if (fused && fusion_.host_io) {
+      const size_t n = static_cast<size_t>(b * c.vocab_size);
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(logits_pinned_.data(), logits_f32_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(logits, logits_pinned_.data(), n * sizeof(float));
+    } else {
+      copy_logits(b, logits);
+    }
     for (Cache* cache : caches) cache->advance(1);
+  }
+
+  /// Benchmark aid: replays the decode-step graph that the last decode_batch() over these caches
+  /// captured, `steps` times back to back, and returns the mean device time of a step in ms. The
+  /// caches do not advance (every replay rewrites the same positions) and no logits are copied.
+  float time_decode_graph(std::span<Cache* const> caches, int steps) {
+    const int64_t b = static_cast<int64_t>(caches.size());
+    bind_caches(caches);
+    auto it = graphs_.find(b);
+    check(it != graphs_.end() && it->second && steps > 0,
+          "time_decode_graph: run decode_batch() on these caches first (with CUDA graphs on)");
+    cudaEvent_t start, stop;
+    TURBINE_CUDA_CHECK(cudaEventCreate(&start));
+    TURBINE_CUDA_CHECK(cudaEventCreate(&stop));
+    TURBINE_CUDA_CHECK(cudaEventRecord(start, stream_));
+    for (int i = 0; i < steps; ++i) TURBINE_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+    TURBINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
+    TURBINE_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return ms / static_cast<float>(steps);
   }
 
  private:
@@ -241,6 +321,7 @@ class CudaTransformer {
     const size_t t = static_cast<size_t>(tokens);
     ids_ = cuda::DeviceBuffer<int32_t>(t, "token ids");
     residual_ = cuda::DeviceBuffer<float>(t * c.hidden_size, "activations");
+    residual2_ = cuda::DeviceBuffer<float>(t * c.hidden_size, "activations");
     h_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
     delta_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
     qkv_ = cuda::DeviceBuffer<T>(t * (c.q_size() + 2 * c.kv_size()), "activations");
@@ -342,6 +423,7 @@ class CudaTransformer {
   /// One token for each of `b` bound sequences; everything it reads on the device (ids,
   /// positions, lengths, cache pointers) stays at fixed addresses, so it can be graph-captured.
   void enqueue_decode(int64_t b) {
+    if (fused_decode(b)) return enqueue_decode_fused(b);
     const ModelConfig& c = host_.config;
     const size_t layers = layers_.size();
     enqueue_layers(b, [&](size_t li) {
@@ -366,6 +448,110 @@ class CudaTransformer {
     enqueue_lm_head(b, 0);
   }
 
+  bool fused_decode(int64_t b) const { return b <= cuda::kGemvMaxTokens && fusion_.any(); }
+
+  /// The decode step as the fused chain (see the top of this file); each fold can be turned off.
+  void enqueue_decode_fused(int64_t b) {
+    const ModelConfig& c = host_.config;
+    const int hidden = static_cast<int>(c.hidden_size), inter = static_cast<int>(c.intermediate_size);
+    const int qkv_rows = static_cast<int>(c.q_size() + 2 * c.kv_size()), vocab = static_cast<int>(c.vocab_size);
+    const int tt = static_cast<int>(b);
+    const size_t layers = layers_.size();
+    const DecodeFusion& f = fusion_;
+    const bool norm = f.norm && cuda::gemv_norm_supported<T>(tt, hidden);
+    const bool rope = f.rope && norm && c.head_dim % 16 == 0;
+    const T* no_bias = nullptr;
+    const int* ids = step_dev_.data();  // ids | positions | lengths
+    const int* positions = step_dev_.data() + b;
+    const int* lengths = step_dev_.data() + 2 * b;
+    float* res[2] = {residual_.data(), residual2_.data()};  // norm: read one, block 0 writes the other
+    auto norm_input = [&](const float* r, const T* delta, const T* gamma, float* r_out) {
+      cuda::NormInput<T> in;
+      in.residual = r;
+      in.delta = delta;
+      if (!r) {
+        in.embed = embed_.data();
+        in.ids = ids;
+        in.vocab = vocab;
+      }
+      in.gamma = gamma;
+      in.eps = c.rms_norm_eps;
+      in.residual_out = r_out;
+      return in;
+    };
+    if (!norm) {
+      cuda::embedding(embed_.data(), ids, residual_.data(), tt, hidden, vocab, stream_);
+      cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    }
+    for (size_t li = 0; li < layers; ++li) {
+      Layer& L = layers_[li];
+      T* const* k_caches = tok_caches_.data() + li * max_batch_;
+      T* const* v_caches = tok_caches_.data() + (layers + li) * max_batch_;
+      const cuda::NormInput<T> attn_in =
+          li == 0 ? norm_input(nullptr, nullptr, L.attn_norm.data(), res[1]) : norm_input(res[0], delta_.data(), L.attn_norm.data(), res[1]);
+      const T* q = qkv_.data();
+      bool copied_q = false;  // then the attention follows a copy: no programmatic launch
+      if (rope) {
+        cuda::RopeKvOutput<T> o;
+        o.q = q_.data();
+        o.k_caches = k_caches;
+        o.v_caches = v_caches;
+        o.positions = positions;
+        o.inv_freq = inv_freq_.data();
+        o.bias = L.bqkv.size() ? L.bqkv.data() : nullptr;
+        o.heads = static_cast<int>(c.num_heads);
+        o.kv_heads = static_cast<int>(c.num_kv_heads);
+        o.head_dim = static_cast<int>(c.head_dim);
+        cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
+        q = q_.data();
+      } else {
+        if (norm) cuda::gemv_norm(L.wqkv.data(), attn_in, no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
+        else cuda::gemv(L.wqkv.data(), h_.data(), no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
+        cuda::RopeQkv<T> r = rope_params(li, b);
+        r.positions = positions;
+        r.k_caches = k_caches;
+        r.v_caches = v_caches;
+        r.cache_positions = static_cast<int>(c.max_position_embeddings);
+        cuda::rope_qkv(r, stream_);
+        if (b > 1) {  // attention wants q contiguous; it sits strided in the fused QKV rows
+          TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
+                                               c.q_size() * sizeof(T), b, cudaMemcpyDeviceToDevice, stream_));
+          q = q_.data();
+          copied_q = true;
+        }
+      }
+      (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
+                      lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q);
+      cuda::gemv(L.wo.data(), attn_.data(), no_bias, delta_.data(), tt, hidden, static_cast<int>(c.q_size()), stream_);
+      // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down
+      const cuda::NormInput<T> mlp_in = norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
+      if (!norm)
+        cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      if (f.silu) {
+        if (norm) cuda::gemv_norm_gate_up_silu(L.w_gate_up.data(), mlp_in, act_.data(), tt, inter, hidden, stream_);
+        else cuda::gemv_gate_up_silu(L.w_gate_up.data(), h_.data(), act_.data(), tt, inter, hidden, stream_);
+      } else {
+        if (norm) cuda::gemv_norm(L.w_gate_up.data(), mlp_in, no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
+        else cuda::gemv(L.w_gate_up.data(), h_.data(), no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
+        cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
+      }
+      cuda::gemv(L.w_down.data(), act_.data(), no_bias, delta_.data(), tt, hidden, inter, stream_);
+      if (!norm) {
+        const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
+        cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      }
+    }
+    const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
+    const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
+    if (f.host_io) {
+      if (norm) cuda::gemv_norm(head, head_in, no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
+      else cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
+    } else {
+      if (norm) cuda::gemv_norm(head, head_in, no_bias, logits_.data(), tt, vocab, hidden, stream_);
+      else cuda::gemv(head, h_.data(), no_bias, logits_.data(), tt, vocab, hidden, stream_);
+    }
+  }
+
   void ensure_decode_plan(int64_t b, int64_t max_len) {
     if (decode_attn_ && b <= max_batch_ && max_len <= decode_max_len_) return;
     max_batch_ = std::max<int64_t>({b, max_batch_, 1});
@@ -373,6 +559,10 @@ class CudaTransformer {
     decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(attention_shape(), static_cast<int>(max_batch_), decode_max_len_);
     tok_caches_ = cuda::DeviceBuffer<T*>(static_cast<size_t>(2 * layers_.size() * max_batch_), "cache pointers");
     step_dev_ = cuda::DeviceBuffer<int>(static_cast<size_t>(3 * max_batch_), "decode step");
+    step_pinned_ = cuda::PinnedBuffer<int>(static_cast<size_t>(3 * max_batch_));
+    const size_t fused_rows = static_cast<size_t>(std::min<int64_t>(max_batch_, cuda::kGemvMaxTokens));
+    logits_f32_ = cuda::DeviceBuffer<float>(fused_rows * host_.config.vocab_size, "logits");
+    logits_pinned_ = cuda::PinnedBuffer<float>(fused_rows * host_.config.vocab_size);
     bound_ptrs_.clear();
     drop_graphs();  // the graphs baked the old plan, workspace and arrays
   }
@@ -420,13 +610,18 @@ class CudaTransformer {
   size_t weight_bytes_ = 0;
   int64_t scratch_tokens_ = 0;
   cuda::DeviceBuffer<int32_t> ids_;
-  cuda::DeviceBuffer<float> residual_;
+  cuda::DeviceBuffer<float> residual_, residual2_;
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
   int64_t max_batch_ = 0, decode_max_len_ = 0;
   cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache base pointers
   cuda::DeviceBuffer<int> step_dev_;      // ids | positions | lengths of the decode step
   std::vector<int> step_host_;
+  cuda::PinnedBuffer<int> step_pinned_;
+  cuda::DeviceBuffer<float> logits_f32_;   // [min(max_batch_, 8), vocab] the fused step's logits
+  cuda::PinnedBuffer<float> logits_pinned_;
+  DecodeFusion fusion_ =
+      std::getenv("TURBINE_UNFUSED_DECODE") ? DecodeFusion::none() : DecodeFusion::for_model(host_.config);
   std::vector<T*> bound_ptrs_;
   std::map<int64_t, cudaGraphExec_t> graphs_;
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;

@@ -10,17 +10,19 @@
 
 namespace turbine {
 
+/// The KV cache of one sequence on the host (Transformer's Cache), grown on demand.
 class HostKvCache {
  public:
   HostKvCache() = default;
+  /// An empty cache for model `c` that holds at most `capacity` positions.
   HostKvCache(const ModelConfig& c, int64_t capacity)
       : layers_(static_cast<size_t>(c.num_layers)), kv_size_(c.kv_size()), capacity_(capacity) {}
 
-  int64_t length() const { return length_; }
-  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return length_; }      ///< positions held
+  int64_t capacity() const { return capacity_; }  ///< the most positions it can hold
   /// Forgets positions from `n` on (a new turn that shares only a prefix).
   void truncate(int64_t n) { length_ = n < length_ ? n : length_; }
-  void clear() { length_ = 0; }
+  void clear() { length_ = 0; }  ///< forgets every position
 
   /// Makes room for `extra` more positions; fails past the capacity.
   void reserve_more(int64_t extra) {
@@ -36,9 +38,9 @@ class HostKvCache {
       }
     }
   }
-  float* keys(int64_t layer) { return layers_[layer].k.data(); }
-  float* values(int64_t layer) { return layers_[layer].v.data(); }
-  void advance(int64_t n) { length_ += n; }
+  float* keys(int64_t layer) { return layers_[layer].k.data(); }    ///< [positions, kv_heads, head_dim]
+  float* values(int64_t layer) { return layers_[layer].v.data(); }  ///< [positions, kv_heads, head_dim]
+  void advance(int64_t n) { length_ += n; }  ///< counts `n` positions written by a forward step
 
  private:
   struct Layer {

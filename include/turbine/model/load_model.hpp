@@ -16,15 +16,16 @@
 
 namespace turbine {
 
+/// Everything load_model() read from a model: what Pipeline needs to run it.
 struct LoadedModel {
-  std::string path;
-  std::string format;                  // "gguf" or "huggingface"
-  ModelConfig config;
-  ModelWeights weights;
-  std::shared_ptr<Tokenizer> tokenizer;
-  std::string chat_template_source;    // jinja text from the model, may be empty
-  std::vector<int32_t> eos_ids;        // tokens that end generation
-  std::vector<RawTensor> tensors;      // every tensor in the files, for `turbine info`
+  std::string path;                      ///< the file or directory it was loaded from
+  std::string format;                    ///< "gguf" or "huggingface"
+  ModelConfig config;                    ///< sizes and options
+  ModelWeights weights;                  ///< views into the mapped files
+  std::shared_ptr<Tokenizer> tokenizer;  ///< the model's tokenizer
+  std::string chat_template_source;      ///< Jinja text from the model, may be empty
+  std::vector<int32_t> eos_ids;          ///< tokens that end generation
+  std::vector<RawTensor> tensors;        ///< every tensor in the files, for `turbine info`
 };
 
 namespace detail {
@@ -148,6 +149,25 @@ inline LoadedModel load_huggingface(const std::string& dir) {
 }
 
 }  // namespace detail
+
+/// Reads only the config and weights of a `.gguf` file or a Hugging Face directory: enough to
+/// run Transformer::forward on token ids, with no tokenizer needed.
+inline ModelWeights load_weights(const std::string& path) {
+  namespace fs = std::filesystem;
+  check(fs::exists(path), path, ": no such file or directory (give a .gguf file or a Hugging Face model directory)");
+  if (fs::is_directory(path)) {
+    const ModelConfig c = io::load_hf_config((fs::path(path) / "config.json").string());
+    auto st = std::make_shared<io::SafetensorsModel>(path);
+    ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) { return st->find(n); }, path);
+    w.keep_alive.push_back(st);
+    return w;
+  }
+  auto file = std::make_shared<io::GgufFile>(path);
+  ModelWeights w = assemble_weights(detail::gguf_config(*file), FileFormat::Gguf,
+                                    [&](const std::string& n) { return file->find_tensor(n); }, path);
+  w.keep_alive.push_back(file);
+  return w;
+}
 
 /// Opens a model: a `.gguf` file or a Hugging Face directory (config.json + safetensors).
 inline LoadedModel load_model(const std::string& path) {

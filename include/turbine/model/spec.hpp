@@ -1,21 +1,40 @@
 #pragma once
-// Spec: the compile-time bundle of tags a model type is built from.
+// Spec: the compile-time bundle of tags a model type is built from, and the checks that a
+// combination exists (each failing check is a static_assert that says what to change).
 #include "../backend/cpu/tag.hpp"
+#include "../backend/cuda/tag.hpp"  // the tag only (plain C++): Spec<f16, ..., Cuda> is nameable anywhere
 #include "../core/dtype.hpp"
 #include "../quant/schemes.hpp"
 #include <type_traits>
 
 namespace turbine {
 
+/// Whether backend `B` implements weight scheme `W`. A backend or scheme that adds support
+/// specializes this in a plain C++ header (so .cpp files that name the Spec see it too).
+template <Backend B, WeightScheme W>
+inline constexpr bool backend_has_weight_scheme = std::is_same_v<W, quant::None>;
+
+/// Whether backend `B` implements KV-cache scheme `K`. Specialize it like backend_has_weight_scheme.
+template <Backend B, KvScheme K>
+inline constexpr bool backend_has_kv_scheme = std::is_same_v<K, kv::Same>;
+
+/// The tags of a model type: compute precision, weight scheme, KV-cache scheme and backend.
+/// `Spec<f32>` is the CPU model with weights as stored and an fp32 KV cache.
 template <Precision P, WeightScheme W = quant::None, KvScheme K = kv::Same, Backend B = Cpu>
 struct Spec {
-  using precision = P;
-  using weight_scheme = W;
-  using kv_scheme = K;
-  using backend = B;
+  using precision = P;      ///< activations and GPU weights (f32 on the CPU)
+  using weight_scheme = W;  ///< how weights are quantized
+  using kv_scheme = K;      ///< how the KV cache is stored
+  using backend = B;        ///< where the model runs
   static_assert(B::is_gpu || std::is_same_v<P, f32>,
                 "turbine::Cpu computes in f32: use turbine::f32 as the precision of a Cpu model "
                 "(f16/bf16 are for turbine::Cuda)");
+  static_assert(backend_has_weight_scheme<B, W>,
+                "this backend does not implement the weight scheme: use turbine::quant::None, or a backend "
+                "for which turbine::backend_has_weight_scheme<Backend, Scheme> is true");
+  static_assert(backend_has_kv_scheme<B, K>,
+                "this backend does not implement the KV-cache scheme: use turbine::kv::Same, or a backend "
+                "for which turbine::backend_has_kv_scheme<Backend, Scheme> is true");
 };
 
 }  // namespace turbine

@@ -3,6 +3,7 @@
 // KV cache. Prompts are processed in chunks so scratch memory stays bounded.
 #include <algorithm>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "../layers/layers.hpp"
@@ -11,18 +12,44 @@
 
 namespace turbine {
 
+namespace detail {
+template <class L, class S>
+struct FinalNormOf {
+  using type = RmsNorm<S>;
+};
+template <class L, class S>
+  requires requires { typename L::final_norm; }
+struct FinalNormOf<L, S> {
+  using type = typename L::final_norm;
+};
+}  // namespace detail
+
+/// The decoder on the CPU, composed from a layer template (see DecoderLayer and DecoderParts):
+/// embedding, `num_layers` layers, the final norm (the layer's `final_norm`, RmsNorm by default)
+/// and the LM head. Sizes come from the ModelConfig in the weights at run time.
 template <class S, template <class> class Layer = LlamaDecoderLayer>
 class Transformer {
  public:
-  using spec = S;
-  using Cache = HostKvCache;
+  using spec = S;            ///< the Spec this model was built from
+  using Cache = HostKvCache; ///< the KV cache type of one sequence
+  /// Prompt tokens per forward step: bounds the scratch memory of long prompts.
   static constexpr int64_t kPrefillChunk = 256;
   static_assert(!S::backend::is_gpu,
-                "a turbine::Cuda model needs the CUDA backend: include <turbine/turbine.cuh> and compile with nvcc");
+                "turbine::Transformer and turbine::Decoder (models with your own layer templates) run on "
+                "turbine::Cpu: use turbine::Spec<turbine::f32> for them; on the GPU use "
+                "turbine::Llama<P, W, K, turbine::Cuda> from <turbine/turbine.cuh>");
+  static_assert(DecoderLayerType<Layer<S>>,
+                "the Layer template of turbine::Transformer needs static void forward(const ModelConfig&, "
+                "const LayerWeights&, int64_t layer, HostKvCache&, const std::vector<float>& inv_freq, "
+                "Activations&, int64_t tokens) (see turbine::DecoderLayer)");
+  using FinalNorm = typename detail::FinalNormOf<Layer<S>, S>::type;  ///< applied before the LM head
 
+  /// Takes the weights (views into mapped files; nothing is copied).
   explicit Transformer(ModelWeights weights) : w_(std::move(weights)) {}
 
+  /// The model's sizes and options.
   const ModelConfig& config() const { return w_.config; }
+  /// The weights this model runs.
   const ModelWeights& weights() const { return w_; }
 
   /// A cache for one sequence of at most `capacity` tokens (the model's context by default).
@@ -52,7 +79,7 @@ class Transformer {
       if (!all_logits && start + t < n) continue;
       const int64_t rows = t - first;
       float* hx = act_.x.data() + first * c.hidden_size;
-      cpu::rms_norm(hx, w_.final_norm.data(), rows, c.hidden_size, c.rms_norm_eps, hx);
+      FinalNorm::forward(c, w_.final_norm, hx, hx, rows);
       float* dst = logits.data() + (all_logits ? start * c.vocab_size : 0);
       cpu::linear(w_.lm_head, hx, rows, dst);
     }
@@ -63,10 +90,28 @@ class Transformer {
   Activations act_;
 };
 
+/// A CPU model composed from parts: the Spec's tags and the norm, attention and MLP templates.
+/// `Decoder<Spec<f32>, MyNorm, SelfAttention, GeluMlp>` is a Llama whose norm and MLP are yours.
+template <class S, template <class> class Norm = RmsNorm, template <class> class Attention = SelfAttention,
+          template <class> class Mlp = GatedMlp>
+using Decoder = Transformer<S, DecoderParts<Norm, Attention, Mlp>::template Layer>;
+
+/// What `Llama<P, W, K, Cuda>` names when <turbine/turbine.cuh> was not included: using it stops
+/// the build with a static_assert that says so.
+template <class S>
+struct MissingCudaBackend {
+  static_assert(!sizeof(S*),
+                "a turbine::Cuda model needs the CUDA backend: include <turbine/turbine.cuh> (before using the "
+                "model type) and compile with nvcc, or use turbine::ExternModel<Spec> from a .cpp file "
+                "(see <turbine/instantiate.hpp>)");
+  using Cache = HostKvCache;  ///< never used (keeps the first error the static_assert)
+};
+
 /// The model class that runs a Spec: Transformer on the CPU; backend/cuda specializes it for Cuda.
 template <class S, class = void>
 struct ModelTypeOf {
-  using type = Transformer<S>;
+  /// The model class.
+  using type = std::conditional_t<S::backend::is_gpu, MissingCudaBackend<S>, Transformer<S>>;
 };
 
 /// The Llama family (Llama 2/3, Mistral, SmolLM, Qwen2 with bias, InternLM2 with split wqkv):

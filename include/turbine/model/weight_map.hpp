@@ -6,8 +6,10 @@
 
 namespace turbine {
 
+/// The canonical weight slots of a decoder, whatever the file calls them.
 enum class WeightSlot { Embed, FinalNorm, LmHead, AttnNorm, Wq, Wk, Wv, Wqkv, Bq, Bk, Bv, Wo, MlpNorm, Gate, Up, Down };
 
+/// The naming convention of a model file: llama.cpp's (GGUF) or Hugging Face's (safetensors).
 enum class FileFormat { Gguf, HuggingFace };
 
 /// The tensor name of `slot` (of layer `layer` for per-layer slots). Empty if the architecture

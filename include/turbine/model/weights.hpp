@@ -11,22 +11,33 @@
 
 namespace turbine {
 
+/// The weights of one decoder layer. Bias vectors are empty when the model has none.
 struct LayerWeights {
-  std::vector<float> attn_norm;            // [hidden]
-  WeightMatrix wq, wk, wv, wo;             // [q_size, hidden], [kv_size, hidden] x2, [hidden, q_size]
-  std::vector<float> bq, bk, bv;           // [q_size], [kv_size] x2; empty without attention bias
-  std::vector<float> mlp_norm;             // [hidden]
-  WeightMatrix w_gate, w_up, w_down;       // [inter, hidden] x2, [hidden, inter]
+  std::vector<float> attn_norm;  ///< [hidden]
+  WeightMatrix wq;               ///< [q_size, hidden]
+  WeightMatrix wk;               ///< [kv_size, hidden]
+  WeightMatrix wv;               ///< [kv_size, hidden]
+  WeightMatrix wo;               ///< [hidden, q_size]
+  std::vector<float> bq;         ///< [q_size] or empty
+  std::vector<float> bk;         ///< [kv_size] or empty
+  std::vector<float> bv;         ///< [kv_size] or empty
+  std::vector<float> mlp_norm;   ///< [hidden]
+  WeightMatrix w_gate;           ///< [intermediate, hidden]
+  WeightMatrix w_up;             ///< [intermediate, hidden]
+  WeightMatrix w_down;           ///< [hidden, intermediate]
 };
 
+/// Every weight of a model and the config they belong to (what load_model and load_weights return).
 struct ModelWeights {
-  ModelConfig config;
-  WeightMatrix embed;                      // [vocab, hidden]
-  WeightMatrix lm_head;                    // [vocab, hidden]; the same memory as embed when tied
-  std::vector<float> final_norm;           // [hidden]
-  std::vector<LayerWeights> layers;
-  std::vector<std::shared_ptr<const void>> keep_alive;  // mapped files and owned row buffers
+  ModelConfig config;                  ///< the model's sizes and options
+  WeightMatrix embed;                  ///< [vocab, hidden]
+  WeightMatrix lm_head;                ///< [vocab, hidden]; the same memory as embed when tied
+  std::vector<float> final_norm;       ///< [hidden]
+  std::vector<LayerWeights> layers;    ///< [num_layers]
+  /// Mapped files and owned row buffers the matrices point into: copies share them.
+  std::vector<std::shared_ptr<const void>> keep_alive;
 
+  /// Bytes of every matrix (a tied LM head counted once).
   size_t matrix_bytes() const {
     size_t n = embed.nbytes() + (lm_head.data == embed.data ? 0 : lm_head.nbytes());
     for (const auto& l : layers)

@@ -4,29 +4,46 @@
 #include <string_view>
 
 namespace turbine {
+/// Weight-quantization scheme tags (the `WeightScheme` of a Spec).
 namespace quant {
 
 /// Weights used in the format the model file stores them (plain floats or GGML blocks).
 struct None {
-  static constexpr std::string_view name = "none";
-  static constexpr int bits = 16;
-  static constexpr bool quantized = false;
+  static constexpr std::string_view name = "none";  ///< as printed in logs and errors
+  static constexpr int bits = 16;                   ///< nominal bits per weight
+  static constexpr bool quantized = false;          ///< false: no scales or packing of turbine's own
 };
 
 }  // namespace quant
 
+/// KV-cache scheme tags (the `KvScheme` of a Spec).
 namespace kv {
 
 /// KV cache stored in the compute precision of the backend (fp32 on the CPU).
 struct Same {
-  static constexpr std::string_view name = "same";
-  static constexpr int bits = 0;  // 0: follows the compute precision
-  static constexpr bool quantized = false;
+  static constexpr std::string_view name = "same";  ///< as printed in logs and errors
+  static constexpr int bits = 0;                    ///< 0: follows the compute precision
+  static constexpr bool quantized = false;          ///< false: no scales are stored
+};
+
+/// KV cache quantized to int8 per head with a scale per token. No backend implements it yet
+/// (the quantization issue): naming it in a Spec stops the build with a static_assert.
+struct Int8 {
+  static constexpr std::string_view name = "int8";  ///< as printed in logs and errors
+  static constexpr int bits = 8;                    ///< bits per stored element
+  static constexpr bool quantized = true;           ///< true: scales are stored next to the values
+};
+
+/// KV cache quantized to int4 per head with a scale per token. No backend implements it yet.
+struct Int4 {
+  static constexpr std::string_view name = "int4";  ///< as printed in logs and errors
+  static constexpr int bits = 4;                    ///< bits per stored element
+  static constexpr bool quantized = true;           ///< true: scales are stored next to the values
 };
 
 }  // namespace kv
 
-/// A weight scheme tag.
+/// A weight scheme tag: a name, nominal bits per weight, and whether turbine quantized it.
 template <typename T>
 concept WeightScheme = requires {
   { T::name } -> std::convertible_to<std::string_view>;
@@ -34,7 +51,7 @@ concept WeightScheme = requires {
   { T::quantized } -> std::convertible_to<bool>;
 };
 
-/// A KV-cache scheme tag.
+/// A KV-cache scheme tag: a name, bits per stored element, and whether it keeps scales.
 template <typename T>
 concept KvScheme = requires {
   { T::name } -> std::convertible_to<std::string_view>;

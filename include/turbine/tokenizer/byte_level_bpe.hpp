@@ -46,6 +46,8 @@ inline int unicode_to_byte(char32_t cp) {
 
 }  // namespace detail
 
+/// Byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM): text bytes mapped to GPT-2's byte alphabet,
+/// then merged by rank. One of the two models behind Tokenizer.
 class ByteLevelBpeModel {
  public:
   ByteLevelBpeModel() = default;

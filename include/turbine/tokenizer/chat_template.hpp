@@ -16,9 +16,10 @@
 
 namespace turbine {
 
+/// One turn of a conversation.
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" (ChatML templates accept any role)
-  std::string content;
+  std::string role;     ///< "system", "user", "assistant" (ChatML templates accept any role)
+  std::string content;  ///< the turn's text
 };
 
 /// SmolLM2's template adds this system message when the conversation does not start with one.

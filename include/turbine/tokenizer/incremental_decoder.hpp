@@ -11,6 +11,8 @@
 
 namespace turbine {
 
+/// Turns generated ids into text piece by piece, holding back bytes until they form whole UTF-8
+/// characters (so a streamed piece never ends inside a character).
 class IncrementalDecoder {
  public:
   /// `tok` must outlive the decoder.

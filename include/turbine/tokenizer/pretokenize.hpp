@@ -15,6 +15,7 @@
 
 namespace turbine {
 
+/// How text is split into pieces before BPE; the regular expressions of each model family.
 enum class PreTokenizer {
   None,        // the whole text is one piece (SentencePiece)
   Gpt2,        // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -185,12 +186,14 @@ inline void pre_tokenize(PreTokenizer kind, std::string_view text, std::vector<s
   }
 }
 
+/// The pieces of `text` (views into it) by the splitter `kind`.
 inline std::vector<std::string_view> pre_tokenize(PreTokenizer kind, std::string_view text) {
   std::vector<std::string_view> out;
   pre_tokenize(kind, text, out);
   return out;
 }
 
+/// The name of `kind` as GGUF's tokenizer.ggml.pre spells it ("gpt2", "llama3", ...).
 inline std::string_view pre_tokenizer_name(PreTokenizer kind) {
   switch (kind) {
     case PreTokenizer::None: return "none";

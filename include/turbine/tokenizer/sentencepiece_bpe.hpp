@@ -19,19 +19,23 @@
 
 namespace turbine {
 
+/// SentencePiece-style BPE (Llama 2, Mistral, InternLM2): merges by score or rank over
+/// characters, with byte fallback. One of the two models behind Tokenizer.
 class SentencePieceBpeModel {
  public:
-  static constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+  static constexpr std::string_view kSpace = "\xE2\x96\x81";  ///< U+2581, SentencePiece's space
 
+  /// How the model merges and what it does with unknown characters.
   struct Options {
-    bool use_scores = true;     // false: merge by `merges` rank
-    bool byte_fallback = true;  // unknown characters as <0xNN> tokens when the vocabulary has them
-    bool fuse_unk = false;      // consecutive <unk> become one (Hugging Face fuse_unk)
-    int32_t unk = -1;
+    bool use_scores = true;     ///< false: merge by `merges` rank
+    bool byte_fallback = true;  ///< unknown characters as `<0xNN>` tokens when the vocabulary has them
+    bool fuse_unk = false;      ///< consecutive `<unk>` become one (Hugging Face fuse_unk)
+    int32_t unk = -1;           ///< the unknown token's id; -1: none
   };
 
   SentencePieceBpeModel() = default;
 
+  /// A model over `tokens` (id -> text) with their `scores` and `types`, or `merges` by rank.
   SentencePieceBpeModel(const std::vector<std::string>& tokens, const std::vector<float>& scores,
                         const std::vector<int32_t>& types, const std::vector<std::string>& merges,
                         const detail::VocabMap& vocab, Options opt, std::string_view source)

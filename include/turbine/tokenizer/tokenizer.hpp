@@ -26,6 +26,8 @@
 
 namespace turbine {
 
+/// Text to token ids and back, as Hugging Face tokenizers does for the model: byte-level or
+/// SentencePiece-style BPE, pre-tokenizer, normalizer and added/special tokens.
 class Tokenizer {
  public:
   /// Builds a tokenizer from plain data (e.g. GGUF tokenizer.ggml.*). Throws turbine::Error
@@ -95,20 +97,20 @@ class Tokenizer {
   /// Id of the token stored as `text`, -1 if there is none.
   int32_t token_id(std::string_view text) const { return detail::vocab_find(vocab_, text); }
 
-  int32_t vocab_size() const { return static_cast<int32_t>(data_.tokens.size()); }
-  int32_t bos_id() const { return data_.bos; }
-  int32_t eos_id() const { return data_.eos; }
-  int32_t unk_id() const { return data_.unk; }
-  int32_t pad_id() const { return data_.pad; }
-  bool add_bos() const { return data_.add_bos; }
+  int32_t vocab_size() const { return static_cast<int32_t>(data_.tokens.size()); }  ///< tokens it knows
+  int32_t bos_id() const { return data_.bos; }      ///< beginning of sequence; -1: none
+  int32_t eos_id() const { return data_.eos; }      ///< end of sequence; -1: none
+  int32_t unk_id() const { return data_.unk; }      ///< unknown token; -1: none
+  int32_t pad_id() const { return data_.pad; }      ///< padding token; -1: none
+  bool add_bos() const { return data_.add_bos; }    ///< whether encode(..., add_special) prepends BOS
   /// Control/unknown tokens and special added tokens: skipped by decode(skip_special = true).
   bool is_special(int32_t id) const {
     check_id(id);
     return special_[id] != 0;
   }
-  TokenizerData::Kind kind() const { return data_.kind; }
-  PreTokenizer pre_tokenizer() const { return pre_; }
-  const TokenizerData& data() const { return data_; }
+  TokenizerData::Kind kind() const { return data_.kind; }  ///< byte-level or SentencePiece BPE
+  PreTokenizer pre_tokenizer() const { return pre_; }      ///< the splitter in use
+  const TokenizerData& data() const { return data_; }      ///< what it was built from
 
  private:
   Tokenizer() = default;

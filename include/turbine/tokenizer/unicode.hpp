@@ -19,10 +19,10 @@ inline constexpr char32_t kReplacement = 0xFFFD;
 /// sequence (then cp == U+FFFD); `truncated` additionally says the sequence was a correct prefix
 /// cut off by the end of the input (an incremental decoder waits for more bytes in that case).
 struct DecodedChar {
-  char32_t cp;
-  uint32_t len;
-  bool valid;
-  bool truncated;
+  char32_t cp;     ///< the code point (U+FFFD when not valid)
+  uint32_t len;    ///< bytes consumed
+  bool valid;      ///< false for an ill-formed sequence
+  bool truncated;  ///< a correct prefix cut off by the end of the input
 };
 
 /// Decodes the code point starting at byte `pos` (< s.size()).

@@ -12,9 +12,12 @@
 
 namespace turbine::cpu {
 
+/// The sizes of one attention call.
 struct AttentionShape {
-  int64_t heads = 0, kv_heads = 0, head_dim = 0;
-  int64_t sliding_window = 0;  // 0: unlimited
+  int64_t heads = 0;     ///< query heads
+  int64_t kv_heads = 0;  ///< key/value heads (a divisor of `heads`)
+  int64_t head_dim = 0;  ///< elements of one head
+  int64_t sliding_window = 0;  ///< positions a query sees, itself included; 0: unlimited
 };
 
 /// q: [tokens, heads, head_dim]; k, v: [positions, kv_heads, head_dim] (the layer's cache);

@@ -4,7 +4,12 @@
 // up to 8 queries per sequence) as a small flash-attention problem on tensor cores: the K/V chunk
 // streams through a cp.async pipeline of 16-byte copies, each warp keeps an online softmax over its
 // share of positions, the warps merge in shared memory and the block writes a partial (output,
-// log-sum-exp) to a workspace; a second kernel merges the splits.
+// log-sum-exp) to a workspace; a second kernel merges the splits. For the decode step of small
+// models, where every launch counts, the merge can be folded into the split kernel instead
+// (DecodeOptions::counters): the last block to finish a (sequence, KV head) merges its splits (a
+// counter per pair, reset by that block, so graph replays find it at zero), and a sequence that fits
+// one split writes its output directly. With DecodeOptions::pdl the launch overlaps the previous
+// kernel's tail (programmatic dependent launch) and lets the next kernel start early.
 //
 // Lengths are read on the device, so a launch captured in a CUDA graph stays valid while lengths
 // change between replays: the grid is sized once for the plan's maximum length, each sequence
@@ -15,6 +20,7 @@
 
 #include "attention_prefill.cuh"
 #include "device_buffer.cuh"
+#include "vec.cuh"
 
 namespace turbine::cuda {
 
@@ -35,12 +41,13 @@ struct DecodeSpan {
   int lo, chunk, splits;  // first position read, positions per split, splits used
 };
 
-// How a sequence of `len` positions is divided: at most max_splits chunks of whole tiles, starting
-// at the first position any of its queries can see. Both kernels compute it from the same inputs.
-__host__ __device__ inline DecodeSpan decode_span(int len, int queries, int window, int max_splits) {
+// How a sequence of `len` positions is divided: at most max_splits chunks of whole tiles, at least
+// min_tiles tiles each (fewer splits: a short sequence skips the merge), starting at the first
+// position any of its queries can see. Both kernels compute it from the same inputs.
+__host__ __device__ inline DecodeSpan decode_span(int len, int queries, int window, int max_splits, int min_tiles = 1) {
   const int lo = window > 0 ? max(0, len - queries - window + 1) : 0;
   const int tiles = (max(0, len - lo) + kDecodeTile - 1) / kDecodeTile;
-  const int per = (tiles + max_splits - 1) / max_splits;
+  const int per = max((tiles + max_splits - 1) / max_splits, min(min_tiles, tiles));
   return {lo, per * kDecodeTile, per > 0 ? (tiles + per - 1) / per : 0};
 }
 
@@ -53,6 +60,9 @@ struct DecodeArgs {
   float* part_o;         // [batch, splits, queries, heads, HD]  normalized partial outputs
   float* part_lse;       // [batch, splits, queries, heads]      log2-sum-exp2 of scaled scores
   T* out;                // [batch, queries, heads, HD]
+  unsigned* counters;    // [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
+  int prefetch_kv;       // read lengths and the cache before the new tokens before the PDL wait
+  int min_tiles;         // tiles per split at least (decode_span)
   int64_t kv_stride;
   int heads, group, queries, window, splits;
   float scale_log2;
@@ -68,6 +78,61 @@ struct DecodeConfig {
   static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
 };
 
+// The merge of one (sequence, KV head)'s splits by one block of 128 threads: a warp per query row
+// finds the maximum and the sum of the split weights, then each thread combines 4 dims of a row.
+// The partials were written by other blocks of this launch: read through L2 (ld.cg), never L1.
+template <class T, int HD>
+__device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b, int g, int ns) {
+  constexpr int kMaxRows = 64, kLanes = HD / 4;
+  __shared__ float row_max[kMaxRows], row_inv[kMaxRows];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int rows = a.group * a.queries;
+  const int64_t stride = int64_t(a.queries) * a.heads;  // between splits, in rows
+  auto first_row = [&](int r) {
+    return int64_t(b) * a.splits * stride + int64_t(r / a.group) * a.heads + g * a.group + r % a.group;
+  };
+  for (int r = warp; r < rows; r += 4) {
+    const int64_t first = first_row(r);
+    float mx = -INFINITY;
+    for (int s = lane; s < ns; s += 32) mx = fmaxf(mx, __ldcg(a.part_lse + first + s * stride));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float den = 0.f;
+    if (mx != -INFINITY)
+      for (int s = lane; s < ns; s += 32) den += fast_exp2(__ldcg(a.part_lse + first + s * stride) - mx);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) den += __shfl_xor_sync(0xffffffffu, den, o);
+    if (lane == 0) {
+      row_max[r] = mx;
+      row_inv[r] = den > 0.f ? 1.f / den : 0.f;
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < rows * kLanes; i += 128) {
+    const int r = i / kLanes, d = (i % kLanes) * 4;
+    const int64_t first = first_row(r);
+    const float mx = row_max[r], inv = row_inv[r];
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (inv > 0.f) {
+#pragma unroll 4
+      for (int s = 0; s < ns; ++s) {
+        const int64_t row = first + s * stride;
+        const float w = fast_exp2(__ldcg(a.part_lse + row) - mx);
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(a.part_o + row * HD + d));
+        acc.x += w * v.x;
+        acc.y += w * v.y;
+        acc.z += w * v.z;
+        acc.w += w * v.w;
+      }
+    }
+    uint2 packed;
+    packed.x = pack2<T>(acc.x * inv, acc.y * inv);
+    packed.y = pack2<T>(acc.z * inv, acc.w * inv);
+    const int j = r / a.group, hh = g * a.group + r % a.group;
+    *reinterpret_cast<uint2*>(a.out + ((int64_t(b) * a.queries + j) * a.heads + hh) * HD + d) = packed;
+  }
+}
+
 template <class T, int HD, int MT, int NS>
 __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
   using Cfg = DecodeConfig<T, HD, MT, NS>;
@@ -77,31 +142,41 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   T* const sk = sq + kRows * HD;                 // [NS][BN][HD]
   T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
 
+  pdl_launch_dependents();  // the next kernel may start its weight prefetch
+  // q, the caches and the lengths may come from the previous kernels. With prefetch_kv only q and
+  // the newest `queries` positions do: the cache before them is loaded before the wait.
+  if (!a.prefetch_kv) pdl_wait();
   const int split = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
   const int len = a.lengths[b];
-  const DecodeSpan span = decode_span(len, a.queries, a.window, a.splits);
-  if (split >= span.splits) return;
+  const DecodeSpan span = decode_span(len, a.queries, a.window, a.splits, a.min_tiles);
+  if (split >= span.splits) return;  // (the blocks that work wait, so our completion still implies the previous kernel's)
   const int start = span.lo + split * span.chunk;
   const int end = min(start + span.chunk, len);
   const int n_tiles = (end - start + kBN - 1) / kBN;
   const int rows = a.group * a.queries;
+  const int fresh = len - a.queries;  // positions [fresh, len) hold the new tokens
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int gid = lane >> 2, tig = lane & 3;
 
   // Q rows r = query * group + head-in-group; rows past `rows` are zeros.
   static_assert((kRows * kCh) % kThreads == 0 && (kBN * kCh) % kThreads == 0);
+  auto load_q = [&] {
 #pragma unroll
-  for (int k = 0; k < kRows * kCh / kThreads; ++k) {
-    const int i = tid + k * kThreads, r = i / kCh, c = i % kCh;
-    const bool ok = r < rows;
-    const int j = ok ? r / a.group : 0, hh = ok ? g * a.group + r % a.group : 0;
-    const T* src = a.q + ((int64_t(b) * a.queries + j) * a.heads + hh) * HD + c * 8;
-    cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
-  }
+    for (int k = 0; k < kRows * kCh / kThreads; ++k) {
+      const int i = tid + k * kThreads, r = i / kCh, c = i % kCh;
+      const bool ok = r < rows;
+      const int j = ok ? r / a.group : 0, hh = ok ? g * a.group + r % a.group : 0;
+      const T* src = a.q + ((int64_t(b) * a.queries + j) * a.heads + hh) * HD + c * 8;
+      cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
+    }
+  };
   const T* const kbase = a.k[b] + int64_t(g) * HD;
   const T* const vbase = a.v[b] + int64_t(g) * HD;
-  auto load_kv = [&](int tile, int stage) {
+  // part 0: every row of the tile (rows past `end` zeroed); 1: all but the new tokens' rows (before
+  // the wait); 2: only the new tokens' rows (after it). A row is written by one copy only: two
+  // copies to one address could land in either order.
+  auto load_kv = [&](int tile, int stage, int part) {
     const int n0 = start + tile * kBN;
     T* const dk = sk + stage * kBN * HD;
     T* const dv = sv + stage * kBN * HD;
@@ -109,15 +184,33 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
     for (int k = 0; k < kBN * kCh / kThreads; ++k) {
       const int i = tid + k * kThreads, r = i / kCh, c = i % kCh, p = n0 + r;
       const bool ok = p < end;
+      const bool is_new = ok && p >= fresh;
+      if ((part == 1 && is_new) || (part == 2 && !is_new)) continue;
       const int64_t off = int64_t(ok ? p : 0) * a.kv_stride + c * 8;
       cp_async16(smem_u32(dk + swz<HD>(r, c)), kbase + off, ok);
       cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
     }
   };
+  if (a.prefetch_kv) {
 #pragma unroll
-  for (int s = 0; s < NS - 1; ++s) {
-    if (s < n_tiles) load_kv(s, s);
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 1);
+      cp_async_commit();
+    }
+    pdl_wait();
+    load_q();
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s)
+      if (s < n_tiles) load_kv(s, s, 2);
     cp_async_commit();
+    cp_async_wait<0>();  // the first NS - 1 tiles and q are in (the loop's barrier publishes them)
+  } else {
+    load_q();
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 0);
+      cp_async_commit();
+    }
   }
 
   const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
@@ -142,7 +235,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
     __syncthreads();
     {
       const int nxt = it + NS - 1;
-      if (nxt < n_tiles) load_kv(nxt, nxt % NS);
+      if (nxt < n_tiles) load_kv(nxt, nxt % NS, 0);
       cp_async_commit();
     }
     if (it == 0) {
@@ -237,6 +330,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   }
   __syncthreads();
 
+  const bool direct = a.counters != nullptr && span.splits == 1;  // the only split: no merge needed
   for (int i = tid; i < rows * HD; i += kThreads) {
     const int r = i / HD, d = i % HD, rt = r / 16, ri = r % 16;
     float mx = -INFINITY;
@@ -253,10 +347,27 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       }
     }
     const int j = r / a.group, hh = g * a.group + r % a.group;
+    if (direct) {
+      a.out[((int64_t(b) * a.queries + j) * a.heads + hh) * HD + d] = from_float<T>(den > 0.f ? acc / den : 0.f);
+      continue;
+    }
     const int64_t row = ((int64_t(b) * a.splits + split) * a.queries + j) * a.heads + hh;
     a.part_o[row * HD + d] = den > 0.f ? acc / den : 0.f;
     if (d == 0) a.part_lse[row] = den > 0.f ? mx + __log2f(den) : -INFINITY;
   }
+  if (a.counters == nullptr || direct) return;
+
+  // Folded merge: the last of the span.splits blocks of this (sequence, KV head) merges them.
+  __shared__ bool last;
+  __threadfence();  // this block's partials are visible device-wide before it is counted
+  __syncthreads();
+  unsigned* const counter = a.counters + int64_t(b) * gridDim.y + g;
+  if (tid == 0) last = atomicAdd(counter, 1u) == unsigned(span.splits - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // the other blocks' partials are read after their count
+  if (tid == 0) *counter = 0;  // ready for the next launch (a graph replay, the next layer)
+  decode_merge_group<T, HD>(a, b, g, span.splits);
 }
 
 // One block per (sequence, query, head) row. The 128 threads are kGroups groups of HD/4 lanes (4
@@ -273,7 +384,7 @@ __global__ static void __launch_bounds__(128) decode_combine_kernel(const Decode
   __shared__ float part_den[kGroups];
   const int tid = threadIdx.x, row = blockIdx.x;  // row: (b, j, h) flattened
   const int b = row / (a.queries * a.heads), jh = row % (a.queries * a.heads);
-  const int ns = decode_span(a.lengths[b], a.queries, a.window, a.splits).splits;
+  const int ns = decode_span(a.lengths[b], a.queries, a.window, a.splits, a.min_tiles).splits;
   const int64_t stride = int64_t(a.queries) * a.heads;  // between splits, in rows
   const int64_t first = int64_t(b) * a.splits * stride + jh;
 
@@ -324,7 +435,7 @@ template <int HD>
 inline constexpr int kDecodeStages = HD == 128 ? 3 : 4;
 
 template <class T, int HD, int MT>
-void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream) {
+void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false) {
   constexpr int NS = kDecodeStages<HD>;
   using Cfg = DecodeConfig<T, HD, MT, NS>;
   auto kernel = decode_split_kernel<T, HD, MT, NS>;
@@ -333,8 +444,9 @@ void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream) {
     raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
   }
   const int kv_heads = a.heads / a.group;
-  kernel<<<dim3(a.splits, kv_heads, batch), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(a);
+  launch_kernel(kernel, dim3(a.splits, kv_heads, batch), dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
   TURBINE_CUDA_CHECK(cudaGetLastError());
+  if (a.counters) return;  // merged by the split kernel's last blocks
   decode_combine_kernel<T, HD><<<batch * a.queries * a.heads, 128, 0, stream>>>(a);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
@@ -415,6 +527,31 @@ inline size_t attention_decode_workspace_bytes(const DecodePlan& p) {
   return size_t(p.max_batch) * p.splits * p.queries * p.shape.heads * (p.shape.head_dim + 1) * sizeof(float);
 }
 
+/// Counters for the folded merge: [max_batch, kv_heads] unsigned, zeroed once before the first use.
+inline size_t attention_decode_counter_bytes(const DecodePlan& p) {
+  return size_t(p.max_batch) * p.shape.kv_heads * sizeof(unsigned);
+}
+
+/// How the decode attention is launched.
+struct DecodeOptions {
+  /// Fold the merge of the splits into the split kernel (one launch instead of two): counters of
+  /// attention_decode_counter_bytes(plan), zeroed once; every launch leaves them at zero again.
+  /// Launches that share counters must be ordered (one stream).
+  unsigned* counters = nullptr;
+  /// Programmatic dependent launch (sm_90+): the kernel's blocks start while the previous kernel of
+  /// the stream finishes, and wait for it before reading anything.
+  bool pdl = false;
+  /// With pdl: the lengths, the pointer arrays and the cache positions before each sequence's new
+  /// tokens are not written by any kernel that may still run (the decode step: earlier steps wrote
+  /// them), so the split kernel starts loading them before it waits; q and the new tokens' rows are
+  /// read after the wait.
+  bool prefetch_kv = false;
+  /// Tiles (64 positions) per split at least: a sequence of up to that many tiles takes one block
+  /// per KV head and writes its output directly, with no merge (worth it at batch 1, where the merge
+  /// is on the critical path and the GPU is far from full). 1: as many splits as the plan allows.
+  int min_split_tiles = 1;
+};
+
 /// Attention of `queries` new tokens per sequence against each sequence's cache.
 ///   q:        [batch, queries, heads, head_dim]
 ///   k_seq[b], v_seq[b] (device arrays of device pointers): sequence b's cache,
@@ -426,7 +563,7 @@ inline size_t attention_decode_workspace_bytes(const DecodePlan& p) {
 template <class T>
 void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq, const T* const* v_seq,
                       int64_t kv_stride, const int* lengths, int batch, T* out, void* workspace,
-                      cudaStream_t stream = 0) {
+                      cudaStream_t stream = 0, const DecodeOptions& options = {}) {
   const AttentionShape& s = plan.shape;
   check(batch >= 0 && batch <= plan.max_batch, "attention_decode: batch ", batch, " exceeds the plan's ",
         plan.max_batch);
@@ -444,6 +581,9 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.part_o = static_cast<float*>(workspace);
   a.part_lse = a.part_o + size_t(plan.max_batch) * plan.splits * plan.queries * s.heads * s.head_dim;
   a.out = out;
+  a.counters = options.counters;
+  a.prefetch_kv = options.pdl && options.prefetch_kv ? 1 : 0;
+  a.min_tiles = std::max(1, options.min_split_tiles);
   a.kv_stride = kv_stride;
   a.heads = int(s.heads);
   a.group = int(s.heads / s.kv_heads);
@@ -451,25 +591,42 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.window = int(s.sliding_window);
   a.splits = plan.splits;
   a.scale_log2 = attn::kLog2e / std::sqrt(float(s.head_dim));
-  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt()>(a, batch, stream); });
+  const bool pdl = options.pdl && pdl_available();
+  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt()>(a, batch, stream, pdl); });
 }
 
-/// A plan with its own workspace.
+/// A plan with its own workspace (and zeroed counters for the folded merge).
 template <class T>
 class DecodeAttention {
  public:
   DecodeAttention(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1)
       : plan_(plan_attention_decode<T>(shape, max_batch, max_len, queries)),
-        workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace") {}
+        workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace"),
+        counters_(attention_decode_counter_bytes(plan_) / sizeof(unsigned), "attention decode counters") {
+    TURBINE_CUDA_CHECK(cudaMemset(counters_.data(), 0, counters_.bytes()));
+  }
   const DecodePlan& plan() const { return plan_; }
+  /// fused: one launch (the merge folded in, programmatic dependent launch, the cache before the new
+  /// tokens read before the wait, at least min_split_tiles tiles per split: see DecodeOptions); else
+  /// split + merge kernels.
+  /// pdl = false when the previous operation of the stream is not a kernel (a copy).
   void operator()(const T* q, const T* const* k_seq, const T* const* v_seq, int64_t kv_stride, const int* lengths,
-                  int batch, T* out, cudaStream_t stream = 0) {
-    attention_decode(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream);
+                  int batch, T* out, cudaStream_t stream = 0, bool fused = false, int min_split_tiles = 1,
+                  bool pdl = true) {
+    DecodeOptions o;
+    if (fused) {
+      o.counters = counters_.data();
+      o.pdl = pdl;
+      o.prefetch_kv = pdl;
+      o.min_split_tiles = min_split_tiles;
+    }
+    attention_decode(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);
   }
 
  private:
   DecodePlan plan_;
   DeviceBuffer<unsigned char> workspace_;
+  DeviceBuffer<unsigned> counters_;
 };
 
 }  // namespace turbine::cuda

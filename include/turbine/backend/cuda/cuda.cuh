@@ -12,3 +12,4 @@
 #include "gemm.cuh"
 #include "attention_prefill.cuh"
 #include "attention_decode.cuh"
+#include "sampling.cuh"

@@ -1,6 +1,6 @@
 #pragma once
 // DeviceBuffer<T>: an owning cudaMalloc'd array. Out-of-memory says how much was asked and how much
-// is free, and what to lower.
+// is free, and what to lower. PinnedBuffer<T>: the page-locked host counterpart.
 #include <cstddef>
 #include <utility>
 
@@ -45,6 +45,43 @@ class DeviceBuffer {
  private:
   void reset() {
     if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  T* ptr_ = nullptr;
+  size_t count_ = 0;
+};
+
+/// PinnedBuffer<T>: an owning cudaMallocHost'd (page-locked) host array, for transfers that run
+/// at full speed and truly asynchronously.
+template <class T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t count) : count_(count) {
+    if (count) TURBINE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&ptr_), count * sizeof(T)));
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      count_ = std::exchange(o.count_, 0);
+    }
+    return *this;
+  }
+  ~PinnedBuffer() { reset(); }
+
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  size_t size() const { return count_; }
+  size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  void reset() {
+    if (ptr_) cudaFreeHost(ptr_);
     ptr_ = nullptr;
     count_ = 0;
   }

@@ -12,7 +12,11 @@
 // block. The warps of a block (one block per 16 rows) split K and add up in shared memory.
 // On sm_90 the launch uses programmatic dependent launch: the first weight loads are issued before
 // waiting for the previous kernel of the stream, hiding part of the launch and ramp-up.
+// The kernel is a template over where x comes from and where the sums go (policies, below), so that
+// gemv_fused.cuh can fold the decode step's norms, activation and rotary/KV-cache store into it.
+#include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "check.cuh"
 #include "vec.cuh"
@@ -24,7 +28,7 @@ inline constexpr int kGemvMaxTokens = 8;
 namespace detail {
 
 inline constexpr int kGemvRows = 16;   // rows per block (the mma's m)
-inline constexpr int kGemvUnroll = 4;  // 32-wide k chunks per warp and step (8 for k >= 4096)
+inline constexpr int kGemvUnroll = 4;  // 32-wide k chunks per warp and step (8 for some k, see launch_gemv)
 
 template <class T>
 static __device__ __forceinline__ void gemv_mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -55,167 +59,192 @@ static __device__ __forceinline__ void gemv_mma_chunk(float (&d)[4], const uint4
   gemv_mma<T>(d, wa.z, wb.z, wa.w, wb.w, xv.z, xv.w);
 }
 
-// w: [n, k], x: [kTokens, k], bias: [n] or null, y: [kTokens, n]. grid = ceil(n / 16), kWarps warps.
-template <HalfElement T, int kTokens, int kWarps, int kUnroll>
+// What the kernel multiplies W by, as a policy: lane(tok, k, off, smem) gives a functor that returns
+// the 8 x elements [kk, kk + 8) of token `tok` (plus the lane's offset `off`) as one 16-byte vector.
+// prologue() runs once per block after the programmatic-launch wait (sources that stage x in
+// dynamic shared memory fill it there; smem_bytes says how much they need).
+/// x as stored: [tokens, k] T.
+template <HalfElement T>
+struct GemvX {
+  const T* x;
+  static size_t smem_bytes(int, int) { return 0; }
+  template <int kTokens, int kThreads>
+  __device__ __forceinline__ void prologue(T*, int) const {}
+  struct Lane {
+    const T* p;
+    __device__ __forceinline__ uint4 operator()(int kk) const { return vec::load_nc(p + kk); }
+  };
+  __device__ __forceinline__ Lane lane(int tok, int k, int off, const T*) const {
+    return {x + static_cast<int64_t>(tok) * k + off};
+  }
+};
+
+// Where a block's 16 rows are and what happens to their sums, as a policy: rows(block, g, n, ra, rb)
+// names the rows that mma rows g and g + 8 compute (always valid memory: rows past n re-read row
+// n - 1), store(block, g, tok, sa, sb, n) takes their fp32 sums for one token.
+/// y[tok, row] = sum (+ bias[row]) in Y (T, or float for logits), rows 16 * block + [0, 16).
+template <class Y, HalfElement T>
+struct GemvStore {
+  Y* y;
+  const T* bias;
+  __device__ __forceinline__ void rows(int blk, int g, int n, int& ra, int& rb) const {
+    ra = min(blk * kGemvRows + g, n - 1);
+    rb = min(blk * kGemvRows + g + 8, n - 1);
+  }
+  __device__ __forceinline__ void store(int blk, int g, int tok, float sa, float sb, int n) const {
+    const int r = blk * kGemvRows + g;
+    Y* yt = y + static_cast<int64_t>(tok) * n;
+    if (r < n) yt[r] = from_float<Y>(bias ? sa + to_float(bias[r]) : sa);
+    if (r + 8 < n) yt[r + 8] = from_float<Y>(bias ? sb + to_float(bias[r + 8]) : sb);
+  }
+};
+
+// w: [n, k]; x and the output as their policies say. grid = ceil(n / 16), kWarps warps.
+template <HalfElement T, int kTokens, int kWarps, int kUnroll, class X, class E>
 __global__ static void __launch_bounds__(kWarps * 32)
-    gemv_kernel(const T* __restrict__ w, const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y, int n,
-                int k) {
+    gemv_kernel(const T* __restrict__ w, int n, int k, const X xs, const E ep) {
   pdl_launch_dependents();  // the next GEMV may start streaming its weights once all our blocks run
+  extern __shared__ uint4 gemv_staged[];  // the x source's staging area (dynamic, often empty)
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
-  const int row0 = blockIdx.x * kGemvRows;
-  // Rows past n re-read row n - 1 (valid memory); their sums are dropped.
-  const T* wa = w + static_cast<int64_t>(min(row0 + g, n - 1)) * k + 8 * c;
-  const T* wb = w + static_cast<int64_t>(min(row0 + g + 8, n - 1)) * k + 8 * c;
-  // Lanes past the last token re-read its row (the same sectors in the same instruction, so no extra
-  // traffic) and zero it: no divergent branch around the loads.
+  int ra, rb;
+  ep.rows(static_cast<int>(blockIdx.x), g, n, ra, rb);
+  const T* wa = w + static_cast<int64_t>(ra) * k + 8 * c;
+  const T* wb = w + static_cast<int64_t>(rb) * k + 8 * c;
+  // Lanes past the last token feed zeros (the mma's n = 8 side is padded).
   const bool has_x = g < kTokens;
-  const T* xg = x + static_cast<int64_t>(min(g, kTokens - 1)) * k + 8 * c;
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
   float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
-  const int full = k / 32;  // chunks entirely inside k
-  int c0 = warp * kUnroll;
   uint4 va[kUnroll], vb[kUnroll], vx[kUnroll];
-  // The weights do not depend on the previous kernel: the first step's loads go out before the
-  // programmatic-launch wait, so they overlap that kernel's tail. x and y only after it.
-  bool have_w = c0 + kUnroll <= full;
-  if (have_w) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      va[u] = vec::load_stream(wa + (c0 + u) * 32);
-      vb[u] = vec::load_stream(wb + (c0 + u) * 32);
-    }
-  }
-  pdl_wait();
-  for (; c0 + kUnroll <= full; c0 += kWarps * kUnroll) {
-    if (!have_w) {
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        va[u] = vec::load_stream(wa + (c0 + u) * 32);
-        vb[u] = vec::load_stream(wb + (c0 + u) * 32);
-      }
-    }
-    have_w = false;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) vx[u] = vec::load_nc(xg + (c0 + u) * 32);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) vx[u] = has_x ? vx[u] : zero;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
-  }
-  // At most one partial step per warp remains (k not a multiple of 32 * kUnroll * kWarps).
-  if (c0 * 32 < k) {
+  // One step: kUnroll 32-wide chunks per warp, c0 .. c0 + kUnroll - 1; chunks past k read nothing.
+  auto load_w = [&](int c0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int kk = (c0 + u) * 32;
       const bool ok = kk + 8 * c < k;
       va[u] = ok ? vec::load_stream(wa + kk) : zero;
       vb[u] = ok ? vec::load_stream(wb + kk) : zero;
-      vx[u] = ok ? vec::load_nc(xg + kk) : zero;
-      if (!has_x) vx[u] = zero;
+    }
+  };
+  // The weights do not depend on the previous kernel: the first step's loads go out before the
+  // programmatic-launch wait, so they overlap that kernel's tail (the launcher picks steps that
+  // cover all of k when k is small, so such a GEMV has no weight load left after the wait). x and
+  // the outputs only after it.
+  const int first = warp * kUnroll;
+  if (first * 32 < k) load_w(first);
+  pdl_wait();
+  T* const staged = reinterpret_cast<T*>(gemv_staged);
+  xs.template prologue<kTokens, kWarps * 32>(staged, k);
+  const auto xl = xs.lane(min(g, kTokens - 1), k, 8 * c, staged);
+  for (int c0 = first; c0 * 32 < k; c0 += kWarps * kUnroll) {
+    if (c0 != first) load_w(c0);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int kk = (c0 + u) * 32;
+      vx[u] = has_x && kk + 8 * c < k ? xl(kk) : zero;
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
 
-  // d[j] of lane (g, c): row g + 8 * (j >= 2), token 2c + (j & 1). Sum over the warps' K shares.
+  // d[j] of lane (g, c): row g + 8 * (j >= 2), token 2c + (j & 1). Sum over the warps' K shares; a
+  // thread then owns rows g and g + 8 of one token, so an epilogue can pair them (rotary halves).
   __shared__ float partial[kWarps][4][32];
 #pragma unroll
   for (int j = 0; j < 4; ++j) partial[warp][j][lane] = d0[j] + d1[j];
   __syncthreads();
-  for (int i = threadIdx.x; i < 4 * 32; i += kWarps * 32) {
+  for (int i = threadIdx.x; i < 2 * 32; i += kWarps * 32) {
     const int j = i >> 5, l = i & 31;
-    float s = 0.f;
+    float sa = 0.f, sb = 0.f;
 #pragma unroll
-    for (int q = 0; q < kWarps; ++q) s += partial[q][j][l];
-    const int row = row0 + (l >> 2) + (j >= 2 ? 8 : 0);
-    const int tok = 2 * (l & 3) + (j & 1);
-    if (tok < kTokens && row < n) {
-      if (bias) s += to_float(bias[row]);
-      y[static_cast<int64_t>(tok) * n + row] = from_float<T>(s);
+    for (int q = 0; q < kWarps; ++q) {
+      sa += partial[q][j][l];
+      sb += partial[q][j + 2][l];
     }
+    const int tok = 2 * (l & 3) + j;
+    if (tok < kTokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
   }
 }
 
-template <HalfElement T, int kTokens, int kWarps, int kUnroll = kGemvUnroll>
-void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(ceil_div(n, kGemvRows)));
-  cfg.blockDim = dim3(kWarps * 32);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cfg.attrs = &attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  TURBINE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemv_kernel<T, kTokens, kWarps, kUnroll>, w, x, bias, y, n, k));
+template <HalfElement T, int kTokens, int kWarps, int kUnroll, class X, class E>
+void launch_gemv_kernel(const T* w, int n, int k, const X& x, const E& e, cudaStream_t stream, bool pdl) {
+  auto kernel = gemv_kernel<T, kTokens, kWarps, kUnroll, X, E>;
+  const size_t smem = X::smem_bytes(kTokens, k);
+  if (smem > 48 * 1024) {
+    static std::atomic<uint64_t> raised{0};
+    raise_dynamic_smem(raised, kernel, smem);
+  }
+  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl, w,
+                n, k, x, e);
 }
 
-template <HalfElement T, int kTokens>
-void launch_gemv(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
-  // Enough warps per block and loads per warp to keep bytes in flight, few enough that each warp has
-  // whole steps to do. H100, bf16, 1 token: 8 warps x 8 chunks took 11.4 / 38.9 / 39.4 us for
-  // Llama-3-8B o / gate / down against 12.7 / 39.8 / 40.6 for 8 x 4; 16 x 4 and 16 x 8 were in between.
+/// The plain GEMV in one launch configuration (the kernel benchmark compares configurations).
+template <HalfElement T, int kTokens, int kWarps, int kUnroll = kGemvUnroll>
+void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
+  launch_gemv_kernel<T, kTokens, kWarps, kUnroll>(w, n, k, GemvX<T>{x}, GemvStore<T, T>{y, bias}, stream, pdl);
+}
+
+template <HalfElement T, int kTokens, class X, class E>
+void launch_gemv(const T* w, int n, int k, const X& x, const E& e, cudaStream_t stream, bool pdl) {
+  // Large k: enough warps per block and loads per warp to keep bytes in flight, few enough that each
+  // warp has whole steps to do. H100, bf16, 1 token: 8 warps x 8 chunks took 11.4 / 38.9 / 39.4 us
+  // for Llama-3-8B o / gate / down against 12.7 / 39.8 / 40.6 for 8 x 4; 16 x 4 and 16 x 8 were in
+  // between. Small k (<= 2048, the small models' decode): the smallest configuration whose first
+  // step covers all of k, so every weight load is issued before the programmatic-launch wait.
   const int chunks = static_cast<int>(ceil_div(k, 32));
   if (chunks >= 8 * 8 * 2) {
-    launch_gemv_kernel<T, kTokens, 8, 8>(w, x, bias, y, n, k, stream, pdl);
-  } else if (chunks >= 8 * kGemvUnroll * 2) {
-    launch_gemv_kernel<T, kTokens, 8>(w, x, bias, y, n, k, stream, pdl);
-  } else if (chunks >= 4 * kGemvUnroll) {
-    launch_gemv_kernel<T, kTokens, 4>(w, x, bias, y, n, k, stream, pdl);
+    launch_gemv_kernel<T, kTokens, 8, 8>(w, n, k, x, e, stream, pdl);
+  } else if (chunks > 8 * 8) {
+    launch_gemv_kernel<T, kTokens, 8, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+  } else if (chunks > 8 * kGemvUnroll) {
+    launch_gemv_kernel<T, kTokens, 8, 8>(w, n, k, x, e, stream, pdl);
+  } else if (chunks > 4 * kGemvUnroll) {
+    launch_gemv_kernel<T, kTokens, 8, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+  } else if (chunks > 2 * kGemvUnroll) {
+    launch_gemv_kernel<T, kTokens, 4, kGemvUnroll>(w, n, k, x, e, stream, pdl);
   } else {
-    launch_gemv_kernel<T, kTokens, 2>(w, x, bias, y, n, k, stream, pdl);
+    launch_gemv_kernel<T, kTokens, 2, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+  }
+}
+
+/// Calls f(std::integral_constant<int, tokens>) for 1..kGemvMaxTokens tokens.
+template <class F>
+void dispatch_gemv_tokens(int tokens, F&& f) {
+  switch (tokens) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default:
+      fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
   }
 }
 
 }  // namespace detail
 
 /// y = x * W^T (+ bias) for 1..8 tokens.
-/// w: [n, k] T row-major, x: [tokens, k] T, bias: [n] T or null, y: [tokens, n] T.
+/// w: [n, k] T row-major, x: [tokens, k] T, bias: [n] T or null, y: [tokens, n] T (or float: logits).
 /// k: a multiple of 8; pointers 16-byte aligned.
 /// prefetch_weights (sm_90+): launch with programmatic dependent launch, so that the weight stream
 /// starts while the previous kernel of the stream finishes. Then w must not be written by that
 /// kernel (x, bias and y are touched only after it completes); pass false for freshly made weights.
-template <HalfElement T>
-void gemv(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k, cudaStream_t stream = nullptr,
+template <HalfElement T, VecElement Y>
+void gemv(const T* w, const T* x, const T* bias, Y* y, int tokens, int n, int k, cudaStream_t stream = nullptr,
           bool prefetch_weights = true) {
   check(n > 0 && k > 0, "gemv: bad sizes (n ", n, ", k ", k, ")");
   check(k % 8 == 0, "gemv: k = ", k, " is not supported (k must be a multiple of 8, for 16-byte loads)");
   check(aligned16(w) && aligned16(x), "gemv: w and x must be 16-byte aligned");
+  if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  switch (tokens) {
-    case 0:
-      return;
-    case 1:
-      detail::launch_gemv<T, 1>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 2:
-      detail::launch_gemv<T, 2>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 3:
-      detail::launch_gemv<T, 3>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 4:
-      detail::launch_gemv<T, 4>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 5:
-      detail::launch_gemv<T, 5>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 6:
-      detail::launch_gemv<T, 6>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 7:
-      detail::launch_gemv<T, 7>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    case 8:
-      detail::launch_gemv<T, 8>(w, x, bias, y, n, k, stream, pdl);
-      break;
-    default:
-      fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
-  }
+  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
+    detail::launch_gemv<T, kt()>(w, n, k, detail::GemvX<T>{x}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
+  });
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

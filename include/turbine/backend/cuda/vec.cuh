@@ -1,9 +1,12 @@
 #pragma once
 // 16-byte vector access shared by the memory-bound kernels: eight elements per access, converted to
 // and from fp32 registers. A row of fp16/bf16 moves as one uint4, a row of float as two float4.
+#include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <utility>
 
+#include "check.cuh"
 #include "types.cuh"
 
 namespace turbine::cuda {
@@ -105,6 +108,36 @@ inline bool pdl_available() {
     return false;
   }
   return major >= 9;
+}
+
+/// Launches `kernel` on `stream`, with programmatic dependent launch when `pdl` is set (the kernel
+/// must then call pdl_wait() before it touches what the previous kernel of the stream writes).
+template <class... Params, class... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl,
+                   Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  TURBINE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+/// Raises a kernel's dynamic shared-memory limit to `bytes` once per device (`raised` is a bit per
+/// device, one static per kernel instantiation).
+template <class Kernel>
+void raise_dynamic_smem(std::atomic<uint64_t>& raised, Kernel kernel, size_t bytes) {
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  const uint64_t bit = uint64_t(1) << (dev & 63);
+  if (raised.load(std::memory_order_acquire) & bit) return;
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  raised.fetch_or(bit, std::memory_order_release);
 }
 
 /// Whether a device pointer is aligned for 16-byte vector access of its rows.

@@ -1,0 +1,289 @@
+// The whole decode step of the CUDA engine (CudaTransformer) at SmolLM2-135M and Llama-3-8B shapes,
+// with random fp16 weights made here on the host, for each set of decode folds (DecodeFusion) from
+// none (the unfused chain) to all. Batch-1 decode of a small model is bound by its chain of
+// dependent kernels rather than by bytes, so each fold is measured on its own.
+//
+// Per configuration: a 128-token prompt is prefilled, a few steps warm up (and capture the graph),
+// then the step is timed two ways: end to end (decode_batch from the host: step upload, graph,
+// logits back to the host as fp32) over 200 tokens, and the graph alone (200 replays back to back,
+// CUDA events). Reported: tokens/s, us per step, and the fraction of the floor, which is (weight
+// bytes + KV bytes read) / the device-to-device copy ceiling measured at start-up (bytes read +
+// written per second). Each configuration's logits after 4 fixed steps are compared with the
+// unfused chain's (relative error): the folds change rounding only.
+//   bench_cuda_decode_step [smollm2|llama3|all] (default all)   not Google Benchmark: one table each
+// Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
+// it times that engine end to end only: the "before" of a change to the engine.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <turbine/turbine.cuh>
+#include <vector>
+
+using namespace turbine;
+
+namespace {
+
+// ---- random fp16 weights on the host --------------------------------------------------------------
+
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// n fp16 values uniform in [-a, a) (standard deviation a / sqrt(3)), from a 4096-entry table,
+/// filled by all cores.
+std::shared_ptr<std::vector<uint16_t>> random_f16(size_t n, float a, uint64_t seed) {
+  auto out = std::make_shared<std::vector<uint16_t>>(n);
+  uint16_t table[4096];
+  for (int i = 0; i < 4096; ++i) table[i] = f32_to_fp16(a * (2.f * (float(i) + 0.5f) / 4096.f - 1.f));
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  const size_t per = (n + threads - 1) / threads;
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint64_t s = seed * 1000003ull + t;
+      uint16_t* p = out->data();
+      for (size_t i = t * per; i < std::min(n, (t + 1) * per); i += 4) {
+        const uint64_t r = splitmix64(s);
+        for (size_t j = 0; j < 4 && i + j < n; ++j) p[i + j] = table[(r >> (16 * j)) & 4095];
+      }
+    });
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+/// A model of config c with random weights: every matrix of a given column count views one random
+/// pool at a small offset (the device copies are separate buffers all the same, so nothing is shared
+/// in L2), scaled so activations stay O(1).
+ModelWeights random_model(const ModelConfig& c) {
+  ModelWeights w;
+  w.config = c;
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size, q = c.q_size(), kv = c.kv_size();
+  auto pool_for = [&](int64_t cols, int64_t rows, uint64_t seed) {
+    auto p = random_f16(size_t(rows * cols) + 4096, std::sqrt(3.f / float(cols)), seed);  // + room for offsets
+    w.keep_alive.push_back(p);
+    return reinterpret_cast<const std::byte*>(p->data());
+  };
+  const int64_t hidden_rows = std::max({c.vocab_size, inter, q + 2 * kv});
+  const std::byte* by_hidden = pool_for(hidden, hidden_rows, 1);
+  const std::byte* by_inter = pool_for(inter, hidden, 2);
+  const std::byte* by_q = q == hidden ? by_hidden : pool_for(q, hidden, 3);
+  auto m = [](int64_t rows, int64_t cols, const std::byte* data) { return WeightMatrix{StorageType::F16, rows, cols, data}; };
+  auto norm = [&](uint64_t seed) {
+    std::vector<float> g(static_cast<size_t>(hidden));
+    uint64_t s = seed;
+    for (auto& x : g) x = 0.8f + 0.4f * float(splitmix64(s) >> 40) / float(1 << 24);
+    return g;
+  };
+  w.embed = m(c.vocab_size, hidden, by_hidden);
+  w.lm_head = c.tie_word_embeddings ? w.embed : m(c.vocab_size, hidden, by_hidden + 2 * 64);
+  w.final_norm = norm(7);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerWeights L;
+    L.attn_norm = norm(100 + l);
+    L.mlp_norm = norm(200 + l);
+    L.wq = m(q, hidden, by_hidden);
+    L.wk = m(kv, hidden, by_hidden + 2 * 8 * (l % 64 + 1));
+    L.wv = m(kv, hidden, by_hidden + 2 * 16 * (l % 64 + 1));
+    L.wo = m(hidden, q, by_q);
+    L.w_gate = m(inter, hidden, by_hidden);
+    L.w_up = m(inter, hidden, by_hidden + 2 * 8);
+    L.w_down = m(hidden, inter, by_inter);
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+ModelConfig shape(const std::string& name) {
+  ModelConfig c;
+  c.arch = Architecture::Llama;
+  c.rms_norm_eps = 1e-5f;
+  if (name == "smollm2") {  // SmolLM2-135M
+    c.vocab_size = 49152, c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30;
+    c.num_heads = 9, c.num_kv_heads = 3, c.head_dim = 64, c.rope_theta = 100000.f, c.tie_word_embeddings = true;
+  } else {  // Llama-3-8B
+    c.vocab_size = 128256, c.hidden_size = 4096, c.intermediate_size = 14336, c.num_layers = 32;
+    c.num_heads = 32, c.num_kv_heads = 8, c.head_dim = 128, c.rope_theta = 500000.f, c.tie_word_embeddings = false;
+  }
+  c.max_position_embeddings = 4096;
+  return c;
+}
+
+// ---- the copy ceiling ---------------------------------------------------------------------------
+
+double copy_ceiling_bytes_per_s() {
+  const size_t n = size_t(1) << 30;
+  turbine::cuda::DeviceBuffer<std::byte> a(n), b(n);
+  TURBINE_CUDA_CHECK(cudaMemset(a.data(), 1, n));
+  cudaEvent_t e0, e1;
+  TURBINE_CUDA_CHECK(cudaEventCreate(&e0));
+  TURBINE_CUDA_CHECK(cudaEventCreate(&e1));
+  float best = 1e30f;
+  for (int i = 0; i < 6; ++i) {
+    TURBINE_CUDA_CHECK(cudaEventRecord(e0));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice));
+    TURBINE_CUDA_CHECK(cudaEventRecord(e1));
+    TURBINE_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    if (i > 0) best = std::min(best, ms);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return 2.0 * double(n) / (double(best) * 1e-3);
+}
+
+// ---- one table per (shape, precision) -----------------------------------------------------------
+
+#ifndef TURBINE_DECODE_BENCH_HEAD
+template <class Model>
+using FusionOf = typename Model::DecodeFusion;
+
+template <class Model>
+std::vector<std::pair<std::string, FusionOf<Model>>> configurations() {
+  using F = FusionOf<Model>;
+  std::vector<std::pair<std::string, F>> out;
+  F f = F::none();
+  out.emplace_back("unfused (before)", f);
+  f.host_io = true;
+  out.emplace_back("+ fp32 logits, pinned io", f);
+  f.silu = true;
+  out.emplace_back("+ silu*up in gate/up GEMV", f);
+  f.attention = true;
+  f.attention_min_tiles = 1;
+  out.emplace_back("+ attention merge folded", f);
+  f.norm = true;
+  out.emplace_back("+ norms in GEMV prologues", f);
+  f.rope = true;
+  out.emplace_back("+ rope/KV store in QKV", f);
+  f.attention_min_tiles = 4;
+  out.emplace_back("  (>= 4 tiles per split)", f);
+  f.attention_min_tiles = 8;
+  out.emplace_back("  (>= 8 tiles per split)", f);
+  return out;  // the engine's default (for_model) is appended by run_shape
+}
+
+#endif
+
+double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += double(got[i] - want[i]) * (got[i] - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+template <class P>
+void run_shape(const std::string& name, double ceiling) {
+  using Model = Llama<P, quant::None, kv::Same, Cuda>;
+  const ModelConfig c = shape(name);
+  const auto t0 = std::chrono::steady_clock::now();
+  Model model(random_model(c));
+  const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  constexpr int kPrompt = 128, kWarm = 8, kSteps = 200, kCheck = 4;
+  std::vector<int32_t> prompt(kPrompt);
+  for (int i = 0; i < kPrompt; ++i) prompt[i] = int32_t((i * 7919 + 13) % c.vocab_size);
+  auto token = [&](int i) { return int32_t((i * 104729 + 7) % c.vocab_size); };
+  const double weight_bytes = double(model.device_weight_bytes());
+  const int64_t len = kPrompt + kWarm + kSteps;  // cache length while the graph is timed
+  const double kv_bytes = 2.0 * c.num_layers * double(len) * c.kv_size() * 2;
+  const double floor_us = (weight_bytes + kv_bytes) / ceiling * 1e6;
+  std::printf("\n%s %s: weights %.1f MB, KV read %.1f MB at %lld positions, floor %.1f us/token (%.0f tok/s); setup %.1f s\n",
+              name.c_str(), std::string(P::name).c_str(), weight_bytes / 1e6, kv_bytes / 1e6, static_cast<long long>(len), floor_us,
+              1e6 / floor_us, setup_s);
+  std::printf("  %-28s %10s %10s %10s %10s %8s %12s\n", "decode folds", "e2e tok/s", "e2e us", "graph tok/s", "graph us",
+              "floor %", "err vs base");
+  std::vector<float> logits, base;
+#ifdef TURBINE_DECODE_BENCH_HEAD
+  for (const std::string label : {"engine as it was (HEAD)"}) {
+#else
+  auto configs = configurations<Model>();
+  configs.emplace_back("engine default (for_model)", FusionOf<Model>::for_model(c));
+  for (const auto& [label, fusion] : configs) {
+    model.set_decode_fusion(fusion);
+#endif
+    // Agreement with the unfused chain: logits after kCheck fixed steps.
+    {
+      auto cache = model.new_cache(c.max_position_embeddings);
+      model.forward(cache, prompt, logits);
+      for (int i = 0; i < kCheck; ++i) model.forward(cache, std::span<const int32_t>(&prompt[i], 1), logits);
+    }
+    const double err = base.empty() ? 0.0 : rel_error(logits, base);
+    if (base.empty()) base = logits;
+    auto cache = model.new_cache(c.max_position_embeddings);
+    model.forward(cache, prompt, logits);
+    for (int i = 0; i < kWarm; ++i) {
+      const int32_t t = token(i);
+      model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+    }
+    const auto e0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSteps; ++i) {
+      const int32_t t = token(kWarm + i);
+      model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+    }
+    const double e2e_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - e0).count() / kSteps;
+#ifdef TURBINE_DECODE_BENCH_HEAD
+    std::printf("  %-28s %10.0f %10.1f %10s %10s %8s %12.2e\n", label.c_str(), 1e6 / e2e_us, e2e_us, "-", "-", "-", err);
+  }
+#else
+    decltype(&cache) one[1] = {&cache};
+    model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), 20);  // warm
+    const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
+    std::printf("  %-28s %10.0f %10.1f %10.0f %10.1f %7.1f%% %12.2e\n", label.c_str(), 1e6 / e2e_us, e2e_us,
+                1e6 / graph_us, graph_us, 100.0 * floor_us / graph_us, err);
+    std::fflush(stdout);
+  }
+  // Four sequences at once (batched decode), unfused and the engine's default: graph time per step.
+  for (bool fused : {false, true}) {
+    model.set_decode_fusion(fused ? FusionOf<Model>::for_model(c) : FusionOf<Model>::none());
+    std::vector<typename Model::Cache> caches;
+    for (int i = 0; i < 4; ++i) caches.push_back(model.new_cache(c.max_position_embeddings));
+    std::vector<typename Model::Cache*> ptrs;
+    for (auto& x : caches) {
+      model.forward(x, prompt, logits);
+      ptrs.push_back(&x);
+    }
+    std::vector<int32_t> next(4, 11);
+    std::vector<float> batch_logits(4 * c.vocab_size);
+    for (int i = 0; i < kWarm; ++i) model.decode_batch(ptrs, next, batch_logits.data());
+    const double graph_us = 1e3 * model.time_decode_graph(ptrs, kSteps);
+    std::printf("  batch 4, %-19s %10s %10s %10.0f %10.1f   (%.0f tokens/s over the 4 sequences)\n",
+                fused ? "engine default" : "unfused", "", "", 1e6 / graph_us, graph_us, 4e6 / graph_us);
+  }
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a crash when the output is a file
+  const std::string which = argc > 1 ? argv[1] : "all";
+  if (turbine::cuda::device_count() == 0) {
+    std::printf("[skipped] no CUDA device\n");
+    return 0;
+  }
+  try {
+    cudaDeviceProp prop{};
+    TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    const double ceiling = copy_ceiling_bytes_per_s();
+    std::printf("device: %s, copy ceiling %.2f TB/s (read + write)\n", prop.name, ceiling / 1e12);
+    if (which == "all" || which == "smollm2") {
+      run_shape<f16>("smollm2", ceiling);
+      run_shape<bf16>("smollm2", ceiling);
+    }
+    if (which == "all" || which == "llama3") run_shape<f16>("llama3", ceiling);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

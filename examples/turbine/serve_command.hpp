@@ -1,0 +1,25 @@
+#pragma once
+// turbine serve: flags and entry point (serve_command.cpp), hooked into main.cpp.
+#include <string>
+#include <vector>
+
+#include "cli_common.hpp"
+
+namespace turbine::cli {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::vector<std::string> api_keys;
+  int64_t max_concurrent = 16;
+  int64_t max_prefill_tokens = 512;
+  int64_t max_queued = 4096;
+  int64_t default_max_tokens = 0;
+  int http_threads = 0;
+  bool quiet = false;
+};
+
+void add_serve_options(CLI::App& app, ServeOptions& s);
+void run_serve(CommonOptions& o, const ServeOptions& s);
+
+}  // namespace turbine::cli

@@ -1,0 +1,19 @@
+// turbine serve when cpp-httplib was not found at configure time: the flags parse, the command
+// explains how to get the server.
+#include "serve_command.hpp"
+
+namespace turbine::cli {
+
+void add_serve_options(CLI::App& app, ServeOptions& s) {
+  app.add_option("--host", s.host, "address to listen on");
+  app.add_option("--port", s.port, "port to listen on");
+  app.add_option("--api-keys", s.api_keys, "accepted API keys, comma-separated")->delimiter(',');
+  app.add_option("--max-concurrent", s.max_concurrent, "requests decoded at once");
+}
+
+void run_serve(CommonOptions&, const ServeOptions&) {
+  turbine::fail("turbine serve: this turbine was built without cpp-httplib "
+                "(apt-get install libcpp-httplib-dev pkg-config, then reconfigure)");
+}
+
+}  // namespace turbine::cli

@@ -1,0 +1,102 @@
+// Load: many streaming clients at once on loopback (64 by default; TURBINE_LOAD_CLIENTS=256 for the
+// issue's figure). Each asks for 16 tokens; every stream must end with [DONE], with no errors.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <latch>
+
+#include "server_fixture.hpp"
+
+using namespace turbine;
+using namespace turbine::test;
+using json = nlohmann::json;
+
+namespace {
+
+struct Outcome {
+  int status = 0;
+  bool done = false;
+  std::string finish_reason, error;
+  int64_t completion_tokens = 0;
+  double seconds = 0;
+};
+
+Outcome one_client(const LocalServer& server, int i, std::latch& go) {
+  Outcome o;
+  auto c = server.client();
+  const json body = {{"messages", {{{"role", "user"}, {"content", "Request " + std::to_string(i) + ": name a fruit and a color."}}}},
+                     {"max_tokens", 16},
+                     {"temperature", 0.7},
+                     {"seed", i},
+                     {"stream", true},
+                     {"stream_options", {{"include_usage", true}}}};
+  const std::string text = body.dump();
+  go.arrive_and_wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto res = c.Post("/v1/chat/completions", text, "application/json");
+  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!res) {
+    o.error = "no response: " + httplib::to_string(res.error());
+    return o;
+  }
+  o.status = res->status;
+  if (res->status != 200) {
+    o.error = res->body;
+    return o;
+  }
+  for (const auto& d : sse_data(res->body)) {
+    if (d == "[DONE]") {
+      o.done = true;
+      continue;
+    }
+    const json j = json::parse(d, nullptr, false);
+    if (j.is_discarded() || j.contains("error")) {
+      o.error = d;
+      continue;
+    }
+    if (!j["usage"].is_null()) o.completion_tokens = j["usage"]["completion_tokens"];
+    if (!j["choices"].empty() && !j["choices"][0]["finish_reason"].is_null()) o.finish_reason = j["choices"][0]["finish_reason"];
+  }
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("concurrent streaming clients all get complete streams") {
+  const std::string path = default_model_path();
+  if (path.empty()) return skip("the default model is missing (tools/fetch_model.sh)");
+  const char* env = std::getenv("TURBINE_LOAD_CLIENTS");
+  const int clients = env ? std::max(1, std::atoi(env)) : 64;
+  Pipeline<ServeModel> pipe(path, PipelineOptions{"", 2048});
+  LocalServer server(pipe, serve::ServerOptions{}, EngineOptions{});  // the CLI's defaults: 16 at once
+  std::vector<Outcome> out(static_cast<size_t>(clients));
+  std::latch go(clients + 1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) threads.emplace_back([&, i] { out[static_cast<size_t>(i)] = one_client(server, i, go); });
+  go.arrive_and_wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  int errors = 0, incomplete = 0;
+  int64_t tokens = 0;
+  double slowest = 0;
+  for (int i = 0; i < clients; ++i) {
+    const Outcome& o = out[static_cast<size_t>(i)];
+    CAPTURE(i);
+    CAPTURE(o.error);
+    CHECK(o.status == 200);
+    CHECK(o.done);
+    CHECK(o.error.empty());
+    CHECK((o.finish_reason == "length" || o.finish_reason == "stop"));
+    CHECK(o.completion_tokens > 0);
+    CHECK(o.completion_tokens <= 16);
+    errors += !o.error.empty() || o.status != 200;
+    incomplete += !o.done;
+    tokens += o.completion_tokens;
+    slowest = std::max(slowest, o.seconds);
+  }
+  MESSAGE(clients, " streaming clients: ", errors, " errors, ", incomplete, " incomplete streams, ", tokens, " tokens in ", seconds,
+          " s (", tokens / seconds, " tokens/s; slowest client ", slowest, " s)");
+  CHECK(server.engine().stats().finished == static_cast<uint64_t>(clients));
+}

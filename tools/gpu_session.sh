@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# On the GPU machine, in two back-to-back device calls (the machine stays warm for 30 s only):
+#   tools/gpu_session.sh build   configure + build every CUDA test, the CLI and the CUDA benchmarks
+#                                (sm_90a, all cores), run the kernel suites; keeps the default model's
+#                                first half (.device/p0) in /tmp
+#   tools/gpu_session.sh run     joins the halves (.device/p1), makes random-init transformers models,
+#                                runs the engine suite, the CLI on the default model, the decode-step
+#                                benchmark and the generation grid against transformers
+# Carry .device/carry (deps.tar.xz: Eigen, doctest, nlohmann-json, CLI11 headers for machines without
+# them) and .device/p0 or .device/p1 (tools/gpu_split_model.sh makes them). Logs go to $OUT/logs.tar.gz;
+# a short table is printed last.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+mode="${1:-build}"
+out="${OUT:-/tmp/gpu_out}"
+logs=/tmp/gpu_logs
+mkdir -p "$out" "$logs"
+build=build-gpu
+t0=$(date +%s)
+say() { echo "[$(($(date +%s) - t0)) s] $*"; }
+summary=()
+record() { summary+=("$(printf '%-34s %s' "$1" "$2")"); }
+finish() {
+  tar -czf "$out/logs.tar.gz" -C "$logs" . 2>/dev/null
+  echo
+  echo "== summary ($mode, $(($(date +%s) - t0)) s)"
+  printf '%s\n' "${summary[@]}"
+}
+trap finish EXIT
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+model_dir="$here/.cache/models"
+model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# runs a doctest suite with a time limit; records pass/fail and the worst relative error it printed
+suite() {  # name, seconds, [args]
+  local name=$1 limit=$2
+  shift 2
+  local bin="$build/tests/$name"
+  if [ ! -x "$bin" ]; then record "$name" "NOT BUILT"; return; fi
+  timeout "$limit" "$bin" "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  local cases worst
+  cases=$(grep -E "^\[doctest\] test cases" "$logs/$name.log" | sed 's/\[doctest\] test cases: *//' | tr -s ' ')
+  worst=$(grep -oE "rel(ative)? err(or)?[ =:]+[-0-9.e+naif]+" "$logs/$name.log" | grep -oE "[-0-9.e+naif]+$" | sort -g | tail -1)
+  record "$name" "rc $rc  ${cases:-no summary}${worst:+  worst rel err $worst}"
+  [ "$rc" -ne 0 ] && grep -E "ERROR|FAILED|error:" "$logs/$name.log" | head -8
+}
+
+if [ "$mode" = build ]; then
+  [ -f .device/p0/part ] && cp .device/p0/part /tmp/smol.part0
+  mkdir -p /tmp/deps && tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader
+  gen=()
+  command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+  say "configure"
+  if ! cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90a -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps \
+      >"$logs/configure.log" 2>&1; then
+    tail -30 "$logs/configure.log"
+    record configure FAILED
+    exit 1
+  fi
+  targets=$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli):" | tr -d : | sort -u | tr '\n' ' ')
+  say "build: $targets"
+  cmake --build "$build" -j"$(nproc)" --target $targets -- -k 0 >"$logs/build.log" 2>&1
+  rc=$?
+  record build "rc $rc ($(($(date +%s) - t0)) s)"
+  [ "$rc" -ne 0 ] && grep -E "error|FAILED" "$logs/build.log" | head -30
+  for s in norm embedding activation rope gemv gemv_fused gemm attention_prefill attention_decode sampling umbrella; do
+    suite "test_cuda_$s" 150
+  done
+  exit 0
+fi
+
+# run -------------------------------------------------------------------------------------------
+if [ -f /tmp/smol.part0 ] && [ -f .device/p1/part ]; then
+  mkdir -p "$model_dir" && cat /tmp/smol.part0 .device/p1/part >"$model"
+  if echo "$(cat tools/default_model.sha256)  $model" | sha256sum --check --quiet; then say "default model assembled"
+  else rm -f "$model"; say "default model: checksum mismatch"; fi
+fi
+if [ ! -d /tmp/gpu_models ]; then  # random-init models with head_dim 64 and a 256-token prompt
+  TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
+    TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
+    python3 tools/make_tiny_models.py >"$logs/make_models.log" 2>&1 || tail -20 "$logs/make_models.log"
+fi
+export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models
+suite test_cuda_engine 200
+grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine.log" | head -30
+cli="$build/examples/turbine"
+if [ -x "$cli" ] && [ -f "$model" ]; then
+  for dt in f16 bf16; do
+    timeout 60 "$cli" generate "$model" --device cuda --dtype $dt -n 24 -p "What is the capital of France?" \
+      >"$logs/cli_$dt.log" 2>&1
+    record "cli generate $dt" "rc $? : $(tr '\n' ' ' <"$logs/cli_$dt.log" | cut -c1-110)"
+  done
+fi
+if [ -x "$build/bench/bench_cuda_decode_step" ] && [ "${SKIP_STEP_BENCH:-0}" != 1 ]; then
+  timeout 120 "$build/bench/bench_cuda_decode_step" --benchmark_min_time=0.2 >"$logs/bench_decode_step.log" 2>&1
+  record bench_cuda_decode_step "rc $?"
+  grep -vE "^\s*$|^-+$" "$logs/bench_decode_step.log" | tail -25
+fi
+left=$((560 - ($(date +%s) - t0)))
+if [ "$left" -gt 120 ] && [ -x "$cli" ]; then
+  say "generation grid, budget $left s"
+  OUT="$logs/gen" BUDGET_S=$((left - 20)) TURBINE_BIN="$cli" tools/gpu_bench_generation.sh >"$logs/gen_bench.log" 2>&1
+  record "bench generation" "rc $?"
+  sed -n '/== turbine bench generation/,$p' "$logs/gen_bench.log"
+fi
+exit 0
