@@ -414,8 +414,8 @@ void BM_gemv_variant(benchmark::State& state, int n, int k) {
   auto x = random_buffer<bf>(k);
   DeviceBuffer<bf> y(n);
   GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
-    turbine::cuda::detail::launch_gemv_kernel<bf, 1, kWarps, kUnroll>(w[i % copies].data(), x.data(), nullptr, y.data(),
-                                                                      n, k, s, true);
+    turbine::cuda::detail::launch_gemv_kernel<bf, kWarps, kUnroll>(w[i % copies].data(), x.data(), nullptr, y.data(), 1,
+                                                                   n, k, s, true);
   });
   run(state, timer, double(wbytes) + 2.0 * (k + n));
 }

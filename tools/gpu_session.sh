@@ -63,7 +63,7 @@ if [ "$mode" = build ]; then
     record configure FAILED
     exit 1
   fi
-  targets=$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli):" | tr -d : | sort -u | tr '\n' ' ')
+  targets=$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli|embed_in_app|custom_model|pipeline):" | tr -d : | sort -u | tr '\n' ' ')
   say "build: $targets"
   cmake --build "$build" -j"$(nproc)" --target $targets -- -k 0 >"$logs/build.log" 2>&1
   rc=$?
@@ -97,10 +97,20 @@ if [ -x "$cli" ] && [ -f "$model" ]; then
     record "cli generate $dt" "rc $? : $(tr '\n' ' ' <"$logs/cli_$dt.log" | cut -c1-110)"
   done
 fi
+# the library examples: embed_in_app's model compiled once in its .cu (ExternModel), on the GPU
+if [ -f "$model" ]; then
+  for ex in "embed_in_app $model --cuda" "pipeline $model 24" "custom_model tests/data/tiny_models/llama_tied"; do
+    name=${ex%% *}
+    if [ -x "$build/examples/$name" ]; then
+      timeout 120 "$build/examples/"$ex >"$logs/example_$name.log" 2>&1
+      record "example $name" "rc $? : $(tail -2 "$logs/example_$name.log" | tr '\n' ' ' | cut -c1-100)"
+    fi
+  done
+fi
 if [ -x "$build/bench/bench_cuda_decode_step" ] && [ "${SKIP_STEP_BENCH:-0}" != 1 ]; then
-  timeout 120 "$build/bench/bench_cuda_decode_step" --benchmark_min_time=0.2 >"$logs/bench_decode_step.log" 2>&1
+  timeout 150 "$build/bench/bench_cuda_decode_step" all >"$logs/bench_decode_step.log" 2>&1
   record bench_cuda_decode_step "rc $?"
-  grep -vE "^\s*$|^-+$" "$logs/bench_decode_step.log" | tail -25
+  grep -vE "^\s*$" "$logs/bench_decode_step.log" | tail -30
 fi
 left=$((560 - ($(date +%s) - t0)))
 if [ "$left" -gt 120 ] && [ -x "$cli" ]; then

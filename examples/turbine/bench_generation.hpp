@@ -173,24 +173,6 @@ Ceilings gpu_ceilings() {
 }
 #endif
 
-/// Milliseconds the host takes to turn [rows, vocab] fp16 logits into floats, as decode_batch's
-/// logits copy does once per step: a diagnostic for large batches, where it can rival the GPU time.
-inline double host_logits_conversion_ms(int64_t rows, int64_t vocab) {
-  const size_t n = static_cast<size_t>(rows * vocab);
-  std::vector<uint16_t> h(n);
-  fill_random_half(h.data(), n, StorageType::F16, 8.0f, 7);
-  std::vector<float> f(n);
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t = Clock::now();
-    for (size_t i = 0; i < n; ++i) f[i] = fp16_to_f32(h[i]);
-    best = std::min(best, seconds_since(t));
-  }
-  volatile float sink = f[n / 2];
-  (void)sink;
-  return best * 1e3;
-}
-
 template <class Model>
 constexpr bool kOnGpu = Model::spec::backend::is_gpu;
 
@@ -302,6 +284,20 @@ class Runner {
     }
   }
 
+  /// The timed decode step: on the GPU the greedy ids are picked on the device (only they cross
+  /// to the host); on the CPU the logits come back and sample() picks.
+  void decode_and_pick(const std::vector<Cache*>& ptrs) {
+#ifdef __CUDACC__
+    if constexpr (kOnGpu<Model>) {
+      greedy_.resize(ptrs.size());  // default SamplingParams: greedy
+      model_.decode_batch_sample(std::span<Cache* const>(ptrs), std::span<const int32_t>(next_),
+                                 std::span<const cuda::SamplingParams>(greedy_), {}, next_.data());
+      return;
+    }
+#endif
+    decode_step(ptrs);
+  }
+
   /// Greedy next tokens from the last step's logits, one sequence per task of the thread pool.
   void sample(size_t conc) {
     const size_t vocab = static_cast<size_t>(c_.vocab_size);
@@ -326,10 +322,12 @@ class Runner {
     const auto t1 = Clock::now();
     for (int64_t step = 1; step < output; ++step) {
       const auto a = Clock::now();
-      decode_step(ptrs);
-      const auto b = Clock::now();
-      sample(ptrs.size());
-      s.sample_s += seconds_since(b);
+      decode_and_pick(ptrs);
+      if constexpr (!kOnGpu<Model>) {
+        const auto b = Clock::now();
+        sample(ptrs.size());
+        s.sample_s += seconds_since(b);
+      }
       s.step_s.push_back(seconds_since(a));
     }
     s.decode_s = seconds_since(t1);
@@ -341,6 +339,9 @@ class Runner {
   const ModelConfig& c_;
   std::vector<float> logits_, batch_logits_;
   std::vector<int32_t> next_;
+#ifdef __CUDACC__
+  std::vector<cuda::SamplingParams> greedy_;
+#endif
 };
 
 inline double median(std::vector<double> v) {
@@ -498,7 +499,6 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
                           {"logits_finite", res.logits_finite},
                           {"peak_device_memory_used_GiB", mem},
                           {"seconds", seconds_since(t)}};
-      if (gpu && io.output > 1) j["host_logits_conversion_ms_per_step_estimate"] = host_logits_conversion_ms(conc, c.vocab_size);
       rows.push_back(j);
       std::fprintf(stderr,
                    "bench generation [%zu/%zu] c=%d %lld/%lld: first token %.1f ms (mean), decode %.1f tok/s (%.0f%% of the "

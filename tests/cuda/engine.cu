@@ -3,6 +3,7 @@
 // greedy continuations. fp16 and bf16.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -67,12 +68,12 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
 }  // namespace
 
 /// Random-init models made by transformers on the GPU machine (tools/make_tiny_models.py with
-/// head_dim 64 and a 256-token prompt, see tools/gpu_engine_check.sh): GPU logits at every position
+/// head_dim 64 and a 256-token prompt, see tools/gpu_session.sh): GPU logits at every position
 /// against transformers' fp32 logits, and against the CPU engine.
 TEST_CASE("GPU logits match transformers and the CPU engine on random models of every architecture") {
   if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
   const char* root = std::getenv("TURBINE_GPU_TEST_MODELS");
-  if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_engine_check.sh makes the models)");
+  if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
   for (const char* name : {"llama_tied", "llama_untied", "qwen2", "mistral", "internlm2"}) {
     const std::string dir = std::string(root) + "/" + name;
     std::ifstream f(dir + "/golden.json");
@@ -159,6 +160,66 @@ TEST_CASE("a batched decode step gives each sequence the logits it gets alone") 
       CHECK(rel_error(row, logits) < 2e-3);
       CHECK(together[i].length() == alone[i].length());
       next[i] = Sampler::argmax(logits);
+    }
+  }
+}
+
+TEST_CASE("decode_batch_sample picks on the GPU what the CPU sampler allows from the same logits") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  const std::string path = test::default_model_path();
+  if (path.empty()) return test::skip("default model not fetched");
+  LoadedModel m = load_model(path);
+  Llama<f16, quant::None, kv::Same, Cuda> model(m.weights);
+  using Cache = decltype(model)::Cache;
+  const int64_t vocab = model.config().vocab_size;
+  // 4 rows run the fused chain (fp32 logits), 12 the unfused one (f16 logits)
+  for (size_t n : {size_t(4), size_t(12)}) {
+    std::vector<Cache> host_side, device_side;  // identical sequences: host-returned vs device-sampled
+    std::vector<std::vector<int32_t>> history(n);
+    std::vector<int32_t> next(n);
+    std::vector<float> logits;
+    for (size_t i = 0; i < n; ++i) {
+      host_side.push_back(model.new_cache(256));
+      device_side.push_back(model.new_cache(256));
+      history[i] = m.tokenizer->encode("Prompt number " + std::to_string(i) + " says: the the the quick brown fox");
+      model.forward(host_side[i], history[i], logits);
+      model.forward(device_side[i], history[i], logits);
+      next[i] = Sampler::argmax(logits);
+      history[i].push_back(next[i]);
+    }
+    std::vector<turbine::cuda::SamplingParams> params(n);
+    std::vector<float> batch(n * vocab);
+    for (int step = 0; step < 6; ++step) {
+      std::vector<Cache*> hp, dp;
+      std::vector<std::span<const int32_t>> hs;
+      for (size_t i = 0; i < n; ++i) {
+        hp.push_back(&host_side[i]);
+        dp.push_back(&device_side[i]);
+        hs.emplace_back(history[i]);
+        turbine::cuda::SamplingParams& p = params[i];
+        p = {};
+        if (i % 3 == 1) p.repetition_penalty = 1.3f;  // greedy with a penalty over the history
+        if (i % 3 == 2) p.temperature = 0.8f, p.top_k = 40, p.top_p = 0.9f, p.seed = 7 + i, p.step = step;
+      }
+      model.decode_batch(hp, next, batch.data());
+      std::vector<int32_t> picked(n, -7);
+      model.decode_batch_sample(dp, next, params, hs, picked.data());
+      for (size_t i = 0; i < n; ++i) {
+        std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
+        REQUIRE(picked[i] >= 0);
+        REQUIRE(picked[i] < vocab);
+        if (i % 3 != 2) {  // greedy (with or without a penalty): exactly the CPU sampler's id
+          GenerationConfig cfg;
+          cfg.repetition_penalty = params[i].repetition_penalty;
+          CHECK(Sampler(cfg).sample(row, history[i]) == picked[i]);
+        } else {  // sampled: among the 40 likeliest
+          const float x = row[picked[i]];
+          const auto above = std::count_if(row.begin(), row.end(), [&](float y) { return y > x; });
+          CHECK(above < 40);
+        }
+        next[i] = picked[i];
+        history[i].push_back(picked[i]);
+      }
     }
   }
 }

@@ -2,6 +2,7 @@
 // The decode loop of one sequence: feed new prompt tokens, then sample until a stop condition,
 // streaming complete UTF-8 text through a callback that can also cancel.
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <functional>
 #include <span>
@@ -40,6 +41,37 @@ struct Response {
   double prefill_seconds = 0;   ///< time to process the prompt (to the first token's logits)
   double decode_seconds = 0;    ///< time from then to the end
 };
+
+/// A model that picks tokens on its device (CudaTransformer): it names its sampling parameters.
+template <class Model>
+concept DeviceSampling = requires { typename Model::SamplingParams; };
+
+/// Feeds history.back() to the model and picks the next token: on the device where the model can
+/// (only the id crosses to the host; the draw is a function of (seed, step) there), else from the
+/// logits on the host with `sampler`.
+template <class Model, class Cache>
+int32_t decode_next(Model& model, Cache& cache, const std::vector<int32_t>& history, Sampler& sampler,
+                    std::vector<float>& logits, const GenerationConfig& cfg, uint64_t step) {
+  if constexpr (DeviceSampling<Model>) {
+    typename Model::SamplingParams p;
+    p.temperature = cfg.greedy() ? 0.0f : cfg.temperature;
+    p.top_k = static_cast<int>(std::min<int64_t>(cfg.top_k, INT32_MAX));
+    p.top_p = cfg.top_p;
+    p.min_p = cfg.min_p;
+    p.repetition_penalty = cfg.repetition_penalty;
+    p.seed = cfg.seed;
+    p.step = step;
+    Cache* one = &cache;
+    const std::span<const int32_t> h(history);
+    int32_t id = 0;
+    model.decode_batch_sample(std::span<Cache* const>(&one, 1), h.last(1), std::span<const typename Model::SamplingParams>(&p, 1),
+                              std::span<const std::span<const int32_t>>(&h, 1), &id);
+    return id;
+  } else {
+    model.forward(cache, std::span<const int32_t>(&history.back(), 1), logits);
+    return sampler.sample(logits, history);
+  }
+}
 
 /// Runs `prompt` (the whole token sequence of the request) and generates its continuation.
 /// `cached` mirrors the tokens already in `cache`: the longest common prefix with `prompt` is
@@ -83,8 +115,8 @@ Response generate_sequence(Model& model, Cache& cache, std::vector<int32_t>& cac
     return !cfg.ignore_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
   };
   r.finish_reason = FinishReason::Length;
+  int32_t id = cfg.max_new_tokens > 0 ? sampler.sample(logits, history) : 0;  // from the prompt's logits
   for (int64_t i = 0; i < cfg.max_new_tokens; ++i) {
-    const int32_t id = sampler.sample(logits, history);
     r.tokens.push_back(id);
     history.push_back(id);
     if (is_stop_token(id)) {
@@ -100,8 +132,8 @@ Response generate_sequence(Model& model, Cache& cache, std::vector<int32_t>& cac
       break;
     }
     if (i + 1 == cfg.max_new_tokens || cache.length() + 1 >= cache.capacity()) break;  // "length"
-    model.forward(cache, std::span<const int32_t>(&history.back(), 1), logits);
     cached.push_back(id);
+    id = decode_next(model, cache, history, sampler, logits, cfg, static_cast<uint64_t>(i + 1));
   }
   if (r.finish_reason != FinishReason::Cancelled && !stops.stopped()) emit(stops.push(decoder.flush()) + stops.flush());
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();

@@ -46,48 +46,57 @@ namespace turbine {
 template <class T>
 class DeviceKvCache {
  public:
+  /// A cache for model `c` of `capacity` positions, allocated on the device up front (empty).
   DeviceKvCache(const ModelConfig& c, int64_t capacity) : capacity_(capacity), kv_size_(c.kv_size()) {
     for (int64_t l = 0; l < c.num_layers; ++l) {
       k_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
       v_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
     }
   }
-  int64_t length() const { return length_; }
-  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return length_; }      ///< positions held
+  int64_t capacity() const { return capacity_; }  ///< the most positions it can hold
+  /// Forgets positions from `n` on (a new turn that shares only a prefix).
   void truncate(int64_t n) { length_ = std::min(n, length_); }
-  void clear() { length_ = 0; }
+  void clear() { length_ = 0; }  ///< forgets every position
+  /// Checks that `extra` more positions fit (the memory is preallocated); fails past the capacity.
   void reserve_more(int64_t extra) const {
     check(length_ + extra <= capacity_, "sequence of ", length_ + extra, " tokens exceeds the context length ", capacity_,
           " (shorten the prompt, lower max_new_tokens, or raise --ctx-size up to the model's limit)");
   }
-  void advance(int64_t n) { length_ += n; }
-  T* keys(int64_t layer) { return k_[layer].data(); }
-  T* values(int64_t layer) { return v_[layer].data(); }
+  void advance(int64_t n) { length_ += n; }  ///< counts `n` positions written by a forward step
+  T* keys(int64_t layer) { return k_[layer].data(); }    ///< device [capacity, kv_heads, head_dim]
+  T* values(int64_t layer) { return v_[layer].data(); }  ///< device [capacity, kv_heads, head_dim]
 
  private:
   std::vector<cuda::DeviceBuffer<T>> k_, v_;
   int64_t capacity_ = 0, kv_size_ = 0, length_ = 0;
 };
 
+/// The decoder of Spec S on the GPU (`ModelTypeOf<S>` for the Cuda backend): weights in device
+/// memory, preallocated KV caches and scratch, graph-captured decode steps.
 template <class S>
 class CudaTransformer {
  public:
-  using spec = S;
-  using T = cuda::element_t<typename S::precision>;
-  using Cache = DeviceKvCache<T>;
+  using spec = S;                                      ///< the Spec this model was built from
+  using T = cuda::element_t<typename S::precision>;    ///< device element type (__half or __nv_bfloat16)
+  using Cache = DeviceKvCache<T>;                      ///< the KV cache type of one sequence
+  using SamplingParams = cuda::SamplingParams;  ///< per-row settings: decode_batch_sample picks tokens on the device
+  /// Prompt tokens per forward step: bounds the scratch memory of long prompts.
   static constexpr int64_t kPrefillChunk = 1024;
 
   /// Which folds the decode step of up to 8 sequences uses. A default-constructed value turns every
   /// fold on (the benchmark's switchboard); the engine starts from for_model(), the folds that paid on
   /// an H100 (bench/cuda_decode_step.cu), and TURBINE_UNFUSED_DECODE=1 turns them all off.
   struct DecodeFusion {
-    bool host_io = true;    // fp32 logits from the LM head, pinned staging of the step's inputs and logits
-    bool silu = true;       // silu(gate) * up in the gate/up GEMV's epilogue
-    bool attention = true;  // split merge folded into the attention split kernel, launched with PDL
-    bool norm = true;       // embedding, add + RMSNorm and the final norm in the next GEMV's prologue
-    bool rope = true;       // rotary + KV-cache store in the QKV GEMV's epilogue (with norm only)
-    int attention_min_tiles = 8;  // with attention: splits of 8 x 64 positions at least (no merge up to 512)
+    bool host_io = true;    ///< fp32 logits from the LM head, pinned staging of the step's inputs and logits
+    bool silu = true;       ///< silu(gate) * up in the gate/up GEMV's epilogue
+    bool attention = true;  ///< split merge folded into the attention split kernel, launched with PDL
+    bool norm = true;       ///< embedding, add + RMSNorm and the final norm in the next GEMV's prologue
+    bool rope = true;       ///< rotary + KV-cache store in the QKV GEMV's epilogue (with norm only)
+    int attention_min_tiles = 8;  ///< with attention: splits of 8 x 64 positions at least (no merge up to 512)
+    /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope; }
+    /// Every fold off: the unfused kernel chain.
     static DecodeFusion none() { return {false, false, false, false, false, 1}; }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
     /// 190 us off SmolLM2-135M's end-to-end step (the host no longer widens 49152 fp16 logits), the
@@ -106,6 +115,8 @@ class CudaTransformer {
     }
   };
 
+  /// Uploads the weights to the current device (q/k/v and gate/up fused, converted to T), creates
+  /// the model's stream and waits for the uploads. Fails if no CUDA device is available.
   explicit CudaTransformer(ModelWeights weights) : host_(std::move(weights)) {
     static_assert(!std::is_same_v<typename S::precision, f32>, "turbine::Cuda runs in f16 or bf16: use turbine::f16 or turbine::bf16");
     const ModelConfig& c = host_.config;
@@ -142,16 +153,23 @@ class CudaTransformer {
     if (stream_) cudaStreamDestroy(stream_);
   }
 
+  /// The model's sizes and options.
   const ModelConfig& config() const { return host_.config; }
+  /// The host weights this model was built from.
   const ModelWeights& weights() const { return host_; }
+  /// Bytes of weights uploaded to the device.
   size_t device_weight_bytes() const { return weight_bytes_; }
 
+  /// The folds the decode step uses.
   const DecodeFusion& decode_fusion() const { return fusion_; }
+  /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {
     fusion_ = f;
     drop_graphs();
   }
 
+  /// A cache for one sequence of at most `capacity` tokens (the model's context by default, and at
+  /// most it), allocated on the device now.
   Cache new_cache(int64_t capacity = 0) const {
     const int64_t max = host_.config.max_position_embeddings;
     return Cache(host_.config, capacity > 0 ? std::min(capacity, max) : max);
@@ -186,6 +204,39 @@ class CudaTransformer {
   /// logits [batch, vocab] of the new tokens are written to `logits` (host). The step is captured
   /// as a CUDA graph per batch size and replayed while the same caches are bound.
   void decode_batch(std::span<Cache* const> caches, std::span<const int32_t> tokens, float* logits) {
+    const ModelConfig& c = host_.config;
+    const int64_t b = static_cast<int64_t>(caches.size());
+    if (launch_decode_step(caches, tokens) && fusion_.host_io) {
+      const size_t n = static_cast<size_t>(b * c.vocab_size);
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(logits_pinned_.data(), logits_f32_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(logits, logits_pinned_.data(), n * sizeof(float));
+    } else {
+      copy_logits(b, logits);
+    }
+    for (Cache* cache : caches) cache->advance(1);
+  }
+
+  /// decode_batch() whose next tokens are picked on the GPU by the CPU Sampler's rules
+  /// (backend/cuda/sampling.cuh): only the ids cross to the host, not [batch, vocab] logits.
+  /// params[b] as in GenerationConfig, with step = the index of the token being drawn (the draw is
+  /// a function of seed and step); histories[b] = the sequence's tokens so far, read only when
+  /// params[b] has a repetition penalty (may be empty otherwise). next[b] receives the ids.
+  void decode_batch_sample(std::span<Cache* const> caches, std::span<const int32_t> tokens,
+                           std::span<const cuda::SamplingParams> params, std::span<const std::span<const int32_t>> histories,
+                           int32_t* next) {
+    const int64_t b = static_cast<int64_t>(caches.size());
+    check(params.size() == caches.size(), "decode_batch_sample: one SamplingParams per sequence (got ", params.size(),
+          " for ", b, ")");
+    const bool f32 = launch_decode_step(caches, tokens) && fusion_.host_io;
+    sample_rows(b, f32, params, histories, next);
+    for (Cache* cache : caches) cache->advance(1);
+  }
+
+ private:
+  /// Uploads the step's inputs and enqueues one decode step (the graph of this batch size);
+  /// returns whether it ran the fused chain (its logits are then fp32 in logits_f32_).
+  bool launch_decode_step(std::span<Cache* const> caches, std::span<const int32_t> tokens) {
     const ModelConfig& c = host_.config;
     const int64_t b = static_cast<int64_t>(caches.size());
     check(b > 0 && tokens.size() == caches.size(), "decode_batch: one token per sequence");
@@ -224,16 +275,49 @@ class CudaTransformer {
     } else {
       enqueue_decode(b);
     }
-    if (fused && fusion_.host_io) {
-      const size_t n = static_cast<size_t>(b * c.vocab_size);
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(logits_pinned_.data(), logits_f32_.data(), n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      std::memcpy(logits, logits_pinned_.data(), n * sizeof(float));
-    } else {
-      copy_logits(b, logits);
-    }
-    for (Cache* cache : caches) cache->advance(1);
+    return fused;
   }
+
+  /// Samples one id per row of the step's logits on the device (fp32 rows when `f32`).
+  void sample_rows(int64_t b, bool f32, std::span<const cuda::SamplingParams> params,
+                   std::span<const std::span<const int32_t>> histories, int32_t* next) {
+    const int vocab = static_cast<int>(host_.config.vocab_size);
+    if (sample_params_.size() < static_cast<size_t>(b)) {
+      sample_params_ = cuda::DeviceBuffer<cuda::SamplingParams>(static_cast<size_t>(max_batch_), "sampling parameters");
+      sample_params_pinned_ = cuda::PinnedBuffer<cuda::SamplingParams>(static_cast<size_t>(max_batch_));
+      sample_ids_ = cuda::DeviceBuffer<int32_t>(static_cast<size_t>(max_batch_), "sampled ids");
+      sample_ids_pinned_ = cuda::PinnedBuffer<int32_t>(static_cast<size_t>(max_batch_));
+    }
+    std::copy(params.begin(), params.end(), sample_params_pinned_.data());
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(sample_params_.data(), sample_params_pinned_.data(), b * sizeof(cuda::SamplingParams),
+                                       cudaMemcpyHostToDevice, stream_));
+    // The repetition penalty reads each row's history: [b, longest] ids padded with -1.
+    int max_history = 0;
+    const bool penalty = std::any_of(params.begin(), params.end(), [](const auto& p) { return p.repetition_penalty != 1.0f; });
+    if (penalty) {
+      check(histories.size() == params.size(), "decode_batch_sample: a repetition penalty needs every sequence's history");
+      for (const auto& h : histories) max_history = std::max(max_history, static_cast<int>(h.size()));
+      history_host_.assign(static_cast<size_t>(b) * std::max(max_history, 1), -1);
+      for (int64_t i = 0; i < b; ++i) std::copy(histories[i].begin(), histories[i].end(), history_host_.begin() + i * max_history);
+      if (history_dev_.size() < history_host_.size()) history_dev_ = cuda::DeviceBuffer<int32_t>(history_host_.size() * 2, "token history");
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(history_dev_.data(), history_host_.data(), history_host_.size() * sizeof(int32_t),
+                                         cudaMemcpyHostToDevice, stream_));
+    }
+    const int32_t* history = penalty ? history_dev_.data() : nullptr;
+    const int bb = static_cast<int>(b);
+    if (f32) {
+      if (!sampler_f32_ || sampler_f32_->max_batch() < bb) sampler_f32_ = std::make_unique<cuda::GpuSampler<float>>(static_cast<int>(max_batch_), vocab);
+      sampler_f32_->sample(logits_f32_.data(), bb, vocab, sample_params_.data(), history, nullptr, max_history, sample_ids_.data(), stream_);
+    } else {
+      if (!sampler_ || sampler_->max_batch() < bb) sampler_ = std::make_unique<cuda::GpuSampler<T>>(static_cast<int>(max_batch_), vocab);
+      sampler_->sample(logits_.data(), bb, vocab, sample_params_.data(), history, nullptr, max_history, sample_ids_.data(), stream_);
+    }
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(sample_ids_pinned_.data(), sample_ids_.data(), b * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::copy(sample_ids_pinned_.data(), sample_ids_pinned_.data() + b, next);
+  }
+
+ public:
 
   /// Benchmark aid: replays the decode-step graph that the last decode_batch() over these caches
   /// captured, `steps` times back to back, and returns the mean device time of a step in ms. The
@@ -626,11 +710,20 @@ class CudaTransformer {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
   std::vector<T> staged_logits_;
+  // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
+  std::unique_ptr<cuda::GpuSampler<T>> sampler_;
+  std::unique_ptr<cuda::GpuSampler<float>> sampler_f32_;
+  cuda::DeviceBuffer<cuda::SamplingParams> sample_params_;
+  cuda::PinnedBuffer<cuda::SamplingParams> sample_params_pinned_;
+  cuda::DeviceBuffer<int32_t> sample_ids_, history_dev_;
+  cuda::PinnedBuffer<int32_t> sample_ids_pinned_;
+  std::vector<int32_t> history_host_;
 };
 
+/// A Spec of the Cuda backend runs on CudaTransformer.
 template <class S>
 struct ModelTypeOf<S, std::enable_if_t<S::backend::is_gpu>> {
-  using type = CudaTransformer<S>;
+  using type = CudaTransformer<S>;  ///< The model class.
 };
 
 }  // namespace turbine

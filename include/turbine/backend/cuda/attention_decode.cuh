@@ -26,19 +26,22 @@ namespace turbine::cuda {
 
 /// Fixed at planning (and graph-capture) time: the grid is (splits, kv_heads, batch).
 struct DecodePlan {
-  AttentionShape shape;
-  int queries = 1;      // new tokens per sequence (1; up to 8 for speculative decoding)
-  int max_batch = 0;    // sequences per launch, at most
-  int64_t max_len = 0;  // cache positions per sequence, at most
-  int splits = 1;       // blocks along the sequence for the longest sequence
+  AttentionShape shape;  ///< heads, KV heads, head_dim and sliding window of the layer
+  int queries = 1;      ///< new tokens per sequence (1; up to 8 for speculative decoding)
+  int max_batch = 0;    ///< sequences per launch, at most
+  int64_t max_len = 0;  ///< cache positions per sequence, at most
+  int splits = 1;       ///< blocks along the sequence for the longest sequence
 };
 
 namespace attn {
 
 inline constexpr int kDecodeTile = 64;  // cache positions per pipeline stage
 
+/// How one sequence's cache positions are divided over the splits (see decode_span()).
 struct DecodeSpan {
-  int lo, chunk, splits;  // first position read, positions per split, splits used
+  ///@{
+  int lo, chunk, splits;  ///< first position read, positions per split, splits used
+  ///@}
 };
 
 // How a sequence of `len` positions is divided: at most max_splits chunks of whole tiles, at least
@@ -51,30 +54,43 @@ __host__ __device__ inline DecodeSpan decode_span(int len, int queries, int wind
   return {lo, per * kDecodeTile, per > 0 ? (tiles + per - 1) / per : 0};
 }
 
+/// The kernel arguments of one decode-attention launch (filled by attention_decode()).
 template <class T>
 struct DecodeArgs {
-  const T* q;            // [batch, queries, heads, HD]
-  const T* const* k;     // [batch] -> [positions, kv_stride], kv head h at + h * HD
-  const T* const* v;     // [batch] -> [positions, kv_stride]
-  const int* lengths;    // [batch] positions in each cache, the new tokens' included
-  float* part_o;         // [batch, splits, queries, heads, HD]  normalized partial outputs
-  float* part_lse;       // [batch, splits, queries, heads]      log2-sum-exp2 of scaled scores
-  T* out;                // [batch, queries, heads, HD]
-  unsigned* counters;    // [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
-  int prefetch_kv;       // read lengths and the cache before the new tokens before the PDL wait
-  int min_tiles;         // tiles per split at least (decode_span)
-  int64_t kv_stride;
+  const T* q;            ///< [batch, queries, heads, HD]
+  const T* const* k;     ///< [batch] -> [positions, kv_stride], kv head h at + h * HD
+  const T* const* v;     ///< [batch] -> [positions, kv_stride]
+  const int* lengths;    ///< [batch] positions in each cache, the new tokens' included
+  float* part_o;         ///< [batch, splits, queries, heads, HD]  normalized partial outputs
+  float* part_lse;       ///< [batch, splits, queries, heads]      log2-sum-exp2 of scaled scores
+  T* out;                ///< [batch, queries, heads, HD]
+  unsigned* counters;    ///< [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
+  int prefetch_kv;       ///< read lengths and the cache before the new tokens before the PDL wait
+  int min_tiles;         ///< tiles per split at least (decode_span)
+  int64_t kv_stride;     ///< elements between consecutive cache positions
+  /// query heads; query heads per KV head; new tokens per sequence; sliding window (0: none);
+  /// splits of the plan (the grid's x extent)
+  ///@{
   int heads, group, queries, window, splits;
-  float scale_log2;
+  ///@}
+  float scale_log2;  ///< softmax scale 1/sqrt(head_dim) times log2(e): scores are exponentiated with exp2
 };
 
 // MT m16 tiles hold the group*queries rows (padded); the 4 warps split as MT along rows times
 // 4/MT along the 64 positions of each tile. NS pipeline stages.
+/// The tiling of decode_split_kernel for head_dim HD, MT row tiles and NS pipeline stages.
 template <class T, int HD, int MT, int NS>
 struct DecodeConfig {
+  /// threads per block; warps along the positions of a tile; positions per warp and tile; query
+  /// rows held (16 per m16 tile)
+  ///@{
   static constexpr int kThreads = 128, kWN = 4 / MT, kKW = kDecodeTile / kWN, kRows = 16 * MT;
+  ///@}
+  /// shared memory of the Q tile plus the K/V pipeline, in bytes
   static constexpr size_t kPipeBytes = size_t(kRows + 2 * NS * kDecodeTile) * HD * sizeof(T);
+  /// shared memory of the cross-warp softmax merge, in bytes
   static constexpr size_t kMergeBytes = size_t(4) * 16 * (HD + 4) * sizeof(float) + 2 * 4 * 16 * sizeof(float);
+  /// dynamic shared memory per block, in bytes: the larger of the two phases (they reuse it)
   static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
 };
 
@@ -599,12 +615,15 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
 template <class T>
 class DecodeAttention {
  public:
+  /// Plans for up to max_batch sequences of up to max_len cache positions with `queries` new
+  /// tokens each, and allocates the workspace and the zeroed merge counters on the device.
   DecodeAttention(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1)
       : plan_(plan_attention_decode<T>(shape, max_batch, max_len, queries)),
         workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace"),
         counters_(attention_decode_counter_bytes(plan_) / sizeof(unsigned), "attention decode counters") {
     TURBINE_CUDA_CHECK(cudaMemset(counters_.data(), 0, counters_.bytes()));
   }
+  /// The plan the launches use.
   const DecodePlan& plan() const { return plan_; }
   /// fused: one launch (the merge folded in, programmatic dependent launch, the cache before the new
   /// tokens read before the wait, at least min_split_tiles tiles per split: see DecodeOptions); else

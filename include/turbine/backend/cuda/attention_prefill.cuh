@@ -110,25 +110,37 @@ __device__ __forceinline__ float quad_sum(float x) {
 
 inline constexpr float kLog2e = 1.4426950408889634f;
 
+/// The kernel arguments of one prefill-attention launch (built by make_prefill_args()).
 template <class T>
 struct PrefillArgs {
-  const T* q;        // [tokens, heads, HD]
-  const T* k;        // [positions, kv_stride]: kv head h at + h * HD
-  const T* v;        // [positions, kv_stride]
-  T* out;            // [tokens, heads, HD]
-  int64_t kv_stride;  // elements between consecutive cache positions
+  const T* q;        ///< [tokens, heads, HD]
+  const T* k;        ///< [positions, kv_stride]: kv head h at + h * HD
+  const T* v;        ///< [positions, kv_stride]
+  T* out;            ///< [tokens, heads, HD]
+  int64_t kv_stride;  ///< elements between consecutive cache positions
+  /// new query tokens; cache position of the first; query heads; query heads per KV head;
+  /// sliding window (0: unlimited)
+  ///@{
   int tokens, pos0, heads, group, window;
-  float scale_log2;  // log2(e) / sqrt(HD)
+  ///@}
+  float scale_log2;  ///< log2(e) / sqrt(HD)
 };
 
 // BM = 16 * MT * NW query rows per block: each of the NW warps owns MT m16 tiles (MT = 2 reuses every
 // K/V fragment read from shared memory for two tiles, halving shared-memory traffic per mma).
 // NS shared-memory stages of BN = 64 cache positions.
+/// The tiling of prefill_kernel for head_dim HD, MT m16 tiles per warp, NW warps and NS stages.
 template <class T, int HD, int MT, int NW, int NS>
 struct PrefillConfig {
+  /// query rows per block; cache positions per stage; threads per block
+  ///@{
   static constexpr int kBM = 16 * MT * NW, kBN = 64, kThreads = 32 * NW;
+  ///@}
+  /// the Q fragments stay in registers for the whole K/V loop (else re-read from shared memory)
   static constexpr bool kQInRegs = MT == 1;
+  /// blocks per SM asked of __launch_bounds__ (1 leaves the large configuration more registers)
   static constexpr int kMinBlocks = (MT == 1 && HD == 128 && NW >= 8) ? 1 : 2;
+  /// dynamic shared memory per block, in bytes: the Q tile plus NS stages of K and V tiles
   static constexpr size_t kSmemBytes = size_t(kBM + 2 * NS * kBN) * HD * sizeof(T);
 };
 

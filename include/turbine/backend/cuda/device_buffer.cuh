@@ -8,10 +8,14 @@
 
 namespace turbine::cuda {
 
+/// An owning cudaMalloc'd array of T (move-only). Out of memory fails with the size asked, the
+/// memory free and what to lower.
 template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
+  /// Allocates count elements (none for 0), uninitialized; `what` names the buffer in the
+  /// out-of-memory message.
   explicit DeviceBuffer(size_t count, const char* what = "buffer") : count_(count) {
     if (count == 0) return;
     const cudaError_t err = cudaMalloc(&ptr_, count * sizeof(T));
@@ -26,7 +30,9 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  /// Takes o's allocation; o is left empty.
   DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  /// Frees this buffer's allocation and takes o's; o is left empty.
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       reset();
@@ -37,9 +43,14 @@ class DeviceBuffer {
   }
   ~DeviceBuffer() { reset(); }
 
+  /// The device pointer (null when empty).
+  ///@{
   T* data() { return ptr_; }
   const T* data() const { return ptr_; }
+  ///@}
+  /// Number of elements.
   size_t size() const { return count_; }
+  /// Size in bytes.
   size_t bytes() const { return count_ * sizeof(T); }
 
  private:
@@ -58,12 +69,15 @@ template <class T>
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
+  /// Allocates count elements of page-locked host memory (none for 0), uninitialized.
   explicit PinnedBuffer(size_t count) : count_(count) {
     if (count) TURBINE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&ptr_), count * sizeof(T)));
   }
   PinnedBuffer(const PinnedBuffer&) = delete;
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  /// Takes o's allocation; o is left empty.
   PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  /// Frees this buffer's allocation and takes o's; o is left empty.
   PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
     if (this != &o) {
       reset();
@@ -74,9 +88,14 @@ class PinnedBuffer {
   }
   ~PinnedBuffer() { reset(); }
 
+  /// The host pointer (null when empty).
+  ///@{
   T* data() { return ptr_; }
   const T* data() const { return ptr_; }
+  ///@}
+  /// Number of elements.
   size_t size() const { return count_; }
+  /// Size in bytes.
   size_t bytes() const { return count_ * sizeof(T); }
 
  private:

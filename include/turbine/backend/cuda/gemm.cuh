@@ -39,10 +39,14 @@ constexpr cudaDataType_t cuda_data_type() {
     return CUDA_R_32F;
 }
 
+/// A cuBLASLt GEMM context: y = x * W^T (+ bias) with a handle, a workspace and a per-shape cache
+/// of descriptors and heuristic-chosen algorithms. One per stream and host thread.
 class Gemm {
  public:
+  /// Default cuBLASLt workspace size: 32 MiB.
   static constexpr size_t kDefaultWorkspace = size_t{32} << 20;
 
+  /// Creates the cuBLASLt handle and allocates a device workspace of workspace_bytes.
   explicit Gemm(size_t workspace_bytes = kDefaultWorkspace) : workspace_(workspace_bytes, "cuBLASLt workspace") {
     TURBINE_CUBLAS_CHECK(cublasLtCreate(&handle_));
   }

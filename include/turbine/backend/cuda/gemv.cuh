@@ -68,8 +68,8 @@ template <HalfElement T>
 struct GemvX {
   const T* x;
   static size_t smem_bytes(int, int) { return 0; }
-  template <int kTokens, int kThreads>
-  __device__ __forceinline__ void prologue(T*, int) const {}
+  template <int kThreads>
+  __device__ __forceinline__ void prologue(T*, int, int) const {}
   struct Lane {
     const T* p;
     __device__ __forceinline__ uint4 operator()(int kk) const { return vec::load_nc(p + kk); }
@@ -99,10 +99,12 @@ struct GemvStore {
   }
 };
 
-// w: [n, k]; x and the output as their policies say. grid = ceil(n / 16), kWarps warps.
-template <HalfElement T, int kTokens, int kWarps, int kUnroll, class X, class E>
+// w: [n, k]; x and the output as their policies say; 1 to 8 tokens. grid = ceil(n / 16), kWarps
+// warps. The token count is a run-time value: the mma's n = 8 side computes 8 columns whatever it
+// is, so a compile-time count would only multiply the instantiations (8x the compile time).
+template <HalfElement T, int kWarps, int kUnroll, class X, class E>
 __global__ static void __launch_bounds__(kWarps * 32)
-    gemv_kernel(const T* __restrict__ w, int n, int k, const X xs, const E ep) {
+    gemv_kernel(const T* __restrict__ w, int n, int k, int tokens, const X xs, const E ep) {
   pdl_launch_dependents();  // the next GEMV may start streaming its weights once all our blocks run
   extern __shared__ uint4 gemv_staged[];  // the x source's staging area (dynamic, often empty)
   const int lane = threadIdx.x & 31;
@@ -113,7 +115,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   const T* wa = w + static_cast<int64_t>(ra) * k + 8 * c;
   const T* wb = w + static_cast<int64_t>(rb) * k + 8 * c;
   // Lanes past the last token feed zeros (the mma's n = 8 side is padded).
-  const bool has_x = g < kTokens;
+  const bool has_x = g < tokens;
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
   float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
@@ -136,8 +138,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
   if (first * 32 < k) load_w(first);
   pdl_wait();
   T* const staged = reinterpret_cast<T*>(gemv_staged);
-  xs.template prologue<kTokens, kWarps * 32>(staged, k);
-  const auto xl = xs.lane(min(g, kTokens - 1), k, 8 * c, staged);
+  xs.template prologue<kWarps * 32>(staged, k, tokens);
+  const auto xl = xs.lane(min(g, tokens - 1), k, 8 * c, staged);
   for (int c0 = first; c0 * 32 < k; c0 += kWarps * kUnroll) {
     if (c0 != first) load_w(c0);
 #pragma unroll
@@ -164,30 +166,39 @@ __global__ static void __launch_bounds__(kWarps * 32)
       sb += partial[q][j + 2][l];
     }
     const int tok = 2 * (l & 3) + j;
-    if (tok < kTokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
+    if (tok < tokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
   }
 }
 
-template <HalfElement T, int kTokens, int kWarps, int kUnroll, class X, class E>
-void launch_gemv_kernel(const T* w, int n, int k, const X& x, const E& e, cudaStream_t stream, bool pdl) {
-  auto kernel = gemv_kernel<T, kTokens, kWarps, kUnroll, X, E>;
-  const size_t smem = X::smem_bytes(kTokens, k);
+template <HalfElement T, int kWarps, int kUnroll, class X, class E>
+void launch_gemv_kernel(const T* w, int n, int k, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl) {
+  auto kernel = gemv_kernel<T, kWarps, kUnroll, X, E>;
+  const size_t smem = X::smem_bytes(tokens, k);
   if (smem > 48 * 1024) {
+    // Raised once to the device's limit: one instantiation serves every k and token count.
+    int dev = 0, limit = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    check(smem <= size_t(limit), "gemv: ", tokens, " tokens of k = ", k, " need ", smem,
+          " bytes of shared memory; this GPU allows ", limit, " (decode fewer sequences at once)");
     static std::atomic<uint64_t> raised{0};
-    raise_dynamic_smem(raised, kernel, smem);
+    raise_dynamic_smem(raised, kernel, size_t(limit));
   }
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl, w,
-                n, k, x, e);
+                n, k, tokens, x, e);
 }
 
 /// The plain GEMV in one launch configuration (the kernel benchmark compares configurations).
-template <HalfElement T, int kTokens, int kWarps, int kUnroll = kGemvUnroll>
-void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int n, int k, cudaStream_t stream, bool pdl) {
-  launch_gemv_kernel<T, kTokens, kWarps, kUnroll>(w, n, k, GemvX<T>{x}, GemvStore<T, T>{y, bias}, stream, pdl);
+template <HalfElement T, int kWarps, int kUnroll = kGemvUnroll>
+void launch_gemv_kernel(const T* w, const T* x, const T* bias, T* y, int tokens, int n, int k, cudaStream_t stream,
+                        bool pdl) {
+  launch_gemv_kernel<T, kWarps, kUnroll>(w, n, k, tokens, GemvX<T>{x}, GemvStore<T, T>{y, bias}, stream, pdl);
 }
 
-template <HalfElement T, int kTokens, class X, class E>
-void launch_gemv(const T* w, int n, int k, const X& x, const E& e, cudaStream_t stream, bool pdl) {
+template <HalfElement T, class X, class E>
+void launch_gemv(const T* w, int n, int k, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl) {
+  check(tokens >= 1 && tokens <= kGemvMaxTokens, "gemv: ", tokens, " tokens is not supported (supported: 1 to ",
+        kGemvMaxTokens, "; use the GEMM)");
   // Large k: enough warps per block and loads per warp to keep bytes in flight, few enough that each
   // warp has whole steps to do. H100, bf16, 1 token: 8 warps x 8 chunks took 11.4 / 38.9 / 39.4 us
   // for Llama-3-8B o / gate / down against 12.7 / 39.8 / 40.6 for 8 x 4; 16 x 4 and 16 x 8 were in
@@ -195,34 +206,17 @@ void launch_gemv(const T* w, int n, int k, const X& x, const E& e, cudaStream_t 
   // step covers all of k, so every weight load is issued before the programmatic-launch wait.
   const int chunks = static_cast<int>(ceil_div(k, 32));
   if (chunks >= 8 * 8 * 2) {
-    launch_gemv_kernel<T, kTokens, 8, 8>(w, n, k, x, e, stream, pdl);
+    launch_gemv_kernel<T, 8, 8>(w, n, k, tokens, x, e, stream, pdl);
   } else if (chunks > 8 * 8) {
-    launch_gemv_kernel<T, kTokens, 8, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+    launch_gemv_kernel<T, 8, kGemvUnroll>(w, n, k, tokens, x, e, stream, pdl);
   } else if (chunks > 8 * kGemvUnroll) {
-    launch_gemv_kernel<T, kTokens, 8, 8>(w, n, k, x, e, stream, pdl);
+    launch_gemv_kernel<T, 8, 8>(w, n, k, tokens, x, e, stream, pdl);
   } else if (chunks > 4 * kGemvUnroll) {
-    launch_gemv_kernel<T, kTokens, 8, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+    launch_gemv_kernel<T, 8, kGemvUnroll>(w, n, k, tokens, x, e, stream, pdl);
   } else if (chunks > 2 * kGemvUnroll) {
-    launch_gemv_kernel<T, kTokens, 4, kGemvUnroll>(w, n, k, x, e, stream, pdl);
+    launch_gemv_kernel<T, 4, kGemvUnroll>(w, n, k, tokens, x, e, stream, pdl);
   } else {
-    launch_gemv_kernel<T, kTokens, 2, kGemvUnroll>(w, n, k, x, e, stream, pdl);
-  }
-}
-
-/// Calls f(std::integral_constant<int, tokens>) for 1..kGemvMaxTokens tokens.
-template <class F>
-void dispatch_gemv_tokens(int tokens, F&& f) {
-  switch (tokens) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    case 8: return f(std::integral_constant<int, 8>{});
-    default:
-      fail("gemv: ", tokens, " tokens is not supported (supported: 1 to ", kGemvMaxTokens, "; use the GEMM)");
+    launch_gemv_kernel<T, 2, kGemvUnroll>(w, n, k, tokens, x, e, stream, pdl);
   }
 }
 
@@ -242,9 +236,7 @@ void gemv(const T* w, const T* x, const T* bias, Y* y, int tokens, int n, int k,
   check(aligned16(w) && aligned16(x), "gemv: w and x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, n, k, detail::GemvX<T>{x}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
-  });
+  detail::launch_gemv<T>(w, n, k, tokens, detail::GemvX<T>{x}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -38,26 +38,29 @@ constexpr bool gemv_norm_supported(int tokens, int k) {
 /// A GEMV input that is a normalized residual-stream row.
 template <HalfElement T>
 struct NormInput {
-  const float* residual = nullptr;  // [tokens, k] fp32, or null: the residual is embed[ids[t]]
-  const T* delta = nullptr;         // [tokens, k] added to the residual first, or null
-  const T* embed = nullptr;         // [vocab, k] (when residual is null)
-  const int32_t* ids = nullptr;     // [tokens] device (when residual is null); outside [0, vocab): NaN row
-  int vocab = 0;
-  const T* gamma = nullptr;         // [k]
-  float eps = 1e-5f;
-  float* residual_out = nullptr;    // [tokens, k]: gets residual (+ delta), or null; must not alias residual
+  const float* residual = nullptr;  ///< [tokens, k] fp32, or null: the residual is embed[ids[t]]
+  const T* delta = nullptr;         ///< [tokens, k] added to the residual first, or null
+  const T* embed = nullptr;         ///< [vocab, k] (when residual is null)
+  const int32_t* ids = nullptr;     ///< [tokens] device (when residual is null); outside [0, vocab): NaN row
+  int vocab = 0;                    ///< rows of embed (the valid range of ids)
+  const T* gamma = nullptr;         ///< [k] RMSNorm weight
+  float eps = 1e-5f;                ///< RMSNorm epsilon, added to the mean square
+  float* residual_out = nullptr;    ///< [tokens, k]: gets residual (+ delta), or null; must not alias residual
 };
 
 /// Rotary embedding and KV-cache store of a QKV projection of (heads + 2 * kv_heads) * head_dim rows.
 template <HalfElement T>
 struct RopeKvOutput {
-  T* q = nullptr;                   // [tokens, heads * head_dim] rotated queries
-  T* const* k_caches = nullptr;     // [tokens] device: token t's key cache [positions, kv_heads * head_dim]
-  T* const* v_caches = nullptr;     // [tokens] device: token t's value cache, same layout
-  const int* positions = nullptr;   // [tokens] device: where token t goes in its cache
-  const float* inv_freq = nullptr;  // [head_dim / 2] device
-  const T* bias = nullptr;          // [(heads + 2 * kv_heads) * head_dim] or null
+  T* q = nullptr;                   ///< [tokens, heads * head_dim] rotated queries
+  T* const* k_caches = nullptr;     ///< [tokens] device: token t's key cache [positions, kv_heads * head_dim]
+  T* const* v_caches = nullptr;     ///< [tokens] device: token t's value cache, same layout
+  const int* positions = nullptr;   ///< [tokens] device: where token t goes in its cache
+  const float* inv_freq = nullptr;  ///< [head_dim / 2] device: rotary frequency of each pair
+  const T* bias = nullptr;          ///< [(heads + 2 * kv_heads) * head_dim] or null
+  /// query heads, KV heads, elements per head
+  ///@{
   int heads = 0, kv_heads = 0, head_dim = 0;
+  ///@}
 };
 
 namespace detail {
@@ -90,37 +93,45 @@ struct GemvXNorm {
   }
 
   // Two passes over the rows (the second hits L1): the sums of squares, then x = v * inv * gamma.
-  template <int kTokens, int kThreads>
-  __device__ __forceinline__ void prologue(T* xs, int k) const {
+  // Registers for kGemvMaxTokens rows; rows past `tokens` are skipped (the count is a run-time value).
+  template <int kThreads>
+  __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
     static_assert(kThreads % 32 == 0);
     constexpr int kWarpsHere = kThreads / 32;
-    __shared__ float red[kTokens][kWarpsHere];
+    constexpr int kMax = kGemvMaxTokens;
+    __shared__ float red[kMax][kWarpsHere];
     const int nv = k / 8;
-    float ss[kTokens];
+    float ss[kMax];
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) ss[t] = 0.f;
+    for (int t = 0; t < kMax; ++t) ss[t] = 0.f;
     for (int i = threadIdx.x; i < nv; i += kThreads) {
 #pragma unroll
-      for (int t = 0; t < kTokens; ++t) {
-        float v[8];
-        row8(t, i * 8, k, v);
+      for (int t = 0; t < kMax; ++t) {
+        if (t < tokens) {  // predicated, not a break: the loop stays unrolled, ss[] in registers
+          float v[8];
+          row8(t, i * 8, k, v);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) ss[t] += v[e] * v[e];
+          for (int e = 0; e < 8; ++e) ss[t] += v[e] * v[e];
+        }
       }
     }
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
+    for (int t = 0; t < kMax; ++t) {
+      if (t < tokens) {
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], o);
-      if ((threadIdx.x & 31) == 0) red[t][threadIdx.x >> 5] = ss[t];
+        for (int o = 16; o > 0; o >>= 1) ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], o);
+        if ((threadIdx.x & 31) == 0) red[t][threadIdx.x >> 5] = ss[t];
+      }
     }
     __syncthreads();
-    float inv[kTokens];
+    float inv[kMax];
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
+    for (int t = 0; t < kMax; ++t) {
       float s = 0.f;
+      if (t < tokens) {
 #pragma unroll
-      for (int w = 0; w < kWarpsHere; ++w) s += red[t][w];
+        for (int w = 0; w < kWarpsHere; ++w) s += red[t][w];
+      }
       inv[t] = rsqrtf(s / static_cast<float>(k) + in.eps);
     }
     const bool write_residual = in.residual_out != nullptr && blockIdx.x == 0;
@@ -128,13 +139,15 @@ struct GemvXNorm {
       float gm[8];
       vec::load8(in.gamma + i * 8, gm);
 #pragma unroll
-      for (int t = 0; t < kTokens; ++t) {
-        float v[8];
-        row8(t, i * 8, k, v);
-        if (write_residual) vec::store8(in.residual_out + static_cast<int64_t>(t) * k + i * 8, v);
+      for (int t = 0; t < kMax; ++t) {
+        if (t < tokens) {
+          float v[8];
+          row8(t, i * 8, k, v);
+          if (write_residual) vec::store8(in.residual_out + static_cast<int64_t>(t) * k + i * 8, v);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv[t]) * gm[e];
-        *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
+          for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv[t]) * gm[e];
+          *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
+        }
       }
     }
     __syncthreads();
@@ -151,8 +164,8 @@ template <HalfElement T>
 struct GemvXSiluMul {
   const T* gate_up;  // [tokens, 2 * k]: gate, then up
   static size_t smem_bytes(int, int) { return 0; }
-  template <int kTokens, int kThreads>
-  __device__ __forceinline__ void prologue(T*, int) const {}
+  template <int kThreads>
+  __device__ __forceinline__ void prologue(T*, int, int) const {}
   struct Lane {
     const T* p;
     int k;
@@ -260,9 +273,7 @@ void gemv_norm(const T* w, const NormInput<T>& in, const T* bias, Y* y, int toke
   detail::check_norm_input("gemv_norm", in, tokens, k);
   check(aligned16(w), "gemv_norm: w must be 16-byte aligned");
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, n, k, detail::GemvXNorm<T>{in}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
-  });
+  detail::launch_gemv<T>(w, n, k, tokens, detail::GemvXNorm<T>{in}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -276,10 +287,8 @@ void gemv_silu_mul(const T* w, const T* gate_up, const T* bias, T* y, int tokens
   check(aligned16(w) && aligned16(gate_up), "gemv_silu_mul: w and gate_up must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, n, inter, detail::GemvXSiluMul<T>{gate_up}, detail::GemvStore<T, T>{y, bias},
-                                 stream, pdl);
-  });
+  detail::launch_gemv<T>(w, n, inter, tokens, detail::GemvXSiluMul<T>{gate_up}, detail::GemvStore<T, T>{y, bias},
+                         stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -293,9 +302,7 @@ void gemv_gate_up_silu(const T* w, const T* x, T* act, int tokens, int inter, in
   check(aligned16(w) && aligned16(x), "gemv_gate_up_silu: w and x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, 2 * inter, k, detail::GemvX<T>{x}, detail::GemvGateUpSilu<T>{act}, stream, pdl);
-  });
+  detail::launch_gemv<T>(w, 2 * inter, k, tokens, detail::GemvX<T>{x}, detail::GemvGateUpSilu<T>{act}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -308,10 +315,8 @@ void gemv_norm_gate_up_silu(const T* w, const NormInput<T>& in, T* act, int toke
   detail::check_norm_input("gemv_norm_gate_up_silu", in, tokens, k);
   check(aligned16(w), "gemv_norm_gate_up_silu: w must be 16-byte aligned");
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, 2 * inter, k, detail::GemvXNorm<T>{in}, detail::GemvGateUpSilu<T>{act}, stream,
-                                 pdl);
-  });
+  detail::launch_gemv<T>(w, 2 * inter, k, tokens, detail::GemvXNorm<T>{in}, detail::GemvGateUpSilu<T>{act}, stream,
+                         pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -331,9 +336,7 @@ void gemv_norm_rope(const T* w, const NormInput<T>& in, const RopeKvOutput<T>& o
   check(aligned16(w), "gemv_norm_rope: w must be 16-byte aligned");
   const int n = (out.heads + 2 * out.kv_heads) * out.head_dim;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::dispatch_gemv_tokens(tokens, [&](auto kt) {
-    detail::launch_gemv<T, kt()>(w, n, k, detail::GemvXNorm<T>{in}, detail::GemvRopeKv<T>{out}, stream, pdl);
-  });
+  detail::launch_gemv<T>(w, n, k, tokens, detail::GemvXNorm<T>{in}, detail::GemvRopeKv<T>{out}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

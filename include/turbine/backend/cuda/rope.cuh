@@ -15,24 +15,30 @@ namespace turbine::cuda {
 /// place; separate buffers pass heads * head_dim (q) and kv_heads * head_dim (k, v).
 template <class T>
 struct RopeQkv {
-  T* q = nullptr;        // [tokens, heads, head_dim], rows q_stride apart; rotated in place
-  const T* k = nullptr;  // [tokens, kv_heads, head_dim], rows k_stride apart; read only
-  const T* v = nullptr;  // [tokens, kv_heads, head_dim], rows v_stride apart; read only
+  T* q = nullptr;        ///< [tokens, heads, head_dim], rows q_stride apart; rotated in place
+  const T* k = nullptr;  ///< [tokens, kv_heads, head_dim], rows k_stride apart; read only
+  const T* v = nullptr;  ///< [tokens, kv_heads, head_dim], rows v_stride apart; read only
+  /// elements between consecutive token rows of q, k and v
+  ///@{
   int64_t q_stride = 0, k_stride = 0, v_stride = 0;
-  const T* q_bias = nullptr;        // [heads * head_dim] or null
-  const T* k_bias = nullptr;        // [kv_heads * head_dim] or null
-  const T* v_bias = nullptr;        // [kv_heads * head_dim] or null
-  T* k_cache = nullptr;             // [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
-  T* v_cache = nullptr;             // [cache_positions, kv_heads, head_dim]: v (+ bias) at pos0 + t
-  const float* inv_freq = nullptr;  // [head_dim / 2], device
+  ///@}
+  const T* q_bias = nullptr;        ///< [heads * head_dim] or null
+  const T* k_bias = nullptr;        ///< [kv_heads * head_dim] or null
+  const T* v_bias = nullptr;        ///< [kv_heads * head_dim] or null
+  T* k_cache = nullptr;             ///< [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
+  T* v_cache = nullptr;             ///< [cache_positions, kv_heads, head_dim]; gets v (+ bias) at pos0 + t
+  const float* inv_freq = nullptr;  ///< [head_dim / 2], device
+  /// new tokens, query heads, KV heads, elements per head
+  ///@{
   int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
-  int pos0 = 0;                      // position of token 0; token t is at pos0 + t
-  const int* pos0_device = nullptr;  // if set, pos0 is read from here (CUDA graph replays)
+  ///@}
+  int pos0 = 0;                      ///< position of token 0; token t is at pos0 + t
+  const int* pos0_device = nullptr;  ///< if set, pos0 is read from here (CUDA graph replays)
   // Batched decode: token t belongs to its own sequence, at positions[t], with its own caches.
-  const int* positions = nullptr;    // [tokens] device; overrides pos0
-  T* const* k_caches = nullptr;      // [tokens] device; override k_cache / v_cache
-  T* const* v_caches = nullptr;
-  int cache_positions = 0;           // capacity of the caches, checked against pos0 + tokens
+  const int* positions = nullptr;    ///< [tokens] device; overrides pos0
+  T* const* k_caches = nullptr;      ///< [tokens] device: token t's key cache; overrides k_cache
+  T* const* v_caches = nullptr;      ///< [tokens] device: token t's value cache; overrides v_cache
+  int cache_positions = 0;           ///< capacity of the caches, checked against pos0 + tokens
 };
 
 namespace detail {

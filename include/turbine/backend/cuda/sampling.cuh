@@ -40,13 +40,13 @@ namespace turbine::cuda {
 /// Per-row sampling settings (a device array, one per row), as in GenerationConfig. A row's draw is
 /// a function of (seed, step) alone: the same pair gives the same token, so advance step per token.
 struct SamplingParams {
-  float temperature = 0.0f;         // <= 0: greedy
-  float top_p = 1.0f;               // 1: off
-  float min_p = 0.0f;               // 0: off
-  float repetition_penalty = 1.0f;  // 1: off
-  int top_k = 0;                    // 0: off; 1: greedy
-  uint64_t seed = 0;
-  uint64_t step = 0;
+  float temperature = 0.0f;         ///< logits are divided by it; <= 0: greedy
+  float top_p = 1.0f;               ///< nucleus: keep the smallest prefix of mass >= top_p; 1: off
+  float min_p = 0.0f;               ///< keep tokens of probability >= min_p * the largest; 0: off
+  float repetition_penalty = 1.0f;  ///< applied to the tokens of the row's history; 1: off
+  int top_k = 0;                    ///< keep the top_k largest logits; 0: off; 1: greedy
+  uint64_t seed = 0;                ///< Philox key of the row's draws
+  uint64_t step = 0;                ///< Philox subsequence: the index of this draw (advance per token)
 };
 
 namespace sampling_detail {
@@ -887,6 +887,8 @@ void argmax_rows(const T* logits, int batch, int vocab, int32_t* out, cudaStream
 template <VecElement T>
 class GpuSampler {
  public:
+  /// A sampler for up to max_batch rows of up to max_vocab (<= 1,000,000) logits; raises the
+  /// kernel's shared-memory limit to what max_vocab needs, failing if the GPU has less.
   GpuSampler(int max_batch, int max_vocab) : max_batch_(max_batch), max_vocab_(max_vocab) {
     namespace sd = sampling_detail;
     check(max_batch > 0, "GpuSampler: max_batch must be > 0 (got ", max_batch, ")");
@@ -902,7 +904,9 @@ class GpuSampler {
         cudaFuncSetAttribute(sd::sample_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   }
 
+  /// Rows per sample() call, at most.
   int max_batch() const { return max_batch_; }
+  /// Vocabulary size per row, at most.
   int max_vocab() const { return max_vocab_; }
 
   /// logits: [batch, vocab] device; params: [batch] device; history: [batch, max_history] device

@@ -7,19 +7,23 @@
 
 namespace turbine::cuda {
 
+/// Maps a precision tag P to its CUDA element type (specialized for f16, bf16 and f32).
 template <class P>
 struct ElementOf;
+/// f16 is stored as __half.
 template <>
 struct ElementOf<f16> {
-  using type = __half;
+  using type = __half;  ///< the CUDA element type
 };
+/// bf16 is stored as __nv_bfloat16.
 template <>
 struct ElementOf<bf16> {
-  using type = __nv_bfloat16;
+  using type = __nv_bfloat16;  ///< the CUDA element type
 };
+/// f32 is stored as float.
 template <>
 struct ElementOf<f32> {
-  using type = float;
+  using type = float;  ///< the CUDA element type
 };
 /// The CUDA element type of precision tag P (__half, __nv_bfloat16, float).
 template <class P>
