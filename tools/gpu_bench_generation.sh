@@ -88,7 +88,7 @@ turbine llama3_batch 90 --random-weights --shape llama3-8b --concurrency 16,64 -
 # 3. transformers ------------------------------------------------------------------------------
 # Keep about 150 s for the long-output runs and the summary.
 hf_budget=$(($(left) - 150))
-if [ "$hf_budget" -gt 30 ]; then
+if [ "$hf_budget" -gt 30 ] && [ "${SKIP_HF:-0}" != 1 ]; then
   say "transformers (budget $hf_budget s)"
   timeout $((hf_budget + 60)) python3 tools/bench_transformers_gpu.py --budget-s "$hf_budget" --json "$work/transformers.json" \
     --turbine-json "$work"/smollm2.json "$work"/internlm2.json "$work"/llama2.json "$work"/llama3_c1.json 2>&1 | tee -a "$log"

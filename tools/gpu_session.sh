@@ -3,6 +3,7 @@
 #   tools/gpu_session.sh build   configure + build every CUDA test, the CLI and the CUDA benchmarks
 #                                (sm_90a, all cores), run the kernel suites; keeps the default model's
 #                                first half (.device/p0) in /tmp
+#   tools/gpu_session.sh all     both in one call (without the default model, which needs two calls)
 #   tools/gpu_session.sh run     joins the halves (.device/p1), makes random-init transformers models,
 #                                runs the engine suite, the CLI on the default model, the decode-step
 #                                benchmark and the generation grid against transformers
@@ -49,7 +50,7 @@ suite() {  # name, seconds, [args]
   [ "$rc" -ne 0 ] && grep -E "ERROR|FAILED|error:" "$logs/$name.log" | head -8
 }
 
-if [ "$mode" = build ]; then
+if [ "$mode" = build ] || [ "$mode" = all ]; then
   [ -f .device/p0/part ] && cp .device/p0/part /tmp/smol.part0
   mkdir -p /tmp/deps && tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader
@@ -63,16 +64,16 @@ if [ "$mode" = build ]; then
     record configure FAILED
     exit 1
   fi
-  targets=$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli|embed_in_app|custom_model|pipeline):" | tr -d : | sort -u | tr '\n' ' ')
+  targets=${TARGETS:-$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli|embed_in_app|custom_model|pipeline):" | tr -d : | sort -u | tr '\n' ' ')}
   say "build: $targets"
   cmake --build "$build" -j"$(nproc)" --target $targets -- -k 0 >"$logs/build.log" 2>&1
   rc=$?
   record build "rc $rc ($(($(date +%s) - t0)) s)"
   [ "$rc" -ne 0 ] && grep -E "error|FAILED" "$logs/build.log" | head -30
-  for s in norm embedding activation rope gemv gemv_fused gemm attention_prefill attention_decode sampling umbrella; do
+  for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemm attention_prefill attention_decode sampling umbrella}; do
     suite "test_cuda_$s" 150
   done
-  exit 0
+  [ "$mode" = build ] && exit 0
 fi
 
 # run -------------------------------------------------------------------------------------------
@@ -107,16 +108,23 @@ if [ -f "$model" ]; then
     fi
   done
 fi
+# per-kernel bandwidth at model shapes (GEMV, GEMM, norms), each with its fraction of the ceiling
+if [ -x "$build/bench/bench_cuda_kernels" ] && [ -n "${KERNEL_BENCH_FILTER:-}" ]; then
+  timeout 150 "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05 \
+    >"$logs/bench_kernels.log" 2>&1
+  record bench_cuda_kernels "rc $?"
+fi
 if [ -x "$build/bench/bench_cuda_decode_step" ] && [ "${SKIP_STEP_BENCH:-0}" != 1 ]; then
   timeout 150 "$build/bench/bench_cuda_decode_step" all >"$logs/bench_decode_step.log" 2>&1
   record bench_cuda_decode_step "rc $?"
   grep -vE "^\s*$" "$logs/bench_decode_step.log" | tail -30
 fi
-left=$((560 - ($(date +%s) - t0)))
+left=$((${RUN_BUDGET_S:-560} - ($(date +%s) - t0)))
 if [ "$left" -gt 120 ] && [ -x "$cli" ]; then
   say "generation grid, budget $left s"
   OUT="$logs/gen" BUDGET_S=$((left - 20)) TURBINE_BIN="$cli" tools/gpu_bench_generation.sh >"$logs/gen_bench.log" 2>&1
   record "bench generation" "rc $?"
   sed -n '/== turbine bench generation/,$p' "$logs/gen_bench.log"
 fi
+[ -f "$logs/bench_kernels.log" ] && sed -n '/^benchmark (bf16)/,$p' "$logs/bench_kernels.log" | head -45
 exit 0

@@ -175,14 +175,23 @@ void launch_gemv_kernel(const T* w, int n, int k, int tokens, const X& x, const 
   auto kernel = gemv_kernel<T, kWarps, kUnroll, X, E>;
   const size_t smem = X::smem_bytes(tokens, k);
   if (smem > 48 * 1024) {
-    // Raised once to the device's limit: one instantiation serves every k and token count.
-    int dev = 0, limit = 0;
+    // One instantiation serves every k and token count: raise its limit whenever a launch needs
+    // more than it was raised to on this device (the opt-in limit less the kernel's static shared
+    // memory is the most it can get).
+    static std::atomic<size_t> raised[64];
+    int dev = 0;
     TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    check(smem <= size_t(limit), "gemv: ", tokens, " tokens of k = ", k, " need ", smem,
-          " bytes of shared memory; this GPU allows ", limit, " (decode fewer sequences at once)");
-    static std::atomic<uint64_t> raised{0};
-    raise_dynamic_smem(raised, kernel, size_t(limit));
+    if (smem > raised[dev & 63].load(std::memory_order_acquire)) {
+      int limit = 0;
+      cudaFuncAttributes attr{};
+      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+      TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+      const size_t most = size_t(limit) - attr.sharedSizeBytes;
+      check(smem <= most, "gemv: ", tokens, " tokens of k = ", k, " need ", smem, " bytes of shared memory; this GPU allows ",
+            most, " (decode fewer sequences at once)");
+      TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      raised[dev & 63].store(smem, std::memory_order_release);
+    }
   }
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl, w,
                 n, k, tokens, x, e);
