@@ -14,6 +14,32 @@ struct None {
   static constexpr bool quantized = false;          ///< false: no scales or packing of turbine's own
 };
 
+/// Group-wise asymmetric integer weights: every `Group` consecutive input elements of an output
+/// row share one fp16 scale and one integer zero point (quant/int4_groups.hpp has the arithmetic).
+template <int Bits, int Group>
+struct GroupInt {
+  static_assert(Bits == 4, "group-wise weight quantization is 4-bit (use Bits = 4)");
+  static_assert(Group == 32 || Group == 64 || Group == 128, "the group size must be 32, 64 or 128");
+  static constexpr int bits = Bits;              ///< bits per stored weight
+  static constexpr int group = Group;            ///< input elements per scale and zero point
+  static constexpr bool quantized = true;        ///< true: turbine stores scales and packed integers
+  static constexpr bool zero_point = true;       ///< asymmetric: q = round(w / scale) + zero
+  static constexpr int values_per_word = 32 / Bits;  ///< packed values per int32 (AutoAWQ "gemm")
+};
+
+/// AWQ W4A16: activation-aware scales searched per layer, then GroupInt storage in AutoAWQ's
+/// "gemm" packing (`quant_method: awq`, `version: gemm`). No backend implements it yet.
+template <int Bits = 4, int Group = 128>
+struct Awq : GroupInt<Bits, Group> {
+  static constexpr std::string_view name = "awq";  ///< as printed in logs and errors
+};
+
+/// Round-to-nearest W4A16: the same storage as Awq without the activation-aware search.
+template <int Bits = 4, int Group = 128>
+struct Rtn : GroupInt<Bits, Group> {
+  static constexpr std::string_view name = "rtn";  ///< as printed in logs and errors
+};
+
 }  // namespace quant
 
 /// KV-cache scheme tags (the `KvScheme` of a Spec).
