@@ -21,6 +21,7 @@
 #include <turbine/backend/cuda/embedding.cuh>
 #include <turbine/backend/cuda/gemm.cuh>
 #include <turbine/backend/cuda/gemv.cuh>
+#include <turbine/backend/cuda/gemv_fused.cuh>
 #include <turbine/backend/cuda/norm.cuh>
 #include <turbine/backend/cuda/rope.cuh>
 #include <vector>
@@ -420,6 +421,33 @@ void BM_gemv_variant(benchmark::State& state, int n, int k) {
   run(state, timer, double(wbytes) + 2.0 * (k + n));
 }
 
+// The GEMV with the fused add + RMSNorm prologue (the decode chain's QKV and gate/up input), with
+// the prologue that loops over the tokens (the default) or the one compiled per token count.
+template <bool kPerCount>
+void BM_gemv_norm(benchmark::State& state, int n, int k, int tokens) {
+  const size_t wbytes = size_t(n) * k * 2;
+  const int copies = copies_for(wbytes);
+  std::vector<DeviceBuffer<bf>> w;
+  for (int i = 0; i < copies; ++i) w.push_back(random_buffer<bf>(size_t(n) * k, 0.05f));
+  auto res = random_buffer<float>(size_t(tokens) * k, 4.f);
+  auto delta = random_buffer<bf>(size_t(tokens) * k);
+  auto gamma = random_buffer<bf>(k);
+  DeviceBuffer<float> res_out(size_t(tokens) * k);
+  DeviceBuffer<bf> y(size_t(tokens) * n);
+  NormInput<bf> in;
+  in.residual = res.data();
+  in.delta = delta.data();
+  in.gamma = gamma.data();
+  in.residual_out = res_out.data();
+  GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
+    turbine::cuda::detail::launch_gemv<bf>(w[i % copies].data(), n, k, tokens,
+                                           turbine::cuda::detail::GemvXNorm<bf, kPerCount>{in},
+                                           turbine::cuda::detail::GemvStore<bf, bf>{y.data(), nullptr}, s, true);
+  });
+  // weights, residual + delta read, residual written, y written
+  run(state, timer, double(wbytes) + double(tokens) * k * (4 + 2 + 4) + 2.0 * tokens * n);
+}
+
 void BM_gemm(benchmark::State& state, int m, int n, int k) {
   auto x = random_buffer<bf>(size_t(m) * k), w = random_buffer<bf>(size_t(n) * k, 0.05f);
   DeviceBuffer<bf> y(size_t(m) * n);
@@ -487,6 +515,12 @@ void register_all() {
     reg("gemv_w16_u4/" + suffix, BM_gemv_variant<16, 4>, s.n, s.k);
     reg("gemv_w16_u8/" + suffix, BM_gemv_variant<16, 8>, s.n, s.k);
   }
+  for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
+    for (int t : {1, 2, 4, 8}) {
+      const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);
+      reg("gemv_norm/" + suffix, BM_gemv_norm<false>, s.n, s.k, t);
+      reg("gemv_norm_per_count/" + suffix, BM_gemv_norm<true>, s.n, s.k, t);
+    }
   for (int m : {512, 4096}) {
     const std::string ms = "/m:" + std::to_string(m);
     for (const Mat& s : llama) reg(std::string("gemm/") + s.name + ms, BM_gemm, m, s.n, s.k);

@@ -2,7 +2,6 @@
 // The decode loop of one sequence: feed new prompt tokens, then sample until a stop condition,
 // streaming complete UTF-8 text through a callback that can also cancel.
 #include <algorithm>
-#include <climits>
 #include <chrono>
 #include <functional>
 #include <span>
@@ -55,7 +54,8 @@ int32_t decode_next(Model& model, Cache& cache, const std::vector<int32_t>& hist
   if constexpr (DeviceSampling<Model>) {
     typename Model::SamplingParams p;
     p.temperature = cfg.greedy() ? 0.0f : cfg.temperature;
-    p.top_k = static_cast<int>(std::min<int64_t>(cfg.top_k, INT32_MAX));
+    // top_k >= vocab keeps every token: the same as off
+    p.top_k = cfg.top_k >= model.config().vocab_size ? 0 : static_cast<int>(cfg.top_k);
     p.top_p = cfg.top_p;
     p.min_p = cfg.min_p;
     p.repetition_penalty = cfg.repetition_penalty;

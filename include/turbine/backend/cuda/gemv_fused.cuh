@@ -65,7 +65,12 @@ struct RopeKvOutput {
 
 namespace detail {
 
-template <HalfElement T>
+// kPerCountPrologue selects the prologue: false (the default) loops over the tokens at run time,
+// one copy of the code; true switches to a copy compiled for each token count 1-8, whose loops
+// unroll over the tokens with no per-token guards. The per-count copies made each of these kernels
+// about 18,000 PTX lines (16 kernels: most of a model's CUDA compile time); bench_cuda_kernels
+// times both (gemv_norm vs gemv_norm_per_count).
+template <HalfElement T, bool kPerCountPrologue = false>
 struct GemvXNorm {
   NormInput<T> in;
 
@@ -93,22 +98,65 @@ struct GemvXNorm {
   }
 
   // Two passes over the rows (the second hits L1): the sums of squares, then x = v * inv * gamma.
-  // The kernel's token count is a run-time value; this prologue switches to a copy compiled for
-  // each count, whose loops unroll with no per-token guards (a guarded 8-row version cost SmolLM2's
-  // decode step 0.25 ms on an H200).
   template <int kThreads>
   __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
-    switch (tokens) {
-      case 1: return prologue_n<kThreads, 1>(xs, k);
-      case 2: return prologue_n<kThreads, 2>(xs, k);
-      case 3: return prologue_n<kThreads, 3>(xs, k);
-      case 4: return prologue_n<kThreads, 4>(xs, k);
-      case 5: return prologue_n<kThreads, 5>(xs, k);
-      case 6: return prologue_n<kThreads, 6>(xs, k);
-      case 7: return prologue_n<kThreads, 7>(xs, k);
-      default: return prologue_n<kThreads, 8>(xs, k);
+    if constexpr (!kPerCountPrologue) {
+      prologue_loop<kThreads>(xs, k, tokens);
+    } else {
+      switch (tokens) {
+        case 1: return prologue_n<kThreads, 1>(xs, k);
+        case 2: return prologue_n<kThreads, 2>(xs, k);
+        case 3: return prologue_n<kThreads, 3>(xs, k);
+        case 4: return prologue_n<kThreads, 4>(xs, k);
+        case 5: return prologue_n<kThreads, 5>(xs, k);
+        case 6: return prologue_n<kThreads, 6>(xs, k);
+        case 7: return prologue_n<kThreads, 7>(xs, k);
+        default: return prologue_n<kThreads, 8>(xs, k);
+      }
     }
   }
+
+  // The token loop outside: each token's partial sums go to shared memory as they are done, so the
+  // one barrier between the passes serves every token. Sums in the same order as prologue_n: the
+  // two prologues give bit-identical x.
+  template <int kThreads>
+  __device__ __forceinline__ void prologue_loop(T* xs, int k, int tokens) const {
+    static_assert(kThreads % 32 == 0);
+    constexpr int kWarpsHere = kThreads / 32;
+    __shared__ float red[kGemvMaxTokens][kWarpsHere];
+    const int nv = k / 8;
+    for (int t = 0; t < tokens; ++t) {
+      float ss = 0.f;
+      for (int i = threadIdx.x; i < nv; i += kThreads) {
+        float v[8];
+        row8(t, i * 8, k, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += v[e] * v[e];
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      if ((threadIdx.x & 31) == 0) red[t][threadIdx.x >> 5] = ss;
+    }
+    __syncthreads();
+    const bool write_residual = in.residual_out != nullptr && blockIdx.x == 0;
+    for (int t = 0; t < tokens; ++t) {
+      float s = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarpsHere; ++w) s += red[t][w];
+      const float inv = rsqrtf(s / static_cast<float>(k) + in.eps);
+      for (int i = threadIdx.x; i < nv; i += kThreads) {
+        float gm[8], v[8];
+        vec::load8(in.gamma + i * 8, gm);
+        row8(t, i * 8, k, v);
+        if (write_residual) vec::store8(in.residual_out + static_cast<int64_t>(t) * k + i * 8, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+        *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
+      }
+    }
+    __syncthreads();
+  }
+
   template <int kThreads, int kTokens>
   __device__ __forceinline__ void prologue_n(T* xs, int k) const {
     static_assert(kThreads % 32 == 0);
