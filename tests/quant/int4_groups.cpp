@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <turbine/io/ggml_quants.hpp>
 #include <turbine/quant/int4_groups.hpp>
 #include <turbine/quant/schemes.hpp>
 
@@ -90,4 +91,37 @@ TEST_CASE("the scheme tags carry their traits") {
   static_assert(WeightScheme<Awq<>> && WeightScheme<Rtn<4, 32>>);
   CHECK(Awq<>::name == "awq");
   CHECK(Rtn<>::name == "rtn");
+}
+
+TEST_CASE("int4 groups: AutoAWQ tensors and turbine's I4G rows hold the same weights (random, every group size)") {
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  for (int64_t group : {32, 64, 128}) {
+    CAPTURE(group);
+    const int64_t out = 24, in = 3 * group;
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (auto& x : w) x = nd(rng);
+    const Int4Groups g = rtn_quantize_int4(w.data(), out, in, group, round_scale_fp16);
+    const std::vector<float> ref = g.dequantize();
+    // AutoAWQ round trip: the unpacked groups are the same integers and scales.
+    const AwqTensors t = int4_groups_to_awq(g);
+    REQUIRE(t.qweight.size() == static_cast<size_t>(in * out / 8));
+    REQUIRE(t.scales.size() == static_cast<size_t>(in / group * out));
+    const Int4Groups back = int4_groups_from_awq(t.qweight.data(), t.qzeros.data(), t.scales.data(), out, in, group);
+    CHECK(back.q == g.q);
+    CHECK(back.zeros == g.zeros);
+    CHECK(back.scales == g.scales);
+    // Rows: dequantize_row of each row gives the reference weights exactly (fp16 scales kept).
+    const auto rows = int4_groups_to_rows(g);
+    const StorageType st = int4_groups_type(group);
+    REQUIRE(rows.size() == row_bytes(st, in) * static_cast<size_t>(out));
+    std::vector<float> row(static_cast<size_t>(in));
+    int64_t mismatches = 0;
+    for (int64_t j = 0; j < out; ++j) {
+      io::dequantize_row(st, rows.data() + j * row_bytes(st, in), row.data(), in);
+      for (int64_t i = 0; i < in; ++i) mismatches += row[i] != ref[j * in + i];
+    }
+    CHECK(mismatches == 0);
+  }
+  CHECK_THROWS_WITH_AS(int4_groups_type(96), doctest::Contains("group size 96"), Error);
 }

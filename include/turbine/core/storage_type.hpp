@@ -1,6 +1,12 @@
 #pragma once
-// How a tensor's elements are stored in a model file: plain floats or a GGML block format.
+// How a tensor's elements are stored in a model file: plain floats or a GGML block format, or
+// turbine's row layout of group-wise 4-bit weights (AWQ / RTN checkpoints, repacked at load time).
 // Block formats pack `block_elems` weights into `block_bytes` bytes along the innermost dimension.
+//
+// I4G32 / I4G64 / I4G128: one block per group of G input elements of an output row:
+//   bytes 0-1  fp16 scale s        byte 2  zero point z (0..15)        byte 3  0
+//   then G / 2 bytes, 16 per 32 elements: the low nibble of byte b holds element b, the high
+//   nibble element b + 16 of that 32 (GGML Q4_1's order);   w = (q - z) * s.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -9,8 +15,8 @@
 
 namespace turbine {
 
-/// How elements are stored: plain floats (F32, F16, BF16) or a GGML block format.
-enum class StorageType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
+/// How elements are stored: plain floats (F32, F16, BF16), a GGML block format, or group-wise int4 (I4G*).
+enum class StorageType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, I4G32, I4G64, I4G128 };
 
 /// The name and block geometry of a StorageType.
 struct StorageInfo {
@@ -33,8 +39,26 @@ constexpr StorageInfo storage_info(StorageType t) {
     case StorageType::Q4_K: return {"Q4_K", 256, 144};
     case StorageType::Q5_K: return {"Q5_K", 256, 176};
     case StorageType::Q6_K: return {"Q6_K", 256, 210};
+    case StorageType::I4G32: return {"I4G32", 32, 4 + 16};
+    case StorageType::I4G64: return {"I4G64", 64, 4 + 32};
+    case StorageType::I4G128: return {"I4G128", 128, 4 + 64};
   }
   return {"?", 1, 1};
+}
+
+/// True for turbine's group-wise int4 layouts (I4G32, I4G64, I4G128), which GGUF cannot hold.
+constexpr bool is_int4_groups(StorageType t) {
+  return t == StorageType::I4G32 || t == StorageType::I4G64 || t == StorageType::I4G128;
+}
+
+/// The group-wise int4 storage type for `group` elements per scale (32, 64 or 128).
+inline StorageType int4_groups_type(int64_t group) {
+  switch (group) {
+    case 32: return StorageType::I4G32;
+    case 64: return StorageType::I4G64;
+    case 128: return StorageType::I4G128;
+    default: fail("group size ", group, " is not supported for 4-bit weights (supported: 32, 64, 128)");
+  }
 }
 
 /// GGML's name of `t` ("F32", "Q4_K", ...).

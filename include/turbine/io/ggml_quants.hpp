@@ -51,6 +51,8 @@ constexpr uint32_t ggml_type_id(StorageType t) {
     case StorageType::Q5_K: return 13;
     case StorageType::Q6_K: return 14;
     case StorageType::BF16: return 30;
+    case StorageType::I4G32: case StorageType::I4G64: case StorageType::I4G128:
+      fail("storage type ", storage_name(t), " (turbine's group-wise int4) has no GGUF type: write it as safetensors");
   }
   return 0;
 }
@@ -278,6 +280,20 @@ inline void rows_q6_k(const uint8_t* __restrict src, float* __restrict dst, int6
   }
 }
 
+// Group-wise int4 block (see storage_type.hpp): fp16 scale, zero byte, pad, G / 2 nibble bytes.
+inline void rows_i4g(const uint8_t* __restrict src, float* __restrict dst, int64_t nb, int group) {
+  const int bytes = 4 + group / 2;
+  for (int64_t b = 0; b < nb; ++b, src += bytes) {
+    const float s = load_half(src), z = float(src[2] & 0x0F);
+    const uint8_t* q = src + 4;
+    for (int c = 0; c < group / 32; ++c, q += 16, dst += 32)
+      for (int j = 0; j < 16; ++j) {
+        dst[j] = (float(q[j] & 0x0F) - z) * s;
+        dst[j + 16] = (float(q[j] >> 4) - z) * s;
+      }
+  }
+}
+
 }  // namespace detail
 
 /// Dequantizes `n` consecutive elements (a whole number of blocks) stored as `t` at `src` into
@@ -300,6 +316,9 @@ inline void dequantize_row(StorageType t, const std::byte* src, float* dst, int6
     case StorageType::Q4_K: return detail::rows_q4_k(s, dst, nb);
     case StorageType::Q5_K: return detail::rows_q5_k(s, dst, nb);
     case StorageType::Q6_K: return detail::rows_q6_k(s, dst, nb);
+    case StorageType::I4G32: return detail::rows_i4g(s, dst, nb, 32);
+    case StorageType::I4G64: return detail::rows_i4g(s, dst, nb, 64);
+    case StorageType::I4G128: return detail::rows_i4g(s, dst, nb, 128);
   }
   fail("dequantize_row: unknown storage type ", int(t));
 }

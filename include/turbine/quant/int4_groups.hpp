@@ -10,10 +10,13 @@
 // the columns in order.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/half.hpp"
+#include "../core/storage_type.hpp"
 
 namespace turbine::quant {
 
@@ -109,6 +112,67 @@ Int4Groups rtn_quantize_int4(const float* w, int64_t out, int64_t in, int64_t gr
         r.q[(g * group + e) * out + j] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[e] / scale) + zero, 0.0f, 15.0f));
     }
   return r;
+}
+
+/// A scale as a model file stores it (fp16), for rtn_quantize_int4's round_scale.
+inline float round_scale_fp16(float s) { return fp16_to_f32(f32_to_fp16(s)); }
+
+/// `g` in turbine's row layout (StorageType I4G<group>, see storage_type.hpp): [out] rows of
+/// in / group blocks. Scales are stored as fp16: round them first (round_scale_fp16) to keep
+/// the weights exactly.
+inline std::vector<std::byte> int4_groups_to_rows(const Int4Groups& g) {
+  const StorageType t = int4_groups_type(g.group);
+  const size_t stride = row_bytes(t, g.in), block = static_cast<size_t>(storage_info(t).block_bytes);
+  std::vector<std::byte> rows(stride * static_cast<size_t>(g.out), std::byte{0});
+  for (int64_t j = 0; j < g.out; ++j)
+    for (int64_t b = 0; b < g.in / g.group; ++b) {
+      std::byte* p = rows.data() + static_cast<size_t>(j) * stride + static_cast<size_t>(b) * block;
+      const uint16_t s = f32_to_fp16(g.scales[b * g.out + j]);
+      p[0] = std::byte(s & 0xff);
+      p[1] = std::byte(s >> 8);
+      p[2] = std::byte(g.zeros[b * g.out + j] & 0x0F);
+      for (int64_t e = 0; e < g.group; ++e) {
+        const uint8_t q = g.q[(b * g.group + e) * g.out + j];
+        const int64_t c = e / 32, w = e % 32;  // 32-element chunk, then Q4_1's nibble order
+        std::byte& dst = p[4 + 16 * c + (w % 16)];
+        dst |= std::byte(w < 16 ? q : q << 4);
+      }
+    }
+  return rows;
+}
+
+/// AutoAWQ "gemm" tensors of one Linear: what a checkpoint stores.
+struct AwqTensors {
+  std::vector<int32_t> qweight;  ///< [in, out / 8]
+  std::vector<int32_t> qzeros;   ///< [in / group, out / 8]
+  std::vector<uint16_t> scales;  ///< [in / group, out] fp16 bits
+};
+
+/// Packs `g` as AutoAWQ stores it.
+inline AwqTensors int4_groups_to_awq(const Int4Groups& g) {
+  AwqTensors t;
+  t.qweight = awq_pack_int4(g.q, g.in, g.out);
+  t.qzeros = awq_pack_int4(g.zeros, g.in / g.group, g.out);
+  t.scales.resize(g.scales.size());
+  for (size_t i = 0; i < g.scales.size(); ++i) t.scales[i] = f32_to_fp16(g.scales[i]);
+  return t;
+}
+
+/// Unpacks AutoAWQ tensors of a Linear [out, in] with `group` inputs per scale. `what` names the
+/// layer in errors.
+inline Int4Groups int4_groups_from_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
+                                       int64_t out, int64_t in, int64_t group) {
+  check(out % 8 == 0 && in % group == 0, "AWQ tensors: out ", out, " must be a multiple of 8 and in ", in,
+        " a multiple of the group size ", group);
+  Int4Groups g;
+  g.out = out;
+  g.in = in;
+  g.group = group;
+  g.q = awq_unpack_int4(qweight, in, out);
+  g.zeros = awq_unpack_int4(qzeros, in / group, out);
+  g.scales.resize(static_cast<size_t>(in / group * out));
+  for (size_t i = 0; i < g.scales.size(); ++i) g.scales[i] = fp16_to_f32(scales[i]);
+  return g;
 }
 
 }  // namespace turbine::quant

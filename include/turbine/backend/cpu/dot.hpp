@@ -63,6 +63,33 @@ inline float dot_q4_1(const std::byte* row, const float* x, int64_t n) {
   return hsum(_mm256_add_ps(acc, macc));
 }
 
+/// Group-wise int4 block of `group` elements (storage_type.hpp): fp16 s, zero byte z, pad, then
+/// 16 bytes per 32 elements in Q4_1's nibble order; weight = (q - z) * s = s * q - s * z.
+inline float dot_i4g(const std::byte* row, const float* x, int64_t n, int group) {
+  __m256 acc = _mm256_setzero_ps(), zacc = _mm256_setzero_ps();
+  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  const int bytes = 4 + group / 2;
+  for (int64_t b = 0; b < n / group; ++b, row += bytes) {
+    const float s = half_at(row), z = float(std::to_integer<int>(row[2]) & 0x0F);
+    __m256 qs = _mm256_setzero_ps(), xs = _mm256_setzero_ps();
+    for (int c = 0; c < group / 32; ++c, x += 32) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 4 + 16 * c));
+      const __m128i lo = _mm_and_si128(raw, low_mask);
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low_mask);
+      const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8), x2 = _mm256_loadu_ps(x + 16),
+                   x3 = _mm256_loadu_ps(x + 24);
+      qs = _mm256_fmadd_ps(bytes_to_f32(lo), x0, qs);
+      qs = _mm256_fmadd_ps(bytes_to_f32(_mm_srli_si128(lo, 8)), x1, qs);
+      qs = _mm256_fmadd_ps(bytes_to_f32(hi), x2, qs);
+      qs = _mm256_fmadd_ps(bytes_to_f32(_mm_srli_si128(hi, 8)), x3, qs);
+      xs = _mm256_add_ps(xs, _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(s), qs, acc);
+    zacc = _mm256_fmadd_ps(_mm256_set1_ps(s * z), xs, zacc);
+  }
+  return hsum(_mm256_sub_ps(acc, zacc));
+}
+
 /// Q4_0 block: fp16 d, 16 bytes; weight j = d * (q_j - 8), nibbles as in Q4_1.
 inline float dot_q4_0(const std::byte* row, const float* x, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
@@ -144,7 +171,8 @@ inline bool has_fused_dot(StorageType t) {
 #ifdef TURBINE_CPU_AVX2
   switch (t) {
     case StorageType::F32: case StorageType::F16: case StorageType::BF16:
-    case StorageType::Q4_0: case StorageType::Q4_1: case StorageType::Q8_0: return true;
+    case StorageType::Q4_0: case StorageType::Q4_1: case StorageType::Q8_0:
+    case StorageType::I4G32: case StorageType::I4G64: case StorageType::I4G128: return true;
     default: return false;
   }
 #else
@@ -163,6 +191,9 @@ inline float dot_row(StorageType t, const std::byte* row, const float* x, int64_
     case StorageType::Q4_0: return detail::dot_q4_0(row, x, n);
     case StorageType::Q4_1: return detail::dot_q4_1(row, x, n);
     case StorageType::Q8_0: return detail::dot_q8_0(row, x, n);
+    case StorageType::I4G32: return detail::dot_i4g(row, x, n, 32);
+    case StorageType::I4G64: return detail::dot_i4g(row, x, n, 64);
+    case StorageType::I4G128: return detail::dot_i4g(row, x, n, 128);
     default: break;
   }
 #else
