@@ -75,7 +75,7 @@ struct Colors {
 
 /// A subcommand that runs a model, with its own arguments.
 struct Command {
-  enum Kind { Chat, Generate, Bench, BenchGeneration } kind = Chat;
+  enum Kind { Chat, Generate, Bench, BenchGeneration, EvalPpl } kind = Chat;
   std::string system_prompt;
   std::vector<std::string> prompts;
   std::string prompts_file;
@@ -88,9 +88,21 @@ struct Command {
   bool gen_random = false;
   std::string gen_shape, gen_json;
   int gen_runs = 1;
+  // eval ppl (eval_ppl.hpp)
+  std::string eval_text;
+  int64_t eval_ctx = 512, eval_max_tokens = 0, eval_skip_tokens = 0;
 };
 
 void run_info(CommonOptions& o, bool tensors);
+/// Options of `turbine quantize` (cmd_quantize.cpp).
+struct QuantizeCommand {
+  std::string method = "awq", output, calib;
+  int w_bits = 4;
+  int64_t group_size = 0, calib_samples = 64, calib_seqlen = 512;  // group 0: 128, else the largest that fits
+  bool no_clip = false;
+};
+void add_quantize_options(CLI::App& app, QuantizeCommand& q);
+void run_quantize(CommonOptions& o, const QuantizeCommand& q);
 void run_on_cpu(const Command& cmd, CommonOptions& o);
 void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds
 /// True if this build has the CUDA backend and a GPU is present.

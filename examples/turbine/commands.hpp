@@ -10,6 +10,7 @@
 
 #include "bench_generation.hpp"
 #include "cli_common.hpp"
+#include "eval_ppl.hpp"
 
 namespace turbine::cli {
 
@@ -146,6 +147,7 @@ void run_command(const Command& cmd, CommonOptions& o) {
     case Command::Generate: return run_generate<Model>(o, cmd.prompts, cmd.prompts_file, cmd.json, cmd.raw);
     case Command::Bench: return run_bench<Model>(o, cmd.prompt_tokens, cmd.gen_tokens, cmd.runs, cmd.json);
     case Command::BenchGeneration: return run_bench_generation<Model>(o, cmd);
+    case Command::EvalPpl: return run_eval_ppl<Model>(o, cmd);
   }
 }
 

@@ -1,4 +1,4 @@
-// The turbine command line: chat, generate, info, bench.
+// The turbine command line: chat, generate, info, bench, eval, quantize, serve.
 #include <cstdio>
 
 #include "cli_common.hpp"
@@ -6,7 +6,7 @@
 
 int main(int argc, char** argv) {
   using namespace turbine::cli;
-  CLI::App app{"turbine: run large language models from C++ (chat, generate, info, bench)"};
+  CLI::App app{"turbine: run large language models from C++ (chat, generate, info, bench, eval, quantize, serve)"};
   app.require_subcommand(1);
   CommonOptions o;
   Command cmd;
@@ -44,6 +44,21 @@ int main(int argc, char** argv) {
   bench_gen->add_option("--runs", cmd.gen_runs, "timed runs per configuration (after an untimed one)")->check(CLI::PositiveNumber);
   bench_gen->add_option("--json", cmd.gen_json, "also write the results to this JSON file");
 
+  auto* eval = app.add_subcommand("eval", "measure a model: perplexity on a text file");
+  eval->require_subcommand(1);
+  auto* eval_ppl = eval->add_subcommand("ppl", "perplexity on a text file, in consecutive windows of --ctx tokens");
+  add_model_options(*eval_ppl, o);
+  eval_ppl->add_option("--text", cmd.eval_text, "the text file (UTF-8)")->required()->check(CLI::ExistingFile);
+  eval_ppl->add_option("--ctx", cmd.eval_ctx, "tokens per window (each window starts from an empty cache)")->check(CLI::PositiveNumber);
+  eval_ppl->add_option("--max-tokens", cmd.eval_max_tokens, "use at most this many tokens of the text (0: all)")->check(CLI::NonNegativeNumber);
+  eval_ppl->add_option("--skip-tokens", cmd.eval_skip_tokens, "skip this many tokens at the start (e.g. the calibration part)")->check(CLI::NonNegativeNumber);
+  eval_ppl->add_flag("--json", cmd.json, "print the result as JSON");
+
+  auto* quantize = app.add_subcommand("quantize", "4-bit weights (AWQ or round-to-nearest) written as an AutoAWQ-layout Hugging Face directory");
+  QuantizeCommand qc;
+  add_model_options(*quantize, o);
+  add_quantize_options(*quantize, qc);
+
   auto* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (CPU)");
   ServeOptions serve_opts;
   add_model_options(*serve, o);
@@ -62,11 +77,13 @@ int main(int argc, char** argv) {
   try {
     apply_runtime_options(o);
     if (serve->parsed()) { run_serve(o, serve_opts); return 0; }
+    if (quantize->parsed()) { run_quantize(o, qc); return 0; }
     if (info->parsed()) {
       run_info(o, tensors);
       return 0;
     }
-    cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : bench_gen->parsed() ? Command::BenchGeneration : Command::Bench;
+    cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : bench_gen->parsed() ? Command::BenchGeneration
+             : eval_ppl->parsed() ? Command::EvalPpl : Command::Bench;
     const bool gpu = o.device == "cuda" || (o.device == "auto" && cuda_available());
     if (o.device == "cuda")
       turbine::check(cuda_available(), "--device cuda: ",

@@ -3,6 +3,7 @@
 // type- and range-checked: a wrong config must fail here with the field's name, not later as a
 // shape mismatch or a silently wrong answer.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -259,6 +260,23 @@ inline ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& f
   }
   c.bos_token_id = f.token_id("bos_token_id");
   c.eos_token_id = f.token_id("eos_token_id");
+  if (f.has("quantization_config")) {
+    // AutoAWQ's fields (quant_method, bits, group_size, zero_point, version); other methods
+    // (GPTQ, bitsandbytes, FP8, ...) store their weights differently and are refused here.
+    const detail::JsonFields q(f.require("quantization_config"), file, "quantization_config.");
+    const std::string method = q.string("quant_method");
+    if (method != "awq") q.bad("quant_method", "is not supported (supported: awq; or use the unquantized model)");
+    if (q.positive_int("bits") != 4) q.bad("bits", "is not supported (supported: 4)");
+    c.awq_group_size = q.positive_int("group_size");
+    if (c.awq_group_size != 32 && c.awq_group_size != 64 && c.awq_group_size != 128)
+      q.bad("group_size", "is not supported (supported: 32, 64, 128)");
+    if (!q.boolean("zero_point", true)) q.bad("zero_point", "false is not supported (AWQ with zero points only)");
+    if (q.has("version")) {
+      std::string v = q.string("version");
+      for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (v != "gemm") q.bad("version", "is not supported (supported: gemm, AutoAWQ's default packing)");
+    }
+  }
   return c;
 }
 

@@ -49,6 +49,8 @@ struct ModelConfig {
   int64_t sliding_window = 0;               ///< 0: full attention (Mistral may set it)
   int64_t bos_token_id = -1;                ///< beginning of sequence; -1: none
   int64_t eos_token_id = -1;                ///< end of sequence; -1: none
+  /// Group size of a 4-bit AWQ checkpoint (config.json quantization_config); 0: not quantized.
+  int64_t awq_group_size = 0;
 
   int64_t q_size() const { return num_heads * head_dim; }      ///< width of the queries
   int64_t kv_size() const { return num_kv_heads * head_dim; }  ///< width of the keys (and values)

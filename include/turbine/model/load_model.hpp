@@ -13,6 +13,7 @@
 #include "../io/safetensors.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "assemble_weights.hpp"
+#include "awq_linears.hpp"
 
 namespace turbine {
 
@@ -103,6 +104,25 @@ inline TokenizerData gguf_tokenizer_data(const io::GgufFile& f) {
   return d;
 }
 
+/// The weights of a Hugging Face directory; the Linear weights of an AWQ checkpoint (config.json
+/// with quantization_config) come from its packed tensors.
+inline ModelWeights assemble_hf_weights(const ModelConfig& c, const std::shared_ptr<io::SafetensorsModel>& st,
+                                        const std::string& dir) {
+  std::shared_ptr<AwqLinears> awq;
+  if (c.awq_group_size > 0) awq = std::make_shared<AwqLinears>(st, c.awq_group_size);
+  ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) -> const RawTensor* {
+    if (st->find_entry(n)) return st->find(n);
+    if (awq) return awq->find(n);
+    if (n.ends_with(".weight") && st->find_entry(n.substr(0, n.size() - 7) + ".qweight"))
+      fail(dir, ": tensor '", n.substr(0, n.size() - 7), ".qweight' is AWQ-packed but config.json has no "
+           "quantization_config (add AutoAWQ's, with quant_method \"awq\" and group_size)");
+    return nullptr;
+  }, dir);
+  w.keep_alive.push_back(st);
+  if (awq) w.keep_alive.push_back(awq);
+  return w;
+}
+
 inline LoadedModel load_gguf(const std::string& path) {
   auto file = std::make_shared<io::GgufFile>(path);
   LoadedModel m;
@@ -133,9 +153,7 @@ inline LoadedModel load_huggingface(const std::string& dir) {
     if (e && io::safetensors_float_type(e->dtype))
       if (const RawTensor* t = st->find(n)) m.tensors.push_back(*t);
   }
-  m.weights = assemble_weights(m.config, FileFormat::HuggingFace,
-                               [&](const std::string& n) { return st->find(n); }, dir);
-  m.weights.keep_alive.push_back(st);
+  m.weights = assemble_hf_weights(m.config, st, dir);
   const fs::path tj = fs::path(dir) / "tokenizer.json";
   check(fs::exists(tj), dir, ": tokenizer.json is missing (turbine needs the Hugging Face fast tokenizer file)");
   m.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_tokenizer_json(tj.string()));
@@ -157,10 +175,7 @@ inline ModelWeights load_weights(const std::string& path) {
   check(fs::exists(path), path, ": no such file or directory (give a .gguf file or a Hugging Face model directory)");
   if (fs::is_directory(path)) {
     const ModelConfig c = io::load_hf_config((fs::path(path) / "config.json").string());
-    auto st = std::make_shared<io::SafetensorsModel>(path);
-    ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) { return st->find(n); }, path);
-    w.keep_alive.push_back(st);
-    return w;
+    return detail::assemble_hf_weights(c, std::make_shared<io::SafetensorsModel>(path), path);
   }
   auto file = std::make_shared<io::GgufFile>(path);
   ModelWeights w = assemble_weights(detail::gguf_config(*file), FileFormat::Gguf,

@@ -78,10 +78,28 @@ struct Int4Groups {
   }
 };
 
+/// One group's round-to-nearest parameters by AutoAWQ's pseudo-quantization: scale = max(max -
+/// min, 1e-5) / 15 (then `round_scale`, e.g. to fp16), zero = clamp(-round(min / scale), 0, 15).
+/// q(w) = clamp(round(w / scale) + zero, 0, 15).
+template <class RoundScale>
+void rtn_group_params(const float* x, int64_t n, RoundScale&& round_scale, float& scale, float& zero) {
+  float lo = x[0], hi = x[0];
+  for (int64_t e = 1; e < n; ++e) {
+    lo = std::min(lo, x[e]);
+    hi = std::max(hi, x[e]);
+  }
+  scale = round_scale(std::max(hi - lo, 1e-5f) / 15.0f);
+  zero = std::clamp(-std::nearbyint(lo / scale), 0.0f, 15.0f);
+}
+
+/// The 4-bit value of w in a group with these parameters.
+inline uint8_t rtn_level(float w, float scale, float zero) {
+  return static_cast<uint8_t>(std::clamp(std::nearbyint(w / scale) + zero, 0.0f, 15.0f));
+}
+
 /// Round-to-nearest 4-bit quantization of W [out, in] (row-major, torch order), by AutoAWQ's
-/// pseudo-quantization: per group, scale = max(max - min, 1e-5) / 15, zero = clamp(-round(min /
-/// scale), 0, 15), q = clamp(round(w / scale) + zero, 0, 15). `scales_out` may round the scale
-/// (to fp16, as a model file stores it) before q is computed against it; identity by default.
+/// pseudo-quantization (rtn_group_params). `round_scale` may round the scale (to fp16, as a
+/// model file stores it) before q is computed against it; identity by default.
 template <class RoundScale = float (*)(float)>
 Int4Groups rtn_quantize_int4(const float* w, int64_t out, int64_t in, int64_t group,
                              RoundScale round_scale = [](float s) { return s; }) {
@@ -98,24 +116,33 @@ Int4Groups rtn_quantize_int4(const float* w, int64_t out, int64_t in, int64_t gr
   for (int64_t j = 0; j < out; ++j)
     for (int64_t g = 0; g < groups; ++g) {
       const float* x = w + j * in + g * group;
-      float lo = x[0], hi = x[0];
-      for (int64_t e = 0; e < group; ++e) {
+      for (int64_t e = 0; e < group; ++e)
         check(std::isfinite(x[e]), "rtn_quantize_int4: weight [", j, ", ", g * group + e, "] is not finite");
-        lo = std::min(lo, x[e]);
-        hi = std::max(hi, x[e]);
-      }
-      const float scale = round_scale(std::max(hi - lo, 1e-5f) / 15.0f);
-      const float zero = std::clamp(-std::nearbyint(lo / scale), 0.0f, 15.0f);
+      float scale, zero;
+      rtn_group_params(x, group, round_scale, scale, zero);
       r.scales[g * out + j] = scale;
       r.zeros[g * out + j] = static_cast<uint8_t>(zero);
-      for (int64_t e = 0; e < group; ++e)
-        r.q[(g * group + e) * out + j] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[e] / scale) + zero, 0.0f, 15.0f));
+      for (int64_t e = 0; e < group; ++e) r.q[(g * group + e) * out + j] = rtn_level(x[e], scale, zero);
     }
   return r;
 }
 
+/// W [out, in] replaced by what rtn_quantize_int4 (fp16 scales) would reconstruct: the searches
+/// of awq_search.hpp compare candidates through this.
+inline void pseudo_quantize_int4(float* w, int64_t out, int64_t in, int64_t group);
+
 /// A scale as a model file stores it (fp16), for rtn_quantize_int4's round_scale.
 inline float round_scale_fp16(float s) { return fp16_to_f32(f32_to_fp16(s)); }
+
+inline void pseudo_quantize_int4(float* w, int64_t out, int64_t in, int64_t group) {
+  for (int64_t j = 0; j < out; ++j)
+    for (int64_t g = 0; g < in / group; ++g) {
+      float* x = w + j * in + g * group;
+      float scale, zero;
+      rtn_group_params(x, group, round_scale_fp16, scale, zero);
+      for (int64_t e = 0; e < group; ++e) x[e] = (float(rtn_level(x[e], scale, zero)) - zero) * scale;
+    }
+}
 
 /// `g` in turbine's row layout (StorageType I4G<group>, see storage_type.hpp): [out] rows of
 /// in / group blocks. Scales are stored as fp16: round them first (round_scale_fp16) to keep

@@ -1,0 +1,134 @@
+// turbine quantize: a model's Linears to 4-bit weights by AWQ (with calibration text) or
+// round-to-nearest, written as an AutoAWQ-layout Hugging Face directory (model/save_awq_model.hpp)
+// with the source's tokenizer files.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include <turbine/model/save_awq_model.hpp>
+#include <turbine/tokenizer/tokenizer_json_writer.hpp>
+
+#include "cli_common.hpp"
+
+namespace turbine::cli {
+
+void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
+  app.add_option("-o,--output", q.output, "output directory (a Hugging Face model directory is written there)")->required();
+  app.add_option("--method", q.method, "awq (activation-aware scales and clipping, needs --calib) or rtn (round to nearest)")
+      ->check(CLI::IsMember({"awq", "rtn"}));
+  app.add_option("--w-bits", q.w_bits, "bits per weight (4)")->check(CLI::IsMember({4}));
+  app.add_option("--group-size", q.group_size,
+                 "input elements per scale and zero point: 32, 64 or 128 (default: 128, or the largest that divides "
+                 "the model's widths, e.g. 64 for SmolLM2's 576)")
+      ->check(CLI::IsMember({32, 64, 128}));
+  app.add_option("--calib", q.calib, "calibration text file (UTF-8 prose; AWQ)")->check(CLI::ExistingFile);
+  app.add_option("--calib-samples", q.calib_samples, "calibration sequences taken from the text")->check(CLI::PositiveNumber);
+  app.add_option("--calib-seqlen", q.calib_seqlen, "tokens per calibration sequence")->check(CLI::PositiveNumber);
+  app.add_flag("--no-clip", q.no_clip, "AWQ without the clipping search (scales only)");
+}
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  check(f.good(), p.string(), ": cannot read");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+/// The tokenizer files of the output: copied from a Hugging Face source, written from a GGUF's.
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const LoadedModel& m) {
+  std::vector<std::pair<std::string, std::string>> files;
+  if (m.format == "huggingface") {
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                          "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja"})
+      if (const auto p = std::filesystem::path(m.path) / f; std::filesystem::exists(p)) files.emplace_back(f, slurp(p));
+    return files;
+  }
+  const io::GgufFile gguf(m.path);
+  TokenizerData d = detail::gguf_tokenizer_data(gguf);
+  d.source = m.path;
+  files.emplace_back("tokenizer.json", tokenizer_json_from_data(d).dump() + "\n");
+  files.emplace_back("tokenizer_config.json", tokenizer_config_json(d, m.chat_template_source).dump(2) + "\n");
+  nlohmann::json gen = nlohmann::json::object();
+  if (d.bos >= 0) gen["bos_token_id"] = d.bos;
+  if (!m.eos_ids.empty()) gen["eos_token_id"] = m.eos_ids.size() == 1 ? nlohmann::json(m.eos_ids[0]) : nlohmann::json(m.eos_ids);
+  files.emplace_back("generation_config.json", gen.dump(2) + "\n");
+  return files;
+}
+
+}  // namespace
+
+void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
+  check(o.device != "cuda", "turbine quantize runs on the CPU for now: use --device cpu (or leave --device out)");
+  const Colors color;
+  const std::string path = resolve_model(o.model);
+  std::fprintf(stderr, "%sloading %s ...%s\n", color.dim(), path.c_str(), color.reset());
+  const LoadedModel m = load_model(path);
+  check(m.config.awq_group_size == 0, path, ": the model is already quantized (AWQ, group ", m.config.awq_group_size, ")");
+  QuantizeOptions opt;
+  opt.method = q.method == "rtn" ? QuantMethod::Rtn : QuantMethod::Awq;
+  opt.group = q.group_size;
+  if (opt.group == 0) {
+    const ModelConfig& c = m.config;
+    for (int64_t g : {128, 64, 32})
+      if (c.hidden_size % g == 0 && c.q_size() % g == 0 && c.intermediate_size % g == 0) {
+        opt.group = g;
+        break;
+      }
+    check(opt.group != 0, path, ": no group size of 32, 64 or 128 divides hidden ", c.hidden_size, ", attention ",
+          c.q_size(), " and intermediate ", c.intermediate_size);
+    if (opt.group != 128)
+      std::fprintf(stderr, "%sgroup size %lld: 128 does not divide the model's widths (hidden %lld, intermediate %lld)%s\n",
+                   color.dim(), (long long)opt.group, (long long)c.hidden_size, (long long)c.intermediate_size, color.reset());
+  }
+  opt.clip = !q.no_clip;
+  std::vector<std::vector<int32_t>> calib;
+  if (opt.method == QuantMethod::Awq) {
+    check(!q.calib.empty(), "--method awq needs calibration text: --calib FILE (or use --method rtn)");
+    const std::string text = slurp(q.calib);
+    const std::vector<int32_t> ids = m.tokenizer->encode(text);
+    calib = calibration_windows(ids, q.calib_samples, std::min<int64_t>(q.calib_seqlen, m.config.max_position_embeddings));
+    int64_t tokens = 0;
+    for (const auto& s : calib) tokens += static_cast<int64_t>(s.size());
+    std::fprintf(stderr, "%scalibration: %zu sequences, %lld tokens from %s (%zu tokens)%s\n", color.dim(), calib.size(),
+                 (long long)tokens, q.calib.c_str(), ids.size(), color.reset());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  opt.on_layer = [&](int64_t done, int64_t all) {
+    const int width = 30, fill = static_cast<int>(width * done / all);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "\r%squantize %s [%s%s] layer %lld/%lld  %.0f s%s", color.dim(), q.method.c_str(),
+                 std::string(static_cast<size_t>(fill), '#').c_str(), std::string(static_cast<size_t>(width - fill), '.').c_str(),
+                 (long long)done, (long long)all, secs, color.reset());
+    if (done == all) std::fprintf(stderr, "\n");
+  };
+  const QuantizedModel qm = quantize_model(m.weights, calib, opt);
+  if (!qm.report.empty()) {
+    double rtn = 0, awq = 0;
+    std::printf("layer  ratio qkv    o  gate/up  down   output MSE rtn -> awq\n");
+    for (size_t l = 0; l < qm.report.size(); ++l) {
+      const auto& r = qm.report[l];
+      std::printf("%5zu  %9.2f %s %8.2f %5.2f   %.4g -> %.4g\n", l, r.ratio[0],
+                  r.ratio[1] < 0 ? "   -" : (std::ostringstream() << std::fixed << std::setprecision(2) << r.ratio[1]).str().c_str(),
+                  r.ratio[2], r.ratio[3], r.loss_rtn, r.loss_awq);
+      rtn += r.loss_rtn;
+      awq += r.loss_awq;
+    }
+    std::printf("sum of the layers' output MSE: rtn %.4g, awq scales %.4g (%.1f%% lower); o is not scaled under grouped-query attention\n",
+                rtn, awq, rtn > 0 ? 100.0 * (rtn - awq) / rtn : 0.0);
+  }
+  const auto written = save_awq_model(qm, q.output, tokenizer_files(m));
+  uintmax_t bytes = 0;
+  for (const auto& f : written) bytes += std::filesystem::file_size(f);
+  const LoadedModel back = load_model(q.output);  // what was written loads
+  std::printf("wrote %s: %zu files, %.1f MiB (AWQ gemm layout, 4-bit, group %lld); run it with: turbine chat %s\n",
+              q.output.c_str(), written.size(), static_cast<double>(bytes) / 1048576.0, (long long)opt.group,
+              q.output.c_str());
+  (void)back;
+}
+
+}  // namespace turbine::cli

@@ -1,0 +1,262 @@
+#pragma once
+// quantize_model(): a model's seven Linears per layer to group-wise 4-bit weights, by
+// round-to-nearest or by AWQ (quant/awq_search.hpp) with calibration text run through the fp32
+// model on the CPU, one layer at a time as AutoAWQ does:
+//   1. run every calibration sequence through layer l of the unquantized model, keeping the inputs
+//      of its Linears (the normed input of q/k/v, the attention output, the normed input of
+//      gate/up, silu(gate) * up) and the layer's output (the next layer's input);
+//   2. search the scales of four groups on the original weights: q/k/v (folded into the input
+//      RMSNorm's gamma), o (into v's rows; only without grouped-query attention, where the two
+//      have the same width, as AutoAWQ), gate/up (into the MLP RMSNorm), down (into up's rows);
+//      then apply them all (the fp32 model computes the same function);
+//   3. search the clipping ranges of v, o, gate, up and down on the scaled inputs;
+//   4. round every Linear to 4 bits with fp16 scales.
+// The embedding, the LM head, norms and biases stay in floating point.
+#include <algorithm>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../backend/cpu/cpu.hpp"
+#include "../io/ggml_quants.hpp"
+#include "../layers/rotary.hpp"
+#include "../quant/awq_search.hpp"
+#include "../quant/int4_groups.hpp"
+#include "weights.hpp"
+
+namespace turbine {
+
+/// How quantize_model picks the 4-bit weights.
+enum class QuantMethod { Awq, Rtn };
+
+/// Options of quantize_model (the flags of `turbine quantize`).
+struct QuantizeOptions {
+  QuantMethod method = QuantMethod::Awq;  ///< AWQ search or plain round-to-nearest
+  int64_t group = 128;                    ///< input elements per scale and zero point (32, 64, 128)
+  bool clip = true;                       ///< AWQ: also search clipping ranges
+  int grid = 20;                          ///< candidates per search
+  int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
+  int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
+  /// Called when a layer is done: (layers done, layers in all).
+  std::function<void(int64_t, int64_t)> on_layer;
+};
+
+/// What the searches found in one layer (AWQ only).
+struct LayerQuantReport {
+  float ratio[4] = {0, 0, 0, 0};     ///< winning exponent of q/k/v, o (-1: not scaled), gate/up, down
+  double loss_rtn = 0, loss_awq = 0;  ///< sum over the four groups of the mean squared output error
+};
+
+/// A model with 4-bit Linears, ready for save_awq_model().
+struct QuantizedModel {
+  /// One layer: float norms and biases, 4-bit Linears (AutoAWQ indexing, see Int4Groups).
+  struct Layer {
+    std::vector<float> attn_norm, mlp_norm, bq, bk, bv;
+    quant::Int4Groups wq, wk, wv, wo, gate, up, down;
+  };
+  ModelWeights source;            ///< the input model: the embedding and LM head are written from it
+  ModelConfig config;             ///< the source's, with awq_group_size set
+  std::vector<float> final_norm;  ///< [hidden]
+  std::vector<Layer> layers;      ///< [num_layers]
+  std::vector<LayerQuantReport> report;  ///< [num_layers] for AWQ, empty for RTN
+};
+
+namespace detail {
+
+inline quant::FloatRows to_float_rows(const WeightMatrix& m) {
+  quant::FloatRows r(m.rows, m.cols);
+  for (int64_t i = 0; i < m.rows; ++i) io::dequantize_row(m.type, m.row(i), r.data() + i * m.cols, m.cols);
+  return r;
+}
+
+inline WeightMatrix view_of(const quant::FloatRows& m) {
+  return WeightMatrix{StorageType::F32, m.rows(), m.cols(), reinterpret_cast<const std::byte*>(m.data())};
+}
+
+/// The seven Linears of a layer in fp32, and the inputs the calibration gave them.
+struct FloatLayer {
+  quant::FloatRows wq, wk, wv, wo, gate, up, down;
+  std::vector<float> attn_norm, mlp_norm, bq, bk, bv;
+};
+
+struct LayerInputs {
+  quant::FloatRows attn, o, mlp, down;  // [all calibration tokens, in] each
+};
+
+/// Runs `xs` (each [tokens, hidden], the residual stream of one sequence) through layer `L` in
+/// place, keeping the inputs of its Linears.
+inline LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, std::vector<quant::FloatRows>& xs) {
+  int64_t total = 0;
+  for (const auto& x : xs) total += x.rows();
+  LayerInputs in;
+  in.attn.resize(total, c.hidden_size);
+  in.o.resize(total, c.q_size());
+  in.mlp.resize(total, c.hidden_size);
+  in.down.resize(total, c.intermediate_size);
+  int64_t row = 0;
+  for (auto& x : xs) {
+    const int64_t t = x.rows();
+    const auto inv_freq = rope_inv_freq(c, t);
+    quant::FloatRows h(t, c.hidden_size), q(t, c.q_size()), k(t, c.kv_size()), v(t, c.kv_size()),
+        att(t, c.q_size()), out(t, c.hidden_size), g(t, c.intermediate_size), u(t, c.intermediate_size);
+    cpu::rms_norm(x.data(), L.attn_norm.data(), t, c.hidden_size, c.rms_norm_eps, h.data());
+    in.attn.middleRows(row, t) = h;
+    cpu::linear(view_of(L.wq), h.data(), t, q.data(), L.bq.empty() ? nullptr : L.bq.data());
+    cpu::linear(view_of(L.wk), h.data(), t, k.data(), L.bk.empty() ? nullptr : L.bk.data());
+    cpu::linear(view_of(L.wv), h.data(), t, v.data(), L.bv.empty() ? nullptr : L.bv.data());
+    cpu::apply_rope(q.data(), t, c.num_heads, c.head_dim, 0, inv_freq);
+    cpu::apply_rope(k.data(), t, c.num_kv_heads, c.head_dim, 0, inv_freq);
+    cpu::attention(q.data(), k.data(), v.data(), t, 0, {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window},
+                   att.data());
+    in.o.middleRows(row, t) = att;
+    cpu::linear(view_of(L.wo), att.data(), t, out.data());
+    x += out;
+    cpu::rms_norm(x.data(), L.mlp_norm.data(), t, c.hidden_size, c.rms_norm_eps, h.data());
+    in.mlp.middleRows(row, t) = h;
+    cpu::linear(view_of(L.gate), h.data(), t, g.data());
+    cpu::linear(view_of(L.up), h.data(), t, u.data());
+    cpu::silu_mul(g.data(), u.data(), t * c.intermediate_size, g.data());
+    in.down.middleRows(row, t) = g;
+    cpu::linear(view_of(L.down), g.data(), t, out.data());
+    x += out;
+    row += t;
+  }
+  return in;
+}
+
+/// Multiplies the columns of each weight by s and divides the producer of their input by s.
+inline void scale_columns(quant::FloatRows& w, const std::vector<float>& s) {
+  w *= Eigen::Map<const Eigen::VectorXf>(s.data(), static_cast<Eigen::Index>(s.size())).asDiagonal();
+}
+inline void divide_rows(quant::FloatRows& w, std::vector<float>& bias, const std::vector<float>& s) {
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    w.row(r) /= s[static_cast<size_t>(r)];
+    if (!bias.empty()) bias[static_cast<size_t>(r)] /= s[static_cast<size_t>(r)];
+  }
+}
+inline void divide(std::vector<float>& v, const std::vector<float>& s) {
+  for (size_t i = 0; i < v.size(); ++i) v[i] /= s[i];
+}
+inline void divide_columns(quant::FloatRows& x, const std::vector<float>& s) {
+  x *= Eigen::Map<const Eigen::VectorXf>(s.data(), static_cast<Eigen::Index>(s.size())).cwiseInverse().asDiagonal();
+}
+
+}  // namespace detail
+
+/// Quantizes every Linear of `w` to 4 bits. `calibration`: token sequences (AWQ only; RTN
+/// ignores them).
+inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vector<int32_t>>& calibration,
+                                     const QuantizeOptions& opt) {
+  const ModelConfig& c = w.config;
+  check(opt.group == 32 || opt.group == 64 || opt.group == 128, "quantize: group size ", opt.group,
+        " is not supported (supported: 32, 64, 128)");
+  for (int64_t in : {c.hidden_size, c.q_size(), c.intermediate_size})
+    check(in % opt.group == 0, "quantize: the model's input width ", in, " is not a multiple of the group size ",
+          opt.group, " (try --group-size 64 or 32)");
+  for (int64_t out : {c.hidden_size, c.q_size(), c.kv_size(), c.intermediate_size})
+    check(out % 8 == 0, "quantize: output width ", out, " is not a multiple of 8 (AutoAWQ packs 8 columns per word)");
+  const bool awq = opt.method == QuantMethod::Awq;
+  check(!awq || !calibration.empty(), "quantize: AWQ needs calibration text (--calib FILE)");
+  QuantizedModel q;
+  q.source = w;
+  q.config = c;
+  q.config.awq_group_size = opt.group;
+  q.final_norm = w.final_norm;
+  q.layers.resize(static_cast<size_t>(c.num_layers));
+
+  std::vector<quant::FloatRows> xs;  // the residual stream of each calibration sequence
+  if (awq)
+    for (const auto& seq : calibration) {
+      check(!seq.empty(), "quantize: an empty calibration sequence");
+      quant::FloatRows x(static_cast<int64_t>(seq.size()), c.hidden_size);
+      cpu::embedding(w.embed, seq.data(), static_cast<int64_t>(seq.size()), x.data());
+      xs.push_back(std::move(x));
+    }
+  auto round = [&](const quant::FloatRows& m) {
+    return quant::rtn_quantize_int4(m.data(), m.rows(), m.cols(), opt.group, quant::round_scale_fp16);
+  };
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& src = w.layers[static_cast<size_t>(l)];
+    detail::FloatLayer L{detail::to_float_rows(src.wq), detail::to_float_rows(src.wk), detail::to_float_rows(src.wv),
+                         detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
+                         detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
+    if (awq) {
+      detail::LayerInputs in = detail::run_layer(c, L, xs);
+      LayerQuantReport rep;
+      auto search = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
+        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens);
+        rep.ratio[slot] = r.ratio;
+        rep.loss_rtn += r.loss_rtn;
+        rep.loss_awq += r.loss;
+        return r.scales;
+      };
+      const auto s_qkv = search(in.attn, {&L.wq, &L.wk, &L.wv}, 0);
+      const bool scale_o = c.q_size() == c.kv_size();  // v's rows feed o's columns one to one
+      std::vector<float> s_o;
+      if (scale_o) s_o = search(in.o, {&L.wo}, 1);
+      else rep.ratio[1] = -1;
+      const auto s_mlp = search(in.mlp, {&L.gate, &L.up}, 2);
+      const auto s_down = search(in.down, {&L.down}, 3);
+      for (auto* m : {&L.wq, &L.wk, &L.wv}) detail::scale_columns(*m, s_qkv);
+      detail::divide(L.attn_norm, s_qkv);
+      detail::divide_columns(in.attn, s_qkv);
+      if (scale_o) {
+        detail::scale_columns(L.wo, s_o);
+        detail::divide_rows(L.wv, L.bv, s_o);
+        detail::divide_columns(in.o, s_o);
+      }
+      for (auto* m : {&L.gate, &L.up}) detail::scale_columns(*m, s_mlp);
+      detail::divide(L.mlp_norm, s_mlp);
+      detail::divide_columns(in.mlp, s_mlp);
+      detail::scale_columns(L.down, s_down);
+      std::vector<float> no_bias;
+      detail::divide_rows(L.up, no_bias, s_down);
+      detail::divide_columns(in.down, s_down);
+      if (opt.clip) {  // not q and k: their errors are amplified by the attention scores
+        const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens);
+        const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens);
+        quant::search_awq_clip(L.wv, attn_s, opt.group, opt.grid);
+        quant::search_awq_clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens), opt.group, opt.grid);
+        quant::search_awq_clip(L.gate, mlp_s, opt.group, opt.grid);
+        quant::search_awq_clip(L.up, mlp_s, opt.group, opt.grid);
+        quant::search_awq_clip(L.down, quant::sample_rows(in.down, opt.clip_tokens), opt.group, opt.grid);
+      }
+      q.report.push_back(rep);
+    }
+    QuantizedModel::Layer& out = q.layers[static_cast<size_t>(l)];
+    out.attn_norm = std::move(L.attn_norm);
+    out.mlp_norm = std::move(L.mlp_norm);
+    out.bq = std::move(L.bq);
+    out.bk = std::move(L.bk);
+    out.bv = std::move(L.bv);
+    out.wq = round(L.wq);
+    out.wk = round(L.wk);
+    out.wv = round(L.wv);
+    out.wo = round(L.wo);
+    out.gate = round(L.gate);
+    out.up = round(L.up);
+    out.down = round(L.down);
+    if (opt.on_layer) opt.on_layer(l + 1, c.num_layers);
+  }
+  return q;
+}
+
+/// Calibration sequences from token ids: the text cut into `samples` windows of `seqlen` tokens
+/// spread evenly over it (fewer if the text is short; a shorter last one if it is very short).
+inline std::vector<std::vector<int32_t>> calibration_windows(std::span<const int32_t> ids, int64_t samples,
+                                                              int64_t seqlen) {
+  check(samples > 0 && seqlen > 0, "calibration: --calib-samples and --calib-seqlen must be positive");
+  std::vector<std::vector<int32_t>> out;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  check(n >= 16, "calibration text has only ", n, " tokens (give at least a few paragraphs)");
+  const int64_t windows = std::max<int64_t>(1, std::min(samples, n / seqlen));
+  const int64_t len = std::min(seqlen, n);
+  for (int64_t i = 0; i < windows; ++i) {
+    const int64_t start = windows == 1 ? 0 : i * (n - len) / (windows - 1);
+    out.emplace_back(ids.begin() + start, ids.begin() + start + len);
+  }
+  return out;
+}
+
+}  // namespace turbine
