@@ -64,9 +64,18 @@ std::vector<std::pair<std::string, std::string>> tokenizer_files(const LoadedMod
 
 void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   check(o.device != "cuda", "turbine quantize runs on the CPU for now: use --device cpu (or leave --device out)");
+  check(q.method == "rtn" || !q.calib.empty(), "--method awq needs calibration text: --calib FILE (or use --method rtn)");
   const Colors color;
+  // Progress and notes go to stderr when it is a terminal; errors stay one line in scripts.
+  const bool tty = isatty(fileno(stderr));
+  auto note = [&](const char* fmt, auto... args) {
+    if (!tty) return;
+    std::fprintf(stderr, "%s", color.dim());
+    std::fprintf(stderr, fmt, args...);
+    std::fprintf(stderr, "%s\n", color.reset());
+  };
   const std::string path = resolve_model(o.model);
-  std::fprintf(stderr, "%sloading %s ...%s\n", color.dim(), path.c_str(), color.reset());
+  note("loading %s ...", path.c_str());
   const LoadedModel m = load_model(path);
   check(m.config.awq_group_size == 0, path, ": the model is already quantized (AWQ, group ", m.config.awq_group_size, ")");
   QuantizeOptions opt;
@@ -82,23 +91,23 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
     check(opt.group != 0, path, ": no group size of 32, 64 or 128 divides hidden ", c.hidden_size, ", attention ",
           c.q_size(), " and intermediate ", c.intermediate_size);
     if (opt.group != 128)
-      std::fprintf(stderr, "%sgroup size %lld: 128 does not divide the model's widths (hidden %lld, intermediate %lld)%s\n",
-                   color.dim(), (long long)opt.group, (long long)c.hidden_size, (long long)c.intermediate_size, color.reset());
+      std::printf("group size %lld: 128 does not divide the model's widths (hidden %lld, intermediate %lld)\n",
+                  (long long)opt.group, (long long)c.hidden_size, (long long)c.intermediate_size);
   }
   opt.clip = !q.no_clip;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
-    check(!q.calib.empty(), "--method awq needs calibration text: --calib FILE (or use --method rtn)");
     const std::string text = slurp(q.calib);
     const std::vector<int32_t> ids = m.tokenizer->encode(text);
     calib = calibration_windows(ids, q.calib_samples, std::min<int64_t>(q.calib_seqlen, m.config.max_position_embeddings));
     int64_t tokens = 0;
     for (const auto& s : calib) tokens += static_cast<int64_t>(s.size());
-    std::fprintf(stderr, "%scalibration: %zu sequences, %lld tokens from %s (%zu tokens)%s\n", color.dim(), calib.size(),
-                 (long long)tokens, q.calib.c_str(), ids.size(), color.reset());
+    std::printf("calibration: %zu sequences, %lld tokens from %s (%zu tokens)\n", calib.size(), (long long)tokens,
+                q.calib.c_str(), ids.size());
   }
   const auto t0 = std::chrono::steady_clock::now();
   opt.on_layer = [&](int64_t done, int64_t all) {
+    if (!tty) return;
     const int width = 30, fill = static_cast<int>(width * done / all);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "\r%squantize %s [%s%s] layer %lld/%lld  %.0f s%s", color.dim(), q.method.c_str(),

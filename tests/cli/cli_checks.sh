@@ -42,9 +42,10 @@ expect_ok() {  # name, expected substring in stdout, command...
   passed=$((passed + 1))
 }
 
-for sub in "" chat generate info bench; do
+for sub in "" chat generate info bench "bench generation" "eval ppl" quantize; do
   expect_ok "help $sub" "Usage" "$bin" $sub --help
 done
+docs="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../docs" && pwd)"
 
 expect_error "missing file" "no such file" "$bin" info "$tmp/nope.gguf"
 printf 'NOTAGGUF-----------------------------' >"$tmp/magic.gguf"
@@ -55,6 +56,10 @@ mkdir -p "$tmp/emptydir"
 expect_error "directory without config" "config.json" "$bin" info "$tmp/emptydir"
 expect_error "bad flag value" "temperature" "$bin" generate --temperature -3 -p hi "$tmp/nope.gguf"
 expect_error "unknown device" "device" "$bin" chat --device tpu
+expect_error "quantize without output" "--output" "$bin" quantize "$tmp/nope.gguf"
+expect_error "quantize bad method" "--method" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --method gptq
+expect_error "quantize bad group" "--group-size" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --group-size 100
+expect_error "eval ppl without text" "--text" "$bin" eval ppl "$tmp/nope.gguf"
 
 if [ -n "$model" ]; then
   size=$(stat -c %s "$model")
@@ -68,6 +73,18 @@ if [ -n "$model" ]; then
   printf 'What is the capital of France?\n/reset\nWhat is 2+2?\n/exit\n' >"$tmp/chat_in"
   expect_ok "chat session" "Paris" "$bin" chat "$model" -n 24 <"$tmp/chat_in"
   expect_ok "bench" "decode" "$bin" bench "$model" --prompt-tokens 16 --gen-tokens 8 --runs 1
+  # quantize -> an AWQ directory that loads, answers, and measures
+  expect_error "awq without calibration" "--calib" "$bin" quantize "$model" -o "$tmp/awq" --method awq
+  expect_ok "quantize rtn" "wrote" "$bin" quantize "$model" --method rtn -o "$tmp/rtn"
+  expect_ok "rtn answers" "Paris" "$bin" generate "$tmp/rtn" -n 24 -p "What is the capital of France?"
+  expect_ok "quantize awq" "awq scales" "$bin" quantize "$model" --method awq --calib "$docs/ARCHITECTURE.md" \
+    --calib-samples 4 --calib-seqlen 64 -o "$tmp/awq"
+  expect_ok "awq info" "I4G64" "$bin" info "$tmp/awq" --tensors
+  expect_ok "awq answers" "Paris" "$bin" generate "$tmp/awq" -n 24 -p "What is the capital of France?"
+  expect_error "quantize twice" "already quantized" "$bin" quantize "$tmp/awq" --method rtn -o "$tmp/again"
+  expect_ok "eval ppl" "perplexity" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
+  expect_ok "eval ppl awq" "perplexity" "$bin" eval ppl "$tmp/awq" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
+  expect_error "eval ppl short text" "less than one window" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 4000 --max-tokens 300
 else
   echo "[skipped] model checks: default model not fetched (tools/fetch_model.sh)"
 fi

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <turbine/io/hf_config.hpp>
+#include <turbine/io/hf_config_writer.hpp>
 #include <turbine/io/hf_tokenizer_config.hpp>
 
 #include "test_support.hpp"
@@ -401,4 +402,59 @@ TEST_CASE("hf_tokenizer_config: loading from a model directory") {
   std::ofstream(dir / "generation_config.json") << "{";
   CHECK(contains(error_of([&] { load_hf_generation_config(dir.string()); }), "generation_config.json: invalid JSON"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("hf_config: AutoAWQ quantization_config is read; other methods and settings are refused") {
+  const json awq = {{"quantization_config",
+                     {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 128}, {"zero_point", true}, {"version", "GEMM"}}}};
+  json j = json::parse(kLlama3);
+  j.merge_patch(awq);
+  CHECK(parse(j).awq_group_size == 128);
+  CHECK(parse(json::parse(kLlama3)).awq_group_size == 0);
+  CHECK(contains(error_with(kLlama3, {{"quantization_config", {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}}}}),
+                 "field 'quantization_config.quant_method' is not supported (supported: awq"));
+  CHECK(contains(error_with(kLlama3, {{"quantization_config", {{"quant_method", "awq"}, {"bits", 8}, {"group_size", 128}}}}),
+                 "field 'quantization_config.bits' is not supported (supported: 4)"));
+  CHECK(contains(error_with(kLlama3, {{"quantization_config", {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 96}}}}),
+                 "field 'quantization_config.group_size' is not supported"));
+  CHECK(contains(error_with(kLlama3, {{"quantization_config",
+                                       {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 64}, {"version", "gemv"}}}}),
+                 "field 'quantization_config.version' is not supported (supported: gemm"));
+  CHECK(contains(error_with(kLlama3, {{"quantization_config",
+                                       {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 64}, {"zero_point", false}}}}),
+                 "quantization_config.zero_point"));
+  CHECK(contains(error_with(kLlama3, {{"quantization_config", {{"bits", 4}}}}),
+                 "missing required field 'quantization_config.quant_method'"));
+}
+
+TEST_CASE("hf_config_writer: what it writes parses back to the same config") {
+  for (const char* text : {kLlama3, kMistral, kQwen2}) {
+    ModelConfig c = parse(json::parse(text));
+    c.awq_group_size = 64;
+    const ModelConfig back = parse(hf_config_json(c));
+    CAPTURE(architecture_name(c.arch));
+    CHECK(back.arch == c.arch);
+    CHECK(back.vocab_size == c.vocab_size);
+    CHECK(back.hidden_size == c.hidden_size);
+    CHECK(back.intermediate_size == c.intermediate_size);
+    CHECK(back.num_layers == c.num_layers);
+    CHECK(back.num_heads == c.num_heads);
+    CHECK(back.num_kv_heads == c.num_kv_heads);
+    CHECK(back.head_dim == c.head_dim);
+    CHECK(back.max_position_embeddings == c.max_position_embeddings);
+    CHECK(back.rms_norm_eps == c.rms_norm_eps);
+    CHECK(back.rope_theta == c.rope_theta);
+    CHECK(back.rope_scaling.kind == c.rope_scaling.kind);
+    CHECK(back.rope_scaling.factor == c.rope_scaling.factor);
+    CHECK(back.rope_scaling.original_max_position_embeddings == c.rope_scaling.original_max_position_embeddings);
+    CHECK(back.tie_word_embeddings == c.tie_word_embeddings);
+    CHECK(back.attention_bias == c.attention_bias);
+    CHECK(back.sliding_window == c.sliding_window);
+    CHECK(back.bos_token_id == c.bos_token_id);
+    CHECK(back.eos_token_id == c.eos_token_id);
+    CHECK(back.awq_group_size == 64);
+  }
+  // InternLM2 is written as the Llama it is once its wqkv is split.
+  const ModelConfig i = parse(json::parse(kInternLM2));
+  CHECK(parse(hf_config_json(i)).arch == Architecture::Llama);
 }

@@ -62,6 +62,13 @@ class AwqLinears {
     return &made_.emplace(name, std::move(t)).first->second;
   }
 
+  /// Every weight built so far (after assemble_weights: all of them), for listings.
+  std::vector<RawTensor> made() const {
+    std::vector<RawTensor> v;
+    for (const auto& [name, t] : made_) v.push_back(t);
+    return v;
+  }
+
  private:
   std::shared_ptr<const io::SafetensorsModel> st_;
   int64_t group_;

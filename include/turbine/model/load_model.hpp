@@ -106,8 +106,9 @@ inline TokenizerData gguf_tokenizer_data(const io::GgufFile& f) {
 
 /// The weights of a Hugging Face directory; the Linear weights of an AWQ checkpoint (config.json
 /// with quantization_config) come from its packed tensors.
+/// `listing` (if given) also gets the repacked AWQ weights, for `turbine info`.
 inline ModelWeights assemble_hf_weights(const ModelConfig& c, const std::shared_ptr<io::SafetensorsModel>& st,
-                                        const std::string& dir) {
+                                        const std::string& dir, std::vector<RawTensor>* listing = nullptr) {
   std::shared_ptr<AwqLinears> awq;
   if (c.awq_group_size > 0) awq = std::make_shared<AwqLinears>(st, c.awq_group_size);
   ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) -> const RawTensor* {
@@ -120,6 +121,8 @@ inline ModelWeights assemble_hf_weights(const ModelConfig& c, const std::shared_
   }, dir);
   w.keep_alive.push_back(st);
   if (awq) w.keep_alive.push_back(awq);
+  if (awq && listing)
+    for (const RawTensor& t : awq->made()) listing->push_back(t);
   return w;
 }
 
@@ -153,7 +156,7 @@ inline LoadedModel load_huggingface(const std::string& dir) {
     if (e && io::safetensors_float_type(e->dtype))
       if (const RawTensor* t = st->find(n)) m.tensors.push_back(*t);
   }
-  m.weights = assemble_hf_weights(m.config, st, dir);
+  m.weights = assemble_hf_weights(m.config, st, dir, &m.tensors);
   const fs::path tj = fs::path(dir) / "tokenizer.json";
   check(fs::exists(tj), dir, ": tokenizer.json is missing (turbine needs the Hugging Face fast tokenizer file)");
   m.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_tokenizer_json(tj.string()));
