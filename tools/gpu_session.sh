@@ -98,6 +98,15 @@ if [ -x "$cli" ] && [ -f "$model" ]; then
     record "cli generate $dt" "rc $? : $(tr '\n' ' ' <"$logs/cli_$dt.log" | cut -c1-110)"
   done
 fi
+# an AWQ directory made here (turbine quantize, on this machine's CPUs) runs on the GPU
+if [ -x "$cli" ] && [ -f "$model" ]; then
+  "$cli" quantize "$model" --method awq --calib docs/ARCHITECTURE.md --calib-samples 8 --calib-seqlen 128 \
+    -o /tmp/smol_awq >"$logs/quantize_awq.log" 2>&1
+  record "quantize awq (cpu)" "rc $? : $(tail -1 "$logs/quantize_awq.log" | cut -c1-90)"
+  timeout 60 "$cli" generate /tmp/smol_awq --device cuda -n 24 -p "What is the capital of France?" \
+    >"$logs/cli_awq_cuda.log" 2>&1
+  record "cli generate awq dir on cuda" "rc $? : $(tr '\n' ' ' <"$logs/cli_awq_cuda.log" | cut -c1-90)"
+fi
 # the library examples: embed_in_app's model compiled once in its .cu (ExternModel), on the GPU
 if [ -f "$model" ]; then
   for ex in "embed_in_app $model --cuda" "pipeline $model 24" "custom_model tests/data/tiny_models/llama_tied"; do

@@ -89,7 +89,7 @@ struct Command {
   std::string gen_shape, gen_json;
   int gen_runs = 1;
   // eval ppl (eval_ppl.hpp)
-  std::string eval_text;
+  std::string eval_text, eval_kv = "same";
   int64_t eval_ctx = 512, eval_max_tokens = 0, eval_skip_tokens = 0;
 };
 

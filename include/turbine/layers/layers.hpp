@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../backend/cpu/cpu.hpp"
+#include "../quant/kv_quant.hpp"
 #include "../model/config.hpp"
 #include "../model/kv_cache.hpp"
 #include "../model/weights.hpp"
@@ -94,6 +95,9 @@ struct SelfAttention {
     cpu::apply_rope(a.q.data(), tokens, c.num_heads, c.head_dim, pos0, inv_freq);
     cpu::apply_rope(a.k.data(), tokens, c.num_kv_heads, c.head_dim, pos0, inv_freq);
     std::copy(a.k.begin(), a.k.begin() + tokens * c.kv_size(), k_cache + pos0 * c.kv_size());
+    // A quantized KV scheme: the new rows become what an int8/int4 cache returns (quant/kv_quant.hpp).
+    quant::kv_round_trip<typename Spec::kv_scheme>(k_cache + pos0 * c.kv_size(), tokens, c.num_kv_heads, c.head_dim);
+    quant::kv_round_trip<typename Spec::kv_scheme>(v_cache + pos0 * c.kv_size(), tokens, c.num_kv_heads, c.head_dim);
     cpu::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
     cpu::attention(a.q.data(), k_cache, v_cache, tokens, pos0, shape, a.attn.data());
     cpu::linear(w.wo, a.attn.data(), tokens, out);

@@ -58,6 +58,8 @@ void decode_batch(const Transformer<S, LlamaDecoderLayer>& model, std::span<Host
       cpu::apply_rope(k, 1, c.num_kv_heads, c.head_dim, pos, inv_freq[i]);
       std::copy(k, k + kv, cache.keys(l) + pos * kv);
       std::copy(scratch.v.data() + i * kv, scratch.v.data() + (i + 1) * kv, cache.values(l) + pos * kv);
+      quant::kv_round_trip<typename S::kv_scheme>(cache.keys(l) + pos * kv, 1, c.num_kv_heads, c.head_dim);
+      quant::kv_round_trip<typename S::kv_scheme>(cache.values(l) + pos * kv, 1, c.num_kv_heads, c.head_dim);
       cpu::attention(q, cache.keys(l), cache.values(l), 1, pos, shape, a.attn.data() + i * q_size);
     }
     // The attention rows are packed [n, q_size], as the single-sequence path leaves them.

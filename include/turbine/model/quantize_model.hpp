@@ -44,16 +44,23 @@ struct QuantizeOptions {
 
 /// What the searches found in one layer (AWQ only).
 struct LayerQuantReport {
-  float ratio[4] = {0, 0, 0, 0};     ///< winning exponent of q/k/v, o (-1: not scaled), gate/up, down
-  double loss_rtn = 0, loss_awq = 0;  ///< sum over the four groups of the mean squared output error
+  float ratio[4] = {0, 0, 0, 0};  ///< winning exponent of q/k/v, o (-1: not scaled), gate/up, down
+  double loss_rtn = 0;  ///< sum over the four groups of the mean squared output error, round-to-nearest
+  double loss_awq = 0;  ///< the same with the scales found
 };
 
 /// A model with 4-bit Linears, ready for save_awq_model().
 struct QuantizedModel {
   /// One layer: float norms and biases, 4-bit Linears (AutoAWQ indexing, see Int4Groups).
   struct Layer {
+    /// norms (with the AWQ scales folded in) and q/k/v biases (empty without)
+    ///@{
     std::vector<float> attn_norm, mlp_norm, bq, bk, bv;
+    ///@}
+    /// the seven Linears
+    ///@{
     quant::Int4Groups wq, wk, wv, wo, gate, up, down;
+    ///@}
   };
   ModelWeights source;            ///< the input model: the embedding and LM head are written from it
   ModelConfig config;             ///< the source's, with awq_group_size set

@@ -18,6 +18,22 @@ inline constexpr bool backend_has_weight_scheme = std::is_same_v<W, quant::None>
 template <Backend B, KvScheme K>
 inline constexpr bool backend_has_kv_scheme = std::is_same_v<K, kv::Same>;
 
+/// The CPU backend runs AWQ and RTN 4-bit weights (model/weight_scheme.hpp) with its fused
+/// int4 dot products.
+template <int Bits, int Group>
+inline constexpr bool backend_has_weight_scheme<Cpu, quant::Awq<Bits, Group>> = true;
+/// See backend_has_weight_scheme<Cpu, quant::Awq<Bits, Group>>.
+template <int Bits, int Group>
+inline constexpr bool backend_has_weight_scheme<Cpu, quant::Rtn<Bits, Group>> = true;
+
+/// The CPU backend runs kv::Int8 and kv::Int4 as the numerical reference: keys and values are
+/// quantized per token and head as they are written (quant/kv_quant.hpp), in an fp32 cache.
+template <>
+inline constexpr bool backend_has_kv_scheme<Cpu, kv::Int8> = true;
+/// See backend_has_kv_scheme<Cpu, kv::Int8>.
+template <>
+inline constexpr bool backend_has_kv_scheme<Cpu, kv::Int4> = true;
+
 /// The tags of a model type: compute precision, weight scheme, KV-cache scheme and backend.
 /// `Spec<f32>` is the CPU model with weights as stored and an fp32 KV cache.
 template <Precision P, WeightScheme W = quant::None, KvScheme K = kv::Same, Backend B = Cpu>

@@ -8,6 +8,7 @@
 
 #include "../layers/layers.hpp"
 #include "spec.hpp"
+#include "weight_scheme.hpp"
 #include "weights.hpp"
 
 namespace turbine {
@@ -44,8 +45,9 @@ class Transformer {
                 "Activations&, int64_t tokens) (see turbine::DecoderLayer)");
   using FinalNorm = typename detail::FinalNormOf<Layer<S>, S>::type;  ///< applied before the LM head
 
-  /// Takes the weights (views into mapped files; nothing is copied).
-  explicit Transformer(ModelWeights weights) : w_(std::move(weights)) {}
+  /// Takes the weights (views into mapped files; nothing is copied unless the Spec's weight scheme
+  /// rounds them to 4 bits, see apply_weight_scheme).
+  explicit Transformer(ModelWeights weights) : w_(apply_weight_scheme<typename S::weight_scheme>(std::move(weights))) {}
 
   /// The model's sizes and options.
   const ModelConfig& config() const { return w_.config; }

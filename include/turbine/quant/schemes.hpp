@@ -28,13 +28,16 @@ struct GroupInt {
 };
 
 /// AWQ W4A16: activation-aware scales searched per layer, then GroupInt storage in AutoAWQ's
-/// "gemm" packing (`quant_method: awq`, `version: gemm`). No backend implements it yet.
+/// "gemm" packing (`quant_method: awq`, `version: gemm`). The CPU backend runs it (an AWQ
+/// directory's weights as stored); the CUDA backend runs AWQ directories under quant::None,
+/// dequantized to f16/bf16 (no W4A16 kernels yet).
 template <int Bits = 4, int Group = 128>
 struct Awq : GroupInt<Bits, Group> {
   static constexpr std::string_view name = "awq";  ///< as printed in logs and errors
 };
 
-/// Round-to-nearest W4A16: the same storage as Awq without the activation-aware search.
+/// Round-to-nearest W4A16: the same storage as Awq without the activation-aware search; on the
+/// CPU, weights that are not 4-bit yet are rounded when the model is built.
 template <int Bits = 4, int Group = 128>
 struct Rtn : GroupInt<Bits, Group> {
   static constexpr std::string_view name = "rtn";  ///< as printed in logs and errors
@@ -52,15 +55,16 @@ struct Same {
   static constexpr bool quantized = false;          ///< false: no scales are stored
 };
 
-/// KV cache quantized to int8 per head with a scale per token. No backend implements it yet
-/// (the quantization issue): naming it in a Spec stops the build with a static_assert.
+/// KV cache quantized to int8, asymmetric, per token and head (quant/kv_quant.hpp). The CPU
+/// backend implements it as the numerical reference; the CUDA backend does not yet (a Spec
+/// naming it with turbine::Cuda stops the build with a static_assert).
 struct Int8 {
   static constexpr std::string_view name = "int8";  ///< as printed in logs and errors
   static constexpr int bits = 8;                    ///< bits per stored element
   static constexpr bool quantized = true;           ///< true: scales are stored next to the values
 };
 
-/// KV cache quantized to int4 per head with a scale per token. No backend implements it yet.
+/// KV cache quantized to int4, asymmetric, per token and head; on the CPU as kv::Int8.
 struct Int4 {
   static constexpr std::string_view name = "int4";  ///< as printed in logs and errors
   static constexpr int bits = 4;                    ///< bits per stored element

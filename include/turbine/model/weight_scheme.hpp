@@ -1,0 +1,54 @@
+#pragma once
+// What a Spec's weight scheme does to the weights a model is built from, on the CPU:
+//   quant::None     the weights as stored (any format, AWQ directories included);
+//   quant::Awq<4,G> every Linear must already be 4-bit with group G (an AWQ directory, e.g. from
+//                   `turbine quantize --method awq`): anything else is refused with what to run;
+//   quant::Rtn<4,G> Linears already 4-bit with group G are kept; the others are rounded to
+//                   nearest at load time (quant/int4_groups.hpp, fp16 scales).
+// The embedding and LM head are never quantized (AutoAWQ keeps them in floating point too).
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../io/ggml_quants.hpp"
+#include "../quant/int4_groups.hpp"
+#include "../quant/schemes.hpp"
+#include "weights.hpp"
+
+namespace turbine {
+
+/// `w` prepared for weight scheme W (see the file comment); `where` names the model in errors.
+template <WeightScheme W>
+ModelWeights apply_weight_scheme(ModelWeights w) {
+  if constexpr (W::quantized) {
+    constexpr bool awq = W::name == std::string_view("awq");
+    const StorageType want = int4_groups_type(W::group);
+    for (size_t l = 0; l < w.layers.size(); ++l) {
+      LayerWeights& L = w.layers[l];
+      const std::pair<const char*, WeightMatrix*> linears[] = {{"q_proj", &L.wq},  {"k_proj", &L.wk},  {"v_proj", &L.wv},
+                                                              {"o_proj", &L.wo},  {"gate_proj", &L.w_gate},
+                                                              {"up_proj", &L.w_up}, {"down_proj", &L.w_down}};
+      for (auto [name, m] : linears) {
+        if (m->type == want) continue;
+        check(!is_int4_groups(m->type), "layer ", l, " ", name, ": 4-bit weights of ", storage_name(m->type),
+              " do not match the model type's group size ", W::group, " (use quant::", W::name, "<4, ",
+              storage_info(m->type).block_elems, ">)");
+        check(!awq, "layer ", l, " ", name, ": weights stored as ", storage_name(m->type),
+              " are not AWQ 4-bit: make an AWQ directory with `turbine quantize MODEL --method awq --group-size ",
+              W::group, " -o DIR`, or use quant::Rtn<4, ", W::group, "> to round to nearest at load time");
+        check(m->cols % W::group == 0, "layer ", l, " ", name, ": ", m->cols, " inputs are not a multiple of the group size ",
+              W::group, " (use a smaller group)");
+        std::vector<float> f(static_cast<size_t>(m->rows * m->cols));
+        for (int64_t r = 0; r < m->rows; ++r) io::dequantize_row(m->type, m->row(r), f.data() + r * m->cols, m->cols);
+        const quant::Int4Groups g = quant::rtn_quantize_int4(f.data(), m->rows, m->cols, W::group, quant::round_scale_fp16);
+        auto rows = std::make_shared<std::vector<std::byte>>(quant::int4_groups_to_rows(g));
+        *m = WeightMatrix{want, m->rows, m->cols, rows->data()};
+        w.keep_alive.push_back(rows);
+      }
+    }
+  }
+  return w;
+}
+
+}  // namespace turbine

@@ -1,0 +1,131 @@
+// Weight and KV-cache schemes on the CPU: Rtn rounds a float model at load time to exactly what
+// `turbine quantize --method rtn` writes; Awq accepts AWQ directories and refuses anything else
+// with what to run; kv::Int8 / kv::Int4 quantize keys and values per token and head (a real,
+// bounded change to the logits, larger for int4), also in decode_batch.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <turbine/model/batched_decode.hpp>
+#include <turbine/model/load_model.hpp>
+#include <turbine/model/save_awq_model.hpp>
+#include <turbine/model/transformer.hpp>
+
+#include "test_support.hpp"
+
+using namespace turbine;
+namespace fs = std::filesystem;
+
+namespace {
+
+template <class Model>
+std::vector<float> logits_of(Model& m, const std::vector<int32_t>& ids) {
+  auto cache = m.new_cache(static_cast<int64_t>(ids.size()));
+  std::vector<float> logits;
+  m.forward(cache, ids, logits, true);
+  return logits;
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
+    den += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<int32_t> random_ids(int n, int64_t vocab, std::mt19937& rng) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(vocab) - 1)(rng);
+  return ids;
+}
+
+using Awq32 = Llama<f32, quant::Awq<4, 32>>;
+using Awq64 = Llama<f32, quant::Awq<4, 64>>;
+using Rtn128 = Llama<f32, quant::Rtn<4, 128>>;
+
+}  // namespace
+
+TEST_CASE("quant::Rtn rounds at load time exactly as turbine quantize --method rtn; quant::Awq takes only AWQ weights") {
+  std::mt19937 rng(std::random_device{}());
+  const ModelWeights src = load_weights(test::data_path("tiny_models/llama_untied"));
+  const auto ids = random_ids(30, src.config.vocab_size, rng);
+  Llama<f32, quant::Rtn<4, 32>> rtn(src);
+  CHECK(rtn.weights().layers[0].wq.type == StorageType::I4G32);
+  CHECK(rtn.weights().layers[1].w_down.type == StorageType::I4G32);
+  CHECK(rtn.weights().embed.type == src.embed.type);  // the embedding stays as stored
+  // The same rounding through the quantize tool and a directory.
+  QuantizeOptions opt;
+  opt.method = QuantMethod::Rtn;
+  opt.group = 32;
+  const fs::path dir = fs::temp_directory_path() / ("turbine_schemes_" + std::to_string(rng()));
+  save_awq_model(quantize_model(src, {}, opt), dir.string(), {});
+  const ModelWeights awq_dir = load_weights(dir.string());
+  Llama<f32, quant::Awq<4, 32>> awq(awq_dir);
+  Llama<f32> plain(awq_dir);
+  const auto a = logits_of(rtn, ids), b = logits_of(awq, ids), c = logits_of(plain, ids);
+  CHECK(rel_error(a, b) < 1e-5);  // only the fp16 copies of norms and embedding differ
+  CHECK(rel_error(b, c) == 0.0);  // Awq runs the directory's weights as stored, as None does
+  CHECK_THROWS_WITH_AS(Awq32{src}, doctest::Contains("are not AWQ 4-bit: make an AWQ directory"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Awq64{awq_dir},
+                       doctest::Contains("do not match the model type's group size 64"), Error);
+  CHECK_THROWS_WITH_AS(Rtn128{src}, doctest::Contains("not a multiple of the group size 128"),
+                       Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("kv_round_trip_head: within half a step of the input, extremes kept, constant vectors untouched") {
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int levels : {255, 15}) {
+    std::vector<float> x(64);
+    for (auto& v : x) v = nd(rng);
+    const auto orig = x;
+    quant::kv_round_trip_head(x.data(), 64, levels);
+    const float lo = *std::min_element(orig.begin(), orig.end()), hi = *std::max_element(orig.begin(), orig.end());
+    const float step = (hi - lo) / static_cast<float>(levels);
+    int changed = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      CHECK(std::abs(x[i] - orig[i]) <= 0.5f * step * 1.0001f);
+      changed += x[i] != orig[i];
+    }
+    CHECK(changed > 0);
+    CHECK(*std::min_element(x.begin(), x.end()) == lo);
+  }
+  std::vector<float> flat(16, 3.5f);
+  quant::kv_round_trip_head(flat.data(), 16, 255);
+  CHECK(flat == std::vector<float>(16, 3.5f));
+}
+
+TEST_CASE("kv::Int8 and kv::Int4 change the logits a little (int4 more), in forward and in decode_batch") {
+  std::mt19937 rng(std::random_device{}());
+  for (const char* name : {"llama_tied", "qwen2", "mistral"}) {
+    CAPTURE(name);
+    const ModelWeights w = load_weights(test::data_path(std::string("tiny_models/") + name));
+    const auto ids = random_ids(40, w.config.vocab_size, rng);
+    Llama<f32> base(w);
+    Llama<f32, quant::None, kv::Int8> int8(w);
+    Llama<f32, quant::None, kv::Int4> int4(w);
+    const auto ref = logits_of(base, ids);
+    const double e8 = rel_error(logits_of(int8, ids), ref), e4 = rel_error(logits_of(int4, ids), ref);
+    MESSAGE(std::string(name), ": logits relative error, KV int8 ", e8, ", KV int4 ", e4);
+    CHECK(e8 > 0.0);
+    CHECK(e8 < 0.05);  // measured 0.013-0.019 on these peaked-attention models
+    CHECK(e4 > e8);
+    CHECK(e4 < 0.6);   // measured 0.21-0.27
+    // decode_batch quantizes the rows it writes as forward() does: the same logits bit for bit.
+    auto alone = int8.new_cache(64), together = int8.new_cache(64);
+    std::vector<float> l1, l2;
+    int8.forward(alone, ids, l1);
+    int8.forward(together, ids, l2);
+    const int32_t next = 7 % static_cast<int32_t>(w.config.vocab_size);
+    int8.forward(alone, std::span<const int32_t>(&next, 1), l1);
+    HostKvCache* caches[] = {&together};
+    BatchedDecodeScratch scratch;
+    decode_batch(int8, std::span<HostKvCache* const>(caches), std::span<const int32_t>(&next, 1), l2, scratch);
+    CHECK(l1 == l2);
+  }
+}

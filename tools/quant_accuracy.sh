@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The accuracy table of docs/QUANTIZATION.md: perplexity of the default model on Debian
+# Administrator's Handbook prose (tools/prose_text.py: eval.txt, calibration from the disjoint
+# calib.txt) for the base model, RTN and AWQ 4-bit weights, on the CPU.
+#   tools/quant_accuracy.sh [OUT_DIR]   (needs: apt-get install debian-handbook; a built turbine)
+# Environment: TOKENS (scored tokens, default 51200), CTX (window, 512), CALIB_SAMPLES (64),
+# CALIB_SEQLEN (512), TURBINE_BIN (build/examples/turbine), MODEL (the default model).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-$here/.cache/quant_accuracy}"
+bin="${TURBINE_BIN:-$here/build/examples/turbine}"
+model="${MODEL:-$here/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+tokens="${TOKENS:-51200}" ctx="${CTX:-512}"
+mkdir -p "$out"
+python3 "$here/tools/prose_text.py" "$out/text"
+ppl() {  # name, model, [kv]
+  local r
+  r=$("$bin" eval ppl "$2" --device cpu --kv "${3:-same}" --text "$out/text/eval.txt" --ctx "$ctx" \
+    --max-tokens "$((tokens + tokens / (ctx - 1) + 1))" --json 2>/dev/null)
+  echo "$r" >"$out/ppl_$1.json"
+  printf '%-28s %s\n' "$1" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(f"ppl {d[\"ppl\"]:.4f} over {d[\"scored_tokens\"]} tokens")' "$r")"
+}
+if [ "${ONLY_KV:-0}" = 1 ]; then  # the KV rows alone (the weights' rows already measured)
+  ppl "base + KV int8" "$model" int8
+  ppl "base + KV int4" "$model" int4
+  [ -d "$out/awq" ] && ppl "awq + KV int8" "$out/awq" int8
+  exit 0
+fi
+t0=$(date +%s)
+"$bin" quantize "$model" --method rtn -o "$out/rtn" >"$out/quantize_rtn.log"
+"$bin" quantize "$model" --method awq --calib "$out/text/calib.txt" --calib-samples "${CALIB_SAMPLES:-64}" \
+  --calib-seqlen "${CALIB_SEQLEN:-512}" -o "$out/awq" >"$out/quantize_awq.log"
+echo "quantized in $(($(date +%s) - t0)) s; $(tail -2 "$out/quantize_awq.log" | head -1)"
+ppl base "$model"
+ppl rtn "$out/rtn"
+ppl awq "$out/awq"
+ppl "base + KV int8" "$model" int8
+ppl "base + KV int4" "$model" int4
+ppl "awq + KV int8" "$out/awq" int8
