@@ -17,13 +17,19 @@ ppl() {  # name, model, [kv]
   local r
   r=$("$bin" eval ppl "$2" --device cpu --kv "${3:-same}" --text "$out/text/eval.txt" --ctx "$ctx" \
     --max-tokens "$((tokens + tokens / (ctx - 1) + 1))" --json 2>/dev/null)
-  echo "$r" >"$out/ppl_$1.json"
-  printf '%-28s %s\n' "$1" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(f"ppl {d[\"ppl\"]:.4f} over {d[\"scored_tokens\"]} tokens")' "$r")"
+  echo "$r" >"$out/ppl_${1// /_}.json"
+  printf '%-28s %s\n' "$1" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("ppl %.4f over %d tokens" % (d["ppl"], d["scored_tokens"]))' "$r")"
 }
-if [ "${ONLY_KV:-0}" = 1 ]; then  # the KV rows alone (the weights' rows already measured)
-  ppl "base + KV int8" "$model" int8
-  ppl "base + KV int4" "$model" int4
-  [ -d "$out/awq" ] && ppl "awq + KV int8" "$out/awq" int8
+if [ "${SKIP_QUANTIZE:-0}" = 1 ]; then  # the rows alone, from the directories already made
+  for name in ${ROWS:-base rtn awq base_kv_int8 base_kv_int4 awq_kv_int8}; do
+    case $name in
+      base) ppl base "$model" ;;
+      rtn | awq) ppl "$name" "$out/$name" ;;
+      base_kv_int8) ppl "base + KV int8" "$model" int8 ;;
+      base_kv_int4) ppl "base + KV int4" "$model" int4 ;;
+      awq_kv_int8) ppl "awq + KV int8" "$out/awq" int8 ;;
+    esac
+  done
   exit 0
 fi
 t0=$(date +%s)
