@@ -10,7 +10,7 @@
 // bytes + KV bytes read) / the device-to-device copy ceiling measured at start-up (bytes read +
 // written per second). Each configuration's logits after 4 fixed steps are compared with the
 // unfused chain's (relative error): the folds change rounding only.
-//   bench_cuda_decode_step [smollm2|llama3|all] (default all)   not Google Benchmark: one table each
+//   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] (default all)   not Google Benchmark: one table each
 // Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
 // it times that engine end to end only: the "before" of a change to the engine.
 #include <algorithm>
@@ -262,6 +262,58 @@ void run_shape(const std::string& name, double ceiling) {
 #endif
 }
 
+/// 4-bit weights (quant::Rtn<4, G>, rounded from the random weights at load): batch 1 and 4, the
+/// floor counted on the bytes the W4 model streams (packed weights, scales, f16 embedding/LM head).
+template <int G>
+void run_w4(const std::string& name, double ceiling) {
+  using Model = Llama<f16, quant::Rtn<4, G>, kv::Same, Cuda>;
+  const ModelConfig c = shape(name);
+  const auto t0 = std::chrono::steady_clock::now();
+  Model model(random_model(c));
+  const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  constexpr int kPrompt = 128, kWarm = 8, kSteps = 200;
+  std::vector<int32_t> prompt(kPrompt);
+  for (int i = 0; i < kPrompt; ++i) prompt[i] = int32_t((i * 7919 + 13) % c.vocab_size);
+  const double weight_bytes = double(model.device_weight_bytes());
+  const int64_t len = kPrompt + kWarm + kSteps;
+  // The LM head is read once per step; the embedding only one row.
+  const double embed_bytes = c.tie_word_embeddings ? 0.0 : double(c.vocab_size) * c.hidden_size * 2;
+  const double step_bytes = weight_bytes - embed_bytes + 2.0 * c.num_layers * double(len) * c.kv_size() * 2;
+  const double floor_us = step_bytes / ceiling * 1e6;
+  std::printf("\n%s W4A16 g%d (f16): device weights %.1f MB, bytes per step %.1f MB, floor %.1f us/token; setup %.1f s\n",
+              name.c_str(), G, weight_bytes / 1e6, step_bytes / 1e6, floor_us, setup_s);
+  std::vector<float> logits;
+  auto cache = model.new_cache(c.max_position_embeddings);
+  model.forward(cache, prompt, logits);
+  for (int i = 0; i < kWarm; ++i) {
+    const int32_t t = int32_t((i * 104729 + 7) % c.vocab_size);
+    model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+  }
+  const auto e0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kSteps; ++i) {
+    const int32_t t = int32_t(((kWarm + i) * 104729 + 7) % c.vocab_size);
+    model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+  }
+  const double e2e_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - e0).count() / kSteps;
+  decltype(&cache) one[1] = {&cache};
+  model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), 20);
+  const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
+  std::printf("  batch 1: e2e %.0f tok/s (%.1f us), graph %.0f tok/s (%.1f us), %.1f%% of the floor\n", 1e6 / e2e_us, e2e_us,
+              1e6 / graph_us, graph_us, 100.0 * floor_us / graph_us);
+  std::vector<typename Model::Cache> caches;
+  for (int i = 0; i < 4; ++i) caches.push_back(model.new_cache(c.max_position_embeddings));
+  std::vector<typename Model::Cache*> ptrs;
+  for (auto& x : caches) {
+    model.forward(x, prompt, logits);
+    ptrs.push_back(&x);
+  }
+  std::vector<int32_t> next(4, 11);
+  std::vector<float> batch_logits(4 * c.vocab_size);
+  for (int i = 0; i < kWarm; ++i) model.decode_batch(ptrs, next, batch_logits.data());
+  const double b4_us = 1e3 * model.time_decode_graph(ptrs, kSteps);
+  std::printf("  batch 4: graph %.1f us per step (%.0f tokens/s over the 4 sequences)\n", b4_us, 4e6 / b4_us);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -281,6 +333,8 @@ int main(int argc, char** argv) {
       run_shape<bf16>("smollm2", ceiling);
     }
     if (which == "all" || which == "llama3") run_shape<f16>("llama3", ceiling);
+    if (which == "all" || which == "w4" || which == "smollm2-w4") run_w4<64>("smollm2", ceiling);
+    if (which == "all" || which == "w4" || which == "llama3-w4") run_w4<128>("llama3", ceiling);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

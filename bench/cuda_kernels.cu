@@ -22,6 +22,7 @@
 #include <turbine/backend/cuda/gemm.cuh>
 #include <turbine/backend/cuda/gemv.cuh>
 #include <turbine/backend/cuda/gemv_fused.cuh>
+#include <turbine/backend/cuda/gemv_w4.cuh>
 #include <turbine/backend/cuda/norm.cuh>
 #include <turbine/backend/cuda/rope.cuh>
 #include <vector>
@@ -54,6 +55,19 @@ __global__ void fill_uniform_kernel(T* p, size_t n, uint64_t seed, float scale) 
 __global__ void fill_ids_kernel(int32_t* p, size_t n, uint64_t seed, int vocab) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     p[i] = static_cast<int32_t>(mix(i + seed) % static_cast<uint32_t>(vocab));
+}
+
+__global__ void fill_bits_kernel(uint32_t* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i] = mix(i * 0x9e3779b97f4a7c15ull + seed);
+}
+
+// W4 params {scale, 1024 + zero}: scales around 0.01, zeros 0..15.
+__global__ void fill_w4_params_kernel(__half2* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const uint32_t r = mix(i + seed);
+    p[i] = __halves2half2(__float2half(0.005f + 0.01f * float(r >> 8) / 16777216.0f), __float2half(1024.0f + float(r & 15)));
+  }
 }
 
 uint64_t next_seed() {
@@ -421,6 +435,31 @@ void BM_gemv_variant(benchmark::State& state, int n, int k) {
   run(state, timer, double(wbytes) + 2.0 * (k + n));
 }
 
+// W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
+// scales/zeros, which is what it must stream.
+void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens) {
+  constexpr int kGroup = 128;
+  const size_t words = size_t(n) * k / 8, params = size_t(n) * (k / kGroup);
+  const size_t wbytes = words * 4 + params * 4;
+  const int copies = copies_for(wbytes);
+  std::vector<DeviceBuffer<uint32_t>> q;
+  std::vector<DeviceBuffer<__half2>> p;
+  for (int i = 0; i < copies; ++i) {
+    q.emplace_back(words, "w4 qweight");
+    p.emplace_back(params, "w4 params");
+    fill_bits_kernel<<<1024, 256>>>(q.back().data(), words, next_seed());
+    fill_w4_params_kernel<<<1024, 256>>>(p.back().data(), params, next_seed());
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+  }
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
+    const W4Matrix w{q[i % copies].data(), p[i % copies].data(), n, k, kGroup};
+    gemv_w4(w, x.data(), nullptr, y.data(), tokens, s);
+  });
+  run(state, timer, double(wbytes) + 2.0 * tokens * (k + n));
+}
+
 // The GEMV with the fused add + RMSNorm prologue (the decode chain's QKV and gate/up input), with
 // the prologue that loops over the tokens (the default) or the one compiled per token count.
 template <bool kPerCount>
@@ -515,6 +554,8 @@ void register_all() {
     reg("gemv_w16_u4/" + suffix, BM_gemv_variant<16, 4>, s.n, s.k);
     reg("gemv_w16_u8/" + suffix, BM_gemv_variant<16, 8>, s.n, s.k);
   }
+  for (const Mat& s : llama)
+    for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t);
   for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
     for (int t : {1, 2, 4, 8}) {
       const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);

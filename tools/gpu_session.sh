@@ -5,7 +5,7 @@
 #                                first half (.device/p0) in /tmp
 #   tools/gpu_session.sh all     both in one call (without the default model, which needs two calls)
 #   tools/gpu_session.sh run     joins the halves (.device/p1), makes random-init transformers models,
-#                                runs the engine suite, the CLI on the default model, the decode-step
+#                                runs the engine suites, the CLI on the default model, the decode-step
 #                                benchmark and the generation grid against transformers
 # Carry .device/carry (deps.tar.xz: Eigen, doctest, nlohmann-json, CLI11 headers for machines without
 # them) and .device/p0 or .device/p1 (tools/gpu_split_model.sh makes them). Logs go to $OUT/logs.tar.gz;
@@ -70,7 +70,7 @@ if [ "$mode" = build ] || [ "$mode" = all ]; then
   rc=$?
   record build "rc $rc ($(($(date +%s) - t0)) s)"
   [ "$rc" -ne 0 ] && grep -E "error|FAILED" "$logs/build.log" | head -30
-  for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemm attention_prefill attention_decode sampling umbrella}; do
+  for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemv_w4 gemm attention_prefill attention_decode sampling umbrella}; do
     suite "test_cuda_$s" 150
   done
   [ "$mode" = build ] && exit 0
@@ -90,6 +90,8 @@ fi
 export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models
 suite test_cuda_engine 200
 grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine.log" | head -30
+suite test_cuda_engine_w4 200
+grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine_w4.log" | head -20
 cli="$build/examples/turbine"
 if [ -x "$cli" ] && [ -f "$model" ]; then
   for dt in f16 bf16; do
@@ -124,7 +126,7 @@ if [ -x "$build/bench/bench_cuda_kernels" ] && [ -n "${KERNEL_BENCH_FILTER:-}" ]
   record bench_cuda_kernels "rc $?"
 fi
 if [ -x "$build/bench/bench_cuda_decode_step" ] && [ "${SKIP_STEP_BENCH:-0}" != 1 ]; then
-  timeout 150 "$build/bench/bench_cuda_decode_step" all >"$logs/bench_decode_step.log" 2>&1
+  timeout 150 "$build/bench/bench_cuda_decode_step" "${DECODE_STEP_WHICH:-all}" >"$logs/bench_decode_step.log" 2>&1
   record bench_cuda_decode_step "rc $?"
   grep -vE "^\s*$" "$logs/bench_decode_step.log" | tail -30
 fi

@@ -31,6 +31,7 @@
 #include "../backend/cuda/embedding.cuh"
 #include "../backend/cuda/gemm.cuh"
 #include "../backend/cuda/gemv_fused.cuh"
+#include "../backend/cuda/gemv_w4.cuh"
 #include "../backend/cuda/norm.cuh"
 #include "../backend/cuda/rope.cuh"
 #include "../core/half.hpp"
@@ -38,6 +39,7 @@
 #include "../layers/rotary.hpp"
 #include "spec.hpp"
 #include "transformer.hpp"
+#include "weight_scheme.hpp"
 #include "weights.hpp"
 
 namespace turbine {
@@ -117,7 +119,8 @@ class CudaTransformer {
 
   /// Uploads the weights to the current device (q/k/v and gate/up fused, converted to T), creates
   /// the model's stream and waits for the uploads. Fails if no CUDA device is available.
-  explicit CudaTransformer(ModelWeights weights) : host_(std::move(weights)) {
+  explicit CudaTransformer(ModelWeights weights)
+      : host_(apply_weight_scheme<typename S::weight_scheme>(std::move(weights))) {
     static_assert(!std::is_same_v<typename S::precision, f32>, "turbine::Cuda runs in f16 or bf16: use turbine::f16 or turbine::bf16");
     const ModelConfig& c = host_.config;
     check(cuda::device_count() > 0, "no CUDA device is available (use --device cpu)");
@@ -130,10 +133,17 @@ class CudaTransformer {
       Layer d;
       d.attn_norm = upload_vector(l.attn_norm);
       d.mlp_norm = upload_vector(l.mlp_norm);
-      d.wqkv = upload({&l.wq, &l.wk, &l.wv});
-      d.wo = upload({&l.wo});
-      d.w_gate_up = upload({&l.w_gate, &l.w_up});
-      d.w_down = upload({&l.w_down});
+      if constexpr (kW4) {  // 4-bit Linears (the embedding and LM head stay in T)
+        d.wqkv4 = upload_w4({&l.wq, &l.wk, &l.wv});
+        d.wo4 = upload_w4({&l.wo});
+        d.w_gate_up4 = upload_w4({&l.w_gate, &l.w_up});
+        d.w_down4 = upload_w4({&l.w_down});
+      } else {
+        d.wqkv = upload({&l.wq, &l.wk, &l.wv});
+        d.wo = upload({&l.wo});
+        d.w_gate_up = upload({&l.w_gate, &l.w_up});
+        d.w_down = upload({&l.w_down});
+      }
       if (!l.bq.empty()) {
         std::vector<float> b(l.bq);
         b.insert(b.end(), l.bk.begin(), l.bk.end());
@@ -141,6 +151,11 @@ class CudaTransformer {
         d.bqkv = upload_vector(b);
       }
       layers_.push_back(std::move(d));
+    }
+    if constexpr (kW4) {  // the GEMMs (prefill, batches over 8) multiply a dequantized copy of one matrix
+      const int64_t most = std::max({(c.q_size() + 2 * c.kv_size()) * c.hidden_size, c.hidden_size * c.q_size(),
+                                     2 * c.intermediate_size * c.hidden_size, c.hidden_size * c.intermediate_size});
+      w4_scratch_ = cuda::DeviceBuffer<T>(static_cast<size_t>(most), "dequantized weights (4-bit GEMM scratch)");
     }
     inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
     set_inv_freq(rope_inv_freq(c, 1));
@@ -343,9 +358,55 @@ class CudaTransformer {
   }
 
  private:
+  /// Weight scheme quant::Awq / quant::Rtn: the Linears are 4-bit (backend/cuda/gemv_w4.cuh).
+  static constexpr bool kW4 = S::weight_scheme::quantized;
+  static_assert(!kW4 || std::is_same_v<T, __half>, "4-bit weights on turbine::Cuda run in f16: use turbine::f16");
+
+  /// A 4-bit matrix on the device.
+  struct W4Buffers {
+    cuda::DeviceBuffer<uint32_t> qweight, params;
+    cuda::W4Matrix m;
+  };
   struct Layer {
     cuda::DeviceBuffer<T> attn_norm, mlp_norm, wqkv, bqkv, wo, w_gate_up, w_down;
+    W4Buffers wqkv4, wo4, w_gate_up4, w_down4;  // kW4 only
   };
+
+  /// Uploads the row-wise concatenation of 4-bit `parts` (same column count and group) in the GPU layout.
+  W4Buffers upload_w4(std::initializer_list<const WeightMatrix*> parts) {
+    W4Buffers b;
+    std::vector<uint32_t> q, p;
+    int n = 0, k = 0, group = 0;
+    for (const WeightMatrix* m : parts) {
+      const cuda::W4Host h = cuda::w4_pack(*m);
+      check(n == 0 || (h.k == k && h.group == group), "4-bit weights: fused matrices differ in width or group size");
+      q.insert(q.end(), h.qweight.begin(), h.qweight.end());
+      p.insert(p.end(), h.params.begin(), h.params.end());
+      n += h.n;
+      k = h.k;
+      group = h.group;
+    }
+    b.qweight = cuda::DeviceBuffer<uint32_t>(q.size(), "model weights (4-bit)");
+    b.params = cuda::DeviceBuffer<uint32_t>(p.size(), "model weights (4-bit scales)");
+    TURBINE_CUDA_CHECK(cudaMemcpy(b.qweight.data(), q.data(), b.qweight.bytes(), cudaMemcpyHostToDevice));
+    TURBINE_CUDA_CHECK(cudaMemcpy(b.params.data(), p.data(), b.params.bytes(), cudaMemcpyHostToDevice));
+    b.m = cuda::W4Matrix{b.qweight.data(), reinterpret_cast<const __half2*>(b.params.data()), n, k, group};
+    weight_bytes_ += b.qweight.bytes() + b.params.bytes();
+    return b;
+  }
+
+  /// y = x W^T for `t` tokens with one of a layer's Linears: T weights through cuda::linear, 4-bit
+  /// weights through the W4A16 GEMV (1..8 tokens) or a dequantized copy and the GEMM.
+  void linear(const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int t, int n, int k) {
+    const T* no_bias = nullptr;
+    if constexpr (kW4) {
+      if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_);
+      cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
+      cuda::linear(gemm_, x, static_cast<const T*>(w4_scratch_.data()), no_bias, y, t, n, k, stream_);
+    } else {
+      cuda::linear(gemm_, x, w.data(), no_bias, y, t, n, k, stream_);
+    }
+  }
 
   /// Uploads the row-wise concatenation of `parts` (same column count) converted to T.
   cuda::DeviceBuffer<T> upload(std::initializer_list<const WeightMatrix*> parts) {
@@ -426,18 +487,17 @@ class CudaTransformer {
     const int hidden = static_cast<int>(c.hidden_size), inter = static_cast<int>(c.intermediate_size);
     const int qkv_rows = static_cast<int>(c.q_size() + 2 * c.kv_size());
     const int tt = static_cast<int>(t);
-    const T* no_bias = nullptr;
     cuda::embedding(embed_.data(), ids_.data(), residual_.data(), tt, hidden, static_cast<int>(c.vocab_size), stream_);
     cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     for (size_t li = 0; li < layers_.size(); ++li) {
       Layer& L = layers_[li];
-      cuda::linear(gemm_, h_.data(), L.wqkv.data(), no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
+      linear(L.wqkv, L.wqkv4, h_.data(), qkv_.data(), tt, qkv_rows, hidden);
       attend(li);
-      cuda::linear(gemm_, attn_.data(), L.wo.data(), no_bias, delta_.data(), tt, hidden, static_cast<int>(c.q_size()), stream_);
+      linear(L.wo, L.wo4, attn_.data(), delta_.data(), tt, hidden, static_cast<int>(c.q_size()));
       cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
-      cuda::linear(gemm_, h_.data(), L.w_gate_up.data(), no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
+      linear(L.w_gate_up, L.w_gate_up4, h_.data(), gate_up_.data(), tt, 2 * inter, hidden);
       cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
-      cuda::linear(gemm_, act_.data(), L.w_down.data(), no_bias, delta_.data(), tt, hidden, inter, stream_);
+      linear(L.w_down, L.w_down4, act_.data(), delta_.data(), tt, hidden, inter);
       const T* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.data() : final_norm_.data();
       cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     }
@@ -532,7 +592,8 @@ class CudaTransformer {
     enqueue_lm_head(b, 0);
   }
 
-  bool fused_decode(int64_t b) const { return b <= cuda::kGemvMaxTokens && fusion_.any(); }
+  // The fused chain's kernels read T weights: 4-bit models run the unfused step (with the W4 GEMV).
+  bool fused_decode(int64_t b) const { return !kW4 && b <= cuda::kGemvMaxTokens && fusion_.any(); }
 
   /// The decode step as the fused chain (see the top of this file); each fold can be turned off.
   void enqueue_decode_fused(int64_t b) {
@@ -696,6 +757,7 @@ class CudaTransformer {
   cuda::DeviceBuffer<int32_t> ids_;
   cuda::DeviceBuffer<float> residual_, residual2_;
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
+  cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs
   std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
   int64_t max_batch_ = 0, decode_max_len_ = 0;
   cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache base pointers

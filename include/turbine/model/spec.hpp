@@ -26,6 +26,14 @@ inline constexpr bool backend_has_weight_scheme<Cpu, quant::Awq<Bits, Group>> = 
 template <int Bits, int Group>
 inline constexpr bool backend_has_weight_scheme<Cpu, quant::Rtn<Bits, Group>> = true;
 
+/// The CUDA backend runs AWQ and RTN 4-bit weights in f16 (backend/cuda/gemv_w4.cuh for decode,
+/// a dequantized copy and the GEMM for prefill).
+template <int Bits, int Group>
+inline constexpr bool backend_has_weight_scheme<Cuda, quant::Awq<Bits, Group>> = true;
+/// See backend_has_weight_scheme<Cuda, quant::Awq<Bits, Group>>.
+template <int Bits, int Group>
+inline constexpr bool backend_has_weight_scheme<Cuda, quant::Rtn<Bits, Group>> = true;
+
 /// The CPU backend runs kv::Int8 and kv::Int4 as the numerical reference: keys and values are
 /// quantized per token and head as they are written (quant/kv_quant.hpp), in an fp32 cache.
 template <>
@@ -48,6 +56,8 @@ struct Spec {
   static_assert(backend_has_weight_scheme<B, W>,
                 "this backend does not implement the weight scheme: use turbine::quant::None, or a backend "
                 "for which turbine::backend_has_weight_scheme<Backend, Scheme> is true");
+  static_assert(!B::is_gpu || !W::quantized || std::is_same_v<P, f16>,
+                "4-bit weights (quant::Awq, quant::Rtn) on turbine::Cuda run in f16: use turbine::f16");
   static_assert(backend_has_kv_scheme<B, K>,
                 "this backend does not implement the KV-cache scheme: use turbine::kv::Same, or a backend "
                 "for which turbine::backend_has_kv_scheme<Backend, Scheme> is true");

@@ -1,0 +1,150 @@
+// 4-bit weights on the GPU (quant::Rtn / quant::Awq on turbine::Cuda): every position's logits of
+// the W4A16 model (prefill: dequantized copy + GEMM; decode: the W4 GEMV, graph-captured) against
+// the CPU model with the same 4-bit weights, on the tiny models of every architecture, the random
+// GPU test models and the default model; batched decode against one sequence at a time; and an
+// AWQ directory made by quantize_model answering on the GPU.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <nlohmann/json.hpp>
+#include <turbine/model/save_awq_model.hpp>
+#include <turbine/turbine.cuh>
+
+#include "test_support.hpp"
+
+using namespace turbine;
+
+namespace {
+
+double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += double(got[i] - want[i]) * (got[i] - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+template <class Model>
+std::vector<float> all_logits(Model& m, const std::vector<int32_t>& ids, size_t prefill) {
+  auto cache = m.new_cache(512);
+  std::vector<float> out, step;
+  m.forward(cache, std::span<const int32_t>(ids).first(prefill), step, true);
+  out = step;
+  for (size_t i = prefill; i < ids.size(); ++i) {
+    m.forward(cache, std::span<const int32_t>(&ids[i], 1), step);
+    out.insert(out.end(), step.begin(), step.end());
+  }
+  return out;
+}
+
+template <int G>
+void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const std::string& what) {
+  Llama<f32, quant::Rtn<4, G>> cpu(w);
+  Llama<f16, quant::Rtn<4, G>, kv::Same, Cuda> gpu(w);
+  for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
+    const auto ref = all_logits(cpu, ids, prefill);
+    const auto got = all_logits(gpu, ids, prefill);
+    REQUIRE(got.size() == ref.size());
+    const double err = rel_error(got, ref);
+    MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ": relative error vs the CPU 4-bit model ", err);
+    CHECK(err < 1e-2);
+  }
+}
+
+std::vector<int32_t> random_ids(size_t n, int64_t vocab, std::mt19937& rng) {
+  std::vector<int32_t> ids(n);
+  for (auto& t : ids) t = std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(vocab) - 1)(rng);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("W4A16 on the GPU matches the CPU's 4-bit model on every architecture (prefill GEMM and decode GEMV)") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  std::mt19937 rng(std::random_device{}());
+  for (const char* name : {"llama_tied", "llama_untied", "qwen2", "mistral", "internlm2"}) {
+    const ModelWeights w = load_weights(test::data_path(std::string("tiny_models/") + name));
+    compare_w4<32>(w, random_ids(40, w.config.vocab_size, rng), name);
+  }
+  if (const char* root = std::getenv("TURBINE_GPU_TEST_MODELS")) {  // hidden 256, head_dim 64: group 128
+    for (const char* name : {"llama_untied", "qwen2"}) {
+      const std::string dir = std::string(root) + "/" + name;
+      std::ifstream f(dir + "/golden.json");
+      REQUIRE(f.good());
+      const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
+      compare_w4<128>(load_weights(dir), std::vector<int32_t>(ids.begin(), ids.begin() + 64), std::string("gpu ") + name);
+    }
+  }
+}
+
+TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  std::mt19937 rng(std::random_device{}());
+  const ModelWeights w = load_weights(test::data_path("tiny_models/llama_untied"));
+  Llama<f16, quant::Rtn<4, 32>, kv::Same, Cuda> gpu(w);
+  using Cache = decltype(gpu)::Cache;
+  const int64_t vocab = w.config.vocab_size;
+  for (size_t n : {size_t(2), size_t(5), size_t(8)}) {
+    std::vector<Cache> alone, together;
+    std::vector<int32_t> next(n);
+    std::vector<float> logits;
+    for (size_t i = 0; i < n; ++i) {
+      const auto prompt = random_ids(3 + 4 * i, vocab, rng);
+      alone.push_back(gpu.new_cache(64));
+      together.push_back(gpu.new_cache(64));
+      gpu.forward(alone.back(), prompt, logits);
+      gpu.forward(together.back(), prompt, logits);
+      next[i] = static_cast<int32_t>(i % vocab);
+    }
+    std::vector<Cache*> caches;
+    for (auto& c : together) caches.push_back(&c);
+    std::vector<float> batch(n * vocab);
+    gpu.decode_batch(std::span<Cache* const>(caches), next, batch.data());
+    for (size_t i = 0; i < n; ++i) {
+      gpu.forward(alone[i], std::span<const int32_t>(&next[i], 1), logits);
+      const std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
+      CAPTURE(n);
+      CAPTURE(i);
+      CHECK(rel_error(row, logits) < 1e-3);
+    }
+  }
+}
+
+TEST_CASE("W4A16 on the default model: close to the CPU's 4-bit model, a quarter of the weight memory, and an AWQ directory answers") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  const std::string path = test::default_model_path();
+  if (path.empty()) return test::skip("default model not fetched");
+  LoadedModel m = load_model(path);
+  const auto ids = m.tokenizer->encode("The lighthouse keeper had lived alone on the island for nearly twenty years.");
+  compare_w4<64>(m.weights, ids, "smollm2");
+  {
+    Llama<f16, quant::None, kv::Same, Cuda> f16_model(m.weights);
+    Llama<f16, quant::Rtn<4, 64>, kv::Same, Cuda> w4_model(m.weights);
+    MESSAGE("device weights: f16 ", f16_model.device_weight_bytes() >> 20, " MiB, W4 ", w4_model.device_weight_bytes() >> 20,
+            " MiB (embedding and LM head stay f16)");
+    CHECK(w4_model.device_weight_bytes() < f16_model.device_weight_bytes() * 2 / 3);
+  }
+  // AWQ: a directory from quantize_model (tiny calibration), run on the GPU as quant::Awq.
+  QuantizeOptions opt;
+  opt.group = 64;
+  const auto calib = calibration_windows(
+      m.tokenizer->encode("The quick brown fox jumps over the lazy dog. Paris is the capital and largest city of France, "
+                          "on the Seine. Many people visit its museums, cafes and gardens every year, in every season."),
+      2, 24);
+  const auto dir = std::filesystem::temp_directory_path() / ("turbine_w4_" + std::to_string(std::random_device{}()));
+  save_awq_model(quantize_model(m.weights, calib, opt), dir.string(), {});
+  LoadedModel awq = load_model(path);  // tokenizer from the GGUF, weights from the directory
+  awq.weights = load_weights(dir.string());
+  Pipeline<Llama<f16, quant::Awq<4, 64>, kv::Same, Cuda>> pipe(std::move(awq), PipelineOptions{});
+  GenerationConfig cfg;
+  cfg.max_new_tokens = 24;
+  const auto r = pipe.generate({"What is the capital of France?"}, cfg)[0];
+  MESSAGE("AWQ on the GPU: ", r.text);
+  CHECK(r.text.find("Paris") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
