@@ -1,8 +1,9 @@
 // 4-bit weights on the GPU (quant::Rtn / quant::Awq on turbine::Cuda): every position's logits of
 // the W4A16 model (prefill: dequantized copy + GEMM; decode: the W4 GEMV, graph-captured) against
-// the CPU model with the same 4-bit weights, on the tiny models of every architecture, the random
-// GPU test models and the default model; batched decode against one sequence at a time; and an
-// AWQ directory made by quantize_model answering on the GPU.
+// the CPU model with the same 4-bit weights, on the random GPU test models of every architecture
+// (tools/gpu_session.sh makes them with head_dim 64: the GPU's rotary kernel takes 64 and 128, so
+// the checked-in head_dim-16 models cannot run there) and the default model; batched decode
+// against one sequence at a time; and an AWQ directory made by quantize_model answering on the GPU.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -64,29 +65,33 @@ std::vector<int32_t> random_ids(size_t n, int64_t vocab, std::mt19937& rng) {
 
 }  // namespace
 
+/// The random GPU test models (hidden 256, head_dim 64: group 128), or empty with a skip message.
+std::string gpu_models_root() {
+  const char* root = std::getenv("TURBINE_GPU_TEST_MODELS");
+  return root ? root : "";
+}
+
 TEST_CASE("W4A16 on the GPU matches the CPU's 4-bit model on every architecture (prefill GEMM and decode GEMV)") {
   if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
-  std::mt19937 rng(std::random_device{}());
+  const std::string root = gpu_models_root();
+  if (root.empty()) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
   for (const char* name : {"llama_tied", "llama_untied", "qwen2", "mistral", "internlm2"}) {
-    const ModelWeights w = load_weights(test::data_path(std::string("tiny_models/") + name));
-    compare_w4<32>(w, random_ids(40, w.config.vocab_size, rng), name);
-  }
-  if (const char* root = std::getenv("TURBINE_GPU_TEST_MODELS")) {  // hidden 256, head_dim 64: group 128
-    for (const char* name : {"llama_untied", "qwen2"}) {
-      const std::string dir = std::string(root) + "/" + name;
-      std::ifstream f(dir + "/golden.json");
-      REQUIRE(f.good());
-      const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
-      compare_w4<128>(load_weights(dir), std::vector<int32_t>(ids.begin(), ids.begin() + 64), std::string("gpu ") + name);
-    }
+    const std::string dir = root + "/" + name;
+    std::ifstream f(dir + "/golden.json");
+    REQUIRE(f.good());
+    const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
+    REQUIRE(ids.size() >= 64);
+    compare_w4<128>(load_weights(dir), std::vector<int32_t>(ids.begin(), ids.begin() + 64), name);
   }
 }
 
 TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
   if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  const std::string root = gpu_models_root();
+  if (root.empty()) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
   std::mt19937 rng(std::random_device{}());
-  const ModelWeights w = load_weights(test::data_path("tiny_models/llama_untied"));
-  Llama<f16, quant::Rtn<4, 32>, kv::Same, Cuda> gpu(w);
+  const ModelWeights w = load_weights(root + "/llama_untied");
+  Llama<f16, quant::Rtn<4, 128>, kv::Same, Cuda> gpu(w);
   using Cache = decltype(gpu)::Cache;
   const int64_t vocab = w.config.vocab_size;
   for (size_t n : {size_t(2), size_t(5), size_t(8)}) {
