@@ -12,21 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <turbine/turbine.cuh>
 
+#include "compare_logits.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
+using test::all_logits;
 
 namespace {
-
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += double(got[i] - want[i]) * (got[i] - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
 
 ModelWeights tiny_weights(const std::string& dir) {
   ModelConfig c = io::load_hf_config(dir + "/config.json");
@@ -34,21 +26,6 @@ ModelWeights tiny_weights(const std::string& dir) {
   ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) { return st->find(n); }, dir);
   w.keep_alive.push_back(st);
   return w;
-}
-
-/// Every position's logits for `ids`, fed as prompt chunk then one token at a time (so both the
-/// prefill and the graph-captured decode paths are compared).
-template <class Model>
-std::vector<float> all_logits(Model& m, const std::vector<int32_t>& ids, size_t prefill) {
-  auto cache = m.new_cache(512);
-  std::vector<float> out, step;
-  m.forward(cache, std::span<const int32_t>(ids).first(prefill), step, true);
-  out = step;
-  for (size_t i = prefill; i < ids.size(); ++i) {
-    m.forward(cache, std::span<const int32_t>(&ids[i], 1), step);
-    out.insert(out.end(), step.begin(), step.end());
-  }
-  return out;
 }
 
 template <class P>
@@ -59,7 +36,7 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
     const auto ref = all_logits(cpu_model, ids, prefill);
     const auto got = all_logits(gpu_model, ids, prefill);
     REQUIRE(got.size() == ref.size());
-    const double err = rel_error(got, ref);
+    const double err = test::logits_rel_error(got, ref);
     MESSAGE(std::string(what), " ", std::string(P::name), " prefill ", prefill, "/", ids.size(), ": relative error ", err);
     CHECK(err < tol);
   }
@@ -88,7 +65,7 @@ TEST_CASE("GPU logits match transformers and the CPU engine on random models of 
     Llama<bf16, quant::None, kv::Same, Cuda> gpu_bf(w);
     const auto got16 = all_logits(gpu16, ids, ids.size());
     const auto got_bf = all_logits(gpu_bf, ids, ids.size());
-    const double e16 = rel_error(got16, ref), ebf = rel_error(got_bf, ref);
+    const double e16 = test::logits_rel_error(got16, ref), ebf = test::logits_rel_error(got_bf, ref);
     MESSAGE(std::string(name), " vs transformers over ", ids.size(), " positions: f16 ", e16, ", bf16 ", ebf);
     // Whole-model logits through 2 layers: f16 keeps ~3e-3, bf16 (8-bit mantissa) ~2-3e-2.
     CHECK(e16 < 1e-2);
@@ -157,7 +134,7 @@ TEST_CASE("a batched decode step gives each sequence the logits it gets alone") 
     for (size_t i = 0; i < n; ++i) {
       model.forward(alone[i], std::span<const int32_t>(&next[i], 1), logits);
       const std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
-      CHECK(rel_error(row, logits) < 2e-3);
+      CHECK(test::logits_rel_error(row, logits) < 2e-3);
       CHECK(together[i].length() == alone[i].length());
       next[i] = Sampler::argmax(logits);
     }

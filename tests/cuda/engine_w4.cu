@@ -14,34 +14,13 @@
 #include <turbine/model/save_awq_model.hpp>
 #include <turbine/turbine.cuh>
 
+#include "compare_logits.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
+using test::all_logits;
 
 namespace {
-
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += double(got[i] - want[i]) * (got[i] - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
-
-template <class Model>
-std::vector<float> all_logits(Model& m, const std::vector<int32_t>& ids, size_t prefill) {
-  auto cache = m.new_cache(512);
-  std::vector<float> out, step;
-  m.forward(cache, std::span<const int32_t>(ids).first(prefill), step, true);
-  out = step;
-  for (size_t i = prefill; i < ids.size(); ++i) {
-    m.forward(cache, std::span<const int32_t>(&ids[i], 1), step);
-    out.insert(out.end(), step.begin(), step.end());
-  }
-  return out;
-}
 
 template <int G>
 void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const std::string& what) {
@@ -51,7 +30,7 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
     const auto ref = all_logits(cpu, ids, prefill);
     const auto got = all_logits(gpu, ids, prefill);
     REQUIRE(got.size() == ref.size());
-    const double err = rel_error(got, ref);
+    const double err = test::logits_rel_error(got, ref);
     MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ": relative error vs the CPU 4-bit model ", err);
     CHECK(err < 1e-2);
   }
@@ -115,7 +94,7 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
       const std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
       CAPTURE(n);
       CAPTURE(i);
-      CHECK(rel_error(row, logits) < 1e-3);
+      CHECK(test::logits_rel_error(row, logits) < 1e-3);
     }
   }
 }

@@ -14,6 +14,7 @@
 #include <turbine/model/save_awq_model.hpp>
 #include <turbine/model/transformer.hpp>
 
+#include "compare_logits.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
@@ -31,19 +32,7 @@ struct TempDir {
 
 std::vector<float> logits_of(const ModelWeights& w, const std::vector<int32_t>& ids) {
   Transformer<Spec<f32>> m(w);
-  auto cache = m.new_cache(static_cast<int64_t>(ids.size()));
-  std::vector<float> logits;
-  m.forward(cache, ids, logits, true);
-  return logits;
-}
-
-double rel_error(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
+  return test::all_logits(m, ids, ids.size());
 }
 
 std::vector<std::vector<int32_t>> random_sequences(int n, int len, int vocab, std::mt19937& rng) {
@@ -102,7 +91,7 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
           CHECK(mismatches == 0);
         }
       }
-      err[awq] = rel_error(logits_of(back, probe), ref);
+      err[awq] = test::logits_rel_error(logits_of(back, probe), ref);
       MESSAGE(std::string(name), (awq ? " awq" : " rtn"), " g32: logits relative error vs the float model ", err[awq]);
       // 4 bits on these random 2-layer models (peaked attention, hidden 64) cost 0.3-0.45; a wrong
       // layout (transposed, misordered nibbles) gives about 1.4.

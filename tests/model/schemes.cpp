@@ -12,29 +12,13 @@
 #include <turbine/model/save_awq_model.hpp>
 #include <turbine/model/transformer.hpp>
 
+#include "compare_logits.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
 namespace fs = std::filesystem;
 
 namespace {
-
-template <class Model>
-std::vector<float> logits_of(Model& m, const std::vector<int32_t>& ids) {
-  auto cache = m.new_cache(static_cast<int64_t>(ids.size()));
-  std::vector<float> logits;
-  m.forward(cache, ids, logits, true);
-  return logits;
-}
-
-double rel_error(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
 
 std::vector<int32_t> random_ids(int n, int64_t vocab, std::mt19937& rng) {
   std::vector<int32_t> ids(static_cast<size_t>(n));
@@ -65,9 +49,9 @@ TEST_CASE("quant::Rtn rounds at load time exactly as turbine quantize --method r
   const ModelWeights awq_dir = load_weights(dir.string());
   Llama<f32, quant::Awq<4, 32>> awq(awq_dir);
   Llama<f32> plain(awq_dir);
-  const auto a = logits_of(rtn, ids), b = logits_of(awq, ids), c = logits_of(plain, ids);
-  CHECK(rel_error(a, b) < 1e-5);  // only the fp16 copies of norms and embedding differ
-  CHECK(rel_error(b, c) == 0.0);  // Awq runs the directory's weights as stored, as None does
+  const auto a = test::all_logits(rtn, ids, ids.size()), b = test::all_logits(awq, ids, ids.size()), c = test::all_logits(plain, ids, ids.size());
+  CHECK(test::logits_rel_error(a, b) < 1e-5);  // only the fp16 copies of norms and embedding differ
+  CHECK(test::logits_rel_error(b, c) == 0.0);  // Awq runs the directory's weights as stored, as None does
   CHECK_THROWS_WITH_AS(Awq32{src}, doctest::Contains("are not AWQ 4-bit: make an AWQ directory"),
                        Error);
   CHECK_THROWS_WITH_AS(Awq64{awq_dir},
@@ -109,8 +93,8 @@ TEST_CASE("kv::Int8 and kv::Int4 change the logits a little (int4 more), in forw
     Llama<f32> base(w);
     Llama<f32, quant::None, kv::Int8> int8(w);
     Llama<f32, quant::None, kv::Int4> int4(w);
-    const auto ref = logits_of(base, ids);
-    const double e8 = rel_error(logits_of(int8, ids), ref), e4 = rel_error(logits_of(int4, ids), ref);
+    const auto ref = test::all_logits(base, ids, ids.size());
+    const double e8 = test::logits_rel_error(test::all_logits(int8, ids, ids.size()), ref), e4 = test::logits_rel_error(test::all_logits(int4, ids, ids.size()), ref);
     MESSAGE(std::string(name), ": logits relative error, KV int8 ", e8, ", KV int4 ", e4);
     CHECK(e8 > 0.0);
     CHECK(e8 < 0.05);  // measured 0.013-0.019 on these peaked-attention models
