@@ -102,6 +102,15 @@ struct QuantizeCommand {
   bool no_clip = false;
 };
 void add_quantize_options(CLI::App& app, QuantizeCommand& q);
+/// Options of `turbine bench throughput` (cmd_bench_throughput.cpp).
+struct ThroughputOptions {
+  int64_t num_prompts = 1000, max_concurrent = 16, max_prefill_tokens = 512;
+  int64_t input_median = 180, output_median = 160, max_input = 2048, max_output = 1024, min_len = 4;
+  uint64_t seed = 0;
+  bool json = false;
+};
+void add_throughput_options(CLI::App& app, ThroughputOptions& t);
+void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t);
 void run_quantize(CommonOptions& o, const QuantizeCommand& q);
 void run_on_cpu(const Command& cmd, CommonOptions& o);
 void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds

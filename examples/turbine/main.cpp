@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
   bench_gen->add_option("--runs", cmd.gen_runs, "timed runs per configuration (after an untimed one)")->check(CLI::PositiveNumber);
   bench_gen->add_option("--json", cmd.gen_json, "also write the results to this JSON file");
 
+  auto* bench_tp = bench->add_subcommand("throughput", "offline serving throughput: N ShareGPT-like requests through the continuous-batching engine (CPU)");
+  ThroughputOptions tp;
+  add_model_options(*bench_tp, o);
+  add_throughput_options(*bench_tp, tp);
+
   auto* eval = app.add_subcommand("eval", "measure a model: perplexity on a text file");
   eval->require_subcommand(1);
   auto* eval_ppl = eval->add_subcommand("ppl", "perplexity on a text file, in consecutive windows of --ctx tokens");
@@ -80,6 +85,7 @@ int main(int argc, char** argv) {
     apply_runtime_options(o);
     if (serve->parsed()) { run_serve(o, serve_opts); return 0; }
     if (quantize->parsed()) { run_quantize(o, qc); return 0; }
+    if (bench_tp->parsed()) { run_bench_throughput(o, tp); return 0; }
     if (info->parsed()) {
       run_info(o, tensors);
       return 0;

@@ -42,7 +42,7 @@ expect_ok() {  # name, expected substring in stdout, command...
   passed=$((passed + 1))
 }
 
-for sub in "" chat generate info bench "bench generation" "eval ppl" quantize; do
+for sub in "" chat generate info bench "bench generation" "bench throughput" "eval ppl" quantize; do
   expect_ok "help $sub" "Usage" "$bin" $sub --help
 done
 docs="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../docs" && pwd)"
@@ -84,6 +84,9 @@ if [ -n "$model" ]; then
   expect_error "quantize twice" "already quantized" "$bin" quantize "$tmp/awq" --method rtn -o "$tmp/again"
   expect_ok "eval ppl" "perplexity" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
   expect_ok "eval ppl awq" "perplexity" "$bin" eval ppl "$tmp/awq" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
+  expect_ok "bench throughput" "requests/s" "$bin" bench throughput "$model" --num-prompts 6 --max-concurrent 3 \
+    --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  expect_error "bench throughput bad lengths" "--min-len" "$bin" bench throughput "$model" --min-len 50 --max-input 20
   expect_error "eval ppl short text" "less than one window" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 4000 --max-tokens 300
 else
   echo "[skipped] model checks: default model not fetched (tools/fetch_model.sh)"
