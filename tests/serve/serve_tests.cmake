@@ -19,3 +19,22 @@ elseif(TURBINE_BUILD_EXAMPLES)
                    "${TURBINE_MODEL_DIR}/SmolLM2-135M-Instruct.Q4_1.gguf")
   set_tests_properties(serve/openai_client PROPERTIES SKIP_REGULAR_EXPRESSION "\\[skipped\\]" TIMEOUT 900)
 endif()
+
+# The HTTP server and the load test again under AddressSanitizer and UndefinedBehaviorSanitizer
+# (GCC or Clang), as their own test binaries in the same build; -O1 keeps them fast enough. Any
+# report fails the test (halt_on_error, UBSan errors are fatal).
+if(TURBINE_HAVE_HTTPLIB AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND NOT TURBINE_NO_SANITIZER_TESTS)
+  foreach(name http_server load)
+    set(target test_serve_${name}_asan)
+    add_executable(${target} ${CMAKE_CURRENT_SOURCE_DIR}/serve/${name}.cpp ${CMAKE_CURRENT_SOURCE_DIR}/test_main.cpp)
+    target_include_directories(${target} PRIVATE ${DOCTEST_INCLUDE_DIR} ${CMAKE_CURRENT_SOURCE_DIR})
+    target_compile_definitions(${target} PRIVATE TURBINE_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data")
+    target_link_libraries(${target} PRIVATE turbine::turbine turbine_project_options turbine_httplib)
+    target_compile_options(${target} PRIVATE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=undefined -Wno-uninitialized)  # GCC 12 avx512 intrinsics at -O1
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+    add_test(NAME serve/${name}_asan COMMAND ${target})
+    set_tests_properties(serve/${name}_asan PROPERTIES TIMEOUT 900 SKIP_REGULAR_EXPRESSION "\\[skipped\\]"
+                         ENVIRONMENT "ASAN_OPTIONS=halt_on_error=1:detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1;TURBINE_LOAD_CLIENTS=32")
+  endforeach()
+endif()
