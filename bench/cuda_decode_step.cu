@@ -182,6 +182,25 @@ double rel_error(const std::vector<float>& got, const std::vector<float>& want) 
   return std::sqrt(num / den);
 }
 
+/// Four sequences decoded together: prefill each with `prompt`, `warm` batched steps (which capture
+/// the graph), then the mean graph time of a step over `steps` replays, in us.
+template <class Model>
+double batch4_graph_us(Model& model, const std::vector<int32_t>& prompt, int warm, int steps) {
+  const ModelConfig& c = model.config();
+  std::vector<typename Model::Cache> caches;
+  for (int i = 0; i < 4; ++i) caches.push_back(model.new_cache(c.max_position_embeddings));
+  std::vector<typename Model::Cache*> ptrs;
+  std::vector<float> logits;
+  for (auto& x : caches) {
+    model.forward(x, prompt, logits);
+    ptrs.push_back(&x);
+  }
+  std::vector<int32_t> next(4, 11);
+  std::vector<float> batch_logits(4 * c.vocab_size);
+  for (int i = 0; i < warm; ++i) model.decode_batch(ptrs, next, batch_logits.data());
+  return 1e3 * model.time_decode_graph(ptrs, steps);
+}
+
 template <class P>
 void run_shape(const std::string& name, double ceiling) {
   using Model = Llama<P, quant::None, kv::Same, Cuda>;
@@ -245,17 +264,7 @@ void run_shape(const std::string& name, double ceiling) {
   // Four sequences at once (batched decode), unfused and the engine's default: graph time per step.
   for (bool fused : {false, true}) {
     model.set_decode_fusion(fused ? FusionOf<Model>::for_model(c) : FusionOf<Model>::none());
-    std::vector<typename Model::Cache> caches;
-    for (int i = 0; i < 4; ++i) caches.push_back(model.new_cache(c.max_position_embeddings));
-    std::vector<typename Model::Cache*> ptrs;
-    for (auto& x : caches) {
-      model.forward(x, prompt, logits);
-      ptrs.push_back(&x);
-    }
-    std::vector<int32_t> next(4, 11);
-    std::vector<float> batch_logits(4 * c.vocab_size);
-    for (int i = 0; i < kWarm; ++i) model.decode_batch(ptrs, next, batch_logits.data());
-    const double graph_us = 1e3 * model.time_decode_graph(ptrs, kSteps);
+    const double graph_us = batch4_graph_us(model, prompt, kWarm, kSteps);
     std::printf("  batch 4, %-19s %10s %10s %10.0f %10.1f   (%.0f tokens/s over the 4 sequences)\n",
                 fused ? "engine default" : "unfused", "", "", 1e6 / graph_us, graph_us, 4e6 / graph_us);
   }
@@ -300,17 +309,7 @@ void run_w4(const std::string& name, double ceiling) {
   const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
   std::printf("  batch 1: e2e %.0f tok/s (%.1f us), graph %.0f tok/s (%.1f us), %.1f%% of the floor\n", 1e6 / e2e_us, e2e_us,
               1e6 / graph_us, graph_us, 100.0 * floor_us / graph_us);
-  std::vector<typename Model::Cache> caches;
-  for (int i = 0; i < 4; ++i) caches.push_back(model.new_cache(c.max_position_embeddings));
-  std::vector<typename Model::Cache*> ptrs;
-  for (auto& x : caches) {
-    model.forward(x, prompt, logits);
-    ptrs.push_back(&x);
-  }
-  std::vector<int32_t> next(4, 11);
-  std::vector<float> batch_logits(4 * c.vocab_size);
-  for (int i = 0; i < kWarm; ++i) model.decode_batch(ptrs, next, batch_logits.data());
-  const double b4_us = 1e3 * model.time_decode_graph(ptrs, kSteps);
+  const double b4_us = batch4_graph_us(model, prompt, kWarm, kSteps);
   std::printf("  batch 4: graph %.1f us per step (%.0f tokens/s over the 4 sequences)\n", b4_us, 4e6 / b4_us);
 }
 

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 
@@ -23,6 +25,18 @@ inline std::string resolve_model(const std::string& given) {
   const std::string p = std::string(TURBINE_DEFAULT_MODEL_DIR) + "/" + kDefaultModelFile;
   if (std::filesystem::exists(p)) return p;
   fail("no model given and the default model is not at ", p, " (run tools/fetch_model.sh, or pass a .gguf file or Hugging Face directory)");
+}
+
+/// Reads a whole text file (bounded: 256 MiB).
+inline std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  check(f.good(), path, ": cannot read the text file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  check(s.size() <= (size_t(256) << 20), path, ": ", s.size(), " bytes is too large (at most 256 MiB)");
+  check(!s.empty(), path, ": the text file is empty");
+  return s;
 }
 
 struct CommonOptions {

@@ -9,7 +9,6 @@
 // clipped to [--min-len, --max-input] and [--min-len, --max-output] and to the context; prompt
 // tokens are random ids from the vocabulary (the model's text does not change the work done).
 // Defaults: input median 180 tokens (sigma 0.9), output median 160 (sigma 0.8), seed 0.
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -17,6 +16,7 @@
 #include <turbine/engine/scheduler.hpp>
 
 #include "cli_common.hpp"
+#include "stats.hpp"
 
 namespace turbine::cli {
 
@@ -32,18 +32,6 @@ void add_throughput_options(CLI::App& app, ThroughputOptions& t) {
   app.add_option("--seed", t.seed, "seed of the workload")->capture_default_str();
   app.add_flag("--json", t.json, "print the result as JSON");
 }
-
-namespace {
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double idx = p / 100.0 * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(idx), hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (idx - static_cast<double>(lo));
-}
-
-}  // namespace
 
 void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
   check(o.device != "cuda", "turbine bench throughput runs the CPU engine for now (use --device cpu or auto)");
@@ -102,6 +90,7 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
   std::fprintf(stderr, "\n");
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   check(errors == 0, errors, " of ", t.num_prompts, " requests failed");
+  const Stats first = stats(ttft), per_token = stats(tpot), request = stats(e2e);
   if (t.json) {
     const nlohmann::json j = {{"model", path},
                               {"device", "cpu"},
@@ -114,9 +103,9 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
                               {"input_tokens_per_s", in_total / secs},
                               {"output_tokens_per_s", generated / secs},
                               {"total_tokens_per_s", (in_total + generated) / secs},
-                              {"first_token_s", {{"p50", percentile(ttft, 50)}, {"p90", percentile(ttft, 90)}, {"p99", percentile(ttft, 99)}}},
-                              {"per_token_s", {{"p50", percentile(tpot, 50)}, {"p90", percentile(tpot, 90)}, {"p99", percentile(tpot, 99)}}},
-                              {"request_s", {{"p50", percentile(e2e, 50)}, {"p90", percentile(e2e, 90)}, {"p99", percentile(e2e, 99)}}}};
+                              {"first_token_s", to_json(first)},
+                              {"per_token_s", to_json(per_token)},
+                              {"request_s", to_json(request)}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -127,10 +116,10 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
               (unsigned long long)t.seed);
   std::printf("%.1f s: %.2f requests/s, input %.1f tokens/s, output %.1f tokens/s, total %.1f tokens/s\n", secs,
               t.num_prompts / secs, in_total / secs, generated / secs, (in_total + generated) / secs);
-  std::printf("first-token latency  p50 %.3f s  p90 %.3f s  p99 %.3f s (from submission)\n", percentile(ttft, 50),
-              percentile(ttft, 90), percentile(ttft, 99));
+  std::printf("first-token latency  p50 %.3f s  p90 %.3f s  p99 %.3f s (from submission)\n", first.p50, first.p90,
+              first.p99);
   std::printf("per-token latency    p50 %.1f ms p90 %.1f ms p99 %.1f ms (per request, after its first token)\n",
-              1e3 * percentile(tpot, 50), 1e3 * percentile(tpot, 90), 1e3 * percentile(tpot, 99));
+              1e3 * per_token.p50, 1e3 * per_token.p90, 1e3 * per_token.p99);
 }
 
 }  // namespace turbine::cli

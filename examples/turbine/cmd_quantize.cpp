@@ -3,7 +3,6 @@
 // with the source's tokenizer files.
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 
@@ -31,21 +30,13 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
 
 namespace {
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  check(f.good(), p.string(), ": cannot read");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 /// The tokenizer files of the output: copied from a Hugging Face source, written from a GGUF's.
 std::vector<std::pair<std::string, std::string>> tokenizer_files(const LoadedModel& m) {
   std::vector<std::pair<std::string, std::string>> files;
   if (m.format == "huggingface") {
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
                           "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja"})
-      if (const auto p = std::filesystem::path(m.path) / f; std::filesystem::exists(p)) files.emplace_back(f, slurp(p));
+      if (const auto p = std::filesystem::path(m.path) / f; std::filesystem::exists(p)) files.emplace_back(f, read_text(p.string()));
     return files;
   }
   const io::GgufFile gguf(m.path);
@@ -97,7 +88,7 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   opt.clip = !q.no_clip;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
-    const std::string text = slurp(q.calib);
+    const std::string text = read_text(q.calib);
     const std::vector<int32_t> ids = m.tokenizer->encode(text);
     calib = calibration_windows(ids, q.calib_samples, std::min<int64_t>(q.calib_seqlen, m.config.max_position_embeddings));
     int64_t tokens = 0;

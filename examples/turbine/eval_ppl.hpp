@@ -3,27 +3,14 @@
 // BOS the tokenizer adds) and cut into consecutive windows of --ctx tokens; each window is one
 // forward pass from an empty cache, and every token but the window's first is scored by the
 // logits of the one before it: ppl = exp(mean of -log p(token)).
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "cli_common.hpp"
 
 namespace turbine::cli {
-
-/// Reads a whole text file (bounded: 256 MiB).
-inline std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path, ": cannot read the text file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  check(s.size() <= (size_t(256) << 20), path, ": ", s.size(), " bytes is too large (at most 256 MiB)");
-  check(!s.empty(), path, ": the text file is empty");
-  return s;
-}
 
 /// -log softmax(logits)[target], computed stably in double.
 inline double negative_log_likelihood(const float* logits, int64_t vocab, int32_t target) {
@@ -55,10 +42,11 @@ void run_eval_ppl(CommonOptions& o, const Command& cmd) {
   double nll = 0;
   int64_t scored = 0;
   std::vector<float> logits;
+  auto cache = model.new_cache(cmd.eval_ctx);  // one cache, emptied for each window
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t w = 0; w < windows; ++w) {
     const std::span<const int32_t> win(ids.data() + w * cmd.eval_ctx, static_cast<size_t>(cmd.eval_ctx));
-    auto cache = model.new_cache(cmd.eval_ctx);
+    cache.clear();
     model.forward(cache, win, logits, /*all_logits=*/true);
     for (int64_t t = 0; t + 1 < cmd.eval_ctx; ++t) {
       nll += negative_log_likelihood(logits.data() + t * c.vocab_size, c.vocab_size, win[static_cast<size_t>(t + 1)]);

@@ -16,6 +16,7 @@
 #include "../core/error.hpp"
 #include "../core/storage_type.hpp"
 #include "../core/tensor.hpp"
+#include "../core/weight_matrix.hpp"
 
 namespace turbine::io {
 
@@ -321,6 +322,11 @@ inline void dequantize_row(StorageType t, const std::byte* src, float* dst, int6
     case StorageType::I4G128: return detail::rows_i4g(s, dst, nb, 128);
   }
   fail("dequantize_row: unknown storage type ", int(t));
+}
+
+/// Every row of `m` in fp32, row-major [m.rows, m.cols], into `dst`.
+inline void dequantize_matrix(const WeightMatrix& m, float* dst) {
+  for (int64_t r = 0; r < m.rows; ++r) dequantize_row(m.type, m.row(r), dst + r * m.cols, m.cols);
 }
 
 /// Dequantizes row `row` (of `t.rows()`, each `t.cols()` elements) of a file tensor into `dst`.

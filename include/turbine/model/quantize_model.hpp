@@ -73,7 +73,7 @@ namespace detail {
 
 inline quant::FloatRows to_float_rows(const WeightMatrix& m) {
   quant::FloatRows r(m.rows, m.cols);
-  for (int64_t i = 0; i < m.rows; ++i) io::dequantize_row(m.type, m.row(i), r.data() + i * m.cols, m.cols);
+  io::dequantize_matrix(m, r.data());
   return r;
 }
 

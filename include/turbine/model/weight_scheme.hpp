@@ -19,7 +19,7 @@
 
 namespace turbine {
 
-/// `w` prepared for weight scheme W (see the file comment); `where` names the model in errors.
+/// `w` prepared for weight scheme W (see the file comment); errors name the layer and Linear.
 template <WeightScheme W>
 ModelWeights apply_weight_scheme(ModelWeights w) {
   if constexpr (W::quantized) {
@@ -59,7 +59,7 @@ ModelWeights apply_weight_scheme(ModelWeights w) {
         try {
           const WeightMatrix& m = *job.m;
           std::vector<float> f(static_cast<size_t>(m.rows * m.cols));
-          for (int64_t r = 0; r < m.rows; ++r) io::dequantize_row(m.type, m.row(r), f.data() + r * m.cols, m.cols);
+          io::dequantize_matrix(m, f.data());
           const quant::Int4Groups g = quant::rtn_quantize_int4(f.data(), m.rows, m.cols, W::group, quant::round_scale_fp16);
           rows[static_cast<size_t>(j)] = std::make_shared<std::vector<std::byte>>(quant::int4_groups_to_rows(g));
         } catch (const std::exception& e) {

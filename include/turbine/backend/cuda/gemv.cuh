@@ -99,6 +99,30 @@ struct GemvStore {
   }
 };
 
+// The end of a GEMV block: d[j] of lane (g, c) is row g + 8 * (j >= 2), token 2c + (j & 1). Sums
+// over the warps' K shares; a thread then owns rows g and g + 8 of one token, so an epilogue can
+// pair them (rotary halves). Shared by gemv_kernel and the 4-bit gemv_w4_kernel.
+template <int kWarps, class E>
+static __device__ __forceinline__ void gemv_reduce_store(const float (&d0)[4], const float (&d1)[4], int tokens, int n,
+                                                         const E& ep) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __shared__ float partial[kWarps][4][32];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) partial[warp][j][lane] = d0[j] + d1[j];
+  __syncthreads();
+  for (int i = threadIdx.x; i < 2 * 32; i += kWarps * 32) {
+    const int j = i >> 5, l = i & 31;
+    float sa = 0.f, sb = 0.f;
+#pragma unroll
+    for (int q = 0; q < kWarps; ++q) {
+      sa += partial[q][j][l];
+      sb += partial[q][j + 2][l];
+    }
+    const int tok = 2 * (l & 3) + j;
+    if (tok < tokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
+  }
+}
+
 // w: [n, k]; x and the output as their policies say; 1 to 8 tokens. grid = ceil(n / 16), kWarps
 // warps. The token count is a run-time value: the mma's n = 8 side computes 8 columns whatever it
 // is, so a compile-time count would only multiply the instantiations (8x the compile time).
@@ -151,23 +175,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
     for (int u = 0; u < kUnroll; ++u) gemv_mma_chunk<T>((u & 1) ? d1 : d0, va[u], vb[u], vx[u]);
   }
 
-  // d[j] of lane (g, c): row g + 8 * (j >= 2), token 2c + (j & 1). Sum over the warps' K shares; a
-  // thread then owns rows g and g + 8 of one token, so an epilogue can pair them (rotary halves).
-  __shared__ float partial[kWarps][4][32];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) partial[warp][j][lane] = d0[j] + d1[j];
-  __syncthreads();
-  for (int i = threadIdx.x; i < 2 * 32; i += kWarps * 32) {
-    const int j = i >> 5, l = i & 31;
-    float sa = 0.f, sb = 0.f;
-#pragma unroll
-    for (int q = 0; q < kWarps; ++q) {
-      sa += partial[q][j][l];
-      sb += partial[q][j + 2][l];
-    }
-    const int tok = 2 * (l & 3) + j;
-    if (tok < tokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
-  }
+  gemv_reduce_store<kWarps>(d0, d1, tokens, n, ep);
 }
 
 template <HalfElement T, int kWarps, int kUnroll, class X, class E>

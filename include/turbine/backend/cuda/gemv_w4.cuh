@@ -147,23 +147,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
       }
     }
   }
-  // As gemv_kernel (the same epilogue, kept as a copy until both can be re-timed on a GPU together):
-  // sum the warps' k shares; a thread then owns rows g and g + 8 of one token.
-  __shared__ float partial[kWarps][4][32];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) partial[warp][j][lane] = d0[j] + d1[j];
-  __syncthreads();
-  for (int i = threadIdx.x; i < 2 * 32; i += kWarps * 32) {
-    const int j = i >> 5, l = i & 31;
-    float sa = 0.f, sb = 0.f;
-#pragma unroll
-    for (int q = 0; q < kWarps; ++q) {
-      sa += partial[q][j][l];
-      sb += partial[q][j + 2][l];
-    }
-    const int tok = 2 * (l & 3) + j;
-    if (tok < tokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
-  }
+  gemv_reduce_store<kWarps>(d0, d1, tokens, n, ep);
 }
 
 // One thread per word: 8 weights of one row dequantized to fp16 with one 16-byte store.
