@@ -88,18 +88,15 @@ struct SelfAttention {
     const float* h = a.h.data();
     cpu::linear(w.wq, h, tokens, a.q.data(), w.bq.empty() ? nullptr : w.bq.data());
     cpu::linear(w.wk, h, tokens, a.k.data(), w.bk.empty() ? nullptr : w.bk.data());
-    // Values go straight into the cache: [positions, kv_heads, head_dim] is the same row layout.
-    float* k_cache = cache.keys(layer);
-    float* v_cache = cache.values(layer);
-    cpu::linear(w.wv, h, tokens, v_cache + pos0 * c.kv_size(), w.bv.empty() ? nullptr : w.bv.data());
+    cpu::linear(w.wv, h, tokens, a.v.data(), w.bv.empty() ? nullptr : w.bv.data());
     cpu::apply_rope(a.q.data(), tokens, c.num_heads, c.head_dim, pos0, inv_freq);
     cpu::apply_rope(a.k.data(), tokens, c.num_kv_heads, c.head_dim, pos0, inv_freq);
-    std::copy(a.k.begin(), a.k.begin() + tokens * c.kv_size(), k_cache + pos0 * c.kv_size());
     // A quantized KV scheme: the new rows become what an int8/int4 cache returns (quant/kv_quant.hpp).
-    quant::kv_round_trip<typename Spec::kv_scheme>(k_cache + pos0 * c.kv_size(), tokens, c.num_kv_heads, c.head_dim);
-    quant::kv_round_trip<typename Spec::kv_scheme>(v_cache + pos0 * c.kv_size(), tokens, c.num_kv_heads, c.head_dim);
+    quant::kv_round_trip<typename Spec::kv_scheme>(a.k.data(), tokens, c.num_kv_heads, c.head_dim);
+    quant::kv_round_trip<typename Spec::kv_scheme>(a.v.data(), tokens, c.num_kv_heads, c.head_dim);
+    cache.write(layer, pos0, a.k.data(), a.v.data(), tokens);
     cpu::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
-    cpu::attention(a.q.data(), k_cache, v_cache, tokens, pos0, shape, a.attn.data());
+    cpu::attention(a.q.data(), cache.view(layer), tokens, pos0, shape, a.attn.data());
     cpu::linear(w.wo, a.attn.data(), tokens, out);
   }
 };

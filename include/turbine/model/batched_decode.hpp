@@ -18,8 +18,7 @@ inline constexpr int64_t kExactDecodeBatch = 4;
 
 /// Scratch of decode_batch, reused across steps.
 struct BatchedDecodeScratch {
-  Activations act;       ///< [n, *] rows, as in Transformer
-  std::vector<float> v;  ///< [n, kv_size] values of this step, before they go to the caches
+  Activations act;  ///< [n, *] rows, as in Transformer
 };
 
 /// Appends tokens[i] to caches[i] for each i and writes logits [n, vocab]. For the standard
@@ -35,7 +34,6 @@ void decode_batch(const Transformer<S, LlamaDecoderLayer>& model, std::span<Host
   for (HostKvCache* cache : caches) cache->reserve_more(1);
   Activations& a = scratch.act;
   a.resize(c, n);
-  scratch.v.resize(static_cast<size_t>(n * c.kv_size()));
   logits.resize(static_cast<size_t>(n * c.vocab_size));
   std::vector<std::vector<float>> inv_freq;  // per sequence: only dynamic NTK scaling depends on the length
   for (HostKvCache* cache : caches) inv_freq.push_back(rope_inv_freq(c, cache->length() + 1));
@@ -48,7 +46,7 @@ void decode_batch(const Transformer<S, LlamaDecoderLayer>& model, std::span<Host
     RmsNorm<S>::forward(c, lw.attn_norm, a.x.data(), a.h.data(), n);
     cpu::linear(lw.wq, a.h.data(), n, a.q.data(), lw.bq.empty() ? nullptr : lw.bq.data());
     cpu::linear(lw.wk, a.h.data(), n, a.k.data(), lw.bk.empty() ? nullptr : lw.bk.data());
-    cpu::linear(lw.wv, a.h.data(), n, scratch.v.data(), lw.bv.empty() ? nullptr : lw.bv.data());
+    cpu::linear(lw.wv, a.h.data(), n, a.v.data(), lw.bv.empty() ? nullptr : lw.bv.data());
     for (int64_t i = 0; i < n; ++i) {
       HostKvCache& cache = *caches[i];
       const int64_t pos = cache.length();
@@ -56,11 +54,11 @@ void decode_batch(const Transformer<S, LlamaDecoderLayer>& model, std::span<Host
       float* k = a.k.data() + i * kv;
       cpu::apply_rope(q, 1, c.num_heads, c.head_dim, pos, inv_freq[i]);
       cpu::apply_rope(k, 1, c.num_kv_heads, c.head_dim, pos, inv_freq[i]);
-      std::copy(k, k + kv, cache.keys(l) + pos * kv);
-      std::copy(scratch.v.data() + i * kv, scratch.v.data() + (i + 1) * kv, cache.values(l) + pos * kv);
-      quant::kv_round_trip<typename S::kv_scheme>(cache.keys(l) + pos * kv, 1, c.num_kv_heads, c.head_dim);
-      quant::kv_round_trip<typename S::kv_scheme>(cache.values(l) + pos * kv, 1, c.num_kv_heads, c.head_dim);
-      cpu::attention(q, cache.keys(l), cache.values(l), 1, pos, shape, a.attn.data() + i * q_size);
+      float* v = a.v.data() + i * kv;
+      quant::kv_round_trip<typename S::kv_scheme>(k, 1, c.num_kv_heads, c.head_dim);
+      quant::kv_round_trip<typename S::kv_scheme>(v, 1, c.num_kv_heads, c.head_dim);
+      cache.write(l, pos, k, v, 1);
+      cpu::attention(q, cache.view(l), 1, pos, shape, a.attn.data() + i * q_size);
     }
     // The attention rows are packed [n, q_size], as the single-sequence path leaves them.
     cpu::linear(lw.wo, a.attn.data(), n, a.h.data());
