@@ -280,10 +280,13 @@ namespace {
 /// A cache pool with no room at all (a paged pool can run out): requests must fail, not hang.
 struct NoRoomPool {
   using Cache = HostKvCache;
-  NoRoomPool(const Model&, int64_t capacity) : capacity_(capacity) {}
+  NoRoomPool(const Model&, int64_t capacity, const EngineOptions&) : capacity_(capacity) {}
   int64_t capacity() const { return capacity_; }
-  std::unique_ptr<Cache> acquire() { return nullptr; }
-  void release(std::unique_ptr<Cache>) {}
+  std::unique_ptr<Cache> acquire(std::span<const int32_t>, int64_t) { return nullptr; }
+  bool reserve(Cache&, int64_t) { return false; }
+  void commit(Cache&, std::span<const int32_t>) {}
+  void release(std::unique_ptr<Cache>, std::span<const int32_t>) {}
+  CachePoolStats stats() const { return {}; }
   int64_t capacity_;
 };
 }  // namespace

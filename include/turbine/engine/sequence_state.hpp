@@ -41,19 +41,35 @@ class SequenceState {
   }
 
   uint64_t id() const { return id_; }  ///< the engine's name for it
+  /// Tokens of its history that must go through the model before the next step can sample: the
+  /// prompt not yet read, or, after preemption dropped its cache, everything but the pending
+  /// token (recomputed, not sampled again).
+  int64_t backlog() const { return static_cast<int64_t>(history_.size()) - (generated() ? 1 : 0) - fed_; }
   /// Prompt tokens not yet through the model.
-  int64_t prompt_left() const { return prompt_len_ - fed_; }
-  /// The next `n` prompt tokens to feed.
-  std::span<const int32_t> prompt_chunk(int64_t n) const { return {history_.data() + fed_, static_cast<size_t>(n)}; }
-  void mark_fed(int64_t n) { fed_ += n; }  ///< `n` more prompt tokens are in the cache
+  int64_t prompt_left() const { return std::max<int64_t>(0, prompt_len_ - fed_); }
+  /// The next `n` tokens of the backlog.
+  std::span<const int32_t> backlog_chunk(int64_t n) const { return {history_.data() + fed_, static_cast<size_t>(n)}; }
+  /// Every token that is (or, once the backlog is fed, will be) in the cache, in order.
+  std::span<const int32_t> cached_tokens() const {
+    return {history_.data(), static_cast<size_t>(static_cast<int64_t>(history_.size()) - (generated() ? 1 : 0))};
+  }
+  /// `n` more tokens of its history are in the cache (prompt, recomputed or pending tokens).
+  void mark_fed(int64_t n) { fed_ += n; }
+  /// Its cache was dropped (preempted) or starts with `reused` positions from the prefix cache.
+  void restart_from(int64_t reused) { fed_ = reused; }
+  bool generated() const { return !result_.tokens.empty(); }  ///< has sampled a token
   /// The token sampled last step, to feed this step (valid while decoding()).
   std::span<const int32_t> pending_token() const { return {&history_.back(), 1}; }
-  bool decoding() const { return prompt_left() == 0 && !finished_; }  ///< past its prompt, not done
+  bool decoding() const { return backlog() == 0 && generated() && !finished_; }  ///< caught up, not done
   bool finished() const { return finished_; }                          ///< done (its sink was told)
   int64_t max_new_tokens() const { return cfg_.max_new_tokens; }       ///< from its GenerationConfig
+  int64_t prompt_length() const { return prompt_len_; }                ///< tokens of its prompt
 
-  /// It leaves the queue (submitted at `submitted`) and starts.
+  /// It leaves the queue (submitted at `submitted`) and starts; again after a preemption, which
+  /// keeps the first start's timings.
   void mark_started(clock::time_point submitted) {
+    if (started_once_) return;
+    started_once_ = true;
     started_ = clock::now();
     result_.queue_seconds = std::chrono::duration<double>(started_ - submitted).count();
   }
@@ -115,7 +131,7 @@ class SequenceState {
   StopChecker stops_;
   std::vector<int32_t> eos_;
   int64_t prompt_len_ = 0, fed_ = 0;
-  bool finished_ = false;
+  bool finished_ = false, started_once_ = false;
   RequestResult result_;
   clock::time_point started_ = clock::now(), first_token_ = clock::now();
 };

@@ -1,0 +1,106 @@
+#pragma once
+// PagedCachePool: the serving engine's KV caches as block tables over one bounded KvBlockArena.
+// The budget is a number of blocks fixed at start; a sequence takes blocks as it grows and gives
+// them back when it ends or is preempted. With prefix caching on, every full block is sealed under
+// its tokens and the block before it, and a new sequence starts with the longest chain of sealed
+// blocks that matches its prompt: those positions are not computed again. Prefill runs in chunks
+// that start at multiples of the model's kPrefillChunk, and the block size is a multiple of it, so
+// a prompt block taken from the cache holds bit for bit what the sequence would have computed.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <type_traits>
+
+#include "../model/kv_cache.hpp"
+#include "sequence_cache.hpp"
+
+namespace turbine {
+
+/// Caches of a Model whose Cache is HostKvCache, from one shared budget of blocks.
+template <class Model>
+class PagedCachePool {
+ public:
+  using Cache = HostKvCache;  ///< one sequence's block table
+  static_assert(std::is_same_v<typename Model::Cache, HostKvCache>, "PagedCachePool pages HostKvCache (the CPU model's cache)");
+
+  /// Sequences of at most `capacity` tokens; the budget, block size and prefix caching from `o`.
+  PagedCachePool(const Model& model, int64_t capacity, const EngineOptions& o) : prefix_caching_(o.prefix_caching) {
+    const int64_t bs = o.cache_block_size;
+    check(bs > 0, "--cache-block-size must be > 0 (got ", bs, ")");
+    int64_t chunk = 1;
+    if constexpr (requires { Model::kPrefillChunk; }) chunk = Model::kPrefillChunk;
+    check(!prefix_caching_ || bs % chunk == 0, "--cache-block-size must be a multiple of ", chunk,
+          " with prefix caching (the model's prefill chunk; got ", bs, ")");
+    const int64_t per_sequence = (capacity + bs - 1) / bs;
+    const int64_t blocks = o.cache_blocks > 0 ? o.cache_blocks : std::max<int64_t>(1, o.max_concurrent) * per_sequence;
+    arena_ = std::make_shared<KvBlockArena>(model.config(), bs, blocks);
+    capacity_ = std::min(capacity, blocks * bs);  // one sequence alone always fits
+  }
+
+  int64_t capacity() const { return capacity_; }  ///< tokens per sequence
+  KvBlockArena& arena() { return *arena_; }       ///< the blocks
+
+  /// A cache for a sequence whose history is `tokens`, starting with the sealed blocks that hold
+  /// its first positions (at most `max_reuse` of them) when prefix caching is on.
+  std::unique_ptr<Cache> acquire(std::span<const int32_t> tokens, int64_t max_reuse) {
+    auto cache = std::make_unique<Cache>(arena_, capacity_);
+    if (!prefix_caching_) return cache;
+    const int64_t bs = arena_->block_size();
+    KvBlockArena::Parent parent;
+    for (int64_t i = 0; (i + 1) * bs <= std::min<int64_t>(max_reuse, static_cast<int64_t>(tokens.size())); ++i) {
+      const int32_t b = arena_->find(parent, tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)));
+      if (b == KvBlockArena::kNone) break;
+      cache->adopt_block(b);
+      parent = {b, arena_->generation(b)};
+      reused_tokens_ += static_cast<uint64_t>(bs);
+    }
+    return cache;
+  }
+  /// Takes the blocks for `extra` more positions of `cache`; false (taking none) when the budget
+  /// cannot cover them.
+  bool reserve(Cache& cache, int64_t extra) {
+    if (cache.blocks_needed(extra) > arena_->available()) return false;
+    cache.reserve_more(extra);
+    return true;
+  }
+  /// After a step: with prefix caching, seals the full blocks of `cache`, whose positions hold
+  /// the first cache.length() of `tokens`.
+  void commit(Cache& cache, std::span<const int32_t> tokens) {
+    if (!prefix_caching_) return;
+    const int64_t bs = arena_->block_size();
+    const int64_t full = std::min<int64_t>(cache.length(), static_cast<int64_t>(tokens.size())) / bs;
+    const std::span<const int32_t> table = cache.blocks();
+    KvBlockArena::Parent parent;
+    for (int64_t i = 0; i < full; ++i) {
+      const int32_t b = table[static_cast<size_t>(i)];
+      // A chain is matched from its first block, so a block after one left unsealed (its content
+      // was sealed by another sequence) could never be found.
+      if (!arena_->sealed(b) && !arena_->seal(b, parent, tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)))) break;
+      parent = {b, arena_->generation(b)};
+    }
+  }
+  /// Takes back the cache of a sequence that ended or was preempted; its full blocks stay cached
+  /// (sealed) for reuse when prefix caching is on.
+  void release(std::unique_ptr<Cache> cache, std::span<const int32_t> tokens) {
+    if (cache) commit(*cache, tokens);
+    cache.reset();
+  }
+  /// The budget and what holds it.
+  CachePoolStats stats() const {
+    return {arena_->total_blocks(), arena_->in_use(), arena_->cached_blocks(), reused_tokens_};
+  }
+
+ private:
+  bool prefix_caching_;
+  std::shared_ptr<KvBlockArena> arena_;
+  int64_t capacity_ = 0;
+  uint64_t reused_tokens_ = 0;
+};
+
+/// The engine's pool for `Model`: paged when its cache is HostKvCache, else one cache per sequence.
+template <class Model>
+using DefaultCachePool = std::conditional_t<std::is_same_v<typename Model::Cache, HostKvCache>, PagedCachePool<Model>,
+                                            PerSequenceCachePool<Model>>;
+
+}  // namespace turbine
