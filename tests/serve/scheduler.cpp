@@ -131,6 +131,144 @@ TEST_CASE("concurrent requests arriving at random times get exactly the tokens t
   }
 }
 
+namespace {
+/// `n` requests that share a system prompt and differ in the question; greedy, seeded sampling and
+/// a repetition penalty mixed; outputs of 8 to 20 tokens. Long: the system prompt fills two whole
+/// KV blocks of 64 and most of a third, so that most outputs cross into a new block.
+std::vector<Case> shared_prefix_cases(Pipeline<Model>& pipe, int n, bool long_prompt = true) {
+  std::string system = !long_prompt ? "Be brief." :
+      "You are a patient assistant for a public library. You answer questions about books, opening hours, "
+      "membership, events for children, and the catalogue. Be brief, friendly and precise. If you do not know "
+      "something, say so and suggest asking a librarian at the front desk. Never invent titles or authors. "
+      "The library opens at nine in the morning and closes at eight in the evening on weekdays, and at five on "
+      "Saturdays. Members may borrow up to twelve items for three weeks and renew them twice online.";
+  const char* topics[] = {"a novel about the sea", "the opening hours on Sunday", "how to renew a book", "a chess club",
+                          "poetry for children", "the reading room", "lost library cards", "a history of Rome"};
+  auto question = [&](int i) { return std::string("Question ") + std::to_string(i) + ": tell me about " + topics[i % 8] + "."; };
+  // Pad the shared part until every prompt is at least 180 tokens (the third block nearly full).
+  while (true) {
+    size_t shortest = SIZE_MAX;
+    for (int i = 0; i < 8; ++i) shortest = std::min(shortest, pipe.encode_chat({{"system", system}, {"user", question(i)}}).size());
+    if (shortest >= 180 || !long_prompt) break;
+    system += " Thank you.";
+  }
+  std::vector<Case> cases;
+  std::mt19937 rng(1234);
+  for (int i = 0; i < n; ++i) {
+    Case c{pipe.encode_chat({{"system", system}, {"user", question(i)}}), {}};
+    c.cfg.max_new_tokens = std::uniform_int_distribution<int>(8, 20)(rng);
+    c.cfg.ignore_eos = i % 3 == 0;
+    if (i % 5 == 1) {
+      c.cfg.temperature = 0.9f;
+      c.cfg.top_k = 40;
+      c.cfg.seed = static_cast<uint64_t>(100 + i);
+    }
+    if (i % 7 == 2) c.cfg.repetition_penalty = 1.2f;
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+/// Submits every case from its own thread after a random delay; returns what each got.
+std::vector<RequestResult> run_at_random_times(Engine<Model>& engine, const std::vector<Case>& cases, unsigned seed) {
+  std::vector<std::shared_ptr<RequestStream>> outs(cases.size());
+  std::vector<std::thread> clients;
+  std::mt19937 rng(seed);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng));
+    outs[i] = std::make_shared<RequestStream>();
+    clients.emplace_back([&, i, delay] {
+      std::this_thread::sleep_for(delay);
+      engine.submit(cases[i].prompt, cases[i].cfg, outs[i]);
+    });
+  }
+  for (auto& t : clients) t.join();
+  std::vector<RequestResult> got;
+  for (auto& o : outs) got.push_back(o->wait_result());
+  return got;
+}
+}  // namespace
+
+TEST_CASE("32 requests at random times, with prefix caching and with preemption forced by a tiny cache, get exactly their tokens alone") {
+  Pipeline<Model>* pipe = pipeline();
+  if (!pipe) return test::skip("the default model is missing (tools/fetch_model.sh)");
+  // Long prompts that share their first blocks for the prefix cache, short ones for the tiny cache.
+  const std::vector<Case> shared = shared_prefix_cases(*pipe, 32), short_ones = shared_prefix_cases(*pipe, 32, false);
+  size_t longest = 0, longest_short = 0;
+  for (const auto& c : shared) longest = std::max(longest, c.prompt.size());
+  for (const auto& c : short_ones) longest_short = std::max(longest_short, c.prompt.size());
+  REQUIRE(longest < 192);  // the prompts end in the third block of 64
+  std::vector<Response> want_shared, want_short;
+  for (const auto& c : shared) want_shared.push_back(alone(*pipe, c));
+  for (const auto& c : short_ones) want_short.push_back(alone(*pipe, c));
+
+  struct Setup {
+    std::string name;
+    EngineOptions opts;
+    const std::vector<Case>* cases;
+    const std::vector<Response>* want;
+    bool expect_reuse, expect_preemption;
+  };
+  EngineOptions prefix{16, 512, 64, 0, true};
+  prefix.prefix_caching = true;
+  // Blocks of 16 positions for two prompts and one more: a third request waits, and the two that
+  // run cannot both grow (preemption).
+  EngineOptions tiny{16, 512, 64, 0, true};
+  tiny.cache_block_size = 16;
+  tiny.cache_blocks = 2 * static_cast<int64_t>((longest_short + 1 + 15) / 16) + 1;
+  // 5 blocks of 64: the two shared ones and three more; sequences that cross into a fourth block
+  // preempt the newest, whose blocks go back to the prefix cache and are evicted.
+  EngineOptions both{16, 512, 64, 0, true};
+  both.prefix_caching = true;
+  both.cache_blocks = 5;
+  for (const Setup& setup : {Setup{"prefix caching", prefix, &shared, &want_shared, true, false},
+                             Setup{"tiny cache", tiny, &short_ones, &want_short, false, true},
+                             Setup{"prefix caching and a tiny cache", both, &shared, &want_shared, true, true}}) {
+    CAPTURE(setup.name);
+    const std::vector<Case>& cases = *setup.cases;
+    const auto t0 = std::chrono::steady_clock::now();
+    Engine<Model> engine(*pipe, setup.opts);
+    const std::vector<RequestResult> got = run_at_random_times(engine, cases, 99);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].error.empty());
+      CHECK(got[i].tokens == (*setup.want)[i].tokens);
+      CHECK(got[i].text == (*setup.want)[i].text);
+      CHECK(got[i].finish_reason == (*setup.want)[i].finish_reason);
+    }
+    const EngineStats s = settled(engine);
+    CHECK(s.finished == cases.size());
+    CHECK(s.cache.blocks_used == 0);  // every block came back
+    if (setup.expect_reuse) CHECK(s.reused_tokens >= 128 * 16);
+    else CHECK(s.reused_tokens == 0);
+    if (setup.expect_preemption) CHECK(s.preemptions > 0);
+    if (setup.expect_reuse) CHECK(s.cache.blocks_cached > 0);  // the shared blocks stay for the next request
+    MESSAGE(setup.name, ": ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s, ", s.preemptions, " preemptions, ", s.reused_tokens, " prompt positions reused, ",
+            s.steps, " steps");
+  }
+}
+
+TEST_CASE("a prefix-cached request reuses the blocks of an earlier one and computes only the rest") {
+  Pipeline<Model>* pipe = pipeline();
+  if (!pipe) return test::skip("the default model is missing (tools/fetch_model.sh)");
+  EngineOptions opts{4, 512, 64, 0, true};
+  opts.prefix_caching = true;
+  Engine<Model> engine(*pipe, opts);
+  const std::vector<Case> cases = shared_prefix_cases(*pipe, 2);
+  auto first = std::make_shared<RequestStream>();
+  engine.submit(cases[0].prompt, cases[0].cfg, first);
+  CHECK(first->wait_result().error.empty());
+  const uint64_t before = settled(engine).reused_tokens;
+  CHECK(before == 0);
+  // The same prompt again: every full block but the one holding its last token is reused.
+  auto again = std::make_shared<RequestStream>();
+  engine.submit(cases[0].prompt, cases[0].cfg, again);
+  const RequestResult r = again->wait_result();
+  CHECK(r.tokens == alone(*pipe, cases[0]).tokens);
+  const int64_t n = static_cast<int64_t>(cases[0].prompt.size());
+  CHECK(settled(engine).reused_tokens == static_cast<uint64_t>((n - 1) / 64 * 64));
+}
+
 TEST_CASE("at most max_concurrent sequences run; the others wait and then run") {
   Pipeline<Model>* pipe = pipeline();
   if (!pipe) return test::skip("the default model is missing (tools/fetch_model.sh)");

@@ -4,7 +4,7 @@
 // them back when it ends or is preempted. With prefix caching on, every full block is sealed under
 // its tokens and the block before it, and a new sequence starts with the longest chain of sealed
 // blocks that matches its prompt: those positions are not computed again. Prefill runs in chunks
-// that start at multiples of the model's kPrefillChunk, and the block size is a multiple of it, so
+// that start at multiples of the model's kPrefillAlign, and the block size is a multiple of it, so
 // a prompt block taken from the cache holds bit for bit what the sequence would have computed.
 #include <algorithm>
 #include <cstdint>
@@ -29,9 +29,9 @@ class PagedCachePool {
     const int64_t bs = o.cache_block_size;
     check(bs > 0, "--cache-block-size must be > 0 (got ", bs, ")");
     int64_t chunk = 1;
-    if constexpr (requires { Model::kPrefillChunk; }) chunk = Model::kPrefillChunk;
+    if constexpr (requires { Model::kPrefillAlign; }) chunk = Model::kPrefillAlign;
     check(!prefix_caching_ || bs % chunk == 0, "--cache-block-size must be a multiple of ", chunk,
-          " with prefix caching (the model's prefill chunk; got ", bs, ")");
+          " with prefix caching (the model's prefill alignment; got ", bs, ")");
     const int64_t per_sequence = (capacity + bs - 1) / bs;
     const int64_t blocks = o.cache_blocks > 0 ? o.cache_blocks : std::max<int64_t>(1, o.max_concurrent) * per_sequence;
     arena_ = std::make_shared<KvBlockArena>(model.config(), bs, blocks);
@@ -53,7 +53,6 @@ class PagedCachePool {
       if (b == KvBlockArena::kNone) break;
       cache->adopt_block(b);
       parent = {b, arena_->generation(b)};
-      reused_tokens_ += static_cast<uint64_t>(bs);
     }
     return cache;
   }
@@ -88,14 +87,13 @@ class PagedCachePool {
   }
   /// The budget and what holds it.
   CachePoolStats stats() const {
-    return {arena_->total_blocks(), arena_->in_use(), arena_->cached_blocks(), reused_tokens_};
+    return {arena_->total_blocks(), arena_->in_use(), arena_->cached_blocks()};
   }
 
  private:
   bool prefix_caching_;
   std::shared_ptr<KvBlockArena> arena_;
   int64_t capacity_ = 0;
-  uint64_t reused_tokens_ = 0;
 };
 
 /// The engine's pool for `Model`: paged when its cache is HostKvCache, else one cache per sequence.

@@ -26,7 +26,6 @@ struct CachePoolStats {
   int64_t blocks = 0;          ///< blocks in the budget (0: no budget)
   int64_t blocks_used = 0;     ///< held by running sequences
   int64_t blocks_cached = 0;   ///< sealed blocks held by nobody, kept for prefix reuse
-  uint64_t reused_tokens = 0;  ///< prompt positions taken from the prefix cache instead of computed
 };
 
 /// One growable cache per sequence, allocated on demand and freed on release; never full.

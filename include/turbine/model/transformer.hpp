@@ -33,11 +33,13 @@ class Transformer {
  public:
   using spec = S;            ///< the Spec this model was built from
   using Cache = HostKvCache; ///< the KV cache type of one sequence
-  /// Prompt tokens per forward step: bounds the scratch memory of long prompts. Chunks start at
-  /// multiples of it (absolute positions), so a position is computed in a matrix product of the
-  /// same shape however the prompt was split into calls, and a KV block of the prefix cache
-  /// (engine/paged_cache_pool.hpp) holds bit for bit what the sequence would compute itself.
-  static constexpr int64_t kPrefillChunk = 64;
+  /// Prompt tokens per forward step: bounds the scratch memory of long prompts.
+  static constexpr int64_t kPrefillChunk = 256;
+  /// Chunks start at multiples of this (absolute positions), and cpu::linear computes each block
+  /// of it on its own, so a position gets the same bits however the prompt was split into calls
+  /// (at multiples of it): the engine's prompt chunks and the prefix cache's blocks
+  /// (engine/paged_cache_pool.hpp) rely on that.
+  static constexpr int64_t kPrefillAlign = cpu::kLinearTokenBlock;
   static_assert(!S::backend::is_gpu,
                 "turbine::Transformer and turbine::Decoder (models with your own layer templates) run on "
                 "turbine::Cpu: use turbine::Spec<turbine::f32> for them; on the GPU use "
@@ -72,7 +74,8 @@ class Transformer {
     cache.reserve_more(n);
     logits.resize(static_cast<size_t>((all_logits ? n : 1) * c.vocab_size));
     for (int64_t start = 0, t = 0; start < n; start += t) {
-      t = std::min(kPrefillChunk - cache.length() % kPrefillChunk, n - start);
+      const int64_t off = cache.length() % kPrefillAlign;
+      t = std::min(off != 0 ? kPrefillAlign - off : kPrefillChunk, n - start);
       act_.resize(c, t);
       cpu::embedding(w_.embed, tokens.data() + start, t, act_.x.data());
       const auto inv_freq = rope_inv_freq(c, cache.length() + t);

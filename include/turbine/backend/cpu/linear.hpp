@@ -15,29 +15,36 @@ namespace turbine::cpu {
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// Tokens of one matrix product in linear(): a call over more tokens runs one product per block
+/// of kLinearTokenBlock, so a token's result depends only on the block it falls in and never on
+/// how many tokens the call has beyond it (the prefix cache and chunked prefill rely on that).
+inline constexpr int64_t kLinearTokenBlock = 64;
+
 /// x: [tokens, w.cols], y: [tokens, w.rows], bias: [w.rows] or null.
 inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float* y,
                    const float* bias = nullptr, ThreadPool& pool = default_pool()) {
   // Few tokens: fused dot per row and token (weights expanded in registers, read once from memory
   // per token, which stays in cache across the few tokens). Many tokens: dequantize a tile of rows
-  // and let Eigen's GEMM reuse it across all tokens.
+  // and let Eigen's GEMM reuse it across all tokens. A last block of few tokens takes the fused
+  // path too, so its tokens get what a call of just them would give.
   constexpr int64_t kFusedMaxTokens = 4;
   // Tall tiles keep Eigen's GEMM efficient (its kernels want many columns); 64 rows of at most a
   // few thousand floats stay in L2.
   constexpr int64_t kTileRows = 64;
   const int64_t cols = w.cols;
   const bool fused = tokens <= kFusedMaxTokens;
+  auto fused_rows = [&](int64_t r0, int64_t r1, int64_t t0, int64_t t1, float* scratch) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float b = bias ? bias[r] : 0.0f;
+      for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot_row(w.type, w.row(r), x + t * cols, cols, scratch) + b;
+    }
+  };
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     thread_local std::vector<float> tile;
     tile.resize(static_cast<size_t>((fused ? 1 : kTileRows) * cols));
-    if (fused) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float b = bias ? bias[r] : 0.0f;
-        for (int64_t t = 0; t < tokens; ++t) y[t * w.rows + r] = dot_row(w.type, w.row(r), x + t * cols, cols, tile.data()) + b;
-      }
-      return;
-    }
-    Eigen::Map<const RowMatrix> xs(x, tokens, cols);
+    if (fused) return fused_rows(r0, r1, 0, tokens, tile.data());
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(cols));
     for (int64_t rb = r0; rb < r1; rb += kTileRows) {
       const int64_t nr = std::min(kTileRows, r1 - rb);
       const float* t = nullptr;
@@ -48,11 +55,19 @@ inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float*
         t = tile.data();
       }
       Eigen::Map<const RowMatrix> ts(t, nr, cols);
-      Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>> ys(y + rb, tokens, nr, Eigen::OuterStride<>(w.rows));
-      ys.noalias() = xs * ts.transpose();
-      if (bias)
-        for (int64_t tok = 0; tok < tokens; ++tok)
-          for (int64_t i = 0; i < nr; ++i) y[tok * w.rows + rb + i] += bias[rb + i];
+      for (int64_t tb = 0; tb < tokens; tb += kLinearTokenBlock) {
+        const int64_t m = std::min(kLinearTokenBlock, tokens - tb);
+        if (m <= kFusedMaxTokens) {
+          fused_rows(rb, rb + nr, tb, tb + m, row.data());
+          continue;
+        }
+        Eigen::Map<const RowMatrix> xs(x + tb * cols, m, cols);
+        Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>> ys(y + tb * w.rows + rb, m, nr, Eigen::OuterStride<>(w.rows));
+        ys.noalias() = xs * ts.transpose();
+        if (bias)
+          for (int64_t tok = tb; tok < tb + m; ++tok)
+            for (int64_t i = 0; i < nr; ++i) y[tok * w.rows + rb + i] += bias[rb + i];
+      }
     }
   }, fused ? 8 : kTileRows);
 }
