@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # On the GPU machine, in two back-to-back device calls (the machine stays warm for 30 s only):
 #   tools/gpu_session.sh build   configure + build every CUDA test, the CLI and the CUDA benchmarks
-#                                (sm_90a, all cores), run the kernel suites; keeps the default model's
-#                                first half (.device/p0) in /tmp
+#                                (sm_90a, all cores), run the kernel and engine suites; keeps the
+#                                default model's first half (.device/p0) in /tmp
 #   tools/gpu_session.sh all     both in one call (without the default model, which needs two calls)
-#   tools/gpu_session.sh run     joins the halves (.device/p1), makes random-init transformers models,
-#                                runs the engine suites, the CLI on the default model, the decode-step
+#   tools/gpu_session.sh run     joins the halves (.device/p1), runs the CLI on the default model, the
+#                                examples, quantize + the AWQ directory on the GPU, the decode-step
 #                                benchmark and the generation grid against transformers
 # Carry .device/carry (deps.tar.xz: Eigen, doctest, nlohmann-json, CLI11 headers for machines without
 # them) and .device/p0 or .device/p1 (tools/gpu_split_model.sh makes them). Logs go to $OUT/logs.tar.gz;
@@ -50,6 +50,20 @@ suite() {  # name, seconds, [args]
   [ "$rc" -ne 0 ] && grep -E "ERROR|FAILED|error:" "$logs/$name.log" | head -8
 }
 
+# the engine against transformers on random-init models made here (no default model needed)
+engine_suites() {
+  if [ ! -d /tmp/gpu_models ]; then  # random-init models with head_dim 64 and a 256-token prompt
+    TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
+      TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
+      python3 tools/make_tiny_models.py >"$logs/make_models.log" 2>&1 || tail -20 "$logs/make_models.log"
+  fi
+  export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models
+  suite test_cuda_engine 200
+  grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine.log" | head -30
+  suite test_cuda_engine_w4 200
+  grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine_w4.log" | head -20
+}
+
 if [ "$mode" = build ] || [ "$mode" = all ]; then
   [ -f .device/p0/part ] && cp .device/p0/part /tmp/smol.part0
   mkdir -p /tmp/deps && tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
@@ -64,7 +78,7 @@ if [ "$mode" = build ] || [ "$mode" = all ]; then
     record configure FAILED
     exit 1
   fi
-  targets=${TARGETS:-$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z_]+|bench_cuda_[a-z_]+|turbine_cli|embed_in_app|custom_model|pipeline):" | tr -d : | sort -u | tr '\n' ' ')}
+  targets=${TARGETS:-$(cmake --build "$build" --target help 2>/dev/null | grep -oE "^(test_cuda_[a-z0-9_]+|bench_cuda_[a-z0-9_]+|turbine_cli|embed_in_app|custom_model|pipeline):" | tr -d : | sort -u | tr '\n' ' ')}
   say "build: $targets"
   cmake --build "$build" -j"$(nproc)" --target $targets -- -k 0 >"$logs/build.log" 2>&1
   rc=$?
@@ -73,6 +87,7 @@ if [ "$mode" = build ] || [ "$mode" = all ]; then
   for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemv_w4 gemm attention_prefill attention_decode sampling umbrella}; do
     suite "test_cuda_$s" 150
   done
+  engine_suites
   [ "$mode" = build ] && exit 0
 fi
 
@@ -82,16 +97,6 @@ if [ -f /tmp/smol.part0 ] && [ -f .device/p1/part ]; then
   if echo "$(cat tools/default_model.sha256)  $model" | sha256sum --check --quiet; then say "default model assembled"
   else rm -f "$model"; say "default model: checksum mismatch"; fi
 fi
-if [ ! -d /tmp/gpu_models ]; then  # random-init models with head_dim 64 and a 256-token prompt
-  TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
-    TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
-    python3 tools/make_tiny_models.py >"$logs/make_models.log" 2>&1 || tail -20 "$logs/make_models.log"
-fi
-export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models
-suite test_cuda_engine 200
-grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine.log" | head -30
-suite test_cuda_engine_w4 200
-grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine_w4.log" | head -20
 cli="$build/examples/turbine"
 if [ -x "$cli" ] && [ -f "$model" ]; then
   for dt in f16 bf16; do

@@ -59,6 +59,34 @@ inline void add_model_options(CLI::App& app, CommonOptions& o) {
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
+/// The serving engine's KV cache flags (turbine serve, turbine bench throughput).
+struct CacheOptions {
+  double max_entry_count = 0.8;  // fraction of available memory after the weights
+  double gib = 0;                // or a size in GiB
+  int64_t block_size = 64;
+  bool prefix_caching = false;
+};
+
+inline void add_cache_options(CLI::App& app, CacheOptions& c) {
+  app.add_option("--cache-max-entry-count", c.max_entry_count, "KV cache budget: this fraction of the memory available after the weights")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--cache-gib", c.gib, "KV cache budget in GiB (instead of --cache-max-entry-count)")->check(CLI::NonNegativeNumber);
+  app.add_option("--cache-block-size", c.block_size, "positions per KV cache block")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--enable-prefix-caching", c.prefix_caching, "reuse the KV blocks of earlier prompts that start the same way");
+}
+
+/// Fills the KV fields of `e` for model `c`; prints the budget on stderr.
+inline void apply_cache_options(const CacheOptions& o, const ModelConfig& c, EngineOptions& e) {
+  e.cache_block_size = o.block_size;
+  e.cache_blocks = kv_cache_blocks_for_budget(c, o.block_size, o.max_entry_count, o.gib);
+  e.prefix_caching = o.prefix_caching;
+  const double gib = static_cast<double>(e.cache_blocks) * static_cast<double>(o.block_size * c.kv_size() * c.num_layers * 2 * 4) /
+                     static_cast<double>(1ull << 30);
+  std::fprintf(stderr, "KV cache: %lld blocks of %lld tokens (%.2f GiB, %lld tokens)%s\n", static_cast<long long>(e.cache_blocks),
+               static_cast<long long>(o.block_size), gib, static_cast<long long>(e.cache_blocks * o.block_size),
+               o.prefix_caching ? ", prefix caching on" : "");
+}
+
 inline void add_sampling_options(CLI::App& app, CommonOptions& o) {
   auto& g = o.gen;
   app.add_option("-n,--max-new-tokens", g.max_new_tokens, "most tokens to generate")->check(CLI::NonNegativeNumber);
@@ -122,6 +150,7 @@ struct ThroughputOptions {
   int64_t input_median = 180, output_median = 160, max_input = 2048, max_output = 1024, min_len = 4;
   uint64_t seed = 0;
   bool json = false;
+  CacheOptions cache;
 };
 void add_throughput_options(CLI::App& app, ThroughputOptions& t);
 void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t);

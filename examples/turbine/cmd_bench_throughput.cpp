@@ -31,6 +31,7 @@ void add_throughput_options(CLI::App& app, ThroughputOptions& t) {
   app.add_option("--min-len", t.min_len, "shortest prompt and output")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--seed", t.seed, "seed of the workload")->capture_default_str();
   app.add_flag("--json", t.json, "print the result as JSON");
+  add_cache_options(app, t.cache);
 }
 
 void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
@@ -62,8 +63,9 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
     in_total += n_in;
     out_total += n_out;
   }
-  Engine<CpuModel> engine(pipe.model(), pipe.tokenizer(), {}, EngineOptions{t.max_concurrent, t.max_prefill_tokens,
-                                                                           t.num_prompts, ctx});
+  EngineOptions eo{t.max_concurrent, t.max_prefill_tokens, t.num_prompts, ctx};
+  apply_cache_options(t.cache, pipe.model().config(), eo);
+  Engine<CpuModel> engine(pipe.model(), pipe.tokenizer(), {}, eo);
   const Colors color;
   std::vector<std::shared_ptr<RequestStream>> streams;
   const auto t0 = std::chrono::steady_clock::now();
@@ -91,6 +93,7 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   check(errors == 0, errors, " of ", t.num_prompts, " requests failed");
   const Stats first = stats(ttft), per_token = stats(tpot), request = stats(e2e);
+  const EngineStats es = engine.stats();
   if (t.json) {
     const nlohmann::json j = {{"model", path},
                               {"device", "cpu"},
@@ -105,7 +108,10 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
                               {"total_tokens_per_s", (in_total + generated) / secs},
                               {"first_token_s", to_json(first)},
                               {"per_token_s", to_json(per_token)},
-                              {"request_s", to_json(request)}};
+                              {"request_s", to_json(request)},
+                              {"preemptions", es.preemptions},
+                              {"prefix_reused_tokens", es.reused_tokens},
+                              {"kv_blocks", es.cache.blocks}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -120,6 +126,8 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
               first.p99);
   std::printf("per-token latency    p50 %.1f ms p90 %.1f ms p99 %.1f ms (per request, after its first token)\n",
               1e3 * per_token.p50, 1e3 * per_token.p90, 1e3 * per_token.p99);
+  std::printf("KV cache: %lld blocks, %llu preemptions, %llu prompt tokens reused from the prefix cache\n",
+              (long long)es.cache.blocks, (unsigned long long)es.preemptions, (unsigned long long)es.reused_tokens);
 }
 
 }  // namespace turbine::cli

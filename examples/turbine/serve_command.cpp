@@ -25,6 +25,7 @@ void add_serve_options(CLI::App& app, ServeOptions& s) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--http-threads", s.http_threads, "connections served at once (0: 512)")->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", s.quiet, "do not log each request on stderr");
+  add_cache_options(app, s.cache);
 }
 
 void run_serve(CommonOptions& o, const ServeOptions& s) {
@@ -40,7 +41,9 @@ void run_serve(CommonOptions& o, const ServeOptions& s) {
   const std::string path = resolve_model(o.model);
   std::fprintf(stderr, "loading %s ...\n", path.c_str());
   Pipeline<CpuModel> pipe(path, pipeline_options(o));
-  Engine<CpuModel> engine(pipe, EngineOptions{s.max_concurrent, s.max_prefill_tokens, s.max_queued, 0});
+  EngineOptions eo{s.max_concurrent, s.max_prefill_tokens, s.max_queued, 0};
+  apply_cache_options(s.cache, pipe.model().config(), eo);
+  Engine<CpuModel> engine(pipe, eo);
   serve::ServerOptions so;
   so.host = s.host;
   so.port = s.port;

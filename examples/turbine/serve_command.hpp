@@ -17,6 +17,7 @@ struct ServeOptions {
   int64_t default_max_tokens = 0;
   int http_threads = 0;
   bool quiet = false;
+  CacheOptions cache;
 };
 
 void add_serve_options(CLI::App& app, ServeOptions& s);

@@ -12,6 +12,7 @@
 #include <span>
 #include <type_traits>
 
+#include "../core/system_memory.hpp"
 #include "../model/kv_cache.hpp"
 #include "sequence_cache.hpp"
 
@@ -95,6 +96,18 @@ class PagedCachePool {
   std::shared_ptr<KvBlockArena> arena_;
   int64_t capacity_ = 0;
 };
+
+/// Blocks of `block_size` positions for model `c` in `gib` GiB, or (`gib` 0) in `fraction` of the
+/// memory the system has available now (after the weights are loaded), as LMDeploy's
+/// --cache-max-entry-count; at least one block.
+inline int64_t kv_cache_blocks_for_budget(const ModelConfig& c, int64_t block_size, double fraction, double gib) {
+  check(block_size > 0, "--cache-block-size must be > 0 (got ", block_size, ")");
+  check(gib >= 0, "--cache-gib must be >= 0 (got ", gib, ")");
+  check(fraction > 0 && fraction <= 1, "--cache-max-entry-count must be in (0, 1] (got ", fraction, ")");
+  const double block_bytes = static_cast<double>(c.num_layers) * 2 * static_cast<double>(block_size * c.kv_size()) * sizeof(float);
+  const double bytes = gib > 0 ? gib * static_cast<double>(1ull << 30) : fraction * static_cast<double>(available_memory_bytes());
+  return std::max<int64_t>(1, static_cast<int64_t>(bytes / block_bytes));
+}
 
 /// The engine's pool for `Model`: paged when its cache is HostKvCache, else one cache per sequence.
 template <class Model>

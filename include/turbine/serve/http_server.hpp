@@ -145,7 +145,10 @@ class Server {
     svr_.Get("/health", [this](const Request&, Response& res) {
       const EngineStats s = b_.stats();
       res.set_content(json{{"status", "ok"}, {"model", o_.model_id}, {"running", s.running}, {"queued", s.queued},
-                           {"finished", s.finished}, {"generated_tokens", s.generated_tokens}}.dump(),
+                           {"finished", s.finished}, {"generated_tokens", s.generated_tokens}, {"preemptions", s.preemptions},
+                           {"prefix_reused_tokens", s.reused_tokens},
+                           {"kv_blocks", {{"total", s.cache.blocks}, {"used", s.cache.blocks_used}, {"cached", s.cache.blocks_cached}}}}
+                          .dump(),
                       "application/json");
     });
     svr_.Get("/v1/models", [this](const Request& req, Response& res) {
