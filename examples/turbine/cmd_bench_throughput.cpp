@@ -1,14 +1,7 @@
 // turbine bench throughput: offline serving throughput of the continuous-batching engine, as
 // vLLM's benchmark_throughput and LMDeploy's profile_throughput measure it: N requests submitted
 // at once, each with its own prompt and output length, outputs forced to their length
-// (ignore_eos), and the whole run timed.
-//
-// The workload ("ShareGPT-like", synthetic so that it needs no download): input and output
-// lengths are drawn from log-normal distributions whose medians and spreads follow the ShareGPT
-// conversations used by those benchmarks (long-tailed: most prompts are short, a few are long),
-// clipped to [--min-len, --max-input] and [--min-len, --max-output] and to the context; prompt
-// tokens are random ids from the vocabulary (the model's text does not change the work done).
-// Defaults: input median 180 tokens (sigma 0.9), output median 160 (sigma 0.8), seed 0.
+// (ignore_eos), and the whole run timed. The workload: workload.hpp.
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -17,6 +10,7 @@
 
 #include "cli_common.hpp"
 #include "stats.hpp"
+#include "workload.hpp"
 
 namespace turbine::cli {
 
@@ -36,32 +30,18 @@ void add_throughput_options(CLI::App& app, ThroughputOptions& t) {
 
 void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
   check(o.device != "cuda", "turbine bench throughput runs the CPU engine for now (use --device cpu or auto)");
-  check(t.min_len <= t.max_input && t.min_len <= t.max_output, "--min-len ", t.min_len,
-        " must not exceed --max-input and --max-output");
   const std::string path = resolve_model(o.model);
   Pipeline<CpuModel> pipe(path, pipeline_options(o));
   const int64_t ctx = pipe.context_size();
   const int64_t vocab = std::min<int64_t>(pipe.config().vocab_size, pipe.tokenizer().vocab_size());
-  check(t.min_len * 2 < ctx, "--min-len ", t.min_len, " does not fit the context of ", ctx, " tokens");
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  for (int32_t i = 0; i < static_cast<int32_t>(vocab); ++i) ids[static_cast<size_t>(i)] = i;
   // The workload, drawn before anything is timed.
-  std::mt19937_64 rng(t.seed);
-  std::lognormal_distribution<double> in_len(std::log(static_cast<double>(t.input_median)), 0.9),
-      out_len(std::log(static_cast<double>(t.output_median)), 0.8);
-  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vocab) - 1);
-  struct Job {
-    std::vector<int32_t> prompt;
-    int64_t output = 0;
-  };
-  std::vector<Job> jobs(static_cast<size_t>(t.num_prompts));
+  const std::vector<WorkloadJob> jobs = sharegpt_like_workload(t, ctx, ids);
   int64_t in_total = 0, out_total = 0;
-  for (Job& j : jobs) {
-    const int64_t n_in = std::clamp<int64_t>(std::llround(in_len(rng)), t.min_len, std::min(t.max_input, ctx / 2));
-    const int64_t n_out = std::clamp<int64_t>(std::llround(out_len(rng)), t.min_len, std::min(t.max_output, ctx - n_in - 1));
-    j.prompt.resize(static_cast<size_t>(n_in));
-    for (auto& id : j.prompt) id = tok(rng);
-    j.output = n_out;
-    in_total += n_in;
-    out_total += n_out;
+  for (const WorkloadJob& j : jobs) {
+    in_total += static_cast<int64_t>(j.prompt.size());
+    out_total += j.output;
   }
   EngineOptions eo{t.max_concurrent, t.max_prefill_tokens, t.num_prompts, ctx};
   apply_cache_options(t.cache, pipe.model().config(), eo);
@@ -69,7 +49,7 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
   const Colors color;
   std::vector<std::shared_ptr<RequestStream>> streams;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const Job& j : jobs) {
+  for (const WorkloadJob& j : jobs) {
     GenerationConfig cfg;
     cfg.max_new_tokens = j.output;
     cfg.ignore_eos = true;

@@ -49,6 +49,11 @@ int main(int argc, char** argv) {
   add_model_options(*bench_tp, o);
   add_throughput_options(*bench_tp, tp);
 
+  auto* bench_serve = bench->add_subcommand("serve", "the throughput workload over HTTP at a set concurrency (a server of --url, or one started here)");
+  BenchServeOptions bs;
+  add_model_options(*bench_serve, o);
+  add_bench_serve_options(*bench_serve, bs);
+
   auto* eval = app.add_subcommand("eval", "measure a model: perplexity on a text file");
   eval->require_subcommand(1);
   auto* eval_ppl = eval->add_subcommand("ppl", "perplexity on a text file, in consecutive windows of --ctx tokens");
@@ -86,6 +91,7 @@ int main(int argc, char** argv) {
     if (serve->parsed()) { run_serve(o, serve_opts); return 0; }
     if (quantize->parsed()) { run_quantize(o, qc); return 0; }
     if (bench_tp->parsed()) { run_bench_throughput(o, tp); return 0; }
+    if (bench_serve->parsed()) { run_bench_serve(o, bs); return 0; }
     if (info->parsed()) {
       run_info(o, tensors);
       return 0;

@@ -23,4 +23,13 @@ struct ServeOptions {
 void add_serve_options(CLI::App& app, ServeOptions& s);
 void run_serve(CommonOptions& o, const ServeOptions& s);
 
+/// `turbine bench serve` (cmd_bench_serve.cpp): the throughput workload over HTTP.
+struct BenchServeOptions {
+  std::string url, api_key;  // no url: a server started in this process
+  int64_t concurrency = 16;
+  ThroughputOptions workload{200};
+};
+void add_bench_serve_options(CLI::App& app, BenchServeOptions& b);
+void run_bench_serve(CommonOptions& o, const BenchServeOptions& b);
+
 }  // namespace turbine::cli

@@ -16,4 +16,14 @@ void run_serve(CommonOptions&, const ServeOptions&) {
                 "(apt-get install libcpp-httplib-dev pkg-config, then reconfigure)");
 }
 
+void add_bench_serve_options(CLI::App& app, BenchServeOptions& b) {
+  app.add_option("--url", b.url, "server to measure");
+  app.add_option("--concurrency", b.concurrency, "requests in flight at once");
+}
+
+void run_bench_serve(CommonOptions&, const BenchServeOptions&) {
+  turbine::fail("turbine bench serve: this turbine was built without cpp-httplib "
+                "(apt-get install libcpp-httplib-dev pkg-config, then reconfigure)");
+}
+
 }  // namespace turbine::cli

@@ -42,7 +42,7 @@ expect_ok() {  # name, expected substring in stdout, command...
   passed=$((passed + 1))
 }
 
-for sub in "" chat generate info bench "bench generation" "bench throughput" "eval ppl" quantize; do
+for sub in "" chat generate info bench "bench generation" "bench throughput" "bench serve" "eval ppl" quantize serve; do
   expect_ok "help $sub" "Usage" "$bin" $sub --help
 done
 docs="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../docs" && pwd)"
@@ -60,6 +60,8 @@ expect_error "quantize without output" "--output" "$bin" quantize "$tmp/nope.ggu
 expect_error "quantize bad method" "--method" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --method gptq
 expect_error "quantize bad group" "--group-size" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --group-size 100
 expect_error "eval ppl without text" "--text" "$bin" eval ppl "$tmp/nope.gguf"
+expect_error "bench serve bad url" "--url" "$bin" bench serve --url ftp://example.org
+expect_error "bad cache fraction" "cache-max-entry-count" "$bin" bench throughput --cache-max-entry-count 2
 
 if [ -n "$model" ]; then
   size=$(stat -c %s "$model")
@@ -86,6 +88,12 @@ if [ -n "$model" ]; then
   expect_ok "eval ppl awq" "perplexity" "$bin" eval ppl "$tmp/awq" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
   expect_ok "bench throughput" "requests/s" "$bin" bench throughput "$model" --num-prompts 6 --max-concurrent 3 \
     --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  expect_ok "bench throughput, prefix caching in a small cache" "preemptions" "$bin" bench throughput "$model" --num-prompts 6 \
+    --max-concurrent 3 --input-median 12 --output-median 6 --max-input 40 --max-output 12 --cache-gib 0.01 --enable-prefix-caching
+  if "$bin" serve --help | grep -q -- "--cache-gib"; then  # built with cpp-httplib
+    expect_ok "bench serve (in-process server)" "requests/s" "$bin" bench serve "$model" --num-prompts 6 --concurrency 3 \
+      --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  fi
   expect_error "bench throughput bad lengths" "--min-len" "$bin" bench throughput "$model" --min-len 50 --max-input 20
   expect_error "eval ppl short text" "less than one window" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 4000 --max-tokens 300
 else
