@@ -1,13 +1,36 @@
-// The CUDA model types of the CLI (f16 and bf16), instantiated in their own translation unit.
+// The CUDA model types of the CLI (f16 and bf16), instantiated in their own translation unit; an
+// AWQ directory runs its 4-bit weights as stored, on the W4A16 kernels (run_cuda_w4_g*.cu).
+#include <filesystem>
+
 #include <turbine/turbine.cuh>
 
 #include "commands.hpp"
 
 namespace turbine::cli {
 
+void run_on_cuda_w4_g32(const Command& cmd, CommonOptions& o);
+void run_on_cuda_w4_g64(const Command& cmd, CommonOptions& o);
+void run_on_cuda_w4_g128(const Command& cmd, CommonOptions& o);
+
+namespace {
+// The group size of an AWQ directory's 4-bit weights (its config.json), 0 for anything else.
+int64_t awq_group_of(const std::string& model) {
+  const std::string path = resolve_model(model);
+  const std::filesystem::path config = std::filesystem::path(path) / "config.json";
+  if (!std::filesystem::is_directory(path) || !std::filesystem::exists(config)) return 0;
+  return io::load_hf_config(config.string()).awq_group_size;
+}
+}  // namespace
+
 void run_on_cuda(const Command& cmd, CommonOptions& o) {
   check(cmd.kind != Command::EvalPpl || cmd.eval_kv == "same", "--kv ", cmd.eval_kv,
         ": the CUDA backend has no quantized KV cache yet (use --device cpu)");
+  if (const int64_t group = awq_group_of(o.model); group > 0) {
+    check(o.dtype == "f16", o.model, ": 4-bit (AWQ) weights run with f16 activations on the GPU (drop --dtype ", o.dtype, ")");
+    if (group == 32) return run_on_cuda_w4_g32(cmd, o);
+    if (group == 64) return run_on_cuda_w4_g64(cmd, o);
+    return run_on_cuda_w4_g128(cmd, o);  // load_hf_config accepts only 32, 64 and 128
+  }
   if (o.dtype == "bf16") return run_command<Llama<bf16, quant::None, kv::Same, Cuda>>(cmd, o);
   return run_command<Llama<f16, quant::None, kv::Same, Cuda>>(cmd, o);
 }

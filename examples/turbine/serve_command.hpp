@@ -27,7 +27,11 @@ void run_serve(CommonOptions& o, const ServeOptions& s);
 struct BenchServeOptions {
   std::string url, api_key;  // no url: a server started in this process
   int64_t concurrency = 16;
-  ThroughputOptions workload{200};
+  ThroughputOptions workload = [] {
+    ThroughputOptions t;
+    t.num_prompts = 200;
+    return t;
+  }();
 };
 void add_bench_serve_options(CLI::App& app, BenchServeOptions& b);
 void run_bench_serve(CommonOptions& o, const BenchServeOptions& b);

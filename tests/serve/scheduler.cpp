@@ -78,10 +78,12 @@ std::vector<Case> mixed_cases(Pipeline<Model>& pipe) {
   return cases;
 }
 
-/// Stats are updated just after the last sink hears its result; wait for them to settle.
+/// Stats (and the pool's figures) are updated just after the last sink hears its result; wait for
+/// them to settle.
 template <class E>
 EngineStats settled(const E& engine) {
-  for (int i = 0; i < 400 && (engine.stats().running != 0 || engine.stats().queued != 0); ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 400 && (engine.stats().running != 0 || engine.stats().queued != 0 || engine.stats().cache.blocks_used != 0); ++i)
+    std::this_thread::sleep_for(5ms);
   return engine.stats();
 }
 

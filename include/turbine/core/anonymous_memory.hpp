@@ -28,7 +28,9 @@ class AnonymousMemory {
   }
   AnonymousMemory(const AnonymousMemory&) = delete;
   AnonymousMemory& operator=(const AnonymousMemory&) = delete;
+  /// Takes over `o`'s region.
   AnonymousMemory(AnonymousMemory&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
+  /// Frees this region and takes over `o`'s.
   AnonymousMemory& operator=(AnonymousMemory&& o) noexcept {
     if (this != &o) {
       release();

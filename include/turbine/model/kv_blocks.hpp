@@ -37,7 +37,7 @@ class KvBlockArena {
   struct Parent {
     int32_t block = kNone;    ///< the previous block of the sequence
     uint64_t generation = 0;  ///< its generation when this block was sealed
-    bool operator==(const Parent&) const = default;
+    bool operator==(const Parent&) const = default;  ///< the same block and generation
   };
 
   /// Blocks of `block_size` positions for model `c`; `max_blocks` of them reserved at once, or

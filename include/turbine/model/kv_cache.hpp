@@ -31,7 +31,9 @@ class HostKvCache {
   HostKvCache(std::shared_ptr<KvBlockArena> arena, int64_t capacity) : arena_(std::move(arena)), capacity_(capacity) {}
   HostKvCache(const HostKvCache&) = delete;
   HostKvCache& operator=(const HostKvCache&) = delete;
+  /// Takes over `o`'s blocks.
   HostKvCache(HostKvCache&& o) noexcept { swap(o); }
+  /// Gives back this cache's blocks and takes over `o`'s.
   HostKvCache& operator=(HostKvCache&& o) noexcept {
     if (this != &o) {
       release_blocks(0);

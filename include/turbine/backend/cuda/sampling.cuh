@@ -113,7 +113,7 @@ __device__ __forceinline__ void unpack16(const uint4& u, float (&v)[16 / sizeof(
 
 // transformers' rule; applied once per element, so a token seen several times is penalized once. Out
 // of line: seen tokens are rare, and the IEEE division would otherwise be inlined into every pass.
-__device__ __noinline__ float penalize(float l, float pen) { return l > 0.0f ? l / pen : l * pen; }
+static __device__ __noinline__ float penalize(float l, float pen) { return l > 0.0f ? l / pen : l * pen; }
 
 template <int N>
 __device__ __forceinline__ void apply_penalty(float (&v)[N], int i0, int cnt, const uint32_t* seen, float pen) {
@@ -310,7 +310,7 @@ __device__ __forceinline__ void scan_row(const RowRef<T>& r, const uint32_t* see
 
 // A composite L such that {c >= L} holds the top `rank + 1` elements (by_mass false) or at least
 // `target` mass (by_mass true; found is false when all maxima together hold less). 0 = everything.
-__device__ __noinline__ uint64_t maxima_bound(Shared& sh, ArgMax best, bool by_mass, int rank, float target,
+static __device__ __noinline__ uint64_t maxima_bound(Shared& sh, ArgMax best, bool by_mass, int rank, float target,
                                                  float mx, float a, bool& found) {
   const int t = threadIdx.x;
   uint32_t key[1] = {best.i == INT_MAX ? 0u : float_key(best.x)};
@@ -345,7 +345,7 @@ __device__ __noinline__ uint64_t maxima_bound(Shared& sh, ArgMax best, bool by_m
 
 // Collects the composites in [lo, hi] into sh.a.cand (the first kCap of them); returns how many there are.
 template <class T>
-__device__ __noinline__ int gather(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t lo,
+static __device__ __noinline__ int gather(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t lo,
                                       uint64_t hi) {
   constexpr int N = RowRef<T>::N;
   __syncthreads();
@@ -381,7 +381,7 @@ __device__ __noinline__ int gather(const RowRef<T>& r, const uint32_t* seen, flo
 }
 
 // sh.a.cand[0, n) -> sh.b.sorted[0, n), largest first (n <= kCap).
-__device__ __noinline__ void sort_candidates(Shared& sh, int n) {
+static __device__ __noinline__ void sort_candidates(Shared& sh, int n) {
   const int t = threadIdx.x;
   if (n <= 256) {  // ranks by comparison, four threads per candidate: cheaper than 16 radix passes
     const int i = t >> 2, part = t & 3;
@@ -411,7 +411,7 @@ __device__ __noinline__ void sort_candidates(Shared& sh, int n) {
 
 // The CPU's steps on sh.b.sorted[0, n): softmax over the first kk (z > 0: the given denominator, for
 // a list cut from the whole vocabulary), top-p by a double running sum, min-p, then the draw u.
-__device__ __noinline__ int finish_sorted(Shared& sh, int n, int kk, double z, const SamplingParams& P, double u) {
+static __device__ __noinline__ int finish_sorted(Shared& sh, int n, int kk, double z, const SamplingParams& P, double u) {
   const int t = threadIdx.x;
   kk = min(kk, n);
   if (kk <= 0) return -1;  // nothing gathered (NaN logits): the caller falls back to the argmax
@@ -495,7 +495,7 @@ struct Selected {
 // n_in elements. Each pass counts the weight above 7 pivots; the sub-range holding the target
 // becomes the next range, until at most kCap elements remain in it; those are sorted and walked.
 template <bool kMass, class T>
-__device__ __noinline__ Selected select_exact(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, float target,
+static __device__ __noinline__ Selected select_exact(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, float target,
                                  uint64_t lo, uint64_t hi, int n_in, float mx, float a) {
   constexpr int N = RowRef<T>::N;
   constexpr int P = kPivots;
@@ -606,7 +606,7 @@ __device__ __noinline__ Selected select_exact(const RowRef<T>& r, const uint32_t
 
 // sum of exp((x - mx) / temperature) over the elements >= thr.
 template <class T>
-__device__ __noinline__ float mass_above(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t thr, float mx,
+static __device__ __noinline__ float mass_above(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t thr, float mx,
                             float a) {
   constexpr int N = RowRef<T>::N;
   float s = 0.0f;
@@ -625,7 +625,7 @@ __device__ __noinline__ float mass_above(const RowRef<T>& r, const uint32_t* see
 // one pass sums each chunk's mass, u picks the chunk, and a block scan inside it picks the element.
 // Every sum is taken in a fixed order (no float atomics), so the same (seed, step) gives the same token.
 template <class T>
-__device__ __noinline__ int draw_above(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t thr, float mx,
+static __device__ __noinline__ int draw_above(const RowRef<T>& r, const uint32_t* seen, float pen, Shared& sh, uint64_t thr, float mx,
                           float a, float min_p, double u, int argmax) {
   constexpr int N = RowRef<T>::N;
   const int t = threadIdx.x, warp = t >> 5;
