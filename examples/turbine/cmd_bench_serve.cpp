@@ -27,14 +27,7 @@ void add_bench_serve_options(CLI::App& app, BenchServeOptions& b) {
   app.add_option("--concurrency", b.concurrency, "requests in flight at once")->check(CLI::PositiveNumber)->capture_default_str();
   auto& t = b.workload;
   app.add_option("--num-prompts", t.num_prompts, "requests in the run")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--input-median", t.input_median, "median prompt length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--output-median", t.output_median, "median output length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--max-input", t.max_input, "longest prompt")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--max-output", t.max_output, "longest output")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--min-len", t.min_len, "shortest prompt and output")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--seed", t.seed, "seed of the workload")->capture_default_str();
-  app.add_flag("--json", t.json, "print the result as JSON");
-  add_cache_options(app, t.cache);
+  add_workload_options(app, t);
 }
 
 namespace {

@@ -18,14 +18,7 @@ void add_throughput_options(CLI::App& app, ThroughputOptions& t) {
   app.add_option("--num-prompts", t.num_prompts, "requests in the run")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-concurrent", t.max_concurrent, "sequences the engine runs at once")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-prefill-tokens", t.max_prefill_tokens, "prompt tokens per engine step")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--input-median", t.input_median, "median prompt length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--output-median", t.output_median, "median output length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--max-input", t.max_input, "longest prompt")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--max-output", t.max_output, "longest output")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--min-len", t.min_len, "shortest prompt and output")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--seed", t.seed, "seed of the workload")->capture_default_str();
-  app.add_flag("--json", t.json, "print the result as JSON");
-  add_cache_options(app, t.cache);
+  add_workload_options(app, t);
 }
 
 void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {

@@ -21,6 +21,18 @@ struct WorkloadJob {
   int64_t output = 0;           ///< tokens to generate (ignore_eos)
 };
 
+/// The workload's length, seed, output and KV cache flags (shared by bench throughput and serve).
+inline void add_workload_options(CLI::App& app, ThroughputOptions& t) {
+  app.add_option("--input-median", t.input_median, "median prompt length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--output-median", t.output_median, "median output length (log-normal)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-input", t.max_input, "longest prompt")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-output", t.max_output, "longest output")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--min-len", t.min_len, "shortest prompt and output")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seed", t.seed, "seed of the workload")->capture_default_str();
+  app.add_flag("--json", t.json, "print the result as JSON");
+  add_cache_options(app, t.cache);
+}
+
 /// `t.num_prompts` requests for a context of `ctx` tokens, prompt ids drawn from `ids`.
 inline std::vector<WorkloadJob> sharegpt_like_workload(const ThroughputOptions& t, int64_t ctx, const std::vector<int32_t>& ids) {
   check(t.min_len <= t.max_input && t.min_len <= t.max_output, "--min-len ", t.min_len,
