@@ -98,7 +98,42 @@ if [ -f /tmp/smol.part0 ] && [ -f .device/p1/part ]; then
   else rm -f "$model"; say "default model: checksum mismatch"; fi
 fi
 cli="$build/examples/turbine"
+# the serving engine on the GPU (paged KV, batching, prefix caching, preemption): needs the default model
+if [ -f "$model" ] && [ "${SKIP_SERVING:-0}" != 1 ]; then
+  suite test_cuda_engine_serving 300
+  grep -E "MESSAGE|differs|skipped" "$logs/test_cuda_engine_serving.log" | head -20
+fi
+# serving throughput: the default model, then the Llama-3-8B shape (random weights, bf16, 1000 prompts)
+if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_THROUGHPUT:-0}" != 1 ]; then
+  timeout 120 "$cli" bench throughput "$model" --device cuda --num-prompts 200 --max-concurrent 64 --max-prefill-tokens 2048 \
+    >"$logs/throughput_smollm2.log" 2>&1
+  record "bench throughput smollm2" "rc $? : $(grep -E "tokens/s" "$logs/throughput_smollm2.log" | head -1 | cut -c1-100)"
+  tail -8 "$logs/throughput_smollm2.log"
+  timeout "${THROUGHPUT_8B_S:-300}" "$cli" bench throughput --random-shape llama3-8b --device cuda --dtype bf16 --num-prompts 1000 \
+    --max-concurrent "${THROUGHPUT_CONCURRENT:-256}" --max-prefill-tokens 4096 --ctx-size 4096 >"$logs/throughput_8b.log" 2>&1
+  record "bench throughput llama3-8b" "rc $? : $(grep -E "tokens/s" "$logs/throughput_8b.log" | head -1 | cut -c1-100)"
+  tail -8 "$logs/throughput_8b.log"
+fi
+# turbine serve on the GPU answers an OpenAI chat request (streamed) and reports its KV blocks
 if [ -x "$cli" ] && [ -f "$model" ]; then
+  "$cli" serve "$model" --device cuda --port 18123 --quiet >"$logs/serve_cuda.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 60); do grep -q listening "$logs/serve_cuda.log" && break; sleep 1; done
+  python3 - >"$logs/serve_cuda_client.log" 2>&1 <<'PY'
+import json, urllib.request
+def post(body):
+    req = urllib.request.Request("http://127.0.0.1:18123/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=60).read().decode()
+r = json.loads(post({"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 24, "temperature": 0}))
+print("chat:", r["choices"][0]["message"]["content"].replace("\n", " "))
+s = post({"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 16, "stream": True})
+print("stream events:", s.count("data: "), "done" if "data: [DONE]" in s else "NO [DONE]")
+print("health:", urllib.request.urlopen("http://127.0.0.1:18123/health", timeout=10).read().decode()[:200])
+PY
+  record "serve --device cuda" "rc $? : $(tr '\n' ' ' <"$logs/serve_cuda_client.log" | cut -c1-110)"
+  kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null
+fi
+if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_CLI:-0}" != 1 ]; then
   for dt in f16 bf16; do
     timeout 60 "$cli" generate "$model" --device cuda --dtype $dt -n 24 -p "What is the capital of France?" \
       >"$logs/cli_$dt.log" 2>&1

@@ -75,13 +75,14 @@ inline void add_cache_options(CLI::App& app, CacheOptions& c) {
   app.add_flag("--enable-prefix-caching", c.prefix_caching, "reuse the KV blocks of earlier prompts that start the same way");
 }
 
-/// Fills the KV fields of `e` for model `c`; prints the budget on stderr.
-inline void apply_cache_options(const CacheOptions& o, const ModelConfig& c, EngineOptions& e) {
+/// Fills the KV fields of `e` for `model`; prints the budget on stderr.
+template <class Model>
+void apply_cache_options(const CacheOptions& o, const Model& model, EngineOptions& e) {
   e.cache_block_size = o.block_size;
-  e.cache_blocks = kv_cache_blocks_for_budget(c, o.block_size, o.max_entry_count, o.gib);
+  e.cache_blocks = kv_cache_blocks_for_budget(model, o.block_size, o.max_entry_count, o.gib);
   e.prefix_caching = o.prefix_caching;
-  const double gib = static_cast<double>(e.cache_blocks) * static_cast<double>(o.block_size * c.kv_size() * c.num_layers * 2 * 4) /
-                     static_cast<double>(1ull << 30);
+  const double gib = static_cast<double>(e.cache_blocks) * static_cast<double>(o.block_size) *
+                     static_cast<double>(kv_bytes_per_position(model)) / static_cast<double>(1ull << 30);
   std::fprintf(stderr, "KV cache: %lld blocks of %lld tokens (%.2f GiB, %lld tokens)%s\n", static_cast<long long>(e.cache_blocks),
                static_cast<long long>(o.block_size), gib, static_cast<long long>(e.cache_blocks * o.block_size),
                o.prefix_caching ? ", prefix caching on" : "");
@@ -116,8 +117,12 @@ struct Colors {
 };
 
 /// A subcommand that runs a model, with its own arguments.
+struct ThroughputOptions;
+struct ServeOptions;
 struct Command {
-  enum Kind { Chat, Generate, Bench, BenchGeneration, EvalPpl } kind = Chat;
+  enum Kind { Chat, Generate, Bench, BenchGeneration, EvalPpl, BenchThroughput, Serve } kind = Chat;
+  const ThroughputOptions* throughput = nullptr;  // BenchThroughput
+  const ServeOptions* serve = nullptr;            // Serve
   std::string system_prompt;
   std::vector<std::string> prompts;
   std::string prompts_file;
@@ -150,10 +155,10 @@ struct ThroughputOptions {
   int64_t input_median = 180, output_median = 160, max_input = 2048, max_output = 1024, min_len = 4;
   uint64_t seed = 0;
   bool json = false;
+  std::string random_shape;  // random weights of this shape instead of a model file
   CacheOptions cache;
 };
 void add_throughput_options(CLI::App& app, ThroughputOptions& t);
-void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t);
 void run_quantize(CommonOptions& o, const QuantizeCommand& q);
 void run_on_cpu(const Command& cmd, CommonOptions& o);
 void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds

@@ -98,7 +98,7 @@ Outcome one_request(httplib::Client& c, const std::string& prompt, int64_t max_t
 }  // namespace
 
 void run_bench_serve(CommonOptions& o, const BenchServeOptions& b) {
-  check(o.device != "cuda", "turbine bench serve starts the CPU server for now (use --device cpu or auto, or --url)");
+  check(o.device != "cuda" || !b.url.empty(), "turbine bench serve starts a CPU server in this process; for the GPU start `turbine serve --device cuda` and pass its address with --url");
   if (!b.url.empty()) make_client(b.url, b.api_key);
   const std::string path = resolve_model(o.model);
   Pipeline<CpuModel> pipe(path, pipeline_options(o));
@@ -121,7 +121,7 @@ void run_bench_serve(CommonOptions& o, const BenchServeOptions& b) {
   std::string url = b.url;
   if (url.empty()) {
     EngineOptions eo{b.concurrency, 512, b.workload.num_prompts + 16, 0};
-    apply_cache_options(b.workload.cache, pipe.model().config(), eo);
+    apply_cache_options(b.workload.cache, pipe.model(), eo);
     engine = std::make_unique<Engine<CpuModel>>(pipe, eo);
     serve::ServerOptions so;
     so.port = 0;

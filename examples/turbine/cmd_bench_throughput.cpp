@@ -1,15 +1,5 @@
-// turbine bench throughput: offline serving throughput of the continuous-batching engine, as
-// vLLM's benchmark_throughput and LMDeploy's profile_throughput measure it: N requests submitted
-// at once, each with its own prompt and output length, outputs forced to their length
-// (ignore_eos), and the whole run timed. The workload: workload.hpp.
-#include <chrono>
-#include <cmath>
-#include <random>
-
-#include <turbine/engine/scheduler.hpp>
-
+// turbine bench throughput: its flags (the run itself: bench_throughput.hpp, per model type).
 #include "cli_common.hpp"
-#include "stats.hpp"
 #include "workload.hpp"
 
 namespace turbine::cli {
@@ -18,89 +8,8 @@ void add_throughput_options(CLI::App& app, ThroughputOptions& t) {
   app.add_option("--num-prompts", t.num_prompts, "requests in the run")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-concurrent", t.max_concurrent, "sequences the engine runs at once")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max-prefill-tokens", t.max_prefill_tokens, "prompt tokens per engine step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--random-shape", t.random_shape, "random weights of a published shape instead of MODEL: smollm2-135m, internlm2-1.8b, llama2-7b, llama3-8b");
   add_workload_options(app, t);
-}
-
-void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
-  check(o.device != "cuda", "turbine bench throughput runs the CPU engine for now (use --device cpu or auto)");
-  const std::string path = resolve_model(o.model);
-  Pipeline<CpuModel> pipe(path, pipeline_options(o));
-  const int64_t ctx = pipe.context_size();
-  const int64_t vocab = std::min<int64_t>(pipe.config().vocab_size, pipe.tokenizer().vocab_size());
-  std::vector<int32_t> ids(static_cast<size_t>(vocab));
-  for (int32_t i = 0; i < static_cast<int32_t>(vocab); ++i) ids[static_cast<size_t>(i)] = i;
-  // The workload, drawn before anything is timed.
-  const std::vector<WorkloadJob> jobs = sharegpt_like_workload(t, ctx, ids);
-  int64_t in_total = 0, out_total = 0;
-  for (const WorkloadJob& j : jobs) {
-    in_total += static_cast<int64_t>(j.prompt.size());
-    out_total += j.output;
-  }
-  EngineOptions eo{t.max_concurrent, t.max_prefill_tokens, t.num_prompts, ctx};
-  apply_cache_options(t.cache, pipe.model().config(), eo);
-  Engine<CpuModel> engine(pipe.model(), pipe.tokenizer(), {}, eo);
-  const Colors color;
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const WorkloadJob& j : jobs) {
-    GenerationConfig cfg;
-    cfg.max_new_tokens = j.output;
-    cfg.ignore_eos = true;
-    streams.push_back(std::make_shared<RequestStream>());
-    engine.submit(j.prompt, cfg, streams.back());
-  }
-  std::vector<double> ttft, tpot, e2e;
-  int64_t generated = 0, errors = 0;
-  for (size_t i = 0; i < streams.size(); ++i) {
-    const RequestResult r = streams[i]->wait_result();
-    const double done = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!r.error.empty()) ++errors;
-    generated += static_cast<int64_t>(r.tokens.size());
-    ttft.push_back(r.queue_seconds + r.first_token_seconds);
-    if (r.tokens.size() > 1) tpot.push_back(r.decode_seconds / static_cast<double>(r.tokens.size() - 1));
-    e2e.push_back(r.queue_seconds + r.first_token_seconds + r.decode_seconds);
-    std::fprintf(stderr, "\r%sbench throughput: %zu/%zu requests done, %.0f s%s", color.dim(), i + 1, streams.size(), done,
-                 color.reset());
-  }
-  std::fprintf(stderr, "\n");
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  check(errors == 0, errors, " of ", t.num_prompts, " requests failed");
-  const Stats first = stats(ttft), per_token = stats(tpot), request = stats(e2e);
-  const EngineStats es = engine.stats();
-  if (t.json) {
-    const nlohmann::json j = {{"model", path},
-                              {"device", "cpu"},
-                              {"num_prompts", t.num_prompts},
-                              {"max_concurrent", t.max_concurrent},
-                              {"input_tokens", in_total},
-                              {"output_tokens", generated},
-                              {"seconds", secs},
-                              {"requests_per_s", t.num_prompts / secs},
-                              {"input_tokens_per_s", in_total / secs},
-                              {"output_tokens_per_s", generated / secs},
-                              {"total_tokens_per_s", (in_total + generated) / secs},
-                              {"first_token_s", to_json(first)},
-                              {"per_token_s", to_json(per_token)},
-                              {"request_s", to_json(request)},
-                              {"preemptions", es.preemptions},
-                              {"prefix_reused_tokens", es.reused_tokens},
-                              {"kv_blocks", es.cache.blocks}};
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
-  }
-  std::printf("model %s (cpu, %d threads), %lld requests, at most %lld at once\n", path.c_str(), default_pool().size(),
-              (long long)t.num_prompts, (long long)t.max_concurrent);
-  std::printf("workload: %lld input tokens (median %lld), %lld output tokens (median %lld), seed %llu\n",
-              (long long)in_total, (long long)t.input_median, (long long)out_total, (long long)t.output_median,
-              (unsigned long long)t.seed);
-  std::printf("%.1f s: %.2f requests/s, input %.1f tokens/s, output %.1f tokens/s, total %.1f tokens/s\n", secs,
-              t.num_prompts / secs, in_total / secs, generated / secs, (in_total + generated) / secs);
-  std::printf("first-token latency  p50 %.3f s  p90 %.3f s  p99 %.3f s (from submission)\n", first.p50, first.p90,
-              first.p99);
-  std::printf("per-token latency    p50 %.1f ms p90 %.1f ms p99 %.1f ms (per request, after its first token)\n",
-              1e3 * per_token.p50, 1e3 * per_token.p90, 1e3 * per_token.p99);
-  std::printf("KV cache: %lld blocks, %llu preemptions, %llu prompt tokens reused from the prefix cache\n",
-              (long long)es.cache.blocks, (unsigned long long)es.preemptions, (unsigned long long)es.reused_tokens);
 }
 
 }  // namespace turbine::cli

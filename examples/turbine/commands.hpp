@@ -9,8 +9,10 @@
 #include <random>
 
 #include "bench_generation.hpp"
+#include "bench_throughput.hpp"
 #include "cli_common.hpp"
 #include "eval_ppl.hpp"
+#include "serve_model.hpp"
 
 namespace turbine::cli {
 
@@ -148,6 +150,8 @@ void run_command(const Command& cmd, CommonOptions& o) {
     case Command::Bench: return run_bench<Model>(o, cmd.prompt_tokens, cmd.gen_tokens, cmd.runs, cmd.json);
     case Command::BenchGeneration: return run_bench_generation<Model>(o, cmd);
     case Command::EvalPpl: return run_eval_ppl<Model>(o, cmd);
+    case Command::BenchThroughput: return run_bench_throughput<Model>(o, *cmd.throughput);
+    case Command::Serve: return run_serve<Model>(o, *cmd.serve);
   }
 }
 

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   bench_gen->add_option("--runs", cmd.gen_runs, "timed runs per configuration (after an untimed one)")->check(CLI::PositiveNumber);
   bench_gen->add_option("--json", cmd.gen_json, "also write the results to this JSON file");
 
-  auto* bench_tp = bench->add_subcommand("throughput", "offline serving throughput: N ShareGPT-like requests through the continuous-batching engine (CPU)");
+  auto* bench_tp = bench->add_subcommand("throughput", "offline serving throughput: N ShareGPT-like requests through the continuous-batching engine (GPU or CPU)");
   ThroughputOptions tp;
   add_model_options(*bench_tp, o);
   add_throughput_options(*bench_tp, tp);
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   add_model_options(*quantize, o);
   add_quantize_options(*quantize, qc);
 
-  auto* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (CPU)");
+  auto* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (GPU or CPU)");
   ServeOptions serve_opts;
   add_model_options(*serve, o);
   add_serve_options(*serve, serve_opts);
@@ -88,16 +88,17 @@ int main(int argc, char** argv) {
   }
   try {
     apply_runtime_options(o);
-    if (serve->parsed()) { run_serve(o, serve_opts); return 0; }
     if (quantize->parsed()) { run_quantize(o, qc); return 0; }
-    if (bench_tp->parsed()) { run_bench_throughput(o, tp); return 0; }
     if (bench_serve->parsed()) { run_bench_serve(o, bs); return 0; }
     if (info->parsed()) {
       run_info(o, tensors);
       return 0;
     }
     cmd.kind = chat->parsed() ? Command::Chat : gen->parsed() ? Command::Generate : bench_gen->parsed() ? Command::BenchGeneration
-             : eval_ppl->parsed() ? Command::EvalPpl : Command::Bench;
+             : eval_ppl->parsed() ? Command::EvalPpl : serve->parsed() ? Command::Serve
+             : bench_tp->parsed() ? Command::BenchThroughput : Command::Bench;
+    cmd.serve = &serve_opts;
+    cmd.throughput = &tp;
     const bool gpu = o.device == "cuda" || (o.device == "auto" && cuda_available());
     if (o.device == "cuda")
       turbine::check(cuda_available(), "--device cuda: ",

@@ -1,4 +1,5 @@
-// turbine serve: the OpenAI-compatible HTTP server on the CPU engine (continuous batching).
+// turbine serve: its flags, and the HTTP server over an engine's Backend (serve_model.hpp builds
+// the engine for each model type).
 #include "serve_command.hpp"
 
 #include <pthread.h>
@@ -7,7 +8,6 @@
 #include <atomic>
 #include <thread>
 
-#include <turbine/engine/scheduler.hpp>
 #include <turbine/serve/http_server.hpp>
 
 namespace turbine::cli {
@@ -28,22 +28,22 @@ void add_serve_options(CLI::App& app, ServeOptions& s) {
   add_cache_options(app, s.cache);
 }
 
-void run_serve(CommonOptions& o, const ServeOptions& s) {
-  check(o.device != "cuda", "turbine serve runs on the CPU for now (use --device cpu or auto)");
-  // SIGINT/SIGTERM are taken by one thread that stops the server; every thread started from here
-  // on inherits the mask, so no other thread is interrupted.
+sigset_t stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  const std::string path = resolve_model(o.model);
-  std::fprintf(stderr, "loading %s ...\n", path.c_str());
-  Pipeline<CpuModel> pipe(path, pipeline_options(o));
-  EngineOptions eo{s.max_concurrent, s.max_prefill_tokens, s.max_queued, 0};
-  apply_cache_options(s.cache, pipe.model().config(), eo);
-  Engine<CpuModel> engine(pipe, eo);
+void block_stop_signals() {
+  // SIGINT/SIGTERM are taken by one thread that stops the server; every thread started from here
+  // on (the engine's, the server's) inherits the mask, so no other thread is interrupted.
+  const sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+void serve_backend(serve::Backend backend, const ServeOptions& s, const std::string& path, const std::string& where) {
   serve::ServerOptions so;
   so.host = s.host;
   so.port = s.port;
@@ -53,9 +53,11 @@ void run_serve(CommonOptions& o, const ServeOptions& s) {
   so.model_id = serve::model_id_from_path(path);
   so.log_requests = !s.quiet;
   for (const auto& k : so.api_keys) check(!k.empty(), "--api-keys: empty key");
-  serve::Server server(serve::make_backend(pipe, engine), so);
+  const int64_t context = backend.context_size;
+  serve::Server server(std::move(backend), so);
   const int port = server.bind();
 
+  const sigset_t signals = stop_signals();
   std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     int sig = 0;
@@ -65,13 +67,12 @@ void run_serve(CommonOptions& o, const ServeOptions& s) {
     server.stop();
   });
   const std::string host = s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host;
-  std::printf("turbine serve: listening on http://%s:%d/v1 (model '%s', CPU with %d threads, context %lld tokens, "
+  std::printf("turbine serve: listening on http://%s:%d/v1 (model '%s', %s, context %lld tokens, "
               "%lld concurrent, API key %s)\n",
-              host.c_str(), port, so.model_id.c_str(), default_pool().size(), static_cast<long long>(engine.context_size()),
+              host.c_str(), port, so.model_id.c_str(), where.c_str(), static_cast<long long>(context),
               static_cast<long long>(s.max_concurrent), so.api_keys.empty() ? "not required" : "required");
   std::fflush(stdout);
   server.run();
-  engine.shutdown();
   if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);  // wake it so it can be joined
   stopper.join();
 }

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <turbine/serve/backend.hpp>
+
 #include "cli_common.hpp"
 
 namespace turbine::cli {
@@ -21,7 +23,10 @@ struct ServeOptions {
 };
 
 void add_serve_options(CLI::App& app, ServeOptions& s);
-void run_serve(CommonOptions& o, const ServeOptions& s);
+/// Blocks SIGINT and SIGTERM in this thread and the threads it starts (serve_backend waits for them).
+void block_stop_signals();
+/// Serves `backend` over HTTP until SIGINT or SIGTERM; `path` names the model, `where` the device.
+void serve_backend(serve::Backend backend, const ServeOptions& s, const std::string& path, const std::string& where);
 
 /// `turbine bench serve` (cmd_bench_serve.cpp): the throughput workload over HTTP.
 struct BenchServeOptions {

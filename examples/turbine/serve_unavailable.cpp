@@ -11,7 +11,9 @@ void add_serve_options(CLI::App& app, ServeOptions& s) {
   app.add_option("--max-concurrent", s.max_concurrent, "requests decoded at once");
 }
 
-void run_serve(CommonOptions&, const ServeOptions&) {
+void block_stop_signals() {}
+
+void serve_backend(serve::Backend, const ServeOptions&, const std::string&, const std::string&) {
   turbine::fail("turbine serve: this turbine was built without cpp-httplib "
                 "(apt-get install libcpp-httplib-dev pkg-config, then reconfigure)");
 }

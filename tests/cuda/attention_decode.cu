@@ -6,6 +6,8 @@
 // Every configuration runs twice: split + merge kernels, and the split kernel with the merge folded
 // in (DecodeOptions::counters, launched with PDL, with and without prefetch_kv and min_split_tiles),
 // whose counters must be back at zero after each launch (graph replays and repeated launches reuse them).
+// Paged caches: the same batches scattered over a shared pool of blocks in random order (poisoned
+// rows between them), read through block tables.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <turbine/backend/cpu/attention.hpp>
 #include <turbine/backend/cuda/attention_decode.cuh>
 #include <turbine/backend/cuda/device_buffer.cuh>
+#include <turbine/backend/cuda/paged_kv.cuh>
 
 #include "test_support.hpp"
 
@@ -68,7 +71,10 @@ void fill_rounded(std::vector<float>& f, std::vector<T>& t, size_t n, float amp)
 }
 
 // A batch of sequences on the device: each cache in its own region of one buffer (with
-// `stride` elements per position), the per-sequence pointer arrays, q, out and the lengths.
+// `stride` elements per position), the per-sequence pointer arrays, q, out and the lengths. With
+// `block` > 0 the caches are paged instead: blocks of `block` positions of all sequences in one
+// pool, in a random order with unused (NaN) blocks among them, and a block table per sequence.
+
 template <class T>
 struct Batch {
   AttentionShape shape;
@@ -79,9 +85,10 @@ struct Batch {
   std::vector<int64_t> offset;       // start of each sequence in k/v (host, in positions)
   DeviceBuffer<T> dq, dk, dv, dout;  // dk/dv: [sum of lengths, stride]
   DeviceBuffer<const T*> kptr, vptr;
-  DeviceBuffer<int> dlen;
+  DeviceBuffer<int> dlen, dtable;
+  turbine::cuda::PagedKvTable table;
 
-  Batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad) : shape(s), queries(nq), lengths(lens) {
+  Batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad, int block = 0) : shape(s), queries(nq), lengths(lens) {
     const int64_t hd = s.head_dim, kv_row = s.kv_heads * hd, row = s.heads * hd;
     stride = kv_row + pad;
     int64_t total = 0;
@@ -99,6 +106,39 @@ struct Batch {
         pk[p * stride + i] = tk[p * kv_row + i];
         pv[p * stride + i] = tv[p * kv_row + i];
       }
+    std::vector<int64_t> base(lens.size());  // where each sequence's rows start in dk/dv
+    for (size_t b = 0; b < lens.size(); ++b) base[b] = offset[b];
+    std::vector<int> host_table;
+    if (block > 0) {  // scatter each sequence's blocks over a pool, in a random order
+      int max_blocks = 0, used = 0;
+      for (int len : lens) {
+        max_blocks = std::max(max_blocks, (len + block - 1) / block);
+        used += (len + block - 1) / block;
+      }
+      const int pool_blocks = used + 3;  // a few never used: poisoned rows a wrong lookup would hit
+      std::vector<int> order(static_cast<size_t>(pool_blocks));
+      for (int i = 0; i < pool_blocks; ++i) order[static_cast<size_t>(i)] = i;
+      std::shuffle(order.begin(), order.end(), rng());
+      std::vector<T> qk(size_t(pool_blocks) * block * stride, to_t<T>(NAN)), qv(qk.size(), to_t<T>(NAN));
+      host_table.assign(lens.size() * static_cast<size_t>(max_blocks), 0);
+      int next = 0;
+      for (size_t b = 0; b < lens.size(); ++b)
+        for (int i = 0; i * block < lens[b]; ++i) {
+          const int phys = order[static_cast<size_t>(next++)];
+          host_table[b * max_blocks + i] = phys;
+          for (int r = 0; r < block && i * block + r < lens[b]; ++r)
+            for (int64_t e = 0; e < stride; ++e) {
+              qk[(int64_t(phys) * block + r) * stride + e] = pk[(offset[b] + i * block + r) * stride + e];
+              qv[(int64_t(phys) * block + r) * stride + e] = pv[(offset[b] + i * block + r) * stride + e];
+            }
+        }
+      pk.swap(qk);
+      pv.swap(qv);
+      std::fill(base.begin(), base.end(), 0);  // every sequence reads the one pool
+      dtable = DeviceBuffer<int>(host_table.size());
+      TURBINE_CUDA_CHECK(cudaMemcpy(dtable.data(), host_table.data(), dtable.bytes(), cudaMemcpyHostToDevice));
+      table = {dtable.data(), max_blocks, turbine::cuda::block_shift(block)};
+    }
     dq = DeviceBuffer<T>(tq.size());
     dk = DeviceBuffer<T>(pk.size());
     dv = DeviceBuffer<T>(pv.size());
@@ -107,7 +147,7 @@ struct Batch {
     TURBINE_CUDA_CHECK(cudaMemcpy(dk.data(), pk.data(), dk.bytes(), cudaMemcpyHostToDevice));
     TURBINE_CUDA_CHECK(cudaMemcpy(dv.data(), pv.data(), dv.bytes(), cudaMemcpyHostToDevice));
     std::vector<const T*> hk, hv;
-    for (int64_t off : offset) {
+    for (int64_t off : base) {
       hk.push_back(dk.data() + off * stride);
       hv.push_back(dv.data() + off * stride);
     }
@@ -141,6 +181,7 @@ struct Batch {
     o.pdl = counters != nullptr;
     o.prefetch_kv = prefetch_kv;
     o.min_split_tiles = min_split_tiles;
+    o.table = table;
     turbine::cuda::attention_decode<T>(plan, dq.data(), kptr.data(), vptr.data(), stride == shape.kv_heads * shape.head_dim ? 0 : stride,
                                        dlen.data(), batch(), dout.data(), workspace, stream, o);
   }
@@ -174,8 +215,8 @@ DeviceBuffer<unsigned> zeroed_counters(const turbine::cuda::DecodePlan& plan) {
 }
 
 template <class T>
-void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad = 0) {
-  Batch<T> b(s, nq, lens, pad);
+void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, int pad = 0, int block = 0) {
+  Batch<T> b(s, nq, lens, pad, block);
   const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), b.max_len(), nq);
   const size_t ws_bytes = turbine::cuda::attention_decode_workspace_bytes(plan);
   DeviceBuffer<unsigned char> ws(ws_bytes);
@@ -191,9 +232,9 @@ void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, 
     TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
     int64_t bad = 0;
     const double err = b.error(&bad);
-    std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d splits %3d %s lengths [%s]: rel err %.3e%s\n",
+    std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d block %3d splits %3d %s lengths [%s]: rel err %.3e%s\n",
                 tname<T>(), int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
-                pad, plan.splits, run == 0 ? "merge " : run == 1 ? "folded" : "prefet", ls.c_str(), err,
+                pad, block, plan.splits, run == 0 ? "merge " : run == 1 ? "folded" : "prefet", ls.c_str(), err,
                 bad ? " NON-FINITE" : "");
     INFO(tname<T>(), " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls, " run ", run);
     CHECK(bad == 0);
@@ -257,6 +298,17 @@ TEST_CASE("decode: padded cache rows (kv_stride > kv_heads * head_dim)") {
   if (no_gpu()) return;
   check_batch<__half>(AttentionShape{8, 2, 128, 0}, 1, {1, 300, 2049}, 64);
   check_batch<__nv_bfloat16>(AttentionShape{6, 2, 64, 0}, 2, {7, 500}, 8);
+}
+
+TEST_CASE("decode: paged caches read through block tables (blocks of 16, 64, 128 in random order)") {
+  if (no_gpu()) return;
+  for (int block : {16, 64, 128}) {
+    check_batch<__half>(AttentionShape{8, 2, 128, 0}, 1, kLengths, 0, block);
+    check_batch<__nv_bfloat16>(AttentionShape{6, 2, 64, 0}, 1, {1, 63, 64, 65, 700}, 0, block);
+  }
+  check_batch<__half>(AttentionShape{8, 2, 128, 0}, 4, {4, 17, 130, 1000}, 0, 64);   // several queries
+  check_batch<__half>(AttentionShape{8, 2, 64, 100}, 1, {50, 101, 1000}, 0, 16);     // sliding window
+  check_batch<__half>(AttentionShape{8, 2, 128, 0}, 1, {1, 300, 2049}, 64, 64);       // padded rows
 }
 
 TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {

@@ -2,9 +2,12 @@
 // inputs each run (the seed is printed; TURBINE_TEST_SEED repeats one), outputs poisoned with NaN
 // before the launch, relative error ||out - ref|| / ||ref|| under 1e-3 (f16) and 1e-2 (bf16).
 // For 4096 and 8192 tokens the O(n^2) reference is computed for a sample of query rows only (the
-// first and last 32 and 64 random ones); every output row is still checked to be finite.
+// first and last 32 and 64 random ones); every output row is still checked to be finite. Paged
+// caches: the positions scattered over a pool of blocks in random order (with unused NaN blocks),
+// read through a block table.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 #include <turbine/backend/cpu/attention.hpp>
 #include <turbine/backend/cuda/attention_prefill.cuh>
 #include <turbine/backend/cuda/device_buffer.cuh>
+#include <turbine/backend/cuda/paged_kv.cuh>
 
 #include "test_support.hpp"
 
@@ -70,6 +74,7 @@ const char* tname() {
 struct Case {
   int tokens, pos0, heads, kv_heads, head_dim, window = 0;
   int stride_pad = 0;  // extra elements per cache position (kv_stride > kv_heads * head_dim)
+  int block = 0;       // > 0: a paged cache of blocks of this many positions
 };
 
 struct Result {
@@ -99,6 +104,26 @@ Result run_case(const Case& c, Launch<T> launch) {
       pk[p * stride + i] = hk[p * kv_row + i];
       pv[p * stride + i] = hv[p * kv_row + i];
     }
+  turbine::cuda::PagedKvTable table;
+  DeviceBuffer<int> dtable;
+  if (c.block > 0) {  // the same rows, block by block, at random places of a larger pool
+    const int blocks = int((kv_len + c.block - 1) / c.block), pool = blocks + 3;
+    std::vector<int> order(static_cast<size_t>(pool));
+    for (int i = 0; i < pool; ++i) order[static_cast<size_t>(i)] = i;
+    std::shuffle(order.begin(), order.end(), rng());
+    order.resize(static_cast<size_t>(blocks));
+    std::vector<T> qk(size_t(pool) * c.block * stride, to_t<T>(NAN)), qv(qk.size(), to_t<T>(NAN));
+    for (int64_t p = 0; p < kv_len; ++p) {
+      const int64_t dst = int64_t(order[static_cast<size_t>(p / c.block)]) * c.block + p % c.block;
+      std::copy(pk.begin() + p * stride, pk.begin() + (p + 1) * stride, qk.begin() + dst * stride);
+      std::copy(pv.begin() + p * stride, pv.begin() + (p + 1) * stride, qv.begin() + dst * stride);
+    }
+    pk.swap(qk);
+    pv.swap(qv);
+    dtable = DeviceBuffer<int>(order.size());
+    TURBINE_CUDA_CHECK(cudaMemcpy(dtable.data(), order.data(), dtable.bytes(), cudaMemcpyHostToDevice));
+    table = {dtable.data(), blocks, turbine::cuda::block_shift(c.block)};
+  }
   DeviceBuffer<T> dq(hq.size()), dk(pk.size()), dv(pv.size()), dout(hq.size());
   TURBINE_CUDA_CHECK(cudaMemcpy(dq.data(), hq.data(), dq.bytes(), cudaMemcpyHostToDevice));
   TURBINE_CUDA_CHECK(cudaMemcpy(dk.data(), pk.data(), dk.bytes(), cudaMemcpyHostToDevice));
@@ -106,11 +131,11 @@ Result run_case(const Case& c, Launch<T> launch) {
   TURBINE_CUDA_CHECK(cudaMemset(dout.data(), 0xff, dout.bytes()));  // NaN in f16 and bf16
   if (launch)
     launch(turbine::cuda::attn::make_prefill_args<T>(dq.data(), dk.data(), dv.data(), dout.data(), c.tokens, c.pos0,
-                                                     shape, c.stride_pad ? stride : 0),
+                                                     shape, c.stride_pad ? stride : 0, table),
            0);
   else
     turbine::cuda::attention_prefill<T>(dq.data(), dk.data(), dv.data(), dout.data(), c.tokens, c.pos0, shape, 0,
-                                        c.stride_pad ? stride : 0);
+                                        c.stride_pad ? stride : 0, table);
   TURBINE_CUDA_CHECK(cudaGetLastError());
   TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<T> hout(hq.size());
@@ -154,8 +179,8 @@ Result run_case(const Case& c, Launch<T> launch) {
 template <class T>
 void check_case(const Case& c, Launch<T> launch = nullptr, const char* config = "") {
   const Result r = run_case<T>(c, launch);
-  std::printf("prefill %-4s %s%shd %3d heads %2d/%d tokens %5d pos0 %5d window %4d pad %d: rel err %.3e (%lld rows)%s\n",
-              tname<T>(), config, *config ? " " : "", c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, r.err,
+  std::printf("prefill %-4s %s%shd %3d heads %2d/%d tokens %5d pos0 %5d window %4d pad %d block %3d: rel err %.3e (%lld rows)%s\n",
+              tname<T>(), config, *config ? " " : "", c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, c.block, r.err,
               static_cast<long long>(r.rows_checked), r.non_finite ? " NON-FINITE" : "");
   INFO(tname<T>(), " ", config, " hd ", c.head_dim, " heads ", c.heads, "/", c.kv_heads, " tokens ", c.tokens, " pos0 ", c.pos0,
        " window ", c.window);
@@ -235,6 +260,18 @@ TEST_CASE("prefill: padded cache rows (kv_stride > kv_heads * head_dim)") {
   if (no_gpu()) return;
   check_case<__half>({100, 37, 8, 2, 128, 0, 64});
   check_case<__nv_bfloat16>({70, 0, 6, 2, 64, 0, 8});
+}
+
+TEST_CASE("prefill: paged caches read through a block table (blocks of 16, 64, 128 in random order)") {
+  if (no_gpu()) return;
+  for (int block : {16, 64, 128}) {
+    check_case<__half>({65, 100, 8, 2, 128, 0, 0, block});
+    check_case<__nv_bfloat16>({300, 3000, 8, 2, 128, 0, 0, block});
+    check_case<__half>({127, 1, 6, 2, 64, 0, 0, block});
+  }
+  check_case<__half>({1000, 500, 8, 2, 64, 129, 0, 64});  // sliding window
+  check_case<__half>({100, 37, 8, 2, 128, 0, 64, 16});    // padded rows
+  check_case<__half>({2048, 0, 32, 8, 128, 0, 0, 64});    // the large tile configuration
 }
 
 TEST_CASE("prefill: every tile configuration the launcher or the benchmark may pick") {

@@ -1,6 +1,8 @@
 // Fused bias + rotary + KV-cache store against turbine::cpu::apply_rope with turbine::rope_inv_freq.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <turbine/backend/cpu/rope.hpp>
 #include <turbine/backend/cuda/rope.cuh>
 #include <turbine/layers/rotary.hpp>
@@ -147,6 +149,72 @@ TEST_CASE_TEMPLATE("rope_qkv rotates q in place and stores rotated k and v in th
           expect_close("v cache " + what, v_out, vr, HalfTraits<T>::tol);
         }
       }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("rope_qkv stores k and v of a paged cache at the rows its block table names", T, __half, __nv_bfloat16) {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("rope_qkv paged"));
+  const Shape& s = kShapes[0];
+  ModelConfig cfg;
+  cfg.head_dim = s.head_dim;
+  cfg.rope_theta = s.theta;
+  auto d_inv = upload(rope_inv_freq(cfg, 8192));
+  const int hd = s.head_dim, qd = s.heads * hd, kvd = s.kv_heads * hd, row = qd + 2 * kvd;
+  for (int block : {16, 64}) {
+    for (int tokens : {1, 7, 65, 200}) {
+      const int pos0 = std::uniform_int_distribution<int>(0, 300)(rng), cap = pos0 + tokens;
+      const int blocks = (cap + block - 1) / block, pool = blocks + 2;
+      std::vector<int> order(static_cast<size_t>(pool));
+      for (int i = 0; i < pool; ++i) order[static_cast<size_t>(i)] = i;
+      std::shuffle(order.begin(), order.end(), rng);
+      order.resize(static_cast<size_t>(blocks));
+      cuda::DeviceBuffer<int> d_table(order.size());
+      TURBINE_CUDA_CHECK(cudaMemcpy(d_table.data(), order.data(), d_table.bytes(), cudaMemcpyHostToDevice));
+      const auto qkv = random_half<T>(size_t(tokens) * row, rng, -2.f, 2.f);
+      // The same tokens into a contiguous cache and into a paged one; the paged rows must match.
+      cuda::DeviceBuffer<T> flat_k(size_t(cap) * kvd), flat_v(size_t(cap) * kvd);
+      cuda::DeviceBuffer<T> pool_k(size_t(pool) * block * kvd), pool_v(size_t(pool) * block * kvd);
+      for (auto* b : {&flat_k, &flat_v, &pool_k, &pool_v}) poison(*b);
+      std::vector<float> q_flat, q_paged;
+      for (bool paged : {false, true}) {
+        auto d_qkv = upload_half<T>(qkv);
+        cuda::RopeQkv<T> p;
+        p.q = d_qkv.data();
+        p.k = d_qkv.data() + qd;
+        p.v = d_qkv.data() + qd + kvd;
+        p.q_stride = p.k_stride = p.v_stride = row;
+        p.k_cache = paged ? pool_k.data() : flat_k.data();
+        p.v_cache = paged ? pool_v.data() : flat_v.data();
+        if (paged) p.table = {d_table.data(), blocks, cuda::block_shift(block)};
+        p.inv_freq = d_inv.data();
+        p.tokens = tokens;
+        p.heads = s.heads;
+        p.kv_heads = s.kv_heads;
+        p.head_dim = hd;
+        p.pos0 = pos0;
+        p.cache_positions = cap;
+        cuda::rope_qkv(p);
+        sync_launch();
+        (paged ? q_paged : q_flat) = download_half(d_qkv);
+      }
+      CHECK(q_paged == q_flat);
+      const auto fk = download_half(flat_k), fv = download_half(flat_v), pk = download_half(pool_k), pv = download_half(pool_v);
+      bool same = true, untouched = true;
+      std::vector<bool> written(size_t(pool) * block, false);
+      for (int pos = pos0; pos < cap; ++pos) {
+        const size_t r = size_t(order[size_t(pos / block)]) * block + pos % block;
+        written[r] = true;
+        for (int i = 0; i < kvd; ++i)
+          same &= pk[r * kvd + i] == fk[size_t(pos) * kvd + i] && pv[r * kvd + i] == fv[size_t(pos) * kvd + i];
+      }
+      for (size_t r = 0; r < written.size(); ++r)
+        if (!written[r])
+          for (int i = 0; i < kvd; ++i) untouched &= std::isnan(pk[r * kvd + i]) && std::isnan(pv[r * kvd + i]);
+      INFO(HalfTraits<T>::name, " block ", block, " tokens ", tokens, " pos0 ", pos0);
+      CHECK(same);
+      CHECK(untouched);
     }
   }
 }

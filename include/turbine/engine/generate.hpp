@@ -45,6 +45,21 @@ struct Response {
 template <class Model>
 concept DeviceSampling = requires { typename Model::SamplingParams; };
 
+/// The device sampler's settings for `cfg`, drawing token number `step` of a sequence.
+template <DeviceSampling Model>
+typename Model::SamplingParams device_sampling_params(const Model& model, const GenerationConfig& cfg, uint64_t step) {
+  typename Model::SamplingParams p;
+  p.temperature = cfg.greedy() ? 0.0f : cfg.temperature;
+  // top_k >= vocab keeps every token: the same as off
+  p.top_k = cfg.top_k >= model.config().vocab_size ? 0 : static_cast<int>(cfg.top_k);
+  p.top_p = cfg.top_p;
+  p.min_p = cfg.min_p;
+  p.repetition_penalty = cfg.repetition_penalty;
+  p.seed = cfg.seed;
+  p.step = step;
+  return p;
+}
+
 /// Feeds history.back() to the model and picks the next token: on the device where the model can
 /// (only the id crosses to the host; the draw is a function of (seed, step) there), else from the
 /// logits on the host with `sampler`.
@@ -52,15 +67,7 @@ template <class Model, class Cache>
 int32_t decode_next(Model& model, Cache& cache, const std::vector<int32_t>& history, Sampler& sampler,
                     std::vector<float>& logits, const GenerationConfig& cfg, uint64_t step) {
   if constexpr (DeviceSampling<Model>) {
-    typename Model::SamplingParams p;
-    p.temperature = cfg.greedy() ? 0.0f : cfg.temperature;
-    // top_k >= vocab keeps every token: the same as off
-    p.top_k = cfg.top_k >= model.config().vocab_size ? 0 : static_cast<int>(cfg.top_k);
-    p.top_p = cfg.top_p;
-    p.min_p = cfg.min_p;
-    p.repetition_penalty = cfg.repetition_penalty;
-    p.seed = cfg.seed;
-    p.step = step;
+    const typename Model::SamplingParams p = device_sampling_params(model, cfg, step);
     Cache* one = &cache;
     const std::span<const int32_t> h(history);
     int32_t id = 0;

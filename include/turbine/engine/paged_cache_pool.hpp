@@ -1,5 +1,6 @@
 #pragma once
-// PagedCachePool: the serving engine's KV caches as block tables over one bounded KvBlockArena.
+// PagedCachePool: the serving engine's KV caches as block tables over one bounded block arena
+// (the host's KvBlockArena, or the GPU's DeviceKvArena).
 // The budget is a number of blocks fixed at start; a sequence takes blocks as it grows and gives
 // them back when it ends or is preempted. With prefix caching on, every full block is sealed under
 // its tokens and the block before it, and a new sequence starts with the longest chain of sealed
@@ -18,12 +19,13 @@
 
 namespace turbine {
 
-/// Caches of a Model whose Cache is HostKvCache, from one shared budget of blocks.
+/// Caches of a Model whose Cache is a PagedKvCache, from one shared budget of blocks.
 template <class Model>
 class PagedCachePool {
  public:
-  using Cache = HostKvCache;  ///< one sequence's block table
-  static_assert(std::is_same_v<typename Model::Cache, HostKvCache>, "PagedCachePool pages HostKvCache (the CPU model's cache)");
+  using Cache = typename Model::Cache;  ///< one sequence's block table
+  static_assert(is_paged_kv_cache<Cache>, "PagedCachePool pages PagedKvCache (HostKvCache, DeviceKvCache)");
+  using Arena = typename Cache::arena_type;  ///< where the blocks live
 
   /// Sequences of at most `capacity` tokens; the budget, block size and prefix caching from `o`.
   PagedCachePool(const Model& model, int64_t capacity, const EngineOptions& o) : prefix_caching_(o.prefix_caching) {
@@ -35,12 +37,12 @@ class PagedCachePool {
           " with prefix caching (the model's prefill alignment; got ", bs, ")");
     const int64_t per_sequence = (capacity + bs - 1) / bs;
     const int64_t blocks = o.cache_blocks > 0 ? o.cache_blocks : std::max<int64_t>(1, o.max_concurrent) * per_sequence;
-    arena_ = std::make_shared<KvBlockArena>(model.config(), bs, blocks);
+    arena_ = std::make_shared<Arena>(model.config(), bs, blocks);
     capacity_ = std::min(capacity, blocks * bs);  // one sequence alone always fits
   }
 
   int64_t capacity() const { return capacity_; }  ///< tokens per sequence
-  KvBlockArena& arena() { return *arena_; }       ///< the blocks
+  Arena& arena() { return *arena_; }              ///< the blocks
 
   /// A cache for a sequence whose history is `tokens`, starting with the sealed blocks that hold
   /// its first positions (at most `max_reuse` of them) when prefix caching is on.
@@ -48,10 +50,10 @@ class PagedCachePool {
     auto cache = std::make_unique<Cache>(arena_, capacity_);
     if (!prefix_caching_) return cache;
     const int64_t bs = arena_->block_size();
-    KvBlockArena::Parent parent;
+    typename Arena::Parent parent;
     for (int64_t i = 0; (i + 1) * bs <= std::min<int64_t>(max_reuse, static_cast<int64_t>(tokens.size())); ++i) {
       const int32_t b = arena_->find(parent, tokens.subspan(static_cast<size_t>(i * bs), static_cast<size_t>(bs)));
-      if (b == KvBlockArena::kNone) break;
+      if (b == Arena::kNone) break;
       cache->adopt_block(b);
       parent = {b, arena_->generation(b)};
     }
@@ -71,7 +73,7 @@ class PagedCachePool {
     const int64_t bs = arena_->block_size();
     const int64_t full = std::min<int64_t>(cache.length(), static_cast<int64_t>(tokens.size())) / bs;
     const std::span<const int32_t> table = cache.blocks();
-    KvBlockArena::Parent parent;
+    typename Arena::Parent parent;
     for (int64_t i = 0; i < full; ++i) {
       const int32_t b = table[static_cast<size_t>(i)];
       // A chain is matched from its first block, so a block after one left unsealed (its content
@@ -93,25 +95,39 @@ class PagedCachePool {
 
  private:
   bool prefix_caching_;
-  std::shared_ptr<KvBlockArena> arena_;
+  std::shared_ptr<Arena> arena_;
   int64_t capacity_ = 0;
 };
 
-/// Blocks of `block_size` positions for model `c` in `gib` GiB, or (`gib` 0) in `fraction` of the
-/// memory the system has available now (after the weights are loaded), as LMDeploy's
-/// --cache-max-entry-count; at least one block.
-inline int64_t kv_cache_blocks_for_budget(const ModelConfig& c, int64_t block_size, double fraction, double gib) {
+/// Bytes of KV cache per position of `model` (keys and values of every layer): the model says,
+/// or fp32 (the CPU model's cache).
+template <class Model>
+size_t kv_bytes_per_position(const Model& model) {
+  if constexpr (requires { model.kv_bytes_per_position(); }) return model.kv_bytes_per_position();
+  else return static_cast<size_t>(2 * model.config().num_layers * model.config().kv_size()) * sizeof(float);
+}
+
+/// Blocks of `block_size` positions of `model`'s KV cache in `gib` GiB, or (`gib` 0) in `fraction`
+/// of the memory available now (after the weights are loaded: the GPU's free memory for a model
+/// that says so, else the system's), as LMDeploy's --cache-max-entry-count; at least one block.
+template <class Model>
+int64_t kv_cache_blocks_for_budget(const Model& model, int64_t block_size, double fraction, double gib) {
   check(block_size > 0, "--cache-block-size must be > 0 (got ", block_size, ")");
   check(gib >= 0, "--cache-gib must be >= 0 (got ", gib, ")");
   check(fraction > 0 && fraction <= 1, "--cache-max-entry-count must be in (0, 1] (got ", fraction, ")");
-  const double block_bytes = static_cast<double>(c.num_layers) * 2 * static_cast<double>(block_size * c.kv_size()) * sizeof(float);
-  const double bytes = gib > 0 ? gib * static_cast<double>(1ull << 30) : fraction * static_cast<double>(available_memory_bytes());
+  size_t available = 0;
+  if (gib <= 0) {
+    if constexpr (requires { model.kv_memory_available(); }) available = model.kv_memory_available();
+    else available = available_memory_bytes();
+  }
+  const double block_bytes = static_cast<double>(kv_bytes_per_position(model)) * static_cast<double>(block_size);
+  const double bytes = gib > 0 ? gib * static_cast<double>(1ull << 30) : fraction * static_cast<double>(available);
   return std::max<int64_t>(1, static_cast<int64_t>(bytes / block_bytes));
 }
 
-/// The engine's pool for `Model`: paged when its cache is HostKvCache, else one cache per sequence.
+/// The engine's pool for `Model`: paged when its cache is a PagedKvCache, else one cache per sequence.
 template <class Model>
-using DefaultCachePool = std::conditional_t<std::is_same_v<typename Model::Cache, HostKvCache>, PagedCachePool<Model>,
+using DefaultCachePool = std::conditional_t<is_paged_kv_cache<typename Model::Cache>, PagedCachePool<Model>,
                                             PerSequenceCachePool<Model>>;
 
 }  // namespace turbine

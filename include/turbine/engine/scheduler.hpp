@@ -75,6 +75,9 @@ class Engine {
     if constexpr (requires { Model::kPrefillAlign; }) g = Model::kPrefillAlign;
     else if constexpr (requires { Model::kPrefillChunk; }) g = Model::kPrefillChunk;
     granule_ = std::min(g, opts_.max_prefill_tokens);
+    // A GPU model sizes its decode step (scratch, attention plan, graphs) once for the widest batch.
+    if constexpr (requires { model.reserve_decode_batch(int64_t{}); })
+      model.reserve_decode_batch(std::min<int64_t>(opts_.max_concurrent, kDecodeGroup));
     thread_ = std::thread([this] { loop(); });
   }
   /// Runs the pipeline's model with its tokenizer, stop tokens and context size.
@@ -291,7 +294,7 @@ class Engine {
       Running& r = running_[i];
       if (plan[i] == 0 || !r.seq->decoding()) continue;
       group.push_back(&r);
-      if (static_cast<int64_t>(group.size()) == kExactDecodeBatch) decode(group);
+      if (static_cast<int64_t>(group.size()) == kDecodeGroup) decode(group);
     }
     decode(group);
     for (size_t i = 0; i < running_.size(); ++i)
@@ -311,8 +314,43 @@ class Engine {
   }
 
   // One token for each sequence of `group` (emptied): in one pass over the weights when the model
-  // can do that exactly (decode_batch), else one sequence after the other.
+  // can do that exactly (decode_batch), or, on a GPU model, within its kernels' tolerance, the
+  // tokens picked on the device (decode_batch_sample; only the ids cross to the host); else one
+  // sequence after the other.
   void decode(std::vector<Running*>& group) {
+    if (group.empty()) return;
+    if constexpr (DeviceSampling<Model>) {
+      std::vector<Cache*> caches;
+      std::vector<int32_t> tokens, next(group.size());
+      std::vector<typename Model::SamplingParams> params;
+      std::vector<std::span<const int32_t>> histories;
+      for (Running* r : group) {
+        caches.push_back(r->cache.get());
+        tokens.push_back(r->seq->pending_token()[0]);
+        params.push_back(device_sampling_params(model_, r->seq->config(), r->seq->sample_step()));
+        histories.push_back(r->seq->history());
+      }
+      try {
+        model_.decode_batch_sample(std::span<Cache* const>(caches), std::span<const int32_t>(tokens),
+                                   std::span<const typename Model::SamplingParams>(params),
+                                   std::span<const std::span<const int32_t>>(histories), next.data());
+        for (size_t i = 0; i < group.size(); ++i) {
+          Running& r = *group[i];
+          r.seq->mark_fed(1);
+          pool_.commit(*r.cache, r.seq->cached_tokens());
+          r.seq->on_token(next[i], r.cache->length(), r.cache->capacity());
+        }
+      } catch (const std::exception& e) {
+        for (Running* r : group) r->seq->finish(FinishReason::Cancelled, e.what());
+      }
+      group.clear();
+    } else {
+      decode_on_host(group);
+    }
+  }
+
+  // decode() for a model that samples on the host.
+  void decode_on_host(std::vector<Running*>& group) {
     if constexpr (kCanBatch) {
       if (opts_.batched_decode && group.size() > 1) {
         std::vector<Cache*> caches;
@@ -401,6 +439,12 @@ class Engine {
   std::vector<std::unique_ptr<SequenceState>> preempted_;  // the engine thread's: this step's, newest first
   std::vector<float> logits_;        // [vocab], or [group, vocab] after decode_batch
   BatchedDecodeScratch scratch_;
+  // Sequences per decode call: as many as the model batches at once (a GPU model's
+  // kMaxDecodeBatch), else as many as the CPU model computes bit for bit as alone.
+  static constexpr int64_t kDecodeGroup = [] {
+    if constexpr (requires { Model::kMaxDecodeBatch; }) return static_cast<int64_t>(Model::kMaxDecodeBatch);
+    else return kExactDecodeBatch;
+  }();
   static constexpr bool kCanBatch =
       requires(Model& m, std::span<Cache* const> c, std::span<const int32_t> t, std::vector<float>& l, BatchedDecodeScratch& s) {
         decode_batch(m, c, t, l, s);

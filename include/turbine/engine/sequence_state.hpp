@@ -64,6 +64,10 @@ class SequenceState {
   bool finished() const { return finished_; }                          ///< done (its sink was told)
   int64_t max_new_tokens() const { return cfg_.max_new_tokens; }       ///< from its GenerationConfig
   int64_t prompt_length() const { return prompt_len_; }                ///< tokens of its prompt
+  const GenerationConfig& config() const { return cfg_; }              ///< its sampling settings
+  /// The index of the token drawn next (device sampling draws by seed and this step).
+  uint64_t sample_step() const { return result_.tokens.size(); }
+  std::span<const int32_t> history() const { return history_; }      ///< prompt and generated ids
 
   /// It leaves the queue (submitted at `submitted`) and starts; again after a preemption, which
   /// keeps the first start's timings.
@@ -77,11 +81,14 @@ class SequenceState {
   /// Samples the next token from the logits of the last token fed; `cache_length` counts the
   /// positions now in the cache and `capacity` its limit. Returns true when the sequence is done.
   bool on_logits(std::span<float> logits, int64_t cache_length, int64_t capacity) {
+    return on_token(sampler_.sample(logits, history_), cache_length, capacity);
+  }
+  /// As on_logits(), for a token the model sampled on its device (by config() at sample_step()).
+  bool on_token(int32_t id, int64_t cache_length, int64_t capacity) {
     if (result_.tokens.empty()) {
       first_token_ = clock::now();
       result_.first_token_seconds = std::chrono::duration<double>(first_token_ - started_).count();
     }
-    const int32_t id = sampler_.sample(logits, history_);
     result_.tokens.push_back(id);
     history_.push_back(id);
     if (is_stop_token(id)) return finish(FinishReason::Stop);

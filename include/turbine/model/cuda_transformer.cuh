@@ -33,6 +33,7 @@
 #include "../backend/cuda/gemv_fused.cuh"
 #include "../backend/cuda/gemv_w4.cuh"
 #include "../backend/cuda/norm.cuh"
+#include "../backend/cuda/paged_kv.cuh"
 #include "../backend/cuda/rope.cuh"
 #include "../core/half.hpp"
 #include "../io/ggml_quants.hpp"
@@ -44,38 +45,16 @@
 
 namespace turbine {
 
-/// KV cache of one sequence on the GPU: per layer [capacity, kv_heads, head_dim] keys and values.
+/// The block arena of GPU KV caches in element type T (backend/cuda/paged_kv.cuh).
 template <class T>
-class DeviceKvCache {
- public:
-  /// A cache for model `c` of `capacity` positions, allocated on the device up front (empty).
-  DeviceKvCache(const ModelConfig& c, int64_t capacity) : capacity_(capacity), kv_size_(c.kv_size()) {
-    for (int64_t l = 0; l < c.num_layers; ++l) {
-      k_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
-      v_.emplace_back(static_cast<size_t>(capacity * kv_size_), "KV cache");
-    }
-  }
-  int64_t length() const { return length_; }      ///< positions held
-  int64_t capacity() const { return capacity_; }  ///< the most positions it can hold
-  /// Forgets positions from `n` on (a new turn that shares only a prefix).
-  void truncate(int64_t n) { length_ = std::min(n, length_); }
-  void clear() { length_ = 0; }  ///< forgets every position
-  /// Checks that `extra` more positions fit (the memory is preallocated); fails past the capacity.
-  void reserve_more(int64_t extra) const {
-    check(length_ + extra <= capacity_, "sequence of ", length_ + extra, " tokens exceeds the context length ", capacity_,
-          " (shorten the prompt, lower max_new_tokens, or raise --ctx-size up to the model's limit)");
-  }
-  void advance(int64_t n) { length_ += n; }  ///< counts `n` positions written by a forward step
-  T* keys(int64_t layer) { return k_[layer].data(); }    ///< device [capacity, kv_heads, head_dim]
-  T* values(int64_t layer) { return v_[layer].data(); }  ///< device [capacity, kv_heads, head_dim]
-
- private:
-  std::vector<cuda::DeviceBuffer<T>> k_, v_;
-  int64_t capacity_ = 0, kv_size_ = 0, length_ = 0;
-};
+using DeviceKvArena = BasicKvBlockArena<cuda::DeviceKvStorage<T>>;
+/// KV cache of one sequence on the GPU: a block table over a DeviceKvArena (its own, or the
+/// serving engine's shared one).
+template <class T>
+using DeviceKvCache = PagedKvCache<DeviceKvArena<T>>;
 
 /// The decoder of Spec S on the GPU (`ModelTypeOf<S>` for the Cuda backend): weights in device
-/// memory, preallocated KV caches and scratch, graph-captured decode steps.
+/// memory, paged KV caches, preallocated scratch, graph-captured decode steps.
 template <class S>
 class CudaTransformer {
  public:
@@ -85,6 +64,9 @@ class CudaTransformer {
   using SamplingParams = cuda::SamplingParams;  ///< per-row settings: decode_batch_sample picks tokens on the device
   /// Prompt tokens per forward step: bounds the scratch memory of long prompts.
   static constexpr int64_t kPrefillChunk = 1024;
+  /// Sequences the serving engine decodes in one step at most (their logits match a run alone
+  /// within the kernels' tolerance, not bit for bit: the GEMMs' shapes differ).
+  static constexpr int64_t kMaxDecodeBatch = 512;
 
   /// Which folds the decode step of up to 8 sequences uses. A default-constructed value turns every
   /// fold on (the benchmark's switchboard); the engine starts from for_model(), the folds that paid on
@@ -184,10 +166,24 @@ class CudaTransformer {
   }
 
   /// A cache for one sequence of at most `capacity` tokens (the model's context by default, and at
-  /// most it), allocated on the device now.
+  /// most it), in blocks of its own allocated on the device now.
   Cache new_cache(int64_t capacity = 0) const {
     const int64_t max = host_.config.max_position_embeddings;
     return Cache(host_.config, capacity > 0 ? std::min(capacity, max) : max);
+  }
+  /// Bytes of KV cache per position (every layer's keys and values), for the serving budget.
+  size_t kv_bytes_per_position() const {
+    return static_cast<size_t>(2 * host_.config.num_layers * host_.config.kv_size()) * sizeof(T);
+  }
+  /// Memory the KV budget is a fraction of: the GPU memory free now.
+  size_t kv_memory_available() const { return cuda::device_free_bytes(); }
+
+  /// Sizes the decode step (scratch, attention plan, cache pointer arrays) for batches of up to `n`
+  /// sequences now, so that a serving engine's growing batch does not re-plan (and re-capture its
+  /// graphs) at every new width.
+  void reserve_decode_batch(int64_t n) {
+    ensure_scratch(n);
+    max_batch_hint_ = std::max<int64_t>(max_batch_hint_, n);
   }
 
   /// As Transformer::forward: appends `tokens` to the sequence and writes the logits of the last
@@ -262,8 +258,9 @@ class CudaTransformer {
       max_len = std::max(max_len, cache->capacity());
     }
     ensure_scratch(b);
-    ensure_decode_plan(b, max_len);
+    ensure_decode_plan(b, max_len, caches[0]->arena().storage().block_shift());
     bind_caches(caches);
+    upload_block_tables(caches);
     const bool fused = fused_decode(b);
     // ids | positions | lengths in one transfer
     step_host_.resize(static_cast<size_t>(3 * b));
@@ -545,17 +542,25 @@ class CudaTransformer {
     TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), ids, t * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     const int64_t pos0 = cache.length();
     const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
+    // The sequence's block table, for the cache store and the attention of every layer.
+    const std::span<const int32_t> blocks = cache.blocks();
+    if (prefill_table_.size() < blocks.size()) prefill_table_ = cuda::DeviceBuffer<int>(blocks.size() * 2, "block table");
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(prefill_table_.data(), blocks.data(), blocks.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    auto& storage = cache.arena().storage();
+    const cuda::PagedKvTable table{prefill_table_.data(), static_cast<int>(blocks.size()), storage.block_shift()};
     enqueue_layers(t, [&](size_t li) {
       cuda::RopeQkv<T> r = rope_params(li, t);
-      r.k_cache = cache.keys(li);
-      r.v_cache = cache.values(li);
+      r.k_cache = storage.keys(li);
+      r.v_cache = storage.values(li);
       r.pos0 = static_cast<int>(pos0);
       r.cache_positions = static_cast<int>(cache.capacity());
+      r.table = table;
       cuda::rope_qkv(r, stream_);
       // The prefill kernel wants q contiguous; it sits strided in the fused QKV rows.
       TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
                                            c.q_size() * sizeof(T), t, cudaMemcpyDeviceToDevice, stream_));
-      cuda::attention_prefill(q_.data(), cache.keys(li), cache.values(li), attn_.data(), t, pos0, attention_shape(), stream_);
+      cuda::attention_prefill(q_.data(), storage.keys(li), storage.values(li), attn_.data(), t, pos0, attention_shape(), stream_,
+                              0, table);
     });
     if (logits_from >= 0) {
       enqueue_lm_head(t, logits_from);
@@ -576,6 +581,7 @@ class CudaTransformer {
       r.k_caches = tok_caches_.data() + li * max_batch_;
       r.v_caches = tok_caches_.data() + (layers + li) * max_batch_;
       r.cache_positions = static_cast<int>(c.max_position_embeddings);
+      r.table = decode_table();
       cuda::rope_qkv(r, stream_);
       // q of each sequence's single query sits at the start of its QKV row: stride qkv_rows.
       const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
@@ -587,7 +593,7 @@ class CudaTransformer {
       }
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(tok_caches_.data() + li * max_batch_),
                       reinterpret_cast<const T* const*>(tok_caches_.data() + (layers + li) * max_batch_), 0,
-                      step_dev_.data() + 2 * b, static_cast<int>(b), attn_.data(), stream_);
+                      step_dev_.data() + 2 * b, static_cast<int>(b), attn_.data(), stream_, false, 1, true, decode_table());
     });
     enqueue_lm_head(b, 0);
   }
@@ -644,6 +650,7 @@ class CudaTransformer {
         o.positions = positions;
         o.inv_freq = inv_freq_.data();
         o.bias = L.bqkv.size() ? L.bqkv.data() : nullptr;
+        o.table = decode_table();
         o.heads = static_cast<int>(c.num_heads);
         o.kv_heads = static_cast<int>(c.num_kv_heads);
         o.head_dim = static_cast<int>(c.head_dim);
@@ -657,6 +664,7 @@ class CudaTransformer {
         r.k_caches = k_caches;
         r.v_caches = v_caches;
         r.cache_positions = static_cast<int>(c.max_position_embeddings);
+        r.table = decode_table();
         cuda::rope_qkv(r, stream_);
         if (b > 1) {  // attention wants q contiguous; it sits strided in the fused QKV rows
           TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
@@ -666,7 +674,7 @@ class CudaTransformer {
         }
       }
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
-                      lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q);
+                      lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
       cuda::gemv(L.wo.data(), attn_.data(), no_bias, delta_.data(), tt, hidden, static_cast<int>(c.q_size()), stream_);
       // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down
       const cuda::NormInput<T> mlp_in = norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
@@ -697,12 +705,16 @@ class CudaTransformer {
     }
   }
 
-  void ensure_decode_plan(int64_t b, int64_t max_len) {
-    if (decode_attn_ && b <= max_batch_ && max_len <= decode_max_len_) return;
-    max_batch_ = std::max<int64_t>({b, max_batch_, 1});
+  void ensure_decode_plan(int64_t b, int64_t max_len, int block_shift) {
+    if (decode_attn_ && b <= max_batch_ && max_len <= decode_max_len_ && block_shift == block_shift_) return;
+    max_batch_ = std::max<int64_t>({b, max_batch_, max_batch_hint_, 1});
     decode_max_len_ = std::max(max_len, decode_max_len_);
+    block_shift_ = block_shift;
+    table_stride_ = static_cast<int>((decode_max_len_ + (int64_t(1) << block_shift) - 1) >> block_shift);
     decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(attention_shape(), static_cast<int>(max_batch_), decode_max_len_);
     tok_caches_ = cuda::DeviceBuffer<T*>(static_cast<size_t>(2 * layers_.size() * max_batch_), "cache pointers");
+    tables_dev_ = cuda::DeviceBuffer<int>(static_cast<size_t>(max_batch_ * table_stride_), "block tables");
+    tables_host_.clear();
     step_dev_ = cuda::DeviceBuffer<int>(static_cast<size_t>(3 * max_batch_), "decode step");
     step_pinned_ = cuda::PinnedBuffer<int>(static_cast<size_t>(3 * max_batch_));
     const size_t fused_rows = static_cast<size_t>(std::min<int64_t>(max_batch_, cuda::kGemvMaxTokens));
@@ -712,15 +724,35 @@ class CudaTransformer {
     drop_graphs();  // the graphs baked the old plan, workspace and arrays
   }
 
-  /// Points the per-layer, per-sequence cache pointer arrays at these caches. Identity is the
-  /// device addresses, not the Cache objects (a new cache can live where an old one did).
+  /// The decode step's block tables as the kernels read them.
+  cuda::PagedKvTable decode_table() const { return {tables_dev_.data(), table_stride_, block_shift_}; }
+
+  /// Writes the batch's block tables where the decode step reads them (a fixed buffer: the
+  /// captured graphs stay valid); uploads only what changed since the last step.
+  void upload_block_tables(std::span<Cache* const> caches) {
+    std::vector<int>& t = tables_scratch_;
+    t.assign(static_cast<size_t>(caches.size()) * table_stride_, 0);
+    for (size_t i = 0; i < caches.size(); ++i) {
+      const std::span<const int32_t> blocks = caches[i]->blocks();
+      check(caches[i]->arena().storage().block_shift() == block_shift_, "decode_batch: every cache of a batch needs the same block size");
+      check(static_cast<int64_t>(blocks.size()) <= table_stride_, "decode_batch: a block table outgrew the plan");
+      std::copy(blocks.begin(), blocks.end(), t.begin() + static_cast<std::ptrdiff_t>(i) * table_stride_);
+    }
+    if (t == tables_host_) return;
+    tables_host_ = t;
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(tables_dev_.data(), tables_host_.data(), t.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  }
+
+  /// Points the per-layer, per-sequence cache pointer arrays at these caches' pools. Identity is
+  /// the device addresses, not the Cache objects (a new cache can live where an old one did).
   void bind_caches(std::span<Cache* const> caches) {
     const size_t layers = layers_.size();
     std::vector<T*> ptrs(2 * layers * max_batch_, nullptr);  // [k|v][layer][sequence]
     for (size_t l = 0; l < layers; ++l)
       for (size_t i = 0; i < caches.size(); ++i) {
-        ptrs[l * max_batch_ + i] = caches[i]->keys(l);
-        ptrs[(layers + l) * max_batch_ + i] = caches[i]->values(l);
+        auto& storage = caches[i]->arena().storage();
+        ptrs[l * max_batch_ + i] = storage.keys(static_cast<int64_t>(l));
+        ptrs[(layers + l) * max_batch_ + i] = storage.values(static_cast<int64_t>(l));
       }
     if (ptrs == bound_ptrs_) return;
     TURBINE_CUDA_CHECK(cudaMemcpy(tok_caches_.data(), ptrs.data(), ptrs.size() * sizeof(T*), cudaMemcpyHostToDevice));
@@ -759,8 +791,12 @@ class CudaTransformer {
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs
   std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
-  int64_t max_batch_ = 0, decode_max_len_ = 0;
-  cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache base pointers
+  int64_t max_batch_ = 0, decode_max_len_ = 0, max_batch_hint_ = 0;
+  cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache pool pointers
+  cuda::DeviceBuffer<int> tables_dev_;    // [max_batch_, table_stride_] the decode step's block tables
+  std::vector<int> tables_host_, tables_scratch_;  // what tables_dev_ holds; the next step's
+  int table_stride_ = 0, block_shift_ = -1;
+  cuda::DeviceBuffer<int> prefill_table_;  // the prefilling sequence's block table
   cuda::DeviceBuffer<int> step_dev_;      // ids | positions | lengths of the decode step
   std::vector<int> step_host_;
   cuda::PinnedBuffer<int> step_pinned_;

@@ -1,8 +1,10 @@
 #pragma once
-// KvBlockArena: the storage of paged KV caches. A block holds the keys and values of
-// `block_size` consecutive positions for every layer, laid out [layers][k, v][block_size,
-// kv_heads * head_dim] fp32. Caches hold blocks by reference count; a block whose count drops to
-// zero goes back to the free list (its memory to the system), unless it is sealed.
+// BasicKvBlockArena<Storage>: the blocks of paged KV caches. A block holds the keys and values of
+// `block_size` consecutive positions for every layer; where they live is the Storage's business
+// (HostKvStorage below: [layers][k, v][block_size, kv_heads * head_dim] fp32 in host memory;
+// cuda::DeviceKvStorage: per-layer pools on the GPU). Caches hold blocks by reference count; a
+// block whose count drops to zero goes back to the free list (its memory to the system), unless it
+// is sealed. KvBlockArena is the host arena.
 //
 // Sealing (prefix caching): a full block can be registered under its content, the tokens it holds
 // and the block before it (id and generation), so that a later sequence whose prompt starts the
@@ -11,8 +13,9 @@
 // list and is evicted only when no free block is left. Every allocation bumps a block's
 // generation, so a block sealed after an evicted parent can never be matched by a stale chain.
 //
-// An arena is bounded (a budget of blocks reserved once, the serving engine's) or grows on demand
-// (a cache of its own, for Pipeline and tests). It is not thread-safe: one thread drives it.
+// An arena is bounded (a budget of blocks reserved once, the serving engine's) or, where the
+// storage can grow, grows on demand (a cache of its own, for Pipeline and tests). It is not
+// thread-safe: one thread drives it.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -28,9 +31,55 @@
 
 namespace turbine {
 
-/// Blocks of KV positions for one model, shared by the caches of many sequences.
-class KvBlockArena {
+/// Host storage of KV blocks: [layers][k, v][block_size, kv_size] fp32 per block, reserved at once
+/// (bounded) or allocated a block at a time (growing); a freed block's pages go back to the system.
+class HostKvStorage {
  public:
+  static constexpr bool kGrows = true;  ///< blocks can be added one at a time
+
+  /// Room for `max_blocks` blocks of `block_size` positions for model `c` (0: none yet, grow()).
+  HostKvStorage(const ModelConfig& c, int64_t block_size, int64_t max_blocks)
+      : layers_(c.num_layers), kv_size_(c.kv_size()), block_size_(block_size) {
+    if (max_blocks > 0) {
+      region_ = AnonymousMemory(static_cast<size_t>(max_blocks) * block_bytes(), "KV cache");
+      for (int64_t b = 0; b < max_blocks; ++b) base_.push_back(reinterpret_cast<float*>(region_.data()) + b * block_floats());
+    }
+  }
+  int64_t blocks() const { return static_cast<int64_t>(base_.size()); }  ///< blocks held
+  /// Bytes of one block (keys and values of every layer).
+  size_t block_bytes() const { return static_cast<size_t>(block_floats()) * sizeof(float); }
+  /// One more block (of a storage made with no reserved region).
+  void grow() {
+    owned_.push_back(std::make_unique<float[]>(static_cast<size_t>(block_floats())));
+    base_.push_back(owned_.back().get());
+  }
+  /// Block `b` is free: its pages go back to the system (a reserved region only).
+  void discard(int32_t b) {
+    if (region_.data()) region_.discard(static_cast<size_t>(b) * block_bytes(), block_bytes());
+  }
+  /// Copies the first `rows` positions of every layer of block `from` into block `to`.
+  void copy_rows(int32_t from, int32_t to, int64_t rows) {
+    for (int64_t l = 0; l < 2 * layers_; ++l)
+      std::memcpy(base_[to] + l * block_size_ * kv_size_, base_[from] + l * block_size_ * kv_size_,
+                  static_cast<size_t>(rows * kv_size_) * sizeof(float));
+  }
+  float* keys(int32_t b, int64_t layer) { return base_[b] + (2 * layer) * block_size_ * kv_size_; }  ///< [block_size, kv_size]
+  float* values(int32_t b, int64_t layer) { return base_[b] + (2 * layer + 1) * block_size_ * kv_size_; }  ///< [block_size, kv_size]
+
+ private:
+  int64_t block_floats() const { return layers_ * 2 * block_size_ * kv_size_; }
+  int64_t layers_, kv_size_, block_size_;
+  AnonymousMemory region_;                       // bounded: every block, reserved at once
+  std::vector<std::unique_ptr<float[]>> owned_;  // growing: one allocation per block
+  std::vector<float*> base_;                     // [blocks] first float of each block
+};
+
+/// Blocks of KV positions for one model, shared by the caches of many sequences, kept in a
+/// `Storage` (HostKvStorage or cuda::DeviceKvStorage).
+template <class Storage>
+class BasicKvBlockArena {
+ public:
+  using storage_type = Storage;         ///< where the blocks live
   static constexpr int32_t kNone = -1;  ///< no block
 
   /// Where a chain of sealed blocks hangs: the block before (kNone for the first) and its generation.
@@ -41,24 +90,22 @@ class KvBlockArena {
   };
 
   /// Blocks of `block_size` positions for model `c`; `max_blocks` of them reserved at once, or
-  /// as many as asked for, allocated one at a time, when `max_blocks` is 0.
-  KvBlockArena(const ModelConfig& c, int64_t block_size, int64_t max_blocks = 0)
-      : layers_(c.num_layers), kv_size_(c.kv_size()), block_size_(block_size), bounded_(max_blocks > 0) {
-    check(block_size > 0, "KV cache block size must be > 0 (got ", block_size, ")");
-    check(max_blocks >= 0, "KV cache block count must be >= 0 (got ", max_blocks, ")");
-    if (bounded_) {
-      region_ = AnonymousMemory(static_cast<size_t>(max_blocks) * block_bytes(), "KV cache");
-      for (int64_t b = 0; b < max_blocks; ++b) add_block(reinterpret_cast<float*>(region_.data()) + b * block_floats());
-    }
+  /// (storage that grows only) as many as asked for, allocated one at a time, when `max_blocks` is 0.
+  BasicKvBlockArena(const ModelConfig& c, int64_t block_size, int64_t max_blocks = 0)
+      : layers_(c.num_layers), kv_size_(c.kv_size()), block_size_(block_size), bounded_(max_blocks > 0),
+        storage_((check_sizes(block_size, max_blocks), c), block_size, max_blocks) {
+    meta_.resize(static_cast<size_t>(storage_.blocks()));
+    for (int64_t b = 0; b < storage_.blocks(); ++b) free_.push_back(static_cast<int32_t>(b));
   }
-  KvBlockArena(const KvBlockArena&) = delete;
-  KvBlockArena& operator=(const KvBlockArena&) = delete;
+  BasicKvBlockArena(const BasicKvBlockArena&) = delete;
+  BasicKvBlockArena& operator=(const BasicKvBlockArena&) = delete;
 
   int64_t block_size() const { return block_size_; }  ///< positions per block
   int64_t layers() const { return layers_; }          ///< layers per block
   int64_t kv_size() const { return kv_size_; }        ///< floats of one position's keys (or values) in one layer
   /// Bytes of one block (keys and values of every layer).
-  size_t block_bytes() const { return static_cast<size_t>(block_floats()) * sizeof(float); }
+  size_t block_bytes() const { return storage_.block_bytes(); }
+  Storage& storage() { return storage_; }  ///< the blocks' memory
   bool bounded() const { return bounded_; }  ///< a fixed budget (else it grows on demand)
   /// Blocks in the budget (bounded), or allocated so far.
   int64_t total_blocks() const { return static_cast<int64_t>(meta_.size()); }
@@ -79,8 +126,9 @@ class KvBlockArena {
       b = lru_.front();
       unseal(b);
     } else if (!bounded_) {
-      owned_.push_back(std::make_unique<float[]>(static_cast<size_t>(block_floats())));
-      b = add_block(owned_.back().get());
+      storage_.grow();
+      meta_.emplace_back();
+      b = static_cast<int32_t>(meta_.size() - 1);
     } else {
       return kNone;
     }
@@ -105,7 +153,7 @@ class KvBlockArena {
       return;
     }
     free_.push_back(b);
-    if (bounded_) region_.discard(static_cast<size_t>(b) * block_bytes(), block_bytes());
+    storage_.discard(b);
   }
   int32_t refs(int32_t b) const { return at(b).refs; }                   ///< holders of block `b`
   bool sealed(int32_t b) const { return at(b).sealed; }                  ///< registered for reuse
@@ -113,14 +161,8 @@ class KvBlockArena {
   /// True when a cache holding `b` may write into it (nobody else holds it, it is not sealed).
   bool writable(int32_t b) const { return at(b).refs == 1 && !at(b).sealed; }
 
-  float* keys(int32_t b, int64_t layer) { return base_[b] + (2 * layer) * block_size_ * kv_size_; }  ///< [block_size, kv_size]
-  float* values(int32_t b, int64_t layer) { return base_[b] + (2 * layer + 1) * block_size_ * kv_size_; }  ///< [block_size, kv_size]
   /// Copies the first `rows` positions of every layer of block `from` into block `to`.
-  void copy_rows(int32_t from, int32_t to, int64_t rows) {
-    for (int64_t l = 0; l < 2 * layers_; ++l)
-      std::memcpy(base_[to] + l * block_size_ * kv_size_, base_[from] + l * block_size_ * kv_size_,
-                  static_cast<size_t>(rows * kv_size_) * sizeof(float));
-  }
+  void copy_rows(int32_t from, int32_t to, int64_t rows) { storage_.copy_rows(from, to, rows); }
 
   /// Registers the full block `b` as holding `tokens` (block_size of them) after `parent`. Returns
   /// false (and leaves it unsealed) when the same content is sealed already.
@@ -155,18 +197,17 @@ class KvBlockArena {
     std::list<int32_t>::iterator lru;
   };
 
-  int64_t block_floats() const { return layers_ * 2 * block_size_ * kv_size_; }
-  int32_t add_block(float* base) {
-    base_.push_back(base);
-    meta_.emplace_back();
-    if (bounded_) free_.push_back(static_cast<int32_t>(meta_.size() - 1));
-    return static_cast<int32_t>(meta_.size() - 1);
+  static int check_sizes(int64_t block_size, int64_t max_blocks) {
+    check(block_size > 0, "KV cache block size must be > 0 (got ", block_size, ")");
+    check(max_blocks >= 0, "KV cache block count must be >= 0 (got ", max_blocks, ")");
+    check(max_blocks > 0 || Storage::kGrows, "this KV cache storage cannot grow: give it a number of blocks");
+    return 0;
   }
   Meta& at(int32_t b) {
     check(b >= 0 && b < total_blocks(), "KV block ", b, " does not exist");
     return meta_[b];
   }
-  const Meta& at(int32_t b) const { return const_cast<KvBlockArena*>(this)->at(b); }
+  const Meta& at(int32_t b) const { return const_cast<BasicKvBlockArena*>(this)->at(b); }
 
   static uint64_t content_hash(Parent p, std::span<const int32_t> tokens) {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(static_cast<uint32_t>(p.block)) << 32) ^ p.generation;
@@ -202,13 +243,14 @@ class KvBlockArena {
 
   int64_t layers_, kv_size_, block_size_;
   bool bounded_;
-  AnonymousMemory region_;                    // bounded: every block, reserved at once
-  std::vector<std::unique_ptr<float[]>> owned_;  // growing: one allocation per block
-  std::vector<float*> base_;                  // [blocks] first float of each block
+  Storage storage_;
   std::vector<Meta> meta_;                    // [blocks]
   std::vector<int32_t> free_;
   std::list<int32_t> lru_;                    // sealed blocks nobody holds, least recently used first
   std::unordered_multimap<uint64_t, int32_t> index_;  // content hash -> sealed block
 };
+
+/// The host arena (Transformer's caches).
+using KvBlockArena = BasicKvBlockArena<HostKvStorage>;
 
 }  // namespace turbine

@@ -1,9 +1,11 @@
 #pragma once
-// HostKvCache: the KV cache of one sequence on the host, paged. Its block table lists the
-// KvBlockArena blocks that hold its positions in order; it grows a block at a time up to a fixed
-// capacity (the context guard). A cache made on its own owns an arena that grows on demand; the
-// serving engine's caches share one bounded arena (engine/paged_cache_pool.hpp), which also lets
-// a cache start with blocks another sequence computed (prefix caching).
+// PagedKvCache<Arena>: the KV cache of one sequence, paged. Its block table lists the arena blocks
+// that hold its positions in order; it grows a block at a time up to a fixed capacity (the
+// context guard). A cache made on its own owns an arena (one that grows on demand, or, for storage
+// that cannot grow, one of exactly the blocks its capacity needs); the serving engine's caches
+// share one bounded arena (engine/paged_cache_pool.hpp), which also lets a cache start with blocks
+// another sequence computed (prefix caching). HostKvCache is the host one (Transformer's Cache);
+// CudaTransformer's lives on the GPU (cuda::DeviceKvStorage).
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -17,24 +19,27 @@
 
 namespace turbine {
 
-/// The KV cache of one sequence on the host (Transformer's Cache): keys and values per layer as
-/// [positions, kv_heads, head_dim] fp32, stored in blocks of a KvBlockArena.
-class HostKvCache {
+/// The KV cache of one sequence: keys and values per layer as [positions, kv_heads, head_dim],
+/// stored in blocks of an `Arena` (a BasicKvBlockArena).
+template <class Arena>
+class PagedKvCache {
  public:
+  using arena_type = Arena;                         ///< where its blocks come from
   static constexpr int64_t kDefaultBlockSize = 64;  ///< positions per block of a cache of its own
 
-  HostKvCache() = default;
+  PagedKvCache() = default;
   /// An empty cache for model `c` of at most `capacity` positions, in an arena of its own.
-  HostKvCache(const ModelConfig& c, int64_t capacity, int64_t block_size = kDefaultBlockSize)
-      : HostKvCache(std::make_shared<KvBlockArena>(c, block_size), capacity) {}
+  PagedKvCache(const ModelConfig& c, int64_t capacity, int64_t block_size = kDefaultBlockSize)
+      : PagedKvCache(std::make_shared<Arena>(c, block_size, Arena::storage_type::kGrows ? 0 : (capacity + block_size - 1) / block_size),
+                     capacity) {}
   /// An empty cache of at most `capacity` positions whose blocks come from `arena`.
-  HostKvCache(std::shared_ptr<KvBlockArena> arena, int64_t capacity) : arena_(std::move(arena)), capacity_(capacity) {}
-  HostKvCache(const HostKvCache&) = delete;
-  HostKvCache& operator=(const HostKvCache&) = delete;
+  PagedKvCache(std::shared_ptr<Arena> arena, int64_t capacity) : arena_(std::move(arena)), capacity_(capacity) {}
+  PagedKvCache(const PagedKvCache&) = delete;
+  PagedKvCache& operator=(const PagedKvCache&) = delete;
   /// Takes over `o`'s blocks.
-  HostKvCache(HostKvCache&& o) noexcept { swap(o); }
+  PagedKvCache(PagedKvCache&& o) noexcept { swap(o); }
   /// Gives back this cache's blocks and takes over `o`'s.
-  HostKvCache& operator=(HostKvCache&& o) noexcept {
+  PagedKvCache& operator=(PagedKvCache&& o) noexcept {
     if (this != &o) {
       release_blocks(0);
       length_ = 0;
@@ -42,7 +47,7 @@ class HostKvCache {
     }
     return *this;
   }
-  ~HostKvCache() { release_blocks(0); }
+  ~PagedKvCache() { release_blocks(0); }
 
   int64_t length() const { return length_; }      ///< positions held
   int64_t capacity() const { return capacity_; }  ///< the most positions it can hold
@@ -85,24 +90,24 @@ class HostKvCache {
     }
     while (static_cast<int64_t>(table_.size()) < blocks_for(need)) table_.push_back(take_block());
   }
-  /// Stores `rows` positions from `pos` on (within the reserved blocks) for `layer`: k and v are
-  /// [rows, kv_heads * head_dim].
+  /// Host arenas: stores `rows` positions from `pos` on (within the reserved blocks) for `layer`:
+  /// k and v are [rows, kv_heads * head_dim].
   void write(int64_t layer, int64_t pos, const float* k, const float* v, int64_t rows) {
     const int64_t bs = arena_->block_size(), kv = arena_->kv_size();
     for (int64_t done = 0; done < rows;) {
       const int64_t p = pos + done, b = p / bs, off = p % bs, n = std::min(rows - done, bs - off);
-      std::copy(k + done * kv, k + (done + n) * kv, arena_->keys(table_[b], layer) + off * kv);
-      std::copy(v + done * kv, v + (done + n) * kv, arena_->values(table_[b], layer) + off * kv);
+      std::copy(k + done * kv, k + (done + n) * kv, arena_->storage().keys(table_[b], layer) + off * kv);
+      std::copy(v + done * kv, v + (done + n) * kv, arena_->storage().values(table_[b], layer) + off * kv);
       done += n;
     }
   }
-  /// Layer `layer` for cpu::attention; valid until the next view() or a change of the block table.
+  /// Host arenas: layer `layer` for cpu::attention; valid until the next view() or a change of the block table.
   cpu::PagedKv view(int64_t layer) {
     k_ptrs_.resize(table_.size());
     v_ptrs_.resize(table_.size());
     for (size_t i = 0; i < table_.size(); ++i) {
-      k_ptrs_[i] = arena_->keys(table_[i], layer);
-      v_ptrs_[i] = arena_->values(table_[i], layer);
+      k_ptrs_[i] = arena_->storage().keys(table_[i], layer);
+      v_ptrs_[i] = arena_->storage().values(table_[i], layer);
     }
     return {k_ptrs_.data(), v_ptrs_.data(), arena_->block_size()};
   }
@@ -118,12 +123,12 @@ class HostKvCache {
     table_.push_back(block);
     length_ += arena_->block_size();
   }
-  KvBlockArena& arena() { return *arena_; }  ///< where the blocks live
+  Arena& arena() { return *arena_; }  ///< where the blocks live
 
  private:
   int32_t take_block() {
     const int32_t b = arena_->allocate();
-    check(b != KvBlockArena::kNone, "the KV cache is full (", arena_->total_blocks(), " blocks of ", arena_->block_size(),
+    check(b != Arena::kNone, "the KV cache is full (", arena_->total_blocks(), " blocks of ", arena_->block_size(),
           " tokens): raise --cache-max-entry-count or lower --max-concurrent");
     return b;
   }
@@ -133,18 +138,27 @@ class HostKvCache {
       table_.pop_back();
     }
   }
-  void swap(HostKvCache& o) noexcept {
+  void swap(PagedKvCache& o) noexcept {
     std::swap(arena_, o.arena_);
     std::swap(table_, o.table_);
     std::swap(capacity_, o.capacity_);
     std::swap(length_, o.length_);
   }
 
-  std::shared_ptr<KvBlockArena> arena_;
+  std::shared_ptr<Arena> arena_;
   std::vector<int32_t> table_;  // [blocks] arena block of positions [i * block_size, (i + 1) * block_size)
   int64_t capacity_ = 0;
   int64_t length_ = 0;
   std::vector<const float*> k_ptrs_, v_ptrs_;  // view()'s block pointers
 };
+
+/// The KV cache of one sequence on the host (Transformer's Cache), fp32.
+using HostKvCache = PagedKvCache<KvBlockArena>;
+
+/// True for the PagedKvCache types (the serving engine pages them).
+template <class C>
+inline constexpr bool is_paged_kv_cache = false;
+template <class A>
+inline constexpr bool is_paged_kv_cache<PagedKvCache<A>> = true;
 
 }  // namespace turbine

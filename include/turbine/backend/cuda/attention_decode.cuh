@@ -67,7 +67,8 @@ struct DecodeArgs {
   unsigned* counters;    ///< [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
   int prefetch_kv;       ///< read lengths and the cache before the new tokens before the PDL wait
   int min_tiles;         ///< tiles per split at least (decode_span)
-  int64_t kv_stride;     ///< elements between consecutive cache positions
+  int64_t kv_stride;     ///< elements between consecutive cache rows
+  PagedKvTable table;    ///< paged caches: position p of sequence b is row table.row(b, p); no table: row p
   /// query heads; query heads per KV head; new tokens per sequence; sliding window (0: none);
   /// splits of the plan (the grid's x extent)
   ///@{
@@ -202,7 +203,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       const bool ok = p < end;
       const bool is_new = ok && p >= fresh;
       if ((part == 1 && is_new) || (part == 2 && !is_new)) continue;
-      const int64_t off = int64_t(ok ? p : 0) * a.kv_stride + c * 8;
+      const int64_t off = a.table.row(b, ok ? p : 0) * a.kv_stride + c * 8;
       cp_async16(smem_u32(dk + swz<HD>(r, c)), kbase + off, ok);
       cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
     }
@@ -566,12 +567,16 @@ struct DecodeOptions {
   /// per KV head and writes its output directly, with no merge (worth it at batch 1, where the merge
   /// is on the critical path and the GPU is far from full). 1: as many splits as the plan allows.
   int min_split_tiles = 1;
+  /// Paged caches: position p of sequence b is row table.row(b, p) of k_seq[b] (a pool that
+  /// several sequences may share); no table: row p.
+  PagedKvTable table;
 };
 
 /// Attention of `queries` new tokens per sequence against each sequence's cache.
 ///   q:        [batch, queries, heads, head_dim]
 ///   k_seq[b], v_seq[b] (device arrays of device pointers): sequence b's cache,
-///             [positions, kv_stride], kv head h at + h*head_dim (kv_stride 0: kv_heads*head_dim)
+///             [rows, kv_stride], kv head h at + h*head_dim (kv_stride 0: kv_heads*head_dim);
+///             position p is row p, or row options.table.row(b, p) of a paged pool
 ///   lengths:  [batch] int32 on the device, positions in each cache including the new tokens;
 ///             query j of sequence b sits at position lengths[b] - queries + j
 ///   out:      [batch, queries, heads, head_dim]
@@ -601,6 +606,7 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.prefetch_kv = options.pdl && options.prefetch_kv ? 1 : 0;
   a.min_tiles = std::max(1, options.min_split_tiles);
   a.kv_stride = kv_stride;
+  a.table = options.table;
   a.heads = int(s.heads);
   a.group = int(s.heads / s.kv_heads);
   a.queries = plan.queries;
@@ -628,11 +634,13 @@ class DecodeAttention {
   /// fused: one launch (the merge folded in, programmatic dependent launch, the cache before the new
   /// tokens read before the wait, at least min_split_tiles tiles per split: see DecodeOptions); else
   /// split + merge kernels.
-  /// pdl = false when the previous operation of the stream is not a kernel (a copy).
+  /// pdl = false when the previous operation of the stream is not a kernel (a copy). `table`: the
+  /// block tables of paged caches (see DecodeOptions::table).
   void operator()(const T* q, const T* const* k_seq, const T* const* v_seq, int64_t kv_stride, const int* lengths,
                   int batch, T* out, cudaStream_t stream = 0, bool fused = false, int min_split_tiles = 1,
-                  bool pdl = true) {
+                  bool pdl = true, PagedKvTable table = {}) {
     DecodeOptions o;
+    o.table = table;
     if (fused) {
       o.counters = counters_.data();
       o.pdl = pdl;

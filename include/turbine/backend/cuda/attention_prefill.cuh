@@ -16,6 +16,7 @@
 
 #include "../cpu/attention.hpp"
 #include "check.cuh"
+#include "paged_kv.cuh"
 #include "types.cuh"
 
 namespace turbine::cuda {
@@ -117,7 +118,8 @@ struct PrefillArgs {
   const T* k;        ///< [positions, kv_stride]: kv head h at + h * HD
   const T* v;        ///< [positions, kv_stride]
   T* out;            ///< [tokens, heads, HD]
-  int64_t kv_stride;  ///< elements between consecutive cache positions
+  int64_t kv_stride;  ///< elements between consecutive cache rows
+  PagedKvTable table;  ///< paged cache: position p is row table.row(0, p); no table: row p
   /// new query tokens; cache position of the first; query heads; query heads per KV head;
   /// sliding window (0: unlimited)
   ///@{
@@ -186,7 +188,7 @@ __global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, N
       const int i = tid + k * kThreads;
       const int r = i / kCh, c = i % kCh, p = n0 + r;
       const bool ok = p < kv_len;
-      const int64_t off = int64_t(ok ? p : 0) * a.kv_stride + c * 8;
+      const int64_t off = a.table.row(0, ok ? p : 0) * a.kv_stride + c * 8;
       cp_async16(smem_u32(dk + swz<HD>(r, c)), kbase + off, ok);
       cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
     }
@@ -374,7 +376,7 @@ void launch_prefill(const PrefillArgs<T>& a, cudaStream_t stream) {
 
 template <class T>
 PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
-                                 const AttentionShape& s, int64_t kv_stride) {
+                                 const AttentionShape& s, int64_t kv_stride, PagedKvTable table = {}) {
   static_assert(kIsHalf16<T>, "attention_prefill: T must be __half or __nv_bfloat16");
   check(s.heads > 0 && s.kv_heads > 0 && s.heads % s.kv_heads == 0, "attention_prefill: heads (", s.heads,
         ") must be a positive multiple of kv_heads (", s.kv_heads, ")");
@@ -389,6 +391,7 @@ PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache,
   a.v = v_cache;
   a.out = out;
   a.kv_stride = kv_stride;
+  a.table = table;
   a.tokens = int(tokens);
   a.pos0 = int(pos0);
   a.heads = int(s.heads);
@@ -403,14 +406,16 @@ PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache,
 /// Causal attention of `tokens` new queries (positions pos0 .. pos0+tokens-1) against the cache,
 /// which already holds their own K/V at those positions. Query t sees [pos0+t-window+1, pos0+t].
 ///   q:     [tokens, heads, head_dim]
-///   k, v:  [positions >= pos0+tokens, kv_stride] (kv head h at + h*head_dim; kv_stride 0 means
-///          kv_heads*head_dim, a contiguous cache of one sequence)
+///   k, v:  [rows, kv_stride] (kv head h at + h*head_dim; kv_stride 0 means kv_heads*head_dim):
+///          position p at row p (a contiguous cache of one sequence), or at row table.row(0, p)
+///          of a paged pool when `table` has blocks
 ///   out:   [tokens, heads, head_dim]
 /// T is __half or __nv_bfloat16; head_dim 64 or 128. Accumulates in fp32.
 template <class T>
 void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
-                       const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0) {
-  const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride);
+                       const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0,
+                       PagedKvTable table = {}) {
+  const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride, table);
   if (tokens == 0) return;
   // Tile configurations measured on an H100 (bench/cuda_attention.cu, prefill_cfg/*): two m16 tiles
   // per warp (fewer shared-memory reads per mma) once there are enough 128-row blocks to fill the

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "gemv.cuh"
+#include "paged_kv.cuh"
 
 namespace turbine::cuda {
 
@@ -57,6 +58,7 @@ struct RopeKvOutput {
   const int* positions = nullptr;   ///< [tokens] device: where token t goes in its cache
   const float* inv_freq = nullptr;  ///< [head_dim / 2] device: rotary frequency of each pair
   const T* bias = nullptr;          ///< [(heads + 2 * kv_heads) * head_dim] or null
+  PagedKvTable table;               ///< paged caches: token t's position p is row table.row(t, p); none: row p
   /// query heads, KV heads, elements per head
   ///@{
   int heads = 0, kv_heads = 0, head_dim = 0;
@@ -262,6 +264,7 @@ struct GemvRopeKv {
     }
     const int d = o.head_dim, q_rows = o.heads * d, kv_rows = o.kv_heads * d;
     const int64_t pos = o.positions[tok];
+    const int64_t row = o.table.row(tok, static_cast<int>(pos));
     if (ra < q_rows + kv_rows) {
       const int i = ra % d;  // < d / 2
       float s, c;
@@ -272,12 +275,12 @@ struct GemvRopeKv {
         q[ra] = from_float<T>(xa);
         q[rb] = from_float<T>(xb);
       } else {
-        T* kc = o.k_caches[tok] + pos * kv_rows;
+        T* kc = o.k_caches[tok] + row * kv_rows;
         kc[ra - q_rows] = from_float<T>(xa);
         kc[rb - q_rows] = from_float<T>(xb);
       }
     } else {
-      T* vc = o.v_caches[tok] + pos * kv_rows;
+      T* vc = o.v_caches[tok] + row * kv_rows;
       vc[ra - q_rows - kv_rows] = from_float<T>(sa);
       vc[rb - q_rows - kv_rows] = from_float<T>(sb);
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "check.cuh"
+#include "paged_kv.cuh"
 #include "vec.cuh"
 
 namespace turbine::cuda {
@@ -39,6 +40,9 @@ struct RopeQkv {
   T* const* k_caches = nullptr;      ///< [tokens] device: token t's key cache; overrides k_cache
   T* const* v_caches = nullptr;      ///< [tokens] device: token t's value cache; overrides v_cache
   int cache_positions = 0;           ///< capacity of the caches, checked against pos0 + tokens
+  /// Paged caches: position p of token t's sequence (t with `positions`, else 0) is row
+  /// table.row(seq, p) of the cache; no table: row p.
+  PagedKvTable table;
 };
 
 namespace detail {
@@ -57,6 +61,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
   const int pos = p.positions ? p.positions[t] : (p.pos0_device ? *p.pos0_device : p.pos0) + t;
   T* const k_cache = p.k_caches ? p.k_caches[t] : p.k_cache;
   T* const v_cache = p.v_caches ? p.v_caches[t] : p.v_cache;
+  const int64_t row = p.table.row(p.positions ? t : 0, pos);
   for (int i = threadIdx.x; i < kHalf; i += kRopeThreads) {
     const float angle = static_cast<float>(pos) * p.inv_freq[i];
     sincosf(angle, &sin_s[i], &cos_s[i]);
@@ -91,7 +96,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
         rb[e] = b[e] * c + a[e] * s;
       }
       T* dst = is_q ? p.q + t * p.q_stride + h * kHeadDim
-                    : k_cache + (static_cast<int64_t>(pos) * p.kv_heads + hk) * kHeadDim;
+                    : k_cache + (row * p.kv_heads + hk) * kHeadDim;
       vec::store8(dst + j, ra);
       vec::store8(dst + j + kHalf, rb);
     } else {
@@ -106,7 +111,7 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] += bv[e];
       }
-      vec::store8(v_cache + (static_cast<int64_t>(pos) * p.kv_heads + h) * kHeadDim + j, v);
+      vec::store8(v_cache + (row * p.kv_heads + h) * kHeadDim + j, v);
     }
   }
 }
