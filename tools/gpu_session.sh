@@ -4,9 +4,11 @@
 #                                (sm_90a, all cores), run the kernel and engine suites; keeps the
 #                                default model's first half (.device/p0) in /tmp
 #   tools/gpu_session.sh all     both in one call (without the default model, which needs two calls)
-#   tools/gpu_session.sh run     joins the halves (.device/p1), runs the CLI on the default model, the
+#   tools/gpu_session.sh run     joins the halves (.device/p1), runs the serving test and the serving
+#                                throughput benchmarks, turbine serve, the CLI on the default model, the
 #                                examples, quantize + the AWQ directory on the GPU, the decode-step
-#                                benchmark and the generation grid against transformers
+#                                benchmark and the generation grid against transformers (SKIP_SERVING,
+#                                SKIP_THROUGHPUT, SKIP_CLI, SKIP_AWQ, SKIP_STEP_BENCH, RUN_BUDGET_S)
 # Carry .device/carry (deps.tar.xz: Eigen, doctest, nlohmann-json, CLI11 headers for machines without
 # them) and .device/p0 or .device/p1 (tools/gpu_split_model.sh makes them). Logs go to $OUT/logs.tar.gz;
 # a short table is printed last.
@@ -141,7 +143,7 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_CLI:-0}" != 1 ]; then
   done
 fi
 # an AWQ directory made here (turbine quantize, on this machine's CPUs) runs on the GPU
-if [ -x "$cli" ] && [ -f "$model" ]; then
+if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_AWQ:-0}" != 1 ]; then
   "$cli" quantize "$model" --method awq --calib docs/ARCHITECTURE.md --calib-samples 8 --calib-seqlen 128 \
     -o /tmp/smol_awq >"$logs/quantize_awq.log" 2>&1
   record "quantize awq (cpu)" "rc $? : $(tail -1 "$logs/quantize_awq.log" | cut -c1-90)"

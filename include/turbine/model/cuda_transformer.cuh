@@ -273,7 +273,13 @@ class CudaTransformer {
     TURBINE_CUDA_CHECK(cudaMemcpyAsync(step_dev_.data(), step, 3 * b * sizeof(int), cudaMemcpyHostToDevice, stream_));
     if (!fused)  // the fused chain reads the ids where they land
       TURBINE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), step_dev_.data(), b * sizeof(int), cudaMemcpyDeviceToDevice, stream_));
-    if (use_graphs_ && c.rope_scaling.kind != RopeScaling::Kind::Dynamic) {
+    // A graph per batch width; past 8 sequences only for a width seen twice in a row (a serving
+    // engine's batch shrinking at the end of a load would otherwise capture one per step).
+    const bool repeat = b == last_width_;
+    last_width_ = b;
+    const auto found = graphs_.find(b);
+    if (use_graphs_ && c.rope_scaling.kind != RopeScaling::Kind::Dynamic &&
+        ((found != graphs_.end() && found->second) || b <= cuda::kGemvMaxTokens || repeat)) {
       cudaGraphExec_t& exec = graphs_[b];
       if (!exec) {
         cudaGraph_t graph = nullptr;
@@ -806,6 +812,7 @@ class CudaTransformer {
       std::getenv("TURBINE_UNFUSED_DECODE") ? DecodeFusion::none() : DecodeFusion::for_model(host_.config);
   std::vector<T*> bound_ptrs_;
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  int64_t last_width_ = 0;  // the batch width of the last decode step
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
