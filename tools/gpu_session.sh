@@ -69,12 +69,18 @@ engine_suites() {
 if [ "$mode" = build ] || [ "$mode" = all ]; then
   [ -f .device/p0/part ] && cp .device/p0/part /tmp/smol.part0
   mkdir -p /tmp/deps && tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+  # cpp-httplib for turbine serve and the HTTP tests (tools/gpu_httplib_bundle.sh), where the
+  # libraries it links (OpenSSL 3, zlib) are installed
+  prefix=/tmp/deps
+  if [ -f .device/httplib/httplib.tar.xz ] && ldconfig -p | grep -q "libssl.so.3 " && ldconfig -p | grep -q "libz.so.1 "; then
+    mkdir -p /tmp/httplib && tar -xJf .device/httplib/httplib.tar.xz -C /tmp/httplib && prefix="/tmp/deps;/tmp/httplib"
+  fi
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader
   gen=()
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   say "configure"
   if ! cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON \
-      -DCMAKE_CUDA_ARCHITECTURES=90a -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps \
+      -DCMAKE_CUDA_ARCHITECTURES=90a -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH="$prefix" \
       >"$logs/configure.log" 2>&1; then
     tail -30 "$logs/configure.log"
     record configure FAILED
@@ -89,7 +95,7 @@ if [ "$mode" = build ] || [ "$mode" = all ]; then
   for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemv_w4 gemm attention_prefill attention_decode sampling umbrella}; do
     suite "test_cuda_$s" 150
   done
-  engine_suites
+  [ "${SKIP_ENGINE_SUITES:-0}" != 1 ] && engine_suites
   [ "$mode" = build ] && exit 0
 fi
 
@@ -118,7 +124,7 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_THROUGHPUT:-0}" != 1 ]; then
 fi
 # turbine serve on the GPU answers an OpenAI chat request (streamed) and reports its KV blocks
 if [ -x "$cli" ] && [ -f "$model" ]; then
-  "$cli" serve "$model" --device cuda --port 18123 --quiet >"$logs/serve_cuda.log" 2>&1 &
+  "$cli" serve "$model" --device cuda --port 18123 --quiet --max-concurrent 64 >"$logs/serve_cuda.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 60); do grep -q listening "$logs/serve_cuda.log" && break; sleep 1; done
   python3 - >"$logs/serve_cuda_client.log" 2>&1 <<'PY'
@@ -133,6 +139,10 @@ print("stream events:", s.count("data: "), "done" if "data: [DONE]" in s else "N
 print("health:", urllib.request.urlopen("http://127.0.0.1:18123/health", timeout=10).read().decode()[:200])
 PY
   record "serve --device cuda" "rc $? : $(tr '\n' ' ' <"$logs/serve_cuda_client.log" | cut -c1-110)"
+  timeout 120 "$cli" bench serve "$model" --url http://127.0.0.1:18123 --concurrency 64 --num-prompts 200 \
+    >"$logs/bench_serve_cuda.log" 2>&1
+  record "bench serve (GPU server)" "rc $? : $(grep -E "tokens/s" "$logs/bench_serve_cuda.log" | head -1 | cut -c1-100)"
+  tail -6 "$logs/bench_serve_cuda.log"
   kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null
 fi
 if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_CLI:-0}" != 1 ]; then

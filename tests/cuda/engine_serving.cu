@@ -153,7 +153,7 @@ TEST_CASE("GPU serving: 32 requests at random times, batched, prefix-cached and 
     CHECK(s.cache.blocks_used == 0);  // every block came back
     if (setup.opts.prefix_caching) CHECK(s.reused_tokens >= 64 * 31);
     if (setup.cases == &short_ones) CHECK(s.preemptions > 0);
-    MESSAGE(setup.name, ": ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s, ", s.steps,
+    MESSAGE(std::string(setup.name), ": ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s, ", s.steps,
             " steps, ", s.preemptions, " preemptions, ", s.reused_tokens, " positions reused, ", diverged,
             " requests differ at a near tie");
   }
