@@ -158,6 +158,7 @@ using HostKvCache = PagedKvCache<KvBlockArena>;
 /// True for the PagedKvCache types (the serving engine pages them).
 template <class C>
 inline constexpr bool is_paged_kv_cache = false;
+/// A PagedKvCache over any arena.
 template <class A>
 inline constexpr bool is_paged_kv_cache<PagedKvCache<A>> = true;
 

@@ -51,7 +51,7 @@ class DeviceKvStorage {
   /// Bytes of one block (keys and values of every layer).
   size_t block_bytes() const { return static_cast<size_t>(2 * layers_ * block_size_ * kv_size_) * sizeof(T); }
   int block_shift() const { return shift_; }  ///< log2 of the block size
-  void grow() { fail("the GPU KV cache cannot grow"); }
+  void grow() { fail("the GPU KV cache cannot grow"); }  ///< never called (kGrows is false)
   void discard(int32_t) {}  ///< device memory stays reserved
   /// Copies the first `rows` positions of every layer of block `from` into block `to` (a shared
   /// block about to be written: copy on write).
