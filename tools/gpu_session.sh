@@ -122,6 +122,11 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_THROUGHPUT:-0}" != 1 ]; then
   record "bench throughput llama3-8b" "rc $? : $(grep -E "tokens/s" "$logs/throughput_8b.log" | head -1 | cut -c1-100)"
   tail -8 "$logs/throughput_8b.log"
 fi
+# the load test at the issue's figure, 256 streaming clients (the CPU engine, this machine's cores)
+if [ -x "$build/tests/test_serve_load" ] && [ -f "$model" ]; then
+  TURBINE_LOAD_CLIENTS=256 suite test_serve_load 300
+  grep -E "MESSAGE" "$logs/test_serve_load.log" | head -4
+fi
 # turbine serve on the GPU answers an OpenAI chat request (streamed) and reports its KV blocks
 if [ -x "$cli" ] && [ -f "$model" ]; then
   "$cli" serve "$model" --device cuda --port 18123 --quiet --max-concurrent 64 >"$logs/serve_cuda.log" 2>&1 &
