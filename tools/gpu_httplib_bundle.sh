@@ -9,6 +9,8 @@ lib=$(pkg-config --variable=libdir cpp-httplib)
 stage=$(mktemp -d)
 mkdir -p "$stage/include" "$stage/lib/cmake/httplib"
 cp "$(pkg-config --variable=includedir cpp-httplib)/httplib.h" "$stage/include/"
+# Debian builds it with brotli support, so its header includes brotli/*.h (the GPU machine lacks them)
+cp -r /usr/include/brotli "$stage/include/"
 so=$(basename "$(readlink -f "$lib/libcpp-httplib.so")")
 soname=$(objdump -p "$lib/libcpp-httplib.so" | awk '/SONAME/ {print $2}')
 cp -L "$lib/libcpp-httplib.so" "$stage/lib/$soname"

@@ -372,7 +372,8 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
     weights = load_model(label).weights;
   }
   const double gen_s = seconds_since(t_load);
-  Model model(std::move(weights));
+  auto owned_model = make_model<Model>(std::move(weights), o.tp);
+  Model& model = *owned_model;
   const double load_s = seconds_since(t_load);
   const ModelConfig& c = model.config();
   for (const Io& io : grid)

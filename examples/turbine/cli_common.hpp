@@ -46,6 +46,7 @@ struct CommonOptions {
   std::string dtype = "f16";
   int64_t ctx_size = 4096;
   int threads = 0;
+  int tp = 1;  // tensor-parallel ranks (simulated on the CPU)
   GenerationConfig gen;
 };
 
@@ -57,6 +58,8 @@ inline void add_model_options(CLI::App& app, CommonOptions& o) {
   app.add_option("--dtype", o.dtype, "GPU precision: f16 or bf16 (the CPU computes in f32)")->check(CLI::IsMember({"f16", "bf16"}));
   app.add_option("--ctx-size", o.ctx_size, "context length in tokens (capped at the model's)")->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--tp", o.tp, "tensor parallelism: split the model this many ways by heads, MLP columns and vocabulary "
+                 "(on the CPU the ranks run in turn, simulated; see docs/ARCHITECTURE.md)")->check(CLI::PositiveNumber);
 }
 
 /// The serving engine's KV cache flags (turbine serve, turbine bench throughput).
@@ -105,7 +108,7 @@ inline void apply_runtime_options(const CommonOptions& o) {
   if (o.threads > 0) setenv("TURBINE_THREADS", std::to_string(o.threads).c_str(), 1);
 }
 
-inline PipelineOptions pipeline_options(const CommonOptions& o) { return PipelineOptions{o.chat_template, o.ctx_size}; }
+inline PipelineOptions pipeline_options(const CommonOptions& o) { return PipelineOptions{o.chat_template, o.ctx_size, o.tp}; }
 
 /// ANSI colors only when writing to a terminal and NO_COLOR is unset.
 struct Colors {
@@ -161,6 +164,7 @@ struct ThroughputOptions {
 void add_throughput_options(CLI::App& app, ThroughputOptions& t);
 void run_quantize(CommonOptions& o, const QuantizeCommand& q);
 void run_on_cpu(const Command& cmd, CommonOptions& o);
+void run_on_cpu_tp(const Command& cmd, CommonOptions& o);  // --tp N > 1: simulated ranks (run_cpu_tp.cpp)
 void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds
 /// True if this build has the CUDA backend and a GPU is present.
 bool cuda_available();

@@ -101,7 +101,11 @@ void run_bench_serve(CommonOptions& o, const BenchServeOptions& b) {
   check(o.device != "cuda" || !b.url.empty(), "turbine bench serve starts a CPU server in this process; for the GPU start `turbine serve --device cuda` and pass its address with --url");
   if (!b.url.empty()) make_client(b.url, b.api_key);
   const std::string path = resolve_model(o.model);
-  Pipeline<CpuModel> pipe(path, pipeline_options(o));
+  check(o.tp == 1 || !b.url.empty(), "turbine bench serve --tp ", o.tp, ": the in-process server runs the model unsplit; start ",
+        "`turbine serve --tp ", o.tp, "` and pass its address with --url");
+  PipelineOptions po = pipeline_options(o);
+  po.tp = 1;  // the server behind --url runs its own split; here the model is only the in-process server's
+  Pipeline<CpuModel> pipe(path, po);
   const Tokenizer& tok = pipe.tokenizer();
   // Word pieces: tokens of letters only, so that decoded text tokenizes back to about as many.
   std::vector<int32_t> words;

@@ -96,7 +96,8 @@ template <class Model>
 void run_bench(CommonOptions& o, int64_t prompt_tokens, int64_t gen_tokens, int runs, bool json) {
   const std::string path = resolve_model(o.model);
   LoadedModel files = load_model(path);
-  Model model(files.weights);
+  auto owned_model = make_model<Model>(files.weights, o.tp);
+  Model& model = *owned_model;
   const ModelConfig& c = model.config();
   check(prompt_tokens + gen_tokens <= c.max_position_embeddings, "--prompt-tokens + --gen-tokens (", prompt_tokens + gen_tokens,
         ") exceeds the model's context ", c.max_position_embeddings);

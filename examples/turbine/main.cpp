@@ -108,7 +108,12 @@ int main(int argc, char** argv) {
                      "this turbine was built without CUDA (configure with -DTURBINE_ENABLE_CUDA=ON where nvcc is installed)"
 #endif
       );
+    // Tensor parallelism on GPUs needs NCCL across devices, which this build does not have yet;
+    // on the CPU the ranks are simulated (the numbers N devices would compute).
+    turbine::check(!(gpu && o.tp > 1), "--tp ", o.tp, " on the GPU: multi-GPU tensor parallelism (NCCL) is not built yet; ",
+                   "--device cpu --tp ", o.tp, " runs the sharded model with simulated ranks");
     if (gpu) run_on_cuda(cmd, o);
+    else if (o.tp > 1) run_on_cpu_tp(cmd, o);
     else run_on_cpu(cmd, o);
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -27,11 +27,21 @@ void run_on_cuda(const Command& cmd, CommonOptions& o) {
         ": the CUDA backend has no quantized KV cache yet (use --device cpu)");
   if (const int64_t group = awq_group_of(o.model); group > 0) {
     check(o.dtype == "f16", o.model, ": 4-bit (AWQ) weights run with f16 activations on the GPU (drop --dtype ", o.dtype, ")");
+#ifdef TURBINE_CLI_NARROW_CUDA
+    check(group == 128, o.model, ": group size ", group, " 4-bit weights on the GPU are not compiled into this turbine ",
+          "(it was configured with TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
+#else
     if (group == 32) return run_on_cuda_w4_g32(cmd, o);
     if (group == 64) return run_on_cuda_w4_g64(cmd, o);
+#endif
     return run_on_cuda_w4_g128(cmd, o);  // load_hf_config accepts only 32, 64 and 128
   }
+#ifdef TURBINE_CLI_NARROW_CUDA
+  check(o.dtype != "bf16", "--dtype bf16 on the GPU is not compiled into this turbine (it was configured with ",
+        "TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
+#else
   if (o.dtype == "bf16") return run_command<Llama<bf16, quant::None, kv::Same, Cuda>>(cmd, o);
+#endif
   return run_command<Llama<f16, quant::None, kv::Same, Cuda>>(cmd, o);
 }
 

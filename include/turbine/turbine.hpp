@@ -14,6 +14,7 @@
 #include "model/spec.hpp"
 #include "model/load_model.hpp"
 #include "model/transformer.hpp"
+#include "model/tensor_parallel.hpp"
 #include "model/extern_model.hpp"
 #include "engine/generation_config.hpp"
 #include "engine/sampler.hpp"

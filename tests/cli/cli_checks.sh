@@ -94,6 +94,14 @@ if [ -n "$model" ]; then
     expect_ok "bench serve (in-process server)" "requests/s" "$bin" bench serve "$model" --num-prompts 6 --concurrency 3 \
       --input-median 12 --output-median 6 --max-input 40 --max-output 12
   fi
+  # --tp: the model split into simulated ranks on the CPU answers as the whole model does
+  expect_ok "generate --tp 3" "Paris" "$bin" generate "$model" --device cpu --tp 3 -n 24 -p "What is the capital of France?"
+  expect_ok "chat --tp 3" "Paris" "$bin" chat "$model" --device cpu --tp 3 -n 24 <"$tmp/chat_in"
+  expect_ok "bench --tp 3" "decode" "$bin" bench "$model" --device cpu --tp 3 --prompt-tokens 16 --gen-tokens 8 --runs 1
+  expect_ok "bench throughput --tp 3" "requests/s" "$bin" bench throughput "$model" --device cpu --tp 3 --num-prompts 4 \
+    --max-concurrent 2 --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  expect_error "--tp that does not divide the heads" "--tp 2" "$bin" generate "$model" --device cpu --tp 2 -p hi
+  expect_error "--tp 0" "--tp" "$bin" generate "$model" --device cpu --tp 0 -p hi
   expect_error "bench throughput bad lengths" "--min-len" "$bin" bench throughput "$model" --min-len 50 --max-input 20
   expect_error "eval ppl short text" "less than one window" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 4000 --max-tokens 300
 else

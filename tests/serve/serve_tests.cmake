@@ -7,7 +7,7 @@ foreach(target test_serve_http_server test_serve_load)
   endif()
 endforeach()
 if(TARGET test_serve_load)
-  set_tests_properties(serve/load PROPERTIES TIMEOUT 900)
+  set_tests_properties(serve/load PROPERTIES TIMEOUT 900 ENVIRONMENT "TURBINE_LOAD_CLIENTS=48")
 endif()
 if(TURBINE_BUILD_EXAMPLES AND NOT TURBINE_HAVE_HTTPLIB)
   add_test(NAME serve/openai_client COMMAND ${CMAKE_COMMAND} -E echo "[skipped] built without cpp-httplib: no turbine serve")
@@ -21,8 +21,8 @@ elseif(TURBINE_BUILD_EXAMPLES)
 endif()
 
 # The HTTP server and the load test again under AddressSanitizer and UndefinedBehaviorSanitizer
-# (GCC or Clang), as their own test binaries in the same build, with the load test's waves cut to 4
-# and 16 clients: the instrumented model math runs about 20 times slower (48 clients took 370 s on
+# (GCC or Clang), as their own test binaries in the same build, with the load test's waves cut to 2
+# and 8 clients: the instrumented model math runs about 20 times slower (48 clients took 370 s on
 # 2 cores even at -O2). Any
 # report fails the test (halt_on_error, UBSan errors are fatal).
 if(TURBINE_HAVE_HTTPLIB AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND NOT TURBINE_NO_SANITIZER_TESTS)
@@ -37,6 +37,6 @@ if(TURBINE_HAVE_HTTPLIB AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND NOT TU
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
     add_test(NAME serve/${name}_asan COMMAND ${target})
     set_tests_properties(serve/${name}_asan PROPERTIES TIMEOUT 900 SKIP_REGULAR_EXPRESSION "\\[skipped\\]"
-                         ENVIRONMENT "ASAN_OPTIONS=halt_on_error=1:detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1;TURBINE_LOAD_CLIENTS=16;TURBINE_LOAD_WARMUP=4")
+                         ENVIRONMENT "ASAN_OPTIONS=halt_on_error=1:detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1;TURBINE_LOAD_CLIENTS=8;TURBINE_LOAD_WARMUP=2")
   endforeach()
 endif()

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../model/load_model.hpp"
+#include "../model/tensor_parallel.hpp"
 #include "../tokenizer/chat_template.hpp"
 #include "generate.hpp"
 
@@ -16,6 +17,9 @@ namespace turbine {
 struct PipelineOptions {
   std::string chat_template;  ///< built-in template name; empty: detect from the model
   int64_t ctx_size = 0;       ///< tokens of context to allocate; 0: the model's maximum
+  /// Tensor-parallel degree: the model split this many ways by heads, MLP columns and vocabulary
+  /// (for `Pipeline<TensorParallel<Spec>>`; other model types take only 1).
+  int tp = 1;
 };
 
 /// The library user's entry point: a loaded model, its tokenizer and chat template, and the KV
@@ -30,7 +34,7 @@ class Pipeline {
 
   /// Builds the model from files already loaded.
   Pipeline(LoadedModel loaded, PipelineOptions opts)
-      : files_(std::move(loaded)), opts_(std::move(opts)), model_(std::make_unique<Model>(files_.weights)) {
+      : files_(std::move(loaded)), opts_(std::move(opts)), model_(make_model<Model>(files_.weights, opts_.tp)) {
     template_ = opts_.chat_template.empty() ? detect_chat_template(files_.chat_template_source) : opts_.chat_template;
     render_chat(template_, {}, true);  // fails early, listing the names, if the name is unknown
     eos_ = files_.eos_ids;

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "../core/system_memory.hpp"
 #include "../model/batched_decode.hpp"
 #include "pipeline.hpp"
 #include "request_stream.hpp"
@@ -175,6 +176,12 @@ class Engine {
       std::vector<RequestId> cancelled;                     // maybe running
       {
         std::unique_lock<std::mutex> lock(mu_);
+        if (worked_since_idle_ && running_.empty() && queue_.empty()) {  // going idle: memory back to the system
+          lock.unlock();
+          release_free_heap();
+          worked_since_idle_ = false;
+          lock.lock();
+        }
         cv_.wait(lock, [&] { return stopping_ || !running_.empty() || !queue_.empty() || !cancels_.empty(); });
         if (stopping_) break;
         take_cancels(dropped, cancelled);
@@ -187,6 +194,7 @@ class Engine {
         if (std::find(cancelled.begin(), cancelled.end(), r.seq->id()) != cancelled.end()) r.seq->finish(FinishReason::Cancelled);
       step();
       retire();
+      worked_since_idle_ = true;
     }
     // Shutting down: everyone still here is told so.
     std::deque<Waiting> queue;
@@ -433,6 +441,7 @@ class Engine {
   std::deque<Waiting> queue_;        // under mu_
   std::vector<RequestId> cancels_;   // under mu_
   bool stopping_ = false;            // under mu_
+  bool worked_since_idle_ = false;   // the loop's own: a step ran since the heap was last trimmed
   RequestId next_id_ = 0;            // under mu_
   std::vector<Running> running_;     // the engine thread's (admit() also runs under mu_ there)
   std::vector<std::unique_ptr<SequenceState>> unfit_;  // the engine thread's: see admit()
