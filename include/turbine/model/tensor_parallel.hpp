@@ -58,7 +58,7 @@ class TensorParallelCache {
 };
 
 /// A Llama-family model on the CPU split `tp` ways (simulated ranks): the same interface as
-/// Transformer<S> (config, new_cache, forward), and the same logits up to float summation order.
+/// `Transformer<S>` (config, new_cache, forward), and the same logits up to float summation order.
 template <class S>
 class TensorParallel {
  public:
