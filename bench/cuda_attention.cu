@@ -184,13 +184,15 @@ void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
   state.counters["frac_gemm"] = tflops / g_ceil.gemm_tflops;
 }
 
-// args: batch, length, queries per sequence. K/V bytes read per call = batch * length * kv_heads * head_dim * 2 * sizeof(T).
-template <class T>
+// args: batch, length, queries per sequence. K/V bytes read per call = batch * length * 2 * the
+// bytes of a cache row (kv_heads * head_dim * sizeof(T); with kv::Int8/Int4 the codes and the
+// (scale, min) params of kv_quant.cuh's row: random bytes, read as the kernel reads a real cache).
+template <class T, class K = turbine::kv::Same>
 void decode(benchmark::State& state, AttentionShape shape) {
   const int batch = int(state.range(0));
   const int64_t len = state.range(1), hd = shape.head_dim;
   const int nq = int(state.range(2));
-  const int64_t kv_row = shape.kv_heads * hd;
+  const int64_t kv_row = turbine::cuda::kv_row_bytes<T, K>(shape.kv_heads, hd) / int64_t(sizeof(T));  // in T units
   const double kv_bytes = double(batch) * len * kv_row * 2 * sizeof(T);
   const int copies = int(std::max<double>(1, std::ceil(256e6 / kv_bytes)));
   std::vector<DeviceBuffer<T>> caches;
@@ -213,7 +215,7 @@ void decode(benchmark::State& state, AttentionShape shape) {
   std::vector<int> hl(batch, int(len));
   DeviceBuffer<int> lens(batch);
   TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
-  turbine::cuda::DecodeAttention<T> attn(shape, batch, len, nq);
+  turbine::cuda::DecodeAttention<T, K> attn(shape, batch, len, nq);
   // As a decode loop runs it: a CUDA graph of kCalls steps (rotating through the cache copies),
   // so the launch overhead of the host is out of the numbers.
   constexpr int kCalls = 20;
@@ -296,6 +298,17 @@ void register_all() {
     benchmark::RegisterBenchmark("decode/smollm2/bf16", decode<__nv_bfloat16>, kSmolLM2)
         ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
   }
+  // Quantized caches (issue 4: at least 70% of the copy ceiling on the cache bytes), with the f16
+  // cache of the same shapes as the baseline.
+  for (int b : {1, 16, 64})
+    for (int len : {1024, 4096, 8192}) {
+      benchmark::RegisterBenchmark("decode_kv/llama3_8b/f16", decode<__half>, kLlama3_8B)
+          ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark("decode_kv/llama3_8b/f16_int8", decode<__half, turbine::kv::Int8>, kLlama3_8B)
+          ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark("decode_kv/llama3_8b/f16_int4", decode<__half, turbine::kv::Int4>, kLlama3_8B)
+          ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+    }
 }
 
 }  // namespace

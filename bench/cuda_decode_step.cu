@@ -291,26 +291,52 @@ void run_w4(const std::string& name, double ceiling) {
   const double floor_us = step_bytes / ceiling * 1e6;
   std::printf("\n%s W4A16 g%d (f16): device weights %.1f MB, bytes per step %.1f MB, floor %.1f us/token; setup %.1f s\n",
               name.c_str(), G, weight_bytes / 1e6, step_bytes / 1e6, floor_us, setup_s);
-  std::vector<float> logits;
-  auto cache = model.new_cache(c.max_position_embeddings);
-  model.forward(cache, prompt, logits);
-  for (int i = 0; i < kWarm; ++i) {
-    const int32_t t = int32_t((i * 104729 + 7) % c.vocab_size);
-    model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+  // The unfused chain (separate norm, rope and activation kernels around the W4 GEMV), the engine's
+  // default folds, and every fold (norm prologues and the rotary/KV-store epilogue on the 4-bit
+  // stream too); logits after a few steps against the unfused chain's.
+#ifdef TURBINE_DECODE_BENCH_HEAD
+  struct F {};
+  const std::pair<const char*, F> configs[] = {{"engine as it was (HEAD)", F{}}};
+  auto set_fusion = [](Model&, const F&) {};
+#else
+  using F = FusionOf<Model>;
+  F all;
+  all.attention_min_tiles = 8;
+  const std::pair<const char*, F> configs[] = {
+      {"unfused", F::none()}, {"engine default (for_model)", F::for_model(c)}, {"all folds", all}};
+  auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };
+#endif
+  std::printf("  %-28s %10s %10s %10s %10s %8s %12s\n", "decode folds", "e2e tok/s", "e2e us", "graph tok/s", "graph us",
+              "floor %", "err vs first");
+  std::vector<float> logits, base;
+  for (const auto& [label, fusion] : configs) {
+    set_fusion(model, fusion);
+    auto cache = model.new_cache(c.max_position_embeddings);
+    model.forward(cache, prompt, logits);
+    for (int i = 0; i < kWarm; ++i) {
+      const int32_t t = int32_t((i * 104729 + 7) % c.vocab_size);
+      model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+    }
+    const double err = base.empty() ? 0.0 : rel_error(logits, base);
+    if (base.empty()) base = logits;
+    const auto e0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSteps; ++i) {
+      const int32_t t = int32_t(((kWarm + i) * 104729 + 7) % c.vocab_size);
+      model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+    }
+    const double e2e_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - e0).count() / kSteps;
+    decltype(&cache) one[1] = {&cache};
+    model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), 20);
+    const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
+    std::printf("  %-28s %10.0f %10.1f %10.0f %10.1f %7.1f%% %12.2e\n", label, 1e6 / e2e_us, e2e_us, 1e6 / graph_us,
+                graph_us, 100.0 * floor_us / graph_us, err);
   }
-  const auto e0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < kSteps; ++i) {
-    const int32_t t = int32_t(((kWarm + i) * 104729 + 7) % c.vocab_size);
-    model.forward(cache, std::span<const int32_t>(&t, 1), logits);
+  for (const auto& [label, fusion] : configs) {
+    set_fusion(model, fusion);
+    const double b4_us = batch4_graph_us(model, prompt, kWarm, kSteps);
+    std::printf("  batch 4, %-19s %10s %10s %10.0f %10.1f   (%.0f tokens/s over the 4 sequences)\n", label, "", "",
+                1e6 / b4_us, b4_us, 4e6 / b4_us);
   }
-  const double e2e_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - e0).count() / kSteps;
-  decltype(&cache) one[1] = {&cache};
-  model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), 20);
-  const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
-  std::printf("  batch 1: e2e %.0f tok/s (%.1f us), graph %.0f tok/s (%.1f us), %.1f%% of the floor\n", 1e6 / e2e_us, e2e_us,
-              1e6 / graph_us, graph_us, 100.0 * floor_us / graph_us);
-  const double b4_us = batch4_graph_us(model, prompt, kWarm, kSteps);
-  std::printf("  batch 4: graph %.1f us per step (%.0f tokens/s over the 4 sequences)\n", b4_us, 4e6 / b4_us);
 }
 
 }  // namespace

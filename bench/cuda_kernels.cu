@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <turbine/backend/cuda/activation.cuh>
@@ -22,6 +23,7 @@
 #include <turbine/backend/cuda/gemm.cuh>
 #include <turbine/backend/cuda/gemv.cuh>
 #include <turbine/backend/cuda/gemv_fused.cuh>
+#include <turbine/backend/cuda/gemm_w4.cuh>
 #include <turbine/backend/cuda/gemv_w4.cuh>
 #include <turbine/backend/cuda/norm.cuh>
 #include <turbine/backend/cuda/rope.cuh>
@@ -436,8 +438,9 @@ void BM_gemv_variant(benchmark::State& state, int n, int k) {
 }
 
 // W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
-// scales/zeros, which is what it must stream.
-void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens) {
+// scales/zeros, which is what it must stream. `how`: the kernel and launch configuration
+// (gemv_w4.cuh's W4Launch; default-constructed: what gemv_w4 picks).
+void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how) {
   constexpr int kGroup = 128;
   const size_t words = size_t(n) * k / 8, params = size_t(n) * (k / kGroup);
   const size_t wbytes = words * 4 + params * 4;
@@ -455,9 +458,85 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens) {
   DeviceBuffer<__half> y(size_t(tokens) * n);
   GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
     const W4Matrix w{q[i % copies].data(), p[i % copies].data(), n, k, kGroup};
-    gemv_w4(w, x.data(), nullptr, y.data(), tokens, s);
+    gemv_w4(w, x.data(), nullptr, y.data(), tokens, s, true, how);
   });
   run(state, timer, double(wbytes) + 2.0 * tokens * (k + n));
+}
+
+// ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
+// gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
+// fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
+// cublas_f16 entry of the same shape and token count (run just before it). cublas_f16: fp16 weights
+// through cuBLASLt (bytes: fp16 weights + x + y). w4_dequant_cublas: the path gemm_w4 replaces
+// (w4_dequantize to fp16, then cuBLASLt). Weights rotate over copies as everywhere in this file.
+std::map<std::string, double> g_w4_cublas_us;  // "<shape>/tokens:T" -> cublas_f16 median us
+
+struct W4Copies {
+  std::vector<DeviceBuffer<uint32_t>> q;
+  std::vector<DeviceBuffer<__half2>> p;
+  int copies = 0;
+  size_t bytes = 0;  // one copy, packed weights + params
+  W4Copies(int n, int k, int group) {
+    const size_t words = size_t(n) * k / 8, params = size_t(n) * (k / group);
+    bytes = words * 4 + params * 4;
+    copies = copies_for(bytes);
+    for (int i = 0; i < copies; ++i) {
+      q.emplace_back(words, "w4 qweight");
+      p.emplace_back(params, "w4 params");
+      fill_bits_kernel<<<1024, 256>>>(q.back().data(), words, next_seed());
+      fill_w4_params_kernel<<<1024, 256>>>(p.back().data(), params, next_seed());
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+    }
+  }
+};
+
+// Kernel: gemm_w4 as dispatched; Tile16/32/64: the kernel with that token tile forced (to tune
+// the launcher's choice by token count).
+enum class W4Gemm { Kernel, CublasF16, DequantCublas, Tile16, Tile32, Tile64 };
+
+void BM_w4_gemm(benchmark::State& state, std::string key, int n, int k, int tokens, W4Gemm which) {
+  constexpr int kGroup = 128;
+  const double flop = 2.0 * tokens * n * double(k), act_bytes = 2.0 * tokens * (double(k) + n);
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  if (which == W4Gemm::CublasF16) {
+    const size_t wbytes = size_t(n) * k * 2;
+    const int copies = copies_for(wbytes);
+    std::vector<DeviceBuffer<__half>> w;
+    for (int i = 0; i < copies; ++i) w.push_back(random_buffer<__half>(size_t(n) * k, 0.05f));
+    Gemm& gemm = shared_gemm();
+    GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
+      gemm(x.data(), w[i % copies].data(), static_cast<const __half*>(nullptr), y.data(), tokens, n, k, s);
+    });
+    run(state, timer, double(wbytes) + act_bytes);
+    g_w4_cublas_us[key] = g_rows[g_current].us;
+    state.counters["TFLOPs"] = flop / (g_rows[g_current].us * 1e-6) * 1e-12;
+    return;
+  }
+  W4Copies w(n, k, kGroup);
+  std::optional<DeviceBuffer<__half>> scratch;
+  if (which == W4Gemm::DequantCublas) scratch.emplace(size_t(n) * k, "w4 dequantized");
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
+    if (which == W4Gemm::Kernel) {
+      gemm_w4(m, x.data(), nullptr, y.data(), tokens, s);
+    } else if (which == W4Gemm::Tile16) {
+      turbine::cuda::detail::launch_gemm_w4_kernel<2>(m, x.data(), nullptr, y.data(), tokens, s);
+    } else if (which == W4Gemm::Tile32) {
+      turbine::cuda::detail::launch_gemm_w4_kernel<4>(m, x.data(), nullptr, y.data(), tokens, s);
+    } else if (which == W4Gemm::Tile64) {
+      turbine::cuda::detail::launch_gemm_w4_kernel<8>(m, x.data(), nullptr, y.data(), tokens, s);
+    } else {
+      w4_dequantize(m, scratch->data(), s);
+      shared_gemm()(x.data(), static_cast<const __half*>(scratch->data()), static_cast<const __half*>(nullptr),
+                    y.data(), tokens, n, k, s);
+    }
+  });
+  run(state, timer, double(w.bytes) + act_bytes);
+  const double us = g_rows[g_current].us, tflops = flop / (us * 1e-6) * 1e-12;
+  state.counters["TFLOPs"] = tflops;
+  state.counters["frac_gemm_ceiling"] = tflops / g_gemm_tflops;
+  if (g_w4_cublas_us.count(key)) state.counters["speedup_vs_cublas_f16"] = g_w4_cublas_us[key] / us;
 }
 
 // The GEMV with the fused add + RMSNorm prologue (the decode chain's QKV and gate/up input), with
@@ -555,12 +634,52 @@ void register_all() {
     reg("gemv_w16_u8/" + suffix, BM_gemv_variant<16, 8>, s.n, s.k);
   }
   for (const Mat& s : llama)
-    for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t);
+    for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
+  // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
+  // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
+  // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
+  const Mat w4_gemv_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
+                                {"llama3_8b_qkv_6144x4096", 6144, 4096},
+                                {"llama3_8b_gate_up_28672x4096", 28672, 4096},
+                                {"llama3_8b_down_4096x14336", 4096, 14336}};
+  const std::pair<const char*, W4Launch> w4_variants[] = {
+      {"default", W4Launch{}},
+      {"base", W4Launch{W4Kernel::kBase}},
+      {"s4_t1", W4Launch{W4Kernel::kStream, 4, 1, true}},
+      {"s4_t2", W4Launch{W4Kernel::kStream, 4, 2, true}},
+      {"s4_t4", W4Launch{W4Kernel::kStream, 4, 4, true}},
+      {"s8_t1", W4Launch{W4Kernel::kStream, 8, 1, true}},
+      {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
+      {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
+      {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
+  for (const Mat& s : w4_gemv_shapes)
+    for (int t : {1, 2, 4, 8})
+      for (const auto& [vname, how] : w4_variants)
+        reg(std::string("gemv_w4_variant/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n,
+            s.k, t, how);
   for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
     for (int t : {1, 2, 4, 8}) {
       const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);
       reg("gemv_norm/" + suffix, BM_gemv_norm<false>, s.n, s.k, t);
       reg("gemv_norm_per_count/" + suffix, BM_gemv_norm<true>, s.n, s.k, t);
+    }
+  // W4A16 GEMM (gemm_w4) at Llama-3-8B's Linears; cublas_f16 first (the speed-up reads its time).
+  const Mat w4_shapes[] = {{"llama3_8b_qkv_6144x4096", 6144, 4096},
+                           {"llama3_8b_o_4096x4096", 4096, 4096},
+                           {"llama3_8b_gate_up_28672x4096", 28672, 4096},
+                           {"llama3_8b_down_4096x14336", 4096, 14336}};
+  for (const Mat& s : w4_shapes)
+    for (int t : {16, 32, 64, 128, 256}) {
+      const std::string key = std::string(s.name) + "/tokens:" + std::to_string(t);
+      reg("gemm_w4_vs/cublas_f16/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::CublasF16);
+      reg("gemm_w4_vs/gemm_w4_g128/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Kernel);
+      reg("gemm_w4_vs/w4_dequant_cublas/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::DequantCublas);
+      if (t >= 32) {  // the token tile the launcher did not pick for this count
+        if (t > 32) reg("gemm_w4_tile32/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Tile32);
+        reg("gemm_w4_tile16/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Tile16);
+        if (t <= 32) reg("gemm_w4_tile64/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Tile64);
+      }
     }
   for (int m : {512, 4096}) {
     const std::string ms = "/m:" + std::to_string(m);

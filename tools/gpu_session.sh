@@ -63,7 +63,9 @@ engine_suites() {
   suite test_cuda_engine 200
   grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine.log" | head -30
   suite test_cuda_engine_w4 200
-  grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine_w4.log" | head -20
+  grep -E "relative error|MESSAGE|skipped" "$logs/test_cuda_engine_w4.log" | head -60  # 3 decode chains x 3 prefills x 6 models
+  suite test_cuda_engine_kv 300
+  grep -E "relative error|bytes per position|skipped" "$logs/test_cuda_engine_kv.log" | head -40
 }
 
 if [ "$mode" = build ] || [ "$mode" = all ]; then
@@ -92,7 +94,7 @@ if [ "$mode" = build ] || [ "$mode" = all ]; then
   rc=$?
   record build "rc $rc ($(($(date +%s) - t0)) s)"
   [ "$rc" -ne 0 ] && grep -E "error|FAILED" "$logs/build.log" | head -30
-  for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemv_w4 gemm attention_prefill attention_decode sampling umbrella}; do
+  for s in ${SUITES:-norm embedding activation rope gemv gemv_fused gemv_w4 gemm gemm_w4 attention_prefill attention_decode kv_quant sampling umbrella awq_search}; do
     suite "test_cuda_$s" 150
   done
   [ "${SKIP_ENGINE_SUITES:-0}" != 1 ] && engine_suites
@@ -157,11 +159,20 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_CLI:-0}" != 1 ]; then
     record "cli generate $dt" "rc $? : $(tr '\n' ' ' <"$logs/cli_$dt.log" | cut -c1-110)"
   done
 fi
-# an AWQ directory made here (turbine quantize, on this machine's CPUs) runs on the GPU
+# an AWQ directory made here (turbine quantize, the search on the CPUs and on the GPU) runs on the GPU
 if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_AWQ:-0}" != 1 ]; then
-  "$cli" quantize "$model" --method awq --calib docs/ARCHITECTURE.md --calib-samples 8 --calib-seqlen 128 \
-    -o /tmp/smol_awq >"$logs/quantize_awq.log" 2>&1
-  record "quantize awq (cpu)" "rc $? : $(tail -1 "$logs/quantize_awq.log" | cut -c1-90)"
+  for dev in cpu cuda; do
+    "$cli" quantize "$model" --device $dev --method awq --calib docs/ARCHITECTURE.md --calib-samples 8 --calib-seqlen 128 \
+      -o /tmp/smol_awq_$dev >"$logs/quantize_awq_$dev.log" 2>&1
+    record "quantize awq ($dev)" "rc $? : $(grep -E '^quantized' "$logs/quantize_awq_$dev.log" | cut -c1-90)"
+  done
+  ln -sfn /tmp/smol_awq_cuda /tmp/smol_awq
+  # the default calibration size (--calib-samples 64 --calib-seqlen 512; ARCHITECTURE.md gives 8 x 512) on both
+  for dev in cpu cuda; do
+    "$cli" quantize "$model" --device $dev --method awq --calib docs/ARCHITECTURE.md -o /tmp/smol_awq_full_$dev \
+      >"$logs/quantize_awq_full_$dev.log" 2>&1
+    record "quantize awq full ($dev)" "rc $? : $(grep -E '^quantized' "$logs/quantize_awq_full_$dev.log" | cut -c1-90)"
+  done
   timeout 60 "$cli" generate /tmp/smol_awq --device cuda -n 24 -p "What is the capital of France?" \
     >"$logs/cli_awq_cuda.log" 2>&1
   record "cli generate awq dir on cuda" "rc $? : $(tr '\n' ' ' <"$logs/cli_awq_cuda.log" | cut -c1-90)"
@@ -181,6 +192,12 @@ if [ -x "$build/bench/bench_cuda_kernels" ] && [ -n "${KERNEL_BENCH_FILTER:-}" ]
   timeout 150 "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05 \
     >"$logs/bench_kernels.log" 2>&1
   record bench_cuda_kernels "rc $?"
+fi
+# attention kernels (e.g. ATTN_BENCH_FILTER='ceiling/copy|decode_kv/' for the int8/int4 KV caches)
+if [ -x "$build/bench/bench_cuda_attention" ] && [ -n "${ATTN_BENCH_FILTER:-}" ]; then
+  timeout 240 "$build/bench/bench_cuda_attention" --benchmark_filter="$ATTN_BENCH_FILTER" >"$logs/bench_attention.log" 2>&1
+  record bench_cuda_attention "rc $?"
+  grep -E "ceilings|decode" "$logs/bench_attention.log" | head -40
 fi
 if [ -x "$build/bench/bench_cuda_decode_step" ] && [ "${SKIP_STEP_BENCH:-0}" != 1 ]; then
   timeout 150 "$build/bench/bench_cuda_decode_step" "${DECODE_STEP_WHICH:-all}" >"$logs/bench_decode_step.log" 2>&1

@@ -10,6 +10,7 @@
 #include <turbine/tokenizer/tokenizer_json_writer.hpp>
 
 #include "cli_common.hpp"
+#include "quantize_device.hpp"
 
 namespace turbine::cli {
 
@@ -54,7 +55,16 @@ std::vector<std::pair<std::string, std::string>> tokenizer_files(const LoadedMod
 }  // namespace
 
 void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
-  check(o.device != "cuda", "turbine quantize runs on the CPU for now: use --device cpu (or leave --device out)");
+  // Checked before the model loads: a wrong flag fails at once. auto: the GPU where there is one.
+  if (o.device == "cuda")
+    check(cuda_available(), "quantize --device cuda: ",
+#ifdef TURBINE_WITH_CUDA
+          "no CUDA device is available (use --device cpu)"
+#else
+          "this turbine was built without CUDA (configure with -DTURBINE_ENABLE_CUDA=ON, or use --device cpu)"
+#endif
+    );
+  const bool gpu = o.device == "cuda" || (o.device == "auto" && cuda_available());
   check(q.method == "rtn" || !q.calib.empty(), "--method awq needs calibration text: --calib FILE (or use --method rtn)");
   const Colors color;
   // Progress and notes go to stderr when it is a terminal; errors stay one line in scripts.
@@ -106,7 +116,14 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
                  (long long)done, (long long)all, secs, color.reset());
     if (done == all) std::fprintf(stderr, "\n");
   };
+#ifdef TURBINE_WITH_CUDA
+  const QuantizedModel qm = gpu ? quantize_on_cuda(m.weights, calib, opt) : quantize_model(m.weights, calib, opt);
+#else
   const QuantizedModel qm = quantize_model(m.weights, calib, opt);
+#endif
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("quantized %lld layers on the %s in %.1f s (calibration forward %.1f s, searches %.1f s)\n",
+              (long long)m.config.num_layers, gpu ? "GPU" : "CPU", seconds, qm.seconds_forward, qm.seconds_search);
   if (!qm.report.empty()) {
     double rtn = 0, awq = 0;
     std::printf("layer  ratio qkv    o  gate/up  down   output MSE rtn -> awq\n");

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   eval_ppl->add_option("--ctx", cmd.eval_ctx, "tokens per window (each window starts from an empty cache)")->check(CLI::PositiveNumber);
   eval_ppl->add_option("--max-tokens", cmd.eval_max_tokens, "use at most this many tokens of the text (0: all)")->check(CLI::NonNegativeNumber);
   eval_ppl->add_option("--skip-tokens", cmd.eval_skip_tokens, "skip this many tokens at the start (e.g. the calibration part)")->check(CLI::NonNegativeNumber);
-  eval_ppl->add_option("--kv", cmd.eval_kv, "KV cache: same (the compute precision), int8 or int4 (per token and head; CPU)")
+  eval_ppl->add_option("--kv", cmd.eval_kv, "KV cache: same (the compute precision), int8 or int4 (per token and head; int4 per group of 32 channels)")
       ->check(CLI::IsMember({"same", "int8", "int4"}));
   eval_ppl->add_flag("--json", cmd.json, "print the result as JSON");
 

@@ -11,6 +11,7 @@ namespace turbine::cli {
 void run_on_cuda_w4_g32(const Command& cmd, CommonOptions& o);
 void run_on_cuda_w4_g64(const Command& cmd, CommonOptions& o);
 void run_on_cuda_w4_g128(const Command& cmd, CommonOptions& o);
+void run_on_cuda_kv(const Command& cmd, CommonOptions& o, int64_t awq_group);
 
 namespace {
 // The group size of an AWQ directory's 4-bit weights (its config.json), 0 for anything else.
@@ -23,8 +24,14 @@ int64_t awq_group_of(const std::string& model) {
 }  // namespace
 
 void run_on_cuda(const Command& cmd, CommonOptions& o) {
-  check(cmd.kind != Command::EvalPpl || cmd.eval_kv == "same", "--kv ", cmd.eval_kv,
-        ": the CUDA backend has no quantized KV cache yet (use --device cpu)");
+  if (cmd.kind == Command::EvalPpl && cmd.eval_kv != "same") {
+#ifdef TURBINE_CLI_NARROW_CUDA
+    fail("--kv ", cmd.eval_kv, " on the GPU is not compiled into this turbine (it was configured with ",
+         "TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
+#else
+    return run_on_cuda_kv(cmd, o, awq_group_of(o.model));
+#endif
+  }
   if (const int64_t group = awq_group_of(o.model); group > 0) {
     check(o.dtype == "f16", o.model, ": 4-bit (AWQ) weights run with f16 activations on the GPU (drop --dtype ", o.dtype, ")");
 #ifdef TURBINE_CLI_NARROW_CUDA

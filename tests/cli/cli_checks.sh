@@ -59,6 +59,11 @@ expect_error "unknown device" "device" "$bin" chat --device tpu
 expect_error "quantize without output" "--output" "$bin" quantize "$tmp/nope.gguf"
 expect_error "quantize bad method" "--method" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --method gptq
 expect_error "quantize bad group" "--group-size" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --group-size 100
+expect_error "quantize bad bits" "--w-bits" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --w-bits 8
+expect_error "quantize bad device" "--device" "$bin" quantize "$tmp/nope.gguf" -o "$tmp/q" --device tpu
+# no GPU visible (here or on the GPU machine): --device cuda says what to do before loading anything
+expect_error "quantize --device cuda without a GPU" "--device cpu" env CUDA_VISIBLE_DEVICES= "$bin" quantize \
+  "$tmp/nope.gguf" -o "$tmp/q" --device cuda
 expect_error "eval ppl without text" "--text" "$bin" eval ppl "$tmp/nope.gguf"
 expect_error "bench serve bad url" "--url" "$bin" bench serve --url ftp://example.org
 expect_error "bad cache fraction" "cache-max-entry-count" "$bin" bench throughput --cache-max-entry-count 2

@@ -1,7 +1,8 @@
 // 4-bit weights on the GPU (quant::Rtn / quant::Awq on turbine::Cuda): every position's logits of
 // the W4A16 model (prefill: dequantized copy + GEMM; decode: the W4 GEMV, graph-captured) against
-// the CPU model with the same 4-bit weights, on the random GPU test models of every architecture
-// (tools/gpu_session.sh makes them with head_dim 64: the GPU's rotary kernel takes 64 and 128, so
+// the CPU model with the same 4-bit weights, with the decode step unfused, with the engine's default
+// folds and with every fold (the fused chain on the 4-bit stream), on the random GPU test models of
+// every architecture (tools/gpu_session.sh makes them with head_dim 64: the GPU's rotary kernel takes 64 and 128, so
 // the checked-in head_dim-16 models cannot run there) and the default model; batched decode
 // against one sequence at a time; and an AWQ directory made by quantize_model answering on the GPU.
 #include <doctest/doctest.h>
@@ -25,14 +26,25 @@ namespace {
 template <int G>
 void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const std::string& what) {
   Llama<f32, quant::Rtn<4, G>> cpu(w);
-  Llama<f16, quant::Rtn<4, G>, kv::Same, Cuda> gpu(w);
+  using Gpu = Llama<f16, quant::Rtn<4, G>, kv::Same, Cuda>;
+  Gpu gpu(w);
+  // The decode step's chains: unfused (norm, rope and silu kernels around the W4 GEMV), the engine's
+  // default folds for this model, and every fold (norm prologues, rotary/KV-store epilogue, silu
+  // epilogue on the 4-bit weight stream).
+  using F = typename Gpu::DecodeFusion;
+  const std::pair<const char*, F> chains[] = {
+      {"unfused", F::none()}, {"default folds", F::for_model(w.config)}, {"all folds", F{}}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
-    const auto got = all_logits(gpu, ids, prefill);
-    REQUIRE(got.size() == ref.size());
-    const double err = test::logits_rel_error(got, ref);
-    MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ": relative error vs the CPU 4-bit model ", err);
-    CHECK(err < 1e-2);
+    for (const auto& [chain, fusion] : chains) {
+      gpu.set_decode_fusion(fusion);
+      const auto got = all_logits(gpu, ids, prefill);
+      REQUIRE(got.size() == ref.size());
+      const double err = test::logits_rel_error(got, ref);
+      MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ", ", chain,
+              ": relative error vs the CPU 4-bit model ", err);
+      CHECK(err < 1e-2);
+    }
   }
 }
 
@@ -72,8 +84,11 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
   const ModelWeights w = load_weights(root + "/llama_untied");
   Llama<f16, quant::Rtn<4, 128>, kv::Same, Cuda> gpu(w);
   using Cache = decltype(gpu)::Cache;
+  using F = decltype(gpu)::DecodeFusion;
   const int64_t vocab = w.config.vocab_size;
+  for (const F& fusion : {F::none(), F{}})  // the unfused chain, and every fold on the 4-bit stream
   for (size_t n : {size_t(2), size_t(5), size_t(8)}) {
+    gpu.set_decode_fusion(fusion);
     std::vector<Cache> alone, together;
     std::vector<int32_t> next(n);
     std::vector<float> logits;
@@ -94,6 +109,7 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
       const std::vector<float> row(batch.begin() + i * vocab, batch.begin() + (i + 1) * vocab);
       CAPTURE(n);
       CAPTURE(i);
+      CAPTURE(fusion.any());
       CHECK(test::logits_rel_error(row, logits) < 1e-3);
     }
   }

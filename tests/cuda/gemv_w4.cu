@@ -1,12 +1,19 @@
 // W4A16 decode GEMV (backend/cuda/gemv_w4.cuh) against turbine::cpu::linear on the same 4-bit
 // weights (I4G rows, the CPU's fused int4 dot), fresh random weights and activations, poisoned
-// outputs, every launch configuration, sizes that are not multiples of the 16-row block or of the
-// 128-input chunk, every group size; and its size checks.
+// outputs, every kernel and launch configuration (W4Launch), sizes that are not multiples of the
+// 16-row block or of the 128-input chunk, every group size; the fused forms (norm prologue, gate/up
+// silu and rotary/KV-store epilogues) against the fp16 fused GEMVs on the dequantized weights; and
+// the size checks.
 #include <doctest/doctest.h>
 
 #include <turbine/backend/cpu/linear.hpp>
 #include <turbine/backend/cuda/gemv_w4.cuh>
 #include <turbine/quant/int4_groups.hpp>
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "kernel_test_util.cuh"
 #include "test_support.hpp"
@@ -37,6 +44,18 @@ W4Case make_w4(int n, int k, int group, std::mt19937& rng) {
   return c;
 }
 
+// Every kernel and launch configuration the benchmark compares (gemv_w4's default among them).
+std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
+  using cuda::W4Kernel;
+  std::vector<std::pair<std::string, cuda::W4Launch>> out = {{"default", {}}, {"base", {W4Kernel::kBase}}};
+  for (int warps : {4, 8})
+    for (int tiles : {1, 2, cuda::kW4MaxTiles})
+      for (bool after : {true, false})
+        out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
+                         cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size and launch configuration") {
@@ -47,25 +66,27 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
   };
   // k: SmolLM2 (576, 1536), Llama (4096, 14336), each launch configuration (2, 4, 8 warps), and k not
   // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16.
-  const Shape shapes[] = {{960, 576, 64}, {3072, 576, 64}, {576, 1536, 64}, {1000, 4096, 128}, {9, 4096, 128},
+  const Shape shapes[] = {{960, 576, 64}, {3072, 576, 64}, {37, 576, 64}, {576, 1536, 64}, {1000, 4096, 128}, {9, 4096, 128},
                           {4100, 14336, 128}, {200, 96, 32}, {64, 160, 32}, {136, 1184, 32}, {520, 2112, 64}};
   for (const Shape& s : shapes) {
     W4Case w = make_w4(s.n, s.k, s.group, rng);
     const auto bias = random_half<__half>(s.n, rng);
     auto d_bias = upload_half<__half>(bias);
-    for (int tokens : {1, 2, 5, 8}) {
+    for (int tokens = 1; tokens <= 8; ++tokens) {
       for (bool with_bias : {false, true}) {
         const auto x = random_half<__half>(size_t(tokens) * s.k, rng);
         auto d_x = upload_half<__half>(x);
         cuda::DeviceBuffer<__half> d_y(size_t(tokens) * s.n);
-        poison(d_y);
-        cuda::gemv_w4(w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens);
-        sync_launch();
         std::vector<float> ref(size_t(tokens) * s.n);
         cpu::linear(w.host, x.values.data(), tokens, ref.data(), with_bias ? bias.values.data() : nullptr);
-        expect_close("gemv_w4 tokens " + std::to_string(tokens) + " n " + std::to_string(s.n) + " k " +
-                         std::to_string(s.k) + " g" + std::to_string(s.group) + (with_bias ? " bias" : ""),
-                     download_half(d_y), ref, HalfTraits<__half>::tol);
+        for (const auto& [name, how] : w4_launches()) {
+          poison(d_y);
+          cuda::gemv_w4(w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens, nullptr, true, how);
+          sync_launch();
+          expect_close("gemv_w4 " + name + " tokens " + std::to_string(tokens) + " n " + std::to_string(s.n) + " k " +
+                           std::to_string(s.k) + " g" + std::to_string(s.group) + (with_bias ? " bias" : ""),
+                       download_half(d_y), ref, HalfTraits<__half>::tol);
+        }
       }
     }
   }
@@ -106,5 +127,122 @@ TEST_CASE("w4_dequantize gives the fp16 weights the CPU dequantizer gives, bit f
     }
     CAPTURE(group);
     CHECK(mismatches == 0);
+  }
+}
+
+// The fused forms run the fp16 fused GEMVs' policies on the 4-bit stream: compared with those GEMVs
+// (gemv_fused.cuh, tested against the CPU in gemv_fused.cu) on the same weights dequantized to fp16.
+TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized weights") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemv_w4 fused"));
+  struct Shape {
+    int heads, kv_heads, head_dim, k, group;
+    bool bias;
+  };
+  const std::pair<std::string, cuda::W4Launch> launches[] = {
+      {"default", {}},
+      {"base", {cuda::W4Kernel::kBase}},
+      {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
+  for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true}}) {
+    const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
+    W4Case w = make_w4(n, k, s.group, rng);
+    cuda::DeviceBuffer<__half> w16(size_t(n) * k);
+    cuda::w4_dequantize(w.dev, w16.data());
+    const auto gamma = random_half<__half>(k, rng, 0.5f, 1.5f);
+    auto d_gamma = upload_half<__half>(gamma);
+    const auto bias = random_half<__half>(n, rng);
+    auto d_bias = upload_half<__half>(bias);
+    std::vector<float> inv_freq(d / 2);
+    for (int i = 0; i < d / 2; ++i) inv_freq[i] = 1.0f / std::pow(10000.0f, float(2 * i) / float(d));
+    auto d_inv_freq = upload(inv_freq);
+    constexpr int kPositions = 40;
+    for (int tokens = 1; tokens <= 8; ++tokens) {
+      const size_t m = size_t(tokens) * k;
+      auto d_res = upload(random_floats(m, rng, -2.f, 2.f));
+      auto d_delta = upload_half<__half>(random_half<__half>(m, rng, -1.f, 1.f));
+      auto d_x = upload_half<__half>(random_half<__half>(m, rng));
+      cuda::DeviceBuffer<float> res_ref(m), res_got(m);
+      std::vector<int> pos(tokens);
+      for (auto& p : pos) p = int(rng() % kPositions);
+      auto d_pos = upload(pos);
+      // Two cache sets (reference and 4-bit), one cache pair per token, poisoned.
+      std::vector<cuda::DeviceBuffer<__half>> caches;
+      std::vector<__half*> ptrs[2][2];  // [ref | got][k | v]
+      for (int set = 0; set < 2; ++set)
+        for (int kv = 0; kv < 2; ++kv)
+          for (int t = 0; t < tokens; ++t) {
+            caches.emplace_back(size_t(kPositions) * kv_rows);
+            poison(caches.back());
+            ptrs[set][kv].push_back(caches.back().data());
+          }
+      cuda::DeviceBuffer<__half*> d_ptrs[2][2] = {{upload(ptrs[0][0]), upload(ptrs[0][1])},
+                                                 {upload(ptrs[1][0]), upload(ptrs[1][1])}};
+      auto norm_in = [&](float* out) {
+        cuda::NormInput<__half> in;
+        in.residual = d_res.data();
+        in.delta = d_delta.data();
+        in.gamma = d_gamma.data();
+        in.eps = 1e-5f;
+        in.residual_out = out;
+        return in;
+      };
+      auto rope_out = [&](int set, __half* q) {
+        cuda::RopeKvOutput<__half> o;
+        o.q = q;
+        o.k_caches = d_ptrs[set][0].data();
+        o.v_caches = d_ptrs[set][1].data();
+        o.positions = d_pos.data();
+        o.inv_freq = d_inv_freq.data();
+        o.bias = s.bias ? d_bias.data() : nullptr;
+        o.heads = s.heads;
+        o.kv_heads = s.kv_heads;
+        o.head_dim = d;
+        return o;
+      };
+      // References: the fp16 fused GEMVs.
+      const int inter = n / 2;
+      cuda::DeviceBuffer<__half> y_ref(size_t(tokens) * n), act_ref(size_t(tokens) * inter), actn_ref(size_t(tokens) * inter),
+          q_ref(size_t(tokens) * q_rows);
+      cuda::gemv_norm(w16.data(), norm_in(res_ref.data()), s.bias ? d_bias.data() : nullptr, y_ref.data(), tokens, n, k);
+      cuda::gemv_gate_up_silu(w16.data(), d_x.data(), act_ref.data(), tokens, inter, k);
+      cuda::gemv_norm_gate_up_silu(w16.data(), norm_in(nullptr), actn_ref.data(), tokens, inter, k);
+      cuda::gemv_norm_rope(w16.data(), norm_in(nullptr), rope_out(0, q_ref.data()), tokens, k);
+      sync_launch();
+      const auto y_want = download_half(y_ref), act_want = download_half(act_ref), actn_want = download_half(actn_ref),
+                 q_want = download_half(q_ref);
+      auto cache_rows = [&](int set, int kv) {
+        std::vector<float> out;
+        for (int t = 0; t < tokens; ++t) {
+          const auto h = download_half(caches[size_t((set * 2 + kv) * tokens + t)]);
+          out.insert(out.end(), h.begin() + size_t(pos[t]) * kv_rows, h.begin() + size_t(pos[t] + 1) * kv_rows);
+        }
+        return out;
+      };
+      const auto k_want = cache_rows(0, 0), v_want = cache_rows(0, 1);
+      for (const auto& [name, how] : launches) {
+        const std::string what = " " + name + " n " + std::to_string(n) + " k " + std::to_string(k) + " g" +
+                                 std::to_string(s.group) + " tokens " + std::to_string(tokens);
+        cuda::DeviceBuffer<__half> y(size_t(tokens) * n), act(size_t(tokens) * inter), actn(size_t(tokens) * inter),
+            q(size_t(tokens) * q_rows);
+        for (auto* b : {&y, &act, &actn, &q}) poison(*b);
+        poison(res_got);
+        cuda::gemv_w4_norm(w.dev, norm_in(res_got.data()), s.bias ? d_bias.data() : nullptr, y.data(), tokens, nullptr,
+                           true, how);
+        cuda::gemv_w4_gate_up_silu(w.dev, d_x.data(), act.data(), tokens, nullptr, true, how);
+        cuda::gemv_w4_norm_gate_up_silu(w.dev, norm_in(nullptr), actn.data(), tokens, nullptr, true, how);
+        cuda::gemv_w4_norm_rope(w.dev, norm_in(nullptr), rope_out(1, q.data()), tokens, nullptr, true, how);
+        sync_launch();
+        expect_close("gemv_w4_norm" + what, download_half(y), y_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_norm residual_out" + what, download(res_got), download(res_ref), 1e-6);
+        expect_close("gemv_w4_gate_up_silu" + what, download_half(act), act_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_norm_gate_up_silu" + what, download_half(actn), actn_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_norm_rope q" + what, download_half(q), q_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_norm_rope k cache" + what, cache_rows(1, 0), k_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_norm_rope v cache" + what, cache_rows(1, 1), v_want, HalfTraits<__half>::tol);
+        for (int kv = 0; kv < 2; ++kv)  // the next launch configuration writes the same rows again
+          for (int t = 0; t < tokens; ++t) poison(caches[size_t((2 + kv) * tokens + t)]);
+      }
+    }
   }
 }

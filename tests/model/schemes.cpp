@@ -84,6 +84,28 @@ TEST_CASE("kv_round_trip_head: within half a step of the input, extremes kept, c
   CHECK(flat == std::vector<float>(16, 3.5f));
 }
 
+TEST_CASE("kv_round_trip: kv::Int4 quantizes each group of 32 channels alone, kv::Int8 the whole head") {
+  static_assert(kv::Int8::group == 0 && kv::Int4::group == 32);
+  CHECK(quant::kv_group_size<kv::Int8>(128) == 128);
+  CHECK(quant::kv_group_size<kv::Int4>(128) == 32);
+  CHECK(quant::kv_group_size<kv::Int4>(16) == 16);  // a group past the head is the whole head
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  const int64_t tokens = 3, heads = 2, hd = 64;
+  std::vector<float> x(tokens * heads * hd);
+  for (auto& v : x) v = nd(rng);
+  x[5] = 40.0f;  // an outlier spoils only its own group's step
+  auto by_group = x, whole = x, got4 = x, got8 = x;
+  for (int64_t i = 0; i < tokens * heads * hd; i += 32) quant::kv_round_trip_head(by_group.data() + i, 32, 15);
+  for (int64_t i = 0; i < tokens * heads * hd; i += hd) quant::kv_round_trip_head(whole.data() + i, hd, 255);
+  quant::kv_round_trip<kv::Int4>(got4.data(), tokens, heads, hd);
+  quant::kv_round_trip<kv::Int8>(got8.data(), tokens, heads, hd);
+  CHECK(got4 == by_group);
+  CHECK(got8 == whole);
+  std::vector<float> odd(48, 1.0f);
+  CHECK_THROWS_WITH_AS(quant::kv_round_trip<kv::Int4>(odd.data(), 1, 1, 48), doctest::Contains("does not divide head_dim"), Error);
+}
+
 TEST_CASE("kv::Int8 and kv::Int4 change the logits a little (int4 more), in forward and in decode_batch") {
   std::mt19937 rng(std::random_device{}());
   for (const char* name : {"llama_tied", "qwen2", "mistral"}) {

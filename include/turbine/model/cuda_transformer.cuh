@@ -13,7 +13,8 @@
 // stream then alternates between two fp32 buffers: a GEMV's block 0 writes residual + delta to the
 // other one while the remaining blocks still read the first. The fused kernels use programmatic
 // dependent launch. DecodeFusion::for_model picks the folds that measured faster for the model's
-// size. Prefill and larger batches run the unfused kernels.
+// size. Prefill and larger batches run the unfused kernels. 4-bit weights (quant::Awq / Rtn) run
+// the same chain through the W4A16 GEMV (gemv_w4.cuh) with the same folds.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,6 +32,7 @@
 #include "../backend/cuda/embedding.cuh"
 #include "../backend/cuda/gemm.cuh"
 #include "../backend/cuda/gemv_fused.cuh"
+#include "../backend/cuda/gemm_w4.cuh"
 #include "../backend/cuda/gemv_w4.cuh"
 #include "../backend/cuda/norm.cuh"
 #include "../backend/cuda/paged_kv.cuh"
@@ -45,13 +47,14 @@
 
 namespace turbine {
 
-/// The block arena of GPU KV caches in element type T (backend/cuda/paged_kv.cuh).
-template <class T>
-using DeviceKvArena = BasicKvBlockArena<cuda::DeviceKvStorage<T>>;
+/// The block arena of GPU KV caches in element type T (backend/cuda/paged_kv.cuh), or quantized
+/// with scheme K (backend/cuda/kv_quant.cuh).
+template <class T, KvScheme K = kv::Same>
+using DeviceKvArena = BasicKvBlockArena<cuda::KvStorageOf<T, K>>;
 /// KV cache of one sequence on the GPU: a block table over a DeviceKvArena (its own, or the
 /// serving engine's shared one).
-template <class T>
-using DeviceKvCache = PagedKvCache<DeviceKvArena<T>>;
+template <class T, KvScheme K = kv::Same>
+using DeviceKvCache = PagedKvCache<DeviceKvArena<T, K>>;
 
 /// The decoder of Spec S on the GPU (`ModelTypeOf<S>` for the Cuda backend): weights in device
 /// memory, paged KV caches, preallocated scratch, graph-captured decode steps.
@@ -60,7 +63,8 @@ class CudaTransformer {
  public:
   using spec = S;                                      ///< the Spec this model was built from
   using T = cuda::element_t<typename S::precision>;    ///< device element type (__half or __nv_bfloat16)
-  using Cache = DeviceKvCache<T>;                      ///< the KV cache type of one sequence
+  using KV = typename S::kv_scheme;                    ///< the KV cache's scheme (kv::Same: T)
+  using Cache = DeviceKvCache<T, KV>;                  ///< the KV cache type of one sequence
   using SamplingParams = cuda::SamplingParams;  ///< per-row settings: decode_batch_sample picks tokens on the device
   /// Prompt tokens per forward step: bounds the scratch memory of long prompts.
   static constexpr int64_t kPrefillChunk = 1024;
@@ -134,10 +138,9 @@ class CudaTransformer {
       }
       layers_.push_back(std::move(d));
     }
-    if constexpr (kW4) {  // the GEMMs (prefill, batches over 8) multiply a dequantized copy of one matrix
-      const int64_t most = std::max({(c.q_size() + 2 * c.kv_size()) * c.hidden_size, c.hidden_size * c.q_size(),
-                                     2 * c.intermediate_size * c.hidden_size, c.hidden_size * c.intermediate_size});
-      w4_scratch_ = cuda::DeviceBuffer<T>(static_cast<size_t>(most), "dequantized weights (4-bit GEMM scratch)");
+    if constexpr (kW4) {
+      if (w4_gemm_) cuda::gemm_w4_prepare();  // now, not inside a graph capture
+      else make_w4_scratch();
     }
     inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
     set_inv_freq(rope_inv_freq(c, 1));
@@ -159,6 +162,15 @@ class CudaTransformer {
 
   /// The folds the decode step uses.
   const DecodeFusion& decode_fusion() const { return fusion_; }
+  /// 4-bit weights, more than 8 tokens: the W4A16 tensor-core GEMM (true, the default) or the
+  /// older w4_dequantize + cuBLASLt path (false; also TURBINE_W4_DEQUANT_GEMM=1), for comparison.
+  void set_w4_tensor_core_gemm(bool on) {
+    if constexpr (kW4) {
+      if (!on) make_w4_scratch();
+    }
+    w4_gemm_ = on;
+  }
+  bool w4_tensor_core_gemm() const { return w4_gemm_; }
   /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {
     fusion_ = f;
@@ -173,7 +185,8 @@ class CudaTransformer {
   }
   /// Bytes of KV cache per position (every layer's keys and values), for the serving budget.
   size_t kv_bytes_per_position() const {
-    return static_cast<size_t>(2 * host_.config.num_layers * host_.config.kv_size()) * sizeof(T);
+    const ModelConfig& c = host_.config;
+    return static_cast<size_t>(2 * c.num_layers * cuda::kv_row_bytes<T, KV>(c.num_kv_heads, c.head_dim));
   }
   /// Memory the KV budget is a fraction of: the GPU memory free now.
   size_t kv_memory_available() const { return cuda::device_free_bytes(); }
@@ -398,12 +411,23 @@ class CudaTransformer {
     return b;
   }
 
+  // The dequantized-weights path (w4_gemm_ off) multiplies a dequantized copy of one matrix at a time.
+  void make_w4_scratch() {
+    if (w4_scratch_.size()) return;
+    const ModelConfig& c = host_.config;
+    const int64_t most = std::max({(c.q_size() + 2 * c.kv_size()) * c.hidden_size, c.hidden_size * c.q_size(),
+                                   2 * c.intermediate_size * c.hidden_size, c.hidden_size * c.intermediate_size});
+    w4_scratch_ = cuda::DeviceBuffer<T>(static_cast<size_t>(most), "dequantized weights (4-bit GEMM scratch)");
+  }
+
   /// y = x W^T for `t` tokens with one of a layer's Linears: T weights through cuda::linear, 4-bit
-  /// weights through the W4A16 GEMV (1..8 tokens) or a dequantized copy and the GEMM.
+  /// weights through the W4A16 GEMV (1..8 tokens) and above through the W4A16 tensor-core GEMM
+  /// (gemm_w4) or, when w4_gemm_ is off, a dequantized copy and cuBLASLt.
   void linear(const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int t, int n, int k) {
     const T* no_bias = nullptr;
     if constexpr (kW4) {
       if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_);
+      if (w4_gemm_) return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_);
       cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
       cuda::linear(gemm_, x, static_cast<const T*>(w4_scratch_.data()), no_bias, y, t, n, k, stream_);
     } else {
@@ -561,11 +585,11 @@ class CudaTransformer {
       r.pos0 = static_cast<int>(pos0);
       r.cache_positions = static_cast<int>(cache.capacity());
       r.table = table;
-      cuda::rope_qkv(r, stream_);
+      cuda::rope_qkv<T, KV>(r, stream_);
       // The prefill kernel wants q contiguous; it sits strided in the fused QKV rows.
       TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
                                            c.q_size() * sizeof(T), t, cudaMemcpyDeviceToDevice, stream_));
-      cuda::attention_prefill(q_.data(), storage.keys(li), storage.values(li), attn_.data(), t, pos0, attention_shape(), stream_,
+      cuda::attention_prefill<T, KV>(q_.data(), storage.keys(li), storage.values(li), attn_.data(), t, pos0, attention_shape(), stream_,
                               0, table);
     });
     if (logits_from >= 0) {
@@ -588,7 +612,7 @@ class CudaTransformer {
       r.v_caches = tok_caches_.data() + (layers + li) * max_batch_;
       r.cache_positions = static_cast<int>(c.max_position_embeddings);
       r.table = decode_table();
-      cuda::rope_qkv(r, stream_);
+      cuda::rope_qkv<T, KV>(r, stream_);
       // q of each sequence's single query sits at the start of its QKV row: stride qkv_rows.
       const int64_t qkv_rows = c.q_size() + 2 * c.kv_size();
       const T* q = qkv_.data();
@@ -604,8 +628,9 @@ class CudaTransformer {
     enqueue_lm_head(b, 0);
   }
 
-  // The fused chain's kernels read T weights: 4-bit models run the unfused step (with the W4 GEMV).
-  bool fused_decode(int64_t b) const { return !kW4 && b <= cuda::kGemvMaxTokens && fusion_.any(); }
+  // 4-bit models run the same fused chain through the W4 GEMV (gemv_w4.cuh: the same x and output
+  // policies on the 4-bit weight stream); DecodeFusion::none() keeps their unfused step selectable.
+  bool fused_decode(int64_t b) const { return b <= cuda::kGemvMaxTokens && fusion_.any(); }
 
   /// The decode step as the fused chain (see the top of this file); each fold can be turned off.
   void enqueue_decode_fused(int64_t b) {
@@ -616,8 +641,18 @@ class CudaTransformer {
     const size_t layers = layers_.size();
     const DecodeFusion& f = fusion_;
     const bool norm = f.norm && cuda::gemv_norm_supported<T>(tt, hidden);
-    const bool rope = f.rope && norm && c.head_dim % 16 == 0;
+    // The GEMV epilogue stores k and v as T: a quantized cache takes the rope_qkv kernel, which quantizes.
+    const bool rope = f.rope && norm && c.head_dim % 16 == 0 && !KV::quantized;
     const T* no_bias = nullptr;
+    // A layer's projection with x as stored or normalized in the prologue: T or 4-bit weights.
+    auto proj = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int n, int k) {
+      if constexpr (kW4) cuda::gemv_w4(w4.m, x, no_bias, y, tt, stream_);
+      else cuda::gemv(w.data(), x, no_bias, y, tt, n, k, stream_);
+    };
+    auto proj_norm = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const cuda::NormInput<T>& in, T* y, int n) {
+      if constexpr (kW4) cuda::gemv_w4_norm(w4.m, in, no_bias, y, tt, stream_);
+      else cuda::gemv_norm(w.data(), in, no_bias, y, tt, n, hidden, stream_);
+    };
     const int* ids = step_dev_.data();  // ids | positions | lengths
     const int* positions = step_dev_.data() + b;
     const int* lengths = step_dev_.data() + 2 * b;
@@ -660,18 +695,19 @@ class CudaTransformer {
         o.heads = static_cast<int>(c.num_heads);
         o.kv_heads = static_cast<int>(c.num_kv_heads);
         o.head_dim = static_cast<int>(c.head_dim);
-        cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
+        if constexpr (kW4) cuda::gemv_w4_norm_rope(L.wqkv4.m, attn_in, o, tt, stream_);
+        else cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
         q = q_.data();
       } else {
-        if (norm) cuda::gemv_norm(L.wqkv.data(), attn_in, no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
-        else cuda::gemv(L.wqkv.data(), h_.data(), no_bias, qkv_.data(), tt, qkv_rows, hidden, stream_);
+        if (norm) proj_norm(L.wqkv, L.wqkv4, attn_in, qkv_.data(), qkv_rows);
+        else proj(L.wqkv, L.wqkv4, h_.data(), qkv_.data(), qkv_rows, hidden);
         cuda::RopeQkv<T> r = rope_params(li, b);
         r.positions = positions;
         r.k_caches = k_caches;
         r.v_caches = v_caches;
         r.cache_positions = static_cast<int>(c.max_position_embeddings);
         r.table = decode_table();
-        cuda::rope_qkv(r, stream_);
+        cuda::rope_qkv<T, KV>(r, stream_);
         if (b > 1) {  // attention wants q contiguous; it sits strided in the fused QKV rows
           TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
                                                c.q_size() * sizeof(T), b, cudaMemcpyDeviceToDevice, stream_));
@@ -681,20 +717,25 @@ class CudaTransformer {
       }
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
                       lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
-      cuda::gemv(L.wo.data(), attn_.data(), no_bias, delta_.data(), tt, hidden, static_cast<int>(c.q_size()), stream_);
+      proj(L.wo, L.wo4, attn_.data(), delta_.data(), hidden, static_cast<int>(c.q_size()));
       // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down
       const cuda::NormInput<T> mlp_in = norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
       if (!norm)
         cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.silu) {
-        if (norm) cuda::gemv_norm_gate_up_silu(L.w_gate_up.data(), mlp_in, act_.data(), tt, inter, hidden, stream_);
-        else cuda::gemv_gate_up_silu(L.w_gate_up.data(), h_.data(), act_.data(), tt, inter, hidden, stream_);
+        if constexpr (kW4) {
+          if (norm) cuda::gemv_w4_norm_gate_up_silu(L.w_gate_up4.m, mlp_in, act_.data(), tt, stream_);
+          else cuda::gemv_w4_gate_up_silu(L.w_gate_up4.m, h_.data(), act_.data(), tt, stream_);
+        } else {
+          if (norm) cuda::gemv_norm_gate_up_silu(L.w_gate_up.data(), mlp_in, act_.data(), tt, inter, hidden, stream_);
+          else cuda::gemv_gate_up_silu(L.w_gate_up.data(), h_.data(), act_.data(), tt, inter, hidden, stream_);
+        }
       } else {
-        if (norm) cuda::gemv_norm(L.w_gate_up.data(), mlp_in, no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
-        else cuda::gemv(L.w_gate_up.data(), h_.data(), no_bias, gate_up_.data(), tt, 2 * inter, hidden, stream_);
+        if (norm) proj_norm(L.w_gate_up, L.w_gate_up4, mlp_in, gate_up_.data(), 2 * inter);
+        else proj(L.w_gate_up, L.w_gate_up4, h_.data(), gate_up_.data(), 2 * inter, hidden);
         cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
       }
-      cuda::gemv(L.w_down.data(), act_.data(), no_bias, delta_.data(), tt, hidden, inter, stream_);
+      proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
       if (!norm) {
         const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
         cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
@@ -717,7 +758,7 @@ class CudaTransformer {
     decode_max_len_ = std::max(max_len, decode_max_len_);
     block_shift_ = block_shift;
     table_stride_ = static_cast<int>((decode_max_len_ + (int64_t(1) << block_shift) - 1) >> block_shift);
-    decode_attn_ = std::make_unique<cuda::DecodeAttention<T>>(attention_shape(), static_cast<int>(max_batch_), decode_max_len_);
+    decode_attn_ = std::make_unique<cuda::DecodeAttention<T, KV>>(attention_shape(), static_cast<int>(max_batch_), decode_max_len_);
     tok_caches_ = cuda::DeviceBuffer<T*>(static_cast<size_t>(2 * layers_.size() * max_batch_), "cache pointers");
     tables_dev_ = cuda::DeviceBuffer<int>(static_cast<size_t>(max_batch_ * table_stride_), "block tables");
     tables_host_.clear();
@@ -796,7 +837,7 @@ class CudaTransformer {
   cuda::DeviceBuffer<float> residual_, residual2_;
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs
-  std::unique_ptr<cuda::DecodeAttention<T>> decode_attn_;
+  std::unique_ptr<cuda::DecodeAttention<T, KV>> decode_attn_;
   int64_t max_batch_ = 0, decode_max_len_ = 0, max_batch_hint_ = 0;
   cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache pool pointers
   cuda::DeviceBuffer<int> tables_dev_;    // [max_batch_, table_stride_] the decode step's block tables
@@ -814,6 +855,8 @@ class CudaTransformer {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   int64_t last_width_ = 0;  // the batch width of the last decode step
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
+  // 4-bit Linears over 8 tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set) dequantize + cuBLASLt.
+  bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
   std::unique_ptr<cuda::GpuSampler<T>> sampler_;

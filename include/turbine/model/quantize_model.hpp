@@ -11,8 +11,12 @@
 //      then apply them all (the fp32 model computes the same function);
 //   3. search the clipping ranges of v, o, gate, up and down on the scaled inputs;
 //   4. round every Linear to 4 bits with fp16 scales.
-// The embedding, the LM head, norms and biases stay in floating point.
+// The embedding, the LM head, norms and biases stay in floating point. The searches' candidate
+// errors and the Linears of step 1 run on a search backend's device (quant::CpuAwqSearch, or
+// cuda::AwqSearch on a GPU: `turbine quantize --device cuda`); the rest runs on the CPU.
 #include <algorithm>
+#include <chrono>
+#include <concepts>
 #include <functional>
 #include <span>
 #include <string>
@@ -67,6 +71,8 @@ struct QuantizedModel {
   std::vector<float> final_norm;  ///< [hidden]
   std::vector<Layer> layers;      ///< [num_layers]
   std::vector<LayerQuantReport> report;  ///< [num_layers] for AWQ, empty for RTN
+  double seconds_forward = 0;  ///< AWQ: time spent running the calibration text through the layers
+  double seconds_search = 0;   ///< AWQ: time spent in the scale and clip searches
 };
 
 namespace detail {
@@ -91,44 +97,55 @@ struct LayerInputs {
   quant::FloatRows attn, o, mlp, down;  // [all calibration tokens, in] each
 };
 
-/// Runs `xs` (each [tokens, hidden], the residual stream of one sequence) through layer `L` in
-/// place, keeping the inputs of its Linears.
-inline LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, std::vector<quant::FloatRows>& xs) {
-  int64_t total = 0;
-  for (const auto& x : xs) total += x.rows();
+/// The residual stream of the calibration sequences, one after another.
+struct Calibration {
+  quant::FloatRows x;          // [all calibration tokens, hidden]
+  std::vector<int64_t> lens;  // tokens of each sequence
+};
+
+/// y [tokens, out] = x [tokens, in] w [out, in]^T (+ bias) on the CPU.
+inline quant::FloatRows cpu_linear(const quant::FloatRows& x, const quant::FloatRows& w, const std::vector<float>& bias) {
+  quant::FloatRows y(x.rows(), w.rows());
+  cpu::linear(view_of(w), x.data(), x.rows(), y.data(), bias.empty() ? nullptr : bias.data());
+  return y;
+}
+
+/// Runs the calibration sequences through layer `L` in place, keeping the inputs of its Linears.
+/// The Linears see every token of every sequence at once (one product each, the expensive part:
+/// `linear` may run it on a GPU); rotary embedding and attention go sequence by sequence.
+template <class Linear>
+LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, Calibration& cal, Linear&& linear) {
+  const int64_t total = cal.x.rows();
+  quant::FloatRows& x = cal.x;
   LayerInputs in;
   in.attn.resize(total, c.hidden_size);
   in.o.resize(total, c.q_size());
   in.mlp.resize(total, c.hidden_size);
-  in.down.resize(total, c.intermediate_size);
+  cpu::rms_norm(x.data(), L.attn_norm.data(), total, c.hidden_size, c.rms_norm_eps, in.attn.data());
+  quant::FloatRows q = linear(in.attn, L.wq, L.bq), k = linear(in.attn, L.wk, L.bk), v = linear(in.attn, L.wv, L.bv);
   int64_t row = 0;
-  for (auto& x : xs) {
-    const int64_t t = x.rows();
+  for (const int64_t t : cal.lens) {
     const auto inv_freq = rope_inv_freq(c, t);
-    quant::FloatRows h(t, c.hidden_size), q(t, c.q_size()), k(t, c.kv_size()), v(t, c.kv_size()),
-        att(t, c.q_size()), out(t, c.hidden_size), g(t, c.intermediate_size), u(t, c.intermediate_size);
-    cpu::rms_norm(x.data(), L.attn_norm.data(), t, c.hidden_size, c.rms_norm_eps, h.data());
-    in.attn.middleRows(row, t) = h;
-    cpu::linear(view_of(L.wq), h.data(), t, q.data(), L.bq.empty() ? nullptr : L.bq.data());
-    cpu::linear(view_of(L.wk), h.data(), t, k.data(), L.bk.empty() ? nullptr : L.bk.data());
-    cpu::linear(view_of(L.wv), h.data(), t, v.data(), L.bv.empty() ? nullptr : L.bv.data());
-    cpu::apply_rope(q.data(), t, c.num_heads, c.head_dim, 0, inv_freq);
-    cpu::apply_rope(k.data(), t, c.num_kv_heads, c.head_dim, 0, inv_freq);
-    cpu::attention(q.data(), k.data(), v.data(), t, 0, {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window},
-                   att.data());
-    in.o.middleRows(row, t) = att;
-    cpu::linear(view_of(L.wo), att.data(), t, out.data());
-    x += out;
-    cpu::rms_norm(x.data(), L.mlp_norm.data(), t, c.hidden_size, c.rms_norm_eps, h.data());
-    in.mlp.middleRows(row, t) = h;
-    cpu::linear(view_of(L.gate), h.data(), t, g.data());
-    cpu::linear(view_of(L.up), h.data(), t, u.data());
-    cpu::silu_mul(g.data(), u.data(), t * c.intermediate_size, g.data());
-    in.down.middleRows(row, t) = g;
-    cpu::linear(view_of(L.down), g.data(), t, out.data());
-    x += out;
+    float* qs = q.data() + row * c.q_size();
+    float* ks = k.data() + row * c.kv_size();
+    cpu::apply_rope(qs, t, c.num_heads, c.head_dim, 0, inv_freq);
+    cpu::apply_rope(ks, t, c.num_kv_heads, c.head_dim, 0, inv_freq);
+    cpu::attention(qs, ks, v.data() + row * c.kv_size(), t, 0,
+                   {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window}, in.o.data() + row * c.q_size());
     row += t;
   }
+  q = quant::FloatRows();
+  k = quant::FloatRows();
+  v = quant::FloatRows();
+  const std::vector<float> no_bias;
+  x += linear(in.o, L.wo, no_bias);
+  cpu::rms_norm(x.data(), L.mlp_norm.data(), total, c.hidden_size, c.rms_norm_eps, in.mlp.data());
+  in.down = linear(in.mlp, L.gate, no_bias);
+  {
+    const quant::FloatRows u = linear(in.mlp, L.up, no_bias);
+    cpu::silu_mul(in.down.data(), u.data(), total * c.intermediate_size, in.down.data());
+  }
+  x += linear(in.down, L.down, no_bias);
   return in;
 }
 
@@ -152,9 +169,11 @@ inline void divide_columns(quant::FloatRows& x, const std::vector<float>& s) {
 }  // namespace detail
 
 /// Quantizes every Linear of `w` to 4 bits. `calibration`: token sequences (AWQ only; RTN
-/// ignores them).
-inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vector<int32_t>>& calibration,
-                                     const QuantizeOptions& opt) {
+/// ignores them). `search` computes the searches' candidate errors (quant::CpuAwqSearch, or
+/// cuda::AwqSearch from backend/cuda/awq_search.cuh on a GPU).
+template <quant::AwqSearchBackend Search>
+QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vector<int32_t>>& calibration,
+                              const QuantizeOptions& opt, Search& search) {
   const ModelConfig& c = w.config;
   check(opt.group == 32 || opt.group == 64 || opt.group == 128, "quantize: group size ", opt.group,
         " is not supported (supported: 32, 64, 128)");
@@ -163,6 +182,7 @@ inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<st
           opt.group, " (try --group-size 64 or 32)");
   for (int64_t out : {c.hidden_size, c.q_size(), c.kv_size(), c.intermediate_size})
     check(out % 8 == 0, "quantize: output width ", out, " is not a multiple of 8 (AutoAWQ packs 8 columns per word)");
+  constexpr float kMaxShrink = 0.5f;  // clipping keeps at least half of each group's range, as AutoAWQ
   const bool awq = opt.method == QuantMethod::Awq;
   check(!awq || !calibration.empty(), "quantize: AWQ needs calibration text (--calib FILE)");
   QuantizedModel q;
@@ -172,14 +192,26 @@ inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<st
   q.final_norm = w.final_norm;
   q.layers.resize(static_cast<size_t>(c.num_layers));
 
-  std::vector<quant::FloatRows> xs;  // the residual stream of each calibration sequence
-  if (awq)
+  detail::Calibration cal;
+  if (awq) {
+    std::vector<int32_t> ids;
     for (const auto& seq : calibration) {
       check(!seq.empty(), "quantize: an empty calibration sequence");
-      quant::FloatRows x(static_cast<int64_t>(seq.size()), c.hidden_size);
-      cpu::embedding(w.embed, seq.data(), static_cast<int64_t>(seq.size()), x.data());
-      xs.push_back(std::move(x));
+      ids.insert(ids.end(), seq.begin(), seq.end());
+      cal.lens.push_back(static_cast<int64_t>(seq.size()));
     }
+    cal.x.resize(static_cast<int64_t>(ids.size()), c.hidden_size);
+    cpu::embedding(w.embed, ids.data(), static_cast<int64_t>(ids.size()), cal.x.data());
+  }
+  // The calibration forward's Linears on the search backend's device if it has them.
+  auto linear = [&](const quant::FloatRows& x, const quant::FloatRows& m, const std::vector<float>& bias) {
+    if constexpr (requires { { search.linear(x, m, bias) } -> std::same_as<quant::FloatRows>; })
+      return search.linear(x, m, bias);
+    else
+      return detail::cpu_linear(x, m, bias);
+  };
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto round = [&](const quant::FloatRows& m) {
     return quant::rtn_quantize_int4(m.data(), m.rows(), m.cols(), opt.group, quant::round_scale_fp16);
   };
@@ -189,22 +221,25 @@ inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<st
                          detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
                          detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
     if (awq) {
-      detail::LayerInputs in = detail::run_layer(c, L, xs);
+      auto t0 = Clock::now();
+      detail::LayerInputs in = detail::run_layer(c, L, cal, linear);
+      q.seconds_forward += since(t0);
+      t0 = Clock::now();
       LayerQuantReport rep;
-      auto search = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
-        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens);
+      auto find_scales = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
+        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search);
         rep.ratio[slot] = r.ratio;
         rep.loss_rtn += r.loss_rtn;
         rep.loss_awq += r.loss;
         return r.scales;
       };
-      const auto s_qkv = search(in.attn, {&L.wq, &L.wk, &L.wv}, 0);
+      const auto s_qkv = find_scales(in.attn, {&L.wq, &L.wk, &L.wv}, 0);
       const bool scale_o = c.q_size() == c.kv_size();  // v's rows feed o's columns one to one
       std::vector<float> s_o;
-      if (scale_o) s_o = search(in.o, {&L.wo}, 1);
+      if (scale_o) s_o = find_scales(in.o, {&L.wo}, 1);
       else rep.ratio[1] = -1;
-      const auto s_mlp = search(in.mlp, {&L.gate, &L.up}, 2);
-      const auto s_down = search(in.down, {&L.down}, 3);
+      const auto s_mlp = find_scales(in.mlp, {&L.gate, &L.up}, 2);
+      const auto s_down = find_scales(in.down, {&L.down}, 3);
       for (auto* m : {&L.wq, &L.wk, &L.wv}) detail::scale_columns(*m, s_qkv);
       detail::divide(L.attn_norm, s_qkv);
       detail::divide_columns(in.attn, s_qkv);
@@ -223,13 +258,17 @@ inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<st
       if (opt.clip) {  // not q and k: their errors are amplified by the attention scores
         const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens);
         const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens);
-        quant::search_awq_clip(L.wv, attn_s, opt.group, opt.grid);
-        quant::search_awq_clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens), opt.group, opt.grid);
-        quant::search_awq_clip(L.gate, mlp_s, opt.group, opt.grid);
-        quant::search_awq_clip(L.up, mlp_s, opt.group, opt.grid);
-        quant::search_awq_clip(L.down, quant::sample_rows(in.down, opt.clip_tokens), opt.group, opt.grid);
+        auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x) {
+          quant::search_awq_clip(m, x, opt.group, opt.grid, kMaxShrink, search);
+        };
+        clip(L.wv, attn_s);
+        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens));
+        clip(L.gate, mlp_s);
+        clip(L.up, mlp_s);
+        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens));
       }
       q.report.push_back(rep);
+      q.seconds_search += since(t0);
     }
     QuantizedModel::Layer& out = q.layers[static_cast<size_t>(l)];
     out.attn_norm = std::move(L.attn_norm);
@@ -247,6 +286,13 @@ inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<st
     if (opt.on_layer) opt.on_layer(l + 1, c.num_layers);
   }
   return q;
+}
+
+/// quantize_model with the searches on the CPU.
+inline QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vector<int32_t>>& calibration,
+                                     const QuantizeOptions& opt) {
+  quant::CpuAwqSearch cpu;
+  return quantize_model(w, calibration, opt, cpu);
 }
 
 /// Calibration sequences from token ids: the text cut into `samples` windows of `seqlen` tokens

@@ -42,6 +42,14 @@ inline constexpr bool backend_has_kv_scheme<Cpu, kv::Int8> = true;
 template <>
 inline constexpr bool backend_has_kv_scheme<Cpu, kv::Int4> = true;
 
+/// The CUDA backend stores kv::Int8 and kv::Int4 caches quantized (backend/cuda/kv_quant.cuh):
+/// rope_qkv quantizes each row as it is written, both attention kernels dequantize as they read.
+template <>
+inline constexpr bool backend_has_kv_scheme<Cuda, kv::Int8> = true;
+/// See backend_has_kv_scheme<Cuda, kv::Int8>.
+template <>
+inline constexpr bool backend_has_kv_scheme<Cuda, kv::Int4> = true;
+
 /// The tags of a model type: compute precision, weight scheme, KV-cache scheme and backend.
 /// `Spec<f32>` is the CPU model with weights as stored and an fp32 KV cache.
 template <Precision P, WeightScheme W = quant::None, KvScheme K = kv::Same, Backend B = Cpu>

@@ -16,10 +16,16 @@
 //
 // The error measured is that of the Linears' own outputs (the paper's per-layer objective);
 // AutoAWQ measures the scale search on the whole attention block or MLP instead.
+//
+// The algorithm (candidate scales, the choice of the winner, the clamping) is written once, here;
+// the expensive part of each search, quantizing candidate weights and measuring their output error
+// (pseudo-quantize + matmul + squared error), is a search backend's: CpuAwqSearch below, or
+// cuda::AwqSearch (backend/cuda/awq_search.cuh), which gives the same results up to float rounding.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <concepts>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -40,6 +46,82 @@ inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows) {
   return s;
 }
 
+/// The expensive parts of the two searches, on one device. A backend B provides
+///   b.scale_losses(x, ws, cands, group): for each candidate scale vector s (an empty one is
+///     skipped: infinity), the mean over the group's Linears and their outputs of the squared
+///     error of (x diag(1/s)) Q(W diag(s))^T against x W^T, Q = pseudo_quantize_int4;
+///   b.clip_errors(w, x, group, factors): [factors, in / group, out] the summed (over the tokens)
+///     squared error of output r restricted to group g's inputs when row r's group g is clamped to
+///     max|w| * factor and quantized, against the unclamped float weights.
+template <class B>
+concept AwqSearchBackend = requires(B& b, const FloatRows& m, const std::vector<const FloatRows*>& ws,
+                                    const std::vector<Eigen::VectorXf>& cands, const std::vector<float>& factors) {
+  { b.scale_losses(m, ws, cands, int64_t{}) } -> std::same_as<std::vector<double>>;
+  { b.clip_errors(m, m, int64_t{}, factors) } -> std::same_as<std::vector<float>>;
+};
+
+/// The CPU search backend: Eigen products, candidates (or groups) spread over a thread pool.
+class CpuAwqSearch {
+ public:
+  /// A backend that runs on `pool`.
+  explicit CpuAwqSearch(ThreadPool& pool = default_pool()) : pool_(pool) {}
+
+  /// The losses of the scale search's candidates (see AwqSearchBackend), one candidate per thread.
+  std::vector<double> scale_losses(const FloatRows& x, const std::vector<const FloatRows*>& ws,
+                                   const std::vector<Eigen::VectorXf>& cands, int64_t group) {
+    std::vector<FloatRows> ref;
+    for (const FloatRows* w : ws) ref.push_back(x * w->transpose());
+    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
+    pool_.parallel_for(static_cast<int64_t>(cands.size()), [&](int64_t i0, int64_t i1) {
+      FloatRows wq, xq;  // each thread its own buffers
+      for (int64_t i = i0; i < i1; ++i) {
+        const Eigen::VectorXf& s = cands[static_cast<size_t>(i)];
+        if (s.size() == 0) continue;
+        xq = x * s.cwiseInverse().asDiagonal();
+        double err = 0, count = 0;
+        for (size_t k = 0; k < ws.size(); ++k) {
+          wq = *ws[k] * s.asDiagonal();
+          pseudo_quantize_int4(wq.data(), wq.rows(), wq.cols(), group);
+          err += (xq * wq.transpose() - ref[k]).squaredNorm();
+          count += static_cast<double>(ref[k].size());
+        }
+        losses[static_cast<size_t>(i)] = err / count;
+      }
+    });
+    return losses;
+  }
+
+  /// The errors of the clip search's candidates (see AwqSearchBackend), one group per thread.
+  std::vector<float> clip_errors(const FloatRows& w, const FloatRows& x, int64_t group, const std::vector<float>& factors) {
+    const int64_t out = w.rows(), groups = w.cols() / group, nf = static_cast<int64_t>(factors.size());
+    std::vector<float> errs(static_cast<size_t>(nf * groups * out));
+    pool_.parallel_for(groups, [&](int64_t g0, int64_t g1) {  // groups are independent column blocks
+      FloatRows cand(out, group);
+      Eigen::VectorXf max_abs(out);
+      for (int64_t g = g0; g < g1; ++g) {
+        const FloatRows xg = x.middleCols(g * group, group);
+        const FloatRows wg = w.middleCols(g * group, group);
+        const FloatRows ref = xg * wg.transpose();  // [tokens, out]
+        max_abs = wg.cwiseAbs().rowwise().maxCoeff();
+        for (int64_t i = 0; i < nf; ++i) {
+          for (int64_t r = 0; r < out; ++r) {
+            const float m = max_abs[r] * factors[static_cast<size_t>(i)];
+            cand.row(r) = wg.row(r).cwiseMax(-m).cwiseMin(m);
+          }
+          pseudo_quantize_int4(cand.data(), out, group, group);
+          const Eigen::VectorXf err = (xg * cand.transpose() - ref).colwise().squaredNorm().transpose();
+          std::copy(err.data(), err.data() + out, errs.begin() + (i * groups + g) * out);
+        }
+      }
+    });
+    return errs;
+  }
+
+ private:
+  ThreadPool& pool_;
+};
+static_assert(AwqSearchBackend<CpuAwqSearch>);
+
 /// What search_awq_scales found.
 struct AwqScales {
   std::vector<float> scales;  ///< [in]: multiply the weights' columns by these, divide the input by them
@@ -50,10 +132,12 @@ struct AwqScales {
 
 /// x: calibration inputs [tokens, in] (all of them: mean|x| uses every row; the error uses
 /// `loss_rows` of them); ws: the group's weights, each [out_i, in].
-inline AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRows*>& ws, int64_t group,
-                                   int grid = 20, int64_t loss_rows = 2048, ThreadPool& pool = default_pool()) {
+template <AwqSearchBackend Backend>
+AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRows*>& ws, int64_t group, int grid,
+                            int64_t loss_rows, Backend& backend) {
   const int64_t in = x.cols();
   check(!ws.empty() && in % group == 0, "search_awq_scales: ", in, " input channels are not a multiple of group ", group);
+  check(grid > 0, "search_awq_scales: grid ", grid, " is not positive");
   Eigen::VectorXf x_mean = x.cwiseAbs().colwise().mean().transpose();
   // w~: |w| / max |w| of its group, averaged over every output row of the group's Linears.
   Eigen::VectorXf w_mean = Eigen::VectorXf::Zero(in);
@@ -69,11 +153,6 @@ inline AwqScales search_awq_scales(const FloatRows& x, const std::vector<const F
     rows += w->rows();
   }
   w_mean /= static_cast<float>(rows);
-  const FloatRows xs = sample_rows(x, loss_rows);
-  std::vector<FloatRows> ref;
-  for (const FloatRows* w : ws) ref.push_back(xs * w->transpose());
-
-  // The candidates are independent: one per thread of the pool, each with its own buffers.
   auto candidate = [&](int i) {
     const float a = static_cast<float>(i) / static_cast<float>(grid);
     Eigen::VectorXf s(in);
@@ -83,23 +162,12 @@ inline AwqScales search_awq_scales(const FloatRows& x, const std::vector<const F
     s /= std::sqrt(s.maxCoeff() * s.minCoeff());
     return s;
   };
-  std::vector<double> losses(static_cast<size_t>(grid), std::numeric_limits<double>::infinity());
-  pool.parallel_for(grid, [&](int64_t i0, int64_t i1) {
-    FloatRows wq, xq;
-    for (int64_t i = i0; i < i1; ++i) {
-      const Eigen::VectorXf s = candidate(static_cast<int>(i));
-      if (!s.allFinite()) continue;
-      xq = xs * s.cwiseInverse().asDiagonal();
-      double err = 0, count = 0;
-      for (size_t k = 0; k < ws.size(); ++k) {
-        wq = *ws[k] * s.asDiagonal();
-        pseudo_quantize_int4(wq.data(), wq.rows(), wq.cols(), group);
-        err += (xq * wq.transpose() - ref[k]).squaredNorm();
-        count += static_cast<double>(ref[k].size());
-      }
-      losses[static_cast<size_t>(i)] = err / count;
-    }
-  });
+  std::vector<Eigen::VectorXf> cands;
+  for (int i = 0; i < grid; ++i) {
+    cands.push_back(candidate(i));
+    if (!cands.back().allFinite()) cands.back().resize(0);
+  }
+  const std::vector<double> losses = backend.scale_losses(sample_rows(x, loss_rows), ws, cands, group);
   AwqScales best;
   best.loss_rtn = losses[0];
   best.loss = std::numeric_limits<double>::infinity();
@@ -107,56 +175,66 @@ inline AwqScales search_awq_scales(const FloatRows& x, const std::vector<const F
     if (losses[static_cast<size_t>(i)] < best.loss) {
       best.loss = losses[static_cast<size_t>(i)];
       best.ratio = static_cast<float>(i) / static_cast<float>(grid);
-      const Eigen::VectorXf s = candidate(i);
-      best.scales.assign(s.data(), s.data() + in);
+      best.scales.assign(cands[static_cast<size_t>(i)].data(), cands[static_cast<size_t>(i)].data() + in);
     }
   check(!best.scales.empty(), "search_awq_scales: no finite scales (are the calibration inputs finite?)");
   return best;
 }
 
+/// search_awq_scales on the CPU.
+inline AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRows*>& ws, int64_t group,
+                                   int grid = 20, int64_t loss_rows = 2048, ThreadPool& pool = default_pool()) {
+  CpuAwqSearch cpu(pool);
+  return search_awq_scales(x, ws, group, grid, loss_rows, cpu);
+}
+
+/// What search_awq_clip found and did.
+struct AwqClip {
+  double before = 0;  ///< mean squared output error of the sampled inputs, unclamped
+  double after = 0;   ///< the same with the ranges chosen
+  std::vector<float> shrink;  ///< [out, in / group] the factor of max|w| each (row, group) was clamped to
+};
+
 /// Clamps each (row, group) of w [out, in] to the range that minimizes the output error on x
-/// (sample of the inputs [tokens, in]); returns the mean squared output error before and after.
+/// (sample of the inputs [tokens, in]).
+template <AwqSearchBackend Backend>
+AwqClip search_awq_clip(FloatRows& w, const FloatRows& x, int64_t group, int grid, float max_shrink, Backend& backend) {
+  const int64_t out = w.rows(), in = w.cols(), groups = in / group;
+  check(x.cols() == in && group > 0 && in % group == 0, "search_awq_clip: sizes do not match");
+  const int nf = static_cast<int>(max_shrink * static_cast<float>(grid));
+  check(nf > 0, "search_awq_clip: no candidates (grid ", grid, ", max_shrink ", max_shrink, ")");
+  std::vector<float> factors;
+  for (int i = 0; i < nf; ++i) factors.push_back(1.0f - static_cast<float>(i) / static_cast<float>(grid));
+  const std::vector<float> errs = backend.clip_errors(w, x, group, factors);  // [factors, groups, out]
+  AwqClip r;
+  r.shrink.assign(static_cast<size_t>(out * groups), 1.0f);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t row = 0; row < out; ++row) {
+      float best = std::numeric_limits<float>::infinity();
+      int best_i = 0;
+      for (int i = 0; i < nf; ++i) {
+        const float e = errs[static_cast<size_t>((i * groups + g) * out + row)];
+        if (e < best) best = e, best_i = i;
+      }
+      r.before += errs[static_cast<size_t>(g * out + row)];  // factor 1: unclamped
+      r.after += std::isfinite(best) ? best : errs[static_cast<size_t>(g * out + row)];
+      r.shrink[static_cast<size_t>(row * groups + g)] = factors[static_cast<size_t>(best_i)];
+      auto seg = w.row(row).segment(g * group, group);
+      const float m = seg.cwiseAbs().maxCoeff() * factors[static_cast<size_t>(best_i)];
+      seg = seg.cwiseMax(-m).cwiseMin(m);
+    }
+  const double n = static_cast<double>(x.rows()) * static_cast<double>(out);
+  r.before /= n;
+  r.after /= n;
+  return r;
+}
+
+/// search_awq_clip on the CPU; returns the mean squared output error before and after.
 inline std::pair<double, double> search_awq_clip(FloatRows& w, const FloatRows& x, int64_t group, int grid = 20,
                                                  float max_shrink = 0.5f, ThreadPool& pool = default_pool()) {
-  const int64_t out = w.rows(), in = w.cols(), groups = in / group;
-  check(x.cols() == in && in % group == 0, "search_awq_clip: sizes do not match");
-  std::vector<double> before(static_cast<size_t>(groups)), after(static_cast<size_t>(groups));
-  pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {  // groups are independent column blocks
-    FloatRows cand(out, group);
-    Eigen::VectorXf best_err(out), max_abs(out), best_max(out);
-    for (int64_t g = g0; g < g1; ++g) {
-      const FloatRows xg = x.middleCols(g * group, group);
-      const FloatRows wg = w.middleCols(g * group, group);
-      const FloatRows ref = xg * wg.transpose();  // [tokens, out]
-      max_abs = wg.cwiseAbs().rowwise().maxCoeff();
-      best_err.setConstant(std::numeric_limits<float>::infinity());
-      best_max = max_abs;
-      for (int i = 0; i < static_cast<int>(max_shrink * static_cast<float>(grid)); ++i) {
-        const float f = 1.0f - static_cast<float>(i) / static_cast<float>(grid);
-        for (int64_t r = 0; r < out; ++r) {
-          const float m = max_abs[r] * f;
-          cand.row(r) = wg.row(r).cwiseMax(-m).cwiseMin(m);
-        }
-        pseudo_quantize_int4(cand.data(), out, group, group);
-        const Eigen::VectorXf err = (xg * cand.transpose() - ref).colwise().squaredNorm().transpose();
-        if (i == 0) before[static_cast<size_t>(g)] = err.sum();
-        for (int64_t r = 0; r < out; ++r)
-          if (err[r] < best_err[r]) {
-            best_err[r] = err[r];
-            best_max[r] = max_abs[r] * f;
-          }
-      }
-      after[static_cast<size_t>(g)] = best_err.sum();
-      for (int64_t r = 0; r < out; ++r) {
-        auto seg = w.row(r).segment(g * group, group);
-        seg = seg.cwiseMax(-best_max[r]).cwiseMin(best_max[r]);
-      }
-    }
-  });
-  double b = 0, a = 0;
-  for (int64_t g = 0; g < groups; ++g) b += before[static_cast<size_t>(g)], a += after[static_cast<size_t>(g)];
-  const double n = static_cast<double>(x.rows()) * static_cast<double>(out);
-  return {b / n, a / n};
+  CpuAwqSearch cpu(pool);
+  const AwqClip r = search_awq_clip(w, x, group, grid, max_shrink, cpu);
+  return {r.before, r.after};
 }
 
 }  // namespace turbine::quant

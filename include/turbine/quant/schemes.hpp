@@ -53,22 +53,27 @@ struct Same {
   static constexpr std::string_view name = "same";  ///< as printed in logs and errors
   static constexpr int bits = 0;                    ///< 0: follows the compute precision
   static constexpr bool quantized = false;          ///< false: no scales are stored
+  static constexpr int group = 0;                   ///< unused (no scales)
 };
 
-/// KV cache quantized to int8, asymmetric, per token and head (quant/kv_quant.hpp). The CPU
-/// backend implements it as the numerical reference; the CUDA backend does not yet (a Spec
-/// naming it with turbine::Cuda stops the build with a static_assert).
+/// KV cache quantized to int8, asymmetric, per token and head (quant/kv_quant.hpp): the CPU backend
+/// implements it as the numerical reference, the CUDA backend stores it (backend/cuda/kv_quant.cuh).
 struct Int8 {
   static constexpr std::string_view name = "int8";  ///< as printed in logs and errors
   static constexpr int bits = 8;                    ///< bits per stored element
   static constexpr bool quantized = true;           ///< true: scales are stored next to the values
+  /// channels per scale and minimum within a head; 0: the whole head. The CUDA kernels need a
+  /// multiple of 8 that divides head_dim (or 0).
+  static constexpr int group = 0;
 };
 
-/// KV cache quantized to int4, asymmetric, per token and head; on the CPU as kv::Int8.
+/// KV cache quantized to int4, asymmetric, per token, head and group of 32 channels (16 levels
+/// over a whole head of outliers lose too much); on the CPU as kv::Int8.
 struct Int4 {
   static constexpr std::string_view name = "int4";  ///< as printed in logs and errors
   static constexpr int bits = 4;                    ///< bits per stored element
   static constexpr bool quantized = true;           ///< true: scales are stored next to the values
+  static constexpr int group = 32;                  ///< channels per scale and minimum (see kv::Int8::group)
 };
 
 }  // namespace kv
@@ -87,6 +92,7 @@ concept KvScheme = requires {
   { T::name } -> std::convertible_to<std::string_view>;
   { T::bits } -> std::convertible_to<int>;
   { T::quantized } -> std::convertible_to<bool>;
+  { T::group } -> std::convertible_to<int>;
 };
 
 }  // namespace turbine

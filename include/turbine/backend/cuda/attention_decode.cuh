@@ -20,6 +20,7 @@
 
 #include "attention_prefill.cuh"
 #include "device_buffer.cuh"
+#include "kv_quant.cuh"
 #include "vec.cuh"
 
 namespace turbine::cuda {
@@ -67,7 +68,7 @@ struct DecodeArgs {
   unsigned* counters;    ///< [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
   int prefetch_kv;       ///< read lengths and the cache before the new tokens before the PDL wait
   int min_tiles;         ///< tiles per split at least (decode_span)
-  int64_t kv_stride;     ///< elements between consecutive cache rows
+  int64_t kv_stride;     ///< elements between consecutive cache rows (bytes with a quantized cache)
   PagedKvTable table;    ///< paged caches: position p of sequence b is row table.row(b, p); no table: row p
   /// query heads; query heads per KV head; new tokens per sequence; sliding window (0: none);
   /// splits of the plan (the grid's x extent)
@@ -79,8 +80,9 @@ struct DecodeArgs {
 
 // MT m16 tiles hold the group*queries rows (padded); the 4 warps split as MT along rows times
 // 4/MT along the 64 positions of each tile. NS pipeline stages.
-/// The tiling of decode_split_kernel for head_dim HD, MT row tiles and NS pipeline stages.
-template <class T, int HD, int MT, int NS>
+/// The tiling of decode_split_kernel for head_dim HD, MT row tiles and NS pipeline stages; with a
+/// quantized KV scheme the NS stages hold codes and params, dequantized into one T tile of K and V.
+template <class T, int HD, int MT, int NS, class KV = kv::Same>
 struct DecodeConfig {
   /// threads per block; warps along the positions of a tile; positions per warp and tile; query
   /// rows held (16 per m16 tile)
@@ -88,7 +90,8 @@ struct DecodeConfig {
   static constexpr int kThreads = 128, kWN = 4 / MT, kKW = kDecodeTile / kWN, kRows = 16 * MT;
   ///@}
   /// shared memory of the Q tile plus the K/V pipeline, in bytes
-  static constexpr size_t kPipeBytes = size_t(kRows + 2 * NS * kDecodeTile) * HD * sizeof(T);
+  static constexpr size_t kPipeBytes = size_t(kRows + 2 * (KV::quantized ? 1 : NS) * kDecodeTile) * HD * sizeof(T) +
+                                       NS * kvq::stage_bytes<KV, HD, kDecodeTile>();
   /// shared memory of the cross-warp softmax merge, in bytes
   static constexpr size_t kMergeBytes = size_t(4) * 16 * (HD + 4) * sizeof(float) + 2 * 4 * 16 * sizeof(float);
   /// dynamic shared memory per block, in bytes: the larger of the two phases (they reuse it)
@@ -150,14 +153,17 @@ __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b
   }
 }
 
-template <class T, int HD, int MT, int NS>
+template <class T, int HD, int MT, int NS, class KV = kv::Same>
 __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
-  using Cfg = DecodeConfig<T, HD, MT, NS>;
+  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
   constexpr int kBN = kDecodeTile, kCh = HD / 8, kKW = Cfg::kKW, kRows = Cfg::kRows, kThreads = Cfg::kThreads;
+  constexpr bool kQuant = KV::quantized;
+  constexpr int kTiles = kQuant ? 1 : NS;        // T tiles of K (and V): the stages, or the dequantized tile
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* const sq = reinterpret_cast<T*>(smem_raw);  // [kRows][HD] swizzled
-  T* const sk = sq + kRows * HD;                 // [NS][BN][HD]
-  T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
+  T* const sk = sq + kRows * HD;                 // [kTiles][BN][HD]
+  T* const sv = sk + kTiles * kBN * HD;          // [kTiles][BN][HD]
+  unsigned char* const sc = reinterpret_cast<unsigned char*>(sv + kTiles * kBN * HD);  // quantized: [NS] KvStage
 
   pdl_launch_dependents();  // the next kernel may start its weight prefetch
   // q, the caches and the lengths may come from the previous kernels. With prefetch_kv only q and
@@ -188,13 +194,25 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
     }
   };
-  const T* const kbase = a.k[b] + int64_t(g) * HD;
-  const T* const vbase = a.v[b] + int64_t(g) * HD;
+  const T* const kbase = kQuant ? nullptr : a.k[b] + int64_t(g) * HD;
+  const T* const vbase = kQuant ? nullptr : a.v[b] + int64_t(g) * HD;
   // part 0: every row of the tile (rows past `end` zeroed); 1: all but the new tokens' rows (before
   // the wait); 2: only the new tokens' rows (after it). A row is written by one copy only: two
   // copies to one address could land in either order.
   auto load_kv = [&](int tile, int stage, int part) {
     const int n0 = start + tile * kBN;
+    if constexpr (kQuant) {
+      kvq::KvStage<KV, HD, kBN>::template load<kThreads>(
+          sc + stage * kvq::stage_bytes<KV, HD, kDecodeTile>(), reinterpret_cast<const unsigned char*>(a.k[b]),
+          reinterpret_cast<const unsigned char*>(a.v[b]), a.kv_stride, gridDim.y, g, tid, [&](int r, bool& ok) -> int64_t {
+            const int p = n0 + r;
+            ok = p < end;
+            const bool is_new = ok && p >= fresh;
+            if ((part == 1 && is_new) || (part == 2 && !is_new)) return -1;
+            return a.table.row(b, ok ? p : 0);
+          });
+      return;
+    }
     T* const dk = sk + stage * kBN * HD;
     T* const dv = sv + stage * kBN * HD;
 #pragma unroll
@@ -260,7 +278,13 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       for (int kk = 0; kk < HD / 16; ++kk)
         ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
     }
-    const int stage = it % NS;
+    const int stage = kQuant ? 0 : it % NS;
+    if constexpr (kQuant) {
+      // Every warp finished the last tile's mma (the barrier above): dequantize into the T tiles.
+      kvq::KvStage<KV, HD, kBN>::template dequant<T, kThreads>(
+          sc + (it % NS) * kvq::stage_bytes<KV, HD, kDecodeTile>(), tid, [&](int kv, int r, int c) { return (kv ? sv : sk) + swz<HD>(r, c); });
+      __syncthreads();
+    }
     const T* const ks_tile = sk + stage * kBN * HD + ks * kKW * HD;
     const T* const vs_tile = sv + stage * kBN * HD + ks * kKW * HD;
     const int n0 = start + it * kBN + ks * kKW;
@@ -451,11 +475,11 @@ __global__ static void __launch_bounds__(128) decode_combine_kernel(const Decode
 template <int HD>
 inline constexpr int kDecodeStages = HD == 128 ? 3 : 4;
 
-template <class T, int HD, int MT>
+template <class T, int HD, int MT, class KV = kv::Same>
 void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false) {
   constexpr int NS = kDecodeStages<HD>;
-  using Cfg = DecodeConfig<T, HD, MT, NS>;
-  auto kernel = decode_split_kernel<T, HD, MT, NS>;
+  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+  auto kernel = decode_split_kernel<T, HD, MT, NS, KV>;
   if constexpr (Cfg::kSmemBytes > 48 * 1024) {
     static std::atomic<uint64_t> raised{0};
     raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
@@ -468,10 +492,10 @@ void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool 
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class T, int HD, int MT>
+template <class T, int HD, int MT, class KV = kv::Same>
 int decode_blocks_per_sm() {
-  using Cfg = DecodeConfig<T, HD, MT, kDecodeStages<HD>>;
-  auto kernel = decode_split_kernel<T, HD, MT, kDecodeStages<HD>>;
+  using Cfg = DecodeConfig<T, HD, MT, kDecodeStages<HD>, KV>;
+  auto kernel = decode_split_kernel<T, HD, MT, kDecodeStages<HD>, KV>;
   // The occupancy query sees the kernel's raised shared-memory limit.
   if constexpr (Cfg::kSmemBytes > 48 * 1024)
     TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
@@ -503,7 +527,7 @@ decltype(auto) dispatch_decode(const AttentionShape& s, int queries, F&& f) {
 /// Chooses the splits for up to `max_batch` sequences of up to `max_len` positions from the SM
 /// count and the blocks resident per SM, so that one 32k sequence fills the GPU (32 splits of
 /// 1024 positions for 8 KV heads on an H100); never chunks under 64 positions.
-template <class T>
+template <class T, KvScheme KV = kv::Same>
 DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1) {
   static_assert(attn::kIsHalf16<T>, "attention_decode: T must be __half or __nv_bfloat16");
   check(shape.heads > 0 && shape.kv_heads > 0 && shape.heads % shape.kv_heads == 0, "attention_decode: heads (",
@@ -511,7 +535,7 @@ DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int
   check(queries >= 1 && queries <= 8, "attention_decode: queries per sequence ", queries, " (supported: 1 to 8)");
   check(max_batch >= 1 && max_len >= queries && max_len < (int64_t(1) << 31), "attention_decode: max_batch ",
         max_batch, " and max_len ", max_len, " out of range");
-  const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt()>(); });
+  const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt(), KV>(); });
   int dev = 0, sms = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -576,12 +600,13 @@ struct DecodeOptions {
 ///   q:        [batch, queries, heads, head_dim]
 ///   k_seq[b], v_seq[b] (device arrays of device pointers): sequence b's cache,
 ///             [rows, kv_stride], kv head h at + h*head_dim (kv_stride 0: kv_heads*head_dim);
+///             with a quantized KV: pools of kv_quant.cuh rows, kv_stride in bytes (0: kv_row_bytes);
 ///             position p is row p, or row options.table.row(b, p) of a paged pool
 ///   lengths:  [batch] int32 on the device, positions in each cache including the new tokens;
 ///             query j of sequence b sits at position lengths[b] - queries + j
 ///   out:      [batch, queries, heads, head_dim]
 /// Nothing on the host depends on the lengths, so the launch can be captured in a CUDA graph.
-template <class T>
+template <class T, KvScheme KV = kv::Same>
 void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq, const T* const* v_seq,
                       int64_t kv_stride, const int* lengths, int batch, T* out, void* workspace,
                       cudaStream_t stream = 0, const DecodeOptions& options = {}) {
@@ -590,9 +615,16 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
         plan.max_batch);
   check(plan.splits >= 1 && plan.splits <= attn::kMaxSplits, "attention_decode: the plan's splits (", plan.splits,
         ") must be 1 to ", attn::kMaxSplits);
-  if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
-  check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_decode: kv_stride ", kv_stride,
-        " must be >= kv_heads * head_dim and a multiple of 8 elements");
+  if constexpr (KV::quantized) {
+    const int64_t row = kv_row_bytes<T, KV>(s.kv_heads, s.head_dim);
+    if (kv_stride == 0) kv_stride = row;
+    check(kv_stride >= row && kv_stride % 16 == 0, "attention_decode: kv_stride ", kv_stride, " bytes must be >= ", row,
+          " (a quantized row) and a multiple of 16");
+  } else {
+    if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
+    check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_decode: kv_stride ", kv_stride,
+          " must be >= kv_heads * head_dim and a multiple of 8 elements");
+  }
   if (batch == 0) return;
   attn::DecodeArgs<T> a{};
   a.q = q;
@@ -614,17 +646,17 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.splits = plan.splits;
   a.scale_log2 = attn::kLog2e / std::sqrt(float(s.head_dim));
   const bool pdl = options.pdl && pdl_available();
-  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt()>(a, batch, stream, pdl); });
+  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV>(a, batch, stream, pdl); });
 }
 
-/// A plan with its own workspace (and zeroed counters for the folded merge).
-template <class T>
+/// A plan with its own workspace (and zeroed counters for the folded merge); KV: the caches' scheme.
+template <class T, KvScheme KV = kv::Same>
 class DecodeAttention {
  public:
   /// Plans for up to max_batch sequences of up to max_len cache positions with `queries` new
   /// tokens each, and allocates the workspace and the zeroed merge counters on the device.
   DecodeAttention(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1)
-      : plan_(plan_attention_decode<T>(shape, max_batch, max_len, queries)),
+      : plan_(plan_attention_decode<T, KV>(shape, max_batch, max_len, queries)),
         workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace"),
         counters_(attention_decode_counter_bytes(plan_) / sizeof(unsigned), "attention decode counters") {
     TURBINE_CUDA_CHECK(cudaMemset(counters_.data(), 0, counters_.bytes()));
@@ -647,7 +679,7 @@ class DecodeAttention {
       o.prefetch_kv = pdl;
       o.min_split_tiles = min_split_tiles;
     }
-    attention_decode(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);
+    attention_decode<T, KV>(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);
   }
 
  private:

@@ -16,6 +16,7 @@
 
 #include "../cpu/attention.hpp"
 #include "check.cuh"
+#include "kv_quant.cuh"
 #include "paged_kv.cuh"
 #include "types.cuh"
 
@@ -118,7 +119,7 @@ struct PrefillArgs {
   const T* k;        ///< [positions, kv_stride]: kv head h at + h * HD
   const T* v;        ///< [positions, kv_stride]
   T* out;            ///< [tokens, heads, HD]
-  int64_t kv_stride;  ///< elements between consecutive cache rows
+  int64_t kv_stride;  ///< elements between consecutive cache rows (bytes with a quantized cache)
   PagedKvTable table;  ///< paged cache: position p is row table.row(0, p); no table: row p
   /// new query tokens; cache position of the first; query heads; query heads per KV head;
   /// sliding window (0: unlimited)
@@ -131,8 +132,9 @@ struct PrefillArgs {
 // BM = 16 * MT * NW query rows per block: each of the NW warps owns MT m16 tiles (MT = 2 reuses every
 // K/V fragment read from shared memory for two tiles, halving shared-memory traffic per mma).
 // NS shared-memory stages of BN = 64 cache positions.
-/// The tiling of prefill_kernel for head_dim HD, MT m16 tiles per warp, NW warps and NS stages.
-template <class T, int HD, int MT, int NW, int NS>
+/// The tiling of prefill_kernel for head_dim HD, MT m16 tiles per warp, NW warps and NS stages;
+/// with a quantized KV scheme the NS stages hold codes and params, dequantized into one T tile.
+template <class T, int HD, int MT, int NW, int NS, class KV = kv::Same>
 struct PrefillConfig {
   /// query rows per block; cache positions per stage; threads per block
   ///@{
@@ -142,19 +144,24 @@ struct PrefillConfig {
   static constexpr bool kQInRegs = MT == 1;
   /// blocks per SM asked of __launch_bounds__ (1 leaves the large configuration more registers)
   static constexpr int kMinBlocks = (MT == 1 && HD == 128 && NW >= 8) ? 1 : 2;
-  /// dynamic shared memory per block, in bytes: the Q tile plus NS stages of K and V tiles
-  static constexpr size_t kSmemBytes = size_t(kBM + 2 * NS * kBN) * HD * sizeof(T);
+  /// dynamic shared memory per block, in bytes: the Q tile plus NS stages of K and V tiles (quantized:
+  /// one T tile of K and V plus NS stages of codes and params)
+  static constexpr size_t kSmemBytes =
+      size_t(kBM + 2 * (KV::quantized ? 1 : NS) * kBN) * HD * sizeof(T) + NS * kvq::stage_bytes<KV, HD, 64>();
 };
 
-template <class T, int HD, int MT, int NW, int NS>
+template <class T, int HD, int MT, int NW, int NS, class KV = kv::Same>
 __global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, NS>::kMinBlocks)
     prefill_kernel(const PrefillArgs<T> a) {
-  using Cfg = PrefillConfig<T, HD, MT, NW, NS>;
+  using Cfg = PrefillConfig<T, HD, MT, NW, NS, KV>;
   constexpr int kBM = Cfg::kBM, kBN = Cfg::kBN, kCh = HD / 8, kThreads = Cfg::kThreads;
+  constexpr bool kQuant = KV::quantized;
+  constexpr int kTiles = kQuant ? 1 : NS;        // T tiles of K (and V): the stages, or the dequantized tile
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* const sq = reinterpret_cast<T*>(smem_raw);  // [BM][HD] swizzled
-  T* const sk = sq + kBM * HD;                   // [NS][BN][HD]
-  T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
+  T* const sk = sq + kBM * HD;                   // [kTiles][BN][HD]
+  T* const sv = sk + kTiles * kBN * HD;          // [kTiles][BN][HD]
+  unsigned char* const sc = reinterpret_cast<unsigned char*>(sv + kTiles * kBN * HD);  // quantized: [NS] KvStage
 
   const int h = blockIdx.x;
   const int m0 = (gridDim.y - 1 - blockIdx.y) * kBM;  // the longest (last) query tiles start first
@@ -177,10 +184,21 @@ __global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, N
     const T* src = a.q + (int64_t(ok ? t : 0) * a.heads + h) * HD + c * 8;
     cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
   }
-  const T* const kbase = a.k + int64_t(kvh) * HD;
-  const T* const vbase = a.v + int64_t(kvh) * HD;
+  const T* const kbase = kQuant ? nullptr : a.k + int64_t(kvh) * HD;
+  const T* const vbase = kQuant ? nullptr : a.v + int64_t(kvh) * HD;
   auto load_kv = [&](int tile, int stage) {
     const int n0 = tile * kBN;
+    if constexpr (kQuant) {
+      kvq::KvStage<KV, HD, kBN>::template load<kThreads>(
+          sc + stage * kvq::stage_bytes<KV, HD, 64>(), reinterpret_cast<const unsigned char*>(a.k),
+          reinterpret_cast<const unsigned char*>(a.v), a.kv_stride, a.heads / a.group, kvh, tid,
+          [&](int r, bool& ok) -> int64_t {
+            const int p = n0 + r;
+            ok = p < kv_len;
+            return a.table.row(0, ok ? p : 0);
+          });
+      return;
+    }
     T* const dk = sk + stage * kBN * HD;
     T* const dv = sv + stage * kBN * HD;
 #pragma unroll
@@ -226,7 +244,13 @@ __global__ static void __launch_bounds__(32 * NW, PrefillConfig<T, HD, MT, NW, N
           ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
       }
     }
-    const int stage = it % NS;
+    const int stage = kQuant ? 0 : it % NS;
+    if constexpr (kQuant) {
+      // Every warp finished the last tile's mma (the barrier above): dequantize into the T tiles.
+      kvq::KvStage<KV, HD, kBN>::template dequant<T, kThreads>(
+          sc + (it % NS) * kvq::stage_bytes<KV, HD, 64>(), tid, [&](int kv, int r, int c) { return (kv ? sv : sk) + swz<HD>(r, c); });
+      __syncthreads();
+    }
     const T* const ks = sk + stage * kBN * HD;
     const T* const vs = sv + stage * kBN * HD;
     const int n0 = (t_begin + it) * kBN;
@@ -361,10 +385,10 @@ void raise_smem_limit(std::atomic<uint64_t>& raised, Kernel kernel, size_t bytes
 }
 
 /// Launches one prefill configuration (the benchmark compares configurations through this).
-template <class T, int HD, int MT, int NW, int NS>
+template <class T, int HD, int MT, int NW, int NS, class KV = kv::Same>
 void launch_prefill(const PrefillArgs<T>& a, cudaStream_t stream) {
-  using Cfg = PrefillConfig<T, HD, MT, NW, NS>;
-  auto kernel = prefill_kernel<T, HD, MT, NW, NS>;
+  using Cfg = PrefillConfig<T, HD, MT, NW, NS, KV>;
+  auto kernel = prefill_kernel<T, HD, MT, NW, NS, KV>;
   if constexpr (Cfg::kSmemBytes > 48 * 1024) {
     static std::atomic<uint64_t> raised{0};
     raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
@@ -374,7 +398,7 @@ void launch_prefill(const PrefillArgs<T>& a, cudaStream_t stream) {
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class T>
+template <class T, KvScheme KV = kv::Same>
 PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
                                  const AttentionShape& s, int64_t kv_stride, PagedKvTable table = {}) {
   static_assert(kIsHalf16<T>, "attention_prefill: T must be __half or __nv_bfloat16");
@@ -382,9 +406,16 @@ PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache,
         ") must be a positive multiple of kv_heads (", s.kv_heads, ")");
   check(tokens >= 0 && pos0 >= 0 && pos0 + tokens < (int64_t(1) << 31), "attention_prefill: tokens ", tokens,
         " at pos0 ", pos0, " out of range");
-  if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
-  check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_prefill: kv_stride ", kv_stride,
-        " must be >= kv_heads * head_dim and a multiple of 8 elements (16-byte rows)");
+  if constexpr (KV::quantized) {
+    const int64_t row = kv_row_bytes<T, KV>(s.kv_heads, s.head_dim);
+    if (kv_stride == 0) kv_stride = row;
+    check(kv_stride >= row && kv_stride % 16 == 0, "attention_prefill: kv_stride ", kv_stride, " bytes must be >= ",
+          row, " (a quantized row) and a multiple of 16");
+  } else {
+    if (kv_stride == 0) kv_stride = s.kv_heads * s.head_dim;
+    check(kv_stride >= s.kv_heads * s.head_dim && kv_stride % 8 == 0, "attention_prefill: kv_stride ", kv_stride,
+          " must be >= kv_heads * head_dim and a multiple of 8 elements (16-byte rows)");
+  }
   PrefillArgs<T> a{};
   a.q = q;
   a.k = k_cache;
@@ -408,14 +439,16 @@ PrefillArgs<T> make_prefill_args(const T* q, const T* k_cache, const T* v_cache,
 ///   q:     [tokens, heads, head_dim]
 ///   k, v:  [rows, kv_stride] (kv head h at + h*head_dim; kv_stride 0 means kv_heads*head_dim):
 ///          position p at row p (a contiguous cache of one sequence), or at row table.row(0, p)
-///          of a paged pool when `table` has blocks
+///          of a paged pool when `table` has blocks; KV quantized: kv_quant.cuh pools, kv_stride
+///          in bytes (0: kv_row_bytes)
 ///   out:   [tokens, heads, head_dim]
 /// T is __half or __nv_bfloat16; head_dim 64 or 128. Accumulates in fp32.
-template <class T>
+template <class T, KvScheme KV = kv::Same>
 void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, int64_t tokens, int64_t pos0,
                        const AttentionShape& shape, cudaStream_t stream = 0, int64_t kv_stride = 0,
                        PagedKvTable table = {}) {
-  const attn::PrefillArgs<T> a = attn::make_prefill_args(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride, table);
+  const attn::PrefillArgs<T> a =
+      attn::make_prefill_args<T, KV>(q, k_cache, v_cache, out, tokens, pos0, shape, kv_stride, table);
   if (tokens == 0) return;
   // Tile configurations measured on an H100 (bench/cuda_attention.cu, prefill_cfg/*): two m16 tiles
   // per warp (fewer shared-memory reads per mma) once there are enough 128-row blocks to fill the
@@ -423,11 +456,11 @@ void attention_prefill(const T* q, const T* k_cache, const T* v_cache, T* out, i
   const bool large = int64_t(shape.heads) * ((tokens + 127) / 128) > 512;
   switch (shape.head_dim) {
     case 64:
-      if (large) return attn::launch_prefill<T, 64, 2, 4, 2>(a, stream);
-      return attn::launch_prefill<T, 64, 1, 4, 2>(a, stream);
+      if (large) return attn::launch_prefill<T, 64, 2, 4, 2, KV>(a, stream);
+      return attn::launch_prefill<T, 64, 1, 4, 2, KV>(a, stream);
     case 128:
-      if (large) return attn::launch_prefill<T, 128, 2, 4, 2>(a, stream);
-      return attn::launch_prefill<T, 128, 1, 4, 2>(a, stream);
+      if (large) return attn::launch_prefill<T, 128, 2, 4, 2, KV>(a, stream);
+      return attn::launch_prefill<T, 128, 1, 4, 2, KV>(a, stream);
     default: fail("attention_prefill: head_dim ", shape.head_dim, " is not supported (supported: 64, 128)");
   }
 }

@@ -10,6 +10,7 @@
 #include "rope.cuh"
 #include "gemv.cuh"
 #include "gemm.cuh"
+#include "gemm_w4.cuh"
 #include "attention_prefill.cuh"
 #include "attention_decode.cuh"
 #include "sampling.cuh"

@@ -12,12 +12,18 @@
 // HSUB2 give q - z exactly, and one HMUL2 gives (q - z) * s rounded once to fp16: the same value as
 // the fp16 weights the f16 engine would upload from these integers.
 //
-// The kernel is gemv.cuh's with a 4-bit weight stream: one block per 16 rows, warps split k, lane
-// (g, c) loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the
-// four words of each feed four m16n8k16 mma steps (the tokens are the n = 8 side), and the first
-// step's loads go out before the programmatic-launch wait. x and the outputs use gemv.cuh's
-// policies (GemvX, GemvStore).
+// The kernels are gemv.cuh's with a 4-bit weight stream: 16-row tiles, warps split k, lane (g, c)
+// loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the four
+// words of each feed four m16n8k16 mma steps (the tokens are the n = 8 side), and the first loads
+// go out before the programmatic-launch wait. Two kernels (W4Launch picks; bench_cuda_kernels
+// gemv_w4_variant times both): kBase, one tile per block and each warp's loads all at once, then
+// its arithmetic; kStream, each warp's chunks through a ring of loads in flight across one or more
+// tiles per block, with (group 128) the scale applied to the fp32 sums instead of to every weight.
+// x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
+// GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
+// (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +32,7 @@
 #include "../../core/thread_pool.hpp"
 #include "../../core/weight_matrix.hpp"
 #include "gemv.cuh"
+#include "gemv_fused.cuh"
 
 namespace turbine::cuda {
 
@@ -81,9 +88,55 @@ inline W4Host w4_pack(const WeightMatrix& m) {
   return h;
 }
 
+/// Which kernel a W4 GEMV launch uses (the kernel benchmark times each; gemv_w4 picks by default).
+enum class W4Kernel {
+  kBase,    ///< one block per 16 rows, warps split k, every weight load of a warp issued at once
+  kStream,  ///< as kBase, but each warp streams its k share through a ring of kW4Depth loads in flight,
+            ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
+};
+
+/// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
+struct W4Launch {
+  W4Kernel kernel = W4Kernel::kStream;
+  int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
+  int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
+  bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
+};
+
+/// kStream: the most 16-row tiles one block takes.
+inline constexpr int kW4MaxTiles = 4;
+
 namespace detail {
 
-// 8 weights of one word, dequantized into the 16-byte fragment layout of gemv_mma_chunk.
+/// kStream: 128-input chunks of weights (2 rows x 16 bytes per lane) in flight per warp.
+inline constexpr int kW4Depth = 4;
+
+static __device__ __forceinline__ uint32_t w4_lop3_and_or(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));  // (a & mask) | bits
+  return r;
+}
+
+static __device__ __forceinline__ __half2 w4_as_half2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
+static __device__ __forceinline__ uint32_t w4_as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
+
+// The four input pairs of one word as fp16 q - z, exactly (small integers). Pairs 0 and 2 sit in
+// the low nibbles of word and word >> 8: OR'ed into 0x6400 they are 1024 + q, less 1024 + z. Pairs
+// 1 and 3 sit 4 bits higher: OR'ed into 0x6400 they are 1024 + 16q, and (1024 + 16q) / 16 - (64 + z)
+// in one HFMA2 is exact (a power-of-two product, an integer sum). So one shift, four LOP3 and four
+// half2 ops per word, where shifting each nibble pair down takes three more shifts.
+// z1024 = {1024 + z} (the params' high half), nz64 = {-(64 + z)}.
+static __device__ __forceinline__ void w4_q_minus_z8(uint32_t word, __half2 z1024, __half2 nz64, uint32_t (&out)[4]) {
+  const uint32_t hi = word >> 8;
+  const __half2 sixteenth = w4_as_half2(0x2C002C00u);  // 1/16
+  out[0] = w4_as_u32(__hsub2(w4_as_half2(w4_lop3_and_or(word, 0x000F000Fu, 0x64006400u)), z1024));
+  out[1] = w4_as_u32(__hfma2(w4_as_half2(w4_lop3_and_or(word, 0x00F000F0u, 0x64006400u)), sixteenth, nz64));
+  out[2] = w4_as_u32(__hsub2(w4_as_half2(w4_lop3_and_or(hi, 0x000F000Fu, 0x64006400u)), z1024));
+  out[3] = w4_as_u32(__hfma2(w4_as_half2(w4_lop3_and_or(hi, 0x00F000F0u, 0x64006400u)), sixteenth, nz64));
+}
+
+// 8 weights of one word, dequantized into the 16-byte fragment layout of gemv_mma_chunk: (q - z) * s
+// rounded once to fp16, the value the fp16 engine would upload.
 static __device__ __forceinline__ uint4 w4_dequant8(uint32_t word, __half2 p) {
   const __half2 s2 = __half2half2(__low2half(p)), z2 = __half2half2(__high2half(p));
   uint32_t out[4];
@@ -96,11 +149,24 @@ static __device__ __forceinline__ uint4 w4_dequant8(uint32_t word, __half2 p) {
   return make_uint4(out[0], out[1], out[2], out[3]);
 }
 
+// w4_dequant8 with w4_q_minus_z8's fewer shifts: the same values, bit for bit ((q - z) is exact).
+static __device__ __forceinline__ uint4 w4_dequant8_fast(uint32_t word, __half2 s2, __half2 z1024, __half2 nz64) {
+  uint32_t q[4];
+  w4_q_minus_z8(word, z1024, nz64, q);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) q[i] = w4_as_u32(__hmul2(w4_as_half2(q[i]), s2));
+  return make_uint4(q[0], q[1], q[2], q[3]);
+}
+
+// The kBase kernel: one block per 16 rows, warps split k, lane (g, c) loads 16 bytes (32 inputs) of
+// rows g and g + 8 per 128-input chunk, kUnroll chunks per warp and step, all loaded before any is
+// multiplied (the first step before the programmatic-launch wait).
 template <int kWarps, int kUnroll, class X, class E>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k, int group,
                    int tokens, const X xs, const E ep) {
   pdl_launch_dependents();
+  extern __shared__ uint4 gemv_w4_staged[];  // the x source's staging area (dynamic, often empty)
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
@@ -128,8 +194,9 @@ __global__ static void __launch_bounds__(kWarps * 32)
   const int first = warp * kUnroll;
   if (first * 128 < k) load_w(first);
   pdl_wait();
-  xs.template prologue<kWarps * 32>(nullptr, k, tokens);
-  const auto xl = xs.lane(min(g, tokens - 1), k, 0, nullptr);
+  __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
+  xs.template prologue<kWarps * 32>(staged, k, tokens);
+  const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
   for (int c0 = first; c0 * 128 < k; c0 += kWarps * kUnroll) {
     if (c0 != first) load_w(c0);
 #pragma unroll
@@ -150,6 +217,152 @@ __global__ static void __launch_bounds__(kWarps * 32)
   gemv_reduce_store<kWarps>(d0, d1, tokens, n, ep);
 }
 
+// The kStream kernel. Why not kBase: with k = 4096 each kBase warp issues its only loads at once,
+// waits, then computes, so an SM alternates between waiting and computing, and half of an SM's
+// lanes idle while the other half dequantizes. Here each warp walks its items (the chunks
+// warp, warp + kWarps, ... of each of the block's tiles, one tile after the other) through a ring of
+// kW4Depth loads: the load of item i + kW4Depth goes out before item i is multiplied, so every warp
+// keeps 4 x 32 bytes per lane in flight for its whole life, across tile boundaries. Scales and zeros
+// travel in the ring with their weights (one half2 per row and lane: a lane's 32 inputs are in one
+// group for every group size), so no load waits on another. The first kW4Depth loads go out before
+// the programmatic-launch wait.
+// kScaleAfter (group 128: the 16 inputs of an mma step share their rows' scales): the mma sums
+// (q - z) x in fp32 per chunk, then one FFMA per sum applies the scale, which takes the HMUL2 per
+// weight pair out (2 instead of 3 half2 ops per pair) and rounds the weight never. Otherwise the
+// weights are (q - z) * s in fp16, as kBase.
+// The warps' partial sums of each tile go to dynamic shared memory after the x source's area;
+// one barrier at the end, then each thread finishes rows g and g + 8 of one token (as
+// gemv_reduce_store), with the tile index as the policies' block index.
+template <int kWarps, bool kScaleAfter, class X, class E>
+__global__ static void __launch_bounds__(kWarps * 32)
+    gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
+                          int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
+                          const E ep) {
+  pdl_launch_dependents();
+  extern __shared__ uint4 gemv_w4_staged[];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int g = lane >> 2, c = lane & 3;
+  const int words = k >> 3, groups = k >> group_shift, chunks = (k + 127) >> 7;
+  const int tile0 = static_cast<int>(blockIdx.x) * tiles_per_block;
+  const int ntiles = min(tiles_per_block, tiles - tile0);
+  const int per_tile = warp < chunks ? (chunks - 1 - warp) / kWarps + 1 : 0;  // this warp's chunks of a tile
+  const int items = ntiles * per_tile;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  // The loading cursor: tile lt, chunk lc, and the rows' weights and params.
+  int lt = 0, lc = warp;
+  const uint32_t *lwa = nullptr, *lwb = nullptr;
+  const __half2 *lpa = nullptr, *lpb = nullptr;
+  auto point = [&](int t) {
+    int ra, rb;
+    ep.rows(tile0 + t, g, n, ra, rb);
+    lwa = qw + static_cast<int64_t>(ra) * words + 4 * c;
+    lwb = qw + static_cast<int64_t>(rb) * words + 4 * c;
+    lpa = params + static_cast<int64_t>(ra) * groups;
+    lpb = params + static_cast<int64_t>(rb) * groups;
+  };
+  uint4 va[kW4Depth], vb[kW4Depth];
+  __half2 sa[kW4Depth], sb[kW4Depth];
+  auto load = [&](int s) {  // s: a compile-time slot once unrolled
+    const int kk = lc * 128 + 32 * c;
+    if (kk < k) {
+      va[s] = vec::load_stream(lwa + lc * 16);
+      vb[s] = vec::load_stream(lwb + lc * 16);
+      sa[s] = __ldg(lpa + (kk >> group_shift));
+      sb[s] = __ldg(lpb + (kk >> group_shift));
+    } else {  // past k (k not a multiple of 128): x is zero there, the weights only need to be finite
+      va[s] = vb[s] = zero;
+      sa[s] = sb[s] = __half2{};
+    }
+    lc += kWarps;
+    if (lc >= chunks) {
+      lc = warp;
+      if (++lt < ntiles) point(lt);
+    }
+  };
+  if (items > 0) {
+    point(0);
+#pragma unroll
+    for (int s = 0; s < kW4Depth; ++s)
+      if (s < items) load(s);
+  }
+  pdl_wait();
+  __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
+  float* const partial = reinterpret_cast<float*>(reinterpret_cast<char*>(gemv_w4_staged) + x_smem_bytes);
+  xs.template prologue<kWarps * 32>(staged, k, tokens);
+  const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
+  const bool has_x = g < tokens;
+
+  int ct = 0, cc = warp;  // the computing cursor
+  float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc1[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int base = 0; base < items; base += kW4Depth) {
+#pragma unroll
+    for (int s = 0; s < kW4Depth; ++s) {
+      if (base + s >= items) break;
+      const uint4 a4 = va[s], b4 = vb[s];
+      const __half2 pa = sa[s], pb = sb[s];
+      if (base + s + kW4Depth < items) load(s);
+      const int kk = cc * 128 + 32 * c;
+      const bool xin = has_x && kk < k;
+      const uint32_t* a = reinterpret_cast<const uint32_t*>(&a4);
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(&b4);
+      const __half2 za = __half2half2(__high2half(pa)), zb = __half2half2(__high2half(pb));
+      const __half2 k960 = w4_as_half2(0x63806380u);  // 960
+      const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);  // -(64 + z)
+      if constexpr (kScaleAfter) {
+        float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint4 xv = xin ? xl(kk + 8 * j) : zero;
+          uint32_t wa[4], wb[4];
+          w4_q_minus_z8(a[j], za, nza, wa);
+          w4_q_minus_z8(b[j], zb, nzb, wb);
+          gemv_mma_chunk<__half>((j & 1) ? d1 : d0, make_uint4(wa[0], wa[1], wa[2], wa[3]),
+                                 make_uint4(wb[0], wb[1], wb[2], wb[3]), xv);
+        }
+        // d[j]: row g (j < 2) or g + 8, whose scale this lane loaded (a chunk is one group)
+        const float s_a = __low2float(pa), s_b = __low2float(pb);
+        acc[0] = fmaf(s_a, d0[0] + d1[0], acc[0]);
+        acc[1] = fmaf(s_a, d0[1] + d1[1], acc[1]);
+        acc[2] = fmaf(s_b, d0[2] + d1[2], acc[2]);
+        acc[3] = fmaf(s_b, d0[3] + d1[3], acc[3]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint4 xv = xin ? xl(kk + 8 * j) : zero;
+          gemv_mma_chunk<__half>((j & 1) ? acc1 : acc, w4_dequant8_fast(a[j], __half2half2(__low2half(pa)), za, nza),
+                                 w4_dequant8_fast(b[j], __half2half2(__low2half(pb)), zb, nzb), xv);
+        }
+      }
+      cc += kWarps;
+      if (cc >= chunks) {  // this warp's share of tile ct is done
+        float* p = partial + ((ct * kWarps + warp) * 4) * 32 + lane;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          p[j * 32] = acc[j] + acc1[j];
+          acc[j] = acc1[j] = 0.f;
+        }
+        cc = warp;
+        ++ct;
+      }
+    }
+  }
+  __syncthreads();
+  const int active = min(kWarps, chunks);  // warps past the last chunk wrote nothing
+  for (int i = threadIdx.x; i < ntiles * 64; i += kWarps * 32) {
+    const int t = i >> 6, j = (i >> 5) & 1, l = i & 31;
+    float s0 = 0.f, s1 = 0.f;
+    for (int q = 0; q < active; ++q) {
+      const float* p = partial + ((t * kWarps + q) * 4) * 32 + l;
+      s0 += p[j * 32];
+      s1 += p[(j + 2) * 32];
+    }
+    const int tok = 2 * (l & 3) + j;
+    if (tok < tokens) ep.store(tile0 + t, l >> 2, tok, s0, s1, n);
+  }
+}
+
 // One thread per word: 8 weights of one row dequantized to fp16 with one 16-byte store.
 __global__ static void w4_dequantize_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                                             int64_t words, int k, int group, __half* __restrict__ out) {
@@ -161,33 +374,166 @@ __global__ static void w4_dequantize_kernel(const uint32_t* __restrict__ qw, con
   }
 }
 
+// Dynamic shared memory over 48 KB needs an opt-in per kernel: raised whenever a launch needs more
+// than this kernel was raised to on this device (as launch_gemv_kernel).
+template <auto kKernel>
+void w4_allow_smem(size_t smem, int tokens, int k) {
+  if (smem <= 48 * 1024) return;
+  static std::atomic<size_t> raised[64];  // per kernel (kernels of one signature share a pointer type)
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  if (smem <= raised[dev & 63].load(std::memory_order_acquire)) return;
+  int limit = 0;
+  cudaFuncAttributes attr{};
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kKernel));
+  const size_t most = size_t(limit) - attr.sharedSizeBytes;
+  check(smem <= most, "gemv_w4: ", tokens, " tokens of k = ", k, " need ", smem,
+        " bytes of shared memory; this GPU allows ", most, " (decode fewer sequences at once)");
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  raised[dev & 63].store(smem, std::memory_order_release);
+}
+
 template <int kWarps, int kUnroll, class X, class E>
 void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl) {
-  launch_kernel(gemv_w4_kernel<kWarps, kUnroll, X, E>, dim3(static_cast<unsigned>(ceil_div(w.n, kGemvRows))),
-                dim3(kWarps * 32), 0, stream, pdl, w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
+  constexpr auto kernel = gemv_w4_kernel<kWarps, kUnroll, X, E>;
+  const size_t smem = X::smem_bytes(tokens, w.k);
+  w4_allow_smem<kernel>(smem, tokens, w.k);
+  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(w.n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl,
+                w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
+}
+
+template <int kWarps, bool kScaleAfter, class X, class E>
+void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
+                           cudaStream_t stream, bool pdl) {
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E>;
+  const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
+  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * 32 * sizeof(float);
+  w4_allow_smem<kernel>(smem, tokens, w.k);
+  const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
+  const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
+  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tiles_per_block))), dim3(kWarps * 32), smem, stream,
+                pdl, w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tiles_per_block, static_cast<int>(x_smem),
+                x, e);
+}
+
+/// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
+/// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
+template <class X, class E>
+void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl,
+                    W4Launch how) {
+  const int chunks = static_cast<int>(ceil_div(w.k, 128));
+  if (how.kernel == W4Kernel::kBase) {
+    // 128-input chunks per row: enough warps that the first step covers k up to 4096 (every weight
+    // load issued before the programmatic-launch wait), fewer for small k.
+    if (chunks > 16) launch_gemv_w4_kernel<8, 4>(w, tokens, x, e, stream, pdl);
+    else if (chunks > 8) launch_gemv_w4_kernel<4, 4>(w, tokens, x, e, stream, pdl);
+    else launch_gemv_w4_kernel<2, 4>(w, tokens, x, e, stream, pdl);
+    return;
+  }
+  const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
+  // Not measured yet (bench_cuda_kernels gemv_w4 times the alternatives). 8 warps for the small
+  // matrices (o, qkv: 256-384 tiles, so split k 8 ways to have ~16 warps per SM) and for long rows
+  // (down: 14 chunks per warp keep the ring busy); 4 warps (8 chunks each at k = 4096) where there
+  // are enough tiles to fill the SMs with blocks (gate/up: 1792 tiles), two tiles per block there
+  // so that each warp's ring runs over 16 chunks.
+  int warps = how.warps;
+  if (warps == 0) warps = (tiles >= 1024 && chunks <= 64) ? 4 : 8;
+  check(warps == 4 || warps == 8, "gemv_w4: ", warps, " warps per block is not supported (supported: 4, 8)");
+  int tpb = how.tiles_per_block;
+  if (tpb == 0) tpb = tiles >= 1024 ? 2 : 1;
+  check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
+        kW4MaxTiles, ")");
+  const bool after = how.scale_after && w.group == 128;
+  if (warps == 4) {
+    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl);
+    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl);
+  } else {
+    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl);
+    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl);
+  }
+}
+
+inline void check_w4(const char* what, const W4Matrix& w, int tokens) {
+  check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0, what,
+        ": bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group, "; k must be a multiple of the group, 32/64/128)");
+  check(tokens >= 0 && tokens <= kGemvMaxTokens, what, ": ", tokens, " tokens is not supported (supported: 1 to ",
+        kGemvMaxTokens, ")");
+  check(aligned16(w.qweight), what, ": qweight must be 16-byte aligned");
 }
 
 }  // namespace detail
 
 /// y = x * W^T (+ bias) for 1..8 tokens with 4-bit W. x: [tokens, w.k] fp16, bias: [w.n] or null,
 /// y: [tokens, w.n] fp16. prefetch_weights: as gemv() (programmatic dependent launch on sm_90+).
+/// how: the kernel and its launch configuration (the default: the launcher's choice).
 inline void gemv_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                    cudaStream_t stream = nullptr, bool prefetch_weights = true) {
-  check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0,
-        "gemv_w4: bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group, "; k must be a multiple of the group, 32/64/128)");
-  check(tokens >= 0 && tokens <= kGemvMaxTokens, "gemv_w4: ", tokens, " tokens is not supported (supported: 1 to ",
-        kGemvMaxTokens, ")");
-  check(aligned16(w.qweight) && aligned16(x), "gemv_w4: qweight and x must be 16-byte aligned");
+                    cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+  detail::check_w4("gemv_w4", w, tokens);
+  check(aligned16(x), "gemv_w4: x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  const detail::GemvX<__half> xs{x};
-  const detail::GemvStore<__half, __half> st{y, bias};
-  // 128-input chunks per row: enough warps that the first step covers k up to 4096 (every weight
-  // load issued before the programmatic-launch wait), fewer for small k.
-  const int chunks = static_cast<int>(ceil_div(w.k, 128));
-  if (chunks > 16) detail::launch_gemv_w4_kernel<8, 4>(w, tokens, xs, st, stream, pdl);
-  else if (chunks > 8) detail::launch_gemv_w4_kernel<4, 4>(w, tokens, xs, st, stream, pdl);
-  else detail::launch_gemv_w4_kernel<2, 4>(w, tokens, xs, st, stream, pdl);
+  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvStore<__half, __half>{y, bias}, stream, pdl,
+                         how);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_norm (gemv_fused.cuh) with 4-bit W: y = rms_norm(residual (+ delta)) * gamma x W^T (+ bias),
+/// residual + delta written to in.residual_out (if set). y: [tokens, w.n] fp16 or fp32.
+template <VecElement Y>
+void gemv_w4_norm(const W4Matrix& w, const NormInput<__half>& in, const __half* bias, Y* y, int tokens,
+                  cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+  detail::check_w4("gemv_w4_norm", w, tokens);
+  if (tokens == 0) return;
+  detail::check_norm_input("gemv_w4_norm", in, tokens, w.k);
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvStore<Y, __half>{y, bias}, stream, pdl,
+                         how);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_norm_rope (gemv_fused.cuh) with 4-bit W: the QKV projection of a decode step with the
+/// RMSNorm prologue and the rotary + KV-cache store epilogue. w: [(heads + 2 * kv_heads) * head_dim, k].
+inline void gemv_w4_norm_rope(const W4Matrix& w, const NormInput<__half>& in, const RopeKvOutput<__half>& out,
+                              int tokens, cudaStream_t stream = nullptr, bool prefetch_weights = true,
+                              W4Launch how = {}) {
+  detail::check_w4("gemv_w4_norm_rope", w, tokens);
+  check(out.heads > 0 && out.kv_heads > 0 && out.head_dim > 0 && out.head_dim % 16 == 0 &&
+            w.n == (out.heads + 2 * out.kv_heads) * out.head_dim,
+        "gemv_w4_norm_rope: bad sizes (n ", w.n, ", heads ", out.heads, ", kv_heads ", out.kv_heads, ", head_dim ",
+        out.head_dim, "; n must be (heads + 2 kv_heads) head_dim, head_dim a multiple of 16)");
+  check(out.q && out.k_caches && out.v_caches && out.positions && out.inv_freq,
+        "gemv_w4_norm_rope: q, caches, positions and inv_freq are required");
+  if (tokens == 0) return;
+  detail::check_norm_input("gemv_w4_norm_rope", in, tokens, w.k);
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_gate_up_silu (gemv_fused.cuh) with 4-bit W = [gate; up] ([2 * inter, k]): act = silu(x W_gate^T)
+/// * (x W_up^T), act: [tokens, inter] fp16. inter: a multiple of 8.
+inline void gemv_w4_gate_up_silu(const W4Matrix& w, const __half* x, __half* act, int tokens,
+                                 cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+  detail::check_w4("gemv_w4_gate_up_silu", w, tokens);
+  check(w.n % 16 == 0, "gemv_w4_gate_up_silu: n = ", w.n, " is not 2 * inter with inter a multiple of 8");
+  check(aligned16(x), "gemv_w4_gate_up_silu: x must be 16-byte aligned");
+  if (tokens == 0) return;
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvGateUpSilu<__half>{act}, stream, pdl, how);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_w4_gate_up_silu with x = rms_norm(residual (+ delta)) * gamma as gemv_w4_norm.
+inline void gemv_w4_norm_gate_up_silu(const W4Matrix& w, const NormInput<__half>& in, __half* act, int tokens,
+                                      cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+  detail::check_w4("gemv_w4_norm_gate_up_silu", w, tokens);
+  check(w.n % 16 == 0, "gemv_w4_norm_gate_up_silu: n = ", w.n, " is not 2 * inter with inter a multiple of 8");
+  if (tokens == 0) return;
+  detail::check_norm_input("gemv_w4_norm_gate_up_silu", in, tokens, w.k);
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvGateUpSilu<__half>{act}, stream, pdl,
+                         how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -3,9 +3,13 @@
 // reads q, k and v once, rotates q in place, and writes rotated k and biased v into the cache.
 // Rotation is "rotate half" (dims i and i + head_dim/2 pair up), angle = pos * inv_freq[i] in fp32,
 // as transformers computes it (turbine::rope_inv_freq gives inv_freq, including rope_scaling).
+// With a quantized KV scheme (kv::Int8, kv::Int4) the block stages its token's rotated k and v rows
+// in shared memory (fp32) and then quantizes each head with one warp (kv_quant.cuh): the caches are
+// quantized pools then, passed as T* (see kv_quant.cuh).
 #include <cstdint>
 
 #include "check.cuh"
+#include "kv_quant.cuh"
 #include "paged_kv.cuh"
 #include "vec.cuh"
 
@@ -26,7 +30,7 @@ struct RopeQkv {
   const T* q_bias = nullptr;        ///< [heads * head_dim] or null
   const T* k_bias = nullptr;        ///< [kv_heads * head_dim] or null
   const T* v_bias = nullptr;        ///< [kv_heads * head_dim] or null
-  T* k_cache = nullptr;             ///< [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t
+  T* k_cache = nullptr;             ///< [cache_positions, kv_heads, head_dim]: rotated k at pos0 + t (quantized KV: a kv_quant.cuh pool)
   T* v_cache = nullptr;             ///< [cache_positions, kv_heads, head_dim]; gets v (+ bias) at pos0 + t
   const float* inv_freq = nullptr;  ///< [head_dim / 2], device
   /// new tokens, query heads, KV heads, elements per head
@@ -50,8 +54,12 @@ namespace detail {
 inline constexpr int kRopeThreads = 128;
 
 // One block per token. Work items: 8 rotation pairs of one q or k head, or 8 elements of one v head.
-template <HalfElement T, int kHeadDim>
+// A quantized KV scheme stages k and v in `kv_stage` ([2][kv_heads][kHeadDim] fp32, dynamic shared
+// memory) and quantizes them after a barrier.
+template <HalfElement T, int kHeadDim, class KV = kv::Same>
 __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const RopeQkv<T> p) {
+  constexpr bool kQuant = KV::quantized;
+  extern __shared__ float kv_stage[];
   constexpr int kHalf = kHeadDim / 2;
   constexpr int kRotItemsPerHead = kHalf / 8;
   constexpr int kVItemsPerHead = kHeadDim / 8;
@@ -95,6 +103,12 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
         ra[e] = a[e] * c - b[e] * s;
         rb[e] = b[e] * c + a[e] * s;
       }
+      if (kQuant && !is_q) {
+        float* const dst = kv_stage + hk * kHeadDim;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dst[j + e] = ra[e], dst[j + kHalf + e] = rb[e];
+        continue;
+      }
       T* dst = is_q ? p.q + t * p.q_stride + h * kHeadDim
                     : k_cache + (row * p.kv_heads + hk) * kHeadDim;
       vec::store8(dst + j, ra);
@@ -111,7 +125,29 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] += bv[e];
       }
-      vec::store8(v_cache + (row * p.kv_heads + h) * kHeadDim + j, v);
+      if constexpr (kQuant) {
+        float* const dst = kv_stage + (p.kv_heads + h) * kHeadDim + j;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dst[e] = v[e];
+      } else {
+        vec::store8(v_cache + (row * p.kv_heads + h) * kHeadDim + j, v);
+      }
+    }
+  }
+  if constexpr (kQuant) {
+    using L = KvQuantLayout<KV, kHeadDim>;
+    constexpr int E = kHeadDim / 32;
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    const int64_t row_bytes = L::row_bytes(p.kv_heads);
+    for (int w = threadIdx.x >> 5; w < 2 * p.kv_heads; w += kRopeThreads / 32) {
+      const int h = w % p.kv_heads;
+      float x[E];
+#pragma unroll
+      for (int e = 0; e < E; ++e) x[e] = kv_stage[w * kHeadDim + lane * E + e];
+      unsigned char* const dst = reinterpret_cast<unsigned char*>(w < p.kv_heads ? k_cache : v_cache) + row * row_bytes;
+      kvq::quantize_head_warp<KV, kHeadDim>(x, lane, dst + h * L::kCodeBytes,
+                                            reinterpret_cast<__half2*>(dst + L::params_offset(p.kv_heads, h)));
     }
   }
 }
@@ -119,8 +155,9 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
 }  // namespace detail
 
 /// Adds the biases (if any), rotates q in place and k into k_cache, and copies v into v_cache, for
-/// tokens at positions pos0 .. pos0 + tokens - 1. head_dim: 64 or 128.
-template <HalfElement T>
+/// tokens at positions pos0 .. pos0 + tokens - 1. head_dim: 64 or 128. KV: the caches' scheme (a
+/// quantized one quantizes each k and v row as it is written; the caches are then kv_quant.cuh pools).
+template <HalfElement T, KvScheme KV = kv::Same>
 void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
   check(p.tokens >= 0 && p.heads > 0 && p.kv_heads > 0 && p.pos0 >= 0, "rope_qkv: bad sizes (tokens ", p.tokens,
         ", heads ", p.heads, ", kv_heads ", p.kv_heads, ", pos0 ", p.pos0, ")");
@@ -134,12 +171,19 @@ void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
   check(p.inv_freq != nullptr, "rope_qkv: inv_freq is null");
   if (p.tokens == 0) return;
   const dim3 grid(static_cast<unsigned>(p.tokens));
+  size_t smem = 0;
+  if constexpr (KV::quantized) {
+    smem = size_t(2) * p.kv_heads * p.head_dim * sizeof(float);
+    check(smem <= 48 * 1024, "rope_qkv: kv_heads * head_dim = ", int64_t(p.kv_heads) * p.head_dim,
+          " is too large for a quantized KV cache (supported: up to 6144)");
+    (void)kv_row_bytes<T, KV>(p.kv_heads, p.head_dim);  // checks that head_dim fits the scheme's groups
+  }
   switch (p.head_dim) {
     case 64:
-      detail::rope_qkv_kernel<T, 64><<<grid, detail::kRopeThreads, 0, stream>>>(p);
+      detail::rope_qkv_kernel<T, 64, KV><<<grid, detail::kRopeThreads, smem, stream>>>(p);
       break;
     case 128:
-      detail::rope_qkv_kernel<T, 128><<<grid, detail::kRopeThreads, 0, stream>>>(p);
+      detail::rope_qkv_kernel<T, 128, KV><<<grid, detail::kRopeThreads, smem, stream>>>(p);
       break;
     default:
       fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");

@@ -1,0 +1,347 @@
+#pragma once
+// W4A16 GEMM for 9 tokens and up (prefill chunks, batched decode): y[t, n] = sum_k x[t, k] W[n, k]
+// (+ bias[n]), W in gemv_w4.cuh's 4-bit layout (W4Matrix), dequantized in registers straight into
+// the mma fragments (Marlin's idea; our own code and our own, unchanged, weight layout).
+//
+// Why this shape. At 16-64 tokens the product is bound by reading W: 4-bit W is ~3.6x fewer bytes
+// than fp16, so W is read exactly once per token tile, with 16-byte loads, and nothing is written
+// back but y. The weights are the mma's A operand (16 rows of W), the tokens its n = 8 side, so a
+// token tile of 16 costs two mma columns and no padding. x is small and reused by every warp, so it
+// goes through a 3-stage cp.async pipeline in shared memory; the weights go straight from global
+// memory to registers (each 16-byte vector is used by exactly one lane: staging it in shared memory
+// would only add a copy), the next step's loads in flight while this step computes.
+//
+// mma.sync.m16n8k16.row.col f32.f16.f16.f32 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16"),
+// lane = 4 g + t (g = lane / 4 in 0..7, t = lane % 4), each register two fp16, lower k / column in
+// the low half:
+//   A (16 x 16, rows x k): a0 = (row g,     k 2t, 2t+1)   a1 = (row g + 8, k 2t, 2t+1)
+//                          a2 = (row g,     k 2t+8, 2t+9) a3 = (row g + 8, k 2t+8, 2t+9)
+//   B (16 x 8, k x col):   b0 = (k 2t, 2t+1, col g)       b1 = (k 2t+8, 2t+9, col g)
+//   C (16 x 8, f32):       c0 = (row g, col 2t)  c1 = (row g, col 2t+1)
+//                          c2 = (row g + 8, col 2t)  c3 = (row g + 8, col 2t+1)
+// Only the products a(row, k) * b(k, col) summed over k matter, so which physical input a logical k
+// stands for is free, provided that A of lane (g, t) and B of lane (g', t) agree for every g, g'.
+// Lane t therefore takes the logical k of an mma step from its own weight word: word j of the lane's
+// 16-byte vector (inputs 8j .. 8j+7 of the lane's 32) dequantizes (w4_dequant8) into four half2 =
+// input pairs (0,1) (2,3) (4,5) (6,7); the first mma uses pairs 0 and 1 as (a0, a2) for row g and
+// (a1, a3) for row g + 8, the second mma pairs 2 and 3; the lane's B registers are x[token][the same
+// 8 inputs] = one 16-byte shared-memory vector (b0, b1 of the first mma = its halves 0-3, of the
+// second = halves 4-7). This is exactly the GEMV's mapping (gemv_mma_chunk), which is tested.
+//
+// Tiles: a block is 8 warps x 16 rows = 128 rows of W and a tile of 16, 32 or 64 tokens (kTN = 2, 4
+// or 8 mma columns); a warp owns 16 rows and all the block's tokens, so a dequantized weight feeds
+// 2 kTN mmas. A step is 256 inputs: lane t loads, for rows g and g + 8, the 16 bytes at inputs
+// 128 c + 32 t (c = 0, 1) and their group's {scale, 1024 + zero}. When n / 128 x token tiles cannot
+// fill the GPU (Llama's 4096-row matrices give 32 blocks), k is split over blocks; each writes its
+// fp32 tile to a workspace and the last block of a tile to arrive (an atomic counter that it resets)
+// adds the partial tiles in a fixed order (deterministic) and stores y.
+//
+// Shared memory x tile: [stage][token][256 inputs + 16 pad] fp16. The reads (lanes (g, t) of a
+// quarter warp read 16 bytes of rows g, g + 1 at inputs 32 t + 8 j) would hit each bank twice
+// (lanes t and t + 2 are 64 bytes apart); swapping 16-byte units 2i and 2i+1 in the upper half of
+// every 128-input chunk (unit u ^ bit 3 of u) and a 32-byte row pad make them conflict-free.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "check.cuh"
+#include "gemv_w4.cuh"
+#include "vec.cuh"
+
+namespace turbine::cuda {
+
+/// Fewest tokens gemm_w4 is meant for (below, gemv_w4 is faster); it computes any count correctly.
+inline constexpr int kGemmW4MinTokens = kGemvMaxTokens + 1;
+
+namespace detail {
+
+inline constexpr int kW4gThreads = 256;  // 8 warps
+inline constexpr int kW4gRows = 128;     // rows of W per block: 16 per warp
+inline constexpr int kW4gStepK = 256;    // inputs per pipeline step: two 128-input chunks
+inline constexpr int kW4gStages = 3;     // x pipeline depth
+inline constexpr int kW4gXStride = kW4gStepK + 16;  // halves per token row of a stage (the pad: see above)
+inline constexpr int kW4gMaxBlocksPerSm = 8;         // 256-thread blocks (2048 threads per SM)
+// Split-k workspace per SM, in float4: token columns (kTN) x resident blocks is at most 16 on sm_80 /
+// sm_90 (shared memory bounds the 32- and 64-token tiles, threads the 16-token one).
+inline constexpr size_t kW4gPartialsPerSm = size_t(16) * kW4gThreads;
+
+template <int kTN>
+constexpr size_t w4g_smem_bytes() {
+  return size_t(kW4gStages) * (8 * kTN) * kW4gXStride * sizeof(__half);
+}
+
+static __device__ __forceinline__ uint32_t w4g_smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte global -> shared copy; with pred false nothing is read and the 16 bytes become zeros
+// (tokens past the count and inputs past the split then multiply as 0, never as stale NaN).
+static __device__ __forceinline__ void w4g_cp_async16(uint32_t dst, const void* src, bool pred) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0));
+}
+static __device__ __forceinline__ void w4g_cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+static __device__ __forceinline__ void w4g_cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// Where 16-byte unit u (inputs 8u .. 8u+7 of a step) of a token row lives in shared memory.
+static __device__ __forceinline__ int w4g_swizzle(int u) { return u ^ ((u >> 3) & 1); }
+
+// Resident blocks per SM asked of the register allocator, as many as fit without spills (ptxas,
+// CUDA 13, sm_90a: 99 / 124 / 166 registers for kTN 2 / 4 / 8; asking for 3 / 3 / 2 spills).
+template <int kTN>
+inline constexpr int kW4gMinBlocks = kTN == 8 ? 1 : 2;
+
+template <int kTN>
+__global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
+    gemm_w4_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, const __half* __restrict__ x,
+                   const __half* __restrict__ bias, __half* __restrict__ y, int n, int k, int group, int tokens,
+                   int k_split, float4* __restrict__ partials, unsigned* __restrict__ counters) {
+  constexpr int kBT = 8 * kTN;  // tokens per block
+  extern __shared__ __align__(16) uint4 w4g_dyn_smem[];
+  __half* xs = reinterpret_cast<__half*>(w4g_dyn_smem);  // [kW4gStages][kBT][kW4gXStride]
+  __shared__ unsigned last_block;
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * kW4gRows + warp * 16;
+  const int tok0 = blockIdx.y * kBT;
+  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
+  const int steps = (kend - kbeg + kW4gStepK - 1) / kW4gStepK;
+  const int words = k / 8, groups = k / group;
+  // Rows past n re-read row n - 1 (valid memory; their sums are never stored).
+  const uint32_t* wa = qw + static_cast<int64_t>(min(row0 + g, n - 1)) * words;
+  const uint32_t* wb = qw + static_cast<int64_t>(min(row0 + g + 8, n - 1)) * words;
+  const __half2* pa = params + static_cast<int64_t>(min(row0 + g, n - 1)) * groups;
+  const __half2* pb = params + static_cast<int64_t>(min(row0 + g + 8, n - 1)) * groups;
+
+  // x[tok0 .. tok0 + kBT)[step's 256 inputs] -> stage: kBT * 32 units, consecutive threads take
+  // consecutive units of a token row (512 contiguous bytes).
+  auto load_x = [&](int stage, int step) {
+    const int kb = kbeg + step * kW4gStepK;
+    __half* dst = xs + stage * (kBT * kW4gXStride);
+    static_assert(kBT * (kW4gStepK / 8) == kTN * kW4gThreads, "one unit per thread and token column");
+#pragma unroll
+    for (int q = 0; q < kTN; ++q) {
+      const int i = q * kW4gThreads + threadIdx.x;
+      const int r = i / (kW4gStepK / 8), u = i % (kW4gStepK / 8);
+      const int kk = kb + 8 * u;
+      const bool ok = tok0 + r < tokens && kk < kend;  // kend is a multiple of 32: units are all in or all out
+      const __half* src = ok ? x + static_cast<int64_t>(tok0 + r) * k + kk : x;
+      w4g_cp_async16(w4g_smem_u32(dst + r * kW4gXStride + 8 * w4g_swizzle(u)), src, ok);
+    }
+  };
+  // The lane's weights of one step: rows g (wv[c][0]) and g + 8 (wv[c][1]), inputs 128 c + 32 t.
+  uint4 wv[2][2];
+  __half2 sv[2][2];
+  auto load_w = [&](int step) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const int kk = kbeg + step * kW4gStepK + 128 * c + 32 * t;
+      const bool ok = kk < kend;  // 32 inputs, all in one group (group >= 32, k a multiple of the group)
+      wv[c][0] = ok ? vec::load_stream(wa + kk / 8) : make_uint4(0, 0, 0, 0);
+      wv[c][1] = ok ? vec::load_stream(wb + kk / 8) : make_uint4(0, 0, 0, 0);
+      sv[c][0] = ok ? pa[kk / group] : __half2{};
+      sv[c][1] = ok ? pb[kk / group] : __half2{};
+    }
+  };
+
+  float acc[kTN][4];
+#pragma unroll
+  for (int j = 0; j < kTN; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+
+#pragma unroll
+  for (int s = 0; s < kW4gStages - 1; ++s) {
+    if (s < steps) load_x(s, s);
+    w4g_cp_async_commit();  // always: the wait below counts groups
+  }
+  load_w(0);
+  for (int i = 0; i < steps; ++i) {
+    // Group i (this step's x) is in; the barrier also says every warp is done with step i - 1's
+    // stage, which the copy below overwrites.
+    w4g_cp_async_wait<kW4gStages - 2>();
+    __syncthreads();
+    if (i + kW4gStages - 1 < steps) load_x((i + kW4gStages - 1) % kW4gStages, i + kW4gStages - 1);
+    w4g_cp_async_commit();
+    uint4 cw[2][2];
+    __half2 cs[2][2];
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      cw[c][0] = wv[c][0], cw[c][1] = wv[c][1];
+      cs[c][0] = sv[c][0], cs[c][1] = sv[c][1];
+    }
+    if (i + 1 < steps) load_w(i + 1);  // in flight during this step's math
+    const __half* xt = xs + (i % kW4gStages) * (kBT * kW4gXStride) + g * kW4gXStride;
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const uint32_t* a = reinterpret_cast<const uint32_t*>(&cw[c][0]);
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(&cw[c][1]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint4 qa = w4_dequant8(a[j], cs[c][0]);  // row g, inputs 128c + 32t + 8j + (0..7)
+        const uint4 qb = w4_dequant8(b[j], cs[c][1]);  // row g + 8, the same inputs
+        const int unit = w4g_swizzle(16 * c + 4 * t + j);
+#pragma unroll
+        for (int tn = 0; tn < kTN; ++tn) {
+          // x[token tok0 + 8 tn + g][the same 8 inputs]
+          const uint4 xv = *reinterpret_cast<const uint4*>(xt + tn * 8 * kW4gXStride + 8 * unit);
+          gemv_mma<__half>(acc[tn], qa.x, qb.x, qa.y, qb.y, xv.x, xv.y);
+          gemv_mma<__half>(acc[tn], qa.z, qb.z, qa.w, qb.w, xv.z, xv.w);
+        }
+      }
+    }
+  }
+
+  if (gridDim.z > 1) {
+    // Split k: partial tiles [tile][split][tn][thread] float4 (coalesced), the last block adds them.
+    const unsigned tile = blockIdx.y * gridDim.x + blockIdx.x;
+    float4* mine = partials + (static_cast<size_t>(tile) * gridDim.z + blockIdx.z) * (kTN * kW4gThreads) + threadIdx.x;
+#pragma unroll
+    for (int tn = 0; tn < kTN; ++tn)
+      __stcg(mine + tn * kW4gThreads, make_float4(acc[tn][0], acc[tn][1], acc[tn][2], acc[tn][3]));
+    __threadfence();  // this block's partials are visible before its arrival is counted
+    __syncthreads();
+    if (threadIdx.x == 0) last_block = atomicAdd(counters + tile, 1u) == gridDim.z - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();  // the other blocks' partials are read after their arrivals were seen
+    const float4* all = partials + static_cast<size_t>(tile) * gridDim.z * (kTN * kW4gThreads) + threadIdx.x;
+#pragma unroll
+    for (int tn = 0; tn < kTN; ++tn) acc[tn][0] = acc[tn][1] = acc[tn][2] = acc[tn][3] = 0.f;
+    for (unsigned s = 0; s < gridDim.z; ++s) {  // split order, not arrival order: deterministic
+#pragma unroll
+      for (int tn = 0; tn < kTN; ++tn) {
+        const float4 v = __ldcg(all + (s * kTN + tn) * kW4gThreads);
+        acc[tn][0] += v.x, acc[tn][1] += v.y, acc[tn][2] += v.z, acc[tn][3] += v.w;
+      }
+    }
+    if (threadIdx.x == 0) counters[tile] = 0;  // ready for the next call (stream order)
+  }
+
+  // acc[tn][2h + e] = row row0 + g + 8h, token tok0 + 8tn + 2t + e.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = row0 + g + 8 * h;
+    if (row >= n) continue;
+    const float b = bias ? __half2float(bias[row]) : 0.f;
+#pragma unroll
+    for (int tn = 0; tn < kTN; ++tn) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int tok = tok0 + 8 * tn + 2 * t + e;
+        if (tok < tokens) y[static_cast<int64_t>(tok) * n + row] = __float2half_rn(acc[tn][2 * h + e] + b);
+      }
+    }
+  }
+}
+
+// The split-k workspace of one device: fp32 partial tiles and one arrival counter per tile. Made
+// once (never grown, so CUDA graphs that captured a gemm_w4 keep valid pointers) and kept for the
+// process; the counters reset themselves. Calls on one device must not overlap in time (one stream
+// per device, as the engine runs).
+struct W4gWorkspace {
+  float4* partials = nullptr;
+  unsigned* counters = nullptr;
+  size_t partial_float4s = 0;
+  int counter_count = 0;
+  int sms = 0;
+};
+
+inline const W4gWorkspace& w4g_workspace() {
+  static std::mutex mu;
+  static W4gWorkspace per_device[64];
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  check(dev >= 0 && dev < 64, "gemm_w4: device ", dev, " is not supported (0 to 63)");
+  std::lock_guard<std::mutex> lock(mu);
+  W4gWorkspace& w = per_device[dev];
+  if (!w.partials) {
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&w.sms, cudaDevAttrMultiProcessorCount, dev));
+    // Splitting never makes more blocks than fit at once (sms x blocks per SM), so neither more tiles
+    // than that nor more partial tiles (the launcher still clamps to these sizes).
+    w.counter_count = w.sms * kW4gMaxBlocksPerSm;
+    w.partial_float4s = size_t(w.sms) * kW4gPartialsPerSm;
+    TURBINE_CUDA_CHECK(cudaMalloc(&w.partials, w.partial_float4s * sizeof(float4)));
+    TURBINE_CUDA_CHECK(cudaMalloc(&w.counters, size_t(w.counter_count) * sizeof(unsigned)));
+    TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
+  }
+  return w;
+}
+
+// The once-per-device set-up of one tile size (shared-memory limit, resident blocks per SM, cached):
+// what a CUDA graph capture must not be the first to do.
+template <int kTN>
+int w4g_blocks_per_sm() {
+  constexpr size_t kSmem = w4g_smem_bytes<kTN>();
+  static std::atomic<uint64_t> raised{0};
+  static std::atomic<int> occupancy[64] = {};
+  raise_dynamic_smem(raised, gemm_w4_kernel<kTN>, kSmem);
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
+  if (per_sm == 0) {
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemm_w4_kernel<kTN>, kW4gThreads, kSmem));
+    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
+    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
+  }
+  return per_sm;
+}
+
+template <int kTN>
+void launch_gemm_w4_kernel(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                           cudaStream_t stream) {
+  constexpr size_t kSmem = w4g_smem_bytes<kTN>();
+  const int per_sm = w4g_blocks_per_sm<kTN>();
+  const W4gWorkspace& ws = w4g_workspace();
+  const int row_blocks = static_cast<int>(ceil_div(w.n, kW4gRows));
+  const int64_t token_tiles = ceil_div(tokens, 8 * kTN);
+  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * 8 * kTN, ")");
+  const int64_t tiles = row_blocks * token_tiles;
+  // Split k until the blocks fill the GPU once, keeping at least two 256-input steps per split.
+  const int64_t slots = int64_t(ws.sms) * per_sm;
+  const int steps = static_cast<int>(ceil_div(w.k, kW4gStepK));
+  int64_t splits = 1;
+  if (tiles < slots && tiles <= ws.counter_count) {
+    const int64_t fit = static_cast<int64_t>(ws.partial_float4s / (size_t(tiles) * kTN * kW4gThreads));
+    splits = std::clamp<int64_t>(std::min(slots / tiles, fit), 1, std::max(1, steps / 2));
+  }
+  const int k_split = static_cast<int>(ceil_div(steps, splits)) * kW4gStepK;
+  splits = ceil_div(w.k, k_split);  // <= the splits asked for: the workspace holds them
+  launch_kernel(gemm_w4_kernel<kTN>,
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(kW4gThreads), kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
+                k_split, ws.partials, ws.counters);
+}
+
+}  // namespace detail
+
+/// Does gemm_w4's once-per-device set-up now (the split-k workspace, ~8 MB on an H100, and the
+/// kernels' attributes): call it before capturing a CUDA graph that contains gemm_w4 calls, since
+/// a capture cannot allocate. gemm_w4 otherwise does it on its first call.
+inline void gemm_w4_prepare() {
+  (void)detail::w4g_workspace();
+  (void)detail::w4g_blocks_per_sm<2>();
+  (void)detail::w4g_blocks_per_sm<4>();
+  (void)detail::w4g_blocks_per_sm<8>();
+}
+
+/// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
+/// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
+/// y: [tokens, w.n] fp16; fp32 accumulation. Token tiles of 16, 32 or 64 by count.
+inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                    cudaStream_t stream = nullptr) {
+  check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0,
+        "gemm_w4: bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group,
+        "; k must be a multiple of the group, 32/64/128)");
+  check(tokens >= 0, "gemm_w4: ", tokens, " tokens");
+  check(aligned16(w.qweight) && aligned16(x), "gemm_w4: qweight and x must be 16-byte aligned");
+  if (tokens == 0) return;
+  if (tokens <= 16) detail::launch_gemm_w4_kernel<2>(w, x, bias, y, tokens, stream);
+  else if (tokens <= 32) detail::launch_gemm_w4_kernel<4>(w, x, bias, y, tokens, stream);
+  else detail::launch_gemm_w4_kernel<8>(w, x, bias, y, tokens, stream);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace turbine::cuda

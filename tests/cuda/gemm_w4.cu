@@ -1,0 +1,150 @@
+// W4A16 tensor-core GEMM (backend/cuda/gemm_w4.cuh) against the CPU product of x with the
+// dequantized fp16 weights (double sums), fresh random 4-bit weights and activations, poisoned
+// outputs; token counts on both sides of every token tile (16, 32, 64), row counts that are not
+// multiples of the 128-row block, k that is not a multiple of the 256-input step (SmolLM2's 576), k
+// split over blocks (few rows, long k) and not, every group size, with and without bias; and against
+// the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape.
+#include <doctest/doctest.h>
+
+#include <turbine/backend/cuda/gemm.cuh>
+#include <turbine/backend/cuda/gemm_w4.cuh>
+#include <turbine/io/ggml_quants.hpp>
+#include <turbine/quant/int4_groups.hpp>
+
+#include "kernel_test_util.cuh"
+#include "test_support.hpp"
+
+using namespace turbine;
+using namespace turbine::test;
+
+namespace {
+
+struct W4Case {
+  std::vector<std::byte> rows;  // I4G rows
+  WeightMatrix host;
+  std::vector<float> w;  // [n, k] the dequantized weights, rounded to fp16 as the GPU rounds them
+  cuda::DeviceBuffer<uint32_t> qweight, params;
+  cuda::W4Matrix dev;
+};
+
+W4Case make_w4(int n, int k, int group, std::mt19937& rng) {
+  W4Case c;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(k));
+  std::vector<float> w = random_floats(size_t(n) * k, rng, -2.f * scale, 2.f * scale);
+  const quant::Int4Groups g = quant::rtn_quantize_int4(w.data(), n, k, group, quant::round_scale_fp16);
+  c.rows = quant::int4_groups_to_rows(g);
+  c.host = WeightMatrix{int4_groups_type(group), n, k, c.rows.data()};
+  c.w.resize(size_t(n) * k);
+  for (int r = 0; r < n; ++r) io::dequantize_row(c.host.type, c.host.row(r), c.w.data() + size_t(r) * k, k);
+  c.w = round_to<__half>(c.w);  // (q - z) * s rounded once to fp16: w4_dequant8's value (gemv_w4.cu checks)
+  const cuda::W4Host h = cuda::w4_pack(c.host);
+  c.qweight = upload(h.qweight);
+  c.params = upload(h.params);
+  c.dev = cuda::W4Matrix{c.qweight.data(), reinterpret_cast<const __half2*>(c.params.data()), n, k, group};
+  return c;
+}
+
+// ref[t, r] = sum_k x[t, k] w[r, k] (+ bias[r]) in double.
+std::vector<float> reference(const W4Case& w, const std::vector<float>& x, const float* bias, int tokens) {
+  const int n = w.dev.n, k = w.dev.k;
+  std::vector<float> ref(size_t(tokens) * n);
+  default_pool().parallel_for(n, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* wr = w.w.data() + size_t(r) * k;
+      for (int t = 0; t < tokens; ++t) {
+        const float* xt = x.data() + size_t(t) * k;
+        double s = bias ? bias[r] : 0.0;
+        for (int i = 0; i < k; ++i) s += double(xt[i]) * double(wr[i]);
+        ref[size_t(t) * n + size_t(r)] = static_cast<float>(s);
+      }
+    }
+  }, 8);
+  return ref;
+}
+
+constexpr double kTol = 2e-3;
+
+}  // namespace
+
+TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..300 tokens") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4"));
+  struct Shape {
+    int n, k, group;
+  };
+  // SmolLM2 (k 576, group 64: two full 256-input steps and a 64-input one); Llama k (4096, 14336)
+  // with few rows (k split over many blocks) and odd n; group 32 with n over 4096 (no split); k below
+  // one step; k not a multiple of 128.
+  const Shape shapes[] = {{960, 576, 64},   {333, 4096, 128}, {136, 14336, 128}, {520, 2112, 64},
+                          {4100, 1184, 32}, {200, 96, 32},    {9, 160, 32},      {1536, 576, 64}};
+  int combo = 0;
+  for (const Shape& s : shapes) {
+    W4Case w = make_w4(s.n, s.k, s.group, rng);
+    const auto bias = random_half<__half>(s.n, rng);
+    auto d_bias = upload_half<__half>(bias);
+    for (int tokens : {9, 16, 17, 33, 64, 100, 128, 256, 300}) {
+      const bool with_bias = (combo++ % 2) == 0;  // alternate: every shape and tile sees both
+      const auto x = random_half<__half>(size_t(tokens) * s.k, rng);
+      auto d_x = upload_half<__half>(x);
+      cuda::DeviceBuffer<__half> d_y(size_t(tokens) * s.n);
+      poison(d_y);
+      cuda::gemm_w4(w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens);
+      sync_launch();
+      const auto ref = reference(w, x.values, with_bias ? bias.values.data() : nullptr, tokens);
+      expect_close("gemm_w4 tokens " + std::to_string(tokens) + " n " + std::to_string(s.n) + " k " +
+                       std::to_string(s.k) + " g" + std::to_string(s.group) + (with_bias ? " bias" : ""),
+                   download_half(d_y), ref, kTol);
+    }
+  }
+}
+
+TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + cuBLAS at a Llama-3-8B shape") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 vs cublas"));
+  cuda::Gemm gemm;
+  W4Case w = make_w4(4096, 4096, 128, rng);
+  cuda::DeviceBuffer<__half> d_w(size_t(4096) * 4096);
+  cuda::w4_dequantize(w.dev, d_w.data());
+  sync_launch();
+  const auto bias = random_half<__half>(4096, rng);
+  auto d_bias = upload_half<__half>(bias);
+  for (int tokens : {9, 16, 64, 256}) {
+    const auto x = random_half<__half>(size_t(tokens) * 4096, rng);
+    auto d_x = upload_half<__half>(x);
+    cuda::DeviceBuffer<__half> d_y(size_t(tokens) * 4096), d_y2(size_t(tokens) * 4096), d_ref(size_t(tokens) * 4096);
+    poison(d_y);
+    poison(d_y2);
+    poison(d_ref);
+    cuda::gemm_w4(w.dev, d_x.data(), d_bias.data(), d_y.data(), tokens);
+    sync_launch();
+    cuda::gemm_w4(w.dev, d_x.data(), d_bias.data(), d_y2.data(), tokens);  // split-k counters were reset
+    sync_launch();
+    gemm(d_x.data(), static_cast<const __half*>(d_w.data()), static_cast<const __half*>(d_bias.data()), d_ref.data(),
+         tokens, 4096, 4096);
+    sync_launch();
+    const auto got = download_half(d_y), got2 = download_half(d_y2);
+    CAPTURE(tokens);
+    CHECK(got == got2);  // deterministic: the splits are added in a fixed order
+    expect_close("gemm_w4 vs w4_dequantize + cuBLAS, tokens " + std::to_string(tokens), got, download_half(d_ref),
+                 kTol);
+    if (tokens == 16) {
+      expect_close("gemm_w4 vs CPU, 4096 x 4096, tokens 16", got,
+                   reference(w, x.values, bias.values.data(), tokens), kTol);
+    }
+  }
+}
+
+TEST_CASE("gemm_w4 names the supported sizes") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 sizes"));
+  W4Case w = make_w4(32, 256, 64, rng);
+  cuda::DeviceBuffer<__half> x(16 * 256), y(16 * 32);
+  cuda::W4Matrix bad = w.dev;
+  bad.group = 48;
+  CHECK_THROWS_WITH_AS(cuda::gemm_w4(bad, x.data(), nullptr, y.data(), 16), doctest::Contains("bad sizes"), Error);
+  CHECK_THROWS_WITH_AS(cuda::gemm_w4(w.dev, x.data(), nullptr, y.data(), -1), doctest::Contains("-1 tokens"), Error);
+  CHECK_THROWS_WITH_AS(cuda::gemm_w4(w.dev, x.data() + 1, nullptr, y.data(), 16), doctest::Contains("16-byte aligned"),
+                       Error);
+  cuda::gemm_w4(w.dev, x.data(), nullptr, y.data(), 0);  // nothing to do
+  sync_launch();
+}
