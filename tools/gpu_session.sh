@@ -8,7 +8,8 @@
 #                                throughput benchmarks, turbine serve, the CLI on the default model, the
 #                                examples, quantize + the AWQ directory on the GPU, the decode-step
 #                                benchmark and the generation grid against transformers (SKIP_SERVING,
-#                                SKIP_THROUGHPUT, SKIP_CLI, SKIP_AWQ, SKIP_STEP_BENCH, RUN_BUDGET_S)
+#                                SKIP_THROUGHPUT, SKIP_SERVE, SKIP_CLI, SKIP_AWQ, AWQ_FULL_DEVICES, SKIP_STEP_BENCH,
+#                                KERNEL_BENCH_FILTER + KERNEL_BENCH_S, ATTN_BENCH_FILTER, RUN_BUDGET_S)
 # Carry .device/carry (deps.tar.xz: Eigen, doctest, nlohmann-json, CLI11 headers for machines without
 # them) and .device/p0 or .device/p1 (tools/gpu_split_model.sh makes them). Logs go to $OUT/logs.tar.gz;
 # a short table is printed last.
@@ -130,7 +131,7 @@ if [ -x "$build/tests/test_serve_load" ] && [ -f "$model" ]; then
   grep -E "MESSAGE" "$logs/test_serve_load.log" | head -4
 fi
 # turbine serve on the GPU answers an OpenAI chat request (streamed) and reports its KV blocks
-if [ -x "$cli" ] && [ -f "$model" ]; then
+if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_SERVE:-0}" != 1 ]; then
   "$cli" serve "$model" --device cuda --port 18123 --quiet --max-concurrent 64 >"$logs/serve_cuda.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 60); do grep -q listening "$logs/serve_cuda.log" && break; sleep 1; done
@@ -168,7 +169,7 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_AWQ:-0}" != 1 ]; then
   done
   ln -sfn /tmp/smol_awq_cuda /tmp/smol_awq
   # the default calibration size (--calib-samples 64 --calib-seqlen 512; ARCHITECTURE.md gives 8 x 512) on both
-  for dev in cpu cuda; do
+  for dev in ${AWQ_FULL_DEVICES-cpu cuda}; do
     "$cli" quantize "$model" --device $dev --method awq --calib docs/ARCHITECTURE.md -o /tmp/smol_awq_full_$dev \
       >"$logs/quantize_awq_full_$dev.log" 2>&1
     record "quantize awq full ($dev)" "rc $? : $(grep -E '^quantized' "$logs/quantize_awq_full_$dev.log" | cut -c1-90)"
@@ -189,7 +190,7 @@ if [ -f "$model" ]; then
 fi
 # per-kernel bandwidth at model shapes (GEMV, GEMM, norms), each with its fraction of the ceiling
 if [ -x "$build/bench/bench_cuda_kernels" ] && [ -n "${KERNEL_BENCH_FILTER:-}" ]; then
-  timeout 150 "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05 \
+  timeout "${KERNEL_BENCH_S:-150}" "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05 \
     >"$logs/bench_kernels.log" 2>&1
   record bench_cuda_kernels "rc $?"
 fi
