@@ -5,7 +5,7 @@
 #   bench_cuda_attention decode attention over f16 / int8 / int4 KV caches (GB/s on cache bytes)
 #   bench_cuda_decode_step w4   Llama-3-8B / SmolLM2 W4A16 decode step, unfused and fused chains
 # Knobs: GEMV_FILTER, GEMM_FILTER, ATTN_FILTER (Google Benchmark regexes), GEMV_S, GEMM_S, ATTN_S,
-# STEP_S (time limits), SKIP_STEP=1.
+# STEP_S (time limits), SKIP_ATTN=1, SKIP_STEP=1.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -24,7 +24,7 @@ bench() {  # name, seconds, binary, filter
 }
 bench gemv_w4 "${GEMV_S:-100}" "$build/bench/bench_cuda_kernels" "${GEMV_FILTER:-ceiling|gemv_w4_variant/.*/tokens:(1|8)(/|$)|gemv/llama3_8b_(o|qkv|down)_[0-9x]+/tokens:1(/|$)}"
 bench gemm_w4 "${GEMM_S:-120}" "$build/bench/bench_cuda_kernels" "${GEMM_FILTER:-ceiling|gemm_w4}"
-bench attn_kv "${ATTN_S:-90}" "$build/bench/bench_cuda_attention" "${ATTN_FILTER:-ceiling|decode_kv/}"
+[ "${SKIP_ATTN:-0}" = 1 ] || bench attn_kv "${ATTN_S:-90}" "$build/bench/bench_cuda_attention" "${ATTN_FILTER:-ceiling|decode_kv/}"
 if [ "${SKIP_STEP:-0}" != 1 ] && [ -x "$build/bench/bench_cuda_decode_step" ]; then
   timeout "${STEP_S:-90}" "$build/bench/bench_cuda_decode_step" w4 >"$out/decode_step_w4.log" 2>&1
   echo "decode_step w4: rc $?"

@@ -333,6 +333,13 @@ template <class Model>
 void run_bench_generation(CommonOptions& o, const Command& cmd) {
   using namespace bench_gen;
   constexpr bool gpu = kOnGpu<Model>;
+  using Spec = typename Model::spec;
+  // --weights / --kv pick the model type (run_cuda_bench_quant.cu); a type that does not match them
+  // (the CPU's, or a build without those types) refuses instead of measuring something else.
+  check(cmd.gen_weights == "same" || Spec::weight_scheme::quantized, "bench generation --weights ", cmd.gen_weights,
+        " runs on the GPU only (--device cuda)");
+  check(cmd.kv == std::string(Spec::kv_scheme::name) || (cmd.kv == "same" && !Spec::kv_scheme::quantized),
+        "bench generation --kv ", cmd.kv, " runs on the GPU only (--device cuda)");
   const std::vector<Io> grid = parse_io(cmd.gen_io);
   check(!cmd.gen_random || o.model.empty(), "give either MODEL or --random-weights, not both");
   check(cmd.gen_random || cmd.gen_shape.empty(), "--shape needs --random-weights");
@@ -380,8 +387,11 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
     check(io.prompt + io.output <= c.max_position_embeddings, "--io ", io.prompt, "/", io.output, ": ",
           io.prompt + io.output, " tokens exceed the model's context of ", c.max_position_embeddings);
   const double wbytes = bench_gen::streamed_weight_bytes(model);
-  const double kv_pos = 2.0 * double(c.num_layers) * double(c.kv_size()) * (gpu ? 2.0 : 4.0);  // bytes per position
+  double kv_pos = 2.0 * double(c.num_layers) * double(c.kv_size()) * 4.0;  // bytes per position (fp32 on the CPU)
+  if constexpr (gpu) kv_pos = static_cast<double>(model.kv_bytes_per_position());  // f16, or int8/int4 codes + scales
   const std::string dtype = gpu ? o.dtype : "f32";
+  std::string scheme = "weights " + std::string(Spec::weight_scheme::quantized ? "4-bit " : "") +
+                       std::string(Spec::weight_scheme::name) + ", KV " + std::string(Spec::kv_scheme::name);
   std::fprintf(stderr, "bench generation: %s, %s, weights %.2f GB streamed per step, loaded in %.1f s (%.1f s making them)\n",
                label.c_str(), dtype.c_str(), wbytes / 1e9, load_s, gen_s);
 
@@ -487,7 +497,7 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
     }
   }
 
-  std::printf("turbine bench generation: %s, %s, %s\n", label.c_str(), dtype.c_str(), ceil.device.c_str());
+  std::printf("turbine bench generation: %s, %s, %s, %s\n", label.c_str(), dtype.c_str(), scheme.c_str(), ceil.device.c_str());
   std::printf("ceilings (this run): copy %.0f GB/s (1 GiB %s, read+write)%s", ceil.copy_GBps, gpu ? "device-to-device" : "memcpy",
               ceil.gemm_TFLOPs > 0 ? "" : "\n");
   if (ceil.gemm_TFLOPs > 0) std::printf(", %s GEMM 8192^3 %.0f TFLOP/s\n", dtype.c_str(), ceil.gemm_TFLOPs);
@@ -512,6 +522,8 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
                         {"shape", cmd.gen_shape},
                         {"random_weights", cmd.gen_random},
                         {"dtype", dtype},
+                        {"weights", std::string(Spec::weight_scheme::name)},
+                        {"kv", std::string(Spec::kv_scheme::name)},
                         {"device", ceil.device},
                         {"ceilings", {{"copy_GBps", ceil.copy_GBps}, {"gemm_TFLOPs", ceil.gemm_TFLOPs}, {"memory_GiB", ceil.mem_total_GiB}}},
                         {"weight_bytes_read_per_step", wbytes},

@@ -138,8 +138,9 @@ struct Command {
   bool gen_random = false;
   std::string gen_shape, gen_json;
   int gen_runs = 1;
+  std::string gen_weights = "same";  // same, or w4: 4-bit group-128 weights rounded to nearest at load (GPU)
   // eval ppl (eval_ppl.hpp)
-  std::string eval_text, eval_kv = "same";
+  std::string eval_text, kv = "same";
   int64_t eval_ctx = 512, eval_max_tokens = 0, eval_skip_tokens = 0;
 };
 

@@ -61,12 +61,12 @@ void run_eval_ppl(CommonOptions& o, const Command& cmd) {
   std::fprintf(stderr, "\n");
   const double ppl = std::exp(nll / static_cast<double>(scored));
   if (cmd.json) {
-    nlohmann::json j = {{"model", path}, {"text", cmd.eval_text}, {"kv", cmd.eval_kv}, {"ctx", cmd.eval_ctx}, {"windows", windows},
+    nlohmann::json j = {{"model", path}, {"text", cmd.eval_text}, {"kv", cmd.kv}, {"ctx", cmd.eval_ctx}, {"windows", windows},
                         {"scored_tokens", scored}, {"ppl", ppl}, {"mean_nll", nll / static_cast<double>(scored)}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("perplexity %.4f over %lld tokens (%lld windows of %lld) of %s, KV cache %s\n", ppl, (long long)scored,
-                (long long)windows, (long long)cmd.eval_ctx, cmd.eval_text.c_str(), cmd.eval_kv.c_str());
+                (long long)windows, (long long)cmd.eval_ctx, cmd.eval_text.c_str(), cmd.kv.c_str());
   }
 }
 

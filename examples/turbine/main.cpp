@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   bench_gen->add_option("--io", cmd.gen_io, "PROMPT/OUTPUT token counts (comma-separated list, e.g. 128/128,2048/128)")->delimiter(',');
   bench_gen->add_option("--runs", cmd.gen_runs, "timed runs per configuration (after an untimed one)")->check(CLI::PositiveNumber);
   bench_gen->add_option("--json", cmd.gen_json, "also write the results to this JSON file");
+  bench_gen->add_option("--weights", cmd.gen_weights, "same (as stored or made), or w4: 4-bit group-128 weights rounded to nearest at load (W4A16; GPU)")
+      ->check(CLI::IsMember({"same", "w4"}));
+  bench_gen->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (GPU)")->check(CLI::IsMember({"same", "int8", "int4"}));
 
   auto* bench_tp = bench->add_subcommand("throughput", "offline serving throughput: N ShareGPT-like requests through the continuous-batching engine (GPU or CPU)");
   ThroughputOptions tp;
@@ -62,7 +65,7 @@ int main(int argc, char** argv) {
   eval_ppl->add_option("--ctx", cmd.eval_ctx, "tokens per window (each window starts from an empty cache)")->check(CLI::PositiveNumber);
   eval_ppl->add_option("--max-tokens", cmd.eval_max_tokens, "use at most this many tokens of the text (0: all)")->check(CLI::NonNegativeNumber);
   eval_ppl->add_option("--skip-tokens", cmd.eval_skip_tokens, "skip this many tokens at the start (e.g. the calibration part)")->check(CLI::NonNegativeNumber);
-  eval_ppl->add_option("--kv", cmd.eval_kv, "KV cache: same (the compute precision), int8 or int4 (per token and head; int4 per group of 32 channels)")
+  eval_ppl->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (per token and head; int4 per group of 32 channels)")
       ->check(CLI::IsMember({"same", "int8", "int4"}));
   eval_ppl->add_flag("--json", cmd.json, "print the result as JSON");
 

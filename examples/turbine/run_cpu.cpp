@@ -5,9 +5,9 @@
 namespace turbine::cli {
 
 void run_on_cpu(const Command& cmd, CommonOptions& o) {
-  if (cmd.kind == Command::EvalPpl && cmd.eval_kv == "int8")
+  if (cmd.kind == Command::EvalPpl && cmd.kv == "int8")
     return run_eval_ppl<Llama<f32, quant::None, kv::Int8, Cpu>>(o, cmd);
-  if (cmd.kind == Command::EvalPpl && cmd.eval_kv == "int4")
+  if (cmd.kind == Command::EvalPpl && cmd.kv == "int4")
     return run_eval_ppl<Llama<f32, quant::None, kv::Int4, Cpu>>(o, cmd);
   run_command<CpuModel>(cmd, o);
 }

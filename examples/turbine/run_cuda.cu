@@ -12,6 +12,7 @@ void run_on_cuda_w4_g32(const Command& cmd, CommonOptions& o);
 void run_on_cuda_w4_g64(const Command& cmd, CommonOptions& o);
 void run_on_cuda_w4_g128(const Command& cmd, CommonOptions& o);
 void run_on_cuda_kv(const Command& cmd, CommonOptions& o, int64_t awq_group);
+void run_on_cuda_bench_quant(const Command& cmd, CommonOptions& o);
 
 namespace {
 // The group size of an AWQ directory's 4-bit weights (its config.json), 0 for anything else.
@@ -24,9 +25,17 @@ int64_t awq_group_of(const std::string& model) {
 }  // namespace
 
 void run_on_cuda(const Command& cmd, CommonOptions& o) {
-  if (cmd.kind == Command::EvalPpl && cmd.eval_kv != "same") {
+  if (cmd.kind == Command::BenchGeneration && (cmd.gen_weights != "same" || cmd.kv != "same")) {
 #ifdef TURBINE_CLI_NARROW_CUDA
-    fail("--kv ", cmd.eval_kv, " on the GPU is not compiled into this turbine (it was configured with ",
+    fail("bench generation --weights ", cmd.gen_weights, " --kv ", cmd.kv, " is not compiled into this turbine (it was ",
+         "configured with TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
+#else
+    return run_on_cuda_bench_quant(cmd, o);
+#endif
+  }
+  if (cmd.kind == Command::EvalPpl && cmd.kv != "same") {
+#ifdef TURBINE_CLI_NARROW_CUDA
+    fail("--kv ", cmd.kv, " on the GPU is not compiled into this turbine (it was configured with ",
          "TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
 #else
     return run_on_cuda_kv(cmd, o, awq_group_of(o.model));

@@ -139,8 +139,8 @@ class CudaTransformer {
       layers_.push_back(std::move(d));
     }
     if constexpr (kW4) {
-      if (w4_gemm_) cuda::gemm_w4_prepare();  // now, not inside a graph capture
-      else make_w4_scratch();
+      cuda::gemm_w4_prepare();  // now, not inside a graph capture
+      make_w4_scratch();         // above kW4GemmMaxTokens tokens
     }
     inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
     set_inv_freq(rope_inv_freq(c, 1));
@@ -162,14 +162,10 @@ class CudaTransformer {
 
   /// The folds the decode step uses.
   const DecodeFusion& decode_fusion() const { return fusion_; }
-  /// 4-bit weights, more than 8 tokens: the W4A16 tensor-core GEMM (true, the default) or the
-  /// older w4_dequantize + cuBLASLt path (false; also TURBINE_W4_DEQUANT_GEMM=1), for comparison.
-  void set_w4_tensor_core_gemm(bool on) {
-    if constexpr (kW4) {
-      if (!on) make_w4_scratch();
-    }
-    w4_gemm_ = on;
-  }
+  /// 4-bit weights, 9 to kW4GemmMaxTokens tokens: the W4A16 tensor-core GEMM (true, the default)
+  /// or the w4_dequantize + cuBLASLt path that larger counts take (false; also
+  /// TURBINE_W4_DEQUANT_GEMM=1), for comparison.
+  void set_w4_tensor_core_gemm(bool on) { w4_gemm_ = on; }
   bool w4_tensor_core_gemm() const { return w4_gemm_; }
   /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {
@@ -421,13 +417,13 @@ class CudaTransformer {
   }
 
   /// y = x W^T for `t` tokens with one of a layer's Linears: T weights through cuda::linear, 4-bit
-  /// weights through the W4A16 GEMV (1..8 tokens) and above through the W4A16 tensor-core GEMM
-  /// (gemm_w4) or, when w4_gemm_ is off, a dequantized copy and cuBLASLt.
+  /// weights through the W4A16 GEMV (1..8 tokens), the W4A16 tensor-core GEMM (gemm_w4, up to
+  /// kW4GemmMaxTokens) and above through a dequantized copy and cuBLASLt.
   void linear(const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int t, int n, int k) {
     const T* no_bias = nullptr;
     if constexpr (kW4) {
       if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_);
-      if (w4_gemm_) return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_);
+      if (w4_gemm_ && t <= kW4GemmMaxTokens) return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_);
       cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
       cuda::linear(gemm_, x, static_cast<const T*>(w4_scratch_.data()), no_bias, y, t, n, k, stream_);
     } else {
@@ -855,8 +851,12 @@ class CudaTransformer {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   int64_t last_width_ = 0;  // the batch width of the last decode step
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
-  // 4-bit Linears over 8 tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set) dequantize + cuBLASLt.
+  // 4-bit Linears of 9..kW4GemmMaxTokens tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set)
+  // dequantize + cuBLASLt.
   bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
+  // Above this many tokens the dequantized copy + cuBLASLt is faster than gemm_w4 (H200,
+  // 2026-12-04, Llama-3-8B shapes: gemm_w4 wins up to 64 tokens, loses from 128; PERFORMANCE.md).
+  static constexpr int kW4GemmMaxTokens = 64;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
   std::unique_ptr<cuda::GpuSampler<T>> sampler_;

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "../../core/half.hpp"
@@ -432,16 +433,33 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
     return;
   }
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
-  // Not measured yet (bench_cuda_kernels gemv_w4 times the alternatives). 8 warps for the small
-  // matrices (o, qkv: 256-384 tiles, so split k 8 ways to have ~16 warps per SM) and for long rows
-  // (down: 14 chunks per warp keep the ring busy); 4 warps (8 chunks each at k = 4096) where there
-  // are enough tiles to fill the SMs with blocks (gate/up: 1792 tiles), two tiles per block there
-  // so that each warp's ring runs over 16 chunks.
-  int warps = how.warps;
-  if (warps == 0) warps = (tiles >= 1024 && chunks <= 64) ? 4 : 8;
+  // The most warps that fit in one wave (about 125 registers a lane: 16 warps per SM): the first of
+  // 8 warps x 1 tile, 4 x 1, 4 x 2, 4 x 4 per block whose warps all fit, so no SM runs a second,
+  // partial wave. Measured on an H200 (2026-12-04, PERFORMANCE.md) at Llama-3-8B's Linears: o
+  // (256 tiles) best at 8 x 1, qkv (384) at 4 x 1 (8 x 1 was 16% slower: 1.45 waves), gate_up
+  // (1792) at 4 x 4.
+  int warps = how.warps, tpb = how.tiles_per_block;
+  if (warps == 0 || tpb == 0) {
+    static std::atomic<int> sms_of[64];
+    int dev = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
+    if (sms == 0) {
+      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+      sms_of[dev & 63].store(sms, std::memory_order_relaxed);
+    }
+    const int wave = 16 * sms;
+    const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
+    std::pair<int, int> pick = shapes[3];
+    for (const auto& s : shapes)
+      if (static_cast<int64_t>(ceil_div(tiles, s.second)) * s.first <= wave) {
+        pick = s;
+        break;
+      }
+    if (warps == 0) warps = pick.first;
+    if (tpb == 0) tpb = pick.second;
+  }
   check(warps == 4 || warps == 8, "gemv_w4: ", warps, " warps per block is not supported (supported: 4, 8)");
-  int tpb = how.tiles_per_block;
-  if (tpb == 0) tpb = tiles >= 1024 ? 2 : 1;
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
