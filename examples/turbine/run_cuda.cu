@@ -41,7 +41,8 @@ void run_on_cuda(const Command& cmd, CommonOptions& o) {
     return run_on_cuda_kv(cmd, o, awq_group_of(o.model));
 #endif
   }
-  if (const int64_t group = awq_group_of(o.model); group > 0) {
+  // (random weights have no model file to look at)
+  if (const int64_t group = cmd.kind == Command::BenchGeneration && cmd.gen_random ? 0 : awq_group_of(o.model); group > 0) {
     check(o.dtype == "f16", o.model, ": 4-bit (AWQ) weights run with f16 activations on the GPU (drop --dtype ", o.dtype, ")");
 #ifdef TURBINE_CLI_NARROW_CUDA
     check(group == 128, o.model, ": group size ", group, " 4-bit weights on the GPU are not compiled into this turbine ",

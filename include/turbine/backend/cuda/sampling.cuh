@@ -29,6 +29,7 @@
 #include <cub/block/block_scan.cuh>
 #include <curand_kernel.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 
@@ -900,8 +901,6 @@ class GpuSampler {
     TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     check(bytes <= size_t(limit), "GpuSampler: vocab ", max_vocab, " needs ", bytes,
           " bytes of shared memory per block; this GPU allows ", limit);
-    TURBINE_CUDA_CHECK(
-        cudaFuncSetAttribute(sd::sample_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   }
 
   /// Rows per sample() call, at most.
@@ -922,7 +921,21 @@ class GpuSampler {
     check(max_history >= 0 && (max_history == 0 || history != nullptr),
           "GpuSampler::sample: history is null with max_history ", max_history);
     if (batch == 0) return;
-    sd::sample_kernel<T><<<batch, sd::kThreads, sd::sample_smem_bytes(vocab), stream>>>(
+    // The limit is raised here, in the function that launches: the kernel is static (one copy per
+    // translation unit), and a program with two CUDA translation units may link this function
+    // from one and the constructor from the other (seen on an H200: "invalid argument").
+    const size_t smem = sd::sample_smem_bytes(vocab);
+    if (smem > 48 * 1024) {
+      static std::atomic<size_t> raised[64];
+      int dev = 0;
+      TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+      if (smem > raised[dev & 63].load(std::memory_order_acquire)) {
+        TURBINE_CUDA_CHECK(cudaFuncSetAttribute(sd::sample_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(sd::sample_smem_bytes(max_vocab_))));
+        raised[dev & 63].store(sd::sample_smem_bytes(max_vocab_), std::memory_order_release);
+      }
+    }
+    sd::sample_kernel<T><<<batch, sd::kThreads, smem, stream>>>(
         logits, vocab, params, history, history_len, max_history, out_ids);
     TURBINE_CUDA_CHECK(cudaGetLastError());
   }
