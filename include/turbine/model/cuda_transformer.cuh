@@ -166,6 +166,7 @@ class CudaTransformer {
   /// or the w4_dequantize + cuBLASLt path that larger counts take (false; also
   /// TURBINE_W4_DEQUANT_GEMM=1), for comparison.
   void set_w4_tensor_core_gemm(bool on) { w4_gemm_ = on; }
+  /// Whether 9 to kW4GemmMaxTokens tokens go through gemm_w4 (see set_w4_tensor_core_gemm).
   bool w4_tensor_core_gemm() const { return w4_gemm_; }
   /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {

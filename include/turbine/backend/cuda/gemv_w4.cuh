@@ -98,7 +98,7 @@ enum class W4Kernel {
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
-  W4Kernel kernel = W4Kernel::kStream;
+  W4Kernel kernel = W4Kernel::kStream;  ///< which kernel: kStream (the default) or kBase (the kernel before 2026-12-04)
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale

@@ -243,13 +243,13 @@ __device__ __forceinline__ uint4 dequant8(const unsigned char* codes, const __ha
 /// Shared-memory staging of the codes and params of `kBN` cache rows of one KV head, for K and V.
 template <KvScheme K, int HD, int kBN>
 struct KvStage {
-  using L = KvQuantLayout<K, HD>;
+  using L = KvQuantLayout<K, HD>;  ///< the row layout of scheme K at head_dim HD
   /// bytes of one stage: codes [2][kBN][kCodeBytes], then params [2][kBN][kGroups] half2
   static constexpr size_t kBytes = size_t(2) * kBN * (L::kCodeBytes + L::kGroups * 4);
   static constexpr size_t kParamsAt = size_t(2) * kBN * L::kCodeBytes;  ///< offset of the params
 
-  // Issues the copies of row r (cache row `row`, head `head` of kv_heads) for `pred`; thread `i` of
-  // n takes chunk i, i + n, ... of the tile's rows listed by row_of(r) -> (row, pred).
+  /// Issues the copies of row r (cache row `row`, head `head` of kv_heads) for `pred`; thread `i` of
+  /// n takes chunk i, i + n, ... of the tile's rows listed by row_of(r) -> (row, pred).
   template <int kThreads, class RowOf>
   __device__ __forceinline__ static void load(unsigned char* stage, const unsigned char* kpool,
                                               const unsigned char* vpool, int64_t row_bytes, int kv_heads, int head,
@@ -276,8 +276,8 @@ struct KvStage {
     }
   }
 
-  // Dequantizes a staged tile into the T tiles dk and dv ([kBN][HD], element (r, 8c..8c+7) at
-  // dst_of(tile, r, c)).
+  /// Dequantizes a staged tile into the T tiles dk and dv ([kBN][HD], element (r, 8c..8c+7) at
+  /// dst_of(tile, r, c)).
   template <class T, int kThreads, class DstOf>
   __device__ __forceinline__ static void dequant(const unsigned char* stage, int tid, DstOf&& dst_of) {
     constexpr int kC = HD / 8;
@@ -293,6 +293,7 @@ struct KvStage {
       }
   }
 
+  /// A 16-byte cp.async into shared memory that zero-fills when `pred` is false.
   __device__ __forceinline__ static void attn_cp_async16(unsigned char* dst, const void* src, bool pred) {
     const int n = pred ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
