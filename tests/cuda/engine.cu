@@ -20,14 +20,6 @@ using test::all_logits;
 
 namespace {
 
-ModelWeights tiny_weights(const std::string& dir) {
-  ModelConfig c = io::load_hf_config(dir + "/config.json");
-  auto st = std::make_shared<io::SafetensorsModel>(dir);
-  ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) { return st->find(n); }, dir);
-  w.keep_alive.push_back(st);
-  return w;
-}
-
 template <class P>
 void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double tol, const char* what) {
   Llama<> cpu_model(w);
@@ -60,7 +52,7 @@ TEST_CASE("GPU logits match transformers and the CPU engine on random models of 
     std::vector<float> ref;
     for (const auto& row : golden["logits"])
       for (float x : row) ref.push_back(x);
-    const ModelWeights w = tiny_weights(dir);
+    const ModelWeights w = load_weights(dir);
     Llama<f16, quant::None, kv::Same, Cuda> gpu16(w);
     Llama<bf16, quant::None, kv::Same, Cuda> gpu_bf(w);
     const auto got16 = all_logits(gpu16, ids, ids.size());
@@ -210,7 +202,7 @@ TEST_CASE("decode_batch_sample picks on the GPU what the CPU sampler allows from
     REQUIRE(f.good());
     const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
     REQUIRE(ids.size() >= 64);
-    check_device_sampling(tiny_weights(dir), [&](size_t i) {
+    check_device_sampling(load_weights(dir), [&](size_t i) {
       return std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.begin() + static_cast<std::ptrdiff_t>(20 + 3 * i));
     });
     ran = true;

@@ -20,14 +20,6 @@ using test::all_logits;
 
 namespace {
 
-ModelWeights tiny_weights(const std::string& dir) {
-  ModelConfig c = io::load_hf_config(dir + "/config.json");
-  auto st = std::make_shared<io::SafetensorsModel>(dir);
-  ModelWeights w = assemble_weights(c, FileFormat::HuggingFace, [&](const std::string& n) { return st->find(n); }, dir);
-  w.keep_alive.push_back(st);
-  return w;
-}
-
 std::vector<int32_t> golden_ids(const std::string& dir) {
   std::ifstream f(dir + "/golden.json");
   REQUIRE(f.good());
@@ -74,7 +66,7 @@ TEST_CASE("GPU logits with an int8/int4 KV cache match the CPU model with the sa
   if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
   for (const char* name : {"llama_tied", "llama_untied", "qwen2", "mistral", "internlm2"}) {
     const std::string dir = std::string(root) + "/" + name;
-    const ModelWeights w = tiny_weights(dir);
+    const ModelWeights w = load_weights(dir);
     const auto ids = golden_ids(dir);
     compare_kv<f16, quant::None, kv::Int8>(w, ids, name);
     compare_kv<f16, quant::None, kv::Int4>(w, ids, name);
@@ -91,7 +83,7 @@ TEST_CASE("an int8/int4 KV cache takes fewer bytes per position, and batched dec
   const char* root = std::getenv("TURBINE_GPU_TEST_MODELS");
   if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
   const std::string dir = std::string(root) + "/llama_tied";
-  const ModelWeights w = tiny_weights(dir);
+  const ModelWeights w = load_weights(dir);
   Llama<f16, quant::None, kv::Same, Cuda> same(w);
   Llama<f16, quant::None, kv::Int8, Cuda> int8(w);
   Llama<f16, quant::None, kv::Int4, Cuda> int4(w);
