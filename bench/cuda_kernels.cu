@@ -437,40 +437,7 @@ void BM_gemv_variant(benchmark::State& state, int n, int k) {
   run(state, timer, double(wbytes) + 2.0 * (k + n));
 }
 
-// W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
-// scales/zeros, which is what it must stream. `how`: the kernel and launch configuration
-// (gemv_w4.cuh's W4Launch; default-constructed: what gemv_w4 picks).
-void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how) {
-  constexpr int kGroup = 128;
-  const size_t words = size_t(n) * k / 8, params = size_t(n) * (k / kGroup);
-  const size_t wbytes = words * 4 + params * 4;
-  const int copies = copies_for(wbytes);
-  std::vector<DeviceBuffer<uint32_t>> q;
-  std::vector<DeviceBuffer<__half2>> p;
-  for (int i = 0; i < copies; ++i) {
-    q.emplace_back(words, "w4 qweight");
-    p.emplace_back(params, "w4 params");
-    fill_bits_kernel<<<1024, 256>>>(q.back().data(), words, next_seed());
-    fill_w4_params_kernel<<<1024, 256>>>(p.back().data(), params, next_seed());
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-  }
-  auto x = random_buffer<__half>(size_t(tokens) * k);
-  DeviceBuffer<__half> y(size_t(tokens) * n);
-  GraphTimer timer(std::max(copies, 8), [&](int i, cudaStream_t s) {
-    const W4Matrix w{q[i % copies].data(), p[i % copies].data(), n, k, kGroup};
-    gemv_w4(w, x.data(), nullptr, y.data(), tokens, s, true, how);
-  });
-  run(state, timer, double(wbytes) + 2.0 * tokens * (k + n));
-}
-
-// ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
-// gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
-// fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
-// cublas_f16 entry of the same shape and token count (run just before it). cublas_f16: fp16 weights
-// through cuBLASLt (bytes: fp16 weights + x + y). w4_dequant_cublas: the path gemm_w4 replaces
-// (w4_dequantize to fp16, then cuBLASLt). Weights rotate over copies as everywhere in this file.
-std::map<std::string, double> g_w4_cublas_us;  // "<shape>/tokens:T" -> cublas_f16 median us
-
+// Copies of a random 4-bit matrix (group-wise params) to rotate over, enough to defeat the L2.
 struct W4Copies {
   std::vector<DeviceBuffer<uint32_t>> q;
   std::vector<DeviceBuffer<__half2>> p;
@@ -489,6 +456,30 @@ struct W4Copies {
     }
   }
 };
+
+// W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
+// scales/zeros, which is what it must stream. `how`: the kernel and launch configuration
+// (gemv_w4.cuh's W4Launch; default-constructed: what gemv_w4 picks).
+void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how) {
+  constexpr int kGroup = 128;
+  const W4Copies w(n, k, kGroup);
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
+    gemv_w4(m, x.data(), nullptr, y.data(), tokens, s, true, how);
+  });
+  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
+}
+
+// ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
+// gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
+// fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
+// cublas_f16 entry of the same shape and token count (run just before it). cublas_f16: fp16 weights
+// through cuBLASLt (bytes: fp16 weights + x + y). w4_dequant_cublas: the path gemm_w4 replaces
+// (w4_dequantize to fp16, then cuBLASLt). Weights rotate over copies as everywhere in this file.
+std::map<std::string, double> g_w4_cublas_us;  // "<shape>/tokens:T" -> cublas_f16 median us
+
 
 // Kernel: gemm_w4 as dispatched; Tile16/32/64: the kernel with that token tile forced (to tune
 // the launcher's choice by token count).
