@@ -67,6 +67,11 @@ expect_error "quantize --device cuda without a GPU" "--device cpu" env CUDA_VISI
 expect_error "eval ppl without text" "--text" "$bin" eval ppl "$tmp/nope.gguf"
 expect_error "bench serve bad url" "--url" "$bin" bench serve --url ftp://example.org
 expect_error "bad cache fraction" "cache-max-entry-count" "$bin" bench throughput --cache-max-entry-count 2
+expect_error "bench generation bad --weights" "--weights" "$bin" bench generation --random-weights --shape smollm2-135m --weights w3
+expect_error "bench generation --weights w4 on the CPU" "GPU only" "$bin" bench generation --random-weights --shape smollm2-135m \
+  --device cpu --weights w4 --io 8/8
+expect_error "bench generation --kv int8 on the CPU" "GPU only" "$bin" bench generation --random-weights --shape smollm2-135m \
+  --device cpu --kv int8 --io 8/8
 
 if [ -n "$model" ]; then
   size=$(stat -c %s "$model")
