@@ -110,6 +110,38 @@ TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + c
   }
 }
 
+TEST_CASE("gemm_w4 calls on two streams at once, each with its own workspace, give their results alone") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 two streams"));
+  // Few rows and a long k: both calls split k, so a shared workspace would mix their partial sums.
+  const int n = 256, k = 14336, tokens = 16;
+  W4Case a = make_w4(n, k, 128, rng), b = make_w4(n, k, 128, rng);
+  const auto xa = random_half<__half>(size_t(tokens) * k, rng), xb = random_half<__half>(size_t(tokens) * k, rng);
+  auto d_xa = upload_half<__half>(xa), d_xb = upload_half<__half>(xb);
+  cuda::DeviceBuffer<__half> ya(size_t(tokens) * n), yb(size_t(tokens) * n);
+  const cuda::GemmW4Workspace wa, wb;
+  cudaStream_t sa = nullptr, sb = nullptr;
+  TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&sa, cudaStreamNonBlocking));
+  TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&sb, cudaStreamNonBlocking));
+  const auto ref_a = reference(a, xa.values, nullptr, tokens), ref_b = reference(b, xb.values, nullptr, tokens);
+  for (int round = 0; round < 20; ++round) {
+    poison(ya);
+    poison(yb);
+    sync_launch();
+    for (int i = 0; i < 8; ++i) {  // interleaved launches, so the two streams' kernels overlap
+      cuda::gemm_w4(a.dev, d_xa.data(), nullptr, ya.data(), tokens, sa, &wa);
+      cuda::gemm_w4(b.dev, d_xb.data(), nullptr, yb.data(), tokens, sb, &wb);
+    }
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(sa));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(sb));
+    sync_launch();
+    expect_close("gemm_w4 on stream a", download_half(ya), ref_a, kTol);
+    expect_close("gemm_w4 on stream b", download_half(yb), ref_b, kTol);
+  }
+  TURBINE_CUDA_CHECK(cudaStreamDestroy(sa));
+  TURBINE_CUDA_CHECK(cudaStreamDestroy(sb));
+}
+
 TEST_CASE("gemm_w4 names the supported sizes") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemm_w4 sizes"));

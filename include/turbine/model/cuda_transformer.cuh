@@ -22,6 +22,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -140,7 +141,8 @@ class CudaTransformer {
     }
     if constexpr (kW4) {
       cuda::gemm_w4_prepare();  // now, not inside a graph capture
-      make_w4_scratch();         // above kW4GemmMaxTokens tokens
+      w4_gemm_workspace_.emplace();  // this model's own: another model may run gemm_w4 at the same time
+      make_w4_scratch();             // above kW4GemmMaxTokens tokens
     }
     inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
     set_inv_freq(rope_inv_freq(c, 1));
@@ -424,7 +426,8 @@ class CudaTransformer {
     const T* no_bias = nullptr;
     if constexpr (kW4) {
       if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_);
-      if (w4_gemm_ && t <= kW4GemmMaxTokens) return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_);
+      if (w4_gemm_ && t <= kW4GemmMaxTokens)
+        return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_, &*w4_gemm_workspace_);
       cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
       cuda::linear(gemm_, x, static_cast<const T*>(w4_scratch_.data()), no_bias, y, t, n, k, stream_);
     } else {
@@ -834,6 +837,7 @@ class CudaTransformer {
   cuda::DeviceBuffer<float> residual_, residual2_;
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs
+  std::optional<cuda::GemmW4Workspace> w4_gemm_workspace_;  // kW4: gemm_w4's split-k scratch
   std::unique_ptr<cuda::DecodeAttention<T, KV>> decode_attn_;
   int64_t max_batch_ = 0, decode_max_len_ = 0, max_batch_hint_ = 0;
   cuda::DeviceBuffer<T*> tok_caches_;     // [k|v][layer][max_batch_] cache pool pointers

@@ -46,6 +46,7 @@
 #include <mutex>
 
 #include "check.cuh"
+#include "device_buffer.cuh"
 #include "gemv_w4.cuh"
 #include "vec.cuh"
 
@@ -237,10 +238,8 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
   }
 }
 
-// The split-k workspace of one device: fp32 partial tiles and one arrival counter per tile. Made
-// once (never grown, so CUDA graphs that captured a gemm_w4 keep valid pointers) and kept for the
-// process; the counters reset themselves. Calls on one device must not overlap in time (one stream
-// per device, as the engine runs).
+// A split-k workspace as the kernel sees it: fp32 partial tiles and one arrival counter per tile
+// (the counters reset themselves).
 struct W4gWorkspace {
   float4* partials = nullptr;
   unsigned* counters = nullptr;
@@ -249,6 +248,26 @@ struct W4gWorkspace {
   int sms = 0;
 };
 
+// Sizes a workspace for the current device and allocates it with `alloc(bytes)`, counters zeroed.
+// Splitting never makes more blocks than fit at once (sms x blocks per SM), so neither more tiles
+// than that nor more partial tiles (the launcher still clamps to these sizes).
+template <class Alloc>
+W4gWorkspace make_w4g_workspace(Alloc&& alloc) {
+  W4gWorkspace w;
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&w.sms, cudaDevAttrMultiProcessorCount, dev));
+  w.counter_count = w.sms * kW4gMaxBlocksPerSm;
+  w.partial_float4s = size_t(w.sms) * kW4gPartialsPerSm;
+  w.partials = static_cast<float4*>(alloc(w.partial_float4s * sizeof(float4)));
+  w.counters = static_cast<unsigned*>(alloc(size_t(w.counter_count) * sizeof(unsigned)));
+  TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
+  return w;
+}
+
+// The shared workspace of one device, for callers that bring none: made once (never grown, so CUDA
+// graphs that captured a gemm_w4 keep valid pointers) and kept for the process. Calls that use it
+// must not overlap in time.
 inline const W4gWorkspace& w4g_workspace() {
   static std::mutex mu;
   static W4gWorkspace per_device[64];
@@ -258,14 +277,11 @@ inline const W4gWorkspace& w4g_workspace() {
   std::lock_guard<std::mutex> lock(mu);
   W4gWorkspace& w = per_device[dev];
   if (!w.partials) {
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&w.sms, cudaDevAttrMultiProcessorCount, dev));
-    // Splitting never makes more blocks than fit at once (sms x blocks per SM), so neither more tiles
-    // than that nor more partial tiles (the launcher still clamps to these sizes).
-    w.counter_count = w.sms * kW4gMaxBlocksPerSm;
-    w.partial_float4s = size_t(w.sms) * kW4gPartialsPerSm;
-    TURBINE_CUDA_CHECK(cudaMalloc(&w.partials, w.partial_float4s * sizeof(float4)));
-    TURBINE_CUDA_CHECK(cudaMalloc(&w.counters, size_t(w.counter_count) * sizeof(unsigned)));
-    TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
+    w = make_w4g_workspace([](size_t bytes) {
+      void* p = nullptr;
+      TURBINE_CUDA_CHECK(cudaMalloc(&p, bytes));
+      return p;
+    });
   }
   return w;
 }
@@ -291,10 +307,10 @@ int w4g_blocks_per_sm() {
 
 template <int kTN>
 void launch_gemm_w4_kernel(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const W4gWorkspace* own = nullptr) {
   constexpr size_t kSmem = w4g_smem_bytes<kTN>();
   const int per_sm = w4g_blocks_per_sm<kTN>();
-  const W4gWorkspace& ws = w4g_workspace();
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int row_blocks = static_cast<int>(ceil_div(w.n, kW4gRows));
   const int64_t token_tiles = ceil_div(tokens, 8 * kTN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * 8 * kTN, ")");
@@ -317,6 +333,27 @@ void launch_gemm_w4_kernel(const W4Matrix& w, const __half* x, const __half* bia
 
 }  // namespace detail
 
+/// A split-k workspace of gemm_w4's own (about 8 MB): a caller that may run gemm_w4 at the same
+/// time as another (another stream, another thread, another model's graph) passes its own, since
+/// two calls sharing one would mix their partial sums. Made on the current device, outside any
+/// graph capture.
+class GemmW4Workspace {
+ public:
+  GemmW4Workspace() {
+    ws_ = detail::make_w4g_workspace([this](size_t bytes) {
+      buffers_[used_] = DeviceBuffer<unsigned char>(bytes, "gemm_w4 split-k workspace");
+      return static_cast<void*>(buffers_[used_++].data());
+    });
+  }
+  /// What the kernel reads.
+  const detail::W4gWorkspace& view() const { return ws_; }
+
+ private:
+  DeviceBuffer<unsigned char> buffers_[2];
+  int used_ = 0;
+  detail::W4gWorkspace ws_;
+};
+
 /// Does gemm_w4's once-per-device set-up now (the split-k workspace, ~8 MB on an H100, and the
 /// kernels' attributes): call it before capturing a CUDA graph that contains gemm_w4 calls, since
 /// a capture cannot allocate. gemm_w4 otherwise does it on its first call.
@@ -329,18 +366,21 @@ inline void gemm_w4_prepare() {
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Token tiles of 16, 32 or 64 by count.
+/// y: [tokens, w.n] fp16; fp32 accumulation. Token tiles of 16, 32 or 64 by count. `workspace`:
+/// the caller's own split-k scratch, or null for the device's shared one (then calls must not
+/// overlap in time).
 inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                    cudaStream_t stream = nullptr) {
+                    cudaStream_t stream = nullptr, const GemmW4Workspace* workspace = nullptr) {
   check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0,
         "gemm_w4: bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group,
         "; k must be a multiple of the group, 32/64/128)");
   check(tokens >= 0, "gemm_w4: ", tokens, " tokens");
   check(aligned16(w.qweight) && aligned16(x), "gemm_w4: qweight and x must be 16-byte aligned");
   if (tokens == 0) return;
-  if (tokens <= 16) detail::launch_gemm_w4_kernel<2>(w, x, bias, y, tokens, stream);
-  else if (tokens <= 32) detail::launch_gemm_w4_kernel<4>(w, x, bias, y, tokens, stream);
-  else detail::launch_gemm_w4_kernel<8>(w, x, bias, y, tokens, stream);
+  const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
+  if (tokens <= 16) detail::launch_gemm_w4_kernel<2>(w, x, bias, y, tokens, stream, own);
+  else if (tokens <= 32) detail::launch_gemm_w4_kernel<4>(w, x, bias, y, tokens, stream, own);
+  else detail::launch_gemm_w4_kernel<8>(w, x, bias, y, tokens, stream, own);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
