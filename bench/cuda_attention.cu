@@ -187,7 +187,8 @@ void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
 // args: batch, length, queries per sequence. K/V bytes read per call = batch * length * 2 * the
 // bytes of a cache row (kv_heads * head_dim * sizeof(T); with kv::Int8/Int4 the codes and the
 // (scale, min) params of kv_quant.cuh's row: random bytes, read as the kernel reads a real cache).
-template <class T, class K = turbine::kv::Same>
+// NS: pipeline stages (0: the library's default; the decode_kv/..._nsN variants compare others).
+template <class T, class K = turbine::kv::Same, int NS = 0>
 void decode(benchmark::State& state, AttentionShape shape) {
   const int batch = int(state.range(0));
   const int64_t len = state.range(1), hd = shape.head_dim;
@@ -215,7 +216,7 @@ void decode(benchmark::State& state, AttentionShape shape) {
   std::vector<int> hl(batch, int(len));
   DeviceBuffer<int> lens(batch);
   TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
-  turbine::cuda::DecodeAttention<T, K> attn(shape, batch, len, nq);
+  turbine::cuda::DecodeAttention<T, K, NS> attn(shape, batch, len, nq);
   // As a decode loop runs it: a CUDA graph of kCalls steps (rotating through the cache copies),
   // so the launch overhead of the host is out of the numbers.
   constexpr int kCalls = 20;
@@ -309,6 +310,33 @@ void register_all() {
       benchmark::RegisterBenchmark("decode_kv/llama3_8b/f16_int4", decode<__half, turbine::kv::Int4>, kLlama3_8B)
           ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
     }
+  // The quantized kernel with other pipeline depths (default: int8 4 stages, int4 6 at head_dim 128),
+  // a bf16 model's cache, several queries per sequence (speculative decoding: 16 query rows per KV
+  // head) and the SmolLM2 shape (head_dim 64, GQA 3).
+  using DecodeFn = void (*)(benchmark::State&, AttentionShape);
+  const std::pair<const char*, DecodeFn> variants[] = {
+      {"decode_kv/llama3_8b/f16_int8_ns3", decode<__half, turbine::kv::Int8, 3>},
+      {"decode_kv/llama3_8b/f16_int8_ns6", decode<__half, turbine::kv::Int8, 6>},
+      {"decode_kv/llama3_8b/f16_int4_ns4", decode<__half, turbine::kv::Int4, 4>},
+      {"decode_kv/llama3_8b/f16_int4_ns8", decode<__half, turbine::kv::Int4, 8>},
+      {"decode_kv/llama3_8b/bf16", decode<__nv_bfloat16>},
+      {"decode_kv/llama3_8b/bf16_int8", decode<__nv_bfloat16, turbine::kv::Int8>},
+      {"decode_kv/llama3_8b/bf16_int4", decode<__nv_bfloat16, turbine::kv::Int4>},
+  };
+  for (auto [b, len] : {std::pair{1, 8192}, {16, 1024}, {16, 4096}})
+    for (const auto& [name, fn] : variants)
+      benchmark::RegisterBenchmark(name, fn, kLlama3_8B)
+          ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+  for (const char* kind : {"f16", "f16_int8", "f16_int4"}) {
+    const std::string k = kind;
+    const DecodeFn fn = k == "f16" ? DecodeFn(decode<__half>)
+                        : k == "f16_int8" ? DecodeFn(decode<__half, turbine::kv::Int8>)
+                                          : DecodeFn(decode<__half, turbine::kv::Int4>);
+    benchmark::RegisterBenchmark(("decode_kv/llama3_8b_q4/" + k).c_str(), fn, kLlama3_8B)
+        ->Args({16, 4096, 4})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("decode_kv/smollm2/" + k).c_str(), fn, kSmolLM2)
+        ->Args({64, 1024, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+  }
 }
 
 }  // namespace

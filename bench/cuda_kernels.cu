@@ -472,6 +472,24 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how)
   run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
 }
 
+// The kStream kernel with a shared-memory ring of kRing chunks per warp (any depth; gemv_w4 itself
+// takes kW4Ring only), kWarps warps and `tiles` tiles per block.
+template <int kWarps, int kRing>
+void BM_gemv_w4_ring(benchmark::State& state, int n, int k, int tokens, int tiles) {
+  constexpr int kGroup = 128;
+  const W4Copies w(n, k, kGroup);
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  namespace cd = turbine::cuda::detail;
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
+    cd::launch_gemv_w4_stream<kWarps, true, cd::GemvX<__half>, cd::GemvStore<__half, __half>, kRing>(
+        m, tokens, tiles, cd::GemvX<__half>{x.data()}, cd::GemvStore<__half, __half>{y.data(), nullptr}, s,
+        turbine::cuda::pdl_available());
+  });
+  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
+}
+
 // ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
 // gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
 // fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
@@ -481,11 +499,13 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how)
 std::map<std::string, double> g_w4_cublas_us;  // "<shape>/tokens:T" -> cublas_f16 median us
 
 
-// Kernel: gemm_w4 as dispatched; Tile16/32/64: the kernel with that token tile forced (to tune
-// the launcher's choice by token count).
-enum class W4Gemm { Kernel, CublasF16, DequantCublas, Tile16, Tile32, Tile64 };
+// Kernel: gemm_w4 as dispatched; Tile16/32/64: the first (register-fed) kernel with that token tile
+// forced; Staged: gemm_w4.cuh's staged kernel, the variant `staged` with at least `min_chunks`
+// 128-input chunks per k split (to tune w4s_pick).
+enum class W4Gemm { Kernel, CublasF16, DequantCublas, Tile16, Tile32, Tile64, Staged };
 
-void BM_w4_gemm(benchmark::State& state, std::string key, int n, int k, int tokens, W4Gemm which) {
+void BM_w4_gemm_with(benchmark::State& state, std::string key, int n, int k, int tokens, W4Gemm which,
+                     turbine::cuda::detail::W4sLaunchFn staged, int min_chunks) {
   constexpr int kGroup = 128;
   const double flop = 2.0 * tokens * n * double(k), act_bytes = 2.0 * tokens * (double(k) + n);
   auto x = random_buffer<__half>(size_t(tokens) * k);
@@ -517,6 +537,8 @@ void BM_w4_gemm(benchmark::State& state, std::string key, int n, int k, int toke
       turbine::cuda::detail::launch_gemm_w4_kernel<4>(m, x.data(), nullptr, y.data(), tokens, s);
     } else if (which == W4Gemm::Tile64) {
       turbine::cuda::detail::launch_gemm_w4_kernel<8>(m, x.data(), nullptr, y.data(), tokens, s);
+    } else if (which == W4Gemm::Staged) {
+      staged(m, x.data(), nullptr, y.data(), tokens, s, nullptr, min_chunks);
     } else {
       w4_dequantize(m, scratch->data(), s);
       shared_gemm()(x.data(), static_cast<const __half*>(scratch->data()), static_cast<const __half*>(nullptr),
@@ -528,6 +550,16 @@ void BM_w4_gemm(benchmark::State& state, std::string key, int n, int k, int toke
   state.counters["TFLOPs"] = tflops;
   state.counters["frac_gemm_ceiling"] = tflops / g_gemm_tflops;
   if (g_w4_cublas_us.count(key)) state.counters["speedup_vs_cublas_f16"] = g_w4_cublas_us[key] / us;
+}
+
+void BM_w4_gemm(benchmark::State& state, std::string key, int n, int k, int tokens, W4Gemm which) {
+  BM_w4_gemm_with(state, std::move(key), n, k, tokens, which, nullptr, 0);
+}
+
+// A staged-kernel variant `fn` with at least `min_chunks` chunks per k split.
+void BM_w4_gemm_staged(benchmark::State& state, std::string key, int n, int k, int tokens,
+                       turbine::cuda::detail::W4sLaunchFn fn, int min_chunks) {
+  BM_w4_gemm_with(state, std::move(key), n, k, tokens, W4Gemm::Staged, fn, min_chunks);
 }
 
 // The GEMV with the fused add + RMSNorm prologue (the decode chain's QKV and gate/up input), with
@@ -643,12 +675,29 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
+      {"r4_t1", W4Launch{W4Kernel::kStream, 4, 1, true, turbine::cuda::kW4Ring}},
+      {"r4_t2", W4Launch{W4Kernel::kStream, 4, 2, true, turbine::cuda::kW4Ring}},
+      {"r4_t4", W4Launch{W4Kernel::kStream, 4, 4, true, turbine::cuda::kW4Ring}},
+      {"r8_t1", W4Launch{W4Kernel::kStream, 8, 1, true, turbine::cuda::kW4Ring}},
+      {"r8_t2", W4Launch{W4Kernel::kStream, 8, 2, true, turbine::cuda::kW4Ring}}};
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)
         reg(std::string("gemv_w4_variant/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n,
             s.k, t, how);
+  // The shared-memory ring's depth (W4Launch::ring is kW4Ring; these launch the kernel directly):
+  // ring_dD_wW_tT = D chunks per warp, W warps and T tiles per block, 1 and 8 tokens.
+  for (const Mat& s : w4_gemv_shapes)
+    for (int t : {1, 8}) {
+      const std::string suffix = std::string("/") + s.name + "/tokens:" + std::to_string(t);
+      reg("gemv_w4_ring/d4_w4_t4" + suffix, BM_gemv_w4_ring<4, 4>, s.n, s.k, t, 4);
+      reg("gemv_w4_ring/d12_w4_t4" + suffix, BM_gemv_w4_ring<4, 12>, s.n, s.k, t, 4);
+      reg("gemv_w4_ring/d16_w4_t4" + suffix, BM_gemv_w4_ring<4, 16>, s.n, s.k, t, 4);
+      reg("gemv_w4_ring/d12_w4_t1" + suffix, BM_gemv_w4_ring<4, 12>, s.n, s.k, t, 1);
+      reg("gemv_w4_ring/d12_w8_t1" + suffix, BM_gemv_w4_ring<8, 12>, s.n, s.k, t, 1);
+      reg("gemv_w4_ring/d16_w8_t2" + suffix, BM_gemv_w4_ring<8, 16>, s.n, s.k, t, 2);
+    }
   for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
     for (int t : {1, 2, 4, 8}) {
       const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);
@@ -671,6 +720,31 @@ void register_all() {
         reg("gemm_w4_tile16/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Tile16);
         if (t <= 32) reg("gemm_w4_tile64/" + key, BM_w4_gemm, key, s.n, s.k, t, W4Gemm::Tile64);
       }
+    }
+  // The staged kernel's variants, mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token
+  // groups per 8-warp block: block tile 128 MR / WT rows x 8 TN WT tokens), at least 4 chunks per k
+  // split; "_mcC": C chunks. v1_tileT: the first kernel (gemm_w4_tileT above, here for one table).
+  // After gemm_w4_vs, so each speed-up reads the cublas_f16 time of its shape.
+  namespace wd = turbine::cuda::detail;
+  const std::pair<const char*, wd::W4sLaunchFn> w4s_variants[] = {
+      {"m1_t2_w1_s4", &wd::launch_gemm_w4s<1, 2, 1, 4>}, {"m2_t2_w1_s4", &wd::launch_gemm_w4s<2, 2, 1, 4>},
+      {"m4_t2_w1_s3", &wd::launch_gemm_w4s<4, 2, 1, 3>}, {"m2_t2_w2_s4", &wd::launch_gemm_w4s<2, 2, 2, 4>},
+      {"m2_t4_w1_s3", &wd::launch_gemm_w4s<2, 4, 1, 3>}, {"m2_t4_w1_s4", &wd::launch_gemm_w4s<2, 4, 1, 4>},
+      {"m4_t2_w2_s4", &wd::launch_gemm_w4s<4, 2, 2, 4>}, {"m1_t8_w1_s4", &wd::launch_gemm_w4s<1, 8, 1, 4>},
+      {"m2_t4_w2_s4", &wd::launch_gemm_w4s<2, 4, 2, 4>}, {"m2_t8_w1_s4", &wd::launch_gemm_w4s<2, 8, 1, 4>},
+      {"m4_t4_w2_s4", &wd::launch_gemm_w4s<4, 4, 2, 4>}};
+  for (const Mat& s : w4_shapes)
+    for (int t : {16, 32, 64, 128}) {
+      const std::string key = std::string(s.name) + "/tokens:" + std::to_string(t);
+      for (const auto& [vname, fn] : w4s_variants)
+        reg(std::string("gemm_w4_variant/") + vname + "/" + key, BM_w4_gemm_staged, key, s.n, s.k, t, fn,
+            wd::kW4sMinChunks);
+      for (int mc : {2, 8})
+        reg("gemm_w4_variant/default_mc" + std::to_string(mc) + "/" + key, BM_w4_gemm_staged, key, s.n, s.k, t,
+            wd::w4s_pick(t), mc);
+      const W4Gemm v1 = t <= 16 ? W4Gemm::Tile16 : t <= 32 ? W4Gemm::Tile32 : W4Gemm::Tile64;
+      reg(std::string("gemm_w4_variant/v1_tile") + (t <= 16 ? "16/" : t <= 32 ? "32/" : "64/") + key, BM_w4_gemm, key,
+          s.n, s.k, t, v1);
     }
   for (int m : {512, 4096}) {
     const std::string ms = "/m:" + std::to_string(m);

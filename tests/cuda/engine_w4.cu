@@ -32,8 +32,12 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   // default folds for this model, and every fold (norm prologues, rotary/KV-store epilogue, silu
   // epilogue on the 4-bit weight stream).
   using F = typename Gpu::DecodeFusion;
-  const std::pair<const char*, F> chains[] = {
-      {"unfused", F::none()}, {"default folds", F::for_model(w.config)}, {"all folds", F{}}};
+  F stats;  // the norms from the tile sums of the O and down epilogues (the large-model chain)
+  stats.norm_stats = true;
+  const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
+                                              {"default folds", F::for_model(w.config)},
+                                              {"all folds", F{}},
+                                              {"norms from tile sums", stats}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {
@@ -86,7 +90,9 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
   using Cache = decltype(gpu)::Cache;
   using F = decltype(gpu)::DecodeFusion;
   const int64_t vocab = w.config.vocab_size;
-  for (const F& fusion : {F::none(), F{}})  // the unfused chain, and every fold on the 4-bit stream
+  F stats;
+  stats.norm_stats = true;
+  for (const F& fusion : {F::none(), F{}, stats})  // unfused, every fold on the 4-bit stream, norms from tile sums
   for (size_t n : {size_t(2), size_t(5), size_t(8)}) {
     gpu.set_decode_fusion(fusion);
     std::vector<Cache> alone, together;
@@ -110,6 +116,7 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
       CAPTURE(n);
       CAPTURE(i);
       CAPTURE(fusion.any());
+      CAPTURE(fusion.norm_stats);
       CHECK(test::logits_rel_error(row, logits) < 1e-3);
     }
   }

@@ -3,7 +3,8 @@
 // outputs; token counts on both sides of every token tile (16, 32, 64), row counts that are not
 // multiples of the 128-row block, k that is not a multiple of the 256-input step (SmolLM2's 576), k
 // split over blocks (few rows, long k) and not, every group size, with and without bias; and against
-// the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape.
+// the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape; and every variant of
+// the staged kernel (the one gemm_w4 dispatches to), k split into as many parts as fit and not.
 #include <doctest/doctest.h>
 
 #include <turbine/backend/cuda/gemm.cuh>
@@ -70,6 +71,51 @@ TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..3
       expect_close("gemm_w4 tokens " + std::to_string(tokens) + " n " + std::to_string(s.n) + " k " +
                        std::to_string(s.k) + " g" + std::to_string(s.group) + (with_bias ? " bias" : ""),
                    download_half(d_y), ref, kTol);
+    }
+  }
+}
+
+TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k and not") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 staged variants"));
+  namespace wd = cuda::detail;
+  // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
+  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages.
+  const std::pair<const char*, wd::W4sLaunchFn> variants[] = {
+      {"m1_t2_w1_s4", &wd::launch_gemm_w4s<1, 2, 1, 4>}, {"m2_t2_w1_s4", &wd::launch_gemm_w4s<2, 2, 1, 4>},
+      {"m4_t2_w1_s3", &wd::launch_gemm_w4s<4, 2, 1, 3>}, {"m2_t2_w2_s4", &wd::launch_gemm_w4s<2, 2, 2, 4>},
+      {"m2_t4_w1_s3", &wd::launch_gemm_w4s<2, 4, 1, 3>}, {"m2_t4_w1_s4", &wd::launch_gemm_w4s<2, 4, 1, 4>},
+      {"m4_t2_w2_s4", &wd::launch_gemm_w4s<4, 2, 2, 4>}, {"m1_t8_w1_s4", &wd::launch_gemm_w4s<1, 8, 1, 4>},
+      {"m2_t4_w2_s4", &wd::launch_gemm_w4s<2, 4, 2, 4>}, {"m2_t8_w1_s4", &wd::launch_gemm_w4s<2, 8, 1, 4>},
+      {"m4_t4_w2_s4", &wd::launch_gemm_w4s<4, 4, 2, 4>}};
+  struct Shape {
+    int n, k, group;
+  };
+  // k split over many blocks (few rows, long k), k below one chunk, k not a multiple of the chunk,
+  // n below one row tile, n not a multiple of any block's rows.
+  const Shape shapes[] = {{333, 4096, 128}, {200, 96, 32}, {520, 2112, 64}, {9, 160, 32}, {1100, 576, 64}};
+  int combo = 0;
+  for (const Shape& s : shapes) {
+    W4Case w = make_w4(s.n, s.k, s.group, rng);
+    const auto bias = random_half<__half>(s.n, rng);
+    auto d_bias = upload_half<__half>(bias);
+    for (int tokens : {9, 16, 33, 64, 100}) {
+      const auto x = random_half<__half>(size_t(tokens) * s.k, rng);
+      auto d_x = upload_half<__half>(x);
+      const auto ref_bias = reference(w, x.values, bias.values.data(), tokens);
+      const auto ref_plain = reference(w, x.values, nullptr, tokens);
+      cuda::DeviceBuffer<__half> d_y(size_t(tokens) * s.n);
+      for (const auto& [name, fn] : variants) {
+        const bool with_bias = (combo % 2) == 0;
+        const int min_chunks = (combo++ % 3) == 0 ? 1 : wd::kW4sMinChunks;  // 1: as many splits as fit
+        poison(d_y);
+        fn(w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens, nullptr, nullptr, min_chunks);
+        sync_launch();
+        expect_close(std::string("gemm_w4 staged ") + name + " tokens " + std::to_string(tokens) + " n " +
+                         std::to_string(s.n) + " k " + std::to_string(s.k) + " g" + std::to_string(s.group) +
+                         " min_chunks " + std::to_string(min_chunks) + (with_bias ? " bias" : ""),
+                     download_half(d_y), with_bias ? ref_bias : ref_plain, kTol);
+      }
     }
   }
 }

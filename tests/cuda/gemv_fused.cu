@@ -421,3 +421,90 @@ TEST_CASE_TEMPLATE("a layer's fused GEMVs back to back: ping-pong residual and r
   }
   TURBINE_CUDA_CHECK(cudaStreamDestroy(stream));
 }
+
+// gemv_residual: residual += round_T(x W^T + bias) in place, and per 16-row tile the sum of squares
+// of the updated rows; then gemv_norm with those tile sums (NormInput::stats) against the norm of
+// the updated residual computed on the CPU. n not a multiple of 16 (a partial last tile), 1..8 tokens.
+TEST_CASE_TEMPLATE("gemv_residual adds into the residual and leaves the tile sums gemv_norm reads", T, __half,
+                   __nv_bfloat16) {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemv_residual"));
+  for (auto [hidden, k] : {std::pair{1000, 576}, std::pair{4096, 1536}, std::pair{72, 64}}) {
+    const int tiles = (hidden + 15) / 16, stride = tiles + 3;
+    const auto w = random_weights<T>(hidden, k, rng);
+    auto d_w = upload_half<T>(w);
+    const auto bias = random_half<T>(hidden, rng);
+    auto d_bias = upload_half<T>(bias);
+    const auto gamma = random_half<T>(hidden, rng, 0.5f, 1.5f);
+    auto d_gamma = upload_half<T>(gamma);
+    const int n2 = 520;  // the next GEMV (k = hidden)
+    const auto w2 = random_weights<T>(n2, hidden, rng);
+    auto d_w2 = upload_half<T>(w2);
+    for (int tokens : {1, 3, 8}) {
+      for (bool with_bias : {false, true}) {
+        const auto x = random_half<T>(size_t(tokens) * k, rng);
+        auto d_x = upload_half<T>(x);
+        const auto res = random_floats(size_t(tokens) * hidden, rng, -2.f, 2.f);
+        auto d_res = upload(res);
+        cuda::DeviceBuffer<float> d_stats(size_t(tokens) * stride);
+        poison(d_stats);
+        cuda::ResidualOutput<T> out{d_res.data(), d_stats.data(), stride, with_bias ? d_bias.data() : nullptr};
+        cuda::gemv_residual(d_w.data(), d_x.data(), out, tokens, hidden, k);
+        sync_launch();
+        // CPU: y rounded to T, then added in fp32
+        std::vector<float> y(size_t(tokens) * hidden);
+        cpu::linear(matrix_of<T>(w, hidden, k), x.values.data(), tokens, y.data(), with_bias ? bias.values.data() : nullptr);
+        y = round_to<T>(y);
+        std::vector<float> want(res);
+        for (size_t i = 0; i < want.size(); ++i) want[i] += y[i];
+        const std::string what = std::string("gemv_residual ") + HalfTraits<T>::name + " hidden " + std::to_string(hidden) +
+                                 " tokens " + std::to_string(tokens) + (with_bias ? " bias" : "");
+        const auto got = download_f32(d_res);
+        expect_close(what + " residual", got, want, HalfTraits<T>::tol);
+        std::vector<float> want_stats, got_stats;
+        const auto st = download_f32(d_stats);
+        for (int t = 0; t < tokens; ++t)
+          for (int tile = 0; tile < tiles; ++tile) {
+            double s = 0;
+            for (int r = 16 * tile; r < std::min(hidden, 16 * tile + 16); ++r) s += double(want[size_t(t) * hidden + r]) * want[size_t(t) * hidden + r];
+            want_stats.push_back(static_cast<float>(s));
+            got_stats.push_back(st[size_t(t) * stride + tile]);
+          }
+        expect_close(what + " tile sums", got_stats, want_stats, 1e-3);
+        // the next norm from the tile sums, against the CPU norm of the updated residual
+        cuda::NormInput<T> in;
+        in.residual = d_res.data();
+        in.stats = d_stats.data();
+        in.stats_stride = stride;
+        in.gamma = d_gamma.data();
+        in.eps = kEps;
+        cuda::DeviceBuffer<T> d_y2(size_t(tokens) * n2);
+        poison(d_y2);
+        cuda::gemv_norm(d_w2.data(), in, static_cast<const T*>(nullptr), d_y2.data(), tokens, n2, hidden);
+        sync_launch();
+        const auto xn = norm_rounded<T>(got, gamma.values, tokens, hidden, kEps);
+        std::vector<float> ref2(size_t(tokens) * n2);
+        cpu::linear(matrix_of<T>(w2, n2, hidden), xn.data(), tokens, ref2.data(), nullptr);
+        expect_close(what + " then gemv_norm from the tile sums", download_half(d_y2), ref2, HalfTraits<T>::tol);
+      }
+    }
+  }
+  // what the tile sums need, named
+  std::mt19937 rng2(1);
+  const auto w = random_weights<T>(64, 64, rng2);
+  auto d_w = upload_half<T>(w);
+  cuda::DeviceBuffer<T> d_x(64), d_y(64);
+  cuda::DeviceBuffer<float> d_res(64), d_stats(4);
+  CHECK_THROWS_WITH_AS(cuda::gemv_residual(d_w.data(), d_x.data(), cuda::ResidualOutput<T>{d_res.data(), d_stats.data(), 3, nullptr}, 1, 64, 64),
+                       doctest::Contains("stats_stride 3 is less than the 4 tiles"), turbine::Error);
+  const auto gamma = random_half<T>(64, rng2, 0.5f, 1.5f);
+  auto d_gamma = upload_half<T>(gamma);
+  cuda::NormInput<T> in;
+  in.residual = d_res.data();
+  in.stats = d_stats.data();
+  in.stats_stride = 4;
+  in.gamma = d_gamma.data();
+  in.delta = d_x.data();
+  CHECK_THROWS_WITH_AS(cuda::gemv_norm(d_w.data(), in, static_cast<const T*>(nullptr), d_y.data(), 1, 64, 64),
+                       doctest::Contains("stats need a final residual"), turbine::Error);
+}

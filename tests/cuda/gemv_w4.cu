@@ -33,6 +33,10 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
+  for (int warps : {4, 8})
+    for (bool after : {true, false})
+      out.emplace_back("ring w" + std::to_string(warps) + (after ? "" : " scaled"),
+                       cuda::W4Launch{W4Kernel::kStream, warps, warps == 4 ? cuda::kW4MaxTiles : 1, after, cuda::kW4Ring});
   return out;
 }
 
@@ -123,7 +127,8 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"default", {}},
       {"base", {cuda::W4Kernel::kBase}},
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
-      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
+      {"ring w4 t2", {cuda::W4Kernel::kStream, 4, 2, true, cuda::kW4Ring}}};
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
     W4Case w = make_w4(n, k, s.group, rng);
@@ -200,6 +205,16 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
         return out;
       };
       const auto k_want = cache_rows(0, 0), v_want = cache_rows(0, 1);
+      // gemv_residual: residual += x W^T and the tile sums, fp16 reference
+      const int rtiles = (n + 15) / 16;
+      const auto res_n = random_floats(size_t(tokens) * n, rng, -2.f, 2.f);
+      auto rr_ref = upload(res_n);
+      cuda::DeviceBuffer<float> st_ref(size_t(tokens) * rtiles);
+      const __half* rbias = s.bias ? d_bias.data() : nullptr;
+      cuda::gemv_residual(w16.data(), d_x.data(), cuda::ResidualOutput<__half>{rr_ref.data(), st_ref.data(), rtiles, rbias},
+                          tokens, n, k);
+      sync_launch();
+      const auto rr_want = download(rr_ref), st_want = download(st_ref);
       for (const auto& [name, how] : launches) {
         const std::string what = " " + name + " n " + std::to_string(n) + " k " + std::to_string(k) + " g" +
                                  std::to_string(s.group) + " tokens " + std::to_string(tokens);
@@ -220,6 +235,14 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
         expect_close("gemv_w4_norm_rope q" + what, download_half(q), q_want, HalfTraits<__half>::tol);
         expect_close("gemv_w4_norm_rope k cache" + what, cache_rows(1, 0), k_want, HalfTraits<__half>::tol);
         expect_close("gemv_w4_norm_rope v cache" + what, cache_rows(1, 1), v_want, HalfTraits<__half>::tol);
+        auto rr = upload(res_n);
+        cuda::DeviceBuffer<float> st(size_t(tokens) * rtiles);
+        poison(st);
+        cuda::gemv_w4_residual(w.dev, d_x.data(), cuda::ResidualOutput<__half>{rr.data(), st.data(), rtiles, rbias}, tokens,
+                               nullptr, true, how);
+        sync_launch();
+        expect_close("gemv_w4_residual" + what, download(rr), rr_want, 1e-3);
+        expect_close("gemv_w4_residual tile sums" + what, download(st), st_want, 1e-3);
         for (int kv = 0; kv < 2; ++kv)  // the next launch configuration writes the same rows again
           for (int t = 0; t < tokens; ++t) poison(caches[size_t((2 + kv) * tokens + t)]);
       }

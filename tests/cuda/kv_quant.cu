@@ -313,6 +313,26 @@ TEST_CASE_TEMPLATE("decode attention over an int8/int4 paged cache matches the C
   }
 }
 
+// The register-dequantizing decode kernel's other tilings and masks: GQA 8 (16, 32 and 64 query
+// rows per KV head: one, two and four m16 tiles), head_dim 64 and 128, several queries per sequence,
+// a sliding window, lengths around the 64-position tile and the 16-position page.
+TEST_CASE_TEMPLATE("decode attention over an int8/int4 cache: GQA 8, several queries, sliding window", T, __half,
+                   __nv_bfloat16) {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("kv_quant decode tiles"));
+  for (const cpu::AttentionShape s : {cpu::AttentionShape{64, 8, 128, 0}, cpu::AttentionShape{16, 2, 64, 0}}) {
+    for (int queries : {1, 2, 4, 8}) {
+      check_decode<T, kv::Int8>(s, {queries, 63, 64, 65, 129, 1500}, queries, rng);
+      check_decode<T, kv::Int4>(s, {queries, 63, 64, 65, 129, 1500}, queries, rng);
+    }
+  }
+  for (const cpu::AttentionShape s : {cpu::AttentionShape{32, 8, 128, 100}, cpu::AttentionShape{9, 3, 64, 70}}) {
+    check_decode<T, kv::Int8>(s, {1, 99, 100, 101, 777}, 1, rng);
+    check_decode<T, kv::Int4>(s, {1, 99, 100, 101, 777}, 1, rng);
+    check_decode<T, kv::Int4>(s, {3, 250}, 3, rng);
+  }
+}
+
 TEST_CASE_TEMPLATE("prefill attention over an int8/int4 paged cache matches the CPU on the dequantized cache", T, __half,
                    __nv_bfloat16) {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");

@@ -83,8 +83,14 @@ class CudaTransformer {
     bool norm = true;       ///< embedding, add + RMSNorm and the final norm in the next GEMV's prologue
     bool rope = true;       ///< rotary + KV-cache store in the QKV GEMV's epilogue (with norm only)
     int attention_min_tiles = 8;  ///< with attention: splits of 8 x 64 positions at least (no merge up to 512)
+    /// With norm: the O and down GEMVs add their output into the fp32 residual in their epilogue and
+    /// leave the sum of squares of each 16-row tile, so the next GEMV's norm prologue is one pass
+    /// with no reduction over the hidden size (gemv_residual, NormInput::stats); the final norm is
+    /// its own kernel. Built for large hidden sizes, where every block of gate/up redoing the norm cost
+    /// more than the norm kernels it saved.
+    bool norm_stats = false;
     /// Whether any fold is on.
-    bool any() const { return host_io || silu || attention || norm || rope; }
+    bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
     static DecodeFusion none() { return {false, false, false, false, false, 1}; }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
@@ -100,6 +106,12 @@ class CudaTransformer {
     static DecodeFusion for_model(const ModelConfig& c) {
       DecodeFusion f;
       f.norm = f.rope = c.hidden_size <= 1024;
+      return f;
+    }
+    /// Every fold, with the tile sums above hidden 1024 (norm_stats).
+    static DecodeFusion all(const ModelConfig& c) {
+      DecodeFusion f;
+      f.norm_stats = c.hidden_size > 1024;
       return f;
     }
   };
@@ -496,6 +508,7 @@ class CudaTransformer {
     residual2_ = cuda::DeviceBuffer<float>(t * c.hidden_size, "activations");
     h_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
     delta_ = cuda::DeviceBuffer<T>(t * c.hidden_size, "activations");
+    norm_stats_ = cuda::DeviceBuffer<float>(2 * t * stats_stride(), "activations");
     qkv_ = cuda::DeviceBuffer<T>(t * (c.q_size() + 2 * c.kv_size()), "activations");
     attn_ = cuda::DeviceBuffer<T>(t * c.q_size(), "activations");
     q_ = cuda::DeviceBuffer<T>(t * c.q_size(), "activations");
@@ -641,6 +654,11 @@ class CudaTransformer {
     const size_t layers = layers_.size();
     const DecodeFusion& f = fusion_;
     const bool norm = f.norm && cuda::gemv_norm_supported<T>(tt, hidden);
+    // Tile sums: the residual is updated in place in residual_ by the O and down epilogues.
+    const bool stats = norm && f.norm_stats;
+    const int sstride = stats_stride();
+    float* const stats_attn = norm_stats_.data();                       // down -> next QKV
+    float* const stats_mlp = norm_stats_.data() + size_t(tt) * sstride;  // O -> gate/up
     // The GEMV epilogue stores k and v as T: a quantized cache takes the rope_qkv kernel, which quantizes.
     const bool rope = f.rope && norm && c.head_dim % 16 == 0 && !KV::quantized;
     const T* no_bias = nullptr;
@@ -657,6 +675,21 @@ class CudaTransformer {
     const int* positions = step_dev_.data() + b;
     const int* lengths = step_dev_.data() + 2 * b;
     float* res[2] = {residual_.data(), residual2_.data()};  // norm: read one, block 0 writes the other
+    auto stats_input = [&](const float* st, const T* gamma) {
+      cuda::NormInput<T> in;
+      in.residual = residual_.data();
+      in.stats = st;
+      in.stats_stride = sstride;
+      in.gamma = gamma;
+      in.eps = c.rms_norm_eps;
+      return in;
+    };
+    // out.residual += x W^T with the tile sums for the next norm (stats)
+    auto proj_residual = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, float* st, int k) {
+      const cuda::ResidualOutput<T> out{residual_.data(), st, sstride, nullptr};
+      if constexpr (kW4) cuda::gemv_w4_residual(w4.m, x, out, tt, stream_);
+      else cuda::gemv_residual(w.data(), x, out, tt, hidden, k, stream_);
+    };
     auto norm_input = [&](const float* r, const T* delta, const T* gamma, float* r_out) {
       cuda::NormInput<T> in;
       in.residual = r;
@@ -679,8 +712,11 @@ class CudaTransformer {
       Layer& L = layers_[li];
       T* const* k_caches = tok_caches_.data() + li * max_batch_;
       T* const* v_caches = tok_caches_.data() + (layers + li) * max_batch_;
+      // stats: layer 0's prologue gathers the embedding and block 0 writes it to residual_ (res[0])
       const cuda::NormInput<T> attn_in =
-          li == 0 ? norm_input(nullptr, nullptr, L.attn_norm.data(), res[1]) : norm_input(res[0], delta_.data(), L.attn_norm.data(), res[1]);
+          li == 0    ? norm_input(nullptr, nullptr, L.attn_norm.data(), res[stats ? 0 : 1])
+          : stats    ? stats_input(stats_attn, L.attn_norm.data())
+                     : norm_input(res[0], delta_.data(), L.attn_norm.data(), res[1]);
       const T* q = qkv_.data();
       bool copied_q = false;  // then the attention follows a copy: no programmatic launch
       if (rope) {
@@ -717,9 +753,11 @@ class CudaTransformer {
       }
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
                       lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
-      proj(L.wo, L.wo4, attn_.data(), delta_.data(), hidden, static_cast<int>(c.q_size()));
+      if (stats) proj_residual(L.wo, L.wo4, attn_.data(), stats_mlp, static_cast<int>(c.q_size()));
+      else proj(L.wo, L.wo4, attn_.data(), delta_.data(), hidden, static_cast<int>(c.q_size()));
       // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down
-      const cuda::NormInput<T> mlp_in = norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
+      const cuda::NormInput<T> mlp_in =
+          stats ? stats_input(stats_mlp, L.mlp_norm.data()) : norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
       if (!norm)
         cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.silu) {
@@ -735,7 +773,8 @@ class CudaTransformer {
         else proj(L.w_gate_up, L.w_gate_up4, h_.data(), gate_up_.data(), 2 * inter, hidden);
         cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
       }
-      proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
+      if (stats) proj_residual(L.w_down, L.w_down4, act_.data(), stats_attn, inter);
+      else proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
       if (!norm) {
         const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
         cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
@@ -743,7 +782,11 @@ class CudaTransformer {
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
-    if (f.host_io) {
+    if (stats) {  // the LM head's thousands of blocks would each stage the norm: one kernel instead
+      cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      if (f.host_io) cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
+      else cuda::gemv(head, h_.data(), no_bias, logits_.data(), tt, vocab, hidden, stream_);
+    } else if (f.host_io) {
       if (norm) cuda::gemv_norm(head, head_in, no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
       else cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
     } else {
@@ -835,6 +878,8 @@ class CudaTransformer {
   int64_t scratch_tokens_ = 0;
   cuda::DeviceBuffer<int32_t> ids_;
   cuda::DeviceBuffer<float> residual_, residual2_;
+  cuda::DeviceBuffer<float> norm_stats_;  // DecodeFusion::norm_stats: [2][tokens][stats_stride()] tile sums
+  int stats_stride() const { return static_cast<int>((host_.config.hidden_size + 15) / 16); }
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs
   std::optional<cuda::GemmW4Workspace> w4_gemm_workspace_;  // kW4: gemm_w4's split-k scratch

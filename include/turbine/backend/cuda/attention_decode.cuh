@@ -81,7 +81,7 @@ struct DecodeArgs {
 // MT m16 tiles hold the group*queries rows (padded); the 4 warps split as MT along rows times
 // 4/MT along the 64 positions of each tile. NS pipeline stages.
 /// The tiling of decode_split_kernel for head_dim HD, MT row tiles and NS pipeline stages; with a
-/// quantized KV scheme the NS stages hold codes and params, dequantized into one T tile of K and V.
+/// quantized KV scheme (decode_split_quant_kernel) the NS stages hold codes and params only.
 template <class T, int HD, int MT, int NS, class KV = kv::Same>
 struct DecodeConfig {
   /// threads per block; warps along the positions of a tile; positions per warp and tile; query
@@ -89,9 +89,10 @@ struct DecodeConfig {
   ///@{
   static constexpr int kThreads = 128, kWN = 4 / MT, kKW = kDecodeTile / kWN, kRows = 16 * MT;
   ///@}
-  /// shared memory of the Q tile plus the K/V pipeline, in bytes
-  static constexpr size_t kPipeBytes = size_t(kRows + 2 * (KV::quantized ? 1 : NS) * kDecodeTile) * HD * sizeof(T) +
-                                       NS * kvq::stage_bytes<KV, HD, kDecodeTile>();
+  /// shared memory of the Q tile plus the K/V pipeline, in bytes (quantized: the stages only, q
+  /// goes straight to registers)
+  static constexpr size_t kPipeBytes = KV::quantized ? NS * kvq::frag_stage_bytes<KV, HD, kDecodeTile>()
+                                                     : size_t(kRows + 2 * NS * kDecodeTile) * HD * sizeof(T);
   /// shared memory of the cross-warp softmax merge, in bytes
   static constexpr size_t kMergeBytes = size_t(4) * 16 * (HD + 4) * sizeof(float) + 2 * 4 * 16 * sizeof(float);
   /// dynamic shared memory per block, in bytes: the larger of the two phases (they reuse it)
@@ -153,17 +154,144 @@ __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b
   }
 }
 
-template <class T, int HD, int MT, int NS, class KV = kv::Same>
+// The online-softmax step of one tile for the thread's two rows: s holds the scores of the warp's
+// kKW positions (column j*8 + 2*tig + e is position n0 + j*8 + 2*tig + e); positions outside a row's
+// [lo_r, hi_r] are masked, o and l are rescaled, and s is left holding p = exp2(scaled score - max).
+template <int NJ, int ND>
+__device__ __forceinline__ void decode_softmax(float (&s)[NJ][4], float (&m)[2], float (&l)[2], float (&o)[ND][4], int n0,
+                                               int tig, const int (&lo_r)[2], const int (&hi_r)[2], float scale_log2) {
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    float mx = m[rr];
+#pragma unroll
+    for (int j = 0; j < NJ; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int kp = n0 + j * 8 + tig * 2 + e;
+        if (kp < lo_r[rr] || kp > hi_r[rr]) s[j][2 * rr + e] = -INFINITY;
+        mx = fmaxf(mx, s[j][2 * rr + e]);
+      }
+    mx = quad_max(mx);
+    const float base = mx == -INFINITY ? 0.f : mx * scale_log2;
+    const float alpha = fast_exp2(m[rr] * scale_log2 - base);
+    m[rr] = mx;
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NJ; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float p = fast_exp2(fmaf(s[j][2 * rr + e], scale_log2, -base));
+        s[j][2 * rr + e] = p;
+        sum += p;
+      }
+    l[rr] = l[rr] * alpha + sum;
+#pragma unroll
+    for (int j = 0; j < ND; ++j) {
+      o[j][2 * rr] *= alpha;
+      o[j][2 * rr + 1] *= alpha;
+    }
+  }
+}
+
+// Each thread's two rows [lo_r, hi_r]: the positions of this split that the row's query sees.
+template <class T>
+__device__ __forceinline__ void decode_row_ranges(const DecodeArgs<T>& a, int len, int start, int end, int row0, int gid,
+                                                  int (&lo_r)[2], int (&hi_r)[2]) {
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = row0 + gid + rr * 8;
+    const int qpos = len - a.queries + min(r / a.group, a.queries - 1);
+    hi_r[rr] = min(qpos, end - 1);
+    lo_r[rr] = a.window > 0 ? max(start, qpos - a.window + 1) : start;
+  }
+}
+
+// The end of a split block: the warps merge their (o, m, l) in shared memory (reusing the
+// pipeline's), the block writes its partial (or, as the only split with counters, the output), and
+// with counters the last block of the (sequence, KV head) merges the splits. kPermuted: o's column c
+// of n-block j is dim c * HD/8 + j (the quantized kernel's V order), else dim j * 8 + c.
+template <class T, int HD, int MT, bool kPermuted>
+__device__ __forceinline__ void decode_epilogue(const DecodeArgs<T>& a, unsigned char* smem_raw, const float (&o)[HD / 8][4],
+                                                const float (&m)[2], const float (&l)[2], const DecodeSpan& span, int split,
+                                                int b, int g) {
+  constexpr int kWN = 4 / MT, kThreads = 128;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int rows = a.group * a.queries;
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline's shared memory now holds the warps' partial results
+
+  float* const red_o = reinterpret_cast<float*>(smem_raw);  // [4 warps][16][HD + 4]
+  float* const red_m = red_o + 4 * 16 * (HD + 4);            // [4 warps][16]
+  float* const red_l = red_m + 4 * 16;                       // [4 warps][16]
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = gid + rr * 8;
+    const float sum = quad_sum(l[rr]);
+    if (tig == 0) {
+      red_m[warp * 16 + r] = m[rr] == -INFINITY ? -INFINITY : m[rr] * a.scale_log2;
+      red_l[warp * 16 + r] = sum;
+    }
+    float* const dst = red_o + (warp * 16 + r) * (HD + 4);
+#pragma unroll
+    for (int j = 0; j < HD / 8; ++j) {
+      if constexpr (kPermuted) {
+        dst[(tig * 2) * (HD / 8) + j] = o[j][2 * rr];
+        dst[(tig * 2 + 1) * (HD / 8) + j] = o[j][2 * rr + 1];
+      } else {
+        *reinterpret_cast<float2*>(dst + j * 8 + tig * 2) = make_float2(o[j][2 * rr], o[j][2 * rr + 1]);
+      }
+    }
+  }
+  __syncthreads();
+
+  const bool direct = a.counters != nullptr && span.splits == 1;  // the only split: no merge needed
+  for (int i = tid; i < rows * HD; i += kThreads) {
+    const int r = i / HD, d = i % HD, rt = r / 16, ri = r % 16;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWN; ++w) mx = fmaxf(mx, red_m[(rt + w * MT) * 16 + ri]);
+    float acc = 0.f, den = 0.f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWN; ++w) {
+        const int wi = (rt + w * MT) * 16 + ri;
+        const float f = fast_exp2(red_m[wi] - mx);
+        acc += f * red_o[wi * (HD + 4) + d];
+        den += f * red_l[wi];
+      }
+    }
+    const int j = r / a.group, hh = g * a.group + r % a.group;
+    if (direct) {
+      a.out[((int64_t(b) * a.queries + j) * a.heads + hh) * HD + d] = from_float<T>(den > 0.f ? acc / den : 0.f);
+      continue;
+    }
+    const int64_t row = ((int64_t(b) * a.splits + split) * a.queries + j) * a.heads + hh;
+    a.part_o[row * HD + d] = den > 0.f ? acc / den : 0.f;
+    if (d == 0) a.part_lse[row] = den > 0.f ? mx + __log2f(den) : -INFINITY;
+  }
+  if (a.counters == nullptr || direct) return;
+
+  // Folded merge: the last of the span.splits blocks of this (sequence, KV head) merges them.
+  __shared__ bool last;
+  __threadfence();  // this block's partials are visible device-wide before it is counted
+  __syncthreads();
+  unsigned* const counter = a.counters + int64_t(b) * gridDim.y + g;
+  if (tid == 0) last = atomicAdd(counter, 1u) == unsigned(span.splits - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // the other blocks' partials are read after their count
+  if (tid == 0) *counter = 0;  // ready for the next launch (a graph replay, the next layer)
+  decode_merge_group<T, HD>(a, b, g, span.splits);
+}
+
+template <class T, int HD, int MT, int NS>
 __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
-  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+  using Cfg = DecodeConfig<T, HD, MT, NS>;
   constexpr int kBN = kDecodeTile, kCh = HD / 8, kKW = Cfg::kKW, kRows = Cfg::kRows, kThreads = Cfg::kThreads;
-  constexpr bool kQuant = KV::quantized;
-  constexpr int kTiles = kQuant ? 1 : NS;        // T tiles of K (and V): the stages, or the dequantized tile
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* const sq = reinterpret_cast<T*>(smem_raw);  // [kRows][HD] swizzled
-  T* const sk = sq + kRows * HD;                 // [kTiles][BN][HD]
-  T* const sv = sk + kTiles * kBN * HD;          // [kTiles][BN][HD]
-  unsigned char* const sc = reinterpret_cast<unsigned char*>(sv + kTiles * kBN * HD);  // quantized: [NS] KvStage
+  T* const sk = sq + kRows * HD;                 // [NS][BN][HD]
+  T* const sv = sk + NS * kBN * HD;              // [NS][BN][HD]
 
   pdl_launch_dependents();  // the next kernel may start its weight prefetch
   // q, the caches and the lengths may come from the previous kernels. With prefetch_kv only q and
@@ -194,25 +322,13 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       cp_async16(smem_u32(sq + swz<HD>(r, c)), src, ok);
     }
   };
-  const T* const kbase = kQuant ? nullptr : a.k[b] + int64_t(g) * HD;
-  const T* const vbase = kQuant ? nullptr : a.v[b] + int64_t(g) * HD;
+  const T* const kbase = a.k[b] + int64_t(g) * HD;
+  const T* const vbase = a.v[b] + int64_t(g) * HD;
   // part 0: every row of the tile (rows past `end` zeroed); 1: all but the new tokens' rows (before
   // the wait); 2: only the new tokens' rows (after it). A row is written by one copy only: two
   // copies to one address could land in either order.
   auto load_kv = [&](int tile, int stage, int part) {
     const int n0 = start + tile * kBN;
-    if constexpr (kQuant) {
-      kvq::KvStage<KV, HD, kBN>::template load<kThreads>(
-          sc + stage * kvq::stage_bytes<KV, HD, kDecodeTile>(), reinterpret_cast<const unsigned char*>(a.k[b]),
-          reinterpret_cast<const unsigned char*>(a.v[b]), a.kv_stride, gridDim.y, g, tid, [&](int r, bool& ok) -> int64_t {
-            const int p = n0 + r;
-            ok = p < end;
-            const bool is_new = ok && p >= fresh;
-            if ((part == 1 && is_new) || (part == 2 && !is_new)) return -1;
-            return a.table.row(b, ok ? p : 0);
-          });
-      return;
-    }
     T* const dk = sk + stage * kBN * HD;
     T* const dv = sv + stage * kBN * HD;
 #pragma unroll
@@ -249,15 +365,8 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   }
 
   const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
-  // Each of the thread's two rows sees positions [lo_r, hi_r] within this split.
   int lo_r[2], hi_r[2];
-#pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const int r = mt * 16 + gid + rr * 8;
-    const int qpos = len - a.queries + min(r / a.group, a.queries - 1);
-    hi_r[rr] = min(qpos, end - 1);
-    lo_r[rr] = a.window > 0 ? max(start, qpos - a.window + 1) : start;
-  }
+  decode_row_ranges(a, len, start, end, mt * 16, gid, lo_r, hi_r);
 
   float o[HD / 8][4];
 #pragma unroll
@@ -278,13 +387,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       for (int kk = 0; kk < HD / 16; ++kk)
         ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
     }
-    const int stage = kQuant ? 0 : it % NS;
-    if constexpr (kQuant) {
-      // Every warp finished the last tile's mma (the barrier above): dequantize into the T tiles.
-      kvq::KvStage<KV, HD, kBN>::template dequant<T, kThreads>(
-          sc + (it % NS) * kvq::stage_bytes<KV, HD, kDecodeTile>(), tid, [&](int kv, int r, int c) { return (kv ? sv : sk) + swz<HD>(r, c); });
-      __syncthreads();
-    }
+    const int stage = it % NS;
     const T* const ks_tile = sk + stage * kBN * HD + ks * kKW * HD;
     const T* const vs_tile = sv + stage * kBN * HD + ks * kKW * HD;
     const int n0 = start + it * kBN + ks * kKW;
@@ -303,37 +406,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
         mma16816<T>(s[2 * np + 1], qf[kk], bf[2], bf[3]);
       }
 
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float mx = m[rr];
-#pragma unroll
-      for (int j = 0; j < kKW / 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int kp = n0 + j * 8 + tig * 2 + e;
-          if (kp < lo_r[rr] || kp > hi_r[rr]) s[j][2 * rr + e] = -INFINITY;
-          mx = fmaxf(mx, s[j][2 * rr + e]);
-        }
-      mx = quad_max(mx);
-      const float base = mx == -INFINITY ? 0.f : mx * a.scale_log2;
-      const float alpha = fast_exp2(m[rr] * a.scale_log2 - base);
-      m[rr] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int j = 0; j < kKW / 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float p = fast_exp2(fmaf(s[j][2 * rr + e], a.scale_log2, -base));
-          s[j][2 * rr + e] = p;
-          sum += p;
-        }
-      l[rr] = l[rr] * alpha + sum;
-#pragma unroll
-      for (int j = 0; j < HD / 8; ++j) {
-        o[j][2 * rr] *= alpha;
-        o[j][2 * rr + 1] *= alpha;
-      }
-    }
+    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2);
 
 #pragma unroll
     for (int kk = 0; kk < kKW / 16; ++kk) {
@@ -351,64 +424,152 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       }
     }
   }
-  cp_async_wait<0>();
-  __syncthreads();  // the pipeline's shared memory now holds the warps' partial results
+  decode_epilogue<T, HD, MT, false>(a, smem_raw, o, m, l, span, split, b, g);
+}
 
-  float* const red_o = reinterpret_cast<float*>(smem_raw);  // [4 warps][16][HD + 4]
-  float* const red_m = red_o + 4 * 16 * (HD + 4);            // [4 warps][16]
-  float* const red_l = red_m + 4 * 16;                       // [4 warps][16]
+// The warp's Q rows row0 + gid (+ 8) as mma A fragments, straight from global memory, in the k order
+// of kvq::FragTile's key fragments: k-slots 2tig, 2tig+1 (+8: +2) of step kk are dims
+// tig * HD/4 + 4kk + {0, 1} ({2, 3}), i.e. 8 contiguous bytes of the row per step. qsum: the row's
+// q summed over all dims (the folded keys' min term), rows past `rows` zeros.
+template <class T, int HD>
+__device__ __forceinline__ void load_q_permuted(const DecodeArgs<T>& a, int b, int g, int row0, int gid, int tig,
+                                                uint32_t (&qf)[HD / 16][4], float (&qsum)[2]) {
+  const int rows = a.group * a.queries;
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
-    const int r = gid + rr * 8;
-    const float sum = quad_sum(l[rr]);
-    if (tig == 0) {
-      red_m[warp * 16 + r] = m[rr] == -INFINITY ? -INFINITY : m[rr] * a.scale_log2;
-      red_l[warp * 16 + r] = sum;
+    const int r = row0 + gid + rr * 8;
+    uint4 u[HD / 32];
+#pragma unroll
+    for (int i = 0; i < HD / 32; ++i) u[i] = make_uint4(0, 0, 0, 0);
+    if (r < rows) {
+      const T* const src = a.q + ((int64_t(b) * a.queries + r / a.group) * a.heads + g * a.group + r % a.group) * HD + tig * (HD / 4);
+#pragma unroll
+      for (int i = 0; i < HD / 32; ++i) u[i] = reinterpret_cast<const uint4*>(src)[i];
     }
+    const uint32_t* const w = reinterpret_cast<const uint32_t*>(u);
+    float sum = 0.f;
 #pragma unroll
-    for (int j = 0; j < HD / 8; ++j)
-      *reinterpret_cast<float2*>(red_o + (warp * 16 + r) * (HD + 4) + j * 8 + tig * 2) = make_float2(o[j][2 * rr], o[j][2 * rr + 1]);
-  }
-  __syncthreads();
-
-  const bool direct = a.counters != nullptr && span.splits == 1;  // the only split: no merge needed
-  for (int i = tid; i < rows * HD; i += kThreads) {
-    const int r = i / HD, d = i % HD, rt = r / 16, ri = r % 16;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < Cfg::kWN; ++w) mx = fmaxf(mx, red_m[(rt + w * MT) * 16 + ri]);
-    float acc = 0.f, den = 0.f;
-    if (mx != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < Cfg::kWN; ++w) {
-        const int wi = (rt + w * MT) * 16 + ri;
-        const float f = fast_exp2(red_m[wi] - mx);
-        acc += f * red_o[wi * (HD + 4) + d];
-        den += f * red_l[wi];
+    for (int i = 0; i < HD / 8; ++i) {
+      qf[i / 2][(i % 2) * 2 + rr] = w[i];
+      if constexpr (std::is_same_v<T, __half>) {
+        const float2 f = __half22float2(kvq::u2h2(w[i]));
+        sum += f.x + f.y;
       }
     }
-    const int j = r / a.group, hh = g * a.group + r % a.group;
-    if (direct) {
-      a.out[((int64_t(b) * a.queries + j) * a.heads + hh) * HD + d] = from_float<T>(den > 0.f ? acc / den : 0.f);
-      continue;
-    }
-    const int64_t row = ((int64_t(b) * a.splits + split) * a.queries + j) * a.heads + hh;
-    a.part_o[row * HD + d] = den > 0.f ? acc / den : 0.f;
-    if (d == 0) a.part_lse[row] = den > 0.f ? mx + __log2f(den) : -INFINITY;
+    qsum[rr] = quad_sum(sum);
   }
-  if (a.counters == nullptr || direct) return;
+}
 
-  // Folded merge: the last of the span.splits blocks of this (sequence, KV head) merges them.
-  __shared__ bool last;
-  __threadfence();  // this block's partials are visible device-wide before it is counted
-  __syncthreads();
-  unsigned* const counter = a.counters + int64_t(b) * gridDim.y + g;
-  if (tid == 0) last = atomicAdd(counter, 1u) == unsigned(span.splits - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();  // the other blocks' partials are read after their count
-  if (tid == 0) *counter = 0;  // ready for the next launch (a graph replay, the next layer)
-  decode_merge_group<T, HD>(a, b, g, span.splits);
+// decode_split_kernel over a quantized cache (kv_quant.cuh): the stages hold codes and params in
+// kvq::FragTile's fragment order, and each warp dequantizes in registers straight into the mma B
+// fragments of its positions (keys as B of S = Q K^T with Q's dims permuted to match, values as B
+// of O = P V with O's dims permuted, undone by the epilogue). One barrier per tile, as the f16 path.
+template <class T, int HD, int MT, int NS, class KV>
+__global__ static void __launch_bounds__(128) decode_split_quant_kernel(const DecodeArgs<T> a) {
+  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+  using Tile = kvq::FragTile<KV, HD, kDecodeTile>;
+  constexpr int kBN = kDecodeTile, kKW = Cfg::kKW, kThreads = Cfg::kThreads;
+  constexpr bool kFold = Tile::template kFoldK<T>;
+  extern __shared__ __align__(128) unsigned char smem_raw[];  // [NS] FragTile stages
+
+  pdl_launch_dependents();
+  if (!a.prefetch_kv) pdl_wait();  // see decode_split_kernel
+  const int split = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int len = a.lengths[b];
+  const DecodeSpan span = decode_span(len, a.queries, a.window, a.splits, a.min_tiles);
+  if (split >= span.splits) return;
+  const int start = span.lo + split * span.chunk;
+  const int end = min(start + span.chunk, len);
+  const int n_tiles = (end - start + kBN - 1) / kBN;
+  const int fresh = len - a.queries;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+  const unsigned char* const kpool = reinterpret_cast<const unsigned char*>(a.k[b]);
+  const unsigned char* const vpool = reinterpret_cast<const unsigned char*>(a.v[b]);
+  // parts as in decode_split_kernel
+  auto load_kv = [&](int tile, int stage, int part) {
+    const int n0 = start + tile * kBN;
+    Tile::template load<kThreads>(smem_raw + stage * Tile::kBytes, kpool, vpool, a.kv_stride, gridDim.y, g, tid,
+                                  [&](int r, bool& ok) -> int64_t {
+                                    const int p = n0 + r;
+                                    ok = p < end;
+                                    const bool is_new = ok && p >= fresh;
+                                    if ((part == 1 && is_new) || (part == 2 && !is_new)) return -1;
+                                    return a.table.row(b, ok ? p : 0);
+                                  });
+  };
+  if (a.prefetch_kv) {
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 1);
+      cp_async_commit();
+    }
+    pdl_wait();
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s)
+      if (s < n_tiles) load_kv(s, s, 2);
+    cp_async_commit();
+    cp_async_wait<0>();
+  } else {
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 0);
+      cp_async_commit();
+    }
+  }
+
+  const int mt = warp % MT, ks = warp / MT;
+  uint32_t qf[HD / 16][4];
+  float qsum[2];
+  load_q_permuted<T, HD>(a, b, g, mt * 16, gid, tig, qf, qsum);  // after the wait (q is the previous kernel's)
+  int lo_r[2], hi_r[2];
+  decode_row_ranges(a, len, start, end, mt * 16, gid, lo_r, hi_r);
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int it = 0; it < n_tiles; ++it) {
+    cp_async_wait<NS - 2>();
+    __syncthreads();
+    {
+      const int nxt = it + NS - 1;
+      if (nxt < n_tiles) load_kv(nxt, nxt % NS, 0);
+      cp_async_commit();
+    }
+    const unsigned char* const st = smem_raw + (it % NS) * Tile::kBytes;
+    const int r0 = ks * kKW;  // the warp's first row of the tile
+    const int n0 = start + it * kBN + r0;
+
+    float s[kKW / 8][4];
+#pragma unroll
+    for (int j = 0; j < kKW / 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      uint32_t bk[HD / 16][2];
+      Tile::template k_frags<T>(st, r0 + j * 8 + gid, tig, bk);
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) mma16816<T>(s[j], qf[kk], bk[kk][0], bk[kk][1]);
+      if constexpr (kFold) Tile::k_fold(st, r0 + j * 8 + tig * 2, qsum, s[j]);
+    }
+
+    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2);
+
+#pragma unroll
+    for (int kk = 0; kk < kKW / 16; ++kk) {
+      uint32_t pf[4];
+      pf[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      pf[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      pf[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      uint32_t bv[HD / 8][2];
+      Tile::template v_frags<T>(st, r0 + kk * 16, gid, tig, bv);
+#pragma unroll
+      for (int dp = 0; dp < HD / 8; ++dp) mma16816<T>(o[dp], pf, bv[dp][0], bv[dp][1]);
+    }
+  }
+  decode_epilogue<T, HD, MT, true>(a, smem_raw, o, m, l, span, split, b, g);
 }
 
 // One block per (sequence, query, head) row. The 128 threads are kGroups groups of HD/4 lanes (4
@@ -472,14 +633,32 @@ __global__ static void __launch_bounds__(128) decode_combine_kernel(const Decode
   *reinterpret_cast<uint2*>(a.out + int64_t(row) * HD + d) = packed;
 }
 
-template <int HD>
-inline constexpr int kDecodeStages = HD == 128 ? 3 : 4;
+// Pipeline stages: f16 caches 3 (head_dim 128) or 4; quantized caches, whose stages are a half or a
+// quarter of the size, about 64 KiB of stages (4 to 8) to keep as many bytes in flight. ns > 0
+// overrides (the benchmarks compare).
+template <int HD, class KV>
+constexpr int decode_stages(int ns = 0) {
+  if (ns > 0) return ns;
+  if constexpr (KV::quantized) {
+    constexpr int n = int(65536 / kvq::frag_stage_bytes<KV, HD, kDecodeTile>());
+    return n < 4 ? 4 : n > 8 ? 8 : n;
+  } else {
+    return HD == 128 ? 3 : 4;
+  }
+}
 
-template <class T, int HD, int MT, class KV = kv::Same>
+// The split kernel of scheme KV with NS stages.
+template <class T, int HD, int MT, int NS, class KV>
+auto decode_kernel() {
+  if constexpr (KV::quantized) return decode_split_quant_kernel<T, HD, MT, NS, KV>;
+  else return decode_split_kernel<T, HD, MT, NS>;
+}
+
+template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
 void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false) {
-  constexpr int NS = kDecodeStages<HD>;
+  constexpr int NS = decode_stages<HD, KV>(kStages);
   using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
-  auto kernel = decode_split_kernel<T, HD, MT, NS, KV>;
+  auto kernel = decode_kernel<T, HD, MT, NS, KV>();
   if constexpr (Cfg::kSmemBytes > 48 * 1024) {
     static std::atomic<uint64_t> raised{0};
     raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
@@ -492,10 +671,11 @@ void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool 
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class T, int HD, int MT, class KV = kv::Same>
+template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
 int decode_blocks_per_sm() {
-  using Cfg = DecodeConfig<T, HD, MT, kDecodeStages<HD>, KV>;
-  auto kernel = decode_split_kernel<T, HD, MT, kDecodeStages<HD>, KV>;
+  constexpr int NS = decode_stages<HD, KV>(kStages);
+  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+  auto kernel = decode_kernel<T, HD, MT, NS, KV>();
   // The occupancy query sees the kernel's raised shared-memory limit.
   if constexpr (Cfg::kSmemBytes > 48 * 1024)
     TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg::kSmemBytes)));
@@ -527,7 +707,7 @@ decltype(auto) dispatch_decode(const AttentionShape& s, int queries, F&& f) {
 /// Chooses the splits for up to `max_batch` sequences of up to `max_len` positions from the SM
 /// count and the blocks resident per SM, so that one 32k sequence fills the GPU (32 splits of
 /// 1024 positions for 8 KV heads on an H100); never chunks under 64 positions.
-template <class T, KvScheme KV = kv::Same>
+template <class T, KvScheme KV = kv::Same, int kStages = 0>
 DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1) {
   static_assert(attn::kIsHalf16<T>, "attention_decode: T must be __half or __nv_bfloat16");
   check(shape.heads > 0 && shape.kv_heads > 0 && shape.heads % shape.kv_heads == 0, "attention_decode: heads (",
@@ -535,7 +715,7 @@ DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int
   check(queries >= 1 && queries <= 8, "attention_decode: queries per sequence ", queries, " (supported: 1 to 8)");
   check(max_batch >= 1 && max_len >= queries && max_len < (int64_t(1) << 31), "attention_decode: max_batch ",
         max_batch, " and max_len ", max_len, " out of range");
-  const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt(), KV>(); });
+  const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt(), KV, kStages>(); });
   int dev = 0, sms = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -606,7 +786,8 @@ struct DecodeOptions {
 ///             query j of sequence b sits at position lengths[b] - queries + j
 ///   out:      [batch, queries, heads, head_dim]
 /// Nothing on the host depends on the lengths, so the launch can be captured in a CUDA graph.
-template <class T, KvScheme KV = kv::Same>
+/// kStages: pipeline stages (0: the default of attn::decode_stages; other values for benchmarks).
+template <class T, KvScheme KV = kv::Same, int kStages = 0>
 void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq, const T* const* v_seq,
                       int64_t kv_stride, const int* lengths, int batch, T* out, void* workspace,
                       cudaStream_t stream = 0, const DecodeOptions& options = {}) {
@@ -646,17 +827,18 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.splits = plan.splits;
   a.scale_log2 = attn::kLog2e / std::sqrt(float(s.head_dim));
   const bool pdl = options.pdl && pdl_available();
-  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV>(a, batch, stream, pdl); });
+  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV, kStages>(a, batch, stream, pdl); });
 }
 
-/// A plan with its own workspace (and zeroed counters for the folded merge); KV: the caches' scheme.
-template <class T, KvScheme KV = kv::Same>
+/// A plan with its own workspace (and zeroed counters for the folded merge); KV: the caches' scheme;
+/// kStages: see attention_decode.
+template <class T, KvScheme KV = kv::Same, int kStages = 0>
 class DecodeAttention {
  public:
   /// Plans for up to max_batch sequences of up to max_len cache positions with `queries` new
   /// tokens each, and allocates the workspace and the zeroed merge counters on the device.
   DecodeAttention(const AttentionShape& shape, int max_batch, int64_t max_len, int queries = 1)
-      : plan_(plan_attention_decode<T, KV>(shape, max_batch, max_len, queries)),
+      : plan_(plan_attention_decode<T, KV, kStages>(shape, max_batch, max_len, queries)),
         workspace_(attention_decode_workspace_bytes(plan_), "attention decode workspace"),
         counters_(attention_decode_counter_bytes(plan_) / sizeof(unsigned), "attention decode counters") {
     TURBINE_CUDA_CHECK(cudaMemset(counters_.data(), 0, counters_.bytes()));
@@ -679,7 +861,7 @@ class DecodeAttention {
       o.prefetch_kv = pdl;
       o.min_split_tiles = min_split_tiles;
     }
-    attention_decode<T, KV>(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);
+    attention_decode<T, KV, kStages>(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);
   }
 
  private:

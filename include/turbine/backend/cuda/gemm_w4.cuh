@@ -40,6 +40,11 @@
 // quarter warp read 16 bytes of rows g, g + 1 at inputs 32 t + 8 j) would hit each bank twice
 // (lanes t and t + 2 are 64 bytes apart); swapping 16-byte units 2i and 2i+1 in the upper half of
 // every 128-input chunk (unit u ^ bit 3 of u) and a 32-byte row pad make them conflict-free.
+//
+// gemm_w4 now runs the second, staged kernel (gemm_w4s_kernel, after the first one, which stays
+// for comparison in bench_cuda_kernels): the same fragments, but warps owning several 16-row tiles
+// (x fragments reused across them), weights and params staged through a deeper cp.async ring, and
+// split-k sums added by a separate kernel over the whole GPU. Its own comment says why.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -331,6 +336,280 @@ void launch_gemm_w4_kernel(const W4Matrix& w, const __half* x, const __half* bia
                 k_split, ws.partials, ws.counters);
 }
 
+
+// ---- The staged kernel (gemm_w4 uses it; the kernel above stays for comparison) -----------------
+// What limited the kernel above (150-200 TFLOP/s): every warp owned 16 rows and all the block's
+// tokens, so each 16-byte x vector read from shared memory fed only two mma (shared-memory bandwidth
+// capped it near half the mma rate); one step of weights in flight per warp, in registers; and the
+// split-k sums were added by the last block of a tile alone (up to 128 KB read by one SM, a tail of
+// a microsecond or more at 64 tokens).
+//
+// Here a warp owns kMR 16-row tiles and kTN 8-token columns: each x vector read feeds 2 kMR mma,
+// each dequantized weight 2 kTN. A block is 8 warps: 8 / kWT row groups x kWT token groups (kWT = 2
+// splits the tokens over two warps that dequantize the same weights: fewer accumulators per warp).
+// Weights, their params and x all go through a kStages-deep cp.async ring in shared memory, one
+// 128-input chunk per stage, so several chunks of every row are in flight without registers. A
+// lane reads back exactly the weight vectors it would have loaded (layout [row tile][h][lane],
+// conflict-free), and the fragment mapping is the kernel above's (and the GEMV's): lane (g, t) takes
+// inputs 32 t .. 32 t + 31 of a chunk, word j feeding two k16 mma steps with x unit 4 t + j.
+// Split k writes fp32 partials [split][token][n] and a second small kernel (launched with
+// programmatic dependent launch) adds them in split order over the whole GPU: deterministic and no
+// single-block tail.
+inline constexpr int kW4sThreads = 256;
+inline constexpr int kW4sChunk = 128;                  // inputs per pipeline stage
+inline constexpr int kW4sXStride = kW4sChunk + 16;     // halves per token row of x (the pad: see w4s_x_unit)
+
+// The static shape of one staged-kernel variant.
+template <int kMR, int kTN, int kWT, int kStages>
+struct W4sTile {
+  static_assert(kMR == 1 || kMR == 2 || kMR == 4, "row tiles per warp: 1, 2 or 4");
+  static_assert(kTN == 1 || kTN == 2 || kTN == 4 || kTN == 8, "token columns per warp: 1, 2, 4 or 8");
+  static_assert(kWT == 1 || kWT == 2, "token groups per block: 1 or 2");
+  static_assert(kStages >= 2, "at least two stages");
+  static constexpr int kRowGroups = 8 / kWT;
+  static constexpr int kWarpRows = 16 * kMR, kWarpTokens = 8 * kTN;
+  static constexpr int kRows = kRowGroups * kWarpRows;     // rows of W per block
+  static constexpr int kTokens = kWT * kWarpTokens;        // tokens per block
+  static constexpr int kXHalves = kTokens * kW4sXStride;   // one stage of x
+  static constexpr int kWVecs = kRowGroups * kMR * 2 * 32; // one stage of weights, in 16-byte vectors (= its params)
+  static constexpr int kXCopies = kTokens * (kW4sChunk / 8) / kW4sThreads;  // 16-byte x copies per thread and stage
+  static constexpr int kWCopies = kWVecs / kW4sThreads;                     // weight (and param) copies per thread
+  static_assert(kTokens % 16 == 0 && kWVecs % kW4sThreads == 0, "whole copies per thread");
+  static constexpr size_t kStageBytes = size_t(kXHalves) * 2 + size_t(kWVecs) * (16 + 4);
+  static constexpr size_t kSmem = kStages * kStageBytes;
+  // Two blocks per SM where their shared memory fits (sm_90: 228 KB, 1 KB reserved per block); the
+  // register allocator is then asked for <= 128 registers.
+  static constexpr int kMinBlocks = kSmem <= 112 * 1024 ? 2 : 1;
+};
+
+// Where 16-byte unit u (inputs 8u .. 8u+7 of a chunk) of a token row lives. The reads of one
+// quarter warp (rows g, g + 1; units 4t + j, t = 0..3) would put lanes t and t + 2 on the same banks
+// (64 bytes apart); flipping bit 0 of the units in the upper half of the row separates them, and the
+// 32-byte row pad puts row g + 1 on the other four 16-byte bank groups.
+static __device__ __forceinline__ int w4s_x_unit(int u) { return u ^ ((u >> 3) & 1); }
+
+// 4-byte global -> shared copy (the params); with pred false the 4 bytes become zeros.
+static __device__ __forceinline__ void w4s_cp_async4(uint32_t dst, const void* src, bool pred) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0));
+}
+
+// Word j of a 16-byte weight vector (j is a constant after unrolling).
+static __device__ __forceinline__ uint32_t w4s_word(const uint4& v, int j) {
+  return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+
+template <int kMR, int kTN, int kWT, int kStages>
+__global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kStages>::kMinBlocks))
+    gemm_w4s_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, const __half* __restrict__ x,
+                    const __half* __restrict__ bias, __half* __restrict__ y, int n, int k, int group, int tokens,
+                    int k_split, float* __restrict__ partials) {
+  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
+  if (partials) pdl_launch_dependents();  // the split-k reduction may be scheduled (it waits for us)
+  extern __shared__ __align__(16) uint4 w4s_dyn_smem[];
+  __half* const xs = reinterpret_cast<__half*>(w4s_dyn_smem);                   // [stage][token][kW4sXStride]
+  uint4* const wsm = w4s_dyn_smem + size_t(kStages) * Tile::kXHalves / 8;       // [stage][row tile][h][lane]
+  uint32_t* const psm = reinterpret_cast<uint32_t*>(wsm + kStages * Tile::kWVecs);  // as wsm, one u32 each
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int rg = warp % Tile::kRowGroups, tg = warp / Tile::kRowGroups;
+  const int row0 = blockIdx.x * Tile::kRows, tok0 = blockIdx.y * Tile::kTokens;
+  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
+  const int steps = (kend - kbeg + kW4sChunk - 1) / kW4sChunk;
+  const int words = k / 8, groups = k / group;
+
+  // Weight copy q of this thread is vector v = tid + 256 q of a stage: row tile v / 64 of the block
+  // (row group * kMR + m), half h = (v / 32) % 2 (rows g or g + 8), lane v % 32 = this lane. Rows
+  // past n re-read row n - 1 (valid memory; their sums are never stored). Recomputed per stage:
+  // a few integer ops, where keeping them would cost registers.
+  auto wrow = [&](int q) {
+    const int v = tid + kW4sThreads * q;
+    return min(row0 + 16 * (v / 64) + 8 * ((v / 32) & 1) + g, n - 1);
+  };
+  // One stage: x[tok0 ..][chunk] (consecutive threads, consecutive 16-byte units of a token row),
+  // then this thread's weight vectors and their params (inputs 32 t .. 32 t + 31 of the chunk: one
+  // group, all inside k or all outside, since k and the split are multiples of 32).
+  auto issue = [&](int slot, int step) {
+    const int kc = kbeg + step * kW4sChunk;
+    __half* const xd = xs + slot * Tile::kXHalves;
+#pragma unroll
+    for (int q = 0; q < Tile::kXCopies; ++q) {
+      const int v = tid + kW4sThreads * q, r = v / (kW4sChunk / 8), u = v % (kW4sChunk / 8);
+      const int kk = kc + 8 * u;
+      const bool ok = tok0 + r < tokens && kk < kend;
+      const __half* src = ok ? x + static_cast<int64_t>(tok0 + r) * k + kk : x;
+      w4g_cp_async16(w4g_smem_u32(xd + r * kW4sXStride + 8 * w4s_x_unit(u)), src, ok);
+    }
+    const int kw = kc + 32 * t;
+    const bool okw = kw < kend;
+#pragma unroll
+    for (int q = 0; q < Tile::kWCopies; ++q) {
+      const int v = tid + kW4sThreads * q;
+      const uint32_t* wsrc = okw ? qw + static_cast<int64_t>(wrow(q)) * words + kw / 8 : qw;
+      const __half2* psrc = okw ? params + static_cast<int64_t>(wrow(q)) * groups + kw / group : params;
+      w4g_cp_async16(w4g_smem_u32(wsm + slot * Tile::kWVecs + v), wsrc, okw);
+      w4s_cp_async4(w4g_smem_u32(psm + slot * Tile::kWVecs + v), psrc, okw);  // zeros: weight 0, never NaN
+    }
+  };
+
+  float acc[kMR][kTN][4];
+#pragma unroll
+  for (int m = 0; m < kMR; ++m)
+#pragma unroll
+    for (int tn = 0; tn < kTN; ++tn) acc[m][tn][0] = acc[m][tn][1] = acc[m][tn][2] = acc[m][tn][3] = 0.f;
+
+  // One chunk of this warp's tiles: kMR x kTN x 8 mma.
+  auto compute = [&](int slot) {
+    const uint4* wl = wsm + slot * Tile::kWVecs + rg * (kMR * 64) + lane;
+    const uint32_t* pl = psm + slot * Tile::kWVecs + rg * (kMR * 64) + lane;
+    uint4 wv[kMR][2];
+    __half2 pv[kMR][2];
+#pragma unroll
+    for (int m = 0; m < kMR; ++m)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        wv[m][h] = wl[(2 * m + h) * 32];
+        pv[m][h] = w4_as_half2(pl[(2 * m + h) * 32]);
+      }
+    const __half* xt = xs + slot * Tile::kXHalves + (tg * Tile::kWarpTokens + g) * kW4sXStride;
+    const __half2 k960 = w4_as_half2(0x63806380u);  // 960: 960 - (1024 + z) = -(64 + z)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint4 qa[kMR], qb[kMR];  // rows g and g + 8 of each tile, inputs 32 t + 8 j + (0..7)
+#pragma unroll
+      for (int m = 0; m < kMR; ++m) {
+        const __half2 za = __high2half2(pv[m][0]), zb = __high2half2(pv[m][1]);
+        qa[m] = w4_dequant8_fast(w4s_word(wv[m][0], j), __low2half2(pv[m][0]), za, __hsub2(k960, za));
+        qb[m] = w4_dequant8_fast(w4s_word(wv[m][1], j), __low2half2(pv[m][1]), zb, __hsub2(k960, zb));
+      }
+      const int unit = w4s_x_unit(4 * t + j);
+#pragma unroll
+      for (int tn = 0; tn < kTN; ++tn) {
+        // x[token 8 tn + g of the warp's tokens][the same 8 inputs]
+        const uint4 xv = *reinterpret_cast<const uint4*>(xt + tn * 8 * kW4sXStride + 8 * unit);
+#pragma unroll
+        for (int m = 0; m < kMR; ++m) {
+          gemv_mma<__half>(acc[m][tn], qa[m].x, qb[m].x, qa[m].y, qb[m].y, xv.x, xv.y);
+          gemv_mma<__half>(acc[m][tn], qa[m].z, qb[m].z, qa[m].w, qb[m].w, xv.z, xv.w);
+        }
+      }
+    }
+  };
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) issue(s, s);
+    w4g_cp_async_commit();  // always: the wait below counts groups
+  }
+  for (int i = 0; i < steps; ++i) {
+    // Chunk i is in (this thread's copies; the barrier makes everyone's visible) and every warp is
+    // done with chunk i - 1's slot, which the copy below overwrites.
+    w4g_cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (i + kStages - 1 < steps) issue((i + kStages - 1) % kStages, i + kStages - 1);
+    w4g_cp_async_commit();
+    compute(i % kStages);
+  }
+
+  // acc[m][tn][2h + e] = row row0 + 16 (rg kMR + m) + g + 8h, token tok0 + tg kWarpTokens + 8 tn + 2t + e.
+  float* const part = partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr;
+#pragma unroll
+  for (int m = 0; m < kMR; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = row0 + 16 * (rg * kMR + m) + g + 8 * h;
+      if (row >= n) continue;
+      const float b = !part && bias ? __half2float(bias[row]) : 0.f;
+#pragma unroll
+      for (int tn = 0; tn < kTN; ++tn)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int tok = tok0 + tg * Tile::kWarpTokens + 8 * tn + 2 * t + e;
+          if (tok >= tokens) continue;
+          const int64_t at = static_cast<int64_t>(tok) * n + row;
+          if (part) __stcg(part + at, acc[m][tn][2 * h + e]);
+          else y[at] = __float2half_rn(acc[m][tn][2 * h + e] + b);
+        }
+    }
+}
+
+// y[i] = sum of the splits' partials[split][i] in split order (+ bias): i = token * n + row.
+__global__ static void __launch_bounds__(256)
+    gemm_w4s_reduce_kernel(const float* __restrict__ partials, const __half* __restrict__ bias, __half* __restrict__ y,
+                           int n, int64_t count, int splits) {
+  pdl_wait();  // the partials are the previous kernel's
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  float s = 0.f;
+  for (int z = 0; z < splits; ++z) s += __ldcg(partials + z * count + i);
+  if (bias) s += __half2float(bias[i % n]);
+  y[i] = __float2half_rn(s);
+}
+
+// The once-per-device set-up of one staged variant (shared-memory limit, resident blocks per SM).
+template <int kMR, int kTN, int kWT, int kStages>
+int w4s_blocks_per_sm() {
+  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
+  static std::atomic<uint64_t> raised{0};
+  static std::atomic<int> occupancy[64] = {};
+  raise_dynamic_smem(raised, gemm_w4s_kernel<kMR, kTN, kWT, kStages>, Tile::kSmem);
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
+  if (per_sm == 0) {
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, gemm_w4s_kernel<kMR, kTN, kWT, kStages>, kW4sThreads, Tile::kSmem));
+    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
+    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
+  }
+  return per_sm;
+}
+
+/// Fewest 128-input chunks per k split by default: shorter splits spend more on partial sums
+/// (R x T x 4 bytes per split against R x 64 bytes of weights per chunk) than they gain in blocks.
+inline constexpr int kW4sMinChunks = 4;
+
+// The staged kernel on a grid of (row blocks, token tiles, k splits): k is split until the blocks
+// fill the GPU once, keeping at least `min_chunks` chunks per split and the partials within the
+// workspace; split partials are added by gemm_w4s_reduce_kernel.
+template <int kMR, int kTN, int kWT, int kStages>
+void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                     cudaStream_t stream, const W4gWorkspace* own = nullptr, int min_chunks = kW4sMinChunks) {
+  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
+  const int per_sm = w4s_blocks_per_sm<kMR, kTN, kWT, kStages>();
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t row_blocks = ceil_div(w.n, Tile::kRows);
+  const int64_t token_tiles = ceil_div(tokens, Tile::kTokens);
+  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * Tile::kTokens, ")");
+  const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
+  const int64_t chunks = ceil_div(w.k, kW4sChunk);
+  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
+  int64_t splits = 1;
+  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, chunks / std::max(1, min_chunks), fit}), 1, chunks);
+  const int64_t k_split = ceil_div(chunks, splits) * kW4sChunk;
+  splits = ceil_div(w.k, k_split);  // <= the splits asked for: the workspace holds them
+  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  launch_kernel(gemm_w4s_kernel<kMR, kTN, kWT, kStages>,
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(kW4sThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group,
+                tokens, static_cast<int>(k_split), partials);
+  if (splits > 1) {
+    const int64_t count = int64_t(tokens) * w.n;
+    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
+                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
+  }
+}
+
+// gemm_w4's choice by token count (bench_cuda_kernels gemm_w4_variant/... times the others):
+// kMR x kTN x kWT x stages.
+using W4sLaunchFn = void (*)(const W4Matrix&, const __half*, const __half*, __half*, int, cudaStream_t,
+                             const W4gWorkspace*, int);
+inline W4sLaunchFn w4s_pick(int tokens) {
+  if (tokens <= 16) return &launch_gemm_w4s<2, 2, 1, 4>;  // 256 rows x 16 tokens, 2 blocks per SM
+  if (tokens <= 32) return &launch_gemm_w4s<2, 4, 1, 3>;  // 256 rows x 32 tokens, 2 blocks per SM
+  return &launch_gemm_w4s<2, 4, 2, 4>;                    // 128 rows x 64 tokens, 2 blocks per SM
+}
+
 }  // namespace detail
 
 /// A split-k workspace of gemm_w4's own (about 8 MB): a caller that may run gemm_w4 at the same
@@ -362,11 +641,16 @@ inline void gemm_w4_prepare() {
   (void)detail::w4g_blocks_per_sm<2>();
   (void)detail::w4g_blocks_per_sm<4>();
   (void)detail::w4g_blocks_per_sm<8>();
+  (void)detail::w4s_blocks_per_sm<2, 2, 1, 4>();  // w4s_pick's variants
+  (void)detail::w4s_blocks_per_sm<2, 4, 1, 3>();
+  (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
+  (void)pdl_available();
 }
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Token tiles of 16, 32 or 64 by count. `workspace`:
+/// y: [tokens, w.n] fp16; fp32 accumulation. The staged kernel, its tile by token count (w4s_pick);
+/// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own split-k scratch, or null for the device's shared one (then calls must not
 /// overlap in time).
 inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
@@ -378,9 +662,7 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   check(aligned16(w.qweight) && aligned16(x), "gemm_w4: qweight and x must be 16-byte aligned");
   if (tokens == 0) return;
   const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
-  if (tokens <= 16) detail::launch_gemm_w4_kernel<2>(w, x, bias, y, tokens, stream, own);
-  else if (tokens <= 32) detail::launch_gemm_w4_kernel<4>(w, x, bias, y, tokens, stream, own);
-  else detail::launch_gemm_w4_kernel<8>(w, x, bias, y, tokens, stream, own);
+  detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

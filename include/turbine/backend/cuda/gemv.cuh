@@ -99,6 +99,17 @@ struct GemvStore {
   }
 };
 
+// Hands one thread's two sums to the output policy. Called by every lane of a warp together (tok
+// differs by lane, tokens past the count included), so a policy with kWarpStore may use warp
+// shuffles across the 8 lanes g = 0..7 that hold one token (GemvResidualStats reduces a tile's sum
+// of squares that way); the others see only their valid tokens.
+template <class E>
+static __device__ __forceinline__ void gemv_epilogue(const E& ep, int blk, int g, int tok, int tokens, float sa,
+                                                     float sb, int n) {
+  if constexpr (requires { E::kWarpStore; }) ep.warp_store(blk, g, tok, tokens, sa, sb, n);
+  else if (tok < tokens) ep.store(blk, g, tok, sa, sb, n);
+}
+
 // The end of a GEMV block: d[j] of lane (g, c) is row g + 8 * (j >= 2), token 2c + (j & 1). Sums
 // over the warps' K shares; a thread then owns rows g and g + 8 of one token, so an epilogue can
 // pair them (rotary halves). Shared by gemv_kernel and the 4-bit gemv_w4_kernel.
@@ -118,8 +129,7 @@ static __device__ __forceinline__ void gemv_reduce_store(const float (&d0)[4], c
       sa += partial[q][j][l];
       sb += partial[q][j + 2][l];
     }
-    const int tok = 2 * (l & 3) + j;
-    if (tok < tokens) ep.store(static_cast<int>(blockIdx.x), l >> 2, tok, sa, sb, n);
+    gemv_epilogue(ep, static_cast<int>(blockIdx.x), l >> 2, 2 * (l & 3) + j, tokens, sa, sb, n);
   }
 }
 

@@ -47,6 +47,23 @@ struct NormInput {
   const T* gamma = nullptr;         ///< [k] RMSNorm weight
   float eps = 1e-5f;                ///< RMSNorm epsilon, added to the mean square
   float* residual_out = nullptr;    ///< [tokens, k]: gets residual (+ delta), or null; must not alias residual
+  /// Precomputed sums of squares of the residual rows, one per 16-row tile ([tokens, stats_stride],
+  /// ceil(k / 16) used; gemv_residual writes them), or null. With them the residual is final (delta
+  /// must be null) and each block normalizes in one pass, without reducing k itself: what makes the
+  /// norm prologue affordable at large hidden sizes, where hundreds of blocks would each redo it.
+  const float* stats = nullptr;
+  int stats_stride = 0;  ///< floats per token row of stats
+};
+
+/// Where gemv_residual puts its result: residual += y (y rounded to T first, as the unfused chain
+/// rounds the projection before its add), and per 16-row tile the sum of squares of the updated
+/// rows, for the next norm (NormInput::stats).
+template <HalfElement T>
+struct ResidualOutput {
+  float* residual = nullptr;  ///< [tokens, n] fp32, updated in place
+  float* stats = nullptr;     ///< [tokens, stats_stride]: entry tile = sum over rows 16 tile .. 16 tile + 15
+  int stats_stride = 0;       ///< floats per token row of stats (at least ceil(n / 16))
+  const T* bias = nullptr;    ///< [n] or null, added before the rounding
 };
 
 /// Rotary embedding and KV-cache store of a QKV projection of (heads + 2 * kv_heads) * head_dim rows.
@@ -102,6 +119,7 @@ struct GemvXNorm {
   // Two passes over the rows (the second hits L1): the sums of squares, then x = v * inv * gamma.
   template <int kThreads>
   __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
+    if (in.stats) return prologue_stats<kThreads>(xs, k, tokens);
     if constexpr (!kPerCountPrologue) {
       prologue_loop<kThreads>(xs, k, tokens);
     } else {
@@ -151,6 +169,37 @@ struct GemvXNorm {
         vec::load8(in.gamma + i * 8, gm);
         row8(t, i * 8, k, v);
         if (write_residual) vec::store8(in.residual_out + static_cast<int64_t>(t) * k + i * 8, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+        *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
+      }
+    }
+    __syncthreads();
+  }
+
+  // With precomputed tile sums: each warp adds one token's sums in a fixed order (every block gets
+  // the same bits), then one pass x = residual * inv * gamma.
+  template <int kThreads>
+  __device__ __forceinline__ void prologue_stats(T* xs, int k, int tokens) const {
+    static_assert(kThreads % 32 == 0);
+    constexpr int kWarpsHere = kThreads / 32;
+    __shared__ float inv_s[kGemvMaxTokens];
+    const int lane = threadIdx.x & 31, tiles = (k + kGemvRows - 1) / kGemvRows;
+    for (int t = threadIdx.x >> 5; t < tokens; t += kWarpsHere) {
+      float s = 0.f;
+      for (int i = lane; i < tiles; i += 32) s += in.stats[static_cast<int64_t>(t) * in.stats_stride + i];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + in.eps);
+    }
+    __syncthreads();
+    const int nv = k / 8;
+    for (int t = 0; t < tokens; ++t) {
+      const float inv = inv_s[t];
+      for (int i = threadIdx.x; i < nv; i += kThreads) {
+        float gm[8], v[8];
+        vec::load8(in.gamma + i * 8, gm);
+        vec::load8(in.residual + static_cast<int64_t>(t) * k + i * 8, v);
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
         *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
@@ -302,6 +351,48 @@ struct GemvGateUpSilu {
   }
 };
 
+// residual[tok, row] += T(sum + bias) for rows 16 blk + g and + 8; the 8 lanes g = 0..7 that hold
+// one token then add their squares (warp shuffles: gemv_epilogue calls every lane) and lane g = 0
+// writes the tile's entry. Rows are updated in place: each is read and written by one thread only.
+template <HalfElement T>
+struct GemvResidualStats {
+  ResidualOutput<T> o;
+  static constexpr bool kWarpStore = true;
+  __device__ __forceinline__ void rows(int blk, int g, int n, int& ra, int& rb) const {
+    ra = min(blk * kGemvRows + g, n - 1);
+    rb = min(blk * kGemvRows + g + 8, n - 1);
+  }
+  __device__ __forceinline__ void warp_store(int blk, int g, int tok, int tokens, float sa, float sb, int n) const {
+    float sq = 0.f;
+    if (tok < tokens) {
+      float* rt = o.residual + static_cast<int64_t>(tok) * n;
+      const int r = blk * kGemvRows + g;
+      if (r < n) {
+        const float v = rt[r] + to_float(from_float<T>(o.bias ? sa + to_float(o.bias[r]) : sa));
+        rt[r] = v;
+        sq += v * v;
+      }
+      if (r + 8 < n) {
+        const float v = rt[r + 8] + to_float(from_float<T>(o.bias ? sb + to_float(o.bias[r + 8]) : sb));
+        rt[r + 8] = v;
+        sq += v * v;
+      }
+    }
+    // lanes 4 g + c: the same token for every g
+    sq += __shfl_xor_sync(0xffffffffu, sq, 4);
+    sq += __shfl_xor_sync(0xffffffffu, sq, 8);
+    sq += __shfl_xor_sync(0xffffffffu, sq, 16);
+    if (g == 0 && tok < tokens) o.stats[static_cast<int64_t>(tok) * o.stats_stride + blk] = sq;
+  }
+};
+
+template <HalfElement T>
+void check_residual_output(const char* what, const ResidualOutput<T>& o, int n) {
+  check(o.residual != nullptr && o.stats != nullptr, what, ": needs residual and stats");
+  check(o.stats_stride >= (n + kGemvRows - 1) / kGemvRows, what, ": stats_stride ", o.stats_stride, " is less than the ",
+        (n + kGemvRows - 1) / kGemvRows, " tiles of n = ", n);
+}
+
 template <HalfElement T>
 void check_norm_input(const char* what, const NormInput<T>& in, int tokens, int k) {
   check(tokens >= 1 && tokens <= kGemvMaxTokens, what, ": ", tokens, " tokens is not supported (supported: 1 to ",
@@ -316,6 +407,9 @@ void check_norm_input(const char* what, const NormInput<T>& in, int tokens, int 
         what, ": pointers must be 16-byte aligned");
   check(in.residual_out == nullptr || in.residual_out != in.residual, what,
         ": residual_out must not alias residual (the other blocks still read it)");
+  check(in.stats == nullptr || (in.residual != nullptr && in.delta == nullptr && in.residual_out == nullptr &&
+                                in.stats_stride >= (k + kGemvRows - 1) / kGemvRows),
+        what, ": stats need a final residual (no delta, no residual_out) and stats_stride >= ceil(k / 16)");
 }
 
 }  // namespace detail
@@ -331,6 +425,23 @@ void gemv_norm(const T* w, const NormInput<T>& in, const T* bias, Y* y, int toke
   check(aligned16(w), "gemv_norm: w must be 16-byte aligned");
   const bool pdl = prefetch_weights && pdl_available();
   detail::launch_gemv<T>(w, n, k, tokens, detail::GemvXNorm<T>{in}, detail::GemvStore<Y, T>{y, bias}, stream, pdl);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// residual += x W^T (+ bias), rounded to T before the add, for 1..8 tokens, with the sums of squares
+/// of the updated rows per 16-row tile in out.stats (for the next gemv_norm: NormInput::stats).
+/// w: [n, k] T, x: [tokens, k] T, out.residual: [tokens, n] fp32.
+template <HalfElement T>
+void gemv_residual(const T* w, const T* x, const ResidualOutput<T>& out, int tokens, int n, int k,
+                   cudaStream_t stream = nullptr, bool prefetch_weights = true) {
+  check(n > 0 && k > 0 && k % 8 == 0, "gemv_residual: bad sizes (n ", n, ", k ", k, "; k must be a multiple of 8)");
+  check(aligned16(w) && aligned16(x), "gemv_residual: w and x must be 16-byte aligned");
+  check(tokens >= 0 && tokens <= kGemvMaxTokens, "gemv_residual: ", tokens, " tokens is not supported (supported: 1 to ",
+        kGemvMaxTokens, ")");
+  if (tokens == 0) return;
+  detail::check_residual_output("gemv_residual", out, n);
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv<T>(w, n, k, tokens, detail::GemvX<T>{x}, detail::GemvResidualStats<T>{out}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -23,6 +23,7 @@
 // The attention kernels receive a pool as a `const T*` like an unquantized pool (one pointer type
 // for the cache pointer arrays); with a quantized scheme they read it as bytes, rows
 // kv_row_bytes() apart.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
@@ -300,6 +301,242 @@ struct KvStage {
                  "l"(src), "r"(n));
   }
 };
+
+// ---- Register dequantization for the decode kernel (attention_decode.cuh) ----
+//
+// The decode kernel feeds the codes to mma.sync m16n8k16 as B operands, dequantized in registers
+// (no fp16 tile in shared memory, no second barrier). Each lane reads the codes its fragments need
+// with one to four vector loads per cache row, so the tile is staged in a "fragment order":
+//  - K (B of S = Q K^T, column = position): lane (gid, tig) of row n holds the contiguous channels
+//    [tig * HD/4, (tig + 1) * HD/4): a permutation of the k dimension (Q's A fragments are loaded in
+//    the same order, see load_q_permuted) that makes k-slots 2tig, 2tig+1 / 2tig+8, 2tig+9 of step
+//    kk the channels tig * HD/4 + 4kk + {0, 1} / {2, 3};
+//  - V (B of O = P V, k = position, column = channel): lane (gid, tig) holds the channels
+//    [gid * HD/8, (gid + 1) * HD/8) of positions 2tig, 2tig+1, 2tig+8, 2tig+9 of each 16: column n
+//    of n-block dp is channel n * HD/8 + dp (the kernel's output permutation).
+// A lane's channels of one position lie in one (scale, min) group (HD/8 and HD/4 divide the
+// groups of kv::Int8 and kv::Int4), so a lane needs one parameter pair per position.
+// Shared-memory bank conflicts are avoided by XOR-swizzling the 16-byte chunks of a row (see
+// chunk()) and by letting the lanes with tig >= 2 read their V position pair in the other order.
+
+__device__ __forceinline__ __half2 u2h2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
+__device__ __forceinline__ uint32_t h22u(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
+
+// Two 4-bit codes (the low nibbles of bytes 0 and 2 of x) as the exact half2 integers: 0x6400 | q
+// is 1024 + q.
+__device__ __forceinline__ __half2 nib_lo_f16(uint32_t x) {
+  return __hsub2(u2h2((x & 0x000f000fu) | 0x64006400u), __float2half2_rn(1024.f));
+}
+// The high nibbles of bytes 0 and 2: 0x6400 | 16q is 1024 + 16q, times 1/16 minus 64 is q (exact).
+__device__ __forceinline__ __half2 nib_hi_f16(uint32_t x) {
+  return __hfma2(u2h2((x & 0x00f000f0u) | 0x64006400u), __float2half2_rn(0.0625f), __float2half2_rn(-64.f));
+}
+// Bytes 0 and 1 (sel 0x4140) or 2 and 3 (sel 0x4342) of x as the half2 1024 + q (exact).
+__device__ __forceinline__ uint32_t byte_f16_1024(uint32_t x, uint32_t sel) { return __byte_perm(x, 0x64646464u, sel); }
+
+// Code c of a 32-bit word of scheme K (int4: channel c at nibble c/2 + 4(c%2)); exact as a float.
+template <int kBits>
+__device__ __forceinline__ float code_f32(uint32_t w, int c) {
+  const uint32_t q = kBits == 8 ? (w >> (8 * c)) & 0xffu : (w >> (4 * ((c >> 1) + 4 * (c & 1)))) & 0xfu;
+  return __uint_as_float(0x4b000000u | q) - 8388608.f;  // 2^23 + q, exact
+}
+
+/// One pipeline stage of kBN quantized cache rows of one KV head, K and V, in fragment order.
+template <KvScheme K, int HD, int kBN>
+struct FragTile {
+  using L = KvQuantLayout<K, HD>;  ///< the pool's row layout
+  static constexpr int kCB = L::kCodeBytes;  ///< code bytes of a row
+  static constexpr int kPer = 32 / L::kBits;  ///< channels per 32-bit code word
+  static constexpr int kKWords = HD / 4 / kPer;  ///< code words of a row a lane reads for K
+  static constexpr int kVWords = HD / 8 / kPer;  ///< code words of a row a lane reads for V
+  /// byte offsets in a stage: K codes [kBN][kCB] at 0, V codes, K params [kBN][groups] half2, V params
+  ///@{
+  static constexpr size_t kVCodes = size_t(kBN) * kCB, kKParams = 2 * kVCodes,
+                          kVParams = kKParams + size_t(kBN) * L::kGroups * 4, kBytes = kVParams + size_t(kBN) * L::kGroups * 4;
+  ///@}
+  /// f16 int8 keys skip the dequantization: the mma takes 1024 + q and the kernel applies scale and
+  /// min to the scores (k_fold); elsewhere the lanes dequantize to T.
+  template <class T>
+  static constexpr bool kFoldK = std::is_same_v<T, __half> && L::kBits == 8;
+  static_assert(kCB == 32 || kCB == 64 || kCB == 128, "FragTile: 32, 64 or 128 code bytes per head");
+  static_assert((HD / 8) % kPer == 0 && L::kGroup % (HD / 4) == 0, "FragTile: a lane's channels in one group");
+
+  // Where 16-byte chunk c of row r lives. 128-byte rows: c ^ (r & 7) spreads the 8 rows of a K read
+  // (rows gid) and of a V read (rows 2tig + e) over the banks; 64-byte rows: rows 2k and 2k + 1 fill
+  // the two bank halves, and c ^ (r & 2) separates the two rows of a V read that share a half;
+  // 32-byte rows: four consecutive rows already cover the banks.
+  __device__ __forceinline__ static int chunk(int r, int c) {
+    if constexpr (kCB == 128) return c ^ (r & 7);
+    else if constexpr (kCB == 64) return c ^ (r & 2);
+    else return c;
+  }
+
+  /// Issues the cp.async copies of the tile's rows, as KvStage::load (row_of(r, pred) -> pool row,
+  /// or < 0 to skip the row); codes land swizzled (chunk()), rows past the data zero-filled.
+  template <int kThreads, class RowOf>
+  __device__ __forceinline__ static void load(unsigned char* stage, const unsigned char* kpool,
+                                              const unsigned char* vpool, int64_t row_bytes, int kv_heads, int head,
+                                              int tid, RowOf&& row_of) {
+    constexpr int kChunks = kCB / 16;
+    for (int i = tid; i < kBN * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      bool pred;
+      const int64_t row = row_of(r, pred);
+      if (row < 0) continue;
+      const int64_t off = row * row_bytes + int64_t(head) * kCB + c * 16;
+      unsigned char* const dst = stage + size_t(r) * kCB + chunk(r, c) * 16;
+      KvStage<K, HD, kBN>::attn_cp_async16(dst, kpool + off, pred);
+      KvStage<K, HD, kBN>::attn_cp_async16(dst + kVCodes, vpool + off, pred);
+    }
+    for (int i = tid; i < kBN * L::kGroups; i += kThreads) {
+      const int r = i / L::kGroups, j = i % L::kGroups;
+      bool pred;
+      const int64_t row = row_of(r, pred);
+      if (row < 0) continue;
+      const int64_t off = row * row_bytes + L::params_offset(kv_heads, head) + j * 4;
+      const size_t at = (size_t(r) * L::kGroups + j) * 4;
+      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kKParams + at)), kpool + off, pred);
+      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kVParams + at)), vpool + off, pred);
+    }
+  }
+
+  // N code words of row r from byte `at` of the row (a multiple of 4N, within one chunk for N <= 4).
+  template <int N>
+  __device__ __forceinline__ static void read(const unsigned char* codes, int r, int at, uint32_t (&w)[N]) {
+    const unsigned char* const row = codes + r * kCB;
+    if constexpr (N >= 4) {
+#pragma unroll
+      for (int i = 0; i < N / 4; ++i) {
+        const uint4 u = *reinterpret_cast<const uint4*>(row + chunk(r, at / 16 + i) * 16);
+        w[4 * i] = u.x, w[4 * i + 1] = u.y, w[4 * i + 2] = u.z, w[4 * i + 3] = u.w;
+      }
+    } else if constexpr (N == 2) {
+      const uint2 u = *reinterpret_cast<const uint2*>(row + chunk(r, at / 16) * 16 + at % 16);
+      w[0] = u.x, w[1] = u.y;
+    } else {
+      w[0] = *reinterpret_cast<const uint32_t*>(row + chunk(r, at / 16) * 16 + at % 16);
+    }
+  }
+  // The (scale, min) of group j of row r, as a half2's bits.
+  __device__ __forceinline__ static uint32_t param(const unsigned char* params, int r, int j) {
+    return *reinterpret_cast<const uint32_t*>(params + (size_t(r) * L::kGroups + j) * 4);
+  }
+
+  /// The B fragments of key row r for lane tig, all HD/16 k-steps: values of T, or with kFoldK<T>
+  /// the half2 1024 + q.
+  template <class T>
+  __device__ __forceinline__ static void k_frags(const unsigned char* stage, int r, int tig, uint32_t (&b)[HD / 16][2]) {
+    uint32_t w[kKWords];
+    read(stage, r, tig * kKWords * 4, w);
+    if constexpr (kFoldK<T>) {
+#pragma unroll
+      for (int i = 0; i < kKWords; ++i) b[i][0] = byte_f16_1024(w[i], 0x4140), b[i][1] = byte_f16_1024(w[i], 0x4342);
+    } else if constexpr (std::is_same_v<T, __half>) {
+      static_assert(L::kBits == 4);
+      const uint32_t p = param(stage + kKParams, r, tig * (HD / 4) / L::kGroup);
+      const __half2 s2 = __low2half2(u2h2(p)), m2 = __high2half2(u2h2(p));
+#pragma unroll
+      for (int i = 0; i < kKWords; ++i) {
+        const uint32_t hi = w[i] >> 8;
+        b[2 * i][0] = h22u(__hfma2(nib_lo_f16(w[i]), s2, m2));      // channels 8i + 0, 1
+        b[2 * i][1] = h22u(__hfma2(nib_hi_f16(w[i]), s2, m2));      // 8i + 2, 3
+        b[2 * i + 1][0] = h22u(__hfma2(nib_lo_f16(hi), s2, m2));    // 8i + 4, 5
+        b[2 * i + 1][1] = h22u(__hfma2(nib_hi_f16(hi), s2, m2));    // 8i + 6, 7
+      }
+    } else {
+      // bf16 cannot hold 1024 + q: fp32 dequantization, rounded once (as the CPU reference's cache).
+      const float2 sm = __half22float2(u2h2(param(stage + kKParams, r, tig * (HD / 4) / L::kGroup)));
+#pragma unroll
+      for (int i = 0; i < kKWords; ++i)
+#pragma unroll
+        for (int t = 0; t < kPer / 4; ++t) {
+          float v[4];
+#pragma unroll
+          for (int e = 0; e < 4; ++e) v[e] = fmaf(code_f32<L::kBits>(w[i], 4 * t + e), sm.x, sm.y);
+          const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+          b[i * (kPer / 4) + t][0] = *reinterpret_cast<const uint32_t*>(&lo);
+          b[i * (kPer / 4) + t][1] = *reinterpret_cast<const uint32_t*>(&hi);
+        }
+    }
+  }
+
+  /// With kFoldK: turns the raw sums of one n8 block (rows r, r + 1 = its columns 2tig, 2tig + 1)
+  /// into scores: s = scale * raw + (min - 1024 scale) * qsum[row] (qsum: the row's Q summed).
+  __device__ __forceinline__ static void k_fold(const unsigned char* stage, int r, const float (&qsum)[2], float (&s)[4]) {
+    static_assert(L::kGroups == 1);
+    const uint2 p = *reinterpret_cast<const uint2*>(stage + kKParams + size_t(r) * 4);
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const float2 sm = __half22float2(u2h2(e ? p.y : p.x));
+      const float c = fmaf(-1024.f, sm.x, sm.y);
+      s[e] = fmaf(s[e], sm.x, c * qsum[0]);
+      s[2 + e] = fmaf(s[2 + e], sm.x, c * qsum[1]);
+    }
+  }
+
+  /// The B fragments of value rows r16 + {2tig, 2tig+1} (b[.][0]) and r16 + {2tig+8, 2tig+9}
+  /// (b[.][1]) for lane (gid, tig), all HD/8 n-blocks, as values of T.
+  template <class T>
+  __device__ __forceinline__ static void v_frags(const unsigned char* stage, int r16, int gid, int tig, uint32_t (&b)[HD / 8][2]) {
+    // Lanes with tig >= 2 read the pair's second row first (bank spread, see chunk()); the byte
+    // selectors then take the other source: flip.
+    const int sw = (tig >> 1) & 1;
+    const uint32_t flip = sw ? 0x4444u : 0u;
+    const int at = gid * kVWords * 4, grp = gid * (HD / 8) / L::kGroup;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r0 = r16 + 8 * h + 2 * tig + sw, r1 = r16 + 8 * h + 2 * tig + (sw ^ 1);
+      uint32_t d0[kVWords], d1[kVWords];
+      read(stage + kVCodes, r0, at, d0);
+      read(stage + kVCodes, r1, at, d1);
+      const uint32_t p0 = param(stage + kVParams, r0, grp), p1 = param(stage + kVParams, r1, grp);
+      if constexpr (std::is_same_v<T, __half>) {
+        // (scale, min) of the pair's two positions as half2 {first, second}.
+        const __half2 s01 = u2h2(__byte_perm(p0, p1, 0x5410u ^ flip)), m01 = u2h2(__byte_perm(p0, p1, 0x7632u ^ flip));
+        const __half2 k1024 = __float2half2_rn(1024.f);
+#pragma unroll
+        for (int w = 0; w < kVWords; ++w) {
+          if constexpr (L::kBits == 8) {
+            // Bytes j of both positions side by side, then 0x64 above each: 1024 + q.
+            const uint32_t lo = __byte_perm(d0[w], d1[w], 0x5140u ^ flip), hi = __byte_perm(d0[w], d1[w], 0x7362u ^ flip);
+            const uint32_t x[4] = {byte_f16_1024(lo, 0x4140), byte_f16_1024(lo, 0x4342), byte_f16_1024(hi, 0x4140),
+                                   byte_f16_1024(hi, 0x4342)};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) b[4 * w + j][h] = h22u(__hfma2(__hsub2(u2h2(x[j]), k1024), s01, m01));
+          } else {
+            // Byte t of both words in bytes 0 and 2: its low nibble is channel c(2t), its high c(2t+1).
+#pragma unroll
+            for (int t = 0; t < 4; ++t) {
+              const uint32_t x = __byte_perm(d0[w], d1[w], (uint32_t(t) | uint32_t(4 + t) << 8) ^ flip);
+              constexpr auto ch = [](int n) { return 2 * (n % 4) + n / 4; };  // channel at nibble n
+              b[8 * w + ch(2 * t)][h] = h22u(__hfma2(nib_lo_f16(x), s01, m01));
+              b[8 * w + ch(2 * t + 1)][h] = h22u(__hfma2(nib_hi_f16(x), s01, m01));
+            }
+          }
+        }
+      } else {
+        const float2 f0 = __half22float2(u2h2(sw ? p1 : p0)), f1 = __half22float2(u2h2(sw ? p0 : p1));
+#pragma unroll
+        for (int w = 0; w < kVWords; ++w) {
+          const uint32_t a0 = sw ? d1[w] : d0[w], a1 = sw ? d0[w] : d1[w];
+#pragma unroll
+          for (int c = 0; c < kPer; ++c) {
+            const __nv_bfloat162 v = __floats2bfloat162_rn(fmaf(code_f32<L::kBits>(a0, c), f0.x, f0.y),
+                                                           fmaf(code_f32<L::kBits>(a1, c), f1.x, f1.y));
+            b[kPer * w + c][h] = *reinterpret_cast<const uint32_t*>(&v);
+          }
+        }
+      }
+    }
+  }
+};
+
+/// Bytes of one FragTile stage of kBN rows (0 for an unquantized scheme).
+template <class K, int HD, int kBN>
+__host__ __device__ constexpr size_t frag_stage_bytes() {
+  if constexpr (K::quantized) return FragTile<K, HD, kBN>::kBytes;
+  else return 0;
+}
 
 /// Bytes of one pipeline stage of codes and params of kBN rows (0 for an unquantized scheme).
 template <class K, int HD, int kBN>
