@@ -684,7 +684,10 @@ class CudaTransformer {
       in.eps = c.rms_norm_eps;
       return in;
     };
-    // out.residual += x W^T with the tile sums for the next norm (stats)
+    // out.residual += x W^T with the tile sums for the next norm (stats). In place: the O GEMV's
+    // read-modify-write of residual_ comes after the QKV GEMV that read it only through the
+    // attention kernel between them, whose split-0 blocks always pass pdl_wait; an attention
+    // kernel whose every block could skip that wait would make this a race.
     auto proj_residual = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, float* st, int k) {
       const cuda::ResidualOutput<T> out{residual_.data(), st, sstride, nullptr};
       if constexpr (kW4) cuda::gemv_w4_residual(w4.m, x, out, tt, stream_);
