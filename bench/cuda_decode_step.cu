@@ -10,7 +10,9 @@
 // bytes + KV bytes read) / the device-to-device copy ceiling measured at start-up (bytes read +
 // written per second). Each configuration's logits after 4 fixed steps are compared with the
 // unfused chain's (relative error): the folds change rounding only.
-//   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] (default all)   not Google Benchmark: one table each
+//   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] [LABEL]   not Google Benchmark: one table each;
+//   LABEL: the W4 tables time only the configurations whose label starts with it, batch 1
+//   (tools/gpu_step_profile.sh: "engine default")
 // Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
 // it times that engine end to end only: the "before" of a change to the engine.
 #include <algorithm>
@@ -27,6 +29,8 @@
 using namespace turbine;
 
 namespace {
+
+std::string g_only;  // argv[2]: the W4 configurations whose label starts with it, batch 1 only
 
 // ---- random fp16 weights on the host --------------------------------------------------------------
 
@@ -310,6 +314,7 @@ void run_w4(const std::string& name, double ceiling) {
               "floor %", "err vs first");
   std::vector<float> logits, base;
   for (const auto& [label, fusion] : configs) {
+    if (!g_only.empty() && std::string(label).rfind(g_only, 0) != 0) continue;
     set_fusion(model, fusion);
     auto cache = model.new_cache(c.max_position_embeddings);
     model.forward(cache, prompt, logits);
@@ -332,6 +337,7 @@ void run_w4(const std::string& name, double ceiling) {
                 graph_us, 100.0 * floor_us / graph_us, err);
   }
   for (const auto& [label, fusion] : configs) {
+    if (!g_only.empty()) break;
     set_fusion(model, fusion);
     const double b4_us = batch4_graph_us(model, prompt, kWarm, kSteps);
     std::printf("  batch 4, %-19s %10s %10s %10.0f %10.1f   (%.0f tokens/s over the 4 sequences)\n", label, "", "",
@@ -344,6 +350,7 @@ void run_w4(const std::string& name, double ceiling) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a crash when the output is a file
   const std::string which = argc > 1 ? argv[1] : "all";
+  if (argc > 2) g_only = argv[2];
   if (turbine::cuda::device_count() == 0) {
     std::printf("[skipped] no CUDA device\n");
     return 0;
