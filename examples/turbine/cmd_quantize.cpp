@@ -27,6 +27,8 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_option("--calib-samples", q.calib_samples, "calibration sequences taken from the text")->check(CLI::PositiveNumber);
   app.add_option("--calib-seqlen", q.calib_seqlen, "tokens per calibration sequence")->check(CLI::PositiveNumber);
   app.add_flag("--no-clip", q.no_clip, "AWQ without the clipping search (scales only)");
+  app.add_flag("--no-refine", q.no_refine,
+               "AWQ: round each group to nearest instead of choosing its scale and zero point by output error");
 }
 
 namespace {
@@ -96,6 +98,7 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
                   (long long)opt.group, (long long)c.hidden_size, (long long)c.intermediate_size);
   }
   opt.clip = !q.no_clip;
+  opt.refine = !q.no_refine;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
     const std::string text = read_text(q.calib);
@@ -137,6 +140,17 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
     }
     std::printf("sum of the layers' output MSE: rtn %.4g, awq scales %.4g (%.1f%% lower); o is not scaled under grouped-query attention\n",
                 rtn, awq, rtn > 0 ? 100.0 * (rtn - awq) / rtn : 0.0);
+    double e_rtn = 0, e_ref = 0;
+    int64_t changed = 0, groups = 0;
+    for (const auto& r : qm.report) {
+      e_rtn += r.round_error_rtn;
+      e_ref += r.round_error;
+      changed += r.groups_changed;
+      groups += r.groups;
+    }
+    if (groups > 0)
+      std::printf("group refinement: %lld of %lld groups took another scale or zero point; their output error %.4g -> %.4g (%.1f%% lower)\n",
+                  (long long)changed, (long long)groups, e_rtn, e_ref, e_rtn > 0 ? 100.0 * (e_rtn - e_ref) / e_rtn : 0.0);
   }
   const auto written = save_awq_model(qm, q.output, tokenizer_files(m));
   uintmax_t bytes = 0;

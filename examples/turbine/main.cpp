@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   add_model_options(*chat, o);
   add_sampling_options(*chat, o);
   chat->add_option("--system", cmd.system_prompt, "system prompt");
+  chat->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (quantized as the cache is written, per token and head; int4 per group of 32 channels)")
+      ->check(CLI::IsMember({"same", "int8", "int4"}));
 
   auto* gen = app.add_subcommand("generate", "one-shot generation for one or more prompts");
   add_model_options(*gen, o);
@@ -23,6 +25,8 @@ int main(int argc, char** argv) {
   gen->add_option("-f,--file", cmd.prompts_file, "file with one prompt per line")->check(CLI::ExistingFile);
   gen->add_flag("--json", cmd.json, "print one JSON object per prompt");
   gen->add_flag("--raw", cmd.raw, "continue the text as is, without the chat template");
+  gen->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (quantized as the cache is written, per token and head; int4 per group of 32 channels)")
+      ->check(CLI::IsMember({"same", "int8", "int4"}));
 
   auto* info = app.add_subcommand("info", "model config, tensor table and memory");
   bool tensors = false;

@@ -1,14 +1,11 @@
-// The CPU model type of the CLI, instantiated in its own translation unit; eval ppl also runs the
-// quantized KV caches (only the perplexity command, to keep this file's compile time down).
+// The CPU model type of the CLI, instantiated in its own translation unit; a quantized KV cache
+// (--kv int8 / int4) goes to run_cpu_kv.cpp.
 #include "commands.hpp"
 
 namespace turbine::cli {
 
 void run_on_cpu(const Command& cmd, CommonOptions& o) {
-  if (cmd.kind == Command::EvalPpl && cmd.kv == "int8")
-    return run_eval_ppl<Llama<f32, quant::None, kv::Int8, Cpu>>(o, cmd);
-  if (cmd.kind == Command::EvalPpl && cmd.kv == "int4")
-    return run_eval_ppl<Llama<f32, quant::None, kv::Int4, Cpu>>(o, cmd);
+  if (cmd.kv != "same" && cmd.kind != Command::BenchGeneration) return run_on_cpu_kv(cmd, o);
   run_command<CpuModel>(cmd, o);
 }
 

@@ -5,8 +5,7 @@
 namespace turbine::cli {
 
 void run_on_cpu_tp(const Command& cmd, CommonOptions& o) {
-  check(!(cmd.kind == Command::EvalPpl && cmd.kv != "same"), "eval ppl --kv ", cmd.kv,
-        " runs unsplit: leave out --tp");
+  check(cmd.kv == "same" || cmd.kind == Command::BenchGeneration, "--kv ", cmd.kv, " runs unsplit: leave out --tp");
   run_command<TensorParallel<Spec<f32>>>(cmd, o);
 }
 

@@ -1,6 +1,6 @@
 // The CLI's CUDA model types with a quantized KV cache (kv::Int8, kv::Int4 with f16 activations; int8
-// with 4-bit group-128 weights), for `eval ppl --kv` only (the perplexity command alone keeps this
-// file's compile time down), in their own translation unit.
+// with 4-bit group-128 weights), for chat, generate and eval ppl with --kv, in their own translation
+// unit.
 #include <turbine/turbine.cuh>
 
 #include "commands.hpp"
@@ -8,16 +8,15 @@
 namespace turbine::cli {
 
 void run_on_cuda_kv(const Command& cmd, CommonOptions& o, int64_t awq_group) {
-  check(cmd.kind == Command::EvalPpl, "a quantized KV cache on the GPU is available to eval ppl only");
   check(cmd.kv == "int8" || cmd.kv == "int4", "--kv ", cmd.kv, " is not supported (supported: same, int8, int4)");
   check(o.dtype == "f16", "--kv ", cmd.kv, " on the GPU runs with f16 activations (drop --dtype ", o.dtype, ")");
   if (awq_group > 0) {
     check(awq_group == 128 && cmd.kv == "int8", o.model, ": 4-bit weights of group ", awq_group, " with --kv ",
           cmd.kv, " on the GPU are not compiled into turbine (supported: group 128 with --kv int8)");
-    return run_eval_ppl<Llama<f16, quant::Awq<4, 128>, kv::Int8, Cuda>>(o, cmd);
+    return run_kv_command<Llama<f16, quant::Awq<4, 128>, kv::Int8, Cuda>>(cmd, o);
   }
-  if (cmd.kv == "int8") return run_eval_ppl<Llama<f16, quant::None, kv::Int8, Cuda>>(o, cmd);
-  return run_eval_ppl<Llama<f16, quant::None, kv::Int4, Cuda>>(o, cmd);
+  if (cmd.kv == "int8") return run_kv_command<Llama<f16, quant::None, kv::Int8, Cuda>>(cmd, o);
+  return run_kv_command<Llama<f16, quant::None, kv::Int4, Cuda>>(cmd, o);
 }
 
 }  // namespace turbine::cli

@@ -85,6 +85,12 @@ if [ -n "$model" ]; then
   printf 'What is the capital of France?\n/reset\nWhat is 2+2?\n/exit\n' >"$tmp/chat_in"
   expect_ok "chat session" "Paris" "$bin" chat "$model" -n 24 <"$tmp/chat_in"
   expect_ok "bench" "decode" "$bin" bench "$model" --prompt-tokens 16 --gen-tokens 8 --runs 1
+  # a quantized KV cache (quantized as it is written) in generate and chat
+  expect_ok "generate --kv int8" "Paris" "$bin" generate "$model" --kv int8 -n 24 -p "What is the capital of France?"
+  expect_ok "generate --kv int4" "Paris" "$bin" generate "$model" --kv int4 -n 24 -p "What is the capital of France?"
+  expect_ok "chat --kv int8" "Paris" "$bin" chat "$model" --kv int8 -n 24 <"$tmp/chat_in"
+  expect_error "generate --kv int3" "--kv" "$bin" generate "$model" --kv int3 -p hi
+  expect_error "--kv with --tp" "runs unsplit" "$bin" generate "$model" --device cpu --tp 3 --kv int8 -p hi
   # quantize -> an AWQ directory that loads, answers, and measures
   expect_error "awq without calibration" "--calib" "$bin" quantize "$model" -o "$tmp/awq" --method awq
   expect_ok "quantize rtn" "wrote" "$bin" quantize "$model" --method rtn -o "$tmp/rtn"

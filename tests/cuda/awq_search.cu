@@ -15,19 +15,13 @@
 
 #include "kernel_test_util.cuh"
 #include "test_support.hpp"
+#include "../quant/float_rows_util.hpp"
 
 using namespace turbine;
 using namespace turbine::test;
 using quant::FloatRows;
 
 namespace {
-
-FloatRows random_rows(int64_t r, int64_t c, std::mt19937& rng, float sd = 1.0f) {
-  std::normal_distribution<float> nd(0.0f, sd);
-  FloatRows m(r, c);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
-  return m;
-}
 
 // The CPU reference of the kernel: columns scaled, each (row, group) clamped, then rounded.
 std::vector<float> cpu_pseudo_quantize(const FloatRows& w, int64_t group, const std::vector<float>& s, float clip) {

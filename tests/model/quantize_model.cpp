@@ -65,7 +65,12 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
       const QuantizedModel q = quantize_model(src, calib, opt);
       CHECK(layers_done == src.config.num_layers);
       CHECK(q.report.size() == (awq ? static_cast<size_t>(src.config.num_layers) : 0u));
-      for (const auto& r : q.report) CHECK(r.loss_awq <= r.loss_rtn);
+      for (const auto& r : q.report) {
+        CHECK(r.loss_awq <= r.loss_rtn);
+        // the group refinement (on by default) never raises the within-group output error
+        CHECK(r.groups > 0);
+        CHECK(r.round_error <= r.round_error_rtn);
+      }
       TempDir dir;
       save_awq_model(q, dir.path.string(), {});
       const ModelWeights back = load_weights(dir.path.string());

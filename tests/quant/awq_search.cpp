@@ -7,19 +7,12 @@
 #include <random>
 #include <turbine/quant/awq_search.hpp>
 
+#include "float_rows_util.hpp"
+
 using namespace turbine;
 using namespace turbine::quant;
 
-namespace {
-
-FloatRows random_rows(int64_t r, int64_t c, std::mt19937& rng, float sd = 1.0f) {
-  std::normal_distribution<float> nd(0.0f, sd);
-  FloatRows m(r, c);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
-  return m;
-}
-
-}  // namespace
+using test::random_rows;
 
 TEST_CASE("search_awq_scales: at least as good as round-to-nearest, much better with outlier channels") {
   std::mt19937 rng(std::random_device{}());

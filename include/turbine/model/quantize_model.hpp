@@ -26,6 +26,7 @@
 #include "../io/ggml_quants.hpp"
 #include "../layers/rotary.hpp"
 #include "../quant/awq_search.hpp"
+#include "../quant/group_refine.hpp"
 #include "../quant/int4_groups.hpp"
 #include "weights.hpp"
 
@@ -39,6 +40,9 @@ struct QuantizeOptions {
   QuantMethod method = QuantMethod::Awq;  ///< AWQ search or plain round-to-nearest
   int64_t group = 128;                    ///< input elements per scale and zero point (32, 64, 128)
   bool clip = true;                       ///< AWQ: also search clipping ranges
+  /// AWQ: round each group with the (scale, zero point) of the smallest output error on the
+  /// calibration inputs instead of plain round-to-nearest (quant/group_refine.hpp)
+  bool refine = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
   int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
@@ -51,6 +55,12 @@ struct LayerQuantReport {
   float ratio[4] = {0, 0, 0, 0};  ///< winning exponent of q/k/v, o (-1: not scaled), gate/up, down
   double loss_rtn = 0;  ///< sum over the four groups of the mean squared output error, round-to-nearest
   double loss_awq = 0;  ///< the same with the scales found
+  /// refine: the layer's summed output error of its groups (e^T G e) with round-to-nearest and
+  /// after the refinement, and how many groups took other parameters
+  ///@{
+  double round_error_rtn = 0, round_error = 0;
+  int64_t groups_changed = 0, groups = 0;
+  ///@}
 };
 
 /// A model with 4-bit Linears, ready for save_awq_model().
@@ -220,12 +230,13 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     detail::FloatLayer L{detail::to_float_rows(src.wq), detail::to_float_rows(src.wk), detail::to_float_rows(src.wv),
                          detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
                          detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
+    std::vector<double> gram[4];  // refine: the inputs of q/k/v, o, gate/up, down (after the scales)
+    LayerQuantReport rep;
     if (awq) {
       auto t0 = Clock::now();
       detail::LayerInputs in = detail::run_layer(c, L, cal, linear);
       q.seconds_forward += since(t0);
       t0 = Clock::now();
-      LayerQuantReport rep;
       auto find_scales = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
         auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search);
         rep.ratio[slot] = r.ratio;
@@ -267,22 +278,40 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
         clip(L.up, mlp_s);
         clip(L.down, quant::sample_rows(in.down, opt.clip_tokens));
       }
-      q.report.push_back(rep);
+      if (opt.refine) {
+        gram[0] = quant::input_gram(quant::sample_rows(in.attn, opt.loss_tokens));
+        gram[1] = quant::input_gram(quant::sample_rows(in.o, opt.loss_tokens));
+        gram[2] = quant::input_gram(quant::sample_rows(in.mlp, opt.loss_tokens));
+        gram[3] = quant::input_gram(quant::sample_rows(in.down, opt.loss_tokens));
+      }
       q.seconds_search += since(t0);
     }
+    quant::RefineReport refined;
+    auto round_refined = [&](const quant::FloatRows& m, int slot) {
+      return gram[slot].empty() ? round(m) : quant::round_int4_refined(m, opt.group, gram[slot], &refined);
+    };
     QuantizedModel::Layer& out = q.layers[static_cast<size_t>(l)];
     out.attn_norm = std::move(L.attn_norm);
     out.mlp_norm = std::move(L.mlp_norm);
     out.bq = std::move(L.bq);
     out.bk = std::move(L.bk);
     out.bv = std::move(L.bv);
-    out.wq = round(L.wq);
-    out.wk = round(L.wk);
-    out.wv = round(L.wv);
-    out.wo = round(L.wo);
-    out.gate = round(L.gate);
-    out.up = round(L.up);
-    out.down = round(L.down);
+    const auto t_round = Clock::now();
+    out.wq = round_refined(L.wq, 0);
+    out.wk = round_refined(L.wk, 0);
+    out.wv = round_refined(L.wv, 0);
+    out.wo = round_refined(L.wo, 1);
+    out.gate = round_refined(L.gate, 2);
+    out.up = round_refined(L.up, 2);
+    out.down = round_refined(L.down, 3);
+    if (awq) {
+      q.seconds_search += since(t_round);
+      rep.round_error_rtn = refined.error_rtn;
+      rep.round_error = refined.error;
+      rep.groups_changed = refined.changed;
+      rep.groups = refined.groups;
+      q.report.push_back(rep);
+    }
     if (opt.on_layer) opt.on_layer(l + 1, c.num_layers);
   }
   return q;

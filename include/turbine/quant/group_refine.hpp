@@ -1,0 +1,159 @@
+#pragma once
+// Output-aware rounding of one Linear to group-wise 4-bit weights: round-to-nearest as
+// rtn_quantize_int4 (fp16 scales), then, per output row, a small search over each group's (scale,
+// zero point) that lowers the row's output error on the calibration inputs, e^T G e, with e the
+// row's weight error and G the inputs' Gram matrix (X^T X over calibration tokens).
+//
+// Why: the zero point is an integer, so round-to-nearest leaves each group with an offset of up to
+// half a step that has the same sign for every weight of the group; such an offset adds up across
+// the inputs of a dot product instead of averaging out, and it is largest when the weights already
+// sit on another 4-bit grid (the default model is a Q4_1 GGUF, whose groups have a free fp16
+// minimum). A zero point one step off, with a slightly different scale, often cancels it on the
+// directions the inputs actually take. A group only ever moves to a pair that lowers the row's
+// error, so no row ends with a larger output error than round-to-nearest gives it.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/thread_pool.hpp"
+#include "awq_search.hpp"
+#include "int4_groups.hpp"
+
+namespace turbine::quant {
+
+/// G = X^T X / tokens, [in, in] row-major (x: [tokens, in]; the product in fp32, kept as double).
+inline std::vector<double> input_gram(const FloatRows& x) {
+  const Eigen::MatrixXf g = (x.transpose() * x) / static_cast<float>(std::max<Eigen::Index>(1, x.rows()));
+  std::vector<double> out(static_cast<size_t>(g.rows() * g.cols()));
+  for (Eigen::Index r = 0; r < g.rows(); ++r)
+    for (Eigen::Index c = 0; c < g.cols(); ++c) out[static_cast<size_t>(r * g.cols() + c)] = g(r, c);
+  return out;
+}
+
+/// The candidates: the round-to-nearest scale times these factors, each with its zero point and
+/// the ones a step below and above.
+inline constexpr float kRefineScaleFactors[] = {0.90f, 0.93f, 0.96f, 0.98f, 1.0f, 1.02f, 1.04f, 1.07f, 1.10f};
+
+/// What round_int4_refined did: the summed output error e^T G e of the rows (the mean squared
+/// output error on the calibration inputs) with round-to-nearest and after the refinement, and how
+/// many groups took other parameters.
+struct RefineReport {
+  double error_rtn = 0, error = 0;
+  int64_t changed = 0, groups = 0;
+};
+
+/// Coordinate-descent passes over a row's groups.
+inline constexpr int kRefinePasses = 2;
+
+/// W [out, in] (rows = outputs) to 4-bit groups, refined as above against `gram` (input_gram of
+/// the Linear's calibration inputs). Per row, the objective is the row's whole output error
+/// e^T G e, cross-group terms included: the groups are visited in turn (kRefinePasses times), and
+/// a group takes the candidate that lowers the whole error most given the others' current choice
+/// (h = G e is kept up to date, so a candidate costs O(group^2)). Deterministic; rows in parallel.
+inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const std::vector<double>& gram,
+                                     RefineReport* report = nullptr, ThreadPool& pool = default_pool()) {
+  const int64_t out = w.rows(), in = w.cols();
+  check(static_cast<int64_t>(gram.size()) == in * in, "round_int4_refined: the Gram matrix is not [", in, ", ", in, "]");
+  Int4Groups r = rtn_quantize_int4(w.data(), out, in, group, round_scale_fp16);
+  const int64_t groups = in / group;
+  std::vector<double> err_rtn(static_cast<size_t>(out), 0.0), err_new(static_cast<size_t>(out), 0.0);
+  std::vector<int64_t> changed(static_cast<size_t>(out), 0);
+  pool.parallel_for(out, [&](int64_t j0, int64_t j1) {
+    std::vector<double> e(static_cast<size_t>(in)), h(static_cast<size_t>(in)), d(static_cast<size_t>(group));
+    std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(static_cast<size_t>(group));
+    std::vector<float> s_cur(static_cast<size_t>(groups)), z_cur(static_cast<size_t>(groups));
+    for (int64_t j = j0; j < j1; ++j) {
+      const float* row = w.data() + j * in;
+      for (int64_t g = 0; g < groups; ++g) {
+        s_cur[static_cast<size_t>(g)] = r.scales[static_cast<size_t>(g * out + j)];
+        z_cur[static_cast<size_t>(g)] = r.zeros[static_cast<size_t>(g * out + j)];
+      }
+      for (int64_t i = 0; i < in; ++i)
+        e[static_cast<size_t>(i)] = r.weight(j, i) - static_cast<double>(row[i]);
+      for (int64_t a = 0; a < in; ++a) {  // h = G e
+        double t = 0;
+        const double* ga = gram.data() + a * in;
+        for (int64_t b = 0; b < in; ++b) t += ga[b] * e[static_cast<size_t>(b)];
+        h[static_cast<size_t>(a)] = t;
+      }
+      double total = 0;
+      for (int64_t i = 0; i < in; ++i) total += e[static_cast<size_t>(i)] * h[static_cast<size_t>(i)];
+      err_rtn[static_cast<size_t>(j)] = total;
+      int64_t row_changed = 0;
+      std::vector<bool> group_changed(static_cast<size_t>(groups), false);
+      for (int pass = 0; pass < kRefinePasses; ++pass)
+        for (int64_t g = 0; g < groups; ++g) {
+          const int64_t i0 = g * group;
+          const float* x = row + i0;
+          const float s0 = r.scales[static_cast<size_t>(g * out + j)];
+          const float z0 = r.zeros[static_cast<size_t>(g * out + j)];
+          double best = 0;  // change of the row's error; the current choice changes nothing
+          float best_s = s_cur[static_cast<size_t>(g)], best_z = z_cur[static_cast<size_t>(g)];
+          for (float f : kRefineScaleFactors)
+            for (float dz : {-1.f, 0.f, 1.f}) {
+              const float sc = f == 1.0f ? s0 : round_scale_fp16(s0 * f), zc = z0 + dz;
+              if (zc < 0.f || zc > 15.f || !(sc > 0.f)) continue;
+              if (sc == s_cur[static_cast<size_t>(g)] && zc == z_cur[static_cast<size_t>(g)]) continue;
+              // d = the candidate's error less the current one, over the group
+              for (int64_t i = 0; i < group; ++i) {
+                q[static_cast<size_t>(i)] = rtn_level(x[i], sc, zc);
+                d[static_cast<size_t>(i)] = ((double(q[static_cast<size_t>(i)]) - zc) * sc - x[i]) - e[static_cast<size_t>(i0 + i)];
+              }
+              // (e + d)^T G (e + d) - e^T G e = 2 d.h + d^T G_gg d
+              double delta = 0;
+              for (int64_t a = 0; a < group; ++a) {
+                const double da = d[static_cast<size_t>(a)];
+                if (da == 0) continue;
+                const double* ga = gram.data() + (i0 + a) * in + i0;
+                double t = 0;
+                for (int64_t b = 0; b < group; ++b) t += ga[b] * d[static_cast<size_t>(b)];
+                delta += da * (2.0 * h[static_cast<size_t>(i0 + a)] + t);
+              }
+              if (delta < best) {
+                best = delta;
+                best_s = sc;
+                best_z = zc;
+                best_q.swap(q);
+              }
+            }
+          if (best < 0) {
+            for (int64_t i = 0; i < group; ++i)
+              d[static_cast<size_t>(i)] = ((double(best_q[static_cast<size_t>(i)]) - best_z) * best_s - x[i]) - e[static_cast<size_t>(i0 + i)];
+            for (int64_t a = 0; a < in; ++a) {  // h += G[:, group] d
+              const double* ga = gram.data() + a * in + i0;
+              double t = 0;
+              for (int64_t b = 0; b < group; ++b) t += ga[b] * d[static_cast<size_t>(b)];
+              h[static_cast<size_t>(a)] += t;
+            }
+            for (int64_t i = 0; i < group; ++i) {
+              e[static_cast<size_t>(i0 + i)] += d[static_cast<size_t>(i)];
+              r.q[static_cast<size_t>((i0 + i) * out + j)] = best_q[static_cast<size_t>(i)];
+            }
+            s_cur[static_cast<size_t>(g)] = best_s;
+            z_cur[static_cast<size_t>(g)] = best_z;
+            total += best;
+            group_changed[static_cast<size_t>(g)] = true;
+          }
+        }
+      for (int64_t g = 0; g < groups; ++g) {
+        r.scales[static_cast<size_t>(g * out + j)] = s_cur[static_cast<size_t>(g)];
+        r.zeros[static_cast<size_t>(g * out + j)] = static_cast<uint8_t>(z_cur[static_cast<size_t>(g)]);
+        row_changed += group_changed[static_cast<size_t>(g)];
+      }
+      err_new[static_cast<size_t>(j)] = total;
+      changed[static_cast<size_t>(j)] = row_changed;
+    }
+  }, 4);
+  if (report) {
+    for (int64_t j = 0; j < out; ++j) {
+      report->error_rtn += err_rtn[static_cast<size_t>(j)];
+      report->error += err_new[static_cast<size_t>(j)];
+      report->changed += changed[static_cast<size_t>(j)];
+    }
+    report->groups += out * groups;
+  }
+  return r;
+}
+
+}  // namespace turbine::quant
