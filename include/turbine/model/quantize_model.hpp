@@ -46,6 +46,7 @@ struct QuantizeOptions {
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
   int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
+  int64_t refine_tokens = 16384;          ///< calibration tokens the refinement's Gram matrices sum over
   /// Called when a layer is done: (layers done, layers in all).
   std::function<void(int64_t, int64_t)> on_layer;
 };
@@ -279,10 +280,10 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
         clip(L.down, quant::sample_rows(in.down, opt.clip_tokens));
       }
       if (opt.refine) {
-        gram[0] = quant::input_gram(quant::sample_rows(in.attn, opt.loss_tokens));
-        gram[1] = quant::input_gram(quant::sample_rows(in.o, opt.loss_tokens));
-        gram[2] = quant::input_gram(quant::sample_rows(in.mlp, opt.loss_tokens));
-        gram[3] = quant::input_gram(quant::sample_rows(in.down, opt.loss_tokens));
+        gram[0] = quant::input_gram(quant::sample_rows(in.attn, opt.refine_tokens));
+        gram[1] = quant::input_gram(quant::sample_rows(in.o, opt.refine_tokens));
+        gram[2] = quant::input_gram(quant::sample_rows(in.mlp, opt.refine_tokens));
+        gram[3] = quant::input_gram(quant::sample_rows(in.down, opt.refine_tokens));
       }
       q.seconds_search += since(t0);
     }

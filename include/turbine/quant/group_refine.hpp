@@ -39,8 +39,10 @@ inline constexpr float kRefineScaleFactors[] = {0.90f, 0.93f, 0.96f, 0.98f, 1.0f
 /// output error on the calibration inputs) with round-to-nearest and after the refinement, and how
 /// many groups took other parameters.
 struct RefineReport {
-  double error_rtn = 0, error = 0;
-  int64_t changed = 0, groups = 0;
+  double error_rtn = 0;  ///< summed e^T G e with round-to-nearest
+  double error = 0;      ///< summed e^T G e after the refinement
+  int64_t changed = 0;   ///< groups that took another scale or zero point
+  int64_t groups = 0;    ///< groups looked at
 };
 
 /// Coordinate-descent passes over a row's groups.
