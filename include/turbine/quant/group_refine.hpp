@@ -55,41 +55,38 @@ inline constexpr int kRefinePasses = 2;
 /// (h = G e is kept up to date, so a candidate costs O(group^2)). Deterministic; rows in parallel.
 inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const std::vector<double>& gram,
                                      RefineReport* report = nullptr, ThreadPool& pool = default_pool()) {
+  using MatrixRd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t out = w.rows(), in = w.cols();
   check(static_cast<int64_t>(gram.size()) == in * in, "round_int4_refined: the Gram matrix is not [", in, ", ", in, "]");
+  const Eigen::Map<const MatrixRd> G(gram.data(), in, in);
   Int4Groups r = rtn_quantize_int4(w.data(), out, in, group, round_scale_fp16);
   const int64_t groups = in / group;
   std::vector<double> err_rtn(static_cast<size_t>(out), 0.0), err_new(static_cast<size_t>(out), 0.0);
   std::vector<int64_t> changed(static_cast<size_t>(out), 0);
   pool.parallel_for(out, [&](int64_t j0, int64_t j1) {
-    std::vector<double> e(static_cast<size_t>(in)), h(static_cast<size_t>(in)), d(static_cast<size_t>(group));
+    Eigen::VectorXd e(in), h(in), d(group), best_d(group);
     std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(static_cast<size_t>(group));
     std::vector<float> s_cur(static_cast<size_t>(groups)), z_cur(static_cast<size_t>(groups));
+    std::vector<bool> group_changed(static_cast<size_t>(groups));
     for (int64_t j = j0; j < j1; ++j) {
       const float* row = w.data() + j * in;
       for (int64_t g = 0; g < groups; ++g) {
         s_cur[static_cast<size_t>(g)] = r.scales[static_cast<size_t>(g * out + j)];
         z_cur[static_cast<size_t>(g)] = r.zeros[static_cast<size_t>(g * out + j)];
+        group_changed[static_cast<size_t>(g)] = false;
       }
-      for (int64_t i = 0; i < in; ++i)
-        e[static_cast<size_t>(i)] = r.weight(j, i) - static_cast<double>(row[i]);
-      for (int64_t a = 0; a < in; ++a) {  // h = G e
-        double t = 0;
-        const double* ga = gram.data() + a * in;
-        for (int64_t b = 0; b < in; ++b) t += ga[b] * e[static_cast<size_t>(b)];
-        h[static_cast<size_t>(a)] = t;
-      }
-      double total = 0;
-      for (int64_t i = 0; i < in; ++i) total += e[static_cast<size_t>(i)] * h[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < in; ++i) e(i) = r.weight(j, i) - static_cast<double>(row[i]);
+      h.noalias() = G * e;
+      double total = e.dot(h);
       err_rtn[static_cast<size_t>(j)] = total;
-      int64_t row_changed = 0;
-      std::vector<bool> group_changed(static_cast<size_t>(groups), false);
       for (int pass = 0; pass < kRefinePasses; ++pass)
         for (int64_t g = 0; g < groups; ++g) {
           const int64_t i0 = g * group;
           const float* x = row + i0;
           const float s0 = r.scales[static_cast<size_t>(g * out + j)];
           const float z0 = r.zeros[static_cast<size_t>(g * out + j)];
+          const auto Ggg = G.block(i0, i0, group, group);
+          const Eigen::VectorXd h2 = 2.0 * h.segment(i0, group);
           double best = 0;  // change of the row's error; the current choice changes nothing
           float best_s = s_cur[static_cast<size_t>(g)], best_z = z_cur[static_cast<size_t>(g)];
           for (float f : kRefineScaleFactors)
@@ -100,44 +97,29 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
               // d = the candidate's error less the current one, over the group
               for (int64_t i = 0; i < group; ++i) {
                 q[static_cast<size_t>(i)] = rtn_level(x[i], sc, zc);
-                d[static_cast<size_t>(i)] = ((double(q[static_cast<size_t>(i)]) - zc) * sc - x[i]) - e[static_cast<size_t>(i0 + i)];
+                d(i) = ((double(q[static_cast<size_t>(i)]) - zc) * sc - x[i]) - e(i0 + i);
               }
               // (e + d)^T G (e + d) - e^T G e = 2 d.h + d^T G_gg d
-              double delta = 0;
-              for (int64_t a = 0; a < group; ++a) {
-                const double da = d[static_cast<size_t>(a)];
-                if (da == 0) continue;
-                const double* ga = gram.data() + (i0 + a) * in + i0;
-                double t = 0;
-                for (int64_t b = 0; b < group; ++b) t += ga[b] * d[static_cast<size_t>(b)];
-                delta += da * (2.0 * h[static_cast<size_t>(i0 + a)] + t);
-              }
+              const double delta = d.dot(h2) + d.dot(Ggg * d);
               if (delta < best) {
                 best = delta;
                 best_s = sc;
                 best_z = zc;
                 best_q.swap(q);
+                best_d = d;
               }
             }
           if (best < 0) {
-            for (int64_t i = 0; i < group; ++i)
-              d[static_cast<size_t>(i)] = ((double(best_q[static_cast<size_t>(i)]) - best_z) * best_s - x[i]) - e[static_cast<size_t>(i0 + i)];
-            for (int64_t a = 0; a < in; ++a) {  // h += G[:, group] d
-              const double* ga = gram.data() + a * in + i0;
-              double t = 0;
-              for (int64_t b = 0; b < group; ++b) t += ga[b] * d[static_cast<size_t>(b)];
-              h[static_cast<size_t>(a)] += t;
-            }
-            for (int64_t i = 0; i < group; ++i) {
-              e[static_cast<size_t>(i0 + i)] += d[static_cast<size_t>(i)];
-              r.q[static_cast<size_t>((i0 + i) * out + j)] = best_q[static_cast<size_t>(i)];
-            }
+            h.noalias() += G.middleCols(i0, group) * best_d;
+            e.segment(i0, group) += best_d;
+            for (int64_t i = 0; i < group; ++i) r.q[static_cast<size_t>((i0 + i) * out + j)] = best_q[static_cast<size_t>(i)];
             s_cur[static_cast<size_t>(g)] = best_s;
             z_cur[static_cast<size_t>(g)] = best_z;
             total += best;
             group_changed[static_cast<size_t>(g)] = true;
           }
         }
+      int64_t row_changed = 0;
       for (int64_t g = 0; g < groups; ++g) {
         r.scales[static_cast<size_t>(g * out + j)] = s_cur[static_cast<size_t>(g)];
         r.zeros[static_cast<size_t>(g * out + j)] = static_cast<uint8_t>(z_cur[static_cast<size_t>(g)]);
