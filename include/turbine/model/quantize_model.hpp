@@ -56,8 +56,8 @@ struct LayerQuantReport {
   float ratio[4] = {0, 0, 0, 0};  ///< winning exponent of q/k/v, o (-1: not scaled), gate/up, down
   double loss_rtn = 0;  ///< sum over the four groups of the mean squared output error, round-to-nearest
   double loss_awq = 0;  ///< the same with the scales found
-  /// refine: the layer's summed output error of its groups (e^T G e) with round-to-nearest and
-  /// after the refinement, and how many groups took other parameters
+  /// refine: the layer's output error of the rounding (e^T G e summed over its Linears' rows) with
+  /// round-to-nearest and after the refinement, and how many groups ended with other parameters
   ///@{
   double round_error_rtn = 0, round_error = 0;
   int64_t groups_changed = 0, groups = 0;

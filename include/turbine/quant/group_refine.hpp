@@ -24,11 +24,10 @@ namespace turbine::quant {
 
 /// G = X^T X / tokens, [in, in] row-major (x: [tokens, in]; the product in fp32, kept as double).
 inline std::vector<double> input_gram(const FloatRows& x) {
-  const Eigen::MatrixXf g = (x.transpose() * x) / static_cast<float>(std::max<Eigen::Index>(1, x.rows()));
-  std::vector<double> out(static_cast<size_t>(g.rows() * g.cols()));
-  for (Eigen::Index r = 0; r < g.rows(); ++r)
-    for (Eigen::Index c = 0; c < g.cols(); ++c) out[static_cast<size_t>(r * g.cols() + c)] = g(r, c);
-  return out;
+  using MatrixRd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const FloatRows g = (x.transpose() * x) / static_cast<float>(std::max<Eigen::Index>(1, x.rows()));
+  const MatrixRd gd = g.cast<double>();
+  return std::vector<double>(gd.data(), gd.data() + gd.size());
 }
 
 /// The candidates: the round-to-nearest scale times these factors, each with its zero point and
@@ -67,13 +66,11 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
     Eigen::VectorXd e(in), h(in), d(group), best_d(group);
     std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(static_cast<size_t>(group));
     std::vector<float> s_cur(static_cast<size_t>(groups)), z_cur(static_cast<size_t>(groups));
-    std::vector<bool> group_changed(static_cast<size_t>(groups));
     for (int64_t j = j0; j < j1; ++j) {
       const float* row = w.data() + j * in;
       for (int64_t g = 0; g < groups; ++g) {
         s_cur[static_cast<size_t>(g)] = r.scales[static_cast<size_t>(g * out + j)];
         z_cur[static_cast<size_t>(g)] = r.zeros[static_cast<size_t>(g * out + j)];
-        group_changed[static_cast<size_t>(g)] = false;
       }
       for (int64_t i = 0; i < in; ++i) e(i) = r.weight(j, i) - static_cast<double>(row[i]);
       h.noalias() = G * e;
@@ -91,7 +88,7 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
           float best_s = s_cur[static_cast<size_t>(g)], best_z = z_cur[static_cast<size_t>(g)];
           for (float f : kRefineScaleFactors)
             for (float dz : {-1.f, 0.f, 1.f}) {
-              const float sc = f == 1.0f ? s0 : round_scale_fp16(s0 * f), zc = z0 + dz;
+              const float sc = round_scale_fp16(s0 * f), zc = z0 + dz;  // s0 is fp16 already: f = 1 gives s0
               if (zc < 0.f || zc > 15.f || !(sc > 0.f)) continue;
               if (sc == s_cur[static_cast<size_t>(g)] && zc == z_cur[static_cast<size_t>(g)]) continue;
               // d = the candidate's error less the current one, over the group
@@ -116,14 +113,15 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
             s_cur[static_cast<size_t>(g)] = best_s;
             z_cur[static_cast<size_t>(g)] = best_z;
             total += best;
-            group_changed[static_cast<size_t>(g)] = true;
           }
         }
       int64_t row_changed = 0;
-      for (int64_t g = 0; g < groups; ++g) {
-        r.scales[static_cast<size_t>(g * out + j)] = s_cur[static_cast<size_t>(g)];
-        r.zeros[static_cast<size_t>(g * out + j)] = static_cast<uint8_t>(z_cur[static_cast<size_t>(g)]);
-        row_changed += group_changed[static_cast<size_t>(g)];
+      for (int64_t g = 0; g < groups; ++g) {  // r still holds round-to-nearest's pair here
+        float& s = r.scales[static_cast<size_t>(g * out + j)];
+        uint8_t& z = r.zeros[static_cast<size_t>(g * out + j)];
+        row_changed += s != s_cur[static_cast<size_t>(g)] || z != z_cur[static_cast<size_t>(g)];
+        s = s_cur[static_cast<size_t>(g)];
+        z = static_cast<uint8_t>(z_cur[static_cast<size_t>(g)]);
       }
       err_new[static_cast<size_t>(j)] = total;
       changed[static_cast<size_t>(j)] = row_changed;
