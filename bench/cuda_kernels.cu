@@ -726,13 +726,8 @@ void register_all() {
   // split; "_mcC": C chunks. v1_tileT: the first kernel (gemm_w4_tileT above, here for one table).
   // After gemm_w4_vs, so each speed-up reads the cublas_f16 time of its shape.
   namespace wd = turbine::cuda::detail;
-  const std::pair<const char*, wd::W4sLaunchFn> w4s_variants[] = {
-      {"m1_t2_w1_s4", &wd::launch_gemm_w4s<1, 2, 1, 4>}, {"m2_t2_w1_s4", &wd::launch_gemm_w4s<2, 2, 1, 4>},
-      {"m4_t2_w1_s3", &wd::launch_gemm_w4s<4, 2, 1, 3>}, {"m2_t2_w2_s4", &wd::launch_gemm_w4s<2, 2, 2, 4>},
-      {"m2_t4_w1_s3", &wd::launch_gemm_w4s<2, 4, 1, 3>}, {"m2_t4_w1_s4", &wd::launch_gemm_w4s<2, 4, 1, 4>},
-      {"m4_t2_w2_s4", &wd::launch_gemm_w4s<4, 2, 2, 4>}, {"m1_t8_w1_s4", &wd::launch_gemm_w4s<1, 8, 1, 4>},
-      {"m2_t4_w2_s4", &wd::launch_gemm_w4s<2, 4, 2, 4>}, {"m2_t8_w1_s4", &wd::launch_gemm_w4s<2, 8, 1, 4>},
-      {"m4_t4_w2_s4", &wd::launch_gemm_w4s<4, 4, 2, 4>}};
+  std::vector<std::pair<std::string, wd::W4sLaunchFn>> w4s_variants;
+  wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { w4s_variants.emplace_back(name, fn); });
   for (const Mat& s : w4_shapes)
     for (int t : {16, 32, 64, 128}) {
       const std::string key = std::string(s.name) + "/tokens:" + std::to_string(t);

@@ -81,13 +81,8 @@ TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k an
   namespace wd = cuda::detail;
   // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
   // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages.
-  const std::pair<const char*, wd::W4sLaunchFn> variants[] = {
-      {"m1_t2_w1_s4", &wd::launch_gemm_w4s<1, 2, 1, 4>}, {"m2_t2_w1_s4", &wd::launch_gemm_w4s<2, 2, 1, 4>},
-      {"m4_t2_w1_s3", &wd::launch_gemm_w4s<4, 2, 1, 3>}, {"m2_t2_w2_s4", &wd::launch_gemm_w4s<2, 2, 2, 4>},
-      {"m2_t4_w1_s3", &wd::launch_gemm_w4s<2, 4, 1, 3>}, {"m2_t4_w1_s4", &wd::launch_gemm_w4s<2, 4, 1, 4>},
-      {"m4_t2_w2_s4", &wd::launch_gemm_w4s<4, 2, 2, 4>}, {"m1_t8_w1_s4", &wd::launch_gemm_w4s<1, 8, 1, 4>},
-      {"m2_t4_w2_s4", &wd::launch_gemm_w4s<2, 4, 2, 4>}, {"m2_t8_w1_s4", &wd::launch_gemm_w4s<2, 8, 1, 4>},
-      {"m4_t4_w2_s4", &wd::launch_gemm_w4s<4, 4, 2, 4>}};
+  std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
+  wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {
     int n, k, group;
   };

@@ -284,6 +284,57 @@ __device__ __forceinline__ void decode_epilogue(const DecodeArgs<T>& a, unsigned
   decode_merge_group<T, HD>(a, b, g, span.splits);
 }
 
+// The first NS - 1 tiles of the cp.async ring. With prefetch_kv (PDL), the cache rows written
+// before this step go out before the wait for the previous kernel and the new tokens' rows (and
+// `load_after_wait`, e.g. q) after it, and all of them are waited for; without it, every row after
+// the wait, which the caller did. load_kv(tile, stage, part): part 0 every row, 1 all but the new
+// tokens', 2 only those (see decode_split_kernel).
+template <int NS, class LoadKv, class LoadAfterWait>
+__device__ __forceinline__ void decode_prologue(bool prefetch_kv, int n_tiles, LoadKv&& load_kv,
+                                                LoadAfterWait&& load_after_wait) {
+  if (prefetch_kv) {
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 1);
+      cp_async_commit();
+    }
+    pdl_wait();
+    load_after_wait();
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s)
+      if (s < n_tiles) load_kv(s, s, 2);
+    cp_async_commit();
+    cp_async_wait<0>();  // the first NS - 1 tiles are in (the loop's barrier publishes them)
+  } else {
+    load_after_wait();
+#pragma unroll
+    for (int s = 0; s < NS - 1; ++s) {
+      if (s < n_tiles) load_kv(s, s, 0);
+      cp_async_commit();
+    }
+  }
+}
+
+// Tile `it` of the ring is in and visible to every warp (and the stage it leaves is free): then
+// the load of tile it + NS - 1 goes out into that stage.
+template <int NS, class LoadKv>
+__device__ __forceinline__ void decode_ring_step(int it, int n_tiles, LoadKv&& load_kv) {
+  cp_async_wait<NS - 2>();
+  __syncthreads();
+  const int nxt = it + NS - 1;
+  if (nxt < n_tiles) load_kv(nxt, nxt % NS, 0);
+  cp_async_commit();
+}
+
+// The probabilities of m16 x k16 block kk (score fragments 2kk, 2kk + 1) as an mma A fragment.
+template <class T, int NJ>
+__device__ __forceinline__ void decode_p_fragment(const float (&s)[NJ][4], int kk, uint32_t (&pf)[4]) {
+  pf[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+  pf[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+  pf[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+}
+
 template <class T, int HD, int MT, int NS>
 __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
   using Cfg = DecodeConfig<T, HD, MT, NS>;
@@ -342,27 +393,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
     }
   };
-  if (a.prefetch_kv) {
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s) {
-      if (s < n_tiles) load_kv(s, s, 1);
-      cp_async_commit();
-    }
-    pdl_wait();
-    load_q();
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s)
-      if (s < n_tiles) load_kv(s, s, 2);
-    cp_async_commit();
-    cp_async_wait<0>();  // the first NS - 1 tiles and q are in (the loop's barrier publishes them)
-  } else {
-    load_q();
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s) {
-      if (s < n_tiles) load_kv(s, s, 0);
-      cp_async_commit();
-    }
-  }
+  decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, load_q);  // q goes with the first tiles
 
   const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
   int lo_r[2], hi_r[2];
@@ -375,13 +406,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   uint32_t qf[HD / 16][4];
 
   for (int it = 0; it < n_tiles; ++it) {
-    cp_async_wait<NS - 2>();
-    __syncthreads();
-    {
-      const int nxt = it + NS - 1;
-      if (nxt < n_tiles) load_kv(nxt, nxt % NS, 0);
-      cp_async_commit();
-    }
+    decode_ring_step<NS>(it, n_tiles, load_kv);
     if (it == 0) {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; ++kk)
@@ -411,10 +436,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
 #pragma unroll
     for (int kk = 0; kk < kKW / 16; ++kk) {
       uint32_t pf[4];
-      pf[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      pf[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      pf[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      decode_p_fragment<T>(s, kk, pf);
 #pragma unroll
       for (int dp = 0; dp < HD / 16; ++dp) {
         uint32_t bf[4];
@@ -499,25 +521,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
                                     return a.table.row(b, ok ? p : 0);
                                   });
   };
-  if (a.prefetch_kv) {
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s) {
-      if (s < n_tiles) load_kv(s, s, 1);
-      cp_async_commit();
-    }
-    pdl_wait();
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s)
-      if (s < n_tiles) load_kv(s, s, 2);
-    cp_async_commit();
-    cp_async_wait<0>();
-  } else {
-#pragma unroll
-    for (int s = 0; s < NS - 1; ++s) {
-      if (s < n_tiles) load_kv(s, s, 0);
-      cp_async_commit();
-    }
-  }
+  decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, [] {});
 
   const int mt = warp % MT, ks = warp / MT;
   uint32_t qf[HD / 16][4];
@@ -532,13 +536,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
   for (int it = 0; it < n_tiles; ++it) {
-    cp_async_wait<NS - 2>();
-    __syncthreads();
-    {
-      const int nxt = it + NS - 1;
-      if (nxt < n_tiles) load_kv(nxt, nxt % NS, 0);
-      cp_async_commit();
-    }
+    decode_ring_step<NS>(it, n_tiles, load_kv);
     const unsigned char* const st = smem_raw + (it % NS) * Tile::kBytes;
     const int r0 = ks * kKW;  // the warp's first row of the tile
     const int n0 = start + it * kBN + r0;
@@ -559,10 +557,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
 #pragma unroll
     for (int kk = 0; kk < kKW / 16; ++kk) {
       uint32_t pf[4];
-      pf[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      pf[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      pf[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      decode_p_fragment<T>(s, kk, pf);
       uint32_t bv[HD / 8][2];
       Tile::template v_frags<T>(st, r0 + kk * 16, gid, tig, bv);
 #pragma unroll

@@ -610,6 +610,25 @@ inline W4sLaunchFn w4s_pick(int tokens) {
   return &launch_gemm_w4s<2, 4, 2, 4>;                    // 128 rows x 64 tokens, 2 blocks per SM
 }
 
+// Calls f(name, launch) for each variant of the staged kernel that the benchmark times and the
+// test checks, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
+// 8-warp block, STAGES ring stages). A function, so the variants are instantiated only where it
+// is called.
+template <class F>
+void for_each_w4s_variant(F&& f) {
+  f("m1_t2_w1_s4", &launch_gemm_w4s<1, 2, 1, 4>);
+  f("m2_t2_w1_s4", &launch_gemm_w4s<2, 2, 1, 4>);
+  f("m4_t2_w1_s3", &launch_gemm_w4s<4, 2, 1, 3>);
+  f("m2_t2_w2_s4", &launch_gemm_w4s<2, 2, 2, 4>);
+  f("m2_t4_w1_s3", &launch_gemm_w4s<2, 4, 1, 3>);
+  f("m2_t4_w1_s4", &launch_gemm_w4s<2, 4, 1, 4>);
+  f("m4_t2_w2_s4", &launch_gemm_w4s<4, 2, 2, 4>);
+  f("m1_t8_w1_s4", &launch_gemm_w4s<1, 8, 1, 4>);
+  f("m2_t4_w2_s4", &launch_gemm_w4s<2, 4, 2, 4>);
+  f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
+  f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
+}
+
 }  // namespace detail
 
 /// A split-k workspace of gemm_w4's own (about 8 MB): a caller that may run gemm_w4 at the same

@@ -265,15 +265,25 @@ struct KvStage {
       attn_cp_async16(dst, kpool + off, pred);
       attn_cp_async16(dst + size_t(kBN) * L::kCodeBytes, vpool + off, pred);
     }
+    load_params<kThreads>(stage + kParamsAt, stage + kParamsAt + size_t(kBN) * L::kGroups * 4, kpool, vpool, row_bytes,
+                          kv_heads, head, tid, row_of);
+  }
+
+  /// The (scale, min) pairs of the tile's rows, K's to k_dst and V's to v_dst (each [kBN][groups]
+  /// of 4 bytes); row_of as for load().
+  template <int kThreads, class RowOf>
+  __device__ __forceinline__ static void load_params(unsigned char* k_dst, unsigned char* v_dst, const unsigned char* kpool,
+                                                     const unsigned char* vpool, int64_t row_bytes, int kv_heads, int head,
+                                                     int tid, RowOf&& row_of) {
     for (int i = tid; i < kBN * L::kGroups; i += kThreads) {
       const int r = i / L::kGroups, j = i % L::kGroups;
       bool pred;
       const int64_t row = row_of(r, pred);
       if (row < 0) continue;
       const int64_t off = row * row_bytes + L::params_offset(kv_heads, head) + j * 4;
-      unsigned char* const dst = stage + kParamsAt + (size_t(r) * L::kGroups + j) * 4;
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(dst)), kpool + off, pred);
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(dst + size_t(kBN) * L::kGroups * 4)), vpool + off, pred);
+      const size_t at = (size_t(r) * L::kGroups + j) * 4;
+      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(k_dst + at)), kpool + off, pred);
+      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(v_dst + at)), vpool + off, pred);
     }
   }
 
@@ -388,16 +398,8 @@ struct FragTile {
       KvStage<K, HD, kBN>::attn_cp_async16(dst, kpool + off, pred);
       KvStage<K, HD, kBN>::attn_cp_async16(dst + kVCodes, vpool + off, pred);
     }
-    for (int i = tid; i < kBN * L::kGroups; i += kThreads) {
-      const int r = i / L::kGroups, j = i % L::kGroups;
-      bool pred;
-      const int64_t row = row_of(r, pred);
-      if (row < 0) continue;
-      const int64_t off = row * row_bytes + L::params_offset(kv_heads, head) + j * 4;
-      const size_t at = (size_t(r) * L::kGroups + j) * 4;
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kKParams + at)), kpool + off, pred);
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kVParams + at)), vpool + off, pred);
-    }
+    KvStage<K, HD, kBN>::template load_params<kThreads>(stage + kKParams, stage + kVParams, kpool, vpool, row_bytes,
+                                                        kv_heads, head, tid, row_of);
   }
 
   // N code words of row r from byte `at` of the row (a multiple of 4N, within one chunk for N <= 4).
