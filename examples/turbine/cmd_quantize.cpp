@@ -29,12 +29,12 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_flag("--no-clip", q.no_clip, "AWQ without the clipping search (scales only)");
   app.add_flag("--no-refine", q.no_refine,
                "AWQ: round each group to nearest instead of choosing its scale and zero point by output error");
-  app.add_flag("--no-sequential", q.no_sequential,
-               "AWQ: feed each layer the calibration text through the float layers before it, not the quantized ones");
+  app.add_flag("--sequential", q.sequential,
+               "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
   app.add_flag("--no-norm-weighting", q.no_norm_weighting,
                "AWQ: the refinement and feedback weigh every calibration token's output error alike, not relative to its residual's RMS");
-  app.add_flag("--no-feedback", q.no_feedback,
-               "AWQ: round each weight to its nearest level instead of choosing the codes with error feedback (GPTQ-style)");
+  app.add_flag("--feedback", q.feedback,
+               "AWQ: choose the 4-bit codes with error feedback (GPTQ's column-by-column rounding on the refined grid) instead of rounding each weight to its nearest level");
 }
 
 namespace {
@@ -105,8 +105,8 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   }
   opt.clip = !q.no_clip;
   opt.refine = !q.no_refine;
-  opt.feedback = !q.no_feedback;
-  opt.sequential = !q.no_sequential;
+  opt.feedback = q.feedback;
+  opt.sequential = q.sequential;
   opt.norm_weighted = !q.no_norm_weighting;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {

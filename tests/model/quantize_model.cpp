@@ -60,6 +60,7 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
       QuantizeOptions opt;
       opt.method = method;
       opt.group = 32;
+      opt.feedback = opt.sequential = true;  // the options off by default, on here
       int64_t layers_done = 0;
       opt.on_layer = [&](int64_t done, int64_t) { layers_done = done; };
       const QuantizedModel q = quantize_model(src, calib, opt);
@@ -70,7 +71,7 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
         // the group refinement (on by default) never raises the within-group output error
         CHECK(r.groups > 0);
         CHECK(r.round_error <= r.round_error_rtn * (1 + 1e-9));  // (feedback re-sums it in another order)
-        // error feedback (on by default) never raises a row's output error either
+        // error feedback never raises a row's output error either
         CHECK(r.rows > 0);
         CHECK(r.feedback_rows_kept <= r.rows);
         CHECK(r.feedback_error <= r.round_error);
@@ -117,6 +118,7 @@ TEST_CASE("quantize_model: sequential calibration changes the layers after the f
   const auto calib = random_sequences(6, 48, static_cast<int>(src.config.vocab_size), rng);
   QuantizeOptions opt;
   opt.group = 32;
+  opt.feedback = opt.sequential = true;
   const QuantizedModel seq = quantize_model(src, calib, opt);
   opt.sequential = false;
   const QuantizedModel flt = quantize_model(src, calib, opt);

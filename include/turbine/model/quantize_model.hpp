@@ -46,11 +46,11 @@ struct QuantizeOptions {
   bool refine = true;
   /// AWQ: then choose the codes on that grid with error feedback (GPTQ's column-by-column
   /// rounding, quant/error_feedback.hpp) instead of rounding each weight to its nearest level
-  bool feedback = true;
+  bool feedback = false;
   /// AWQ: the calibration text reaches each layer through the layers already quantized (GPTQ's
   /// order), so each layer's searches see, and can make up for, the error before it; off: through
   /// the float layers (AutoAWQ's order). Costs a second forward per layer.
-  bool sequential = true;
+  bool sequential = false;
   /// AWQ: the refinement's and feedback's output error counts each calibration token relative to
   /// the RMS of the residual stream its error lands in (what the next RMSNorm divides it by), so
   /// the few tokens with huge activations do not outweigh the rest

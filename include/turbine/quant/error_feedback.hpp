@@ -37,7 +37,7 @@ inline constexpr int64_t kFeedbackBlock = 128;
 
 /// What error feedback needs of one Gram matrix, shared by the Linears that read the same input.
 struct FeedbackBasis {
-  int64_t in = 0;
+  int64_t in = 0;              ///< input features (the Gram matrix is [in, in])
   std::vector<int64_t> order;  ///< column order: decreasing G_ii
   /// Upper Cholesky factor of (P^T (G + damp) P)^-1, P the column order: row p gives how rounding
   /// column order[p] moves the columns after it.
