@@ -1,10 +1,20 @@
 #pragma once
 // Helpers shared by the test suites: where test data and the default model live.
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 #include <string>
 
 namespace turbine::test {
+
+/// A fresh seed for every run, printed so a failure can be replayed.
+inline uint32_t fresh_seed(const char* suite) {
+  std::random_device rd;
+  const uint32_t s = rd();
+  std::printf("%s: seed %u\n", suite, s);
+  return s;
+}
 
 inline std::string data_path(const std::string& rel) { return std::string(TURBINE_TEST_DATA_DIR) + "/" + rel; }
 

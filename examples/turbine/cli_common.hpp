@@ -150,7 +150,7 @@ struct QuantizeCommand {
   std::string method = "awq", output, calib;
   int w_bits = 4;
   int64_t group_size = 0, calib_samples = 64, calib_seqlen = 512;  // group 0: 128, else the largest that fits
-  bool no_clip = false, no_refine = false;
+  bool no_clip = false, no_refine = false, no_norm_weighting = false, feedback = false, sequential = false;
 };
 void add_quantize_options(CLI::App& app, QuantizeCommand& q);
 /// Options of `turbine bench throughput` (cmd_bench_throughput.cpp).
@@ -165,7 +165,7 @@ struct ThroughputOptions {
 void add_throughput_options(CLI::App& app, ThroughputOptions& t);
 void run_quantize(CommonOptions& o, const QuantizeCommand& q);
 void run_on_cpu(const Command& cmd, CommonOptions& o);
-void run_on_cpu_kv(const Command& cmd, CommonOptions& o);  // --kv int8 / int4: chat, generate, eval ppl (run_cpu_kv.cpp)
+void run_on_cpu_kv(const Command& cmd, CommonOptions& o);  // --kv int8 / int4: chat, generate, serve, eval ppl, bench throughput (run_cpu_kv.cpp)
 void run_on_cpu_tp(const Command& cmd, CommonOptions& o);  // --tp N > 1: simulated ranks (run_cpu_tp.cpp)
 void run_on_cuda(const Command& cmd, CommonOptions& o);  // defined only in CUDA builds
 /// True if this build has the CUDA backend and a GPU is present.

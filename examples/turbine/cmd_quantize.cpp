@@ -29,6 +29,12 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_flag("--no-clip", q.no_clip, "AWQ without the clipping search (scales only)");
   app.add_flag("--no-refine", q.no_refine,
                "AWQ: round each group to nearest instead of choosing its scale and zero point by output error");
+  app.add_flag("--sequential", q.sequential,
+               "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
+  app.add_flag("--no-norm-weighting", q.no_norm_weighting,
+               "AWQ: the refinement and feedback weigh every calibration token's output error alike, not relative to its residual's RMS");
+  app.add_flag("--feedback", q.feedback,
+               "AWQ: choose the 4-bit codes with error feedback (GPTQ's column-by-column rounding on the refined grid) instead of rounding each weight to its nearest level");
 }
 
 namespace {
@@ -99,6 +105,9 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   }
   opt.clip = !q.no_clip;
   opt.refine = !q.no_refine;
+  opt.feedback = q.feedback;
+  opt.sequential = q.sequential;
+  opt.norm_weighted = !q.no_norm_weighting;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
     const std::string text = read_text(q.calib);
@@ -140,17 +149,24 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
     }
     std::printf("sum of the layers' output MSE: rtn %.4g, awq scales %.4g (%.1f%% lower); o is not scaled under grouped-query attention\n",
                 rtn, awq, rtn > 0 ? 100.0 * (rtn - awq) / rtn : 0.0);
-    double e_rtn = 0, e_ref = 0;
-    int64_t changed = 0, groups = 0;
+    double e_rtn = 0, e_ref = 0, e_fed = 0;
+    int64_t changed = 0, groups = 0, kept = 0, rows = 0;
     for (const auto& r : qm.report) {
       e_rtn += r.round_error_rtn;
       e_ref += r.round_error;
+      e_fed += r.feedback_error;
       changed += r.groups_changed;
       groups += r.groups;
+      kept += r.feedback_rows_kept;
+      rows += r.rows;
     }
+    auto lower = [](double a, double b) { return a > 0 ? 100.0 * (a - b) / a : 0.0; };
     if (groups > 0)
       std::printf("group refinement: %lld of %lld groups took another scale or zero point; their output error %.4g -> %.4g (%.1f%% lower)\n",
-                  (long long)changed, (long long)groups, e_rtn, e_ref, e_rtn > 0 ? 100.0 * (e_rtn - e_ref) / e_rtn : 0.0);
+                  (long long)changed, (long long)groups, e_rtn, e_ref, lower(e_rtn, e_ref));
+    if (rows > 0)
+      std::printf("error feedback: output error %.4g -> %.4g (%.1f%% lower); %lld of %lld rows kept their nearest levels\n",
+                  e_ref, e_fed, lower(e_ref, e_fed), (long long)kept, (long long)rows);
   }
   const auto written = save_awq_model(qm, q.output, tokenizer_files(m));
   uintmax_t bytes = 0;

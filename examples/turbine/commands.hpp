@@ -142,7 +142,6 @@ void run_bench(CommonOptions& o, int64_t prompt_tokens, int64_t gen_tokens, int 
 }
 
 
-/// Runs `cmd` with `Model`.
 /// The commands that take a quantized KV cache (--kv int8 / int4), for the model types that have one.
 template <class Model>
 void run_kv_command(const Command& cmd, CommonOptions& o) {
@@ -150,9 +149,13 @@ void run_kv_command(const Command& cmd, CommonOptions& o) {
     case Command::Chat: return run_chat<Model>(o, cmd.system_prompt);
     case Command::Generate: return run_generate<Model>(o, cmd.prompts, cmd.prompts_file, cmd.json, cmd.raw);
     case Command::EvalPpl: return run_eval_ppl<Model>(o, cmd);
-    default: fail("--kv ", cmd.kv, " is available to chat, generate, eval ppl and bench generation (GPU)");
+    case Command::BenchThroughput: return run_bench_throughput<Model>(o, *cmd.throughput);
+    case Command::Serve: return run_serve<Model>(o, *cmd.serve);
+    default: fail("--kv ", cmd.kv, " is available to chat, generate, serve, eval ppl, bench throughput and bench generation (GPU)");
   }
 }
+
+/// Runs `cmd` with `Model`.
 
 template <class Model>
 void run_command(const Command& cmd, CommonOptions& o) {

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   ThroughputOptions tp;
   add_model_options(*bench_tp, o);
   add_throughput_options(*bench_tp, tp);
+  bench_tp->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (on the GPU stored quantized: the same --cache-gib holds about 1.9x / 3.2x the positions of f16)")
+      ->check(CLI::IsMember({"same", "int8", "int4"}));
 
   auto* bench_serve = bench->add_subcommand("serve", "the throughput workload over HTTP at a set concurrency (a server of --url, or one started here)");
   BenchServeOptions bs;
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
   ServeOptions serve_opts;
   add_model_options(*serve, o);
   add_serve_options(*serve, serve_opts);
+  serve->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (on the GPU stored quantized: the same --cache-gib holds about 1.9x / 3.2x the positions of f16)")
+      ->check(CLI::IsMember({"same", "int8", "int4"}));
 
   try {
     app.parse(argc, argv);

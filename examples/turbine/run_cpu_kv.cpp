@@ -1,6 +1,7 @@
 // The CPU model types of the CLI with a quantized KV cache (kv::Int8, kv::Int4: quantized per token
-// and head as the cache is written, int4 per group of 32 channels), for chat, generate and eval
-// ppl, in their own translation unit (the plain model's run_cpu.cpp keeps its compile time).
+// and head as the cache is written, int4 per group of 32 channels), for chat, generate, serve, eval
+// ppl and bench throughput, in their own translation unit (the plain model's run_cpu.cpp keeps its
+// compile time).
 #include "commands.hpp"
 
 namespace turbine::cli {

@@ -33,7 +33,7 @@ void run_on_cuda(const Command& cmd, CommonOptions& o) {
     return run_on_cuda_bench_quant(cmd, o);
 #endif
   }
-  if (cmd.kv != "same") {  // chat, generate, eval ppl (bench generation took its own path above)
+  if (cmd.kv != "same") {  // chat, generate, serve, eval ppl, bench throughput (bench generation took its own path above)
 #ifdef TURBINE_CLI_NARROW_CUDA
     fail("--kv ", cmd.kv, " on the GPU is not compiled into this turbine (it was configured with ",
          "TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");

@@ -1,6 +1,6 @@
 // The CLI's CUDA model types with a quantized KV cache (kv::Int8, kv::Int4 with f16 activations; int8
-// with 4-bit group-128 weights), for chat, generate and eval ppl with --kv, in their own translation
-// unit.
+// with 4-bit group-128 weights), for chat, generate, serve, eval ppl and bench throughput with --kv,
+// in their own translation unit.
 #include <turbine/turbine.cuh>
 
 #include "commands.hpp"

@@ -90,6 +90,33 @@ if [ -n "$model" ]; then
   expect_ok "generate --kv int4" "Paris" "$bin" generate "$model" --kv int4 -n 24 -p "What is the capital of France?"
   expect_ok "chat --kv int8" "Paris" "$bin" chat "$model" --kv int8 -n 24 <"$tmp/chat_in"
   expect_error "generate --kv int3" "--kv" "$bin" generate "$model" --kv int3 -p hi
+  expect_ok "bench throughput --kv int8" "requests/s" "$bin" bench throughput "$model" --kv int8 --num-prompts 4 \
+    --max-concurrent 2 --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  expect_ok "bench throughput --kv int4" "requests/s" "$bin" bench throughput "$model" --kv int4 --num-prompts 4 \
+    --max-concurrent 2 --input-median 12 --output-median 6 --max-input 40 --max-output 12
+  if "$bin" serve --help | grep -q -- "--cache-gib"; then  # built with cpp-httplib: serve --kv int8 answers over HTTP
+    "$bin" serve "$model" --kv int8 --port 0 --quiet >"$tmp/serve_out" 2>"$tmp/serve_err" &
+    serve_pid=$!
+    port=""
+    for _ in $(seq 1 300); do
+      port=$(sed -n 's|.*listening on http://[^:]*:\([0-9]*\)/v1.*|\1|p' "$tmp/serve_out")
+      [ -n "$port" ] && break
+      kill -0 "$serve_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ -n "$port" ]; then
+      expect_ok "serve --kv int8" "Paris" python3 -c '
+import json, sys, urllib.request
+body = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 24, "temperature": 0}
+req = urllib.request.Request(sys.argv[1], json.dumps(body).encode(), {"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=120))["choices"][0]["message"]["content"])' \
+        "http://127.0.0.1:$port/v1/chat/completions"
+    else
+      echo "FAIL serve --kv int8: no port printed"; cat "$tmp/serve_err"; failures=$((failures + 1))
+    fi
+    kill "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+  fi
   expect_error "--kv with --tp" "runs unsplit" "$bin" generate "$model" --device cpu --tp 3 --kv int8 -p hi
   # quantize -> an AWQ directory that loads, answers, and measures
   expect_error "awq without calibration" "--calib" "$bin" quantize "$model" -o "$tmp/awq" --method awq
@@ -97,6 +124,9 @@ if [ -n "$model" ]; then
   expect_ok "rtn answers" "Paris" "$bin" generate "$tmp/rtn" -n 24 -p "What is the capital of France?"
   expect_ok "quantize awq" "awq scales" "$bin" quantize "$model" --method awq --calib "$docs/ARCHITECTURE.md" \
     --calib-samples 4 --calib-seqlen 64 -o "$tmp/awq"
+  # (--no-refine keeps it short: the refinement alone takes a minute here)
+  expect_ok "quantize awq --feedback --sequential" "error feedback: output error" "$bin" quantize "$model" --method awq \
+    --calib "$docs/ARCHITECTURE.md" --calib-samples 2 --calib-seqlen 64 --no-refine --feedback --sequential -o "$tmp/awq_fed"
   expect_ok "awq info" "I4G64" "$bin" info "$tmp/awq" --tensors
   expect_ok "awq answers" "Paris" "$bin" generate "$tmp/awq" -n 24 -p "What is the capital of France?"
   expect_error "quantize twice" "already quantized" "$bin" quantize "$tmp/awq" --method rtn -o "$tmp/again"

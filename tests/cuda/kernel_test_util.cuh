@@ -15,6 +15,8 @@
 #include <turbine/core/half.hpp>
 #include <vector>
 
+#include "test_support.hpp"  // fresh_seed
+
 namespace turbine::test {
 
 /// Host-side traits of a 16-bit device element type: rounding, name, tolerance.
@@ -34,14 +36,6 @@ struct HalfTraits<__nv_bfloat16> {
   static uint16_t round(float f) { return f32_to_bf16(f); }
   static float widen(uint16_t h) { return bf16_to_f32(h); }
 };
-
-/// A fresh seed for every run, printed so a failure can be replayed.
-inline uint32_t fresh_seed(const char* suite) {
-  std::random_device rd;
-  const uint32_t s = rd();
-  std::printf("%s: seed %u\n", suite, s);
-  return s;
-}
 
 /// Host values of a T buffer: the 16-bit patterns and their exact fp32 values.
 struct HalfHost {

@@ -60,6 +60,7 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
       QuantizeOptions opt;
       opt.method = method;
       opt.group = 32;
+      opt.feedback = opt.sequential = true;  // the options off by default, on here
       int64_t layers_done = 0;
       opt.on_layer = [&](int64_t done, int64_t) { layers_done = done; };
       const QuantizedModel q = quantize_model(src, calib, opt);
@@ -69,7 +70,11 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
         CHECK(r.loss_awq <= r.loss_rtn);
         // the group refinement (on by default) never raises the within-group output error
         CHECK(r.groups > 0);
-        CHECK(r.round_error <= r.round_error_rtn);
+        CHECK(r.round_error <= r.round_error_rtn * (1 + 1e-9));  // (feedback re-sums it in another order)
+        // error feedback never raises a row's output error either
+        CHECK(r.rows > 0);
+        CHECK(r.feedback_rows_kept <= r.rows);
+        CHECK(r.feedback_error <= r.round_error);
       }
       TempDir dir;
       save_awq_model(q, dir.path.string(), {});
@@ -103,6 +108,31 @@ TEST_CASE("quantize_model: the AWQ directory loads back with the chosen 4-bit we
       CHECK(err[awq] < 0.6);
     }
     CHECK(err[1] < 1.5 * err[0]);  // AWQ's scales do not make the model worse than RTN
+  }
+}
+
+TEST_CASE("quantize_model: sequential calibration changes the layers after the first, and only those") {
+  std::mt19937 rng(test::fresh_seed("quantize_model sequential"));
+  const ModelWeights src = load_weights(test::data_path("tiny_models/llama_untied"));
+  REQUIRE(src.config.num_layers >= 2);
+  const auto calib = random_sequences(6, 48, static_cast<int>(src.config.vocab_size), rng);
+  QuantizeOptions opt;
+  opt.group = 32;
+  opt.feedback = opt.sequential = true;
+  const QuantizedModel seq = quantize_model(src, calib, opt);
+  opt.sequential = false;
+  const QuantizedModel flt = quantize_model(src, calib, opt);
+  // the first layer reads the embeddings either way
+  CHECK(seq.layers[0].down.q == flt.layers[0].down.q);
+  CHECK(seq.layers[0].down.scales == flt.layers[0].down.scales);
+  // the second reads the first's output, quantized or not
+  CHECK(seq.layers[1].down.q != flt.layers[1].down.q);
+  // with feedback off, its report says so
+  opt.feedback = false;
+  const QuantizedModel plain = quantize_model(src, calib, opt);
+  for (const auto& r : plain.report) {
+    CHECK(r.rows == 0);
+    CHECK(r.feedback_error == r.round_error);
   }
 }
 

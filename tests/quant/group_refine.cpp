@@ -15,6 +15,8 @@
 
 using namespace turbine;
 using namespace turbine::quant;
+using test::correlated_inputs;
+using test::output_error;
 using test::random_rows;
 
 namespace {
@@ -30,21 +32,6 @@ FloatRows q4_1_weights(int64_t out, int64_t in, int64_t group, std::mt19937& rng
       for (int64_t i = 0; i < group; ++i) w(j, g * group + i) = dd * float(level(rng)) + mm;
     }
   return w;
-}
-
-// Inputs with a shared component (correlated channels, as real activations are) and a few loud channels.
-FloatRows correlated_inputs(int64_t tokens, int64_t in, std::mt19937& rng) {
-  FloatRows x = random_rows(tokens, in, rng);
-  const FloatRows common = random_rows(tokens, 1, rng, 2.0f);
-  for (int64_t c = 0; c < in; ++c) x.col(c) += common.col(0);
-  for (int64_t c = 0; c < in; c += 37) x.col(c) *= 8.0f;
-  return x;
-}
-
-double output_error(const FloatRows& x, const FloatRows& w, const Int4Groups& q) {
-  const std::vector<float> deq = q.dequantize();
-  const Eigen::Map<const FloatRows> wq(deq.data(), w.rows(), w.cols());
-  return (x * (wq - w).transpose()).squaredNorm() / static_cast<double>(x.rows());
 }
 
 }  // namespace

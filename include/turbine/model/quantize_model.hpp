@@ -26,6 +26,7 @@
 #include "../io/ggml_quants.hpp"
 #include "../layers/rotary.hpp"
 #include "../quant/awq_search.hpp"
+#include "../quant/error_feedback.hpp"
 #include "../quant/group_refine.hpp"
 #include "../quant/int4_groups.hpp"
 #include "weights.hpp"
@@ -43,6 +44,17 @@ struct QuantizeOptions {
   /// AWQ: round each group with the (scale, zero point) of the smallest output error on the
   /// calibration inputs instead of plain round-to-nearest (quant/group_refine.hpp)
   bool refine = true;
+  /// AWQ: then choose the codes on that grid with error feedback (GPTQ's column-by-column
+  /// rounding, quant/error_feedback.hpp) instead of rounding each weight to its nearest level
+  bool feedback = false;
+  /// AWQ: the calibration text reaches each layer through the layers already quantized (GPTQ's
+  /// order), so each layer's searches see, and can make up for, the error before it; off: through
+  /// the float layers (AutoAWQ's order). Costs a second forward per layer.
+  bool sequential = false;
+  /// AWQ: the refinement's and feedback's output error counts each calibration token relative to
+  /// the RMS of the residual stream its error lands in (what the next RMSNorm divides it by), so
+  /// the few tokens with huge activations do not outweigh the rest
+  bool norm_weighted = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
   int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
@@ -61,6 +73,12 @@ struct LayerQuantReport {
   ///@{
   double round_error_rtn = 0, round_error = 0;
   int64_t groups_changed = 0, groups = 0;
+  ///@}
+  /// feedback: the output error after it (round_error is the error before) and the rows that kept
+  /// their nearest-level codes because feedback did not lower their error
+  ///@{
+  double feedback_error = 0;
+  int64_t feedback_rows_kept = 0, rows = 0;
   ///@}
 };
 
@@ -106,7 +124,18 @@ struct FloatLayer {
 
 struct LayerInputs {
   quant::FloatRows attn, o, mlp, down;  // [all calibration tokens, in] each
+  // Per token, 1 / RMS of the residual stream after the attention's and after the MLP's addition:
+  // what the next RMSNorm divides an output error landing there by.
+  std::vector<float> inv_rms_mid, inv_rms_end;
 };
+
+/// Per row of x [tokens, hidden], 1 / sqrt(mean(x^2) + eps).
+inline std::vector<float> inv_rms_rows(const quant::FloatRows& x, float eps) {
+  std::vector<float> r(static_cast<size_t>(x.rows()));
+  for (int64_t t = 0; t < x.rows(); ++t)
+    r[static_cast<size_t>(t)] = 1.0f / std::sqrt(x.row(t).squaredNorm() / static_cast<float>(x.cols()) + eps);
+  return r;
+}
 
 /// The residual stream of the calibration sequences, one after another.
 struct Calibration {
@@ -150,6 +179,7 @@ LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, Calibration& ca
   v = quant::FloatRows();
   const std::vector<float> no_bias;
   x += linear(in.o, L.wo, no_bias);
+  in.inv_rms_mid = inv_rms_rows(x, c.rms_norm_eps);
   cpu::rms_norm(x.data(), L.mlp_norm.data(), total, c.hidden_size, c.rms_norm_eps, in.mlp.data());
   in.down = linear(in.mlp, L.gate, no_bias);
   {
@@ -157,6 +187,7 @@ LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, Calibration& ca
     cpu::silu_mul(in.down.data(), u.data(), total * c.intermediate_size, in.down.data());
   }
   x += linear(in.down, L.down, no_bias);
+  in.inv_rms_end = inv_rms_rows(x, c.rms_norm_eps);
   return in;
 }
 
@@ -231,10 +262,12 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     detail::FloatLayer L{detail::to_float_rows(src.wq), detail::to_float_rows(src.wk), detail::to_float_rows(src.wv),
                          detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
                          detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
-    std::vector<double> gram[4];  // refine: the inputs of q/k/v, o, gate/up, down (after the scales)
+    std::vector<double> gram[4];  // refine, feedback: the inputs of q/k/v, o, gate/up, down (after the scales)
     LayerQuantReport rep;
+    quant::FloatRows x_before;  // sequential: the layer's input, to run it again once quantized
     if (awq) {
       auto t0 = Clock::now();
+      if (opt.sequential && l + 1 < c.num_layers) x_before = cal.x;
       detail::LayerInputs in = detail::run_layer(c, L, cal, linear);
       q.seconds_forward += since(t0);
       t0 = Clock::now();
@@ -279,17 +312,42 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
         clip(L.up, mlp_s);
         clip(L.down, quant::sample_rows(in.down, opt.clip_tokens));
       }
-      if (opt.refine) {
-        gram[0] = quant::input_gram(quant::sample_rows(in.attn, opt.refine_tokens));
-        gram[1] = quant::input_gram(quant::sample_rows(in.o, opt.refine_tokens));
-        gram[2] = quant::input_gram(quant::sample_rows(in.mlp, opt.refine_tokens));
-        gram[3] = quant::input_gram(quant::sample_rows(in.down, opt.refine_tokens));
+      if (opt.refine || opt.feedback) {
+        const quant::FloatRows* inputs[4] = {&in.attn, &in.o, &in.mlp, &in.down};
+        // norm_weighted: each token's error counts as the next RMSNorm will see it, relative to its
+        // residual's RMS (q/k/v and o land after the attention, gate/up and down after the MLP);
+        // normalized to a mean weight of 1
+        const std::vector<float>* inv_rms[4] = {&in.inv_rms_mid, &in.inv_rms_mid, &in.inv_rms_end, &in.inv_rms_end};
+        for (int slot = 0; slot < 4; ++slot) {
+          std::vector<float> scale;
+          if (opt.norm_weighted) {
+            scale = *inv_rms[slot];
+            double mean_sq = 0;
+            for (float v : scale) mean_sq += double(v) * v;
+            mean_sq /= static_cast<double>(std::max<size_t>(1, scale.size()));
+            for (float& v : scale) v = static_cast<float>(v / std::sqrt(mean_sq));
+          }
+          gram[slot] = quant::input_gram(quant::sample_rows(*inputs[slot], opt.refine_tokens, scale));
+        }
       }
       q.seconds_search += since(t0);
     }
     quant::RefineReport refined;
+    quant::FeedbackReport fed;
+    quant::FeedbackBasis basis;  // feedback: of the slot being rounded (one at a time: for an 8B, 1.6 GB)
+    int basis_slot = -1;
     auto round_refined = [&](const quant::FloatRows& m, int slot) {
-      return gram[slot].empty() ? round(m) : quant::round_int4_refined(m, opt.group, gram[slot], &refined);
+      if (gram[slot].empty()) return round(m);
+      quant::Int4Groups r = opt.refine ? quant::round_int4_refined(m, opt.group, gram[slot], &refined) : round(m);
+      if (opt.feedback) {
+        if (basis_slot != slot) {
+          basis = quant::FeedbackBasis();
+          basis = quant::feedback_basis(gram[slot], m.cols());
+          basis_slot = slot;
+        }
+        quant::round_int4_feedback(m, gram[slot], basis, r, &fed);
+      }
+      return r;
     };
     QuantizedModel::Layer& out = q.layers[static_cast<size_t>(l)];
     out.attn_norm = std::move(L.attn_norm);
@@ -307,10 +365,26 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     out.down = round_refined(L.down, 3);
     if (awq) {
       q.seconds_search += since(t_round);
-      rep.round_error_rtn = refined.error_rtn;
-      rep.round_error = refined.error;
+      if (opt.sequential && l + 1 < c.num_layers) {  // (nothing reads the last layer's output)
+        const auto t0 = Clock::now();
+        cal.x = std::move(x_before);
+        auto deq = [](const quant::Int4Groups& g) {
+          const std::vector<float> v = g.dequantize();
+          return quant::FloatRows(Eigen::Map<const quant::FloatRows>(v.data(), g.out, g.in));
+        };
+        const detail::FloatLayer Lq{deq(out.wq), deq(out.wk), deq(out.wv), deq(out.wo), deq(out.gate), deq(out.up),
+                                    deq(out.down), out.attn_norm, out.mlp_norm, out.bq, out.bk, out.bv};
+        detail::run_layer(c, Lq, cal, linear);
+        q.seconds_forward += since(t0);
+      }
+      // with feedback, the error before it as feedback measured it (the same sum, in one order)
+      rep.round_error_rtn = opt.refine ? refined.error_rtn : fed.error_before;
+      rep.round_error = opt.feedback ? fed.error_before : refined.error;
       rep.groups_changed = refined.changed;
       rep.groups = refined.groups;
+      rep.feedback_error = opt.feedback ? fed.error : refined.error;
+      rep.feedback_rows_kept = fed.rows_kept;
+      rep.rows = fed.rows;
       q.report.push_back(rep);
     }
     if (opt.on_layer) opt.on_layer(l + 1, c.num_layers);

@@ -26,6 +26,7 @@
 #include <cmath>
 #include <limits>
 #include <concepts>
+#include <span>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -37,12 +38,17 @@ namespace turbine::quant {
 /// A row-major fp32 matrix (weights [out, in], inputs [tokens, in]).
 using FloatRows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Every `step`-th row of x, at most `max_rows` of them (an even sample of the calibration tokens).
-inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows) {
-  const int64_t n = x.rows();
-  if (n <= max_rows) return x;
-  FloatRows s(max_rows, x.cols());
-  for (int64_t i = 0; i < max_rows; ++i) s.row(i) = x.row(i * n / max_rows);
+/// Every `step`-th row of x, at most `max_rows` of them (an even sample of the calibration tokens);
+/// with `row_scale` ([x.rows()]), each row taken is multiplied by its entry.
+inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows, std::span<const float> row_scale = {}) {
+  const int64_t n = x.rows(), m = std::min(n, max_rows);
+  if (n <= max_rows && row_scale.empty()) return x;
+  FloatRows s(m, x.cols());
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t r = i * n / m;
+    s.row(i) = x.row(r);
+    if (!row_scale.empty()) s.row(i) *= row_scale[static_cast<size_t>(r)];
+  }
   return s;
 }
 
