@@ -32,7 +32,7 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_flag("--sequential", q.sequential,
                "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
   app.add_flag("--no-norm-weighting", q.no_norm_weighting,
-               "AWQ: the refinement and feedback weigh every calibration token's output error alike, not relative to its residual's RMS");
+               "AWQ: the searches, refinement and feedback weigh every calibration token's output error alike, not relative to its residual's RMS");
   app.add_flag("--feedback", q.feedback,
                "AWQ: choose the 4-bit codes with error feedback (GPTQ's column-by-column rounding on the refined grid) instead of rounding each weight to its nearest level");
 }

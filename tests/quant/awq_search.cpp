@@ -35,6 +35,34 @@ TEST_CASE("search_awq_scales: at least as good as round-to-nearest, much better 
   CHECK_THROWS_WITH_AS(search_awq_scales(x, {&w1}, 96), doctest::Contains("not a multiple of group 96"), Error);
 }
 
+TEST_CASE("search_awq_scales: token weights weigh each token's error by their square") {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t in = 128, tokens = 300, group = 32;
+  FloatRows x = random_rows(tokens, in, rng);
+  x.row(7) *= 200.0f;  // one token with huge activations (an attention sink)
+  const FloatRows w = random_rows(48, in, rng, 0.05f);
+  // sample_rows with row scales: the same rows as without, each times its scale
+  std::vector<float> scale(static_cast<size_t>(tokens));
+  for (int64_t t = 0; t < tokens; ++t) scale[static_cast<size_t>(t)] = 0.5f + float(t % 5);
+  const FloatRows plain = sample_rows(x, 100), scaled = sample_rows(x, 100, scale);
+  REQUIRE(scaled.rows() == 100);
+  for (int64_t i = 0; i < 100; ++i) CHECK(scaled.row(i) == plain.row(i) * scale[static_cast<size_t>(i * tokens / 100)]);
+  // weights of 2 everywhere: every loss exactly 4 times, the same winner
+  const AwqScales r1 = search_awq_scales(x, {&w}, group, 20, tokens);
+  std::vector<float> two(static_cast<size_t>(tokens), 2.0f);
+  CpuAwqSearch cpu;
+  const AwqScales r2 = search_awq_scales(x, {&w}, group, 20, tokens, cpu, two);
+  CHECK(r2.ratio == r1.ratio);
+  CHECK(r2.loss == doctest::Approx(4 * r1.loss).epsilon(1e-5));
+  CHECK(r2.loss_rtn == doctest::Approx(4 * r1.loss_rtn).epsilon(1e-5));
+  // the huge token weighed down to the others' level: its share of the loss falls away
+  std::vector<float> damp(static_cast<size_t>(tokens), 1.0f);
+  damp[7] = 1.0f / 200.0f;
+  const AwqScales r3 = search_awq_scales(x, {&w}, group, 20, tokens, cpu, damp);
+  MESSAGE("loss of round-to-nearest with the huge token: ", r1.loss_rtn, ", weighed down: ", r3.loss_rtn);
+  CHECK(r3.loss_rtn < 0.5 * r1.loss_rtn);
+}
+
 TEST_CASE("search_awq_clip: clipping never raises the sampled output error") {
   std::mt19937 rng(std::random_device{}());
   const int64_t in = 128, group = 32;

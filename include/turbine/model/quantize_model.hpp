@@ -51,9 +51,9 @@ struct QuantizeOptions {
   /// order), so each layer's searches see, and can make up for, the error before it; off: through
   /// the float layers (AutoAWQ's order). Costs a second forward per layer.
   bool sequential = false;
-  /// AWQ: the refinement's and feedback's output error counts each calibration token relative to
-  /// the RMS of the residual stream its error lands in (what the next RMSNorm divides it by), so
-  /// the few tokens with huge activations do not outweigh the rest
+  /// AWQ: the output error of the scale and clip searches, the refinement and feedback counts each
+  /// calibration token relative to the RMS of the residual stream its error lands in (what the
+  /// next RMSNorm divides it by), so the few tokens with huge activations do not outweigh the rest
   bool norm_weighted = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
@@ -271,8 +271,21 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       detail::LayerInputs in = detail::run_layer(c, L, cal, linear);
       q.seconds_forward += since(t0);
       t0 = Clock::now();
+      // norm_weighted: each token's error counts as the next RMSNorm will see it, relative to its
+      // residual's RMS (q/k/v and o land after the attention, gate/up and down after the MLP);
+      // normalized to a mean squared weight of 1
+      std::vector<float> token_weight[2];  // after the attention, after the MLP
+      if (opt.norm_weighted)
+        for (int k = 0; k < 2; ++k) {
+          token_weight[k] = k == 0 ? in.inv_rms_mid : in.inv_rms_end;
+          double mean_sq = 0;
+          for (float v : token_weight[k]) mean_sq += double(v) * v;
+          mean_sq /= static_cast<double>(std::max<size_t>(1, token_weight[k].size()));
+          for (float& v : token_weight[k]) v = static_cast<float>(v / std::sqrt(mean_sq));
+        }
+      const std::vector<float>* weight_of_slot[4] = {&token_weight[0], &token_weight[0], &token_weight[1], &token_weight[1]};
       auto find_scales = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
-        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search);
+        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search, *weight_of_slot[slot]);
         rep.ratio[slot] = r.ratio;
         rep.loss_rtn += r.loss_rtn;
         rep.loss_awq += r.loss;
@@ -301,34 +314,21 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       detail::divide_rows(L.up, no_bias, s_down);
       detail::divide_columns(in.down, s_down);
       if (opt.clip) {  // not q and k: their errors are amplified by the attention scores
-        const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens);
-        const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens);
+        const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens, token_weight[0]);
+        const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens, token_weight[1]);
         auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x) {
           quant::search_awq_clip(m, x, opt.group, opt.grid, kMaxShrink, search);
         };
         clip(L.wv, attn_s);
-        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens));
+        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens, token_weight[0]));
         clip(L.gate, mlp_s);
         clip(L.up, mlp_s);
-        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens));
+        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens, token_weight[1]));
       }
       if (opt.refine || opt.feedback) {
         const quant::FloatRows* inputs[4] = {&in.attn, &in.o, &in.mlp, &in.down};
-        // norm_weighted: each token's error counts as the next RMSNorm will see it, relative to its
-        // residual's RMS (q/k/v and o land after the attention, gate/up and down after the MLP);
-        // normalized to a mean weight of 1
-        const std::vector<float>* inv_rms[4] = {&in.inv_rms_mid, &in.inv_rms_mid, &in.inv_rms_end, &in.inv_rms_end};
-        for (int slot = 0; slot < 4; ++slot) {
-          std::vector<float> scale;
-          if (opt.norm_weighted) {
-            scale = *inv_rms[slot];
-            double mean_sq = 0;
-            for (float v : scale) mean_sq += double(v) * v;
-            mean_sq /= static_cast<double>(std::max<size_t>(1, scale.size()));
-            for (float& v : scale) v = static_cast<float>(v / std::sqrt(mean_sq));
-          }
-          gram[slot] = quant::input_gram(quant::sample_rows(*inputs[slot], opt.refine_tokens, scale));
-        }
+        for (int slot = 0; slot < 4; ++slot)
+          gram[slot] = quant::input_gram(quant::sample_rows(*inputs[slot], opt.refine_tokens, *weight_of_slot[slot]));
       }
       q.seconds_search += since(t0);
     }

@@ -137,10 +137,11 @@ struct AwqScales {
 };
 
 /// x: calibration inputs [tokens, in] (all of them: mean|x| uses every row; the error uses
-/// `loss_rows` of them); ws: the group's weights, each [out_i, in].
+/// `loss_rows` of them); ws: the group's weights, each [out_i, in]; loss_weight (empty, or
+/// [tokens]): each token's output error is weighted by the square of its entry.
 template <AwqSearchBackend Backend>
 AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRows*>& ws, int64_t group, int grid,
-                            int64_t loss_rows, Backend& backend) {
+                            int64_t loss_rows, Backend& backend, std::span<const float> loss_weight = {}) {
   const int64_t in = x.cols();
   check(!ws.empty() && in % group == 0, "search_awq_scales: ", in, " input channels are not a multiple of group ", group);
   check(grid > 0, "search_awq_scales: grid ", grid, " is not positive");
@@ -173,7 +174,8 @@ AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRow
     cands.push_back(candidate(i));
     if (!cands.back().allFinite()) cands.back().resize(0);
   }
-  const std::vector<double> losses = backend.scale_losses(sample_rows(x, loss_rows), ws, cands, group);
+  // (the error is linear in x, so a token's row scaled by its weight weighs its squared error)
+  const std::vector<double> losses = backend.scale_losses(sample_rows(x, loss_rows, loss_weight), ws, cands, group);
   AwqScales best;
   best.loss_rtn = losses[0];
   best.loss = std::numeric_limits<double>::infinity();
