@@ -124,16 +124,22 @@ struct FloatLayer {
 
 struct LayerInputs {
   quant::FloatRows attn, o, mlp, down;  // [all calibration tokens, in] each
-  // Per token, 1 / RMS of the residual stream after the attention's and after the MLP's addition:
-  // what the next RMSNorm divides an output error landing there by.
-  std::vector<float> inv_rms_mid, inv_rms_end;
+  // Per token, 1 / RMS of the residual stream after the attention's and after the MLP's addition
+  // (what the next RMSNorm divides an output error landing there by), scaled to a mean square of 1.
+  std::vector<float> weight_mid, weight_end;
 };
 
-/// Per row of x [tokens, hidden], 1 / sqrt(mean(x^2) + eps).
-inline std::vector<float> inv_rms_rows(const quant::FloatRows& x, float eps) {
+/// Per row of x [tokens, hidden], 1 / sqrt(mean(x^2) + eps), all scaled so their mean square is 1.
+inline std::vector<float> residual_token_weights(const quant::FloatRows& x, float eps) {
   std::vector<float> r(static_cast<size_t>(x.rows()));
-  for (int64_t t = 0; t < x.rows(); ++t)
-    r[static_cast<size_t>(t)] = 1.0f / std::sqrt(x.row(t).squaredNorm() / static_cast<float>(x.cols()) + eps);
+  double mean_sq = 0;
+  for (int64_t t = 0; t < x.rows(); ++t) {
+    const float v = 1.0f / std::sqrt(x.row(t).squaredNorm() / static_cast<float>(x.cols()) + eps);
+    r[static_cast<size_t>(t)] = v;
+    mean_sq += double(v) * v;
+  }
+  mean_sq /= static_cast<double>(std::max<size_t>(1, r.size()));
+  for (float& v : r) v = static_cast<float>(v / std::sqrt(mean_sq));
   return r;
 }
 
@@ -179,7 +185,7 @@ LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, Calibration& ca
   v = quant::FloatRows();
   const std::vector<float> no_bias;
   x += linear(in.o, L.wo, no_bias);
-  in.inv_rms_mid = inv_rms_rows(x, c.rms_norm_eps);
+  in.weight_mid = residual_token_weights(x, c.rms_norm_eps);
   cpu::rms_norm(x.data(), L.mlp_norm.data(), total, c.hidden_size, c.rms_norm_eps, in.mlp.data());
   in.down = linear(in.mlp, L.gate, no_bias);
   {
@@ -187,7 +193,7 @@ LayerInputs run_layer(const ModelConfig& c, const FloatLayer& L, Calibration& ca
     cpu::silu_mul(in.down.data(), u.data(), total * c.intermediate_size, in.down.data());
   }
   x += linear(in.down, L.down, no_bias);
-  in.inv_rms_end = inv_rms_rows(x, c.rms_norm_eps);
+  in.weight_end = residual_token_weights(x, c.rms_norm_eps);
   return in;
 }
 
@@ -272,17 +278,12 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       q.seconds_forward += since(t0);
       t0 = Clock::now();
       // norm_weighted: each token's error counts as the next RMSNorm will see it, relative to its
-      // residual's RMS (q/k/v and o land after the attention, gate/up and down after the MLP);
-      // normalized to a mean squared weight of 1
-      std::vector<float> token_weight[2];  // after the attention, after the MLP
-      if (opt.norm_weighted)
-        for (int k = 0; k < 2; ++k) {
-          token_weight[k] = k == 0 ? in.inv_rms_mid : in.inv_rms_end;
-          double mean_sq = 0;
-          for (float v : token_weight[k]) mean_sq += double(v) * v;
-          mean_sq /= static_cast<double>(std::max<size_t>(1, token_weight[k].size()));
-          for (float& v : token_weight[k]) v = static_cast<float>(v / std::sqrt(mean_sq));
-        }
+      // residual's RMS (q/k/v and o land after the attention, gate/up and down after the MLP)
+      std::vector<float> token_weight[2];  // after the attention, after the MLP; empty: unweighted
+      if (opt.norm_weighted) {
+        token_weight[0] = std::move(in.weight_mid);
+        token_weight[1] = std::move(in.weight_end);
+      }
       const std::vector<float>* weight_of_slot[4] = {&token_weight[0], &token_weight[0], &token_weight[1], &token_weight[1]};
       auto find_scales = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
         auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search, *weight_of_slot[slot]);
