@@ -33,6 +33,8 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
                "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
   app.add_flag("--no-norm-weighting", q.no_norm_weighting,
                "AWQ: the searches, refinement and feedback weigh every calibration token's output error alike, not relative to its residual's RMS");
+  app.add_flag("--no-mlp-loss", q.no_mlp_loss,
+               "AWQ: search gate/up's scales on their own outputs' error instead of the MLP's output error (down(silu(gate) * up))");
   app.add_flag("--feedback", q.feedback,
                "AWQ: choose the 4-bit codes with error feedback (GPTQ's column-by-column rounding on the refined grid) instead of rounding each weight to its nearest level");
 }
@@ -108,6 +110,7 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   opt.feedback = q.feedback;
   opt.sequential = q.sequential;
   opt.norm_weighted = !q.no_norm_weighting;
+  opt.mlp_loss = !q.no_mlp_loss;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
     const std::string text = read_text(q.calib);

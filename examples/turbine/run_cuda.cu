@@ -15,8 +15,13 @@ void run_on_cuda_kv(const Command& cmd, CommonOptions& o, int64_t awq_group);
 void run_on_cuda_bench_quant(const Command& cmd, CommonOptions& o);
 
 namespace {
-// The group size of an AWQ directory's 4-bit weights (its config.json), 0 for anything else.
-int64_t awq_group_of(const std::string& model) {
+// The group size of an AWQ directory's 4-bit weights (its config.json), 0 for anything else and
+// for random weights (bench generation --random-weights, bench throughput --random-shape), which
+// have no model file to look at (and need no default model).
+int64_t awq_group_of(const Command& cmd, const std::string& model) {
+  if ((cmd.kind == Command::BenchGeneration && cmd.gen_random) ||
+      (cmd.kind == Command::BenchThroughput && cmd.throughput && !cmd.throughput->random_shape.empty()))
+    return 0;
   const std::string path = resolve_model(model);
   const std::filesystem::path config = std::filesystem::path(path) / "config.json";
   if (!std::filesystem::is_directory(path) || !std::filesystem::exists(config)) return 0;
@@ -38,11 +43,10 @@ void run_on_cuda(const Command& cmd, CommonOptions& o) {
     fail("--kv ", cmd.kv, " on the GPU is not compiled into this turbine (it was configured with ",
          "TURBINE_CLI_NARROW_CUDA=ON; reconfigure with -DTURBINE_CLI_NARROW_CUDA=OFF)");
 #else
-    return run_on_cuda_kv(cmd, o, awq_group_of(o.model));
+    return run_on_cuda_kv(cmd, o, awq_group_of(cmd, o.model));
 #endif
   }
-  // (random weights have no model file to look at)
-  if (const int64_t group = cmd.kind == Command::BenchGeneration && cmd.gen_random ? 0 : awq_group_of(o.model); group > 0) {
+  if (const int64_t group = awq_group_of(cmd, o.model); group > 0) {
     check(o.dtype == "f16", o.model, ": 4-bit (AWQ) weights run with f16 activations on the GPU (drop --dtype ", o.dtype, ")");
 #ifdef TURBINE_CLI_NARROW_CUDA
     check(group == 128, o.model, ": group size ", group, " 4-bit weights on the GPU are not compiled into this turbine ",

@@ -157,6 +157,44 @@ TEST_CASE("AWQ scale and clip searches: the GPU chooses what the CPU chooses") {
   CHECK(alpha_same == alpha_cases);
 }
 
+TEST_CASE("AwqSearch::mlp_scale_losses matches the CPU's, with and without token weights") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("awq mlp loss"));
+  quant::CpuAwqSearch cpu;
+  cuda::AwqSearch gpu;
+  struct Shape { int64_t in, inter, tokens, group; };
+  for (const Shape sh : {Shape{256, 96, 300, 64}, Shape{576, 1536, 512, 64}, Shape{160, 200, 77, 32}}) {
+    INFO("in ", sh.in, " intermediate ", sh.inter, " tokens ", sh.tokens, " group ", sh.group);
+    const FloatRows x = outlier_inputs(sh.tokens, sh.in, rng);
+    const FloatRows gate = random_rows(sh.inter, sh.in, rng, 0.05f), up = random_rows(sh.inter, sh.in, rng, 0.05f),
+                    down = random_rows(sh.in, sh.inter, rng, 0.05f);
+    std::vector<Eigen::VectorXf> cands;
+    for (int i = 0; i < 6; ++i) cands.push_back(Eigen::VectorXf::Random(sh.in).cwiseAbs().array() + 0.1f);
+    cands.push_back(Eigen::VectorXf());  // a skipped (non-finite) candidate
+    std::vector<float> weight(static_cast<size_t>(sh.tokens));
+    std::uniform_real_distribution<float> u(0.1f, 3.0f);
+    for (float& v : weight) v = u(rng);
+    for (const bool weighted : {false, true}) {
+      const std::span<const float> w = weighted ? std::span<const float>(weight) : std::span<const float>();
+      const auto lc = cpu.mlp_scale_losses(x, gate, up, down, cands, sh.group, w);
+      const auto lg = gpu.mlp_scale_losses(x, gate, up, down, cands, sh.group, w);
+      REQUIRE(lc.size() == lg.size());
+      std::printf("  in %lld intermediate %lld weighted %d: loss of candidate 0 cpu %.6g gpu %.6g\n", static_cast<long long>(sh.in),
+                  static_cast<long long>(sh.inter), int(weighted), lc[0], lg[0]);
+      for (size_t i = 0; i + 1 < lc.size(); ++i) {
+        CHECK(lc[i] > 0);
+        CHECK(std::abs(lg[i] - lc[i]) <= 1e-3 * lc[i]);
+      }
+      CHECK(std::isinf(lg.back()));
+    }
+    // through search_awq_scales: the same winner
+    const quant::AwqScales rc = quant::search_awq_scales(x, {&gate, &up}, sh.group, 20, 512, cpu, {}, &down);
+    const quant::AwqScales rg = quant::search_awq_scales(x, {&gate, &up}, sh.group, 20, 512, gpu, {}, &down);
+    CHECK(rc.ratio == rg.ratio);
+    CHECK(std::abs(rg.loss - rc.loss) <= 1e-3 * rc.loss);
+  }
+}
+
 TEST_CASE("AwqSearch::linear matches the CPU linear") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("awq linear"));

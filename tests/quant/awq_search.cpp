@@ -63,6 +63,56 @@ TEST_CASE("search_awq_scales: token weights weigh each token's error by their sq
   CHECK(r3.loss_rtn < 0.5 * r1.loss_rtn);
 }
 
+TEST_CASE("search_awq_scales with the MLP loss: the error at down(silu(gate) * up), token weights on the errors") {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t in = 128, inter = 96, tokens = 200, group = 32;
+  FloatRows x = random_rows(tokens, in, rng);
+  std::uniform_int_distribution<int64_t> ch(0, in - 1);
+  for (int k = 0; k < 4; ++k) x.col(ch(rng)) *= 20.0f;  // salient channels
+  FloatRows gate = random_rows(inter, in, rng, 0.1f), up = random_rows(inter, in, rng, 0.1f);
+  FloatRows down = random_rows(in, inter, rng, 0.1f);
+  std::vector<Eigen::VectorXf> cands = {Eigen::VectorXf::Ones(in), Eigen::VectorXf::Random(in).cwiseAbs().array() + 0.2f};
+  CpuAwqSearch cpu;
+  // each candidate's loss against the definition, computed here in double, token by token
+  std::vector<float> weight(static_cast<size_t>(tokens));
+  for (int64_t t = 0; t < tokens; ++t) weight[static_cast<size_t>(t)] = 0.25f + float(t % 7) / 3.0f;
+  const std::vector<double> got = cpu.mlp_scale_losses(x, gate, up, down, cands, group, weight);
+  for (size_t c = 0; c < cands.size(); ++c) {
+    const Eigen::VectorXf& s = cands[c];
+    FloatRows gq = gate * s.asDiagonal(), uq = up * s.asDiagonal();
+    pseudo_quantize_int4(gq.data(), inter, in, group);
+    pseudo_quantize_int4(uq.data(), inter, in, group);
+    double sum = 0;
+    for (int64_t t = 0; t < tokens; ++t) {
+      const Eigen::VectorXd xt = x.row(t).transpose().cast<double>(), xq = xt.cwiseQuotient(s.cast<double>());
+      const Eigen::VectorXd g = gate.cast<double>() * xt, u = up.cast<double>() * xt;
+      const Eigen::VectorXd g2 = gq.cast<double>() * xq, u2 = uq.cast<double>() * xq;
+      auto silu = [](double v) { return v / (1 + std::exp(-v)); };
+      const Eigen::VectorXd h = g.unaryExpr(silu).cwiseProduct(u), h2 = g2.unaryExpr(silu).cwiseProduct(u2);
+      const double wt = weight[static_cast<size_t>(t)];
+      sum += wt * wt * (down.cast<double>() * (h2 - h)).squaredNorm();
+    }
+    const double want = sum / static_cast<double>(tokens * in);
+    MESSAGE("candidate ", c, ": MLP loss ", got[c], ", by definition ", want);
+    CHECK(got[c] == doctest::Approx(want).epsilon(1e-3));
+  }
+  // an intermediate channel that down ignores: its gate/up rows may be anything
+  down.col(5).setZero();
+  const std::vector<double> before = cpu.mlp_scale_losses(x, gate, up, down, cands, group);
+  gate.row(5) *= 50.0f;
+  up.row(5).setRandom();
+  const std::vector<double> after = cpu.mlp_scale_losses(x, gate, up, down, cands, group);
+  for (size_t c = 0; c < cands.size(); ++c) CHECK(after[c] == doctest::Approx(before[c]).epsilon(1e-5));
+  // through search_awq_scales: finite, no worse than round-to-nearest, and a different measure
+  // than the Linears' own outputs
+  const AwqScales mlp = search_awq_scales(x, {&gate, &up}, group, 20, tokens, cpu, {}, &down);
+  const AwqScales own = search_awq_scales(x, {&gate, &up}, group, 20, tokens, cpu);
+  MESSAGE("MLP loss: ratio ", mlp.ratio, ", loss ", mlp.loss, " (rtn ", mlp.loss_rtn, "); own outputs: ratio ", own.ratio);
+  CHECK(mlp.loss <= mlp.loss_rtn);
+  CHECK(mlp.loss_rtn != doctest::Approx(own.loss_rtn));
+  CHECK_THROWS_WITH_AS(search_awq_scales(x, {&gate}, group, 20, tokens, cpu, {}, &down), doctest::Contains("MLP loss"), Error);
+}
+
 TEST_CASE("search_awq_clip: clipping never raises the sampled output error") {
   std::mt19937 rng(std::random_device{}());
   const int64_t in = 128, group = 32;

@@ -55,6 +55,9 @@ struct QuantizeOptions {
   /// calibration token relative to the RMS of the residual stream its error lands in (what the
   /// next RMSNorm divides it by), so the few tokens with huge activations do not outweigh the rest
   bool norm_weighted = true;
+  /// AWQ: the gate/up scale search measures the error at the MLP's output (down(silu(gate) * up),
+  /// down in float, as AutoAWQ), not at gate's and up's own outputs
+  bool mlp_loss = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
   int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
@@ -286,7 +289,8 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       }
       const std::vector<float>* weight_of_slot[4] = {&token_weight[0], &token_weight[0], &token_weight[1], &token_weight[1]};
       auto find_scales = [&](const quant::FloatRows& x, std::vector<const quant::FloatRows*> ws, int slot) {
-        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search, *weight_of_slot[slot]);
+        auto r = quant::search_awq_scales(x, ws, opt.group, opt.grid, opt.loss_tokens, search, *weight_of_slot[slot],
+                                          slot == 2 && opt.mlp_loss ? &L.down : nullptr);
         rep.ratio[slot] = r.ratio;
         rep.loss_rtn += r.loss_rtn;
         rep.loss_awq += r.loss;

@@ -14,8 +14,11 @@
 //                      whose quantized weights give the smallest output error on a sample of the
 //                      inputs (AutoAWQ's auto_clip; q/k projections are not clipped by the caller).
 //
-// The error measured is that of the Linears' own outputs (the paper's per-layer objective);
-// AutoAWQ measures the scale search on the whole attention block or MLP instead.
+// The error measured is that of the Linears' own outputs (the paper's per-layer objective), or,
+// for gate/up given the down projection, that of the MLP's output (down(silu(gate) * up), down in
+// float: AutoAWQ's module2inspect), which counts an error in an intermediate channel by what the
+// gating and down make of it. (AutoAWQ also measures q/k/v at the attention block's output; on the
+// default model that measured no better than q/k/v's own outputs: docs/QUANTIZATION.md.)
 //
 // The algorithm (candidate scales, the choice of the winner, the clamping) is written once, here;
 // the expensive part of each search, quantizing candidate weights and measuring their output error
@@ -52,7 +55,8 @@ inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows, std::span<con
   return s;
 }
 
-/// The expensive parts of the two searches, on one device. A backend B provides
+/// The expensive parts of the two searches, on one device. A backend B provides (and may provide
+/// mlp_scale_losses as CpuAwqSearch does; search_awq_scales uses the CPU's where it does not)
 ///   b.scale_losses(x, ws, cands, group): for each candidate scale vector s (an empty one is
 ///     skipped: infinity), the mean over the group's Linears and their outputs of the squared
 ///     error of (x diag(1/s)) Q(W diag(s))^T against x W^T, Q = pseudo_quantize_int4;
@@ -92,6 +96,39 @@ class CpuAwqSearch {
           count += static_cast<double>(ref[k].size());
         }
         losses[static_cast<size_t>(i)] = err / count;
+      }
+    });
+    return losses;
+  }
+
+  /// The losses of the gate/up scale search's candidates measured at the MLP's output: the mean
+  /// squared error of (silu(x' Q(G s)^T) * (x' Q(U s)^T)) D^T against the float MLP, x' = x diag(1/s),
+  /// D in float; row_weight (empty, or [tokens]): each token's error times the square of its entry.
+  std::vector<double> mlp_scale_losses(const FloatRows& x, const FloatRows& gate, const FloatRows& up,
+                                       const FloatRows& down, const std::vector<Eigen::VectorXf>& cands, int64_t group,
+                                       std::span<const float> row_weight = {}) {
+    auto mlp = [&](const FloatRows& xs, const FloatRows& g, const FloatRows& u) {
+      FloatRows h = xs * g.transpose();
+      const FloatRows v = xs * u.transpose();
+      h = h.binaryExpr(v, [](float a, float b) { return a / (1.0f + std::exp(-a)) * b; });
+      return FloatRows(h * down.transpose());
+    };
+    const FloatRows ref = mlp(x, gate, up);
+    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
+    pool_.parallel_for(static_cast<int64_t>(cands.size()), [&](int64_t i0, int64_t i1) {
+      FloatRows gq, uq, xq;
+      for (int64_t i = i0; i < i1; ++i) {
+        const Eigen::VectorXf& s = cands[static_cast<size_t>(i)];
+        if (s.size() == 0) continue;
+        xq = x * s.cwiseInverse().asDiagonal();
+        gq = gate * s.asDiagonal();
+        uq = up * s.asDiagonal();
+        pseudo_quantize_int4(gq.data(), gq.rows(), gq.cols(), group);
+        pseudo_quantize_int4(uq.data(), uq.rows(), uq.cols(), group);
+        Eigen::VectorXf err = (mlp(xq, gq, uq) - ref).rowwise().squaredNorm();
+        if (!row_weight.empty())
+          err = err.cwiseProduct(Eigen::Map<const Eigen::VectorXf>(row_weight.data(), err.size()).cwiseAbs2());
+        losses[static_cast<size_t>(i)] = static_cast<double>(err.sum()) / static_cast<double>(ref.size());
       }
     });
     return losses;
@@ -138,10 +175,12 @@ struct AwqScales {
 
 /// x: calibration inputs [tokens, in] (all of them: mean|x| uses every row; the error uses
 /// `loss_rows` of them); ws: the group's weights, each [out_i, in]; loss_weight (empty, or
-/// [tokens]): each token's output error is weighted by the square of its entry.
+/// [tokens]): each token's output error is weighted by the square of its entry; mlp_down (with
+/// ws = {gate, up}): measure the error at the MLP's output instead (see mlp_scale_losses).
 template <AwqSearchBackend Backend>
 AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRows*>& ws, int64_t group, int grid,
-                            int64_t loss_rows, Backend& backend, std::span<const float> loss_weight = {}) {
+                            int64_t loss_rows, Backend& backend, std::span<const float> loss_weight = {},
+                            const FloatRows* mlp_down = nullptr) {
   const int64_t in = x.cols();
   check(!ws.empty() && in % group == 0, "search_awq_scales: ", in, " input channels are not a multiple of group ", group);
   check(grid > 0, "search_awq_scales: grid ", grid, " is not positive");
@@ -174,8 +213,23 @@ AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRow
     cands.push_back(candidate(i));
     if (!cands.back().allFinite()) cands.back().resize(0);
   }
-  // (the error is linear in x, so a token's row scaled by its weight weighs its squared error)
-  const std::vector<double> losses = backend.scale_losses(sample_rows(x, loss_rows, loss_weight), ws, cands, group);
+  std::vector<double> losses;
+  if (mlp_down) {  // the MLP is not linear in x: the sampled rows' weights apply to their errors
+    check(ws.size() == 2 && mlp_down->cols() == ws[0]->rows() && ws[1]->rows() == ws[0]->rows(),
+          "search_awq_scales: the MLP loss needs {gate, up} and a down projection with ", ws[0]->rows(), " columns");
+    std::vector<float> w;
+    const int64_t n = x.rows(), m = std::min(n, loss_rows);
+    if (!loss_weight.empty())
+      for (int64_t i = 0; i < m; ++i) w.push_back(loss_weight[static_cast<size_t>(i * n / m)]);
+    const FloatRows xs = sample_rows(x, loss_rows);
+    if constexpr (requires { backend.mlp_scale_losses(x, x, x, x, cands, group, std::span<const float>(w)); })
+      losses = backend.mlp_scale_losses(xs, *ws[0], *ws[1], *mlp_down, cands, group, w);
+    else
+      losses = CpuAwqSearch().mlp_scale_losses(xs, *ws[0], *ws[1], *mlp_down, cands, group, w);
+  } else {
+    // (the error is linear in x, so a token's row scaled by its weight weighs its squared error)
+    losses = backend.scale_losses(sample_rows(x, loss_rows, loss_weight), ws, cands, group);
+  }
   AwqScales best;
   best.loss_rtn = losses[0];
   best.loss = std::numeric_limits<double>::infinity();

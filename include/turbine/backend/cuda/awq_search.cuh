@@ -11,6 +11,7 @@
 //   the products            cuBLAS SGEMM in plain fp32 (no TF32: the winning exponent must be the
 //                           CPU's, and candidate losses can differ by less than TF32's 1e-3);
 //   the errors              squared differences summed in double, per block, then on the host;
+//   mlp_scale_losses()      the gate/up candidates' error at the MLP's output (down in float);
 //   linear()                the Linears of the calibration forward pass (every calibration token
 //                           at once), which on the CPU cost as much as the searches.
 // Link CUDA::cublas. One AwqSearch per host thread (it owns a stream and a cuBLAS handle).
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <vector>
 
 #include "../../quant/awq_search.hpp"
@@ -132,6 +134,20 @@ __global__ static void row_errors_kernel(const float* __restrict__ y, const floa
   }
 }
 
+// h[i] = silu(h[i]) * v[i] (the MLP's gating, fp32, as the CPU computes it).
+__global__ static void silu_mul_kernel(float* __restrict__ h, const float* __restrict__ v, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    h[i] = h[i] / (1.0f + expf(-h[i])) * v[i];
+}
+
+// y [rows, cols] row r times w[r] (a token's error weight: (w y - w ref)^2 = w^2 (y - ref)^2).
+__global__ static void scale_rows_kernel(float* __restrict__ y, const float* __restrict__ w, int64_t n, int64_t cols) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] *= w[i / cols];
+}
+
 inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, 65535));
 }
@@ -226,6 +242,70 @@ class AwqSearch {
       double err = 0;
       for (size_t b = 0; b < ws.size() * detail::awq::kReduceBlocks; ++b) err += partial[i * ws.size() * detail::awq::kReduceBlocks + b];
       losses[i] = err / count;
+    }
+    return losses;
+  }
+
+  /// The losses of the gate/up scale search's candidates at the MLP's output (see
+  /// quant::CpuAwqSearch::mlp_scale_losses).
+  std::vector<double> mlp_scale_losses(const quant::FloatRows& x, const quant::FloatRows& gate,
+                                       const quant::FloatRows& up, const quant::FloatRows& down,
+                                       const std::vector<Eigen::VectorXf>& cands, int64_t group,
+                                       std::span<const float> row_weight = {}) {
+    const int64_t tokens = x.rows(), in = x.cols(), inter = gate.rows(), hidden = down.rows();
+    check(gate.cols() == in && up.rows() == inter && up.cols() == in && down.cols() == inter &&
+              (row_weight.empty() || static_cast<int64_t>(row_weight.size()) == tokens),
+          "AwqSearch: MLP loss sizes do not match");
+    const DeviceBuffer<float> d_x = upload(x.data(), x.size(), "AWQ calibration inputs"),
+                              d_g = upload(gate.data(), gate.size(), "AWQ gate weights"),
+                              d_u = upload(up.data(), up.size(), "AWQ up weights"),
+                              d_d = upload(down.data(), down.size(), "AWQ down weights"),
+                              d_rw = upload(row_weight.data(), static_cast<int64_t>(row_weight.size()), "AWQ token weights");
+    DeviceBuffer<float> d_xq(x.size(), "AWQ scaled inputs"), d_gq(gate.size(), "AWQ candidate gate"),
+        d_uq(up.size(), "AWQ candidate up"), d_h(static_cast<size_t>(tokens * inter), "AWQ MLP gate outputs"),
+        d_v(static_cast<size_t>(tokens * inter), "AWQ MLP up outputs"),
+        d_ref(static_cast<size_t>(tokens * hidden), "AWQ MLP reference"), d_y(static_cast<size_t>(tokens * hidden), "AWQ MLP outputs"),
+        d_s(static_cast<size_t>(in)), d_inv(static_cast<size_t>(in));
+    DeviceBuffer<double> d_partial(cands.size() * detail::awq::kReduceBlocks, "AWQ partial sums");
+    const int64_t n_inter = tokens * inter, n_out = tokens * hidden;
+    auto mlp = [&](const float* xin, const float* g, const float* u, float* y) {
+      matmul(xin, g, d_h.data(), tokens, inter, in);
+      matmul(xin, u, d_v.data(), tokens, inter, in);
+      detail::awq::silu_mul_kernel<<<detail::awq::blocks_for(n_inter, 256), 256, 0, stream_>>>(d_h.data(), d_v.data(), n_inter);
+      matmul(d_h.data(), d_d.data(), y, tokens, hidden, inter);
+      if (!row_weight.empty())
+        detail::awq::scale_rows_kernel<<<detail::awq::blocks_for(n_out, 256), 256, 0, stream_>>>(y, d_rw.data(), n_out, hidden);
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+    };
+    mlp(d_x.data(), d_g.data(), d_u.data(), d_ref.data());
+    std::vector<float> inv(static_cast<size_t>(in));
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const Eigen::VectorXf& s = cands[i];
+      if (s.size() == 0) continue;
+      check(s.size() == in, "AwqSearch: a candidate has ", s.size(), " scales for ", in, " inputs");
+      for (int64_t c = 0; c < in; ++c) inv[static_cast<size_t>(c)] = 1.0f / s[c];
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_s.data(), s.data(), d_s.bytes(), cudaMemcpyHostToDevice, stream_));
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_inv.data(), inv.data(), d_inv.bytes(), cudaMemcpyHostToDevice, stream_));
+      detail::awq::scale_columns_kernel<<<detail::awq::blocks_for(x.size(), 256), 256, 0, stream_>>>(
+          d_x.data(), d_inv.data(), d_xq.data(), x.size(), in);
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+      pseudo_quantize_int4(d_g.data(), d_gq.data(), inter, in, group, d_s.data(), 1.0f, stream_);
+      pseudo_quantize_int4(d_u.data(), d_uq.data(), inter, in, group, d_s.data(), 1.0f, stream_);
+      mlp(d_xq.data(), d_gq.data(), d_uq.data(), d_y.data());
+      detail::awq::squared_error_kernel<<<detail::awq::kReduceBlocks, detail::awq::kReduceThreads, 0, stream_>>>(
+          d_y.data(), d_ref.data(), n_out, d_partial.data() + i * detail::awq::kReduceBlocks);
+      TURBINE_CUDA_CHECK(cudaGetLastError());
+      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before inv and s are overwritten
+    }
+    std::vector<double> partial(d_partial.size());
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(partial.data(), d_partial.data(), d_partial.bytes(), cudaMemcpyDeviceToHost, stream_));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
+    for (size_t i = 0; i < cands.size(); ++i) {
+      if (cands[i].size() == 0) continue;
+      double err = 0;
+      for (int b = 0; b < detail::awq::kReduceBlocks; ++b) err += partial[i * detail::awq::kReduceBlocks + b];
+      losses[i] = err / static_cast<double>(n_out);
     }
     return losses;
   }
