@@ -371,10 +371,10 @@ struct FragTile {
   static_assert(kCB == 32 || kCB == 64 || kCB == 128, "FragTile: 32, 64 or 128 code bytes per head");
   static_assert((HD / 8) % kPer == 0 && L::kGroup % (HD / 4) == 0, "FragTile: a lane's channels in one group");
 
-  // Where 16-byte chunk c of row r lives. 128-byte rows: c ^ (r & 7) spreads the 8 rows of a K read
-  // (rows gid) and of a V read (rows 2tig + e) over the banks; 64-byte rows: rows 2k and 2k + 1 fill
-  // the two bank halves, and c ^ (r & 2) separates the two rows of a V read that share a half;
-  // 32-byte rows: four consecutive rows already cover the banks.
+  /// Where 16-byte chunk c of row r lives. 128-byte rows: c ^ (r & 7) spreads the 8 rows of a K read
+  /// (rows gid) and of a V read (rows 2tig + e) over the banks; 64-byte rows: rows 2k and 2k + 1 fill
+  /// the two bank halves, and c ^ (r & 2) separates the two rows of a V read that share a half;
+  /// 32-byte rows: four consecutive rows already cover the banks.
   __device__ __forceinline__ static int chunk(int r, int c) {
     if constexpr (kCB == 128) return c ^ (r & 7);
     else if constexpr (kCB == 64) return c ^ (r & 2);
@@ -402,7 +402,7 @@ struct FragTile {
                                                         kv_heads, head, tid, row_of);
   }
 
-  // N code words of row r from byte `at` of the row (a multiple of 4N, within one chunk for N <= 4).
+  /// N code words of row r from byte `at` of the row (a multiple of 4N, within one chunk for N <= 4).
   template <int N>
   __device__ __forceinline__ static void read(const unsigned char* codes, int r, int at, uint32_t (&w)[N]) {
     const unsigned char* const row = codes + r * kCB;
@@ -419,7 +419,7 @@ struct FragTile {
       w[0] = *reinterpret_cast<const uint32_t*>(row + chunk(r, at / 16) * 16 + at % 16);
     }
   }
-  // The (scale, min) of group j of row r, as a half2's bits.
+  /// The (scale, min) of group j of row r, as a half2's bits.
   __device__ __forceinline__ static uint32_t param(const unsigned char* params, int r, int j) {
     return *reinterpret_cast<const uint32_t*>(params + (size_t(r) * L::kGroups + j) * 4);
   }
