@@ -18,7 +18,7 @@ done
 bench() {  # name, seconds, binary, filter
   local name=$1 limit=$2 bin=$3 filter=$4
   [ -x "$bin" ] || { echo "$name: $bin not built"; return; }
-  timeout "$limit" "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.05 \
+  timeout "$limit" "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.05s \
     --benchmark_out="$out/$name.json" --benchmark_out_format=json >"$out/$name.log" 2>&1
   echo "$name: rc $?"
 }

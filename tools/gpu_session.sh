@@ -190,7 +190,7 @@ if [ -f "$model" ]; then
 fi
 # per-kernel bandwidth at model shapes (GEMV, GEMM, norms), each with its fraction of the ceiling
 if [ -x "$build/bench/bench_cuda_kernels" ] && [ -n "${KERNEL_BENCH_FILTER:-}" ]; then
-  timeout "${KERNEL_BENCH_S:-150}" "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05 \
+  timeout "${KERNEL_BENCH_S:-150}" "$build/bench/bench_cuda_kernels" --benchmark_filter="$KERNEL_BENCH_FILTER" --benchmark_min_time=0.05s \
     >"$logs/bench_kernels.log" 2>&1
   record bench_cuda_kernels "rc $?"
 fi
