@@ -41,6 +41,9 @@ namespace turbine::quant {
 /// A row-major fp32 matrix (weights [out, in], inputs [tokens, in]).
 using FloatRows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// The row of n that sample i of min(n, max_rows) evenly spread samples takes.
+inline int64_t sampled_row(int64_t i, int64_t n, int64_t max_rows) { return i * n / std::min(n, max_rows); }
+
 /// Every `step`-th row of x, at most `max_rows` of them (an even sample of the calibration tokens);
 /// with `row_scale` ([x.rows()]), each row taken is multiplied by its entry.
 inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows, std::span<const float> row_scale = {}) {
@@ -48,7 +51,7 @@ inline FloatRows sample_rows(const FloatRows& x, int64_t max_rows, std::span<con
   if (n <= max_rows && row_scale.empty()) return x;
   FloatRows s(m, x.cols());
   for (int64_t i = 0; i < m; ++i) {
-    const int64_t r = i * n / m;
+    const int64_t r = sampled_row(i, n, max_rows);
     s.row(i) = x.row(r);
     if (!row_scale.empty()) s.row(i) *= row_scale[static_cast<size_t>(r)];
   }
@@ -217,11 +220,10 @@ AwqScales search_awq_scales(const FloatRows& x, const std::vector<const FloatRow
   if (mlp_down) {  // the MLP is not linear in x: the sampled rows' weights apply to their errors
     check(ws.size() == 2 && mlp_down->cols() == ws[0]->rows() && ws[1]->rows() == ws[0]->rows(),
           "search_awq_scales: the MLP loss needs {gate, up} and a down projection with ", ws[0]->rows(), " columns");
-    std::vector<float> w;
-    const int64_t n = x.rows(), m = std::min(n, loss_rows);
-    if (!loss_weight.empty())
-      for (int64_t i = 0; i < m; ++i) w.push_back(loss_weight[static_cast<size_t>(i * n / m)]);
     const FloatRows xs = sample_rows(x, loss_rows);
+    std::vector<float> w;  // the sampled rows' weights
+    if (!loss_weight.empty())
+      for (int64_t i = 0; i < xs.rows(); ++i) w.push_back(loss_weight[static_cast<size_t>(sampled_row(i, x.rows(), loss_rows))]);
     if constexpr (requires { backend.mlp_scale_losses(x, x, x, x, cands, group, std::span<const float>(w)); })
       losses = backend.mlp_scale_losses(xs, *ws[0], *ws[1], *mlp_down, cands, group, w);
     else
