@@ -472,24 +472,6 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how)
   run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
 }
 
-// The kStream kernel with a shared-memory ring of kRing chunks per warp (any depth; gemv_w4 itself
-// takes kW4Ring only), kWarps warps and `tiles` tiles per block.
-template <int kWarps, int kRing>
-void BM_gemv_w4_ring(benchmark::State& state, int n, int k, int tokens, int tiles) {
-  constexpr int kGroup = 128;
-  const W4Copies w(n, k, kGroup);
-  auto x = random_buffer<__half>(size_t(tokens) * k);
-  DeviceBuffer<__half> y(size_t(tokens) * n);
-  namespace cd = turbine::cuda::detail;
-  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
-    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
-    cd::launch_gemv_w4_stream<kWarps, true, cd::GemvX<__half>, cd::GemvStore<__half, __half>, kRing>(
-        m, tokens, tiles, cd::GemvX<__half>{x.data()}, cd::GemvStore<__half, __half>{y.data(), nullptr}, s,
-        turbine::cuda::pdl_available());
-  });
-  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
-}
-
 // ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
 // gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
 // fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
@@ -675,29 +657,12 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
-      {"r4_t1", W4Launch{W4Kernel::kStream, 4, 1, true, turbine::cuda::kW4Ring}},
-      {"r4_t2", W4Launch{W4Kernel::kStream, 4, 2, true, turbine::cuda::kW4Ring}},
-      {"r4_t4", W4Launch{W4Kernel::kStream, 4, 4, true, turbine::cuda::kW4Ring}},
-      {"r8_t1", W4Launch{W4Kernel::kStream, 8, 1, true, turbine::cuda::kW4Ring}},
-      {"r8_t2", W4Launch{W4Kernel::kStream, 8, 2, true, turbine::cuda::kW4Ring}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)
         reg(std::string("gemv_w4_variant/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n,
             s.k, t, how);
-  // The shared-memory ring's depth (W4Launch::ring is kW4Ring; these launch the kernel directly):
-  // ring_dD_wW_tT = D chunks per warp, W warps and T tiles per block, 1 and 8 tokens.
-  for (const Mat& s : w4_gemv_shapes)
-    for (int t : {1, 8}) {
-      const std::string suffix = std::string("/") + s.name + "/tokens:" + std::to_string(t);
-      reg("gemv_w4_ring/d4_w4_t4" + suffix, BM_gemv_w4_ring<4, 4>, s.n, s.k, t, 4);
-      reg("gemv_w4_ring/d12_w4_t4" + suffix, BM_gemv_w4_ring<4, 12>, s.n, s.k, t, 4);
-      reg("gemv_w4_ring/d16_w4_t4" + suffix, BM_gemv_w4_ring<4, 16>, s.n, s.k, t, 4);
-      reg("gemv_w4_ring/d12_w4_t1" + suffix, BM_gemv_w4_ring<4, 12>, s.n, s.k, t, 1);
-      reg("gemv_w4_ring/d12_w8_t1" + suffix, BM_gemv_w4_ring<8, 12>, s.n, s.k, t, 1);
-      reg("gemv_w4_ring/d16_w8_t2" + suffix, BM_gemv_w4_ring<8, 16>, s.n, s.k, t, 2);
-    }
   for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
     for (int t : {1, 2, 4, 8}) {
       const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);

@@ -33,10 +33,6 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
-  for (int warps : {4, 8})
-    for (bool after : {true, false})
-      out.emplace_back("ring w" + std::to_string(warps) + (after ? "" : " scaled"),
-                       cuda::W4Launch{W4Kernel::kStream, warps, warps == 4 ? cuda::kW4MaxTiles : 1, after, cuda::kW4Ring});
   return out;
 }
 
@@ -127,8 +123,7 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"default", {}},
       {"base", {cuda::W4Kernel::kBase}},
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
-      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
-      {"ring w4 t2", {cuda::W4Kernel::kStream, 4, 2, true, cuda::kW4Ring}}};
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
     W4Case w = make_w4(n, k, s.group, rng);

@@ -102,14 +102,10 @@ struct W4Launch {
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
-  int ring = 0;             ///< kStream: 0 = the loads in flight are a ring of registers; kW4Ring = a
-                            ///< shared-memory ring of that many chunks per warp, filled with cp.async
 };
 
 /// kStream: the most 16-row tiles one block takes.
 inline constexpr int kW4MaxTiles = 4;
-/// kStream: the depth of the shared-memory ring (W4Launch::ring), in 128-input chunks per warp.
-inline constexpr int kW4Ring = 8;
 
 namespace detail {
 
@@ -124,30 +120,6 @@ static __device__ __forceinline__ uint32_t w4_lop3_and_or(uint32_t a, uint32_t m
 
 static __device__ __forceinline__ __half2 w4_as_half2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
 static __device__ __forceinline__ uint32_t w4_as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
-
-// cp.async of 16 (L2 only) or 4 bytes global -> shared; with pred false nothing is read and the
-// destination becomes zeros.
-static __device__ __forceinline__ void w4_cp_async(uint32_t dst, const void* src, bool pred) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0) : "memory");
-}
-static __device__ __forceinline__ void w4_cp_async4(uint32_t dst, const void* src, bool pred) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0) : "memory");
-}
-static __device__ __forceinline__ void w4_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-static __device__ __forceinline__ void w4_cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-static __device__ __forceinline__ uint4 w4_lds16(uint32_t a) {
-  uint4 r;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "r"(a) : "memory");
-  return r;
-}
-static __device__ __forceinline__ uint2 w4_lds8(uint32_t a) {
-  uint2 r;
-  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(r.x), "=r"(r.y) : "r"(a) : "memory");
-  return r;
-}
 
 // The four input pairs of one word as fp16 q - z, exactly (small integers). Pairs 0 and 2 sit in
 // the low nibbles of word and word >> 8: OR'ed into 0x6400 they are 1024 + q, less 1024 + z. Pairs
@@ -262,11 +234,9 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // The warps' partial sums of each tile go to dynamic shared memory after the x source's area;
 // one barrier at the end, then each thread finishes rows g and g + 8 of one token (as
 // gemv_reduce_store), with the tile index as the policies' block index.
-// kRing > 0: the ring is in shared memory instead of registers, kRing chunks deep, filled with
-// cp.async (each lane copies exactly the 16 + 16 bytes and two params it later reads, so no barrier
-// is needed, only the lane's own cp.async groups): more bytes in flight per warp than registers
-// allow (kRing x 1.25 KB a warp), and the registers freed let more warps stay resident.
-template <int kWarps, bool kScaleAfter, class X, class E, int kRing = 0>
+// A shared-memory ring filled with cp.async (8-16 chunks a warp in flight, half the registers) was
+// measured 2-4x slower on an H200 (PERFORMANCE.md, 2026-12-05) and removed.
+template <int kWarps, bool kScaleAfter, class X, class E>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
@@ -295,27 +265,12 @@ __global__ static void __launch_bounds__(kWarps * 32)
     lpa = params + static_cast<int64_t>(ra) * groups;
     lpb = params + static_cast<int64_t>(rb) * groups;
   };
-  constexpr int kDepth = kRing > 0 ? kRing : kW4Depth;
-  uint4 va[kRing > 0 ? 1 : kW4Depth], vb[kRing > 0 ? 1 : kW4Depth];
-  __half2 sa[kRing > 0 ? 1 : kW4Depth], sb[kRing > 0 ? 1 : kW4Depth];
-  // Shared-memory ring (kRing > 0), after the x area and the partial sums: [warp][slot][lane] 32
-  // bytes of weights (rows g, g + 8), then [warp][slot][lane] 8 bytes of params.
-  const uint32_t ring_w = static_cast<uint32_t>(__cvta_generic_to_shared(gemv_w4_staged)) + x_smem_bytes +
-                          tiles_per_block * kWarps * 4 * 32 * static_cast<int>(sizeof(float)) +
-                          (warp * kDepth * 32 + lane) * 32;
-  const uint32_t ring_p = static_cast<uint32_t>(__cvta_generic_to_shared(gemv_w4_staged)) + x_smem_bytes +
-                          tiles_per_block * kWarps * 4 * 32 * static_cast<int>(sizeof(float)) +
-                          kWarps * kDepth * 32 * 32 + (warp * kDepth * 32 + lane) * 8;
+  constexpr int kDepth = kW4Depth;
+  uint4 va[kDepth], vb[kDepth];
+  __half2 sa[kDepth], sb[kDepth];
   auto load = [&](int s) {  // s: a compile-time slot once unrolled
     const int kk = lc * 128 + 32 * c;
-    if constexpr (kRing > 0) {
-      const bool ok = kk < k;  // past k: zeros (x is zero there too)
-      w4_cp_async(ring_w + s * 32 * 32, ok ? static_cast<const void*>(lwa + lc * 16) : qw, ok);
-      w4_cp_async(ring_w + s * 32 * 32 + 16, ok ? static_cast<const void*>(lwb + lc * 16) : qw, ok);
-      w4_cp_async4(ring_p + s * 32 * 8, ok ? static_cast<const void*>(lpa + (kk >> group_shift)) : params, ok);
-      w4_cp_async4(ring_p + s * 32 * 8 + 4, ok ? static_cast<const void*>(lpb + (kk >> group_shift)) : params, ok);
-      w4_cp_async_commit();
-    } else if (kk < k) {
+    if (kk < k) {
       va[s] = vec::load_stream(lwa + lc * 16);
       vb[s] = vec::load_stream(lwb + lc * 16);
       sa[s] = __ldg(lpa + (kk >> group_shift));
@@ -332,10 +287,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
   };
   if (items > 0) point(0);
 #pragma unroll
-  for (int s = 0; s < kDepth; ++s) {
+  for (int s = 0; s < kDepth; ++s)
     if (s < items) load(s);
-    else if constexpr (kRing > 0) w4_cp_async_commit();  // one group per slot: the waits count them
-  }
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
   float* const partial = reinterpret_cast<float*>(reinterpret_cast<char*>(gemv_w4_staged) + x_smem_bytes);
@@ -349,19 +302,9 @@ __global__ static void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int s = 0; s < kDepth; ++s) {
       if (base + s >= items) break;
-      uint4 a4, b4;
-      __half2 pa, pb;
-      if constexpr (kRing > 0) {
-        w4_cp_async_wait<kDepth - 1>();  // item base + s's group is the oldest one not yet waited for
-        a4 = w4_lds16(ring_w + s * 32 * 32), b4 = w4_lds16(ring_w + s * 32 * 32 + 16);
-        const uint2 p2 = w4_lds8(ring_p + s * 32 * 8);
-        pa = w4_as_half2(p2.x), pb = w4_as_half2(p2.y);
-        if (base + s + kDepth < items) load(s);
-        else w4_cp_async_commit();
-      } else {
-        a4 = va[s], b4 = vb[s], pa = sa[s], pb = sb[s];
-        if (base + s + kDepth < items) load(s);
-      }
+      const uint4 a4 = va[s], b4 = vb[s];
+      const __half2 pa = sa[s], pb = sb[s];
+      if (base + s + kDepth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k;
       const uint32_t* a = reinterpret_cast<const uint32_t*>(&a4);
@@ -461,13 +404,12 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
                 w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
 }
 
-template <int kWarps, bool kScaleAfter, class X, class E, int kRing = 0>
+template <int kWarps, bool kScaleAfter, class X, class E>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
-  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kRing>;
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
-  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * 32 * sizeof(float) +
-                      size_t(kWarps) * kRing * 32 * (32 + 8);
+  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * 32 * sizeof(float);
   w4_allow_smem<kernel>(smem, tokens, w.k);
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
@@ -521,18 +463,6 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
-  check(how.ring == 0 || how.ring == kW4Ring, "gemv_w4: a ring of ", how.ring, " chunks is not supported (supported: 0, ",
-        kW4Ring, ")");
-  if (how.ring == kW4Ring) {
-    if (warps == 4) {
-      if (after) launch_gemv_w4_stream<4, true, X, E, kW4Ring>(w, tokens, tpb, x, e, stream, pdl);
-      else launch_gemv_w4_stream<4, false, X, E, kW4Ring>(w, tokens, tpb, x, e, stream, pdl);
-    } else {
-      if (after) launch_gemv_w4_stream<8, true, X, E, kW4Ring>(w, tokens, tpb, x, e, stream, pdl);
-      else launch_gemv_w4_stream<8, false, X, E, kW4Ring>(w, tokens, tpb, x, e, stream, pdl);
-    }
-    return;
-  }
   if (warps == 4) {
     if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl);
     else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl);
