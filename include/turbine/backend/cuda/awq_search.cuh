@@ -213,14 +213,7 @@ class AwqSearch {
     for (size_t i = 0; i < cands.size(); ++i) {
       const Eigen::VectorXf& s = cands[i];
       if (s.size() == 0) continue;
-      check(s.size() == in, "AwqSearch: a candidate has ", s.size(), " scales for ", in, " inputs");
-      for (int64_t c = 0; c < in; ++c) inv[static_cast<size_t>(c)] = 1.0f / s[c];  // as s.cwiseInverse()
-      // The host buffers are reused by the next candidate: copy synchronously (they are small).
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_s.data(), s.data(), d_s.bytes(), cudaMemcpyHostToDevice, stream_));
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_inv.data(), inv.data(), d_inv.bytes(), cudaMemcpyHostToDevice, stream_));
-      detail::awq::scale_columns_kernel<<<detail::awq::blocks_for(x.size(), 256), 256, 0, stream_>>>(
-          d_x.data(), d_inv.data(), d_xq.data(), x.size(), in);
-      TURBINE_CUDA_CHECK(cudaGetLastError());
+      scale_inputs(s, inv, d_s, d_inv, d_x, d_xq);
       for (size_t k = 0; k < ws.size(); ++k) {
         const int64_t out = ws[k]->rows();
         pseudo_quantize_int4(d_w[k].data(), d_wq.data(), out, in, group, d_s.data(), 1.0f, stream_);
@@ -231,19 +224,9 @@ class AwqSearch {
       }
       TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before inv and s are overwritten
     }
-    std::vector<double> partial(d_partial.size());
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(partial.data(), d_partial.data(), d_partial.bytes(), cudaMemcpyDeviceToHost, stream_));
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     double count = 0;
     for (const quant::FloatRows* w : ws) count += static_cast<double>(tokens) * static_cast<double>(w->rows());
-    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
-    for (size_t i = 0; i < cands.size(); ++i) {
-      if (cands[i].size() == 0) continue;
-      double err = 0;
-      for (size_t b = 0; b < ws.size() * detail::awq::kReduceBlocks; ++b) err += partial[i * ws.size() * detail::awq::kReduceBlocks + b];
-      losses[i] = err / count;
-    }
-    return losses;
+    return mean_losses(d_partial, cands, ws.size() * detail::awq::kReduceBlocks, count);
   }
 
   /// The losses of the gate/up scale search's candidates at the MLP's output (see
@@ -282,13 +265,7 @@ class AwqSearch {
     for (size_t i = 0; i < cands.size(); ++i) {
       const Eigen::VectorXf& s = cands[i];
       if (s.size() == 0) continue;
-      check(s.size() == in, "AwqSearch: a candidate has ", s.size(), " scales for ", in, " inputs");
-      for (int64_t c = 0; c < in; ++c) inv[static_cast<size_t>(c)] = 1.0f / s[c];
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_s.data(), s.data(), d_s.bytes(), cudaMemcpyHostToDevice, stream_));
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_inv.data(), inv.data(), d_inv.bytes(), cudaMemcpyHostToDevice, stream_));
-      detail::awq::scale_columns_kernel<<<detail::awq::blocks_for(x.size(), 256), 256, 0, stream_>>>(
-          d_x.data(), d_inv.data(), d_xq.data(), x.size(), in);
-      TURBINE_CUDA_CHECK(cudaGetLastError());
+      scale_inputs(s, inv, d_s, d_inv, d_x, d_xq);
       pseudo_quantize_int4(d_g.data(), d_gq.data(), inter, in, group, d_s.data(), 1.0f, stream_);
       pseudo_quantize_int4(d_u.data(), d_uq.data(), inter, in, group, d_s.data(), 1.0f, stream_);
       mlp(d_xq.data(), d_gq.data(), d_uq.data(), d_y.data());
@@ -297,17 +274,7 @@ class AwqSearch {
       TURBINE_CUDA_CHECK(cudaGetLastError());
       TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before inv and s are overwritten
     }
-    std::vector<double> partial(d_partial.size());
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(partial.data(), d_partial.data(), d_partial.bytes(), cudaMemcpyDeviceToHost, stream_));
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
-    for (size_t i = 0; i < cands.size(); ++i) {
-      if (cands[i].size() == 0) continue;
-      double err = 0;
-      for (int b = 0; b < detail::awq::kReduceBlocks; ++b) err += partial[i * detail::awq::kReduceBlocks + b];
-      losses[i] = err / static_cast<double>(n_out);
-    }
-    return losses;
+    return mean_losses(d_partial, cands, detail::awq::kReduceBlocks, static_cast<double>(n_out));
   }
 
   /// The errors of the clip search's candidates (see quant::AwqSearchBackend).
@@ -362,6 +329,38 @@ class AwqSearch {
   cudaStream_t stream() const { return stream_; }
 
  private:
+  // A candidate's scales s and 1 / s (as s.cwiseInverse()) to the device, and xq = x / s column-wise.
+  // Synchronous copies: the host buffers are reused by the next candidate (they are small).
+  void scale_inputs(const Eigen::VectorXf& s, std::vector<float>& inv, DeviceBuffer<float>& d_s,
+                    DeviceBuffer<float>& d_inv, const DeviceBuffer<float>& d_x, DeviceBuffer<float>& d_xq) {
+    const int64_t in = static_cast<int64_t>(inv.size());
+    check(s.size() == in, "AwqSearch: a candidate has ", s.size(), " scales for ", in, " inputs");
+    for (int64_t c = 0; c < in; ++c) inv[static_cast<size_t>(c)] = 1.0f / s[c];
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_s.data(), s.data(), d_s.bytes(), cudaMemcpyHostToDevice, stream_));
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(d_inv.data(), inv.data(), d_inv.bytes(), cudaMemcpyHostToDevice, stream_));
+    const int64_t count = static_cast<int64_t>(d_x.size());
+    detail::awq::scale_columns_kernel<<<detail::awq::blocks_for(count, 256), 256, 0, stream_>>>(
+        d_x.data(), d_inv.data(), d_xq.data(), count, in);
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // Reads the per-block partial sums back ([candidate][per_candidate]) and returns each candidate's
+  // sum / count; skipped (empty) candidates are infinite.
+  std::vector<double> mean_losses(const DeviceBuffer<double>& d_partial, const std::vector<Eigen::VectorXf>& cands,
+                                  size_t per_candidate, double count) {
+    std::vector<double> partial(d_partial.size());
+    TURBINE_CUDA_CHECK(cudaMemcpyAsync(partial.data(), d_partial.data(), d_partial.bytes(), cudaMemcpyDeviceToHost, stream_));
+    TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<double> losses(cands.size(), std::numeric_limits<double>::infinity());
+    for (size_t i = 0; i < cands.size(); ++i) {
+      if (cands[i].size() == 0) continue;
+      double err = 0;
+      for (size_t b = 0; b < per_candidate; ++b) err += partial[i * per_candidate + b];
+      losses[i] = err / count;
+    }
+    return losses;
+  }
+
   DeviceBuffer<float> upload(const float* p, int64_t n, const char* what) {
     DeviceBuffer<float> d(static_cast<size_t>(n), what);
     if (n) TURBINE_CUDA_CHECK(cudaMemcpyAsync(d.data(), p, d.bytes(), cudaMemcpyHostToDevice, stream_));
