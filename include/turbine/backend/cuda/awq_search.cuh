@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../quant/awq_search.hpp"
+#include "activation.cuh"
 #include "check.cuh"
 #include "device_buffer.cuh"
 
@@ -134,11 +135,12 @@ __global__ static void row_errors_kernel(const float* __restrict__ y, const floa
   }
 }
 
-// h[i] = silu(h[i]) * v[i] (the MLP's gating, fp32, as the CPU computes it).
+// h[i] = silu(h[i]) * v[i] (the MLP's gating in fp32, any size; activation.cuh's gated_activation
+// takes fp16/bf16 rows of multiples of 8, the silu itself is its activate()).
 __global__ static void silu_mul_kernel(float* __restrict__ h, const float* __restrict__ v, int64_t n) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    h[i] = h[i] / (1.0f + expf(-h[i])) * v[i];
+    h[i] = cuda::detail::activate<Activation::Silu>(h[i]) * v[i];
 }
 
 // y [rows, cols] row r times w[r] (a token's error weight: (w y - w ref)^2 = w^2 (y - ref)^2).

@@ -265,9 +265,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
     lpa = params + static_cast<int64_t>(ra) * groups;
     lpb = params + static_cast<int64_t>(rb) * groups;
   };
-  constexpr int kDepth = kW4Depth;
-  uint4 va[kDepth], vb[kDepth];
-  __half2 sa[kDepth], sb[kDepth];
+  uint4 va[kW4Depth], vb[kW4Depth];
+  __half2 sa[kW4Depth], sb[kW4Depth];
   auto load = [&](int s) {  // s: a compile-time slot once unrolled
     const int kk = lc * 128 + 32 * c;
     if (kk < k) {
@@ -287,7 +286,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   };
   if (items > 0) point(0);
 #pragma unroll
-  for (int s = 0; s < kDepth; ++s)
+  for (int s = 0; s < kW4Depth; ++s)
     if (s < items) load(s);
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
@@ -298,13 +297,13 @@ __global__ static void __launch_bounds__(kWarps * 32)
 
   int ct = 0, cc = warp;  // the computing cursor
   float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc1[4] = {0.f, 0.f, 0.f, 0.f};
-  for (int base = 0; base < items; base += kDepth) {
+  for (int base = 0; base < items; base += kW4Depth) {
 #pragma unroll
-    for (int s = 0; s < kDepth; ++s) {
+    for (int s = 0; s < kW4Depth; ++s) {
       if (base + s >= items) break;
       const uint4 a4 = va[s], b4 = vb[s];
       const __half2 pa = sa[s], pb = sb[s];
-      if (base + s + kDepth < items) load(s);
+      if (base + s + kW4Depth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k;
       const uint32_t* a = reinterpret_cast<const uint32_t*>(&a4);
