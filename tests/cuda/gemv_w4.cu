@@ -33,6 +33,13 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
+  // kBulk (sm_90; elsewhere, and where k is not a multiple of 4 x group, these run kStream):
+  // the default, a shallow ring of one chunk per warp, a deep one with blocks whose last takes
+  // fewer tiles (3 per block), and the per-weight scaling.
+  out.emplace_back("bulk", cuda::W4Launch{W4Kernel::kBulk});
+  out.emplace_back("bulk s2 c1 t1", cuda::W4Launch{W4Kernel::kBulk, 0, 1, true, 2, 1});
+  out.emplace_back("bulk s8 c4 t3", cuda::W4Launch{W4Kernel::kBulk, 0, 3, true, 8, 4});
+  out.emplace_back("bulk s3 c1 scaled", cuda::W4Launch{W4Kernel::kBulk, 0, 0, false, 3, 1});
   return out;
 }
 
@@ -45,9 +52,11 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
     int n, k, group;
   };
   // k: SmolLM2 (576, 1536), Llama (4096, 14336), each launch configuration (2, 4, 8 warps), and k not
-  // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16.
-  const Shape shapes[] = {{960, 576, 64}, {3072, 576, 64}, {37, 576, 64}, {576, 1536, 64}, {1000, 4096, 128}, {9, 4096, 128},
-                          {4100, 14336, 128}, {200, 96, 32}, {64, 160, 32}, {136, 1184, 32}, {520, 2112, 64}};
+  // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16. kBulk's last span of
+  // a row shorter than the others: 640, 1280, 1536 (group 32) and 2560.
+  const Shape shapes[] = {{960, 576, 64},   {3072, 576, 64}, {37, 576, 64},    {576, 1536, 64}, {1000, 4096, 128},
+                          {9, 4096, 128},   {4100, 14336, 128}, {200, 96, 32}, {64, 160, 32},   {136, 1184, 32},
+                          {520, 2112, 64},  {40, 640, 32},   {48, 1280, 64},   {72, 1536, 32},  {33, 2560, 128}};
   for (const Shape& s : shapes) {
     W4Case w = make_w4(s.n, s.k, s.group, rng);
     const auto bias = random_half<__half>(s.n, rng);
@@ -70,6 +79,18 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
       }
     }
   }
+}
+
+TEST_CASE("kBulk runs on sm_90 exactly where k is a multiple of 4 x group") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  int dev = 0, major = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  std::mt19937 rng(fresh_seed("gemv_w4 bulk"));
+  const W4Case yes = make_w4(16, 1024, 128, rng), no = make_w4(16, 576, 64, rng);
+  CHECK_FALSE(cuda::detail::w4_bulk_supported(no.dev));
+  if (major < 9) return skip("kBulk needs sm_90; this GPU runs kStream in its place");
+  CHECK(cuda::detail::w4_bulk_supported(yes.dev));
 }
 
 TEST_CASE("gemv_w4 names the supported sizes; w4_pack refuses weights that are not 4-bit") {
@@ -123,8 +144,11 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"default", {}},
       {"base", {cuda::W4Kernel::kBase}},
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
-      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
-  for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true}}) {
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
+      {"bulk", {cuda::W4Kernel::kBulk}},
+      {"bulk s2 c1 t2 scaled", {cuda::W4Kernel::kBulk, 0, 2, false, 2, 1}}};
+  for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true},
+                        Shape{4, 2, 64, 1536, 64, true}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
     W4Case w = make_w4(n, k, s.group, rng);
     cuda::DeviceBuffer<__half> w16(size_t(n) * k);

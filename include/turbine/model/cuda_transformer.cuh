@@ -89,6 +89,9 @@ class CudaTransformer {
     /// its own kernel. Built for large hidden sizes, where every block of gate/up redoing the norm cost
     /// more than the norm kernels it saved.
     bool norm_stats = false;
+    /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
+    /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
+    cuda::W4Launch w4 = {};
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
@@ -437,7 +440,7 @@ class CudaTransformer {
   void linear(const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int t, int n, int k) {
     const T* no_bias = nullptr;
     if constexpr (kW4) {
-      if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_);
+      if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_, true, fusion_.w4);
       if (w4_gemm_ && t <= kW4GemmMaxTokens)
         return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_, &*w4_gemm_workspace_);
       cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
@@ -664,11 +667,11 @@ class CudaTransformer {
     const T* no_bias = nullptr;
     // A layer's projection with x as stored or normalized in the prologue: T or 4-bit weights.
     auto proj = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int n, int k) {
-      if constexpr (kW4) cuda::gemv_w4(w4.m, x, no_bias, y, tt, stream_);
+      if constexpr (kW4) cuda::gemv_w4(w4.m, x, no_bias, y, tt, stream_, true, f.w4);
       else cuda::gemv(w.data(), x, no_bias, y, tt, n, k, stream_);
     };
     auto proj_norm = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const cuda::NormInput<T>& in, T* y, int n) {
-      if constexpr (kW4) cuda::gemv_w4_norm(w4.m, in, no_bias, y, tt, stream_);
+      if constexpr (kW4) cuda::gemv_w4_norm(w4.m, in, no_bias, y, tt, stream_, true, f.w4);
       else cuda::gemv_norm(w.data(), in, no_bias, y, tt, n, hidden, stream_);
     };
     const int* ids = step_dev_.data();  // ids | positions | lengths
@@ -690,7 +693,7 @@ class CudaTransformer {
     // kernel whose every block could skip that wait would make this a race.
     auto proj_residual = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, float* st, int k) {
       const cuda::ResidualOutput<T> out{residual_.data(), st, sstride, nullptr};
-      if constexpr (kW4) cuda::gemv_w4_residual(w4.m, x, out, tt, stream_);
+      if constexpr (kW4) cuda::gemv_w4_residual(w4.m, x, out, tt, stream_, true, f.w4);
       else cuda::gemv_residual(w.data(), x, out, tt, hidden, k, stream_);
     };
     auto norm_input = [&](const float* r, const T* delta, const T* gamma, float* r_out) {
@@ -734,7 +737,7 @@ class CudaTransformer {
         o.heads = static_cast<int>(c.num_heads);
         o.kv_heads = static_cast<int>(c.num_kv_heads);
         o.head_dim = static_cast<int>(c.head_dim);
-        if constexpr (kW4) cuda::gemv_w4_norm_rope(L.wqkv4.m, attn_in, o, tt, stream_);
+        if constexpr (kW4) cuda::gemv_w4_norm_rope(L.wqkv4.m, attn_in, o, tt, stream_, true, f.w4);
         else cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
         q = q_.data();
       } else {
@@ -765,8 +768,8 @@ class CudaTransformer {
         cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.silu) {
         if constexpr (kW4) {
-          if (norm) cuda::gemv_w4_norm_gate_up_silu(L.w_gate_up4.m, mlp_in, act_.data(), tt, stream_);
-          else cuda::gemv_w4_gate_up_silu(L.w_gate_up4.m, h_.data(), act_.data(), tt, stream_);
+          if (norm) cuda::gemv_w4_norm_gate_up_silu(L.w_gate_up4.m, mlp_in, act_.data(), tt, stream_, true, f.w4);
+          else cuda::gemv_w4_gate_up_silu(L.w_gate_up4.m, h_.data(), act_.data(), tt, stream_, true, f.w4);
         } else {
           if (norm) cuda::gemv_norm_gate_up_silu(L.w_gate_up.data(), mlp_in, act_.data(), tt, inter, hidden, stream_);
           else cuda::gemv_gate_up_silu(L.w_gate_up.data(), h_.data(), act_.data(), tt, inter, hidden, stream_);

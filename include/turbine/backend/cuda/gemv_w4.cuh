@@ -1,16 +1,8 @@
 #pragma once
 // W4A16 decode GEMV: y[t, n] = sum_k x[t, k] * W[n, k] (+ bias) for 1..8 tokens, with W stored as
 // group-wise asymmetric 4-bit integers (AWQ / RTN: w = (q - z) * s, one fp16 scale and integer zero
-// per `group` inputs of a row), dequantized in registers. fp16 activations and weights.
-//
-// GPU layout (w4_pack builds it from turbine's I4G rows, storage_type.hpp):
-//   qweight  uint32 [n, k / 8]: word j of a row holds inputs 8j .. 8j+7, input 8j + 2i in nibble i
-//            and 8j + 2i + 1 in nibble i + 4, so that (word >> 4i) & 0x000F000F is the pair
-//            (2i, 2i+1) in the two halves of a 32-bit register
-//   params   half2 [n, k / group]: {s, 1024 + z}
-// Dequantization: a nibble q OR'ed into 0x6400 is the fp16 number 1024 + q, so one LOP3 and one
-// HSUB2 give q - z exactly, and one HMUL2 gives (q - z) * s rounded once to fp16: the same value as
-// the fp16 weights the f16 engine would upload from these integers.
+// per `group` inputs of a row), dequantized in registers. fp16 activations and weights. The layout
+// and the dequantization: w4_layout.cuh.
 //
 // The kernels are gemv.cuh's with a 4-bit weight stream: 16-row tiles, warps split k, lane (g, c)
 // loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the four
@@ -28,80 +20,30 @@
 #include <utility>
 #include <vector>
 
-#include "../../core/half.hpp"
-#include "../../core/storage_type.hpp"
-#include "../../core/thread_pool.hpp"
-#include "../../core/weight_matrix.hpp"
 #include "gemv.cuh"
 #include "gemv_fused.cuh"
+#include "gemv_w4_bulk.cuh"
+#include "w4_layout.cuh"
 
 namespace turbine::cuda {
-
-/// A 4-bit weight matrix on the device in the layout above.
-struct W4Matrix {
-  const uint32_t* qweight = nullptr;  ///< [n, k / 8]
-  const __half2* params = nullptr;    ///< [n, k / group] {scale, 1024 + zero}
-  int n = 0;                          ///< output rows
-  int k = 0;                          ///< inputs per row (a multiple of group)
-  int group = 0;                      ///< inputs per scale: 32, 64 or 128
-};
-
-/// The host side of W4Matrix: what w4_pack makes, ready to copy to the device.
-struct W4Host {
-  std::vector<uint32_t> qweight;  ///< [n, k / 8]
-  std::vector<uint32_t> params;   ///< [n, k / group] half2 bits {scale, 1024 + zero}
-  int n = 0;                      ///< output rows
-  int k = 0;                      ///< inputs per row
-  int group = 0;                  ///< inputs per scale
-};
-
-/// Repacks a matrix stored as I4G32 / I4G64 / I4G128 rows into the GPU layout.
-inline W4Host w4_pack(const WeightMatrix& m) {
-  check(is_int4_groups(m.type), "w4_pack: the weights are ", storage_name(m.type), ", not group-wise 4-bit (I4G*)");
-  W4Host h;
-  h.n = static_cast<int>(m.rows);
-  h.k = static_cast<int>(m.cols);
-  h.group = storage_info(m.type).block_elems;
-  const int groups = h.k / h.group, block = storage_info(m.type).block_bytes;
-  h.qweight.assign(static_cast<size_t>(h.n) * (h.k / 8), 0u);
-  h.params.resize(static_cast<size_t>(h.n) * groups);
-  default_pool().parallel_for(h.n, [&](int64_t r0, int64_t r1) {  // rows are independent
-    std::vector<uint8_t> q(static_cast<size_t>(h.group));
-    for (int64_t r = r0; r < r1; ++r) {
-      const std::byte* row = m.row(r);
-      for (int b = 0; b < groups; ++b) {
-        const auto* p = reinterpret_cast<const uint8_t*>(row + static_cast<size_t>(b) * block);
-        const uint16_t scale = static_cast<uint16_t>(p[0] | (p[1] << 8));
-        const uint16_t zero = f32_to_fp16(1024.0f + static_cast<float>(p[2] & 0x0F));
-        h.params[static_cast<size_t>(r) * groups + b] = uint32_t(scale) | (uint32_t(zero) << 16);
-        for (int e = 0; e < h.group; ++e) {  // I4G: Q4_1's nibble order within each 32
-          const uint8_t byte = p[4 + 16 * (e / 32) + (e % 32) % 16];
-          q[static_cast<size_t>(e)] = (e % 32) < 16 ? (byte & 0x0F) : (byte >> 4);
-        }
-        for (int e = 0; e < h.group; ++e) {
-          const int j = (b * h.group + e) / 8, w = e % 8;
-          const int nibble = (w % 2 == 0) ? w / 2 : w / 2 + 4;
-          h.qweight[static_cast<size_t>(r) * (h.k / 8) + j] |= uint32_t(q[static_cast<size_t>(e)]) << (4 * nibble);
-        }
-      }
-    }
-  }, 16);
-  return h;
-}
 
 /// Which kernel a W4 GEMV launch uses (the kernel benchmark times each; gemv_w4 picks by default).
 enum class W4Kernel {
   kBase,    ///< one block per 16 rows, warps split k, every weight load of a warp issued at once
   kStream,  ///< as kBase, but each warp streams its k share through a ring of kW4Depth loads in flight,
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
+  kBulk,    ///< kStream's arithmetic on weights the copy engine streams into a shared-memory ring
+            ///< (gemv_w4_bulk.cuh; sm_90 and k a multiple of 4 x group, else kStream runs)
 };
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
   W4Kernel kernel = W4Kernel::kStream;  ///< which kernel: kStream (the default) or kBase (the kernel before 2026-12-04)
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
-  int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
-  bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
+  int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles (kBulk: kW4BulkMaxTiles)
+  bool scale_after = true;  ///< kStream and kBulk, group 128: multiply the fp32 sums of (q - z) x by the scale
+  int stages = 0;           ///< kBulk: ring stages per block, 2 to kW4BulkMaxStages (0: 4)
+  int chunks = 0;           ///< kBulk: 128-input chunks per consumer warp and stage, 1 to kW4BulkMaxChunks (0: 2)
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -111,53 +53,6 @@ namespace detail {
 
 /// kStream: 128-input chunks of weights (2 rows x 16 bytes per lane) in flight per warp.
 inline constexpr int kW4Depth = 4;
-
-static __device__ __forceinline__ uint32_t w4_lop3_and_or(uint32_t a, uint32_t mask, uint32_t bits) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));  // (a & mask) | bits
-  return r;
-}
-
-static __device__ __forceinline__ __half2 w4_as_half2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
-static __device__ __forceinline__ uint32_t w4_as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
-
-// The four input pairs of one word as fp16 q - z, exactly (small integers). Pairs 0 and 2 sit in
-// the low nibbles of word and word >> 8: OR'ed into 0x6400 they are 1024 + q, less 1024 + z. Pairs
-// 1 and 3 sit 4 bits higher: OR'ed into 0x6400 they are 1024 + 16q, and (1024 + 16q) / 16 - (64 + z)
-// in one HFMA2 is exact (a power-of-two product, an integer sum). So one shift, four LOP3 and four
-// half2 ops per word, where shifting each nibble pair down takes three more shifts.
-// z1024 = {1024 + z} (the params' high half), nz64 = {-(64 + z)}.
-static __device__ __forceinline__ void w4_q_minus_z8(uint32_t word, __half2 z1024, __half2 nz64, uint32_t (&out)[4]) {
-  const uint32_t hi = word >> 8;
-  const __half2 sixteenth = w4_as_half2(0x2C002C00u);  // 1/16
-  out[0] = w4_as_u32(__hsub2(w4_as_half2(w4_lop3_and_or(word, 0x000F000Fu, 0x64006400u)), z1024));
-  out[1] = w4_as_u32(__hfma2(w4_as_half2(w4_lop3_and_or(word, 0x00F000F0u, 0x64006400u)), sixteenth, nz64));
-  out[2] = w4_as_u32(__hsub2(w4_as_half2(w4_lop3_and_or(hi, 0x000F000Fu, 0x64006400u)), z1024));
-  out[3] = w4_as_u32(__hfma2(w4_as_half2(w4_lop3_and_or(hi, 0x00F000F0u, 0x64006400u)), sixteenth, nz64));
-}
-
-// 8 weights of one word, dequantized into the 16-byte fragment layout of gemv_mma_chunk: (q - z) * s
-// rounded once to fp16, the value the fp16 engine would upload.
-static __device__ __forceinline__ uint4 w4_dequant8(uint32_t word, __half2 p) {
-  const __half2 s2 = __half2half2(__low2half(p)), z2 = __half2half2(__high2half(p));
-  uint32_t out[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint32_t t = ((word >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
-    __half2 h = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&t), z2), s2);
-    out[i] = *reinterpret_cast<uint32_t*>(&h);
-  }
-  return make_uint4(out[0], out[1], out[2], out[3]);
-}
-
-// w4_dequant8 with w4_q_minus_z8's fewer shifts: the same values, bit for bit ((q - z) is exact).
-static __device__ __forceinline__ uint4 w4_dequant8_fast(uint32_t word, __half2 s2, __half2 z1024, __half2 nz64) {
-  uint32_t q[4];
-  w4_q_minus_z8(word, z1024, nz64, q);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) q[i] = w4_as_u32(__hmul2(w4_as_half2(q[i]), s2));
-  return make_uint4(q[0], q[1], q[2], q[3]);
-}
 
 // The kBase kernel: one block per 16 rows, warps split k, lane (g, c) loads 16 bytes (32 inputs) of
 // rows g and g + 8 per 128-input chunk, kUnroll chunks per warp and step, all loaded before any is
@@ -374,26 +269,6 @@ __global__ static void w4_dequantize_kernel(const uint32_t* __restrict__ qw, con
   }
 }
 
-// Dynamic shared memory over 48 KB needs an opt-in per kernel: raised whenever a launch needs more
-// than this kernel was raised to on this device (as launch_gemv_kernel).
-template <auto kKernel>
-void w4_allow_smem(size_t smem, int tokens, int k) {
-  if (smem <= 48 * 1024) return;
-  static std::atomic<size_t> raised[64];  // per kernel (kernels of one signature share a pointer type)
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  if (smem <= raised[dev & 63].load(std::memory_order_acquire)) return;
-  int limit = 0;
-  cudaFuncAttributes attr{};
-  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kKernel));
-  const size_t most = size_t(limit) - attr.sharedSizeBytes;
-  check(smem <= most, "gemv_w4: ", tokens, " tokens of k = ", k, " need ", smem,
-        " bytes of shared memory; this GPU allows ", most, " (decode fewer sequences at once)");
-  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  raised[dev & 63].store(smem, std::memory_order_release);
-}
-
 template <int kWarps, int kUnroll, class X, class E>
 void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl) {
   constexpr auto kernel = gemv_w4_kernel<kWarps, kUnroll, X, E>;
@@ -431,6 +306,14 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
     else launch_gemv_w4_kernel<2, 4>(w, tokens, x, e, stream, pdl);
     return;
   }
+  if (how.kernel == W4Kernel::kBulk && w4_bulk_supported(w)) {
+    if (how.scale_after && w.group == 128)
+      launch_gemv_w4_bulk<true>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e, stream, pdl);
+    else
+      launch_gemv_w4_bulk<false>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e, stream, pdl);
+    return;
+  }
+  if (how.kernel == W4Kernel::kBulk) how = W4Launch{};  // not supported here: kStream, the launcher's choice
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   // The most warps that fit in one wave (about 125 registers a lane: 16 warps per SM): the first of
   // 8 warps x 1 tile, 4 x 1, 4 x 2, 4 x 4 per block whose warps all fit, so no SM runs a second,

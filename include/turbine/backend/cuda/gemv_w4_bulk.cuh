@@ -1,0 +1,266 @@
+#pragma once
+// The W4 GEMV with its weights streamed by the copy engine (sm_90: cp.async.bulk), W4Kernel::kBulk.
+//
+// Why. The register-ring kernel (kStream) keeps 4 chunks x 32 bytes a lane in flight, about 64 KB an
+// SM at 16 resident warps, and measured 38-59% of the copy ceiling on an H200 (PERFORMANCE.md,
+// 2026-12-05), where the fp16 GEMV, with twice the bytes in flight, streams at 90%: at ~4 TB/s and a
+// loaded DRAM latency of 1-2 us an SM needs 30-60 KB in flight, and the register ring sits at that
+// edge. Here the bytes in flight live in shared memory, filled without any per-lane copy
+// instruction: one producer warp asks the copy engine for whole row segments, so a block keeps
+// `stages` x 16 rows x `span` inputs in flight (4 x 9.7 KB by default, several blocks an SM), and the
+// four consumer warps only read shared memory, dequantize and multiply, as kStream does.
+//
+// A block takes `tiles_per_block` consecutive 16-row tiles; its items are (tile, span of k) in that
+// order, through a ring of `stages` stages. Stage s: rows 0..15 (mma rows: g = r for ra, r - 8 for
+// rb of the output policy's rows()) of span inputs, each row's 4-bit words (span / 2 bytes, then 64
+// bytes of pad, so that rows g and g + 1, read by one quarter warp, fall on different bank halves),
+// then each row's params ({scale, 1024 + zero} of the span's groups). Lanes 0-15 of the producer
+// copy the weight rows, lanes 16-31 the param rows; barrier full[s] completes when all those bytes
+// have landed, empty[s] when all 128 consumer threads have read the stage. Consumer warp w takes
+// chunks w, w + 4, ... of each span (128 inputs, lane (g, c) its 32 inputs 32c.. of rows g and g + 8),
+// which is kStream's split of k over 4 warps: the same sums in the same order. The weights do not
+// depend on the previous kernel, so the first `stages` items are requested before the
+// programmatic-launch wait.
+//
+// Needs sm_90 and k a multiple of 4 x group (16-byte param segments); gemv_w4's dispatch falls back
+// to kStream otherwise (bulk_supported()).
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "bulk_copy.cuh"
+#include "gemv.cuh"
+#include "w4_layout.cuh"
+
+namespace turbine::cuda {
+
+/// kBulk: ring stages per block (W4Launch::stages), at most.
+inline constexpr int kW4BulkMaxStages = 8;
+/// kBulk: 128-input chunks per consumer warp and stage (W4Launch::chunks), at most.
+inline constexpr int kW4BulkMaxChunks = 4;
+/// kBulk: 16-row tiles per block (W4Launch::tiles_per_block), at most.
+inline constexpr int kW4BulkMaxTiles = 8;
+
+namespace detail {
+
+inline constexpr int kW4bWarps = 4;                        // consumer warps; one more produces
+inline constexpr int kW4bThreads = (kW4bWarps + 1) * 32;   // 160
+inline constexpr int kW4bBarrierBytes = 2 * kW4BulkMaxStages * 8;
+
+// The byte sizes of a launch's shared memory, shared by the kernel and the launcher.
+struct W4bLayout {
+  int span;        // inputs per stage: 128 x 4 warps x chunks
+  int row_bytes;   // weight row stride in a stage: span / 2 + 64
+  int param_bytes; // param bytes per row in a stage: span / group x 4
+  int stage_bytes; // 16 x (row_bytes + param_bytes)
+  __host__ __device__ static W4bLayout of(int chunks, int group_shift) {
+    W4bLayout l;
+    l.span = 128 * kW4bWarps * chunks;
+    l.row_bytes = l.span / 2 + 64;
+    l.param_bytes = (l.span >> group_shift) * 4;
+    l.stage_bytes = 16 * (l.row_bytes + l.param_bytes);
+    return l;
+  }
+};
+
+template <bool kScaleAfter, class X, class E>
+__global__ static void __launch_bounds__(kW4bThreads)
+    gemv_w4_bulk_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
+                        int group_shift, int tokens, int tiles, int tiles_per_block, int stages, int chunks,
+                        int x_smem_bytes, const X xs, const E ep) {
+  pdl_launch_dependents();
+  extern __shared__ __align__(128) unsigned char w4b_smem[];
+  uint64_t* const full = reinterpret_cast<uint64_t*>(w4b_smem);
+  uint64_t* const empty = full + kW4BulkMaxStages;
+  const W4bLayout lay = W4bLayout::of(chunks, group_shift);
+  unsigned char* const ring = w4b_smem + kW4bBarrierBytes;
+  __half* const staged = reinterpret_cast<__half*>(ring + size_t(stages) * lay.stage_bytes);
+  float* const partial = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(staged) + x_smem_bytes);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tile0 = static_cast<int>(blockIdx.x) * tiles_per_block;
+  const int ntiles = min(tiles_per_block, tiles - tile0);
+  const int spans = (k + lay.span - 1) / lay.span;  // items per tile
+  const int items = ntiles * spans;
+  const int words = k >> 3, groups = k >> group_shift;
+  const bool producer = warp == kW4bWarps;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; ++s) {
+      bulk::barrier_init(full + s, 1);
+      bulk::barrier_init(empty + s, kW4bWarps * 32);
+    }
+    bulk::fence_init();
+  }
+  __syncthreads();
+
+  // Producer: item i into stage i % stages, once the consumers released that stage's previous use.
+  auto produce = [&](int i) {
+    const int s = i % stages, t = i / spans, j = i - t * spans;
+    const int k0 = j * lay.span, len = min(lay.span, k - k0);  // a multiple of 4 x group (bulk_supported)
+    if (i >= stages) bulk::wait(empty + s, (i / stages - 1) & 1);
+    if (lane == 0) bulk::arrive_expect_tx(full + s, 16u * static_cast<uint32_t>(len / 2 + (len >> group_shift) * 4));
+    __syncwarp();
+    const int r = lane & 15;
+    int ra, rb;
+    ep.rows(tile0 + t, r & 7, n, ra, rb);
+    const int64_t row = r < 8 ? ra : rb;
+    unsigned char* const st = ring + size_t(s) * lay.stage_bytes;
+    if (lane < 16)
+      bulk::copy_g2s(st + r * lay.row_bytes, qw + row * words + (k0 >> 3), static_cast<uint32_t>(len / 2), full + s);
+    else
+      bulk::copy_g2s(st + 16 * lay.row_bytes + r * lay.param_bytes, params + row * groups + (k0 >> group_shift),
+                     static_cast<uint32_t>((len >> group_shift) * 4), full + s);
+  };
+  const int first = min(items, stages);
+  if (producer)
+    for (int i = 0; i < first; ++i) produce(i);
+  pdl_wait();
+  xs.template prologue<kW4bThreads>(staged, k, tokens);
+
+  if (producer) {
+    for (int i = first; i < items; ++i) produce(i);
+  } else {
+    const int g = lane >> 2, c = lane & 3;
+    const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
+    const bool has_x = g < tokens;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc1[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int i = 0; i < items; ++i) {
+      const int s = i % stages, t = i / spans, j = i - t * spans;
+      const unsigned char* const st = ring + size_t(s) * lay.stage_bytes;
+      bulk::wait(full + s, (i / stages) & 1);
+      // Read this lane's part of the stage into registers, then release the stage at once.
+      uint4 va[kW4BulkMaxChunks], vb[kW4BulkMaxChunks];
+      __half2 sa[kW4BulkMaxChunks], sb[kW4BulkMaxChunks];
+#pragma unroll
+      for (int u = 0; u < kW4BulkMaxChunks; ++u) {
+        if (u >= chunks) break;
+        const int q = warp + kW4bWarps * u;  // chunk of the span
+        const int kk = j * lay.span + q * 128 + 32 * c;
+        if (kk < k) {
+          va[u] = *reinterpret_cast<const uint4*>(st + g * lay.row_bytes + q * 64 + 16 * c);
+          vb[u] = *reinterpret_cast<const uint4*>(st + (g + 8) * lay.row_bytes + q * 64 + 16 * c);
+          const int p = ((q * 128 + 32 * c) >> group_shift) * 4;  // a lane's 32 inputs are in one group
+          sa[u] = *reinterpret_cast<const __half2*>(st + 16 * lay.row_bytes + g * lay.param_bytes + p);
+          sb[u] = *reinterpret_cast<const __half2*>(st + 16 * lay.row_bytes + (g + 8) * lay.param_bytes + p);
+        } else {  // past k: the stage holds stale bytes there; x is zero, the weights only need to be finite
+          va[u] = vb[u] = zero;
+          sa[u] = sb[u] = __half2{};
+        }
+      }
+      bulk::arrive(empty + s);
+#pragma unroll
+      for (int u = 0; u < kW4BulkMaxChunks; ++u) {
+        if (u >= chunks) break;
+        const int kk = j * lay.span + (warp + kW4bWarps * u) * 128 + 32 * c;
+        const bool xin = has_x && kk < k;
+        const uint32_t* a = reinterpret_cast<const uint32_t*>(&va[u]);
+        const uint32_t* b = reinterpret_cast<const uint32_t*>(&vb[u]);
+        const __half2 pa = sa[u], pb = sb[u];
+        const __half2 za = __half2half2(__high2half(pa)), zb = __half2half2(__high2half(pb));
+        const __half2 k960 = w4_as_half2(0x63806380u);  // 960
+        const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);  // -(64 + z)
+        if constexpr (kScaleAfter) {
+          float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj) {
+            const uint4 xv = xin ? xl(kk + 8 * jj) : zero;
+            uint32_t wa[4], wb[4];
+            w4_q_minus_z8(a[jj], za, nza, wa);
+            w4_q_minus_z8(b[jj], zb, nzb, wb);
+            gemv_mma_chunk<__half>((jj & 1) ? d1 : d0, make_uint4(wa[0], wa[1], wa[2], wa[3]),
+                                   make_uint4(wb[0], wb[1], wb[2], wb[3]), xv);
+          }
+          const float s_a = __low2float(pa), s_b = __low2float(pb);
+          acc[0] = fmaf(s_a, d0[0] + d1[0], acc[0]);
+          acc[1] = fmaf(s_a, d0[1] + d1[1], acc[1]);
+          acc[2] = fmaf(s_b, d0[2] + d1[2], acc[2]);
+          acc[3] = fmaf(s_b, d0[3] + d1[3], acc[3]);
+        } else {
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj) {
+            const uint4 xv = xin ? xl(kk + 8 * jj) : zero;
+            gemv_mma_chunk<__half>((jj & 1) ? acc1 : acc,
+                                   w4_dequant8_fast(a[jj], __half2half2(__low2half(pa)), za, nza),
+                                   w4_dequant8_fast(b[jj], __half2half2(__low2half(pb)), zb, nzb), xv);
+          }
+        }
+      }
+      if (j == spans - 1) {  // this warp's share of tile t is done
+        float* p = partial + ((t * kW4bWarps + warp) * 4) * 32 + lane;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          p[e * 32] = acc[e] + acc1[e];
+          acc[e] = acc1[e] = 0.f;
+        }
+      }
+    }
+  }
+  __syncthreads();
+  // As kStream's end: a thread finishes rows g and g + 8 of one token (i steps by whole warps).
+  for (int i = threadIdx.x; i < ntiles * 64; i += kW4bThreads) {
+    const int t = i >> 6, j = (i >> 5) & 1, l = i & 31;
+    float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+    for (int q = 0; q < kW4bWarps; ++q) {
+      const float* p = partial + ((t * kW4bWarps + q) * 4) * 32 + l;
+      s0 += p[j * 32];
+      s1 += p[(j + 2) * 32];
+    }
+    gemv_epilogue(ep, tile0 + t, l >> 2, 2 * (l & 3) + j, tokens, s0, s1, n);
+  }
+}
+
+/// Whether kBulk can run this matrix on the current device (else gemv_w4 runs kStream).
+inline bool w4_bulk_supported(const W4Matrix& w) {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major >= 9 && w.k % (4 * w.group) == 0 && aligned16(w.params);
+}
+
+/// Launches kBulk: stages and chunks (0: 4 and 2), tiles_per_block (0: the fewest that fit the grid
+/// into one wave of resident blocks, at most kW4BulkMaxTiles).
+template <bool kScaleAfter, class X, class E>
+void launch_gemv_w4_bulk(const W4Matrix& w, int tokens, int stages, int chunks, int tiles_per_block, const X& x,
+                         const E& e, cudaStream_t stream, bool pdl) {
+  constexpr auto kernel = gemv_w4_bulk_kernel<kScaleAfter, X, E>;
+  if (stages == 0) stages = 4;
+  if (chunks == 0) chunks = 2;
+  check(stages >= 2 && stages <= kW4BulkMaxStages, "gemv_w4: ", stages, " bulk stages is not supported (2 to ",
+        kW4BulkMaxStages, ")");
+  check(chunks >= 1 && chunks <= kW4BulkMaxChunks, "gemv_w4: ", chunks, " bulk chunks per warp is not supported (1 to ",
+        kW4BulkMaxChunks, ")");
+  const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
+  const W4bLayout lay = W4bLayout::of(chunks, group_shift);
+  const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
+  const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
+  auto smem_of = [&](int tpb) {
+    return size_t(kW4bBarrierBytes) + size_t(stages) * lay.stage_bytes + x_smem +
+           size_t(tpb) * kW4bWarps * 4 * 32 * sizeof(float);
+  };
+  int tpb = tiles_per_block;
+  if (tpb == 0) {
+    int dev = 0, sms = 0, per_sm = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    w4_allow_smem<kernel>(smem_of(1), tokens, w.k);  // the occupancy query needs the limit raised
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kW4bThreads, smem_of(1)));
+    const int64_t slots = int64_t(std::max(per_sm, 1)) * sms;
+    tpb = static_cast<int>(std::clamp<int64_t>(ceil_div(tiles, slots), 1, kW4BulkMaxTiles));
+  }
+  check(tpb >= 1 && tpb <= kW4BulkMaxTiles, "gemv_w4: ", tpb, " bulk tiles per block is not supported (1 to ",
+        kW4BulkMaxTiles, ")");
+  const size_t smem = smem_of(tpb);
+  w4_allow_smem<kernel>(smem, tokens, w.k);
+  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tpb))), dim3(kW4bThreads), smem, stream, pdl,
+                w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tpb, stages, chunks, static_cast<int>(x_smem),
+                x, e);
+}
+
+}  // namespace detail
+}  // namespace turbine::cuda

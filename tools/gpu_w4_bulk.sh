@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# On a fresh GPU machine, one call (about 8 minutes): is the bulk-copy W4 GEMV (W4Kernel::kBulk,
+# gemv_w4_bulk.cuh, built 2026-12-05 without a GPU) correct, and does it beat the register ring?
+#   1. builds test_cuda_gemv_w4, test_cuda_engine_w4, bench_cuda_kernels, bench_cuda_decode_step (sm_90a)
+#   2. runs the two suites (every kBulk launch against the CPU; the engine with the default chain)
+#   3. times gemv_w4_variant default / s4_t4 / bulk* on Llama-3-8B's four Linears at 1 and 8 tokens
+#      (GB/s on the packed bytes, fraction of the copy ceiling, same run)
+#   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
+#   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls)
+# Knobs: SKIP_TESTS=1, BENCH_S (seconds for step 3, default 150), STEP_S (step 4, default 150), NCU=1.
+# Carry .device/carry. Logs under $OUT; a short table last.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+out="${OUT:-/tmp/gpu_out}"
+build=build-gpu
+mkdir -p "$out" /tmp/deps
+t0=$(date +%s)
+say() { echo "[$(($(date +%s) - t0)) s] $*"; }
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+gen=()
+command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+  -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
+targets=(bench_cuda_kernels bench_cuda_decode_step)
+[ "${SKIP_TESTS:-0}" = 1 ] || targets+=(test_cuda_gemv_w4 test_cuda_engine_w4)
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 \
+  || { grep -E "error" "$out/build.log" | head -20; }
+say "built ${targets[*]}"
+rows=()
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  for t in test_cuda_gemv_w4 test_cuda_engine_w4; do
+    timeout 300 "$build/tests/$t" >"$out/$t.log" 2>&1
+    rc=$?
+    rows+=("$(printf '%-28s rc %s  %s' "$t" "$rc" "$(grep -E "test cases" "$out/$t.log" | tail -1)")")
+    say "$t: rc $rc"
+    grep -E "ERROR|FAILED|intermediate|skip" "$out/$t.log" | head -12
+  done
+fi
+timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
+  --benchmark_filter='ceiling|gemv_w4_variant/(default|s4_t4|s8_t1|bulk[a-z0-9_]*)/.*/tokens:(1|8)(/|$)' \
+  --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
+say "gemv_w4 variants: rc $?"
+timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
+say "decode step: rc $?"
+if [ "${NCU:-0}" = 1 ]; then
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  for v in default bulk; do
+    "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+      --section LaunchStats -k regex:gemv_w4 --launch-skip 20 --launch-count 1 --csv --page raw \
+      "$build/bench/bench_cuda_kernels" --benchmark_filter="gemv_w4_variant/$v/llama3_8b_gate_up_28672x4096/tokens:1\$" \
+      --benchmark_min_time=0.01s >"$out/ncu_$v.csv" 2>"$out/ncu_$v.err"
+    say "ncu $v: rc $?"
+  done
+fi
+echo
+echo "== gemv_w4 variants (us, GB/s, fraction of the copy ceiling)"
+python3 - "$out/gemv_w4_bulk.json" <<'PY'
+import json, sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print("no json:", e); sys.exit()
+for b in d.get("benchmarks", []):
+    n = b["name"]
+    if "gemv_w4_variant" not in n and "ceiling" not in n: continue
+    us = b.get("median_us", 0)
+    print(f"{n[:80]:80s} {us:8.2f} us  {b.get('GBps', 0):7.0f}  {b.get('frac_copy_ceiling', 0):.2f}  read {b.get('frac_read_ceiling', 0):.2f}")
+PY
+echo "== decode step"
+grep -E "W4A16|tok/s|engine default|bulk|unfused|all folds|batch 4" "$out/decode_step.log" | head -30
+if [ "${NCU:-0}" = 1 ]; then
+  echo "== ncu (gate_up, 1 token)"
+  for v in default bulk; do
+    python3 - "$out/ncu_$v.csv" "$v" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if r]
+h = next((i for i, r in enumerate(rows) if "Kernel Name" in r), None)
+if h is None or len(rows) <= h + 2: print(sys.argv[2], "no rows"); sys.exit()
+hdr, units, val = rows[h], rows[h + 1], rows[h + 2]
+def get(sub):
+    for i, k in enumerate(hdr):
+        if sub in k: return f"{val[i]} {units[i]}".strip()
+    return "-"
+print(sys.argv[2], "| time", get("gpu__time_duration.sum"), "| dram %", get("dram__throughput.avg.pct_of_peak_sustained_elapsed"),
+      "| issue %", get("smsp__issue_active.avg.pct_of_peak_sustained_active"), "| warps %", get("sm__warps_active.avg.pct_of_peak_sustained_active"),
+      "| regs", get("launch__registers_per_thread"))
+st = []
+for i, k in enumerate(hdr):
+    if "issue_stalled" in k and ("per_warp_active" in k or "per_issue_active" in k):
+        try: st.append((float(val[i].replace(",", "")), k))
+        except ValueError: pass
+for v, k in sorted(st, reverse=True)[:5]: print(f"   {v:6.1f}% {k}")
+PY
+  done
+fi
+echo "== tests"
+printf '%s\n' "${rows[@]}"
+echo "[$(($(date +%s) - t0)) s] done"
