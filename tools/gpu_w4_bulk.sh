@@ -5,6 +5,8 @@
 #   2. runs the two suites (every kBulk launch against the CPU; the engine with the default chain)
 #   3. times gemv_w4_variant default / s4_t4 / bulk* on Llama-3-8B's four Linears at 1 and 8 tokens
 #      (GB/s on the packed bytes, fraction of the copy ceiling, same run)
+#   3b. times gemm_w4 at 16 tokens: cuBLAS fp16, the default (staged), m1_t2_w1_s4 and "bulk16" (kBulk
+#      with two token columns), speed-up over cuBLAS on the four Linears (GEMM_S, default 90)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls)
 # Knobs: SKIP_TESTS=1, BENCH_S (seconds for step 3, default 150), STEP_S (step 4, default 150), NCU=1.
@@ -26,13 +28,13 @@ command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
 targets=(bench_cuda_kernels bench_cuda_decode_step)
-[ "${SKIP_TESTS:-0}" = 1 ] || targets+=(test_cuda_gemv_w4 test_cuda_engine_w4)
+[ "${SKIP_TESTS:-0}" = 1 ] || targets+=(test_cuda_gemv_w4 test_cuda_gemm_w4 test_cuda_engine_w4)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 \
   || { grep -E "error" "$out/build.log" | head -20; }
 say "built ${targets[*]}"
 rows=()
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  for t in test_cuda_gemv_w4 test_cuda_engine_w4; do
+  for t in test_cuda_gemv_w4 test_cuda_gemm_w4 test_cuda_engine_w4; do
     timeout 300 "$build/tests/$t" >"$out/$t.log" 2>&1
     rc=$?
     rows+=("$(printf '%-28s rc %s  %s' "$t" "$rc" "$(grep -E "test cases" "$out/$t.log" | tail -1)")")
@@ -44,6 +46,10 @@ timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_filter='ceiling|gemv_w4_variant/(default|s4_t4|s8_t1|bulk[a-z0-9_]*)/.*/tokens:(1|8)(/|$)' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
+timeout "${GEMM_S:-90}" "$build/bench/bench_cuda_kernels" \
+  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:16$|gemm_w4_variant/(bulk16|m1_t2_w1_s4)/.*/tokens:16$' \
+  --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
+say "gemm_w4 16 tokens: rc $?"
 timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
 say "decode step: rc $?"
 if [ "${NCU:-0}" = 1 ]; then
@@ -67,6 +73,16 @@ for b in d.get("benchmarks", []):
     if "gemv_w4_variant" not in n and "ceiling" not in n: continue
     us = b.get("median_us", 0)
     print(f"{n[:80]:80s} {us:8.2f} us  {b.get('GBps', 0):7.0f}  {b.get('frac_copy_ceiling', 0):.2f}  read {b.get('frac_read_ceiling', 0):.2f}")
+PY
+echo "== gemm_w4 at 16 tokens (us, speed-up over cuBLAS fp16)"
+python3 - "$out/gemm_w4_bulk16.json" <<'PY'
+import json, sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print("no json:", e); sys.exit()
+for b in d.get("benchmarks", []):
+    n = b["name"]
+    if "gemm_w4" not in n: continue
+    print(f"{n[:80]:80s} {b.get('median_us', 0):8.2f} us  x{b.get('speedup_vs_cublas_f16', 0):.2f}")
 PY
 echo "== decode step"
 grep -E "W4A16|tok/s|engine default|bulk|unfused|all folds|batch 4" "$out/decode_step.log" | head -30

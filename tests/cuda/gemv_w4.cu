@@ -81,16 +81,32 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
   }
 }
 
-TEST_CASE("kBulk runs on sm_90 exactly where k is a multiple of 4 x group") {
+TEST_CASE("kBulk runs on sm_90 code exactly where k is a multiple of 4 x group, and says so") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   int dev = 0, major = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   std::mt19937 rng(fresh_seed("gemv_w4 bulk"));
-  const W4Case yes = make_w4(16, 1024, 128, rng), no = make_w4(16, 576, 64, rng);
-  CHECK_FALSE(cuda::detail::w4_bulk_supported(no.dev));
-  if (major < 9) return skip("kBulk needs sm_90; this GPU runs kStream in its place");
-  CHECK(cuda::detail::w4_bulk_supported(yes.dev));
+  namespace cd = cuda::detail;
+  const W4Case yes = make_w4(40, 1024, 128, rng), no = make_w4(40, 576, 64, rng);
+  const auto x = random_half<__half>(1024, rng);
+  auto d_x = upload_half<__half>(x);
+  cuda::DeviceBuffer<__half> d_y(40);
+  auto bulk = [&](const W4Case& w) {
+    return cd::launch_gemv_w4_bulk<1, true>(w.dev, 1, 0, 0, 0, cd::GemvX<__half>{d_x.data()},
+                                            cd::GemvStore<__half, __half>{d_y.data(), nullptr}, nullptr, false);
+  };
+  CHECK_FALSE(bulk(no));  // k = 576 is not a multiple of 4 x 64: nothing launched
+  if (major < 9) {
+    CHECK_FALSE(bulk(yes));
+    return skip("kBulk needs sm_90; this GPU runs kStream in its place");
+  }
+  poison(d_y);
+  REQUIRE(bulk(yes));  // this build's kernel is sm_90 code (90a): kBulk itself ran
+  sync_launch();
+  std::vector<float> ref(40);
+  cpu::linear(yes.host, x.values.data(), 1, ref.data(), nullptr);
+  expect_close("kBulk direct", download_half(d_y), ref, HalfTraits<__half>::tol);
 }
 
 TEST_CASE("gemv_w4 names the supported sizes; w4_pack refuses weights that are not 4-bit") {
@@ -147,8 +163,9 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
       {"bulk", {cuda::W4Kernel::kBulk}},
       {"bulk s2 c1 t2 scaled", {cuda::W4Kernel::kBulk, 0, 2, false, 2, 1}}};
+  // kBulk takes the shapes with k a multiple of 4 x group: 1024 (g32), 1536 (g64), 512 (g128).
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true},
-                        Shape{4, 2, 64, 1536, 64, true}}) {
+                        Shape{4, 2, 64, 1536, 64, true}, Shape{2, 1, 64, 512, 128, false}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
     W4Case w = make_w4(n, k, s.group, rng);
     cuda::DeviceBuffer<__half> w16(size_t(n) * k);

@@ -600,6 +600,13 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   }
 }
 
+// The bulk-copy GEMV (gemv_w4_bulk.cuh) with two 8-token columns, over the tokens 16 at a time
+// (each slice reads W again: meant for 9-16 tokens, where it reads W once), with W4sLaunchFn's
+// signature so that the test and the benchmark take it as one more variant ("bulk16"). Where kBulk
+// cannot run (before sm_90, k not a multiple of 4 x group) it runs w4s_pick's kernel instead.
+inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                            cudaStream_t stream, const W4gWorkspace* own, int min_chunks);
+
 // gemm_w4's choice by token count (bench_cuda_kernels gemm_w4_variant/... times the others):
 // kMR x kTN x kWT x stages.
 using W4sLaunchFn = void (*)(const W4Matrix&, const __half*, const __half*, __half*, int, cudaStream_t,
@@ -627,6 +634,23 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t4_w2_s4", &launch_gemm_w4s<2, 4, 2, 4>);
   f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
   f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
+  f("bulk16", &launch_gemm_w4s_bulk16);
+}
+
+inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                                   cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  const bool pdl = pdl_available();
+  for (int t0 = 0; t0 < tokens; t0 += 16) {
+    const int nt = std::min(16, tokens - t0);
+    const GemvX<__half> xs{x + static_cast<int64_t>(t0) * w.k};
+    const GemvStore<__half, __half> ys{y + static_cast<int64_t>(t0) * w.n, bias};
+    const bool ran = w.group == 128 ? launch_gemv_w4_bulk<2, true>(w, nt, 0, 0, 0, xs, ys, stream, pdl)
+                                    : launch_gemv_w4_bulk<2, false>(w, nt, 0, 0, 0, xs, ys, stream, pdl);
+    if (!ran) {
+      check(t0 == 0, "gemm_w4 bulk16: kBulk stopped running between slices");
+      return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
+    }
+  }
 }
 
 }  // namespace detail

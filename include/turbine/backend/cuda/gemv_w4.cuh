@@ -7,10 +7,12 @@
 // The kernels are gemv.cuh's with a 4-bit weight stream: 16-row tiles, warps split k, lane (g, c)
 // loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the four
 // words of each feed four m16n8k16 mma steps (the tokens are the n = 8 side), and the first loads
-// go out before the programmatic-launch wait. Two kernels (W4Launch picks; bench_cuda_kernels
-// gemv_w4_variant times both): kBase, one tile per block and each warp's loads all at once, then
-// its arithmetic; kStream, each warp's chunks through a ring of loads in flight across one or more
-// tiles per block, with (group 128) the scale applied to the fp32 sums instead of to every weight.
+// go out before the programmatic-launch wait. Three kernels (W4Launch picks; bench_cuda_kernels
+// gemv_w4_variant times them): kBase, one tile per block and each warp's loads all at once, then
+// its arithmetic; kStream (the default), each warp's chunks through a ring of loads in flight
+// across one or more tiles per block, with (group 128) the scale applied to the fp32 sums instead
+// of to every weight; kBulk (sm_90, gemv_w4_bulk.cuh), kStream's arithmetic on weights that the
+// copy engine streams into a shared-memory ring.
 // x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
 // GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
 // (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
@@ -306,14 +308,15 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
     else launch_gemv_w4_kernel<2, 4>(w, tokens, x, e, stream, pdl);
     return;
   }
-  if (how.kernel == W4Kernel::kBulk && w4_bulk_supported(w)) {
-    if (how.scale_after && w.group == 128)
-      launch_gemv_w4_bulk<true>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e, stream, pdl);
-    else
-      launch_gemv_w4_bulk<false>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e, stream, pdl);
-    return;
+  if (how.kernel == W4Kernel::kBulk) {
+    const bool after = how.scale_after && w.group == 128;
+    const bool ran = after ? launch_gemv_w4_bulk<1, true>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e,
+                                                          stream, pdl)
+                           : launch_gemv_w4_bulk<1, false>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x,
+                                                           e, stream, pdl);
+    if (ran) return;
+    how = W4Launch{};  // kBulk cannot run here (gemv_w4_bulk.cuh): kStream, the launcher's choice
   }
-  if (how.kernel == W4Kernel::kBulk) how = W4Launch{};  // not supported here: kStream, the launcher's choice
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   // The most warps that fit in one wave (about 125 registers a lane: 16 warps per SM): the first of
   // 8 warps x 1 tile, 4 x 1, 4 x 2, 4 x 4 per block whose warps all fit, so no SM runs a second,
