@@ -8,23 +8,7 @@
 # Knobs: SKIP_GEMM=1, SKIP_ATTN=1 (their benchmarks are then not built), SKIP_CLI=1, KVS="f16 int8"
 # (the throughput rows), AWQ_TEST=1 (also build and run test_cuda_awq_search first).
 # Carry .device/carry. JSON and logs under $OUT; a short table last.
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$here"
-out="${OUT:-/tmp/gpu_out}"
-build=build-gpu
-mkdir -p "$out" /tmp/deps
-t0=$(date +%s)
-say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
-gen=()
-command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-  -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
-say "configure done"
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 first=()
 [ "${AWQ_TEST:-0}" = 1 ] && first+=(test_cuda_awq_search)
 [ "${SKIP_GEMM:-0}" = 1 ] || first+=(bench_cuda_kernels)

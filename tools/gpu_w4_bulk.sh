@@ -8,26 +8,15 @@
 #   3b. times gemm_w4 at 16 tokens: cuBLAS fp16, the default (staged), m1_t2_w1_s4 and "bulk16" (kBulk
 #      with two token columns), speed-up over cuBLAS on the four Linears (GEMM_S, default 90)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
-#   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls)
-# Knobs: SKIP_TESTS=1, BENCH_S (seconds for step 3, default 150), STEP_S (step 4, default 150), NCU=1.
+#   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
+#      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
+#      (why int4 reaches 29-43% of the ceiling: the stalls to act on next)
+# Knobs: SKIP_TESTS=1, BENCH_S (seconds for step 3, default 150), STEP_S (step 4, default 150), NCU=1,
+# NCU_ATTN=1.
 # Carry .device/carry. Logs under $OUT; a short table last.
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$here"
-out="${OUT:-/tmp/gpu_out}"
-build=build-gpu
-mkdir -p "$out" /tmp/deps
-t0=$(date +%s)
-say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
-gen=()
-command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTURBINE_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-  -DTURBINE_NATIVE=OFF -DCMAKE_PREFIX_PATH=/tmp/deps >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 targets=(bench_cuda_kernels bench_cuda_decode_step)
+[ "${NCU_ATTN:-0}" = 1 ] && targets+=(bench_cuda_attention)
 [ "${SKIP_TESTS:-0}" = 1 ] || targets+=(test_cuda_gemv_w4 test_cuda_gemm_w4 test_cuda_engine_w4)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 \
   || { grep -E "error" "$out/build.log" | head -20; }
@@ -52,14 +41,26 @@ timeout "${GEMM_S:-90}" "$build/bench/bench_cuda_kernels" \
 say "gemm_w4 16 tokens: rc $?"
 timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
 say "decode step: rc $?"
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+profiles=()
+if [ "${NCU_ATTN:-0}" = 1 ]; then
+  for v in f16 f16_int8 f16_int4; do
+    "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+      --section LaunchStats -k regex:decode_split --launch-skip 20 --launch-count 1 --csv --page raw \
+      "$build/bench/bench_cuda_attention" --benchmark_filter="decode_kv/llama3_8b/$v/64/8192/" \
+      --benchmark_min_time=0.01s >"$out/ncu_attn_$v.csv" 2>"$out/ncu_attn_$v.err"
+    say "ncu attention $v: rc $?"
+    profiles+=("attn_$v")
+  done
+fi
 if [ "${NCU:-0}" = 1 ]; then
-  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   for v in default bulk; do
     "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
       --section LaunchStats -k regex:gemv_w4 --launch-skip 20 --launch-count 1 --csv --page raw \
       "$build/bench/bench_cuda_kernels" --benchmark_filter="gemv_w4_variant/$v/llama3_8b_gate_up_28672x4096/tokens:1\$" \
       --benchmark_min_time=0.01s >"$out/ncu_$v.csv" 2>"$out/ncu_$v.err"
     say "ncu $v: rc $?"
+    profiles+=("$v")
   done
 fi
 echo
@@ -86,9 +87,9 @@ for b in d.get("benchmarks", []):
 PY
 echo "== decode step"
 grep -E "W4A16|tok/s|engine default|bulk|unfused|all folds|batch 4" "$out/decode_step.log" | head -30
-if [ "${NCU:-0}" = 1 ]; then
-  echo "== ncu (gate_up, 1 token)"
-  for v in default bulk; do
+if [ ${#profiles[@]} -gt 0 ]; then
+  echo "== ncu (W4 GEMV: gate_up, 1 token; attn_*: decode attention, batch 64, 8192 positions)"
+  for v in "${profiles[@]}"; do
     python3 - "$out/ncu_$v.csv" "$v" <<'PY'
 import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if r]
