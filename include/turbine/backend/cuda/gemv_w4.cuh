@@ -25,6 +25,7 @@
 #include "gemv.cuh"
 #include "gemv_fused.cuh"
 #include "gemv_w4_bulk.cuh"
+#include "w4_chunk.cuh"
 #include "w4_layout.cuh"
 
 namespace turbine::cuda {
@@ -193,7 +194,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   const bool has_x = g < tokens;
 
   int ct = 0, cc = warp;  // the computing cursor
-  float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc1[4] = {0.f, 0.f, 0.f, 0.f};
+  float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
   for (int base = 0; base < items; base += kW4Depth) {
 #pragma unroll
     for (int s = 0; s < kW4Depth; ++s) {
@@ -203,43 +204,14 @@ __global__ static void __launch_bounds__(kWarps * 32)
       if (base + s + kW4Depth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k;
-      const uint32_t* a = reinterpret_cast<const uint32_t*>(&a4);
-      const uint32_t* b = reinterpret_cast<const uint32_t*>(&b4);
-      const __half2 za = __half2half2(__high2half(pa)), zb = __half2half2(__high2half(pb));
-      const __half2 k960 = w4_as_half2(0x63806380u);  // 960
-      const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);  // -(64 + z)
-      if constexpr (kScaleAfter) {
-        float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const uint4 xv = xin ? xl(kk + 8 * j) : zero;
-          uint32_t wa[4], wb[4];
-          w4_q_minus_z8(a[j], za, nza, wa);
-          w4_q_minus_z8(b[j], zb, nzb, wb);
-          gemv_mma_chunk<__half>((j & 1) ? d1 : d0, make_uint4(wa[0], wa[1], wa[2], wa[3]),
-                                 make_uint4(wb[0], wb[1], wb[2], wb[3]), xv);
-        }
-        // d[j]: row g (j < 2) or g + 8, whose scale this lane loaded (a chunk is one group)
-        const float s_a = __low2float(pa), s_b = __low2float(pb);
-        acc[0] = fmaf(s_a, d0[0] + d1[0], acc[0]);
-        acc[1] = fmaf(s_a, d0[1] + d1[1], acc[1]);
-        acc[2] = fmaf(s_b, d0[2] + d1[2], acc[2]);
-        acc[3] = fmaf(s_b, d0[3] + d1[3], acc[3]);
-      } else {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const uint4 xv = xin ? xl(kk + 8 * j) : zero;
-          gemv_mma_chunk<__half>((j & 1) ? acc1 : acc, w4_dequant8_fast(a[j], __half2half2(__low2half(pa)), za, nza),
-                                 w4_dequant8_fast(b[j], __half2half2(__low2half(pb)), zb, nzb), xv);
-        }
-      }
+      w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, xin, false, kk, acc, acc1);
       cc += kWarps;
       if (cc >= chunks) {  // this warp's share of tile ct is done
         float* p = partial + ((ct * kWarps + warp) * 4) * 32 + lane;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          p[j * 32] = acc[j] + acc1[j];
-          acc[j] = acc1[j] = 0.f;
+          p[j * 32] = acc[0][j] + acc1[0][j];
+          acc[0][j] = acc1[0][j] = 0.f;
         }
         cc = warp;
         ++ct;

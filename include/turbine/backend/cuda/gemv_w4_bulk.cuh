@@ -35,6 +35,7 @@
 
 #include "bulk_copy.cuh"
 #include "gemv.cuh"
+#include "w4_chunk.cuh"
 #include "w4_layout.cuh"
 
 namespace turbine::cuda {
@@ -169,46 +170,8 @@ __global__ static void __launch_bounds__(kW4bThreads)
         if (u >= chunks) break;
         const int kk = j * lay.span + (warp + kW4bWarps * u) * 128 + 32 * c;
         const bool in_k = kk < k;
-        const uint32_t* a = reinterpret_cast<const uint32_t*>(&va[u]);
-        const uint32_t* b = reinterpret_cast<const uint32_t*>(&vb[u]);
-        const __half2 pa = sa[u], pb = sb[u];
-        const __half2 za = __half2half2(__high2half(pa)), zb = __half2half2(__high2half(pb));
-        const __half2 k960 = w4_as_half2(0x63806380u);  // 960
-        const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);  // -(64 + z)
-        if constexpr (kScaleAfter) {
-          float d0[kCols][4], d1[kCols][4];
-#pragma unroll
-          for (int col = 0; col < kCols; ++col)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) d0[col][e] = d1[col][e] = 0.f;
-#pragma unroll
-          for (int jj = 0; jj < 4; ++jj) {
-            uint32_t wa[4], wb[4];
-            w4_q_minus_z8(a[jj], za, nza, wa);
-            w4_q_minus_z8(b[jj], zb, nzb, wb);
-            const uint4 qa = make_uint4(wa[0], wa[1], wa[2], wa[3]), qb = make_uint4(wb[0], wb[1], wb[2], wb[3]);
-            gemv_mma_chunk<__half>((jj & 1) ? d1[0] : d0[0], qa, qb, has_x0 && in_k ? xl0(kk + 8 * jj) : zero);
-            if constexpr (kCols == 2)
-              gemv_mma_chunk<__half>((jj & 1) ? d1[1] : d0[1], qa, qb, has_x1 && in_k ? xl1(kk + 8 * jj) : zero);
-          }
-          const float s_a = __low2float(pa), s_b = __low2float(pb);
-#pragma unroll
-          for (int col = 0; col < kCols; ++col) {
-            acc[col][0] = fmaf(s_a, d0[col][0] + d1[col][0], acc[col][0]);
-            acc[col][1] = fmaf(s_a, d0[col][1] + d1[col][1], acc[col][1]);
-            acc[col][2] = fmaf(s_b, d0[col][2] + d1[col][2], acc[col][2]);
-            acc[col][3] = fmaf(s_b, d0[col][3] + d1[col][3], acc[col][3]);
-          }
-        } else {
-#pragma unroll
-          for (int jj = 0; jj < 4; ++jj) {
-            const uint4 wa4 = w4_dequant8_fast(a[jj], __half2half2(__low2half(pa)), za, nza);
-            const uint4 wb4 = w4_dequant8_fast(b[jj], __half2half2(__low2half(pb)), zb, nzb);
-            gemv_mma_chunk<__half>((jj & 1) ? acc1[0] : acc[0], wa4, wb4, has_x0 && in_k ? xl0(kk + 8 * jj) : zero);
-            if constexpr (kCols == 2)
-              gemv_mma_chunk<__half>((jj & 1) ? acc1[1] : acc[1], wa4, wb4, has_x1 && in_k ? xl1(kk + 8 * jj) : zero);
-          }
-        }
+        w4_chunk_mma<kCols, kScaleAfter>(va[u], vb[u], sa[u], sb[u], xl0, xl1, has_x0 && in_k, has_x1 && in_k, kk, acc,
+                                         acc1);
       }
       if (j == spans - 1) {  // this warp's share of tile t is done: [tile][warp][col][4][32]
 #pragma unroll
