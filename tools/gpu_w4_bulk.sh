@@ -5,8 +5,9 @@
 #   2. runs the two suites (every kBulk launch against the CPU; the engine with the default chain)
 #   3. times gemv_w4_variant default / s4_t4 / bulk* on Llama-3-8B's four Linears at 1 and 8 tokens
 #      (GB/s on the packed bytes, fraction of the copy ceiling, same run)
-#   3b. times gemm_w4 at 16 tokens: cuBLAS fp16, the default (staged), m1_t2_w1_s4 and "bulk16" (kBulk
-#      with two token columns), speed-up over cuBLAS on the four Linears (GEMM_S, default 90)
+#   3b. times gemm_w4 against cuBLAS fp16 on the four Linears: at 16 tokens the default (staged),
+#      m1_t2_w1_s4, "bulk16" (kBulk with two token columns) and "wg16_d4" (wgmma, gemm_w4_wgmma.cuh);
+#      at 32/64 tokens the wgmma variants and the default (GEMM_S, default 120)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
@@ -35,8 +36,8 @@ timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_filter='ceiling|gemv_w4_variant/(default|s4_t4|s8_t1|bulk[a-z0-9_]*)/.*/tokens:(1|8)(/|$)' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
-timeout "${GEMM_S:-90}" "$build/bench/bench_cuda_kernels" \
-  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:16$|gemm_w4_variant/(bulk16|m1_t2_w1_s4)/.*/tokens:16$' \
+timeout "${GEMM_S:-120}" "$build/bench/bench_cuda_kernels" \
+  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wg64_d2|wg64_d4)/.*/tokens:(32|64)$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
 timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
@@ -75,7 +76,7 @@ for b in d.get("benchmarks", []):
     us = b.get("median_us", 0)
     print(f"{n[:80]:80s} {us:8.2f} us  {b.get('GBps', 0):7.0f}  {b.get('frac_copy_ceiling', 0):.2f}  read {b.get('frac_read_ceiling', 0):.2f}")
 PY
-echo "== gemm_w4 at 16 tokens (us, speed-up over cuBLAS fp16)"
+echo "== gemm_w4 (us, speed-up over cuBLAS fp16)"
 python3 - "$out/gemm_w4_bulk16.json" <<'PY'
 import json, sys
 try: d = json.load(open(sys.argv[1]))

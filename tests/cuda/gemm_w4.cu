@@ -115,6 +115,15 @@ TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k an
   }
 }
 
+TEST_CASE("the wgmma variants run their own kernel on Hopper (this build is sm_90a), not the fallback") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  int dev = 0, major = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  if (major != 9) return skip("wgmma needs sm_90a; on this GPU the wg* variants run the staged kernel");
+  CHECK(cuda::detail::w4w_available());  // so "every staged gemm_w4 variant" above checked the wgmma kernel
+}
+
 TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + cuBLAS at a Llama-3-8B shape") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemm_w4 vs cublas"));

@@ -52,6 +52,7 @@
 
 #include "check.cuh"
 #include "device_buffer.cuh"
+#include "gemm_w4_wgmma.cuh"
 #include "gemv_w4.cuh"
 #include "vec.cuh"
 
@@ -617,6 +618,47 @@ inline W4sLaunchFn w4s_pick(int tokens) {
   return &launch_gemm_w4s<2, 4, 2, 4>;                    // 128 rows x 64 tokens, 2 blocks per SM
 }
 
+// The wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) with kN tokens per block and kWD chunks of weights
+// in flight per warp, on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no wgmma it runs w4s_pick's.
+template <int kN, int kWD>
+void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                          cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
+  using Tile = W4wTile<kN>;
+  constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
+  static std::atomic<uint64_t> raised{0};
+  static std::atomic<int> occupancy[64] = {};
+  raise_dynamic_smem(raised, kernel, Tile::kSmem);
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
+  if (per_sm == 0) {
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kW4wThreads, Tile::kSmem));
+    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
+    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
+  }
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
+  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
+  const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
+  const int64_t chunks = ceil_div(w.k, kW4wChunk);
+  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
+  int64_t splits = 1;
+  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, chunks / std::max(1, min_chunks), fit}), 1, chunks);
+  const int64_t k_split = ceil_div(chunks, splits) * kW4wChunk;
+  splits = ceil_div(w.k, k_split);
+  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  launch_kernel(kernel,
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
+                static_cast<int>(k_split), partials);
+  if (splits > 1) {
+    const int64_t count = int64_t(tokens) * w.n;
+    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
+                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
+  }
+}
+
 // Calls f(name, launch) for each variant of the staged kernel that the benchmark times and the
 // test checks, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages). A function, so the variants are instantiated only where it
@@ -635,6 +677,10 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
   f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
   f("bulk16", &launch_gemm_w4s_bulk16);
+  f("wg16_d4", &launch_gemm_w4_wgmma<16, 4>);
+  f("wg32_d4", &launch_gemm_w4_wgmma<32, 4>);
+  f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
+  f("wg64_d4", &launch_gemm_w4_wgmma<64, 4>);
 }
 
 inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,

@@ -1,0 +1,336 @@
+#pragma once
+// W4A16 GEMM on Hopper's warpgroup MMA (wgmma, sm_90a): y[t, n] = sum_k x[t, k] W[n, k] (+ bias), W in
+// the W4 layout (w4_layout.cuh), for 9 tokens and up. gemm_w4's variants "wg16", "wg32", "wg64".
+//
+// Why. The staged mma.sync kernel (gemm_w4.cuh) issues one m16n8k16 per 16 x 8 x 16 product plus
+// the instructions that feed it, and measured 0.69-0.88x cuBLAS fp16 at 64 tokens on an H200
+// (PERFORMANCE.md, 2026-12-05): at 64 tokens a 4-bit GEMM is bound by the MMA issue rate, not by
+// the bytes. One wgmma m64nNk16 does the work of 4N/8 of them for one instruction per warpgroup.
+// Its A operand may come from registers, which is where the weights are dequantized anyway: each
+// warp dequantizes exactly the A fragment it needs (rows 16w.., the mma.m16n8k16 A layout, as the
+// GEMV does), and B, the activations, comes from shared memory through a matrix descriptor.
+//
+// Layout (PTX ISA 9.7.15; verified there and in CuTe's GMMA traits, not yet on a GPU):
+//   A (registers): warp w of a warpgroup holds rows 16w + g, 16w + g + 8 (g = lane / 4, t = lane % 4),
+//     reg0 = (row g, k 2t, 2t+1), reg1 = (row g + 8, same k), reg2 = (row g, k 2t+8, 2t+9), reg3 = row g + 8.
+//   D (f32, N/2 registers): d[4j + e] is (row g + 8 (e >> 1), column 8j + 2t + (e & 1)).
+//   B (shared, K-major, no swizzle): 8 x 16-byte "core matrices" (8 columns = tokens, 8 k each);
+//     here [step s][token block nb][k half kc][8 tokens][16 bytes]: LBO (between k halves) 128 bytes,
+//     SBO (between token blocks) 256 bytes, imm-trans-b 0.
+// The logical k order of a 16-wide step is free as long as A and B agree. A lane's weights are its
+// 16-byte vector of 32 inputs per 128-input chunk (inputs 32t .. 32t + 31), word j (inputs 32t + 8j
+// .. + 7) dequantized to pairs p = 0..3; step s = 2j + p / 2 takes pair p as k-slots 2t, 2t+1 (p
+// even) or 2t+8, 2t+9 (p odd) of the lane's rows: exactly the GEMV's mapping (w4_chunk.cuh). So x
+// goes to shared memory permuted the same way: pair p of x's unit u = 4t + j (inputs 8u + 2p, +1) is
+// 4 bytes at slot t of row (token) of core matrix (s = 2j + p / 2, kc = p % 2).
+//
+// A block is two warpgroups (256 threads, 128 rows of W) and kN tokens. Per 128-input chunk: x
+// through a 4-stage ring of 4-byte cp.async copies (zero-filled past the tokens and past k), each
+// warp's weights and params through a kWD-deep register ring (2 or 4 chunks); the warp
+// dequantizes its 8 A fragments ((q - z) * s in fp16, as the f16 engine's weights), then the
+// warpgroup issues 8 wgmma. The A
+// registers of one chunk stay untouched until its wgmmas are done (two register sets, alternate
+// chunks, wgmma.wait_group 1), and x stage i - 2 is refilled only after the barrier that follows
+// every warpgroup's wait for chunk i - 2. k is split over blocks as in the staged kernel (its
+// workspace and its reduce kernel).
+#include <atomic>
+#include <cstdint>
+
+#include "device_buffer.cuh"
+#include "vec.cuh"
+#include "w4_layout.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TURBINE_WGMMA 1
+#endif
+
+namespace turbine::cuda::detail {
+
+inline constexpr int kW4wThreads = 256;  // two warpgroups
+inline constexpr int kW4wRows = 128;     // rows of W per block: 64 per warpgroup
+inline constexpr int kW4wChunk = 128;    // inputs per stage
+inline constexpr int kW4wStages = 4;     // x ring: chunk i + 2 is loaded while chunks i, i - 1 are in use
+
+template <int kN>
+struct W4wTile {
+  static_assert(kN == 16 || kN == 32 || kN == 64, "16, 32 or 64 tokens per block");
+  static constexpr int kStageBytes = 8 * kN * 32;  // 8 k16 steps x kN tokens x 16 k x 2 bytes
+  static constexpr int kXCopies = kN * (kW4wChunk / 8) / kW4wThreads;  // 16-byte x units per thread and stage
+  static constexpr size_t kSmem = size_t(kW4wStages) * kStageBytes;
+};
+
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef TURBINE_WGMMA
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef TURBINE_WGMMA
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#ifdef TURBINE_WGMMA
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Orders the compiler's use of registers against the asynchronous wgmma: the values must stay where
+// the wgmma reads (A) or writes (D) them until a wait covers it.
+template <int N>
+__device__ __forceinline__ void wgmma_keep(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void wgmma_keep(uint32_t (&r)[8][4]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+// Makes this thread's finished shared-memory writes (cp.async after its wait) visible to wgmma,
+// which reads shared memory through the async proxy.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+#ifdef TURBINE_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// The descriptor of a K-major, unswizzled B of 8 x 16-byte core matrices at `smem_addr`: LBO 128
+// bytes (the two k halves), SBO 256 bytes (consecutive 8-token blocks).
+__device__ __forceinline__ uint64_t w4w_desc(uint32_t smem_addr) {
+  return uint64_t((smem_addr & 0x3FFFFu) >> 4) | (uint64_t(128 >> 4) << 16) | (uint64_t(256 >> 4) << 32);
+}
+
+// D[64 x 16] (+)= A[64 x 16] B[16 x 16]: f16 in, f32 accumulators.
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[8], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#ifdef TURBINE_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// D[64 x 32] (+)= A[64 x 16] B[16 x 32]: f16 in, f32 accumulators.
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[16], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#ifdef TURBINE_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// D[64 x 64] (+)= A[64 x 16] B[16 x 64]: f16 in, f32 accumulators.
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#ifdef TURBINE_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
+
+
+// 4-byte global -> shared copy, zero-filled when pred is false.
+__device__ __forceinline__ void w4w_cp_async4(uint32_t dst, const void* src, bool pred) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void w4w_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void w4w_cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <int kN, int kWD>
+__global__ static void __launch_bounds__(kW4wThreads)
+    gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
+                         const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
+                         int k, int group, int tokens, int k_split, float* __restrict__ partials) {
+#ifdef TURBINE_WGMMA
+  using Tile = W4wTile<kN>;
+  if (partials) pdl_launch_dependents();
+  extern __shared__ __align__(128) unsigned char w4w_smem[];
+  const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
+  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
+  const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
+  const int words = k / 8, groups = k / group;
+
+  // x chunk `step` into stage `slot`, permuted into the core matrices (see the top).
+  auto issue_x = [&](int slot, int step) {
+    const int kc = kbeg + step * kW4wChunk;
+#pragma unroll
+    for (int q = 0; q < Tile::kXCopies; ++q) {
+      const int v = tid + kW4wThreads * q, tok = v / 16, u = v % 16, ut = u / 4, uj = u % 4;
+      const int kk = kc + 8 * u;
+      const bool ok = tok0 + tok < tokens && kk < kend;
+      const __half* src = ok ? x + static_cast<int64_t>(tok0 + tok) * k + kk : x;
+      const uint32_t base = smem0 + slot * Tile::kStageBytes + (tok / 8) * 256 + (tok % 8) * 16 + 4 * ut;
+#pragma unroll
+      for (int p = 0; p < 4; ++p)
+        w4w_cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
+    }
+  };
+
+  // This lane's weights: rows g and g + 8 of its warp's 16 (rows past n re-read row n - 1).
+  const int wrow = row0 + 16 * warp + g;
+  const uint32_t* const wa = qw + static_cast<int64_t>(min(wrow, n - 1)) * words;
+  const uint32_t* const wb = qw + static_cast<int64_t>(min(wrow + 8, n - 1)) * words;
+  const __half2* const pa = params + static_cast<int64_t>(min(wrow, n - 1)) * groups;
+  const __half2* const pb = params + static_cast<int64_t>(min(wrow + 8, n - 1)) * groups;
+  uint4 va[kWD], vb[kWD];  // the weight ring: chunk i in slot i % kWD
+  __half2 sa[kWD], sb[kWD];
+  auto load_w = [&](int r, int step) {
+    const int kk = kbeg + step * kW4wChunk + 32 * t;
+    if (step < steps && kk < kend) {
+      va[r] = vec::load_stream(wa + kk / 8);
+      vb[r] = vec::load_stream(wb + kk / 8);
+      sa[r] = __ldg(pa + kk / group);
+      sb[r] = __ldg(pb + kk / group);
+    } else {  // past k: zero weights (x is zero there too)
+      va[r] = vb[r] = make_uint4(0, 0, 0, 0);
+      sa[r] = sb[r] = __half2{};
+    }
+  };
+
+  float acc[kN / 2];
+#pragma unroll
+  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
+  uint32_t a0[8][4], a1[8][4];  // the A fragments of even and odd chunks
+
+  // The 8 A fragments of one chunk from weight ring slot r (see the top: step 2j + p / 2).
+  auto dequant = [&](int r, uint32_t (&a)[8][4]) {
+    const __half2 za = __half2half2(__high2half(sa[r])), zb = __half2half2(__high2half(sb[r]));
+    const __half2 k960 = w4_as_half2(0x63806380u);
+    const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);
+    const __half2 s2a = __half2half2(__low2half(sa[r])), s2b = __half2half2(__low2half(sb[r]));
+    const uint32_t* wa4 = reinterpret_cast<const uint32_t*>(&va[r]);
+    const uint32_t* wb4 = reinterpret_cast<const uint32_t*>(&vb[r]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint4 qa = w4_dequant8_fast(wa4[j], s2a, za, nza), qb = w4_dequant8_fast(wb4[j], s2b, zb, nzb);
+      a[2 * j][0] = qa.x, a[2 * j][1] = qb.x, a[2 * j][2] = qa.y, a[2 * j][3] = qb.y;
+      a[2 * j + 1][0] = qa.z, a[2 * j + 1][1] = qb.z, a[2 * j + 1][2] = qa.w, a[2 * j + 1][3] = qb.w;
+    }
+  };
+  // Chunk i: its weights (ring slot r = i % kWD, then refilled with chunk i + kWD), its 8 wgmma on x stage
+  // i % kW4wStages, then the wait that frees chunk i - 1 (its A set and, after the next barrier, its
+  // stage).
+  auto chunk = [&](int i, int r, uint32_t (&a)[8][4]) {
+    w4w_cp_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
+    fence_proxy_async_shared();
+    __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
+    if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
+    w4w_commit();
+    dequant(r, a);
+    load_w(r, i + kWD);
+    wgmma_fence();
+    const uint32_t stage = smem0 + (i % kW4wStages) * W4wTile<kN>::kStageBytes;
+#pragma unroll
+    for (int s = 0; s < 8; ++s) wgmma_m64k16(acc, a[s], w4w_desc(stage + s * (kN * 32)), 1);
+    wgmma_commit();
+    wgmma_wait<1>();  // chunk i - 1's wgmma are done
+  };
+
+  // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
+  issue_x(0, 0);
+  w4w_commit();
+  if (steps > 1) issue_x(1, 1);
+  w4w_commit();
+#pragma unroll
+  for (int r = 0; r < kWD; ++r) load_w(r, r);
+  // Even chunks use the A set a0, odd ones a1; after a chunk, the other set (its wgmma now done by
+  // the chunk's wait) is kept alive to there, so the compiler gives its registers to nothing else
+  // while the hardware may still read them. The guards are uniform over the block.
+  for (int i = 0; i < steps; i += kWD) {
+#pragma unroll
+    for (int u = 0; u < kWD; ++u) {
+      if (i + u < steps) {
+        if (u % 2 == 0) {
+          chunk(i + u, u, a0);
+          wgmma_keep(a1);
+        } else {
+          chunk(i + u, u, a1);
+          wgmma_keep(a0);
+        }
+      }
+    }
+  }
+  wgmma_wait<0>();
+  wgmma_keep(acc);
+  wgmma_keep(a0);
+  wgmma_keep(a1);
+
+  // acc[4j + e]: row 16 warp + g + 8 (e >> 1) of the block, token 8j + 2t + (e & 1) of the tile.
+  float* const part = partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = wrow + 8 * h;
+    if (row >= n) continue;
+    const float b = !part && bias ? __half2float(bias[row]) : 0.f;
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int tok = tok0 + 8 * j + 2 * t + e;
+        if (tok >= tokens) continue;
+        const int64_t at = static_cast<int64_t>(tok) * n + row;
+        const float v = acc[4 * j + 2 * h + e];
+        if (part) __stcg(part + at, v);
+        else y[at] = __float2half_rn(v + b);
+      }
+  }
+#else
+  __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
+#endif
+}
+
+// Whether the code this build runs on the current device has wgmma (sm_90a): asked once per device
+// by a one-thread kernel compiled like the GEMM (outside any graph capture: the first call).
+__global__ static void w4w_probe_kernel(int* out) {
+#ifdef TURBINE_WGMMA
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+inline bool w4w_available() {
+  static std::atomic<int> state[64];  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int s = state[dev & 63].load(std::memory_order_acquire);
+  if (s == 0) {
+    DeviceBuffer<int> flag(1, "wgmma probe");
+    int host = 0;
+    w4w_probe_kernel<<<1, 1>>>(flag.data());
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    TURBINE_CUDA_CHECK(cudaMemcpy(&host, flag.data(), sizeof(int), cudaMemcpyDeviceToHost));
+    s = host ? 2 : 1;
+    state[dev & 63].store(s, std::memory_order_release);
+  }
+  return s == 2;
+}
+
+}  // namespace turbine::cuda::detail
+
+#undef TURBINE_WGMMA
