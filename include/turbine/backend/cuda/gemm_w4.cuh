@@ -623,6 +623,7 @@ inline W4sLaunchFn w4s_pick(int tokens) {
 template <int kN, int kWD>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  if (tokens <= 0) return;
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
   using Tile = W4wTile<kN>;
   constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
@@ -733,6 +734,7 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 2, 1, 4>();  // w4s_pick's variants
   (void)detail::w4s_blocks_per_sm<2, 4, 1, 3>();
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
+  (void)detail::w4w_available();  // the wgmma variants' probe launches and copies: not inside a capture
   (void)pdl_available();
 }
 
