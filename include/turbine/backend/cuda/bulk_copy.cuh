@@ -8,9 +8,10 @@
 //
 // The pattern (a ring of stages): per stage a `full` barrier (1 arrival: the producer's
 // arrive.expect_tx with the stage's byte count; the copies complete the transaction) and an `empty`
-// barrier (one arrival per consumer thread once it has read the stage). Phase u of a stage's barrier
-// is waited for with parity u & 1. These wrappers compile on every architecture; they are executed
-// only on sm_90 and later (callers check the device's compute capability; below, they trap).
+// barrier (one arrival per consumer warp, after a __syncwarp, once it has read the stage). Phase u
+// of a stage's barrier is waited for with parity u & 1. These wrappers compile on every
+// architecture; they are executed only on sm_90 and later (callers check the device's compute
+// capability; below, they trap).
 #include <cstdint>
 
 namespace turbine::cuda::bulk {

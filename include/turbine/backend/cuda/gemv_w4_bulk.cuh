@@ -15,13 +15,13 @@
 // rb of the output policy's rows()) of span inputs, each row's 4-bit words (span / 2 bytes, then 64
 // bytes of pad, so that rows g and g + 1, read by one quarter warp, fall on different bank halves),
 // then each row's params ({scale, 1024 + zero} of the span's groups; rows 16 bytes apart more than
-// their length, so the 8 rows g of one param read fall on 8 banks). Lanes 0-15 of the producer
-// copy the weight rows, lanes 16-31 the param rows; barrier full[s] completes when all those bytes
-// have landed, empty[s] when all 128 consumer threads have read the stage. Consumer warp w takes
-// chunks w, w + 4, ... of each span (128 inputs, lane (g, c) its 32 inputs 32c.. of rows g and g + 8),
-// which is kStream's split of k over 4 warps: the same sums in the same order. The weights do not
-// depend on the previous kernel, so the first `stages` items are requested before the
-// programmatic-launch wait.
+// their length, so the 8 rows g of one param read fall on 8 banks). Lanes 0-15 of the producer copy
+// the weight rows, lanes 16-31 the param rows; barrier full[s] completes when all those bytes have
+// landed, empty[s] when the 4 consumer warps have read the stage (one arrival each). Consumer warp
+// w takes chunks w, w + 4, ... of each span (128 inputs, lane (g, c) its 32 inputs 32c.. of rows g
+// and g + 8), which is kStream's split of k over 4 warps: the same sums in the same order. The
+// weights do not depend on the previous kernel, so the first `stages` items are requested before
+// the programmatic-launch wait.
 //
 // kCols = 2 is the same kernel for 9-16 tokens (two n = 8 token columns per dequantized weight: x
 // rows g and g + 8), which gemm_w4's variant "bulk16" runs for plain x and y.
@@ -97,7 +97,7 @@ __global__ static void __launch_bounds__(kW4bThreads)
   if (threadIdx.x == 0) {
     for (int s = 0; s < stages; ++s) {
       bulk::barrier_init(full + s, 1);
-      bulk::barrier_init(empty + s, kW4bWarps * 32);
+      bulk::barrier_init(empty + s, kW4bWarps);  // one arrival per consumer warp
     }
     bulk::fence_init();
   }
@@ -164,7 +164,8 @@ __global__ static void __launch_bounds__(kW4bThreads)
           sa[u] = sb[u] = __half2{};
         }
       }
-      bulk::arrive(empty + s);
+      __syncwarp();  // the warp's reads of the stage are done (and ordered before lane 0's release)
+      if (lane == 0) bulk::arrive(empty + s);
 #pragma unroll
       for (int u = 0; u < kW4BulkMaxChunks; ++u) {
         if (u >= chunks) break;
