@@ -37,7 +37,7 @@ timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
 timeout "${GEMM_S:-120}" "$build/bench/bench_cuda_kernels" \
-  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wg64_d2|wg64_d4)/.*/tokens:(32|64)$' \
+  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wg64_d2|wg64_d4)/.*/tokens:(32|64)$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
 timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1

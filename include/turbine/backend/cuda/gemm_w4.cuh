@@ -678,6 +678,7 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
   f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
   f("bulk16", &launch_gemm_w4s_bulk16);
+  f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
   f("wg16_d4", &launch_gemm_w4_wgmma<16, 4>);
   f("wg32_d4", &launch_gemm_w4_wgmma<32, 4>);
   f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
