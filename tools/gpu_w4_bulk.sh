@@ -3,8 +3,8 @@
 # gemv_w4_bulk.cuh, built 2026-12-05 without a GPU) correct, and does it beat the register ring?
 #   1. builds test_cuda_gemv_w4, test_cuda_engine_w4, bench_cuda_kernels, bench_cuda_decode_step (sm_90a)
 #   2. runs the two suites (every kBulk launch against the CPU; the engine with the default chain)
-#   3. times gemv_w4_variant default / s4_t4 / bulk* on Llama-3-8B's four Linears at 1 and 8 tokens
-#      (GB/s on the packed bytes, fraction of the copy ceiling, same run)
+#   3. times gemv_w4_variant default and bulk* on Llama-3-8B's four Linears at 1 token, default and
+#      bulk at 8 (GB/s on the packed bytes, fraction of the copy ceiling, same run)
 #   3b. times gemm_w4 against cuBLAS fp16 on the four Linears: at 16 tokens the default (staged),
 #      m1_t2_w1_s4, "bulk16" (kBulk with two token columns) and "wg16_d4" (wgmma, gemm_w4_wgmma.cuh);
 #      at 32/64 tokens the wgmma variants and the default (GEMM_S, default 120)
@@ -33,7 +33,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   done
 fi
 timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
-  --benchmark_filter='ceiling|gemv_w4_variant/(default|s4_t4|s8_t1|bulk[a-z0-9_]*)/.*/tokens:(1|8)(/|$)' \
+  --benchmark_filter='ceiling|gemv_w4_variant/(default|bulk|bulk_s3_c2|bulk_s6_c2|bulk_s8_c1|bulk_s4_c4)/.*/tokens:1(/|$)|gemv_w4_variant/(default|bulk)/.*/tokens:8(/|$)' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
 timeout "${GEMM_S:-120}" "$build/bench/bench_cuda_kernels" \
