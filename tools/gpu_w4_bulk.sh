@@ -7,7 +7,7 @@
 #      bulk at 8 (GB/s on the packed bytes, fraction of the copy ceiling, same run)
 #   3b. times gemm_w4 against cuBLAS fp16 on the four Linears: at 16 tokens the default (staged),
 #      m1_t2_w1_s4, "bulk16" (kBulk with two token columns) and "wg16_d4" (wgmma, gemm_w4_wgmma.cuh);
-#      at 32/64 tokens the wgmma variants and the default (GEMM_S, default 120)
+#      at 32/64 tokens the wgmma variants and the default (GEMM_S, default 150)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
@@ -36,8 +36,8 @@ timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_filter='ceiling|gemv_w4_variant/(default|bulk|bulk_s3_c2|bulk_s6_c2|bulk_s8_c1|bulk_s4_c4)/.*/tokens:1(/|$)|gemv_w4_variant/(default|bulk)/.*/tokens:8(/|$)' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
-timeout "${GEMM_S:-120}" "$build/bench/bench_cuda_kernels" \
-  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wg64_d2|wg64_d4)/.*/tokens:(32|64)$' \
+timeout "${GEMM_S:-150}" "$build/bench/bench_cuda_kernels" \
+  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|32|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4)/.*/tokens:16$|gemm_w4_variant/wg32_d4/.*/tokens:32$|gemm_w4_variant/(wg64_d2|wg64_d4)/.*/tokens:64$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
 timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
