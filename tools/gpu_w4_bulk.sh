@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# On a fresh GPU machine, one call (about 8 minutes): is the bulk-copy W4 GEMV (W4Kernel::kBulk,
-# gemv_w4_bulk.cuh, built 2026-12-05 without a GPU) correct, and does it beat the register ring?
-#   1. builds test_cuda_gemv_w4, test_cuda_engine_w4, bench_cuda_kernels, bench_cuda_decode_step (sm_90a)
-#   2. runs the two suites (every kBulk launch against the CPU; the engine with the default chain)
+# On a fresh GPU machine (two calls, see below): are the kernels built on 2026-12-05 without a GPU
+# correct, and do they beat what runs now? The bulk-copy W4 GEMV (W4Kernel::kBulk,
+# gemv_w4_bulk.cuh), its 16-token form (bulk16) and the wgmma W4 GEMM (gemm_w4_wgmma.cuh).
+#   1. builds test_cuda_gemv_w4, test_cuda_gemm_w4, test_cuda_engine_w4, bench_cuda_kernels,
+#      bench_cuda_decode_step (sm_90a)
+#   2. runs the three suites (every kBulk launch and every gemm_w4 variant against the CPU; the
+#      engine with the default chain)
 #   3. times gemv_w4_variant default and bulk* on Llama-3-8B's four Linears at 1 token, default and
 #      bulk at 8 (GB/s on the packed bytes, fraction of the copy ceiling, same run)
 #   3b. times gemm_w4 against cuBLAS fp16 on the four Linears: at 16 tokens the default (staged),
-#      m1_t2_w1_s4, "bulk16" (kBulk with two token columns) and "wg16_d4" (wgmma, gemm_w4_wgmma.cuh);
-#      at 32/64 tokens the wgmma variants and the default (GEMM_S, default 150)
+#      m1_t2_w1_s4, "bulk16" (kBulk with two token columns), "wg16_d2"/"wg16_d4" (wgmma); at 32 and
+#      64 tokens the default and the wgmma variants (GEMM_S, default 150)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
 #      (why int4 reaches 29-43% of the ceiling: the stalls to act on next)
-# Knobs: SKIP_TESTS=1, BENCH_S (seconds for step 3, default 150), STEP_S (step 4, default 150), NCU=1,
-# NCU_ATTN=1.
+# Knobs: SKIP_TESTS=1, SKIP_GEMV=1, SKIP_GEMM=1, SKIP_STEP=1, BENCH_S (seconds for step 3, default
+# 150), STEP_S (step 4, default 150), NCU=1, NCU_ATTN=1.
+# All of it is more than one device call (10 minutes): run it as two back to back (the machine stays
+# warm 30 s and keeps build-gpu):  SKIP_GEMM=1 SKIP_STEP=1 tools/gpu_w4_bulk.sh   then
+# SKIP_TESTS=1 SKIP_GEMV=1 tools/gpu_w4_bulk.sh   (the second call's build finds everything built).
 # Carry .device/carry. Logs under $OUT; a short table last.
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 targets=(bench_cuda_kernels bench_cuda_decode_step)
@@ -32,15 +38,15 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     grep -E "ERROR|FAILED|intermediate|skip" "$out/$t.log" | head -12
   done
 fi
-timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
+[ "${SKIP_GEMV:-0}" = 1 ] || timeout "${BENCH_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_filter='ceiling|gemv_w4_variant/(default|bulk|bulk_s3_c2|bulk_s6_c2|bulk_s8_c1|bulk_s4_c4)/.*/tokens:1(/|$)|gemv_w4_variant/(default|bulk)/.*/tokens:8(/|$)' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
-timeout "${GEMM_S:-150}" "$build/bench/bench_cuda_kernels" \
+[ "${SKIP_GEMM:-0}" = 1 ] || timeout "${GEMM_S:-150}" "$build/bench/bench_cuda_kernels" \
   --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|32|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4)/.*/tokens:16$|gemm_w4_variant/wg32_d4/.*/tokens:32$|gemm_w4_variant/(wg64_d2|wg64_d4)/.*/tokens:64$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
-timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
+[ "${SKIP_STEP:-0}" = 1 ] || timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
 say "decode step: rc $?"
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 profiles=()
