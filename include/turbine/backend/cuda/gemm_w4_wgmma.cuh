@@ -159,6 +159,75 @@ __device__ __forceinline__ void w4w_cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// x[tok0 .., kc .. kc + 127] into the x stage at `stage` (shared address), permuted into the core
+// matrices (see the top); zero-filled past the tokens and past kend. `tid` of kThreads copying threads.
+template <int kN, int kThreads>
+__device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int tokens, int k, int kend, int tok0,
+                                            int kc, int tid) {
+  static_assert((kN * 16) % kThreads == 0, "whole 16-byte x units per thread");
+#pragma unroll
+  for (int q = 0; q < kN * 16 / kThreads; ++q) {
+    const int v = tid + kThreads * q, tok = v / 16, u = v % 16, ut = u / 4, uj = u % 4;
+    const int kk = kc + 8 * u;
+    const bool ok = tok0 + tok < tokens && kk < kend;
+    const __half* src = ok ? x + static_cast<int64_t>(tok0 + tok) * k + kk : x;
+    const uint32_t base = stage + (tok / 8) * 256 + (tok % 8) * 16 + 4 * ut;
+#pragma unroll
+    for (int p = 0; p < 4; ++p) w4w_cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
+  }
+}
+
+// The 8 A fragments of one 128-input chunk from a lane's weight vectors of rows g (wa) and g + 8
+// (wb) and their params (see the top: step 2j + p / 2 takes pair p of word j).
+__device__ __forceinline__ void w4w_dequant(const uint4& wa, const uint4& wb, __half2 pa, __half2 pb,
+                                            uint32_t (&a)[8][4]) {
+  const __half2 za = __half2half2(__high2half(pa)), zb = __half2half2(__high2half(pb));
+  const __half2 k960 = w4_as_half2(0x63806380u);
+  const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);
+  const __half2 s2a = __half2half2(__low2half(pa)), s2b = __half2half2(__low2half(pb));
+  const uint32_t* wa4 = reinterpret_cast<const uint32_t*>(&wa);
+  const uint32_t* wb4 = reinterpret_cast<const uint32_t*>(&wb);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint4 qa = w4_dequant8_fast(wa4[j], s2a, za, nza), qb = w4_dequant8_fast(wb4[j], s2b, zb, nzb);
+    a[2 * j][0] = qa.x, a[2 * j][1] = qb.x, a[2 * j][2] = qa.y, a[2 * j][3] = qb.y;
+    a[2 * j + 1][0] = qa.z, a[2 * j + 1][1] = qb.z, a[2 * j + 1][2] = qa.w, a[2 * j + 1][3] = qb.w;
+  }
+}
+
+// The 8 wgmma of one chunk (x stage at `stage`), committed as one group.
+template <int kN>
+__device__ __forceinline__ void w4w_mma_chunk(float (&acc)[kN / 2], const uint32_t (&a)[8][4], uint32_t stage) {
+  wgmma_fence();
+#pragma unroll
+  for (int s = 0; s < 8; ++s) wgmma_m64k16(acc, a[s], w4w_desc(stage + s * (kN * 32)), 1);
+  wgmma_commit();
+}
+
+// The block's output: acc[4j + e] is row `wrow` + 8 (e >> 1), token tok0 + 8j + 2t + (e & 1); to the
+// split's fp32 partials [split][token][n] or, unsplit, to y with the bias.
+template <int kN>
+__device__ __forceinline__ void w4w_store(const float (&acc)[kN / 2], int wrow, int tok0, int t, int n, int tokens,
+                                          const __half* bias, __half* y, float* part) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = wrow + 8 * h;
+    if (row >= n) continue;
+    const float b = !part && bias ? __half2float(bias[row]) : 0.f;
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int tok = tok0 + 8 * j + 2 * t + e;
+        if (tok >= tokens) continue;
+        const int64_t at = static_cast<int64_t>(tok) * n + row;
+        const float v = acc[4 * j + 2 * h + e];
+        if (part) __stcg(part + at, v);
+        else y[at] = __float2half_rn(v + b);
+      }
+  }
+}
+
 template <int kN, int kWD>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
@@ -176,20 +245,9 @@ __global__ static void __launch_bounds__(kW4wThreads)
   const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
   const int words = k / 8, groups = k / group;
 
-  // x chunk `step` into stage `slot`, permuted into the core matrices (see the top).
   auto issue_x = [&](int slot, int step) {
-    const int kc = kbeg + step * kW4wChunk;
-#pragma unroll
-    for (int q = 0; q < Tile::kXCopies; ++q) {
-      const int v = tid + kW4wThreads * q, tok = v / 16, u = v % 16, ut = u / 4, uj = u % 4;
-      const int kk = kc + 8 * u;
-      const bool ok = tok0 + tok < tokens && kk < kend;
-      const __half* src = ok ? x + static_cast<int64_t>(tok0 + tok) * k + kk : x;
-      const uint32_t base = smem0 + slot * Tile::kStageBytes + (tok / 8) * 256 + (tok % 8) * 16 + 4 * ut;
-#pragma unroll
-      for (int p = 0; p < 4; ++p)
-        w4w_cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
-    }
+    w4w_issue_x<kN, kW4wThreads>(smem0 + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
+                                 tid);
   };
 
   // This lane's weights: rows g and g + 8 of its warp's 16 (rows past n re-read row n - 1).
@@ -218,21 +276,6 @@ __global__ static void __launch_bounds__(kW4wThreads)
   for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
   uint32_t a0[8][4], a1[8][4];  // the A fragments of even and odd chunks
 
-  // The 8 A fragments of one chunk from weight ring slot r (see the top: step 2j + p / 2).
-  auto dequant = [&](int r, uint32_t (&a)[8][4]) {
-    const __half2 za = __half2half2(__high2half(sa[r])), zb = __half2half2(__high2half(sb[r]));
-    const __half2 k960 = w4_as_half2(0x63806380u);
-    const __half2 nza = __hsub2(k960, za), nzb = __hsub2(k960, zb);
-    const __half2 s2a = __half2half2(__low2half(sa[r])), s2b = __half2half2(__low2half(sb[r]));
-    const uint32_t* wa4 = reinterpret_cast<const uint32_t*>(&va[r]);
-    const uint32_t* wb4 = reinterpret_cast<const uint32_t*>(&vb[r]);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint4 qa = w4_dequant8_fast(wa4[j], s2a, za, nza), qb = w4_dequant8_fast(wb4[j], s2b, zb, nzb);
-      a[2 * j][0] = qa.x, a[2 * j][1] = qb.x, a[2 * j][2] = qa.y, a[2 * j][3] = qb.y;
-      a[2 * j + 1][0] = qa.z, a[2 * j + 1][1] = qb.z, a[2 * j + 1][2] = qa.w, a[2 * j + 1][3] = qb.w;
-    }
-  };
   // Chunk i: its weights (ring slot r = i % kWD, then refilled with chunk i + kWD), its 8 wgmma on x stage
   // i % kW4wStages, then the wait that frees chunk i - 1 (its A set and, after the next barrier, its
   // stage).
@@ -242,13 +285,9 @@ __global__ static void __launch_bounds__(kW4wThreads)
     __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
     if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
     w4w_commit();
-    dequant(r, a);
+    w4w_dequant(va[r], vb[r], sa[r], sb[r], a);
     load_w(r, i + kWD);
-    wgmma_fence();
-    const uint32_t stage = smem0 + (i % kW4wStages) * W4wTile<kN>::kStageBytes;
-#pragma unroll
-    for (int s = 0; s < 8; ++s) wgmma_m64k16(acc, a[s], w4w_desc(stage + s * (kN * 32)), 1);
-    wgmma_commit();
+    w4w_mma_chunk<kN>(acc, a, smem0 + (i % kW4wStages) * Tile::kStageBytes);
     wgmma_wait<1>();  // chunk i - 1's wgmma are done
   };
 
@@ -281,25 +320,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
   wgmma_keep(a0);
   wgmma_keep(a1);
 
-  // acc[4j + e]: row 16 warp + g + 8 (e >> 1) of the block, token 8j + 2t + (e & 1) of the tile.
-  float* const part = partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = wrow + 8 * h;
-    if (row >= n) continue;
-    const float b = !part && bias ? __half2float(bias[row]) : 0.f;
-#pragma unroll
-    for (int j = 0; j < kN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int tok = tok0 + 8 * j + 2 * t + e;
-        if (tok >= tokens) continue;
-        const int64_t at = static_cast<int64_t>(tok) * n + row;
-        const float v = acc[4 * j + 2 * h + e];
-        if (part) __stcg(part + at, v);
-        else y[at] = __float2half_rn(v + b);
-      }
-  }
+  w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
+                partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
   __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
 #endif
