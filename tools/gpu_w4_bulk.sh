@@ -9,8 +9,9 @@
 #   3. times gemv_w4_variant default and bulk* on Llama-3-8B's four Linears at 1 token, default and
 #      bulk at 8 (GB/s on the packed bytes, fraction of the copy ceiling, same run)
 #   3b. times gemm_w4 against cuBLAS fp16 on the four Linears: at 16 tokens the default (staged),
-#      m1_t2_w1_s4, "bulk16" (kBulk with two token columns), "wg16_d2"/"wg16_d4" (wgmma); at 32 and
-#      64 tokens the default and the wgmma variants (GEMM_S, default 150)
+#      m1_t2_w1_s4, "bulk16" (kBulk with two token columns), "wg16_d2"/"wg16_d4" (wgmma, weights through
+#      registers), "wgb16_s4" (wgmma, weights by the copy engine); at 32 and 64 tokens the default and
+#      the wgmma variants (GEMM_S, default 150)
 #   4. times the Llama-3-8B W4 decode step: engine default against the bulk chains (batch 1 and 4)
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
@@ -43,7 +44,7 @@ fi
   --benchmark_min_time=0.05s --benchmark_out="$out/gemv_w4_bulk.json" --benchmark_out_format=json >"$out/gemv_w4_bulk.log" 2>&1
 say "gemv_w4 variants: rc $?"
 [ "${SKIP_GEMM:-0}" = 1 ] || timeout "${GEMM_S:-150}" "$build/bench/bench_cuda_kernels" \
-  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|32|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4)/.*/tokens:16$|gemm_w4_variant/wg32_d4/.*/tokens:32$|gemm_w4_variant/(wg64_d2|wg64_d4)/.*/tokens:64$' \
+  --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|32|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4|wgb16_s4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wgb32_s3)/.*/tokens:32$|gemm_w4_variant/(wg64_d2|wg64_d4|wgb64_s3)/.*/tokens:64$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
 [ "${SKIP_STEP:-0}" = 1 ] || timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1

@@ -660,6 +660,44 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
   }
 }
 
+// The wgmma kernel with its weights streamed by the copy engine (gemm_w4_wgmma.cuh), kN tokens per
+// block, `kStages` weight stages of 512 inputs; splits of whole spans. Where the running code has no
+// wgmma or k is not a multiple of 4 x group, the register-ring wgmma kernel's launcher takes over.
+template <int kN, int kStages>
+void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                               cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  static_assert(kStages >= 2 && kStages <= kW4wbMaxStages);
+  if (tokens <= 0) return;
+  if (!w4w_available() || !w4_bulk_shape_ok(w))
+    return launch_gemm_w4_wgmma<kN, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
+  constexpr auto kernel = gemm_w4_wgmma_bulk_kernel<kN>;
+  const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
+  const size_t smem = w4wb_smem_bytes<kN>(kStages, group_shift);
+  static std::atomic<uint64_t> raised[3];  // per group size
+  raise_dynamic_smem(raised[group_shift - 5], kernel, smem);
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
+  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
+  const int64_t tiles = row_blocks * token_tiles, slots = ws.sms;  // one block an SM (its shared memory)
+  const int64_t spans = ceil_div(w.k, kW4wbSpan);
+  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
+  const int64_t min_spans = std::max<int64_t>(1, ceil_div(std::max(1, min_chunks), kW4wbSpan / kW4wChunk));
+  int64_t splits = 1;
+  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, spans / min_spans, fit}), 1, spans);
+  const int64_t k_split = ceil_div(spans, splits) * kW4wbSpan;
+  splits = ceil_div(w.k, k_split);
+  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  launch_kernel(kernel,
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(kW4wThreads), smem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, group_shift, tokens,
+                static_cast<int>(k_split), partials, kStages);
+  if (splits > 1) {
+    const int64_t count = int64_t(tokens) * w.n;
+    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
+                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
+  }
+}
+
 // Calls f(name, launch) for each variant of the staged kernel that the benchmark times and the
 // test checks, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages). A function, so the variants are instantiated only where it
@@ -683,6 +721,9 @@ void for_each_w4s_variant(F&& f) {
   f("wg32_d4", &launch_gemm_w4_wgmma<32, 4>);
   f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
   f("wg64_d4", &launch_gemm_w4_wgmma<64, 4>);
+  f("wgb16_s4", &launch_gemm_w4_wgmma_bulk<16, 4>);
+  f("wgb32_s3", &launch_gemm_w4_wgmma_bulk<32, 3>);
+  f("wgb64_s3", &launch_gemm_w4_wgmma_bulk<64, 3>);
 }
 
 inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
