@@ -323,7 +323,7 @@ void register_all() {
       {"decode_kv/llama3_8b/bf16_int8", decode<__nv_bfloat16, turbine::kv::Int8>},
       {"decode_kv/llama3_8b/bf16_int4", decode<__nv_bfloat16, turbine::kv::Int4>},
   };
-  for (auto [b, len] : {std::pair{1, 8192}, {16, 1024}, {16, 4096}})
+  for (auto [b, len] : {std::pair{1, 8192}, {16, 1024}, {16, 4096}, {64, 8192}})
     for (const auto& [name, fn] : variants)
       benchmark::RegisterBenchmark(name, fn, kLlama3_8B)
           ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);

@@ -17,14 +17,15 @@
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
 #      (why int4 reaches 29-43% of the ceiling: the stalls to act on next)
 # Knobs: SKIP_TESTS=1, SKIP_GEMV=1, SKIP_GEMM=1, SKIP_STEP=1, BENCH_S (seconds for step 3, default
-# 150), STEP_S (step 4, default 150), NCU=1, NCU_ATTN=1.
+# 150), STEP_S (step 4, default 150), NCU=1, NCU_ATTN=1, ATTN=1 (the int8/int4 decode attention's
+# pipeline depths at batch 64 x 8192, ATTN_S seconds, default 90).
 # All of it is more than one device call (10 minutes): run it as two back to back (the machine stays
 # warm 30 s and keeps build-gpu):  SKIP_GEMM=1 SKIP_STEP=1 tools/gpu_w4_bulk.sh   then
 # SKIP_TESTS=1 SKIP_GEMV=1 tools/gpu_w4_bulk.sh   (the second call's build finds everything built).
 # Carry .device/carry. Logs under $OUT; a short table last.
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 targets=(bench_cuda_kernels bench_cuda_decode_step)
-[ "${NCU_ATTN:-0}" = 1 ] && targets+=(bench_cuda_attention)
+[ "${NCU_ATTN:-0}" = 1 ] || [ "${ATTN:-0}" = 1 ] && targets+=(bench_cuda_attention)
 [ "${SKIP_TESTS:-0}" = 1 ] || targets+=(test_cuda_gemv_w4 test_cuda_gemm_w4 test_cuda_engine_w4)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 \
   || { grep -E "error" "$out/build.log" | head -20; }
@@ -49,6 +50,13 @@ say "gemv_w4 variants: rc $?"
 say "gemm_w4 16 tokens: rc $?"
 [ "${SKIP_STEP:-0}" = 1 ] || timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
 say "decode step: rc $?"
+if [ "${ATTN:-0}" = 1 ]; then  # the quantized decode attention's pipeline depth at batch 64 x 8192
+  timeout "${ATTN_S:-90}" "$build/bench/bench_cuda_attention" \
+    --benchmark_filter='ceiling|decode_kv/llama3_8b/f16(_int8|_int4|_int8_ns3|_int8_ns6|_int4_ns4|_int4_ns8)?/64/8192/' \
+    --benchmark_min_time=0.05s --benchmark_out="$out/attn_kv.json" --benchmark_out_format=json >"$out/attn_kv.log" 2>&1
+  say "decode attention: rc $?"
+  grep -E "decode_kv|ceiling" "$out/attn_kv.log" | head -12
+fi
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 profiles=()
 if [ "${NCU_ATTN:-0}" = 1 ]; then
