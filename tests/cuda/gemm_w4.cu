@@ -88,7 +88,10 @@ TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k an
   };
   // k split over many blocks (few rows, long k), k below one chunk, k not a multiple of the chunk,
   // n below one row tile, n not a multiple of any block's rows.
-  const Shape shapes[] = {{333, 4096, 128}, {200, 96, 32}, {520, 2112, 64}, {9, 160, 32}, {1100, 576, 64}};
+  // The wgb (copy-engine) wgmma variants take k a multiple of 4 x group: 4096, and 1152 / 2304 with a
+  // last span of 128 / 256 inputs at group 32 / 64.
+  const Shape shapes[] = {{333, 4096, 128}, {200, 96, 32}, {520, 2112, 64}, {9, 160, 32}, {1100, 576, 64},
+                          {300, 1152, 32},  {260, 2304, 64}};
   int combo = 0;
   for (const Shape& s : shapes) {
     W4Case w = make_w4(s.n, s.k, s.group, rng);

@@ -667,14 +667,18 @@ template <int kN, int kStages>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   static_assert(kStages >= 2 && kStages <= kW4wbMaxStages);
+  static_assert(kW4wbBarrierBytes + kW4wStages * W4wTile<kN>::kStageBytes + kStages * (kW4wRows * (kW4wbRowBytes + 80)) <=
+                    227 * 1024,
+                "the x and weight rings of group 32 must fit in sm_90's 227 KB of shared memory per block");
   if (tokens <= 0) return;
   if (!w4w_available() || !w4_bulk_shape_ok(w))
     return launch_gemm_w4_wgmma<kN, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
   constexpr auto kernel = gemm_w4_wgmma_bulk_kernel<kN>;
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
   const size_t smem = w4wb_smem_bytes<kN>(kStages, group_shift);
-  static std::atomic<uint64_t> raised[3];  // per group size
-  raise_dynamic_smem(raised[group_shift - 5], kernel, smem);
+  // One limit per kernel: raised once to the largest (group 32's) size, which every launch fits in.
+  static std::atomic<uint64_t> raised{0};
+  raise_dynamic_smem(raised, kernel, w4wb_smem_bytes<kN>(kStages, 5));
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");

@@ -329,17 +329,19 @@ __global__ static void __launch_bounds__(kW4wThreads)
 }
 
 // ---- The same with the weights streamed by the copy engine (variants "wgb...") ------------------
-// Why. The register ring above keeps 2-4 chunks (1-4 KB a warp) of weights in flight and costs the
-// registers that decide how many blocks fit; at 16 tokens the product is bound by reading W. Here
-// the copy engine (cp.async.bulk with an mbarrier per stage, gemv_w4_bulk.cuh's pattern) streams
-// spans of 512 inputs of the block's 128 rows (the weights, 64 bytes of pad per row, then the params,
-// 16 bytes more per param row) into a ring of `stages` stages; each lane reads its two 16-byte
-// vectors and params of a chunk from shared memory just before dequantizing them. No producer warp
-// (a ninth warp caps the registers at 224 and ptxas then serializes the wgmma, C7512): the block
-// barrier that every chunk has anyway proves that all warps are done with the previous span, so at
-// a span's first chunk the 256 threads refill that span's stage with one copy each (128 weight rows,
-// 128 param rows), thread 0 announcing the bytes. The x ring and the wgmma are the kernel above's.
-// Needs k a multiple of 4 x group (16-byte param segments) and splits of whole spans.
+// Why. The register ring above keeps 2-4 chunks (1-4 KB a warp, 16-32 KB a block) of weights in
+// flight; at 16 tokens the product is bound by reading W, and deeper register rings cost registers
+// the wgmma pipeline needs (wg16_d4 takes 215). Here 3-4 stages of 40-50 KB stay in flight at one
+// block an SM: the copy engine (cp.async.bulk with an mbarrier per stage, gemv_w4_bulk.cuh's
+// pattern) streams spans of 512 inputs of the block's 128 rows (the weights, 64 bytes of pad per
+// row, then the params, 16 bytes more per param row) into a ring of `stages` stages; each lane
+// reads its two 16-byte vectors and params of a chunk from shared memory just before dequantizing
+// them. No producer warp (a ninth warp caps the registers at 224 and ptxas then serializes the
+// wgmma, C7512): the block barrier that every chunk has anyway proves that all warps are done with
+// the previous span, so at a span's first chunk the 256 threads refill that span's stage with one
+// copy each (128 weight rows, 128 param rows), thread 0 announcing the bytes. The x ring and the
+// wgmma are the kernel above's. Needs k a multiple of 4 x group (16-byte param segments) and splits
+// of whole spans.
 inline constexpr int kW4wbSpan = 512;  // inputs per weight stage: 4 chunks
 inline constexpr int kW4wbMaxStages = 4;
 inline constexpr int kW4wbRowBytes = kW4wbSpan / 2 + 64;  // a weight row of a stage, padded
