@@ -566,6 +566,34 @@ int w4s_blocks_per_sm() {
   return per_sm;
 }
 
+// The k split of a W4 GEMM grid (the staged and the wgmma kernels): k is split, in units of `unit`
+// inputs and at least `min_units` units a split, until tiles x splits fill `slots` once and the fp32
+// partials [split][token][n] fit the workspace; k_split is a multiple of `unit`, and splits (one
+// per k_split of k) no more than were asked for.
+struct W4KSplit {
+  int64_t splits, k_split;
+};
+inline W4KSplit w4_k_split(int64_t k, int64_t n, int tokens, int64_t tiles, int64_t slots, int64_t unit, int min_units,
+                           const W4gWorkspace& ws) {
+  const int64_t units = ceil_div(k, unit);
+  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(n)));
+  int64_t splits = 1;
+  if (tiles < slots)
+    splits = std::clamp<int64_t>(std::min({slots / tiles, units / std::max(1, min_units), fit}), 1, units);
+  const int64_t k_split = ceil_div(units, splits) * unit;
+  return {ceil_div(k, k_split), k_split};
+}
+
+// With more than one split: y = the splits' partials added in split order (+ bias), by
+// gemm_w4s_reduce_kernel (launched with programmatic dependent launch: it waits for the GEMM).
+inline void w4_reduce_splits(const W4KSplit& split, const float* partials, const __half* bias, __half* y, int n,
+                             int tokens, cudaStream_t stream) {
+  if (split.splits <= 1) return;
+  const int64_t count = int64_t(tokens) * n;
+  launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
+                pdl_available(), partials, bias, y, n, count, static_cast<int>(split.splits));
+}
+
 /// Fewest 128-input chunks per k split by default: shorter splits spend more on partial sums
 /// (R x T x 4 bytes per split against R x 64 bytes of weights per chunk) than they gain in blocks.
 inline constexpr int kW4sMinChunks = 4;
@@ -583,22 +611,14 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   const int64_t token_tiles = ceil_div(tokens, Tile::kTokens);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * Tile::kTokens, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
-  const int64_t chunks = ceil_div(w.k, kW4sChunk);
-  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
-  int64_t splits = 1;
-  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, chunks / std::max(1, min_chunks), fit}), 1, chunks);
-  const int64_t k_split = ceil_div(chunks, splits) * kW4sChunk;
-  splits = ceil_div(w.k, k_split);  // <= the splits asked for: the workspace holds them
-  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4sChunk, min_chunks, ws);
+  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
   launch_kernel(gemm_w4s_kernel<kMR, kTN, kWT, kStages>,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
+                     static_cast<unsigned>(split.splits)),
                 dim3(kW4sThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group,
-                tokens, static_cast<int>(k_split), partials);
-  if (splits > 1) {
-    const int64_t count = int64_t(tokens) * w.n;
-    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
-                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
-  }
+                tokens, static_cast<int>(split.k_split), partials);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
 // The bulk-copy GEMV (gemv_w4_bulk.cuh) with two 8-token columns, over the tokens 16 at a time
@@ -642,22 +662,14 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
-  const int64_t chunks = ceil_div(w.k, kW4wChunk);
-  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
-  int64_t splits = 1;
-  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, chunks / std::max(1, min_chunks), fit}), 1, chunks);
-  const int64_t k_split = ceil_div(chunks, splits) * kW4wChunk;
-  splits = ceil_div(w.k, k_split);
-  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
+  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
   launch_kernel(kernel,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
+                     static_cast<unsigned>(split.splits)),
                 dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
-                static_cast<int>(k_split), partials);
-  if (splits > 1) {
-    const int64_t count = int64_t(tokens) * w.n;
-    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
-                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
-  }
+                static_cast<int>(split.k_split), partials);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
 // The wgmma kernel with its weights streamed by the copy engine (gemm_w4_wgmma.cuh), kN tokens per
@@ -683,23 +695,15 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = ws.sms;  // one block an SM (its shared memory)
-  const int64_t spans = ceil_div(w.k, kW4wbSpan);
-  const int64_t fit = static_cast<int64_t>(ws.partial_float4s * 4 / (size_t(tokens) * size_t(w.n)));
-  const int64_t min_spans = std::max<int64_t>(1, ceil_div(std::max(1, min_chunks), kW4wbSpan / kW4wChunk));
-  int64_t splits = 1;
-  if (tiles < slots) splits = std::clamp<int64_t>(std::min({slots / tiles, spans / min_spans, fit}), 1, spans);
-  const int64_t k_split = ceil_div(spans, splits) * kW4wbSpan;
-  splits = ceil_div(w.k, k_split);
-  float* const partials = splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  const int min_spans = static_cast<int>(ceil_div(std::max(1, min_chunks), kW4wbSpan / kW4wChunk));
+  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wbSpan, min_spans, ws);
+  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
   launch_kernel(kernel,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles), static_cast<unsigned>(splits)),
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
+                     static_cast<unsigned>(split.splits)),
                 dim3(kW4wThreads), smem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, group_shift, tokens,
-                static_cast<int>(k_split), partials, kStages);
-  if (splits > 1) {
-    const int64_t count = int64_t(tokens) * w.n;
-    launch_kernel(gemm_w4s_reduce_kernel, dim3(static_cast<unsigned>(ceil_div(count, 256))), dim3(256), 0, stream,
-                  pdl_available(), static_cast<const float*>(partials), bias, y, w.n, count, static_cast<int>(splits));
-  }
+                static_cast<int>(split.k_split), partials, kStages);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
 // Calls f(name, launch) for each variant of the staged kernel that the benchmark times and the
