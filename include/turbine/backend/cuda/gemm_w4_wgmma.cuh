@@ -229,6 +229,32 @@ __device__ __forceinline__ void w4w_store(const float (&acc)[kN / 2], int wrow, 
   }
 }
 
+// Runs chunk(i, q, a) for the chunks i in [0, steps), q = i % kUnroll a compile-time slot and a the
+// A register set of i's parity (a0 even, a1 odd); after each chunk the other set, whose wgmma that
+// chunk's wait retired, is kept alive to there, so the compiler gives its registers to nothing else
+// while the hardware may still read them. Then waits for every wgmma. Guards are uniform per block.
+template <int kUnroll, class Chunk>
+__device__ __forceinline__ void w4w_run_chunks(int steps, uint32_t (&a0)[8][4], uint32_t (&a1)[8][4], Chunk&& chunk) {
+  static_assert(kUnroll % 2 == 0, "an even unroll keeps q's parity that of i");
+  for (int i = 0; i < steps; i += kUnroll) {
+#pragma unroll
+    for (int q = 0; q < kUnroll; ++q) {
+      if (i + q < steps) {
+        if (q % 2 == 0) {
+          chunk(i + q, q, a0);
+          wgmma_keep(a1);
+        } else {
+          chunk(i + q, q, a1);
+          wgmma_keep(a0);
+        }
+      }
+    }
+  }
+  wgmma_wait<0>();
+  wgmma_keep(a0);
+  wgmma_keep(a1);
+}
+
 template <int kN, int kWD>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
@@ -299,27 +325,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
   w4w_commit();
 #pragma unroll
   for (int r = 0; r < kWD; ++r) load_w(r, r);
-  // Even chunks use the A set a0, odd ones a1; after a chunk, the other set (its wgmma now done by
-  // the chunk's wait) is kept alive to there, so the compiler gives its registers to nothing else
-  // while the hardware may still read them. The guards are uniform over the block.
-  for (int i = 0; i < steps; i += kWD) {
-#pragma unroll
-    for (int u = 0; u < kWD; ++u) {
-      if (i + u < steps) {
-        if (u % 2 == 0) {
-          chunk(i + u, u, a0);
-          wgmma_keep(a1);
-        } else {
-          chunk(i + u, u, a1);
-          wgmma_keep(a0);
-        }
-      }
-    }
-  }
-  wgmma_wait<0>();
+  w4w_run_chunks<kWD>(steps, a0, a1, chunk);
   wgmma_keep(acc);
-  wgmma_keep(a0);
-  wgmma_keep(a1);
 
   w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
@@ -445,24 +452,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
   w4w_commit();
   if (steps > 1) issue_x(1, 1);
   w4w_commit();
-  for (int i = 0; i < steps; i += 4) {
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      if (i + q < steps) {
-        if (q % 2 == 0) {
-          chunk(i + q, q, a0);
-          wgmma_keep(a1);
-        } else {
-          chunk(i + q, q, a1);
-          wgmma_keep(a0);
-        }
-      }
-    }
-  }
-  wgmma_wait<0>();
+  w4w_run_chunks<kW4wbSpan / kW4wChunk>(steps, a0, a1, chunk);
   wgmma_keep(acc);
-  wgmma_keep(a0);
-  wgmma_keep(a1);
   w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
