@@ -59,24 +59,21 @@ if [ "${ATTN:-0}" = 1 ]; then  # the quantized decode attention's pipeline depth
 fi
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 profiles=()
+profile() {  # name, kernel regex, binary, benchmark filter: one launch after 20, speed of light and stalls
+  "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    --section LaunchStats -k "regex:$2" --launch-skip 20 --launch-count 1 --csv --page raw \
+    "$3" --benchmark_filter="$4" --benchmark_min_time=0.01s >"$out/ncu_$1.csv" 2>"$out/ncu_$1.err"
+  say "ncu $1: rc $?"
+  profiles+=("$1")
+}
 if [ "${NCU_ATTN:-0}" = 1 ]; then
   for v in f16 f16_int8 f16_int4; do
-    "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-      --section LaunchStats -k regex:decode_split --launch-skip 20 --launch-count 1 --csv --page raw \
-      "$build/bench/bench_cuda_attention" --benchmark_filter="decode_kv/llama3_8b/$v/64/8192/" \
-      --benchmark_min_time=0.01s >"$out/ncu_attn_$v.csv" 2>"$out/ncu_attn_$v.err"
-    say "ncu attention $v: rc $?"
-    profiles+=("attn_$v")
+    profile "attn_$v" decode_split "$build/bench/bench_cuda_attention" "decode_kv/llama3_8b/$v/64/8192/"
   done
 fi
 if [ "${NCU:-0}" = 1 ]; then
   for v in default bulk; do
-    "$ncu" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-      --section LaunchStats -k regex:gemv_w4 --launch-skip 20 --launch-count 1 --csv --page raw \
-      "$build/bench/bench_cuda_kernels" --benchmark_filter="gemv_w4_variant/$v/llama3_8b_gate_up_28672x4096/tokens:1\$" \
-      --benchmark_min_time=0.01s >"$out/ncu_$v.csv" 2>"$out/ncu_$v.err"
-    say "ncu $v: rc $?"
-    profiles+=("$v")
+    profile "$v" gemv_w4 "$build/bench/bench_cuda_kernels" "gemv_w4_variant/$v/llama3_8b_gate_up_28672x4096/tokens:1\$"
   done
 fi
 echo
