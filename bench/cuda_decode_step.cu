@@ -315,13 +315,21 @@ void run_w4(const std::string& name, double ceiling) {
   F bulk_default = F::for_model(c), bulk_all = all, bulk_deep = F::for_model(c);
   bulk_default.w4 = bulk_all.w4 = turbine::cuda::W4Launch{turbine::cuda::W4Kernel::kBulk};
   bulk_deep.w4 = turbine::cuda::W4Launch{turbine::cuda::W4Kernel::kBulk, 0, 0, true, 8, 2};
+  // Batch-1 attention at 136-336 positions with >= 8 tiles a split is 1 split x 8 KV heads = 8
+  // blocks, each walking up to 6 tiles in turn (9.8 us a layer under ncu, 2026-12-04): more splits.
+  F split1 = F::for_model(c), split2 = F::for_model(c), bulk_split1 = bulk_default;
+  split1.attention_min_tiles = bulk_split1.attention_min_tiles = 1;
+  split2.attention_min_tiles = 2;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
                                                {"bulk W4, engine default", bulk_default},
                                                {"bulk W4, all folds", bulk_all},
-                                               {"bulk W4 8 stages, default", bulk_deep}};
+                                               {"bulk W4 8 stages, default", bulk_deep},
+                                               {"default, >= 1 tile a split", split1},
+                                               {"default, >= 2 tiles a split", split2},
+                                               {"bulk W4, >= 1 tile a split", bulk_split1}};
   auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };
 #endif
   std::printf("  %-28s %10s %10s %10s %10s %8s %12s\n", "decode folds", "e2e tok/s", "e2e us", "graph tok/s", "graph us",
