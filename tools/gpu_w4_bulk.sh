@@ -17,7 +17,7 @@
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
 #      (why int4 reaches 29-43% of the ceiling: the stalls to act on next)
 # Knobs: SKIP_TESTS=1, SKIP_GEMV=1, SKIP_GEMM=1, SKIP_STEP=1, BENCH_S (seconds for step 3, default
-# 150), STEP_S (step 4, default 150), NCU=1, NCU_ATTN=1, ATTN=1 (the int8/int4 decode attention's
+# 150), STEP_S (step 4, default 240), NCU=1, NCU_ATTN=1, ATTN=1 (the int8/int4 decode attention's
 # pipeline depths at batch 64 x 8192, ATTN_S seconds, default 90).
 # All of it is more than one device call (10 minutes): run it as two back to back (the machine stays
 # warm 30 s and keeps build-gpu):  SKIP_GEMM=1 SKIP_STEP=1 tools/gpu_w4_bulk.sh   then
@@ -48,7 +48,7 @@ say "gemv_w4 variants: rc $?"
   --benchmark_filter='ceiling|gemm_w4_vs/(cublas_f16|gemm_w4_g128)/.*/tokens:(16|32|64)$|gemm_w4_variant/(bulk16|m1_t2_w1_s4|wg16_d2|wg16_d4|wgb16_s4)/.*/tokens:16$|gemm_w4_variant/(wg32_d4|wgb32_s3)/.*/tokens:32$|gemm_w4_variant/(wg64_d2|wg64_d4|wgb64_s3)/.*/tokens:64$' \
   --benchmark_min_time=0.05s --benchmark_out="$out/gemm_w4_bulk16.json" --benchmark_out_format=json >"$out/gemm_w4_bulk16.log" 2>&1
 say "gemm_w4 16 tokens: rc $?"
-[ "${SKIP_STEP:-0}" = 1 ] || timeout "${STEP_S:-150}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
+[ "${SKIP_STEP:-0}" = 1 ] || timeout "${STEP_S:-240}" "$build/bench/bench_cuda_decode_step" llama3-w4 >"$out/decode_step.log" 2>&1
 say "decode step: rc $?"
 if [ "${ATTN:-0}" = 1 ]; then  # the quantized decode attention's pipeline depth at batch 64 x 8192
   timeout "${ATTN_S:-90}" "$build/bench/bench_cuda_attention" \
@@ -99,7 +99,7 @@ for b in d.get("benchmarks", []):
     print(f"{n[:80]:80s} {b.get('median_us', 0):8.2f} us  x{b.get('speedup_vs_cublas_f16', 0):.2f}")
 PY
 echo "== decode step"
-grep -E "W4A16|tok/s|engine default|bulk|unfused|all folds|batch 4" "$out/decode_step.log" | head -30
+grep -E "W4A16|tok/s|engine default|bulk|unfused|all folds|tile|batch 4" "$out/decode_step.log" | head -40
 if [ ${#profiles[@]} -gt 0 ]; then
   echo "== ncu (W4 GEMV: gate_up, 1 token; attn_*: decode attention, batch 64, 8192 positions)"
   for v in "${profiles[@]}"; do
