@@ -1,13 +1,16 @@
-// Attention kernels on the GPU against ceilings measured in the same run:
-//   copy ceiling: a 1 GiB device-to-device copy, GB/s counting bytes read + written;
+// Attention kernels on the GPU against ceilings measured in the same run (cuda_bench_common.cuh):
+//   copy ceiling: 1 GiB device to device, the larger of cudaMemcpy and a copy kernel, GB/s
+//   counting bytes read + written; a read-only stream of 1 GiB;
 //   matrix ceiling: a bf16 8192^3 GEMM through cuBLASLt (fp32 accumulate), TFLOP/s.
 // Prefill reports TFLOP/s with causal FLOPs = 4 * tokens^2 * heads * head_dim / 2 and the fraction
-// of the GEMM ceiling; decode reports GB/s of K/V cache bytes read and the fraction of the copy
-// ceiling. Inputs are random (never zeros); decode rotates through enough cache copies that the
-// working set exceeds L2 and is timed as a CUDA graph of 20 decode steps (as a decode loop runs
-// it), so host launch overhead is excluded. Times are CUDA-event times.
+// of the GEMM ceiling; decode reports GB/s of K/V cache bytes read and the fractions of the copy
+// and read ceilings. Inputs are random (never zeros); decode rotates through enough cache copies
+// that the working set exceeds L2 and is timed as a CUDA graph of 20 decode steps (as a decode
+// loop runs it), so host launch overhead is excluded; prefill as a graph of one call. Times are
+// CUDA-event times.
 #include <benchmark/benchmark.h>
-#include <cublasLt.h>
+
+#include "cuda_bench_common.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -22,131 +25,35 @@
 
 namespace {
 
+using namespace turbine::bench;
 using turbine::cuda::AttentionShape;
-using turbine::cuda::DeviceBuffer;
 
-#define BENCH_CUBLAS_CHECK(call)                                                              \
-  do {                                                                                        \
-    const cublasStatus_t st_ = (call);                                                        \
-    if (st_ != CUBLAS_STATUS_SUCCESS) turbine::fail(#call, " failed: ", cublasLtGetStatusName(st_)); \
-  } while (0)
-
-template <class T>
-__global__ static void fill_random(T* p, size_t n, uint64_t seed, float amp) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 29;
-    const float u = float(x >> 40) * (1.f / 16777216.f);  // [0, 1)
-    p[i] = turbine::cuda::from_float<T>((2.f * u - 1.f) * amp);
-  }
-}
-
-template <class T>
-void randomize(DeviceBuffer<T>& b, float amp = 1.f) {
-  static uint64_t seed = 12345;
-  seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-  fill_random<T><<<1024, 256>>>(b.data(), b.size(), seed, amp);
-  TURBINE_CUDA_CHECK(cudaGetLastError());
-}
-
-struct Events {
-  cudaEvent_t a, b;
-  Events() {
-    TURBINE_CUDA_CHECK(cudaEventCreate(&a));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&b));
-  }
-  ~Events() {
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-  }
-  template <class F>
-  double seconds(F&& f, cudaStream_t stream = 0) {
-    TURBINE_CUDA_CHECK(cudaEventRecord(a, stream));
-    f();
-    TURBINE_CUDA_CHECK(cudaEventRecord(b, stream));
-    TURBINE_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    return ms * 1e-3;
-  }
-};
-
-template <class F>
-double median_seconds(F&& f, int warmup, int reps) {
-  Events ev;
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) t.push_back(ev.seconds(f));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-struct Ceilings {
-  double copy_gbs = 0, gemm_tflops = 0;
-};
-Ceilings g_ceil;
-
-double measure_copy_gbs() {
-  const size_t bytes = size_t(1) << 30;
-  DeviceBuffer<__nv_bfloat16> src(bytes / 2), dst(bytes / 2);
-  randomize(src);
-  const double s = median_seconds(
-      [&] { TURBINE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }, 3, 20);
-  return 2.0 * bytes / s / 1e9;
-}
-
-double measure_gemm_tflops() {
-  const int n = 8192;
-  DeviceBuffer<__nv_bfloat16> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
-  randomize(a);
-  randomize(b);
-  const size_t ws_bytes = size_t(64) << 20;
-  DeviceBuffer<unsigned char> ws(ws_bytes);
-  cublasLtHandle_t h;
-  BENCH_CUBLAS_CHECK(cublasLtCreate(&h));
-  cublasLtMatmulDesc_t op;
-  BENCH_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  BENCH_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-  BENCH_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-  cublasLtMatrixLayout_t la, lb, lc;
-  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, n, n, n));
-  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, n, n, n));
-  BENCH_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, n, n, n));
-  cublasLtMatmulPreference_t pref;
-  BENCH_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  BENCH_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                                          sizeof ws_bytes));
-  cublasLtMatmulHeuristicResult_t res{};
-  int found = 0;
-  BENCH_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, lc, lc, pref, 1, &res, &found));
-  turbine::check(found > 0, "cuBLASLt found no bf16 GEMM algorithm");
-  const float alpha = 1.f, beta = 0.f;
-  const double s = median_seconds(
-      [&] {
-        BENCH_CUBLAS_CHECK(cublasLtMatmul(h, op, &alpha, a.data(), la, b.data(), lb, &beta, c.data(), lc, c.data(), lc,
-                                          &res.algo, ws.data(), ws_bytes, 0));
-      },
-      3, 10);
-  cublasLtMatmulPreferenceDestroy(pref);
-  cublasLtMatrixLayoutDestroy(la);
-  cublasLtMatrixLayoutDestroy(lb);
-  cublasLtMatrixLayoutDestroy(lc);
-  cublasLtMatmulDescDestroy(op);
-  cublasLtDestroy(h);
-  return 2.0 * n * double(n) * n / s / 1e12;
-}
+MemoryCeilings g_mem;
+double g_gemm_tflops = 0;
 
 // The ceilings as benchmarks too, so they sit in the same table and JSON.
 void BM_ceiling_copy_1GiB(benchmark::State& state) {
   for (auto _ : state) state.SetIterationTime(1.0);
-  state.counters["GB/s"] = g_ceil.copy_gbs;
+  state.counters["GB/s"] = g_mem.copy_gbps;
+}
+void BM_ceiling_read_1GiB(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(1.0);
+  state.counters["GB/s"] = g_mem.read_gbps;
 }
 void BM_ceiling_gemm_bf16_8192(benchmark::State& state) {
   for (auto _ : state) state.SetIterationTime(1.0);
-  state.counters["TFLOP/s"] = g_ceil.gemm_tflops;
+  state.counters["TFLOP/s"] = g_gemm_tflops;
+}
+
+/// Times `timer` inside the benchmark loop; returns the mean seconds per call over the iterations.
+double time_iterations(benchmark::State& state, GraphTimer& timer) {
+  double total = 0;
+  for (auto _ : state) {
+    const double s = timer.time();
+    state.SetIterationTime(s);
+    total += s;
+  }
+  return total / double(std::max<int64_t>(1, state.iterations()));
 }
 
 using PrefillFn = void (*)(const turbine::cuda::attn::PrefillArgs<__nv_bfloat16>&, cudaStream_t);
@@ -159,29 +66,21 @@ void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
   randomize(q, 3.f);
   randomize(k);
   randomize(v);
-  auto run = [&] {
+  GraphTimer timer(1, [&](int, cudaStream_t stream) {
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (variant) {
         variant(turbine::cuda::attn::make_prefill_args<T>(q.data(), k.data(), v.data(), out.data(), tokens, 0, shape, 0),
-                0);
+                stream);
         return;
       }
     }
-    turbine::cuda::attention_prefill<T>(q.data(), k.data(), v.data(), out.data(), tokens, 0, shape);
-  };
-  Events ev;
-  for (int i = 0; i < 3; ++i) run();
-  TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
-  double total = 0;
-  for (auto _ : state) {
-    const double s = ev.seconds(run);
-    state.SetIterationTime(s);
-    total += s;
-  }
+    turbine::cuda::attention_prefill<T>(q.data(), k.data(), v.data(), out.data(), tokens, 0, shape, stream);
+  });
+  const double seconds = time_iterations(state, timer);
   const double flops = 4.0 * double(tokens) * tokens * shape.heads * hd / 2;
-  const double tflops = flops * state.iterations() / total / 1e12;
+  const double tflops = flops / seconds / 1e12;
   state.counters["TFLOP/s"] = tflops;
-  state.counters["frac_gemm"] = tflops / g_ceil.gemm_tflops;
+  state.counters["frac_gemm"] = tflops / g_gemm_tflops;
 }
 
 // args: batch, length, queries per sequence. K/V bytes read per call = batch * length * 2 * the
@@ -217,36 +116,15 @@ void decode(benchmark::State& state, AttentionShape shape) {
   DeviceBuffer<int> lens(batch);
   TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
   turbine::cuda::DecodeAttention<T, K, NS> attn(shape, batch, len, nq);
-  // As a decode loop runs it: a CUDA graph of kCalls steps (rotating through the cache copies),
-  // so the launch overhead of the host is out of the numbers.
-  constexpr int kCalls = 20;
-  cudaStream_t stream;
-  TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  attn(q.data(), kp[0].data(), vp[0].data(), 0, lens.data(), batch, out.data(), stream);  // first-call setup
-  TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < kCalls; ++i)
+  // As a decode loop runs it: a CUDA graph of 20 steps (rotating through the cache copies), so the
+  // launch overhead of the host is out of the numbers.
+  GraphTimer timer(20, [&](int i, cudaStream_t stream) {
     attn(q.data(), kp[i % copies].data(), vp[i % copies].data(), 0, lens.data(), batch, out.data(), stream);
-  TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  Events ev;
-  auto run = [&] { TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream)); };
-  for (int i = 0; i < 2; ++i) run();
-  TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double total = 0;
-  for (auto _ : state) {
-    const double s = ev.seconds(run, stream) / kCalls;
-    state.SetIterationTime(s);
-    total += s;
-  }
-  TURBINE_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
-  TURBINE_CUDA_CHECK(cudaStreamDestroy(stream));
-  const double gbs = kv_bytes * state.iterations() / total / 1e9;
+  });
+  const double gbs = kv_bytes / time_iterations(state, timer) / 1e9;
   state.counters["GB/s"] = gbs;
-  state.counters["frac_copy"] = gbs / g_ceil.copy_gbs;
+  state.counters["frac_copy"] = gbs / g_mem.copy_gbps;
+  state.counters["frac_read"] = gbs / g_mem.read_gbps;
   state.counters["splits"] = attn.plan().splits;
 }
 
@@ -255,6 +133,7 @@ const AttentionShape kSmolLM2{9, 3, 64, 0};
 
 void register_all() {
   benchmark::RegisterBenchmark("ceiling/copy_1GiB_d2d", BM_ceiling_copy_1GiB)->UseManualTime()->Iterations(1);
+  benchmark::RegisterBenchmark("ceiling/read_1GiB", BM_ceiling_read_1GiB)->UseManualTime()->Iterations(1);
   benchmark::RegisterBenchmark("ceiling/gemm_bf16_8192", BM_ceiling_gemm_bf16_8192)->UseManualTime()->Iterations(1);
   for (int64_t t : {1024, 2048, 4096, 8192}) {
     benchmark::RegisterBenchmark("prefill/llama3_8b/bf16", prefill<__nv_bfloat16>, kLlama3_8B, PrefillFn(nullptr))
@@ -348,12 +227,12 @@ int main(int argc, char** argv) {
     std::printf("[skipped] no CUDA device on this machine\n");
     return 0;
   }
-  cudaDeviceProp prop{};
-  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  g_ceil.copy_gbs = measure_copy_gbs();
-  g_ceil.gemm_tflops = measure_gemm_tflops();
-  std::printf("device %s, %d SMs; ceilings: copy %.0f GB/s (read+write), bf16 GEMM %.0f TFLOP/s\n", prop.name,
-              prop.multiProcessorCount, g_ceil.copy_gbs, g_ceil.gemm_tflops);
+  g_mem = turbine::bench::measure_memory_ceilings();
+  g_gemm_tflops = turbine::bench::measure_gemm_ceiling_tflops();
+  turbine::bench::print_device();
+  std::printf("ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, read + write), read-only %.0f GB/s, "
+              "bf16 GEMM %.0f TFLOP/s\n",
+              g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
   register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

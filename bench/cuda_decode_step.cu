@@ -8,7 +8,7 @@
 // logits back to the host as fp32) over 200 tokens, and the graph alone (200 replays back to back,
 // CUDA events). Reported: tokens/s, us per step, and the fraction of the floor, which is (weight
 // bytes + KV bytes read) / the device-to-device copy ceiling measured at start-up (bytes read +
-// written per second). Each configuration's logits after 4 fixed steps are compared with the
+// written per second; cuda_bench_common.cuh). Each configuration's logits after 4 fixed steps are compared with the
 // unfused chain's (relative error): the folds change rounding only.
 //   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] [LABEL]   not Google Benchmark: one table each;
 //   LABEL: the W4 tables time only the configurations whose label starts with it, batch 1
@@ -25,6 +25,8 @@
 #include <thread>
 #include <turbine/turbine.cuh>
 #include <vector>
+
+#include "cuda_bench_common.cuh"
 
 using namespace turbine;
 
@@ -118,30 +120,6 @@ ModelConfig shape(const std::string& name) {
   }
   c.max_position_embeddings = 4096;
   return c;
-}
-
-// ---- the copy ceiling ---------------------------------------------------------------------------
-
-double copy_ceiling_bytes_per_s() {
-  const size_t n = size_t(1) << 30;
-  turbine::cuda::DeviceBuffer<std::byte> a(n), b(n);
-  TURBINE_CUDA_CHECK(cudaMemset(a.data(), 1, n));
-  cudaEvent_t e0, e1;
-  TURBINE_CUDA_CHECK(cudaEventCreate(&e0));
-  TURBINE_CUDA_CHECK(cudaEventCreate(&e1));
-  float best = 1e30f;
-  for (int i = 0; i < 6; ++i) {
-    TURBINE_CUDA_CHECK(cudaEventRecord(e0));
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice));
-    TURBINE_CUDA_CHECK(cudaEventRecord(e1));
-    TURBINE_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    if (i > 0) best = std::min(best, ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return 2.0 * double(n) / (double(best) * 1e-3);
 }
 
 // ---- one table per (shape, precision) -----------------------------------------------------------
@@ -380,8 +358,10 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    const double ceiling = copy_ceiling_bytes_per_s();
-    std::printf("device: %s, copy ceiling %.2f TB/s (read + write)\n", prop.name, ceiling / 1e12);
+    const bench::MemoryCeilings mem = bench::measure_memory_ceilings();
+    const double ceiling = mem.copy_gbps * 1e9;  // bytes per second
+    std::printf("device: %s, copy ceiling %.2f TB/s (read + write; the larger of cudaMemcpy %.2f and a copy kernel %.2f)\n",
+                prop.name, ceiling / 1e12, mem.memcpy_gbps / 1e3, mem.kcopy_gbps / 1e3);
     if (which == "all" || which == "smollm2") {
       run_shape<f16>("smollm2", ceiling);
       run_shape<bf16>("smollm2", ceiling);

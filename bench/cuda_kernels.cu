@@ -11,6 +11,8 @@
 // Inputs are random (never zeros); weights rotate over enough copies to defeat the 50 MB L2.
 #include <benchmark/benchmark.h>
 
+#include "cuda_bench_common.cuh"
+
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -31,28 +33,12 @@
 
 using namespace turbine;
 using namespace turbine::cuda;
+using namespace turbine::bench;
 using bf = __nv_bfloat16;
 
 namespace {
 
-// ---- random device data -------------------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return static_cast<uint32_t>(x);
-}
-
-template <class T>
-__global__ void fill_uniform_kernel(T* p, size_t n, uint64_t seed, float scale) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const float u = static_cast<float>(mix(i * 0x9e3779b97f4a7c15ull + seed) >> 8) * (2.0f / 16777216.0f) - 1.0f;
-    p[i] = from_float<T>(u * scale);
-  }
-}
+// ---- random device data (beyond cuda_bench_common.cuh) ----------------------------------------
 
 __global__ void fill_ids_kernel(int32_t* p, size_t n, uint64_t seed, int vocab) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
@@ -72,24 +58,6 @@ __global__ void fill_w4_params_kernel(__half2* p, size_t n, uint64_t seed) {
   }
 }
 
-uint64_t next_seed() {
-  static std::mt19937_64 rng([] {
-    std::random_device rd;
-    const uint64_t s = (uint64_t(rd()) << 32) | rd();
-    std::printf("bench_cuda_kernels: seed %llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }());
-  return rng();
-}
-
-template <class T>
-DeviceBuffer<T> random_buffer(size_t n, float scale = 1.0f) {
-  DeviceBuffer<T> b(n, "benchmark buffer");
-  fill_uniform_kernel<T><<<1024, 256>>>(b.data(), n, next_seed(), scale);
-  TURBINE_CUDA_CHECK(cudaGetLastError());
-  return b;
-}
-
 DeviceBuffer<int32_t> random_ids(size_t n, int vocab) {
   DeviceBuffer<int32_t> b(n, "ids");
   fill_ids_kernel<<<64, 256>>>(b.data(), n, next_seed(), vocab);
@@ -97,86 +65,9 @@ DeviceBuffer<int32_t> random_ids(size_t n, int vocab) {
   return b;
 }
 
-/// Copies of a weight so that one pass over all of them is >= 4x the L2 size (each call reads DRAM).
-int copies_for(size_t bytes) {
-  static const size_t l2 = [] {
-    int dev = 0, l2b = 0;
-    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&l2b, cudaDevAttrL2CacheSize, dev));
-    return static_cast<size_t>(l2b);
-  }();
-  return static_cast<int>(std::clamp<size_t>((4 * l2 + bytes - 1) / bytes, 1, 64));
-}
-
-// ---- timing ------------------------------------------------------------------------------------
-
-cudaStream_t bench_stream() {
-  static cudaStream_t s = [] {
-    cudaStream_t st;
-    TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    return st;
-  }();
-  return s;
-}
-
-/// `reps` calls of call(i, stream) captured in one graph; time() replays it and returns seconds per call.
-class GraphTimer {
- public:
-  GraphTimer(int reps, const std::function<void(int, cudaStream_t)>& call) : reps_(reps) {
-    cudaStream_t s = bench_stream();
-    call(0, s);  // outside the capture: plans cuBLASLt shapes, loads modules
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    TURBINE_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < reps; ++i) call(i, s);
-    TURBINE_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-    TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
-    TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&start_));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&stop_));
-    for (int i = 0; i < 2; ++i) time();  // warm-up
-  }
-  GraphTimer(const GraphTimer&) = delete;
-  GraphTimer& operator=(const GraphTimer&) = delete;
-  ~GraphTimer() {
-    cudaGraphExecDestroy(exec_);
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
-  double time() {
-    cudaStream_t s = bench_stream();
-    TURBINE_CUDA_CHECK(cudaEventRecord(start_, s));
-    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec_, s));
-    TURBINE_CUDA_CHECK(cudaEventRecord(stop_, s));
-    TURBINE_CUDA_CHECK(cudaEventSynchronize(stop_));
-    float ms = 0;
-    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-    return ms * 1e-3 / reps_;
-  }
-
- private:
-  int reps_;
-  cudaGraphExec_t exec_ = nullptr;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
-};
-
-/// One cuBLASLt wrapper for the whole run (its plans are cached per shape).
-Gemm& shared_gemm() {
-  static Gemm* g = new Gemm;  // never destroyed: no cuBLAS calls during the runtime's teardown
-  return *g;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 // ---- ceilings and the summary table -------------------------------------------------------------
 
-double g_memcpy_gbps = 0;  // 1 GiB cudaMemcpyAsync device to device, bytes read + written
-double g_kcopy_gbps = 0;   // 1 GiB copy by an SM kernel (16-byte accesses), bytes read + written
-double g_copy_gbps = 0;    // the copy ceiling: the larger of the two
-double g_read_gbps = 0;    // 1 GiB read-only stream (what a GEMV mostly does)
+MemoryCeilings g_mem;      // copy, cudaMemcpy, copy kernel, read-only stream (GB/s)
 double g_gemm_tflops = 0;  // 8192^3 bf16 cuBLASLt
 
 struct Row {
@@ -201,8 +92,8 @@ void record(benchmark::State& state, const std::vector<double>& samples, double 
     state.counters["frac_gemm_ceiling"] = r.fraction;
   } else {
     r.rate = bytes / t * 1e-9;
-    r.fraction = r.rate / g_copy_gbps;
-    r.fraction_read = r.rate / g_read_gbps;
+    r.fraction = r.rate / g_mem.copy_gbps;
+    r.fraction_read = r.rate / g_mem.read_gbps;
     state.counters["frac_read_ceiling"] = r.fraction_read;
     state.counters["GBps"] = r.rate;
     state.counters["frac_copy_ceiling"] = r.fraction;
@@ -223,84 +114,21 @@ void run(benchmark::State& state, GraphTimer& timer, double bytes, double flop =
   record(state, samples, bytes, flop);
 }
 
-__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
-  const size_t stride = size_t(gridDim.x) * blockDim.x;
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  for (; i + 3 * stride < n; i += 4 * stride) {
-    const uint4 a = src[i], b = src[i + stride], c = src[i + 2 * stride], d = src[i + 3 * stride];
-    dst[i] = a, dst[i + stride] = b, dst[i + 2 * stride] = c, dst[i + 3 * stride] = d;
-  }
-  for (; i < n; i += stride) dst[i] = src[i];
-}
-
-__global__ void read_kernel(const uint4* __restrict__ src, size_t n, uint32_t* out) {
-  const size_t stride = size_t(gridDim.x) * blockDim.x;
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  uint32_t acc = 0;
-  for (; i + 3 * stride < n; i += 4 * stride) {
-    const uint4 a = vec::load_stream(src + i), b = vec::load_stream(src + i + stride),
-                c = vec::load_stream(src + i + 2 * stride), d = vec::load_stream(src + i + 3 * stride);
-    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
-  }
-  for (; i < n; i += stride) acc ^= src[i].x;
-  if (acc == 0x12345678u) *out = acc;  // keeps the loads; practically never stores
-}
-
-double median_of(GraphTimer& timer, int samples) {
-  std::vector<double> t;
-  for (int i = 0; i < samples; ++i) t.push_back(timer.time());
-  return median(t);
-}
-
 void measure_ceilings() {
-  cudaDeviceProp prop{};
-  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  const unsigned blocks = static_cast<unsigned>(prop.multiProcessorCount) * 4;
-  {
-    const size_t n = size_t(1) << 30;
-    DeviceBuffer<std::byte> a(n, "copy ceiling"), b(n, "copy ceiling");
-    DeviceBuffer<uint32_t> sink(1);
-    fill_uniform_kernel<float><<<1024, 256>>>(reinterpret_cast<float*>(a.data()), n / 4, next_seed(), 1.0f);
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-    GraphTimer memcpy_timer(2, [&](int, cudaStream_t s) {
-      TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice, s));
-    });
-    g_memcpy_gbps = 2.0 * n / median_of(memcpy_timer, 15) * 1e-9;
-    GraphTimer kcopy_timer(2, [&](int, cudaStream_t s) {
-      copy_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.data()), reinterpret_cast<uint4*>(b.data()),
-                                         n / 16);
-      TURBINE_CUDA_CHECK(cudaGetLastError());
-    });
-    g_kcopy_gbps = 2.0 * n / median_of(kcopy_timer, 15) * 1e-9;
-    GraphTimer read_timer(2, [&](int, cudaStream_t s) {
-      read_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.data()), n / 16, sink.data());
-      TURBINE_CUDA_CHECK(cudaGetLastError());
-    });
-    g_read_gbps = double(n) / median_of(read_timer, 15) * 1e-9;
-    g_copy_gbps = std::max(g_memcpy_gbps, g_kcopy_gbps);
-  }
-  {
-    constexpr int n = 8192;
-    Gemm& gemm = shared_gemm();
-    auto x = random_buffer<bf>(size_t(n) * n), w = random_buffer<bf>(size_t(n) * n);
-    DeviceBuffer<bf> y(size_t(n) * n);
-    GraphTimer timer(3, [&](int, cudaStream_t s) {
-      gemm(x.data(), w.data(), static_cast<const bf*>(nullptr), y.data(), n, n, n, s);
-    });
-    g_gemm_tflops = 2.0 * n * n * double(n) / median_of(timer, 10) * 1e-12;
-  }
-  std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  g_mem = measure_memory_ceilings();
+  g_gemm_tflops = measure_gemm_ceiling_tflops();
+  print_device();
   std::printf(
       "ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, 1 GiB, read + write), read-only "
       "stream %.0f GB/s, bf16 GEMM %.0f TFLOP/s (8192^3 cuBLASLt)\n",
-      g_copy_gbps, g_memcpy_gbps, g_kcopy_gbps, g_read_gbps, g_gemm_tflops);
+      g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
 }
 
 void print_table() {
   std::printf("\n%-56s %10s %14s %8s %8s\n", "benchmark (bf16)", "median us", "rate", "of copy", "of read");
-  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: cudaMemcpy D2D 1 GiB (read + write)", "", g_memcpy_gbps);
-  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: copy kernel 1 GiB (read + write)", "", g_kcopy_gbps);
-  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: read-only stream 1 GiB", "", g_read_gbps);
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: cudaMemcpy D2D 1 GiB (read + write)", "", g_mem.memcpy_gbps);
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: copy kernel 1 GiB (read + write)", "", g_mem.kcopy_gbps);
+  std::printf("%-56s %10s %9.0f GB/s\n", "ceiling: read-only stream 1 GiB", "", g_mem.read_gbps);
   std::printf("%-56s %10s %6.0f TFLOP/s\n", "ceiling: 8192^3 cuBLASLt bf16 GEMM", "", g_gemm_tflops);
   for (const auto& name : g_order) {
     const Row& r = g_rows[name];

@@ -12,6 +12,8 @@
 // copies that each call reads DRAM, not L2.
 #include <benchmark/benchmark.h>
 
+#include "cuda_bench_common.cuh"
+
 #include <algorithm>
 #include <cstdio>
 #include <cub/device/device_segmented_radix_sort.cuh>
@@ -25,18 +27,10 @@
 
 using namespace turbine;
 using namespace turbine::cuda;
+using namespace turbine::bench;
 using bf = __nv_bfloat16;
 
 namespace {
-
-__device__ __forceinline__ uint32_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return static_cast<uint32_t>(x);
-}
 
 // gaussian: sigma * N(0, 1) by Box-Muller; else uniform in [-scale, scale].
 template <class T>
@@ -57,90 +51,15 @@ __global__ void iota_segments_kernel(int32_t* ids, int32_t* offsets, int batch, 
     for (int b = threadIdx.x; b <= batch; b += blockDim.x) offsets[b] = b * vocab;
 }
 
-uint64_t next_seed() {
-  static std::mt19937_64 rng([] {
-    std::random_device rd;
-    const uint64_t s = (uint64_t(rd()) << 32) | rd();
-    std::printf("bench_cuda_sampling: seed %llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }());
-  return rng();
-}
-
 template <class T>
-DeviceBuffer<T> random_buffer(size_t n, float scale, bool gaussian) {
+DeviceBuffer<T> random_logits(size_t n, float scale, bool gaussian) {
   DeviceBuffer<T> b(n, "benchmark buffer");
   fill_kernel<T><<<1024, 256>>>(b.data(), n, next_seed(), scale, gaussian);
   TURBINE_CUDA_CHECK(cudaGetLastError());
   return b;
 }
 
-int copies_for(size_t bytes) {
-  static const size_t l2 = [] {
-    int dev = 0, l2b = 0;
-    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&l2b, cudaDevAttrL2CacheSize, dev));
-    return static_cast<size_t>(l2b);
-  }();
-  return static_cast<int>(std::clamp<size_t>((4 * l2 + bytes - 1) / bytes, 1, 64));
-}
-
-cudaStream_t bench_stream() {
-  static cudaStream_t s = [] {
-    cudaStream_t st;
-    TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    return st;
-  }();
-  return s;
-}
-
-/// `reps` calls of call(i, stream) captured in one graph; time() replays it and returns seconds per call.
-class GraphTimer {
- public:
-  GraphTimer(int reps, const std::function<void(int, cudaStream_t)>& call) : reps_(reps) {
-    cudaStream_t s = bench_stream();
-    call(0, s);
-    TURBINE_CUDA_CHECK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    TURBINE_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < reps; ++i) call(i, s);
-    TURBINE_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-    TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
-    TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&start_));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&stop_));
-    for (int i = 0; i < 2; ++i) time();
-  }
-  GraphTimer(const GraphTimer&) = delete;
-  GraphTimer& operator=(const GraphTimer&) = delete;
-  ~GraphTimer() {
-    cudaGraphExecDestroy(exec_);
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
-  double time() {
-    cudaStream_t s = bench_stream();
-    TURBINE_CUDA_CHECK(cudaEventRecord(start_, s));
-    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec_, s));
-    TURBINE_CUDA_CHECK(cudaEventRecord(stop_, s));
-    TURBINE_CUDA_CHECK(cudaEventSynchronize(stop_));
-    float ms = 0;
-    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-    return ms * 1e-3 / reps_;
-  }
-
- private:
-  int reps_;
-  cudaGraphExec_t exec_ = nullptr;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-double g_memcpy_gbps = 0, g_kcopy_gbps = 0, g_copy_gbps = 0;
+MemoryCeilings g_mem;
 
 struct Row {
   double us = 0, gbps = 0, fraction = 0;
@@ -157,7 +76,7 @@ void run(benchmark::State& state, const std::string& name, GraphTimer& timer, do
   }
   const double t = median(samples);
   Row r{t * 1e6, bytes / t * 1e-9, 0};
-  r.fraction = r.gbps / g_copy_gbps;
+  r.fraction = r.gbps / g_mem.copy_gbps;
   state.counters["median_us"] = r.us;
   state.counters["GBps"] = r.gbps;
   state.counters["frac_copy_ceiling"] = r.fraction;
@@ -165,50 +84,17 @@ void run(benchmark::State& state, const std::string& name, GraphTimer& timer, do
   g_rows[name] = r;
 }
 
-__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
-  const size_t stride = size_t(gridDim.x) * blockDim.x;
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  for (; i + 3 * stride < n; i += 4 * stride) {
-    const uint4 a = src[i], b = src[i + stride], c = src[i + 2 * stride], d = src[i + 3 * stride];
-    dst[i] = a, dst[i + stride] = b, dst[i + 2 * stride] = c, dst[i + 3 * stride] = d;
-  }
-  for (; i < n; i += stride) dst[i] = src[i];
-}
-
-double median_of(GraphTimer& timer, int samples) {
-  std::vector<double> t;
-  for (int i = 0; i < samples; ++i) t.push_back(timer.time());
-  return median(t);
-}
-
 void measure_ceilings() {
-  cudaDeviceProp prop{};
-  TURBINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  const size_t n = size_t(1) << 30;
-  DeviceBuffer<std::byte> a(n, "copy ceiling"), b(n, "copy ceiling");
-  fill_kernel<float><<<1024, 256>>>(reinterpret_cast<float*>(a.data()), n / 4, next_seed(), 1.0f, false);
-  TURBINE_CUDA_CHECK(cudaGetLastError());
-  GraphTimer memcpy_timer(2, [&](int, cudaStream_t s) {
-    TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice, s));
-  });
-  g_memcpy_gbps = 2.0 * n / median_of(memcpy_timer, 15) * 1e-9;
-  const unsigned blocks = static_cast<unsigned>(prop.multiProcessorCount) * 4;
-  GraphTimer kcopy_timer(2, [&](int, cudaStream_t s) {
-    copy_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.data()), reinterpret_cast<uint4*>(b.data()),
-                                       n / 16);
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-  });
-  g_kcopy_gbps = 2.0 * n / median_of(kcopy_timer, 15) * 1e-9;
-  g_copy_gbps = std::max(g_memcpy_gbps, g_kcopy_gbps);
-  std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  g_mem = measure_memory_ceilings();
+  print_device();
   std::printf("ceiling: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, 1 GiB, read + write)\n",
-              g_copy_gbps, g_memcpy_gbps, g_kcopy_gbps);
+              g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps);
 }
 
 void print_table() {
   std::printf("\n%-58s %10s %10s %8s\n", "benchmark (bf16 logits)", "median us", "GB/s", "of copy");
-  std::printf("%-58s %10s %10.0f\n", "ceiling: cudaMemcpy D2D 1 GiB (read + write)", "", g_memcpy_gbps);
-  std::printf("%-58s %10s %10.0f\n", "ceiling: copy kernel 1 GiB (read + write)", "", g_kcopy_gbps);
+  std::printf("%-58s %10s %10.0f\n", "ceiling: cudaMemcpy D2D 1 GiB (read + write)", "", g_mem.memcpy_gbps);
+  std::printf("%-58s %10s %10.0f\n", "ceiling: copy kernel 1 GiB (read + write)", "", g_mem.kcopy_gbps);
   for (const auto& name : g_order) {
     const Row& r = g_rows[name];
     std::printf("%-58s %10.2f %10.0f %8.3f\n", name.c_str(), r.us, r.gbps, r.fraction);
@@ -237,7 +123,7 @@ void BM_sampling(benchmark::State& state, Mode mode, int vocab, int batch) {
   const std::string name = std::string(mode_name(mode)) + " v" + std::to_string(vocab) + " b" + std::to_string(batch);
   const size_t n = size_t(batch) * vocab;
   if (mode == Mode::CubSort) {
-    auto keys = random_buffer<float>(n, 2.0f, true);
+    auto keys = random_logits<float>(n, 2.0f, true);
     DeviceBuffer<float> keys_out(n);
     DeviceBuffer<int32_t> ids(n), ids_out(n), offsets(batch + 1);
     iota_segments_kernel<<<256, 256>>>(ids.data(), offsets.data(), batch, vocab);
@@ -258,7 +144,7 @@ void BM_sampling(benchmark::State& state, Mode mode, int vocab, int batch) {
   const bool flat = mode == Mode::TopPFlat;
   const int copies = copies_for(n * sizeof(bf));
   std::vector<DeviceBuffer<bf>> logits;
-  for (int i = 0; i < copies; ++i) logits.push_back(random_buffer<bf>(n, flat ? 1.0f : 2.0f, !flat));
+  for (int i = 0; i < copies; ++i) logits.push_back(random_logits<bf>(n, flat ? 1.0f : 2.0f, !flat));
   DeviceBuffer<int32_t> out(batch);
   std::vector<SamplingParams> params(batch);
   constexpr int kHist = 1024;
