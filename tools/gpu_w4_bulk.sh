@@ -16,7 +16,8 @@
 #   5. with NCU=1: Nsight Compute on default vs bulk at gate_up, 1 token (DRAM %, issue %, top stalls);
 #      with NCU_ATTN=1 also the int4 / int8 / f16 KV decode attention at batch 64, 8192 positions
 #      (why int4 reaches 29-43% of the ceiling: the stalls to act on next)
-# Knobs: SKIP_TESTS=1, SKIP_GEMV=1, SKIP_GEMM=1, SKIP_STEP=1, BENCH_S (seconds for step 3, default
+# Knobs: SKIP_TESTS=1, SKIP_GEMV=1, SKIP_GEMM=1, SKIP_STEP=1, TEST_S (seconds a suite may take, default
+# 120: an mbarrier pipeline that never completes hangs rather than fails), BENCH_S (seconds for step 3, default
 # 150), STEP_S (step 4, default 240), NCU=1, NCU_ATTN=1, ATTN=1 (the int8/int4 decode attention's
 # pipeline depths at batch 64 x 8192, ATTN_S seconds, default 90).
 # All of it is more than one device call (10 minutes): run it as two back to back (the machine stays
@@ -33,7 +34,7 @@ say "built ${targets[*]}"
 rows=()
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   for t in test_cuda_gemv_w4 test_cuda_gemm_w4 test_cuda_engine_w4; do
-    timeout 300 "$build/tests/$t" >"$out/$t.log" 2>&1
+    timeout "${TEST_S:-120}" "$build/tests/$t" >"$out/$t.log" 2>&1
     rc=$?
     rows+=("$(printf '%-28s rc %s  %s' "$t" "$rc" "$(grep -E "test cases" "$out/$t.log" | tail -1)")")
     say "$t: rc $rc"
