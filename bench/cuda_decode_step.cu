@@ -12,7 +12,7 @@
 // unfused chain's (relative error): the folds change rounding only.
 //   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] [LABEL]   not Google Benchmark: one table each;
 //   LABEL: the W4 tables time only the configurations whose label starts with it, batch 1
-//   (tools/gpu_step_profile.sh: "engine default", "norm stats", "bulk W4")
+//   (tools/gpu_step_profile.sh: "engine default", "norm stats")
 // Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
 // it times that engine end to end only: the "before" of a change to the engine.
 #include <algorithm>
@@ -288,26 +288,17 @@ void run_w4(const std::string& name, double ceiling) {
   all.attention_min_tiles = 8;
   F stats = F::for_model(c);
   stats.norm = stats.rope = stats.norm_stats = true;
-  // The same chains on the bulk-copy W4 GEMV (W4Kernel::kBulk, sm_90): fewer blocks, each with
-  // several tiles, so a norm prologue is redone by fewer blocks ("all folds" may pay there).
-  F bulk_default = F::for_model(c), bulk_all = all, bulk_deep = F::for_model(c);
-  bulk_default.w4 = bulk_all.w4 = turbine::cuda::W4Launch{turbine::cuda::W4Kernel::kBulk};
-  bulk_deep.w4 = turbine::cuda::W4Launch{turbine::cuda::W4Kernel::kBulk, 0, 0, true, 8, 2};
   // Batch-1 attention at 136-336 positions with >= 8 tiles a split is 1 split x 8 KV heads = 8
   // blocks, each walking up to 6 tiles in turn (9.8 us a layer under ncu, 2026-12-04): more splits.
-  F split1 = F::for_model(c), split2 = F::for_model(c), bulk_split1 = bulk_default;
-  split1.attention_min_tiles = bulk_split1.attention_min_tiles = 1;
+  F split1 = F::for_model(c), split2 = F::for_model(c);
+  split1.attention_min_tiles = 1;
   split2.attention_min_tiles = 2;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
-                                               {"bulk W4, engine default", bulk_default},
-                                               {"bulk W4, all folds", bulk_all},
-                                               {"bulk W4 8 stages, default", bulk_deep},
                                                {"default, >= 1 tile a split", split1},
-                                               {"default, >= 2 tiles a split", split2},
-                                               {"bulk W4, >= 1 tile a split", bulk_split1}};
+                                               {"default, >= 2 tiles a split", split2}};
   auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };
 #endif
   std::printf("  %-28s %10s %10s %10s %10s %8s %12s\n", "decode folds", "e2e tok/s", "e2e us", "graph tok/s", "graph us",

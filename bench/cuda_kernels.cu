@@ -470,9 +470,7 @@ void register_all() {
     for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
-  // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums;
-  // bulk_sS_cC(_tT) = kBulk (copy-engine ring, gemv_w4_bulk.cuh) with S stages of C chunks per warp
-  // (default 4 and 2) and T tiles per block (default: one wave).
+  // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
   const Mat w4_gemv_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
                                 {"llama3_8b_qkv_6144x4096", 6144, 4096},
                                 {"llama3_8b_gate_up_28672x4096", 28672, 4096},
@@ -487,13 +485,7 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
-      {"bulk", W4Launch{W4Kernel::kBulk}},
-      {"bulk_s3_c2", W4Launch{W4Kernel::kBulk, 0, 0, true, 3, 2}},
-      {"bulk_s6_c2", W4Launch{W4Kernel::kBulk, 0, 0, true, 6, 2}},
-      {"bulk_s8_c1", W4Launch{W4Kernel::kBulk, 0, 0, true, 8, 1}},
-      {"bulk_s4_c4", W4Launch{W4Kernel::kBulk, 0, 0, true, 4, 4}},
-      {"bulk_s8_c2_t1", W4Launch{W4Kernel::kBulk, 0, 1, true, 8, 2}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)

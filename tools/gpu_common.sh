@@ -1,4 +1,4 @@
-# Sourced by the one-call GPU scripts (gpu_quant_followup.sh, gpu_w4_bulk.sh): the repository root
+# Sourced by the one-call GPU scripts (gpu_quant_followup.sh): the repository root
 # as the working directory, $out for results, $build (build-gpu), say() with seconds since start,
 # the CUDA libraries on the loader path, the carried header packages (.device/carry/deps.tar.xz)
 # unpacked, and the sm_90a Release build configured (exits on failure).

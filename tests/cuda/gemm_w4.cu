@@ -88,8 +88,8 @@ TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k an
   };
   // k split over many blocks (few rows, long k), k below one chunk, k not a multiple of the chunk,
   // n below one row tile, n not a multiple of any block's rows.
-  // The wgb (copy-engine) wgmma variants take k a multiple of 4 x group: 4096, and 1152 / 2304 with a
-  // last span of 128 / 256 inputs at group 32 / 64.
+  // And k of 1152 / 2304 at groups 32 / 64 (9 and 18 chunks: an odd chunk count for the wgmma
+  // kernel's two A register sets).
   const Shape shapes[] = {{333, 4096, 128}, {200, 96, 32}, {520, 2112, 64}, {9, 160, 32}, {1100, 576, 64},
                           {300, 1152, 32},  {260, 2304, 64}};
   int combo = 0;
@@ -118,13 +118,13 @@ TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k an
   }
 }
 
-TEST_CASE("the wgmma variants run their own kernel on Hopper (this build is sm_90a), not the fallback") {
+TEST_CASE("the wgmma variant runs its own kernel on Hopper (this build is sm_90a), not the fallback") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   int dev = 0, major = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  if (major != 9) return skip("wgmma needs sm_90a; on this GPU the wg* variants run the staged kernel");
-  CHECK(cuda::detail::w4w_available());  // so "every staged gemm_w4 variant" above checked the wgmma kernel
+  if (major != 9) return skip("wgmma needs sm_90a; on this GPU wg16_d2 and gemm_w4 at 9-16 tokens run the staged kernel");
+  CHECK(cuda::detail::w4w_available());  // so the tests here checked the wgmma kernel (gemm_w4's own at 9-16 tokens)
 }
 
 TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + cuBLAS at a Llama-3-8B shape") {

@@ -33,13 +33,6 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
-  // kBulk (sm_90; elsewhere, and where k is not a multiple of 4 x group, these run kStream):
-  // the default, a shallow ring of one chunk per warp, a deep one with blocks whose last takes
-  // fewer tiles (3 per block), and the per-weight scaling.
-  out.emplace_back("bulk", cuda::W4Launch{W4Kernel::kBulk});
-  out.emplace_back("bulk s2 c1 t1", cuda::W4Launch{W4Kernel::kBulk, 0, 1, true, 2, 1});
-  out.emplace_back("bulk s8 c4 t3", cuda::W4Launch{W4Kernel::kBulk, 0, 3, true, 8, 4});
-  out.emplace_back("bulk s3 c1 scaled", cuda::W4Launch{W4Kernel::kBulk, 0, 0, false, 3, 1});
   return out;
 }
 
@@ -52,8 +45,7 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
     int n, k, group;
   };
   // k: SmolLM2 (576, 1536), Llama (4096, 14336), each launch configuration (2, 4, 8 warps), and k not
-  // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16. kBulk's last span of
-  // a row shorter than the others: 640, 1280, 1536 (group 32) and 2560.
+  // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16.
   const Shape shapes[] = {{960, 576, 64},   {3072, 576, 64}, {37, 576, 64},    {576, 1536, 64}, {1000, 4096, 128},
                           {9, 4096, 128},   {4100, 14336, 128}, {200, 96, 32}, {64, 160, 32},   {136, 1184, 32},
                           {520, 2112, 64},  {40, 640, 32},   {48, 1280, 64},   {72, 1536, 32},  {33, 2560, 128}};
@@ -79,34 +71,6 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
       }
     }
   }
-}
-
-TEST_CASE("kBulk runs on sm_90 code exactly where k is a multiple of 4 x group, and says so") {
-  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
-  int dev = 0, major = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  std::mt19937 rng(fresh_seed("gemv_w4 bulk"));
-  namespace cd = cuda::detail;
-  const W4Case yes = make_w4(40, 1024, 128, rng), no = make_w4(40, 576, 64, rng);
-  const auto x = random_half<__half>(1024, rng);
-  auto d_x = upload_half<__half>(x);
-  cuda::DeviceBuffer<__half> d_y(40);
-  auto bulk = [&](const W4Case& w) {
-    return cd::launch_gemv_w4_bulk<1, true>(w.dev, 1, 0, 0, 0, cd::GemvX<__half>{d_x.data()},
-                                            cd::GemvStore<__half, __half>{d_y.data(), nullptr}, nullptr, false);
-  };
-  CHECK_FALSE(bulk(no));  // k = 576 is not a multiple of 4 x 64: nothing launched
-  if (major < 9) {
-    CHECK_FALSE(bulk(yes));
-    return skip("kBulk needs sm_90; this GPU runs kStream in its place");
-  }
-  poison(d_y);
-  REQUIRE(bulk(yes));  // this build's kernel is sm_90 code (90a): kBulk itself ran
-  sync_launch();
-  std::vector<float> ref(40);
-  cpu::linear(yes.host, x.values.data(), 1, ref.data(), nullptr);
-  expect_close("kBulk direct", download_half(d_y), ref, HalfTraits<__half>::tol);
 }
 
 TEST_CASE("gemv_w4 names the supported sizes; w4_pack refuses weights that are not 4-bit") {
@@ -160,10 +124,7 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"default", {}},
       {"base", {cuda::W4Kernel::kBase}},
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
-      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
-      {"bulk", {cuda::W4Kernel::kBulk}},
-      {"bulk s2 c1 t2 scaled", {cuda::W4Kernel::kBulk, 0, 2, false, 2, 1}}};
-  // kBulk takes the shapes with k a multiple of 4 x group: 1024 (g32), 1536 (g64), 512 (g128).
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true},
                         Shape{4, 2, 64, 1536, 64, true}, Shape{2, 1, 64, 512, 128, false}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;

@@ -621,13 +621,6 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// The bulk-copy GEMV (gemv_w4_bulk.cuh) with two 8-token columns, over the tokens 16 at a time
-// (each slice reads W again: meant for 9-16 tokens, where it reads W once), with W4sLaunchFn's
-// signature so that the test and the benchmark take it as one more variant ("bulk16"). Where kBulk
-// cannot run (before sm_90, k not a multiple of 4 x group) it runs w4s_pick's kernel instead.
-inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                            cudaStream_t stream, const W4gWorkspace* own, int min_chunks);
-
 // gemm_w4's choice by token count (bench_cuda_kernels gemm_w4_variant/... times the others):
 // kMR x kTN x kWT x stages.
 using W4sLaunchFn = void (*)(const W4Matrix&, const __half*, const __half*, __half*, int, cudaStream_t,
@@ -638,8 +631,27 @@ inline W4sLaunchFn w4s_pick(int tokens) {
   return &launch_gemm_w4s<2, 4, 2, 4>;                    // 128 rows x 64 tokens, 2 blocks per SM
 }
 
+// Blocks per SM of the wgmma kernel (its shared memory raised first), cached per device.
+template <int kN, int kWD>
+int w4w_blocks_per_sm() {
+  constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
+  static std::atomic<uint64_t> raised{0};
+  static std::atomic<int> occupancy[64] = {};
+  raise_dynamic_smem(raised, kernel, W4wTile<kN>::kSmem);
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
+  if (per_sm == 0) {
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kW4wThreads, W4wTile<kN>::kSmem));
+    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
+    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
+  }
+  return per_sm;
+}
+
 // The wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) with kN tokens per block and kWD chunks of weights
-// in flight per warp, on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no wgmma it runs w4s_pick's.
+// in flight per warp, on the staged kernel's grid rule, workspace and reduce kernel; where the
+// running code has no wgmma it runs w4s_pick's.
 template <int kN, int kWD>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
@@ -647,17 +659,7 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
   using Tile = W4wTile<kN>;
   constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
-  static std::atomic<uint64_t> raised{0};
-  static std::atomic<int> occupancy[64] = {};
-  raise_dynamic_smem(raised, kernel, Tile::kSmem);
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
-  if (per_sm == 0) {
-    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kW4wThreads, Tile::kSmem));
-    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
-    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
-  }
+  const int per_sm = w4w_blocks_per_sm<kN, kWD>();
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
@@ -669,40 +671,6 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
                      static_cast<unsigned>(split.splits)),
                 dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
                 static_cast<int>(split.k_split), partials);
-  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
-}
-
-// The wgmma kernel with its weights streamed by the copy engine (gemm_w4_wgmma.cuh), kN tokens per
-// block, `kStages` weight stages of 512 inputs; splits of whole spans. Where the running code has no
-// wgmma or k is not a multiple of 4 x group, the register-ring wgmma kernel's launcher takes over.
-template <int kN, int kStages>
-void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                               cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  static_assert(kStages >= 2 && kStages <= kW4wbMaxStages);
-  static_assert(kW4wbBarrierBytes + kW4wStages * W4wTile<kN>::kStageBytes + kStages * (kW4wRows * (kW4wbRowBytes + 80)) <=
-                    227 * 1024,
-                "the x and weight rings of group 32 must fit in sm_90's 227 KB of shared memory per block");
-  if (tokens <= 0) return;
-  if (!w4w_available() || !w4_bulk_shape_ok(w))
-    return launch_gemm_w4_wgmma<kN, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
-  constexpr auto kernel = gemm_w4_wgmma_bulk_kernel<kN>;
-  const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
-  const size_t smem = w4wb_smem_bytes<kN>(kStages, group_shift);
-  // One limit per kernel: raised once to the largest (group 32's) size, which every launch fits in.
-  static std::atomic<uint64_t> raised{0};
-  raise_dynamic_smem(raised, kernel, w4wb_smem_bytes<kN>(kStages, 5));
-  const W4gWorkspace& ws = own ? *own : w4g_workspace();
-  const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
-  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
-  const int64_t tiles = row_blocks * token_tiles, slots = ws.sms;  // one block an SM (its shared memory)
-  const int min_spans = static_cast<int>(ceil_div(std::max(1, min_chunks), kW4wbSpan / kW4wChunk));
-  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wbSpan, min_spans, ws);
-  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
-  launch_kernel(kernel,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
-                     static_cast<unsigned>(split.splits)),
-                dim3(kW4wThreads), smem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, group_shift, tokens,
-                static_cast<int>(split.k_split), partials, kStages);
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
@@ -723,31 +691,7 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t4_w2_s4", &launch_gemm_w4s<2, 4, 2, 4>);
   f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
   f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
-  f("bulk16", &launch_gemm_w4s_bulk16);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
-  f("wg16_d4", &launch_gemm_w4_wgmma<16, 4>);
-  f("wg32_d4", &launch_gemm_w4_wgmma<32, 4>);
-  f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
-  f("wg64_d4", &launch_gemm_w4_wgmma<64, 4>);
-  f("wgb16_s4", &launch_gemm_w4_wgmma_bulk<16, 4>);
-  f("wgb32_s3", &launch_gemm_w4_wgmma_bulk<32, 3>);
-  f("wgb64_s3", &launch_gemm_w4_wgmma_bulk<64, 3>);
-}
-
-inline void launch_gemm_w4s_bulk16(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                                   cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  const bool pdl = pdl_available();
-  for (int t0 = 0; t0 < tokens; t0 += 16) {
-    const int nt = std::min(16, tokens - t0);
-    const GemvX<__half> xs{x + static_cast<int64_t>(t0) * w.k};
-    const GemvStore<__half, __half> ys{y + static_cast<int64_t>(t0) * w.n, bias};
-    const bool ran = w.group == 128 ? launch_gemv_w4_bulk<2, true>(w, nt, 0, 0, 0, xs, ys, stream, pdl)
-                                    : launch_gemv_w4_bulk<2, false>(w, nt, 0, 0, 0, xs, ys, stream, pdl);
-    if (!ran) {
-      check(t0 == 0, "gemm_w4 bulk16: kBulk stopped running between slices");
-      return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
-    }
-  }
 }
 
 }  // namespace detail
@@ -784,13 +728,15 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 2, 1, 4>();  // w4s_pick's variants
   (void)detail::w4s_blocks_per_sm<2, 4, 1, 3>();
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
-  (void)detail::w4w_available();  // the wgmma variants' probe launches and copies: not inside a capture
+  if (detail::w4w_available())  // the probe launches and copies: not inside a capture
+    (void)detail::w4w_blocks_per_sm<16, 2>();
   (void)pdl_available();
 }
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. The staged kernel, its tile by token count (w4s_pick);
+/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens where the code is sm_90a, the wgmma
+/// kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel, its tile by token count (w4s_pick);
 /// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own split-k scratch, or null for the device's shared one (then calls must not
 /// overlap in time).
@@ -803,7 +749,11 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   check(aligned16(w.qweight) && aligned16(x), "gemm_w4: qweight and x must be 16-byte aligned");
   if (tokens == 0) return;
   const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
-  detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
+  // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens the wgmma kernel with 2 chunks
+  // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
+  // cuBLAS fp16); at 32 and 64 it was no faster.
+  if (tokens <= 16) detail::launch_gemm_w4_wgmma<16, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
+  else detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // W4A16 GEMM on Hopper's warpgroup MMA (wgmma, sm_90a): y[t, n] = sum_k x[t, k] W[n, k] (+ bias), W in
-// the W4 layout (w4_layout.cuh), for 9 tokens and up. gemm_w4's variants "wg16", "wg32", "wg64".
+// the W4 layout (w4_layout.cuh). gemm_w4's kernel for 9-16 tokens where the code is sm_90a
+// (launch_gemm_w4_wgmma<16, 2>, variant "wg16_d2").
 //
 // Why. The staged mma.sync kernel (gemm_w4.cuh) issues one m16n8k16 per 16 x 8 x 16 product plus
 // the instructions that feed it, and measured 0.69-0.88x cuBLAS fp16 at 64 tokens on an H200
@@ -10,7 +11,12 @@
 // warp dequantizes exactly the A fragment it needs (rows 16w.., the mma.m16n8k16 A layout, as the
 // GEMV does), and B, the activations, comes from shared memory through a matrix descriptor.
 //
-// Layout (PTX ISA 9.7.15; verified there and in CuTe's GMMA traits, not yet on a GPU):
+// Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens 1.52-1.98x cuBLAS fp16 on
+// Llama-3-8B's Linears against the staged kernel's 1.35-1.62x; at 32 and 64 tokens (kN 32, 64) it
+// was no faster than the staged kernel (0.76-1.34x cuBLAS), so those stay on it. The template takes
+// kN 16, 32, 64 (tools/wgmma_w4_layout_check.py checks all three layouts).
+//
+// Layout (PTX ISA 9.7.15; checked there, in CuTe's GMMA traits and against the CPU on an H100):
 //   A (registers): warp w of a warpgroup holds rows 16w + g, 16w + g + 8 (g = lane / 4, t = lane % 4),
 //     reg0 = (row g, k 2t, 2t+1), reg1 = (row g + 8, same k), reg2 = (row g, k 2t+8, 2t+9), reg3 = row g + 8.
 //   D (f32, N/2 registers): d[4j + e] is (row g + 8 (e >> 1), column 8j + 2t + (e & 1)).
@@ -36,7 +42,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include "bulk_copy.cuh"
 #include "device_buffer.cuh"
 #include "vec.cuh"
 #include "w4_layout.cuh"
@@ -332,132 +337,6 @@ __global__ static void __launch_bounds__(kW4wThreads)
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
   __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
-#endif
-}
-
-// ---- The same with the weights streamed by the copy engine (variants "wgb...") ------------------
-// Why. The register ring above keeps 2-4 chunks (1-4 KB a warp, 16-32 KB a block) of weights in
-// flight; at 16 tokens the product is bound by reading W, and deeper register rings cost registers
-// the wgmma pipeline needs (wg16_d4 takes 215). Here 3-4 stages of 40-50 KB stay in flight at one
-// block an SM: the copy engine (cp.async.bulk with an mbarrier per stage, gemv_w4_bulk.cuh's
-// pattern) streams spans of 512 inputs of the block's 128 rows (the weights, 64 bytes of pad per
-// row, then the params, 16 bytes more per param row) into a ring of `stages` stages; each lane
-// reads its two 16-byte vectors and params of a chunk from shared memory just before dequantizing
-// them. No producer warp (a ninth warp caps the registers at 224 and ptxas then serializes the
-// wgmma, C7512): the block barrier that every chunk has anyway proves that all warps are done with
-// the previous span, so at a span's first chunk the 256 threads refill that span's stage with one
-// copy each (128 weight rows, 128 param rows), thread 0 announcing the bytes. The x ring and the
-// wgmma are the kernel above's. Needs k a multiple of 4 x group (16-byte param segments) and splits
-// of whole spans.
-inline constexpr int kW4wbSpan = 512;  // inputs per weight stage: 4 chunks
-inline constexpr int kW4wbMaxStages = 4;
-inline constexpr int kW4wbRowBytes = kW4wbSpan / 2 + 64;  // a weight row of a stage, padded
-inline constexpr int kW4wbBarrierBytes = kW4wbMaxStages * 8;
-
-__host__ __device__ inline int w4wb_param_stride(int group_shift) { return ((kW4wbSpan >> group_shift) * 4) + 16; }
-__host__ __device__ inline int w4wb_stage_bytes(int group_shift) {
-  return kW4wRows * (kW4wbRowBytes + w4wb_param_stride(group_shift));
-}
-template <int kN>
-inline size_t w4wb_smem_bytes(int stages, int group_shift) {
-  return size_t(kW4wbBarrierBytes) + size_t(kW4wStages) * W4wTile<kN>::kStageBytes +
-         size_t(stages) * w4wb_stage_bytes(group_shift);
-}
-
-template <int kN>
-__global__ static void __launch_bounds__(kW4wThreads)
-    gemm_w4_wgmma_bulk_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
-                              const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y,
-                              int n, int k, int group_shift, int tokens, int k_split, float* __restrict__ partials,
-                              int stages) {
-#ifdef TURBINE_WGMMA
-  using Tile = W4wTile<kN>;
-  if (partials) pdl_launch_dependents();
-  extern __shared__ __align__(128) unsigned char w4w_smem[];
-  uint64_t* const full = reinterpret_cast<uint64_t*>(w4w_smem);
-  const uint32_t xring = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem)) + kW4wbBarrierBytes;
-  unsigned char* const wring = w4w_smem + kW4wbBarrierBytes + kW4wStages * Tile::kStageBytes;
-  const int pstride = w4wb_param_stride(group_shift), wstage = w4wb_stage_bytes(group_shift);
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
-  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
-  const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;   // chunks
-  const int spans = (kend - kbeg + kW4wbSpan - 1) / kW4wbSpan;  // weight stages to fill
-  const int words = k / 8, groups = k >> group_shift;
-
-  // Span `span` into stage span % stages: thread r < 128 copies weight row r, thread 128 + r its params.
-  auto fill = [&](int span) {
-    const int s = span % stages, k0 = kbeg + span * kW4wbSpan, len = min(kW4wbSpan, kend - k0);
-    if (tid == 0)
-      bulk::arrive_expect_tx(full + s, uint32_t(kW4wRows) * uint32_t(len / 2 + (len >> group_shift) * 4));
-    const int r = tid & (kW4wRows - 1);
-    const int64_t row = min(row0 + r, n - 1);  // rows past n re-read row n - 1 (never stored)
-    unsigned char* const st = wring + size_t(s) * wstage;
-    if (tid < kW4wRows)
-      bulk::copy_g2s(st + r * kW4wbRowBytes, qw + row * words + (k0 >> 3), uint32_t(len / 2), full + s);
-    else
-      bulk::copy_g2s(st + kW4wRows * kW4wbRowBytes + r * pstride, params + row * groups + (k0 >> group_shift),
-                     uint32_t((len >> group_shift) * 4), full + s);
-  };
-  if (tid == 0) {
-    for (int s = 0; s < stages; ++s) bulk::barrier_init(full + s, 1);
-    bulk::fence_init();
-  }
-  __syncthreads();
-  for (int sp = 0; sp < min(spans, stages); ++sp) fill(sp);
-
-  const int wrow = row0 + 16 * warp + g;  // this lane's rows wrow, wrow + 8 (of the block: 16 warp + g)
-  auto issue_x = [&](int slot, int step) {
-    w4w_issue_x<kN, kW4wThreads>(xring + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
-                                 tid);
-  };
-  float acc[kN / 2];
-#pragma unroll
-  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
-  uint32_t a0[8][4], a1[8][4];
-
-  // Chunk i = 4 si + q: x as the kernel above; the weights from span si's stage. At q = 0 the
-  // barrier also means every warp read its last chunk of span si - 1: its stage takes span
-  // si - 1 + stages.
-  auto chunk = [&](int i, int q, uint32_t (&a)[8][4]) {
-    const int si = i / 4, s = si % stages;
-    const unsigned char* const st = wring + size_t(s) * wstage;
-    w4w_cp_wait<kW4wStages - 3>();
-    fence_proxy_async_shared();
-    __syncthreads();  // everyone's x chunk i is in; everyone waited for chunk i - 2's wgmma
-    if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);
-    w4w_commit();
-    if (q == 0) {
-      if (si >= 1 && si - 1 + stages < spans) fill(si - 1 + stages);
-      bulk::wait(full + s, (si / stages) & 1);
-    }
-    const int kk = kbeg + i * kW4wChunk + 32 * t;
-    uint4 wa = make_uint4(0, 0, 0, 0), wb = wa;
-    __half2 pa{}, pb{};
-    if (kk < kend) {
-      const int rg = 16 * warp + g;
-      wa = *reinterpret_cast<const uint4*>(st + rg * kW4wbRowBytes + q * 64 + 16 * t);
-      wb = *reinterpret_cast<const uint4*>(st + (rg + 8) * kW4wbRowBytes + q * 64 + 16 * t);
-      const int p = ((q * 128 + 32 * t) >> group_shift) * 4;
-      pa = *reinterpret_cast<const __half2*>(st + kW4wRows * kW4wbRowBytes + rg * pstride + p);
-      pb = *reinterpret_cast<const __half2*>(st + kW4wRows * kW4wbRowBytes + (rg + 8) * pstride + p);
-    }
-    w4w_dequant(wa, wb, pa, pb, a);
-    w4w_mma_chunk<kN>(acc, a, xring + (i % kW4wStages) * Tile::kStageBytes);
-    wgmma_wait<1>();
-  };
-
-  issue_x(0, 0);
-  w4w_commit();
-  if (steps > 1) issue_x(1, 1);
-  w4w_commit();
-  w4w_run_chunks<kW4wbSpan / kW4wChunk>(steps, a0, a1, chunk);
-  wgmma_keep(acc);
-  w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
-                partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
-#else
-  __trap();  // not sm_90a code: launch_gemm_w4_wgmma_bulk checks before launching
 #endif
 }
 

@@ -7,12 +7,13 @@
 // The kernels are gemv.cuh's with a 4-bit weight stream: 16-row tiles, warps split k, lane (g, c)
 // loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the four
 // words of each feed four m16n8k16 mma steps (the tokens are the n = 8 side), and the first loads
-// go out before the programmatic-launch wait. Three kernels (W4Launch picks; bench_cuda_kernels
+// go out before the programmatic-launch wait. Two kernels (W4Launch picks; bench_cuda_kernels
 // gemv_w4_variant times them): kBase, one tile per block and each warp's loads all at once, then
 // its arithmetic; kStream (the default), each warp's chunks through a ring of loads in flight
 // across one or more tiles per block, with (group 128) the scale applied to the fp32 sums instead
-// of to every weight; kBulk (sm_90, gemv_w4_bulk.cuh), kStream's arithmetic on weights that the
-// copy engine streams into a shared-memory ring.
+// of to every weight. (A third, kStream's arithmetic on weights that the copy engine streamed into
+// a shared-memory ring with cp.async.bulk and mbarriers, measured 0.62-0.95x kStream's speed on an
+// H100 at Llama-3-8B's Linears, 2026-12-05, and was removed: PERFORMANCE.md.)
 // x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
 // GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
 // (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
@@ -24,7 +25,6 @@
 
 #include "gemv.cuh"
 #include "gemv_fused.cuh"
-#include "gemv_w4_bulk.cuh"
 #include "w4_chunk.cuh"
 #include "w4_layout.cuh"
 
@@ -35,18 +35,14 @@ enum class W4Kernel {
   kBase,    ///< one block per 16 rows, warps split k, every weight load of a warp issued at once
   kStream,  ///< as kBase, but each warp streams its k share through a ring of kW4Depth loads in flight,
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
-  kBulk,    ///< kStream's arithmetic on weights the copy engine streams into a shared-memory ring
-            ///< (gemv_w4_bulk.cuh; sm_90 and k a multiple of 4 x group, else kStream runs)
 };
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
   W4Kernel kernel = W4Kernel::kStream;  ///< which kernel: kStream (the default) or kBase (the kernel before 2026-12-04)
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
-  int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles (kBulk: kW4BulkMaxTiles)
-  bool scale_after = true;  ///< kStream and kBulk, group 128: multiply the fp32 sums of (q - z) x by the scale
-  int stages = 0;           ///< kBulk: ring stages per block, 2 to kW4BulkMaxStages (0: 4)
-  int chunks = 0;           ///< kBulk: 128-input chunks per consumer warp and stage, 1 to kW4BulkMaxChunks (0: 2)
+  int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
+  bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -279,15 +275,6 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
     else if (chunks > 8) launch_gemv_w4_kernel<4, 4>(w, tokens, x, e, stream, pdl);
     else launch_gemv_w4_kernel<2, 4>(w, tokens, x, e, stream, pdl);
     return;
-  }
-  if (how.kernel == W4Kernel::kBulk) {
-    const bool after = how.scale_after && w.group == 128;
-    const bool ran = after ? launch_gemv_w4_bulk<1, true>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x, e,
-                                                          stream, pdl)
-                           : launch_gemv_w4_bulk<1, false>(w, tokens, how.stages, how.chunks, how.tiles_per_block, x,
-                                                           e, stream, pdl);
-    if (ran) return;
-    how = W4Launch{};  // kBulk cannot run here (gemv_w4_bulk.cuh): kStream, the launcher's choice
   }
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   // The most warps that fit in one wave (about 125 registers a lane: 16 warps per SM): the first of

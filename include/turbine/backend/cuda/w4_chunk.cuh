@@ -1,8 +1,8 @@
 #pragma once
-// One lane's share of one 128-input chunk of the W4 GEMV, shared by its kernels (gemv_w4.cuh's
-// kStream, gemv_w4_bulk.cuh's kBulk): lane (g, c) holds the 16-byte weight vectors of rows g (a4)
-// and g + 8 (b4) at inputs 32c .. 32c + 31 of the chunk, and their params {scale, 1024 + zero}
-// (a lane's 32 inputs are in one group for every group size). Word jj of each vector feeds the two
+// One lane's share of one 128-input chunk of the W4 GEMV (gemv_w4.cuh's kStream kernel): lane
+// (g, c) holds the 16-byte weight vectors of rows g (a4) and g + 8 (b4) at inputs 32c .. 32c + 31
+// of the chunk, and their params {scale, 1024 + zero} (a lane's 32 inputs are in one group for
+// every group size). Word jj of each vector feeds the two
 // m16n8k16 steps of gemv_mma_chunk with x elements kk + 8jj .. +7 of each token column, alternating
 // between two accumulators (acc for even jj, acc1 for odd: two independent mma chains).
 //   kScaleAfter (group 128): the mma sums (q - z) x in fp32, then one FFMA per sum applies the
