@@ -4,7 +4,7 @@
 // multiples of the 128-row block, k that is not a multiple of the 256-input step (SmolLM2's 576), k
 // split over blocks (few rows, long k) and not, every group size, with and without bias; and against
 // the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape; and every variant of
-// the staged kernel (the one gemm_w4 dispatches to), k split into as many parts as fit and not.
+// the staged and wgmma kernels (those gemm_w4 dispatches to), k split into as many parts as fit and not.
 #include <doctest/doctest.h>
 
 #include <turbine/backend/cuda/gemm.cuh>
@@ -59,7 +59,7 @@ TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..3
     W4Case w = make_w4(s.n, s.k, s.group, rng);
     const auto bias = random_half<__half>(s.n, rng);
     auto d_bias = upload_half<__half>(bias);
-    for (int tokens : {9, 16, 17, 33, 64, 100, 128, 256, 300}) {
+    for (int tokens : {1, 8, 9, 16, 17, 33, 64, 100, 128, 256, 300}) {  // 1, 8: any count is computed
       const bool with_bias = (combo++ % 2) == 0;  // alternate: every shape and tile sees both
       const auto x = random_half<__half>(size_t(tokens) * s.k, rng);
       auto d_x = upload_half<__half>(x);
@@ -75,12 +75,12 @@ TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..3
   }
 }
 
-TEST_CASE("every staged gemm_w4 variant matches the CPU product, split over k and not") {
+TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split over k and not") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemm_w4 staged variants"));
   namespace wd = cuda::detail;
   // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
-  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages.
+  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and wg16_d2.
   std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
   wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {

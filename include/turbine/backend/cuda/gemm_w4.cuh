@@ -42,9 +42,11 @@
 // every 128-input chunk (unit u ^ bit 3 of u) and a 32-byte row pad make them conflict-free.
 //
 // gemm_w4 now runs the second, staged kernel (gemm_w4s_kernel, after the first one, which stays
-// for comparison in bench_cuda_kernels): the same fragments, but warps owning several 16-row tiles
-// (x fragments reused across them), weights and params staged through a deeper cp.async ring, and
-// split-k sums added by a separate kernel over the whole GPU. Its own comment says why.
+// for comparison in bench_cuda_kernels) above 16 tokens and where the code has no wgmma: the same
+// fragments, but warps owning several 16-row tiles (x fragments reused across them), weights and
+// params staged through a deeper cp.async ring, and split-k sums added by a separate kernel over
+// the whole GPU. Its own comment says why. Up to 16 tokens on sm_90a it runs the wgmma kernel of
+// gemm_w4_wgmma.cuh on the same grid rule, workspace and reduce kernel.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -621,8 +623,8 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// gemm_w4's choice by token count (bench_cuda_kernels gemm_w4_variant/... times the others):
-// kMR x kTN x kWT x stages.
+// The staged kernel's tile by token count, gemm_w4's choice above 16 tokens and wherever the code
+// has no wgmma (bench_cuda_kernels gemm_w4_variant/... times the others): kMR x kTN x kWT x stages.
 using W4sLaunchFn = void (*)(const W4Matrix&, const __half*, const __half*, __half*, int, cudaStream_t,
                              const W4gWorkspace*, int);
 inline W4sLaunchFn w4s_pick(int tokens) {
@@ -674,10 +676,11 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// Calls f(name, launch) for each variant of the staged kernel that the benchmark times and the
-// test checks, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
-// 8-warp block, STAGES ring stages). A function, so the variants are instantiated only where it
-// is called.
+// Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
+// kernel's, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
+// 8-warp block, STAGES ring stages), and the wgmma kernel's wg16_d2 (16 tokens a block, 2 chunks in
+// flight a warp; gemm_w4's own up to 16 tokens). A function, so the variants are instantiated only
+// where it is called.
 template <class F>
 void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s4", &launch_gemm_w4s<1, 2, 1, 4>);

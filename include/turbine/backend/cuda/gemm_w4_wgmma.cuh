@@ -32,7 +32,7 @@
 //
 // A block is two warpgroups (256 threads, 128 rows of W) and kN tokens. Per 128-input chunk: x
 // through a 4-stage ring of 4-byte cp.async copies (zero-filled past the tokens and past k), each
-// warp's weights and params through a kWD-deep register ring (2 or 4 chunks); the warp
+// warp's weights and params through a kWD-deep register ring (gemm_w4 uses 2 chunks); the warp
 // dequantizes its 8 A fragments ((q - z) * s in fp16, as the f16 engine's weights), then the
 // warpgroup issues 8 wgmma. The A
 // registers of one chunk stay untouched until its wgmmas are done (two register sets, alternate

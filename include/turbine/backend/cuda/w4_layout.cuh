@@ -1,5 +1,5 @@
 #pragma once
-// The W4A16 weight layout on the GPU and its in-register dequantization, shared by the 4-bit GEMV
+// The W4A16 weight layout on the GPU and its in-register dequantization, shared by the 4-bit
 // GEMV (gemv_w4.cuh) and GEMMs (gemm_w4.cuh, gemm_w4_wgmma.cuh). Group-wise asymmetric 4-bit
 // integers (AWQ / RTN: w = (q - z) * s, one fp16 scale and integer zero per `group` inputs of a row):
 //   qweight  uint32 [n, k / 8]: word j of a row holds inputs 8j .. 8j+7, input 8j + 2i in nibble i
