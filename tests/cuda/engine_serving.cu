@@ -15,6 +15,7 @@
 #include <turbine/engine/scheduler.hpp>
 #include <turbine/turbine.cuh>
 
+#include "serving_cases.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
@@ -33,16 +34,9 @@ Pipeline<Model>* pipeline() {
   return pipe.get();
 }
 
-struct Case {
-  std::vector<int32_t> prompt;
-  GenerationConfig cfg;
-};
-
-Response alone(Pipeline<Model>& pipe, const Case& c) {
-  auto cache = pipe.model().new_cache(pipe.context_size());
-  std::vector<int32_t> cached;
-  return generate_sequence(pipe.model(), cache, cached, c.prompt, pipe.tokenizer(), c.cfg, pipe.eos_ids());
-}
+using Case = test::ServingCase;
+using test::alone;
+using test::settled;
 
 /// Greedy requests that share a long system prompt (two full blocks of 64 and more), with
 /// questions of different lengths; 8 to 40 new tokens.
@@ -66,32 +60,6 @@ std::vector<Case> cases(Pipeline<Model>& pipe, int n, bool long_prompt) {
   return out;
 }
 
-std::vector<RequestResult> run_at_random_times(Engine<Model>& engine, const std::vector<Case>& cs, unsigned seed) {
-  std::vector<std::shared_ptr<RequestStream>> outs(cs.size());
-  std::vector<std::thread> clients;
-  std::mt19937 rng(seed);
-  for (size_t i = 0; i < cs.size(); ++i) {
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 200)(rng));
-    outs[i] = std::make_shared<RequestStream>();
-    clients.emplace_back([&, i, delay] {
-      std::this_thread::sleep_for(delay);
-      engine.submit(cs[i].prompt, cs[i].cfg, outs[i]);
-    });
-  }
-  for (auto& t : clients) t.join();
-  std::vector<RequestResult> got;
-  for (auto& o : outs) got.push_back(o->wait_result());
-  return got;
-}
-
-EngineStats settled(const Engine<Model>& engine) {
-  for (int i = 0; i < 400 && (engine.stats().running != 0 || engine.stats().cache.blocks_used != 0); ++i) std::this_thread::sleep_for(5ms);
-  return engine.stats();
-}
-
-/// How far the batched tokens `got` stray from the alone run `want`: 0 if identical, else checks
-/// that the first differing token is a near tie for the model alone (teacher-forced on the
-/// batched tokens before it) and returns 1.
 int divergence(Pipeline<Model>& pipe, const Case& c, const std::vector<int32_t>& got, const std::vector<int32_t>& want) {
   size_t d = 0;
   while (d < got.size() && d < want.size() && got[d] == want[d]) ++d;
@@ -140,7 +108,7 @@ TEST_CASE("GPU serving: 32 requests at random times, batched, prefix-cached and 
     CAPTURE(setup.name);
     const auto t0 = std::chrono::steady_clock::now();
     Engine<Model> engine(*pipe, setup.opts);
-    const std::vector<RequestResult> got = run_at_random_times(engine, *setup.cases, 7);
+    const std::vector<RequestResult> got = test::run_at_random_times(engine, *setup.cases, 7, 200);
     int diverged = 0;
     for (size_t i = 0; i < got.size(); ++i) {
       CAPTURE(i);

@@ -10,6 +10,7 @@
 #include <turbine/engine/scheduler.hpp>
 #include <turbine/turbine.hpp>
 
+#include "serving_cases.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
@@ -26,17 +27,9 @@ Pipeline<Model>* pipeline() {
   return pipe.get();
 }
 
-struct Case {
-  std::vector<int32_t> prompt;
-  GenerationConfig cfg;
-};
-
-/// What one request gets alone: a fresh cache, the whole prompt at once.
-Response alone(Pipeline<Model>& pipe, const Case& c) {
-  auto cache = pipe.model().new_cache(pipe.context_size());
-  std::vector<int32_t> cached;
-  return generate_sequence(pipe.model(), cache, cached, c.prompt, pipe.tokenizer(), c.cfg, pipe.eos_ids());
-}
+using Case = test::ServingCase;
+using test::alone;
+using test::settled;
 
 /// A sink that records what it hears (on the engine thread) and can cancel after some pieces.
 struct Recorder : StreamSink {
@@ -76,15 +69,6 @@ std::vector<Case> mixed_cases(Pipeline<Model>& pipe) {
   cases.push_back({pipe.encode_chat({{"user", longer + "How many times did the fox jump?"}}), {}});
   cases.back().cfg.max_new_tokens = 12;
   return cases;
-}
-
-/// Stats (and the pool's figures) are updated just after the last sink hears its result; wait for
-/// them to settle.
-template <class E>
-EngineStats settled(const E& engine) {
-  for (int i = 0; i < 400 && (engine.stats().running != 0 || engine.stats().queued != 0 || engine.stats().cache.blocks_used != 0); ++i)
-    std::this_thread::sleep_for(5ms);
-  return engine.stats();
 }
 
 }  // namespace
@@ -171,24 +155,6 @@ std::vector<Case> shared_prefix_cases(Pipeline<Model>& pipe, int n, bool long_pr
   return cases;
 }
 
-/// Submits every case from its own thread after a random delay; returns what each got.
-std::vector<RequestResult> run_at_random_times(Engine<Model>& engine, const std::vector<Case>& cases, unsigned seed) {
-  std::vector<std::shared_ptr<RequestStream>> outs(cases.size());
-  std::vector<std::thread> clients;
-  std::mt19937 rng(seed);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng));
-    outs[i] = std::make_shared<RequestStream>();
-    clients.emplace_back([&, i, delay] {
-      std::this_thread::sleep_for(delay);
-      engine.submit(cases[i].prompt, cases[i].cfg, outs[i]);
-    });
-  }
-  for (auto& t : clients) t.join();
-  std::vector<RequestResult> got;
-  for (auto& o : outs) got.push_back(o->wait_result());
-  return got;
-}
 }  // namespace
 
 TEST_CASE("32 requests at random times, with prefix caching and with preemption forced by a tiny cache, get exactly their tokens alone") {
@@ -230,7 +196,7 @@ TEST_CASE("32 requests at random times, with prefix caching and with preemption 
     const std::vector<Case>& cases = *setup.cases;
     const auto t0 = std::chrono::steady_clock::now();
     Engine<Model> engine(*pipe, setup.opts);
-    const std::vector<RequestResult> got = run_at_random_times(engine, cases, 99);
+    const std::vector<RequestResult> got = test::run_at_random_times(engine, cases, 99, 300);
     for (size_t i = 0; i < cases.size(); ++i) {
       CAPTURE(i);
       CHECK(got[i].error.empty());
