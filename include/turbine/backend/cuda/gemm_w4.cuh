@@ -294,23 +294,28 @@ inline const W4gWorkspace& w4g_workspace() {
   return w;
 }
 
-// The once-per-device set-up of one tile size (shared-memory limit, resident blocks per SM, cached):
-// what a CUDA graph capture must not be the first to do.
-template <int kTN>
-int w4g_blocks_per_sm() {
-  constexpr size_t kSmem = w4g_smem_bytes<kTN>();
+// The once-per-device set-up of a W4 GEMM kernel (shared-memory limit, resident blocks per SM,
+// cached per device; each kernel its own statics): what a CUDA graph capture must not be the first
+// to do.
+template <auto kKernel>
+int w4_kernel_blocks_per_sm(int threads, size_t smem) {
   static std::atomic<uint64_t> raised{0};
   static std::atomic<int> occupancy[64] = {};
-  raise_dynamic_smem(raised, gemm_w4_kernel<kTN>, kSmem);
+  raise_dynamic_smem(raised, kKernel, smem);
   int dev = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
   if (per_sm == 0) {
-    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemm_w4_kernel<kTN>, kW4gThreads, kSmem));
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads, smem));
     per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
     occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
   }
   return per_sm;
+}
+
+template <int kTN>
+int w4g_blocks_per_sm() {
+  return w4_kernel_blocks_per_sm<gemm_w4_kernel<kTN>>(kW4gThreads, w4g_smem_bytes<kTN>());
 }
 
 template <int kTN>
@@ -552,20 +557,8 @@ __global__ static void __launch_bounds__(256)
 // The once-per-device set-up of one staged variant (shared-memory limit, resident blocks per SM).
 template <int kMR, int kTN, int kWT, int kStages>
 int w4s_blocks_per_sm() {
-  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
-  static std::atomic<uint64_t> raised{0};
-  static std::atomic<int> occupancy[64] = {};
-  raise_dynamic_smem(raised, gemm_w4s_kernel<kMR, kTN, kWT, kStages>, Tile::kSmem);
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
-  if (per_sm == 0) {
-    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &per_sm, gemm_w4s_kernel<kMR, kTN, kWT, kStages>, kW4sThreads, Tile::kSmem));
-    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
-    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
-  }
-  return per_sm;
+  return w4_kernel_blocks_per_sm<gemm_w4s_kernel<kMR, kTN, kWT, kStages>>(kW4sThreads,
+                                                                          W4sTile<kMR, kTN, kWT, kStages>::kSmem);
 }
 
 // The k split of a W4 GEMM grid (the staged and the wgmma kernels): k is split, in units of `unit`
@@ -636,19 +629,7 @@ inline W4sLaunchFn w4s_pick(int tokens) {
 // Blocks per SM of the wgmma kernel (its shared memory raised first), cached per device.
 template <int kN, int kWD>
 int w4w_blocks_per_sm() {
-  constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
-  static std::atomic<uint64_t> raised{0};
-  static std::atomic<int> occupancy[64] = {};
-  raise_dynamic_smem(raised, kernel, W4wTile<kN>::kSmem);
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  int per_sm = occupancy[dev & 63].load(std::memory_order_relaxed);
-  if (per_sm == 0) {
-    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kW4wThreads, W4wTile<kN>::kSmem));
-    per_sm = std::clamp(per_sm, 1, kW4gMaxBlocksPerSm);
-    occupancy[dev & 63].store(per_sm, std::memory_order_relaxed);
-  }
-  return per_sm;
+  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
 }
 
 // The wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) with kN tokens per block and kWD chunks of weights
