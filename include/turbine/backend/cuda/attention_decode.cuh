@@ -157,23 +157,37 @@ __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b
 // The online-softmax step of one tile for the thread's two rows: s holds the scores of the warp's
 // kKW positions (column j*8 + 2*tig + e is position n0 + j*8 + 2*tig + e); positions outside a row's
 // [lo_r, hi_r] are masked, o and l are rescaled, and s is left holding p = exp2(scaled score - max).
+// What it leaves out, because the decode kernels issue close to their schedulers' peak (Nsight
+// Compute, int4 cache, H100, 2026-12-05): rows 8-15 of the m16 tile when the warp holds no row
+// there (rows_hi false: a group of <= 8 query heads and one query, e.g. Llama-3-8B's 4; their p is
+// left 0, so their o stays 0), the mask on a tile that lies inside both rows' ranges, and the
+// rescale of o when no lane's maximum moved (the common case once a few tiles are in).
 template <int NJ, int ND>
 __device__ __forceinline__ void decode_softmax(float (&s)[NJ][4], float (&m)[2], float (&l)[2], float (&o)[ND][4], int n0,
-                                               int tig, const int (&lo_r)[2], const int (&hi_r)[2], float scale_log2) {
+                                               int tig, const int (&lo_r)[2], const int (&hi_r)[2], float scale_log2,
+                                               bool rows_hi) {
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
+    if (rr == 1 && !rows_hi) {  // warp-uniform
+#pragma unroll
+      for (int j = 0; j < NJ; ++j) s[j][2] = s[j][3] = 0.f;
+      break;
+    }
+    if (n0 < lo_r[rr] || n0 + NJ * 8 - 1 > hi_r[rr]) {
+#pragma unroll
+      for (int j = 0; j < NJ; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int kp = n0 + j * 8 + tig * 2 + e;
+          if (kp < lo_r[rr] || kp > hi_r[rr]) s[j][2 * rr + e] = -INFINITY;
+        }
+    }
     float mx = m[rr];
 #pragma unroll
-    for (int j = 0; j < NJ; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int kp = n0 + j * 8 + tig * 2 + e;
-        if (kp < lo_r[rr] || kp > hi_r[rr]) s[j][2 * rr + e] = -INFINITY;
-        mx = fmaxf(mx, s[j][2 * rr + e]);
-      }
+    for (int j = 0; j < NJ; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
     mx = quad_max(mx);
     const float base = mx == -INFINITY ? 0.f : mx * scale_log2;
-    const float alpha = fast_exp2(m[rr] * scale_log2 - base);
+    const float alpha = m[rr] == mx ? 1.f : fast_exp2(m[rr] * scale_log2 - base);
     m[rr] = mx;
     float sum = 0.f;
 #pragma unroll
@@ -185,10 +199,12 @@ __device__ __forceinline__ void decode_softmax(float (&s)[NJ][4], float (&m)[2],
         sum += p;
       }
     l[rr] = l[rr] * alpha + sum;
+    if (__any_sync(0xffffffffu, alpha != 1.f)) {
 #pragma unroll
-    for (int j = 0; j < ND; ++j) {
-      o[j][2 * rr] *= alpha;
-      o[j][2 * rr + 1] *= alpha;
+      for (int j = 0; j < ND; ++j) {
+        o[j][2 * rr] *= alpha;
+        o[j][2 * rr + 1] *= alpha;
+      }
     }
   }
 }
@@ -398,6 +414,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
   int lo_r[2], hi_r[2];
   decode_row_ranges(a, len, start, end, mt * 16, gid, lo_r, hi_r);
+  const bool rows_hi = mt * 16 + 8 < a.group * a.queries;  // the warp holds a row in 8-15 of its m16 tile
 
   float o[HD / 8][4];
 #pragma unroll
@@ -431,7 +448,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
         mma16816<T>(s[2 * np + 1], qf[kk], bf[2], bf[3]);
       }
 
-    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2);
+    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2, rows_hi);
 
 #pragma unroll
     for (int kk = 0; kk < kKW / 16; ++kk) {
@@ -529,6 +546,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
   load_q_permuted<T, HD>(a, b, g, mt * 16, gid, tig, qf, qsum);  // after the wait (q is the previous kernel's)
   int lo_r[2], hi_r[2];
   decode_row_ranges(a, len, start, end, mt * 16, gid, lo_r, hi_r);
+  const bool rows_hi = mt * 16 + 8 < a.group * a.queries;  // the warp holds a row in 8-15 of its m16 tile
 
   float o[HD / 8][4];
 #pragma unroll
@@ -552,7 +570,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
       if constexpr (kFold) Tile::k_fold(st, r0 + j * 8 + tig * 2, qsum, s[j]);
     }
 
-    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2);
+    decode_softmax(s, m, l, o, n0, tig, lo_r, hi_r, a.scale_log2, rows_hi);
 
 #pragma unroll
     for (int kk = 0; kk < kKW / 16; ++kk) {

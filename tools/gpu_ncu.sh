@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On the GPU machine, after tools/gpu_session.sh build: one kernel launch of a benchmark under
+# Nsight Compute (speed of light, launch, occupancy, warp states, memory, scheduler sections; clocks
+# and caches left alone so the figures match the benchmark's), the details page to $OUT/ncu_NAME.txt.
+#   tools/gpu_ncu.sh NAME BENCH_BINARY BENCHMARK_FILTER KERNEL_REGEX [LAUNCH_SKIP=20]
+# bench_cuda_kernels skips its ceilings under TURBINE_BENCH_NO_CEILINGS, so the regex can be broad.
+set -uo pipefail
+name=$1 bin=$2 filter=$3 kre=$4 skip=${5:-20}
+out="${OUT:-/tmp/gpu_out}"
+mkdir -p "$out"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+[ -n "$ncu" ] || { echo "ncu not found"; exit 1; }
+TURBINE_BENCH_NO_CEILINGS=1 timeout 240 "$ncu" --clock-control none --cache-control none \
+  --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+  --section MemoryWorkloadAnalysis --section SchedulerStats --section ComputeWorkloadAnalysis \
+  --kernel-name "regex:$kre" --launch-skip "$skip" --launch-count 1 \
+  "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.01s >"$out/ncu_$name.txt" 2>&1
+echo "ncu $name rc $?"
+grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Grid Size|Block Size|Waves Per SM|Issue Slots Busy|Warp Cycles Per Issued|No Eligible" \
+  "$out/ncu_$name.txt" | head -24
