@@ -13,9 +13,7 @@ cd "$here"
 mode=${1:?"usage: tools/gpu_ab.sh base|build|bench ..."}
 shift
 out="${OUT:-/tmp/gpu_out}"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 case "$mode" in
 base)
   commit=${1:?"tools/gpu_ab.sh base COMMIT FILE..."}

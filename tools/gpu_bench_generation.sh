@@ -37,9 +37,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,
 # 1. the binary ------------------------------------------------------------------------------
 # The CLI links cpp-httplib (turbine serve) and, through it, OpenSSL and brotli: machines without
 # them get the copies in build-bench/carry/lib (searched after the CUDA libraries).
-for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 [ -d "$here/build-bench/carry/lib" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$here/build-bench/carry/lib"
 bin="${TURBINE_BIN:-}"
 if [ -n "$bin" ] && [ -x "$bin" ]; then
@@ -127,7 +125,7 @@ done
 # 5. per-kernel GPU time of one decode step (ncu serializes kernels: durations, not overlap) ----
 # Only 400 kernels are profiled, from the 6000th on: inside the 63 decode steps of an 8/64 run for
 # both shapes (a full profile of every launch does not fit the budget); about 20 s per shape.
-ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+ncu_bin=$(find_ncu)
 for shape in llama3-8b smollm2-135m; do
   if [ -z "$ncu_bin" ] || [ "$(left)" -lt 50 ]; then
     say "ncu $shape: skipped (ncu '${ncu_bin}', $(left) s left)"

@@ -10,9 +10,7 @@ build=build-gpu
 mkdir -p "$out" /tmp/deps
 t0=$(date +%s)
 say() { echo "[$(($(date +%s) - t0)) s] $*"; }
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
 gen=()
 command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)

@@ -5,13 +5,12 @@
 #   tools/gpu_ncu.sh NAME BENCH_BINARY BENCHMARK_FILTER KERNEL_REGEX [LAUNCH_SKIP=20]
 # bench_cuda_kernels skips its ceilings under TURBINE_BENCH_NO_CEILINGS, so the regex can be broad.
 set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 name=$1 bin=$2 filter=$3 kre=$4 skip=${5:-20}
 out="${OUT:-/tmp/gpu_out}"
 mkdir -p "$out"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$here/tools/gpu_env.sh"
+ncu=$(find_ncu)
 [ -n "$ncu" ] || { echo "ncu not found"; exit 1; }
 TURBINE_BENCH_NO_CEILINGS=1 timeout 240 "$ncu" --clock-control none --cache-control none \
   --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \

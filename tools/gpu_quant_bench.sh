@@ -12,9 +12,7 @@ cd "$here"
 build=${BUILD:-build-gpu}
 out="${OUT:-/tmp/gpu_out}"
 mkdir -p "$out"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 bench() {  # name, seconds, binary, filter
   local name=$1 limit=$2 bin=$3 filter=$4
   [ -x "$bin" ] || { echo "$name: $bin not built"; return; }

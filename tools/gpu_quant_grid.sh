@@ -10,9 +10,7 @@ bin=${TURBINE_BIN:-build-gpu/examples/turbine}
 out=${OUT:-/tmp/gpu_out}
 shape=${SHAPE:-llama3-8b}
 mkdir -p "$out"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 for row in ${ROWS:-same/same w4/same w4/int8 same/int8}; do
   weights=${row%/*} kv=${row#*/}
   timeout "${ROW_S:-120}" "$bin" bench generation --device cuda --dtype f16 --random-weights --shape "$shape" \

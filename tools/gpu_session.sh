@@ -32,9 +32,7 @@ finish() {
   printf '%s\n' "${summary[@]}"
 }
 trap finish EXIT
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
+. "$here/tools/gpu_env.sh"
 model_dir="$here/.cache/models"
 model="$model_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
 

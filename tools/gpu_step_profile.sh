@@ -12,10 +12,8 @@ build=${BUILD:-build-gpu}
 out="${OUT:-/tmp/gpu_out}"
 which=${1:-llama3-w4} skip=${2:-4000} count=${3:-600}
 mkdir -p "$out"
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$here/tools/gpu_env.sh"
+ncu=$(find_ncu)
 [ -n "$ncu" ] || { echo "ncu not found"; exit 1; }
 "$ncu" --clock-control none --cache-control none --metrics gpu__time_duration.sum --launch-skip "$skip" \
   --launch-count "$count" --csv --page raw "$build/bench/bench_cuda_decode_step" "$which" "${LABEL:-engine default}" >"$out/step_profile_$which.csv" \
