@@ -23,52 +23,19 @@
 #include <turbine/backend/cuda/device_buffer.cuh>
 #include <turbine/backend/cuda/paged_kv.cuh>
 
+#include "kernel_test_util.cuh"
 #include "test_support.hpp"
 
 namespace {
 
 using turbine::cpu::AttentionShape;
 using turbine::cuda::DeviceBuffer;
+using turbine::test::HalfTraits;
+using turbine::test::random_rounded;
+using turbine::test::to_f;
+using turbine::test::to_t;
 
-std::mt19937_64& rng() {
-  static std::mt19937_64 gen = [] {
-    uint64_t seed = std::random_device{}();
-    if (const char* s = std::getenv("TURBINE_TEST_SEED")) seed = std::strtoull(s, nullptr, 10);
-    std::printf("attention_decode: seed %llu\n", static_cast<unsigned long long>(seed));
-    return std::mt19937_64(seed);
-  }();
-  return gen;
-}
-
-template <class T>
-T to_t(float x) {
-  if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
-  else return __float2bfloat16_rn(x);
-}
-template <class T>
-float to_f(T x) {
-  if constexpr (std::is_same_v<T, __half>) return __half2float(x);
-  else return __bfloat162float(x);
-}
-template <class T>
-constexpr double tolerance() {
-  return std::is_same_v<T, __half> ? 1e-3 : 1e-2;
-}
-template <class T>
-const char* tname() {
-  return std::is_same_v<T, __half> ? "f16" : "bf16";
-}
-
-template <class T>
-void fill_rounded(std::vector<float>& f, std::vector<T>& t, size_t n, float amp) {
-  std::uniform_real_distribution<float> u(-amp, amp);
-  f.resize(n);
-  t.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    t[i] = to_t<T>(u(rng()));
-    f[i] = to_f(t[i]);
-  }
-}
+std::mt19937_64& rng() { return turbine::test::seeded_rng64("attention_decode"); }
 
 // A batch of sequences on the device: each cache in its own region of one buffer (with
 // `stride` elements per position), the per-sequence pointer arrays, q, out and the lengths. With
@@ -97,9 +64,9 @@ struct Batch {
       total += len;
     }
     std::vector<T> tq, tk, tv;
-    fill_rounded(q, tq, size_t(lens.size()) * nq * row, 3.f);
-    fill_rounded(k, tk, size_t(total) * kv_row, 1.f);
-    fill_rounded(v, tv, size_t(total) * kv_row, 1.f);
+    q = random_rounded<T>(size_t(lens.size()) * nq * row, 3.f, tq, rng());
+    k = random_rounded<T>(size_t(total) * kv_row, 1.f, tk, rng());
+    v = random_rounded<T>(size_t(total) * kv_row, 1.f, tv, rng());
     std::vector<T> pk(size_t(total) * stride, to_t<T>(NAN)), pv(size_t(total) * stride, to_t<T>(NAN));
     for (int64_t p = 0; p < total; ++p)
       for (int64_t i = 0; i < kv_row; ++i) {
@@ -233,12 +200,12 @@ void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, 
     int64_t bad = 0;
     const double err = b.error(&bad);
     std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d block %3d splits %3d %s lengths [%s]: rel err %.3e%s\n",
-                tname<T>(), int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
+                HalfTraits<T>::name, int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
                 pad, block, plan.splits, run == 0 ? "merge " : run == 1 ? "folded" : "prefet", ls.c_str(), err,
                 bad ? " NON-FINITE" : "");
-    INFO(tname<T>(), " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls, " run ", run);
+    INFO(HalfTraits<T>::name, " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls, " run ", run);
     CHECK(bad == 0);
-    CHECK(err < tolerance<T>());
+    CHECK(err < HalfTraits<T>::tol);
   }
   std::vector<unsigned> left(counters.size());
   TURBINE_CUDA_CHECK(cudaMemcpy(left.data(), counters.data(), counters.bytes(), cudaMemcpyDeviceToHost));
@@ -341,7 +308,7 @@ TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
       std::printf("decode graph replay (%s) lengths [%d %d %d]: rel err %.3e%s\n", folded ? "folded" : "merge",
                   lens[0], lens[1], lens[2], err, bad ? " NON-FINITE" : "");
       CHECK(bad == 0);
-      CHECK(err < tolerance<T>());
+      CHECK(err < HalfTraits<T>::tol);
     }
     TURBINE_CUDA_CHECK(cudaGraphExecDestroy(exec));
     TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));

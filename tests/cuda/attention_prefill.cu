@@ -21,55 +21,19 @@
 #include <turbine/backend/cuda/device_buffer.cuh>
 #include <turbine/backend/cuda/paged_kv.cuh>
 
+#include "kernel_test_util.cuh"
 #include "test_support.hpp"
 
 namespace {
 
 using turbine::cpu::AttentionShape;
 using turbine::cuda::DeviceBuffer;
+using turbine::test::HalfTraits;
+using turbine::test::random_rounded;
+using turbine::test::to_f;
+using turbine::test::to_t;
 
-std::mt19937_64& rng() {
-  static std::mt19937_64 gen = [] {
-    uint64_t seed = std::random_device{}();
-    if (const char* s = std::getenv("TURBINE_TEST_SEED")) seed = std::strtoull(s, nullptr, 10);
-    std::printf("attention_prefill: seed %llu\n", static_cast<unsigned long long>(seed));
-    return std::mt19937_64(seed);
-  }();
-  return gen;
-}
-
-template <class T>
-T to_t(float x) {
-  if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
-  else return __float2bfloat16_rn(x);
-}
-template <class T>
-float to_f(T x) {
-  if constexpr (std::is_same_v<T, __half>) return __half2float(x);
-  else return __bfloat162float(x);
-}
-
-// Uniform values in [-amp, amp], rounded to T; `dev` gets T, the returned floats are the rounded ones.
-template <class T>
-std::vector<float> random_rounded(size_t n, float amp, std::vector<T>& dev) {
-  std::uniform_real_distribution<float> u(-amp, amp);
-  std::vector<float> f(n);
-  dev.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    dev[i] = to_t<T>(u(rng()));
-    f[i] = to_f(dev[i]);
-  }
-  return f;
-}
-
-template <class T>
-constexpr double tolerance() {
-  return std::is_same_v<T, __half> ? 1e-3 : 1e-2;
-}
-template <class T>
-const char* tname() {
-  return std::is_same_v<T, __half> ? "f16" : "bf16";
-}
+std::mt19937_64& rng() { return turbine::test::seeded_rng64("attention_prefill"); }
 
 struct Case {
   int tokens, pos0, heads, kv_heads, head_dim, window = 0;
@@ -93,9 +57,9 @@ Result run_case(const Case& c, Launch<T> launch) {
   const int64_t row = int64_t(c.heads) * hd, kv_row = int64_t(c.kv_heads) * hd, stride = kv_row + c.stride_pad;
   const AttentionShape shape{c.heads, c.kv_heads, hd, c.window};
   std::vector<T> hq, hk, hv;
-  const std::vector<float> q = random_rounded<T>(size_t(c.tokens) * row, 3.f, hq);
-  const std::vector<float> k = random_rounded<T>(size_t(kv_len) * kv_row, 1.f, hk);
-  const std::vector<float> v = random_rounded<T>(size_t(kv_len) * kv_row, 1.f, hv);
+  const std::vector<float> q = random_rounded<T>(size_t(c.tokens) * row, 3.f, hq, rng());
+  const std::vector<float> k = random_rounded<T>(size_t(kv_len) * kv_row, 1.f, hk, rng());
+  const std::vector<float> v = random_rounded<T>(size_t(kv_len) * kv_row, 1.f, hv, rng());
 
   // The device cache has `stride` elements per position; the padding is poisoned too.
   std::vector<T> pk(size_t(kv_len) * stride, to_t<T>(NAN)), pv(size_t(kv_len) * stride, to_t<T>(NAN));
@@ -180,12 +144,12 @@ template <class T>
 void check_case(const Case& c, Launch<T> launch = nullptr, const char* config = "") {
   const Result r = run_case<T>(c, launch);
   std::printf("prefill %-4s %s%shd %3d heads %2d/%d tokens %5d pos0 %5d window %4d pad %d block %3d: rel err %.3e (%lld rows)%s\n",
-              tname<T>(), config, *config ? " " : "", c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, c.block, r.err,
+              HalfTraits<T>::name, config, *config ? " " : "", c.head_dim, c.heads, c.kv_heads, c.tokens, c.pos0, c.window, c.stride_pad, c.block, r.err,
               static_cast<long long>(r.rows_checked), r.non_finite ? " NON-FINITE" : "");
-  INFO(tname<T>(), " ", config, " hd ", c.head_dim, " heads ", c.heads, "/", c.kv_heads, " tokens ", c.tokens, " pos0 ", c.pos0,
+  INFO(HalfTraits<T>::name, " ", config, " hd ", c.head_dim, " heads ", c.heads, "/", c.kv_heads, " tokens ", c.tokens, " pos0 ", c.pos0,
        " window ", c.window);
   CHECK(r.non_finite == 0);
-  CHECK(r.err < tolerance<T>());  // false for NaN
+  CHECK(r.err < HalfTraits<T>::tol);  // false for NaN
 }
 
 bool no_gpu() {

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <turbine/backend/cuda/check.cuh>
 #include <turbine/backend/cuda/device_buffer.cuh>
 #include <turbine/backend/cuda/types.cuh>
@@ -36,6 +38,44 @@ struct HalfTraits<__nv_bfloat16> {
   static uint16_t round(float f) { return f32_to_bf16(f); }
   static float widen(uint16_t h) { return bf16_to_f32(h); }
 };
+
+/// x rounded to T on the host, and the exact value of a T.
+template <class T>
+T to_t(float x) {
+  if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
+  else return __float2bfloat16_rn(x);
+}
+template <class T>
+float to_f(T x) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(x);
+  else return __bfloat162float(x);
+}
+
+/// The suite's 64-bit random engine, seeded once per process and the seed printed with the
+/// suite's name: TURBINE_TEST_SEED=N replays a failed run.
+inline std::mt19937_64& seeded_rng64(const char* suite) {
+  static std::mt19937_64 gen = [suite] {
+    uint64_t seed = std::random_device{}();
+    if (const char* s = std::getenv("TURBINE_TEST_SEED")) seed = std::strtoull(s, nullptr, 10);
+    std::printf("%s: seed %llu\n", suite, static_cast<unsigned long long>(seed));
+    return std::mt19937_64(seed);
+  }();
+  return gen;
+}
+
+/// n uniform values in [-amp, amp] rounded to T: `dev` gets the T values, the returned floats are
+/// their exact values.
+template <class T>
+std::vector<float> random_rounded(size_t n, float amp, std::vector<T>& dev, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> u(-amp, amp);
+  std::vector<float> f(n);
+  dev.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    dev[i] = to_t<T>(u(rng));
+    f[i] = to_f(dev[i]);
+  }
+  return f;
+}
 
 /// Host values of a T buffer: the 16-bit patterns and their exact fp32 values.
 struct HalfHost {
