@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include "cuda_bench_common.cuh"
+#include "cuda_gbench_main.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -221,20 +222,14 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  if (turbine::cuda::device_count() == 0) {
-    std::printf("[skipped] no CUDA device on this machine\n");
-    return 0;
-  }
-  g_mem = turbine::bench::measure_memory_ceilings();
-  g_gemm_tflops = turbine::bench::measure_gemm_ceiling_tflops();
-  turbine::bench::print_device();
-  std::printf("ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, read + write), read-only %.0f GB/s, "
-              "bf16 GEMM %.0f TFLOP/s\n",
-              g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return turbine::bench::run_gpu_benchmarks("bench_cuda_attention", argc, argv, [] {
+    g_mem = turbine::bench::measure_memory_ceilings();
+    g_gemm_tflops = turbine::bench::measure_gemm_ceiling_tflops();
+    turbine::bench::print_device();
+    std::printf("ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, read + write), read-only %.0f GB/s, "
+                "bf16 GEMM %.0f TFLOP/s\n",
+                g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+  });
 }

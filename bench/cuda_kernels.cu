@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include "cuda_bench_common.cuh"
+#include "cuda_gbench_main.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -550,21 +551,10 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  if (device_count() == 0) {
-    std::printf("[skipped] no CUDA device on this machine\n");
-    return 0;
-  }
-  try {
+  return turbine::bench::run_gpu_benchmarks("bench_cuda_kernels", argc, argv, [] {
     measure_ceilings();
     register_all();
     benchmark::RunSpecifiedBenchmarks();
     print_table();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_cuda_kernels: %s\n", e.what());
-    return 1;
-  }
-  benchmark::Shutdown();
-  return 0;
+  });
 }
