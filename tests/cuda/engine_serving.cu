@@ -16,6 +16,7 @@
 #include <turbine/turbine.cuh>
 
 #include "serving_cases.hpp"
+#include "default_pipeline.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
@@ -26,13 +27,7 @@ namespace {
 
 constexpr float kTieTolerance = 0.25f;  // logits of this model span about 30; f16 GEMMs differ by ~0.05
 
-Pipeline<Model>* pipeline() {
-  static std::unique_ptr<Pipeline<Model>> pipe = [] {
-    const std::string path = test::default_model_path();
-    return path.empty() ? nullptr : std::make_unique<Pipeline<Model>>(path, PipelineOptions{"", 2048});
-  }();
-  return pipe.get();
-}
+Pipeline<Model>* pipeline() { return test::default_pipeline<Model>(); }
 
 using Case = test::ServingCase;
 using test::alone;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "server_fixture.hpp"
+#include "default_pipeline.hpp"
 
 using namespace turbine;
 using namespace turbine::test;
@@ -16,13 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Pipeline<ServeModel>* pipeline() {
-  static std::unique_ptr<Pipeline<ServeModel>> pipe = [] {
-    const std::string path = default_model_path();
-    return path.empty() ? nullptr : std::make_unique<Pipeline<ServeModel>>(path, PipelineOptions{"", 2048});
-  }();
-  return pipe.get();
-}
+Pipeline<ServeModel>* pipeline() { return test::default_pipeline<ServeModel>(); }
 
 /// The server every test case shares (no API keys).
 LocalServer* server() {

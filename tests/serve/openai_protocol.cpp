@@ -31,6 +31,27 @@ ApiError completion_error(const std::string& body) {
 const std::string kMsgs = R"("messages": [{"role": "user", "content": "hi"}])";
 std::string chat_with(const std::string& field) { return "{" + kMsgs + ", " + field + "}"; }
 
+/// One field of a chat body that must be refused: the field as JSON, the param and message expected.
+struct FieldCase {
+  const char* field;
+  const char* param;
+  const char* message;
+};
+
+/// Each case's field in a valid chat body gets a 400 with `code`, its param and its exact message.
+template <size_t N>
+void expect_refused(const FieldCase (&cases)[N], const char* code) {
+  for (const FieldCase& c : cases) {
+    const std::string field = c.field;
+    CAPTURE(field);
+    const ApiError e = chat_error(chat_with(c.field));
+    CHECK(e.status == 400);
+    CHECK(e.param == c.param);
+    CHECK(e.code == code);
+    CHECK(std::string(e.what()) == c.message);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a full chat request becomes typed fields") {
@@ -116,12 +137,7 @@ TEST_CASE("malformed bodies: not UTF-8, not JSON, not an object") {
 }
 
 TEST_CASE("wrong types name the field, the expected type and what came") {
-  struct Case {
-    const char* field;
-    const char* param;
-    const char* message;
-  };
-  const Case cases[] = {
+  const FieldCase cases[] = {
       {R"("max_tokens": "8")", "max_tokens", "Invalid type for 'max_tokens': expected an integer, got a string"},
       {R"("max_tokens": 2.5)", "max_tokens", "Invalid type for 'max_tokens': expected an integer, got a number"},
       {R"("temperature": "hot")", "temperature", "Invalid type for 'temperature': expected a number, got a string"},
@@ -135,24 +151,11 @@ TEST_CASE("wrong types name the field, the expected type and what came") {
       {R"("stream_options": {"include_usage": 1})", "stream_options.include_usage",
        "Invalid type for 'stream_options.include_usage': expected a boolean, got an integer"},
   };
-  for (const Case& c : cases) {
-    const std::string field = c.field;
-    CAPTURE(field);
-    const ApiError e = chat_error(chat_with(c.field));
-    CHECK(e.status == 400);
-    CHECK(e.param == c.param);
-    CHECK(e.code == "invalid_type");
-    CHECK(std::string(e.what()) == c.message);
-  }
+  expect_refused(cases, "invalid_type");
 }
 
 TEST_CASE("out-of-range values name the field and the range") {
-  struct Case {
-    const char* field;
-    const char* param;
-    const char* message;
-  };
-  const Case cases[] = {
+  const FieldCase cases[] = {
       {R"("max_tokens": -1)", "max_tokens", "Invalid value for 'max_tokens': expected an integer in [1, 2147483648], got -1"},
       {R"("max_tokens": 0)", "max_tokens", "Invalid value for 'max_tokens': expected an integer in [1, 2147483648], got 0"},
       {R"("max_tokens": 1e300)", "max_tokens", "Invalid value for 'max_tokens': expected an integer in [1, 2147483648], got 1e+300"},
@@ -171,15 +174,7 @@ TEST_CASE("out-of-range values name the field and the range") {
       {R"("stop": ["ok", ""])", "stop[1]", "Invalid value for 'stop[1]': expected a non-empty string, got \"\""},
       {R"("stop": "")", "stop", "Invalid value for 'stop': expected a non-empty string, got \"\""},
   };
-  for (const Case& c : cases) {
-    const std::string field = c.field;
-    CAPTURE(field);
-    const ApiError e = chat_error(chat_with(c.field));
-    CHECK(e.status == 400);
-    CHECK(e.param == c.param);
-    CHECK(e.code == "invalid_value");
-    CHECK(std::string(e.what()) == c.message);
-  }
+  expect_refused(cases, "invalid_value");
 }
 
 TEST_CASE("messages: required, non-empty, each with a known role and text content") {

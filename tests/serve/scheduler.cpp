@@ -11,6 +11,7 @@
 #include <turbine/turbine.hpp>
 
 #include "serving_cases.hpp"
+#include "default_pipeline.hpp"
 #include "test_support.hpp"
 
 using namespace turbine;
@@ -19,13 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Pipeline<Model>* pipeline() {
-  static std::unique_ptr<Pipeline<Model>> pipe = [] {
-    const std::string path = test::default_model_path();
-    return path.empty() ? nullptr : std::make_unique<Pipeline<Model>>(path, PipelineOptions{"", 2048});
-  }();
-  return pipe.get();
-}
+Pipeline<Model>* pipeline() { return test::default_pipeline<Model>(); }
 
 using Case = test::ServingCase;
 using test::alone;

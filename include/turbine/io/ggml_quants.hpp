@@ -208,42 +208,28 @@ inline void unpack_k_scales(const uint8_t* p, uint8_t* scale, uint8_t* min) {
 // Q4_K super-block (144 bytes, 256 weights): fp16 d, fp16 dmin, 12 bytes scales, 128 bytes qs.
 // Each 32-byte chunk c of qs holds weights 64c..64c+31 (low nibbles, sub-block 2c) and
 // 64c+32..64c+63 (high nibbles, sub-block 2c+1); x = d*scale[s]*q - dmin*min[s].
-inline void rows_q4_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
-  for (int64_t b = 0; b < nb; ++b, src += 144, dst += 256) {
-    const float d = load_half(src), dmin = load_half(src + 2);
-    uint8_t scale[8], min[8];
-    unpack_k_scales(src + 4, scale, min);
-    const uint8_t* qs = src + 16;
-    for (int c = 0; c < 4; ++c) {
-      const float d0 = d * scale[2 * c], m0 = dmin * min[2 * c];
-      const float d1 = d * scale[2 * c + 1], m1 = dmin * min[2 * c + 1];
-      const uint8_t* q = qs + 32 * c;
-      float* y = dst + 64 * c;
-      for (int l = 0; l < 32; ++l) {
-        y[l] = d0 * float(q[l] & 0x0F) - m0;
-        y[l + 32] = d1 * float(q[l] >> 4) - m1;
-      }
-    }
-  }
-}
-
-// Q5_K super-block (176 bytes): fp16 d, fp16 dmin, 12 bytes scales, 32 bytes qh, 128 bytes qs.
-// Low 4 bits as Q4_K; the 5th bit of weight 64c+l is bit 2c of qh[l], of weight 64c+32+l bit 2c+1.
-inline void rows_q5_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
-  for (int64_t b = 0; b < nb; ++b, src += 176, dst += 256) {
+// Q5_K super-block (176 bytes): as Q4_K with 32 bytes qh between the scales and qs; the 5th bit of
+// weight 64c+l is bit 2c of qh[l], of weight 64c+32+l bit 2c+1.
+template <bool kFifthBit>
+inline void rows_q4_5_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  constexpr int64_t kBlockBytes = kFifthBit ? 176 : 144;
+  for (int64_t b = 0; b < nb; ++b, src += kBlockBytes, dst += 256) {
     const float d = load_half(src), dmin = load_half(src + 2);
     uint8_t scale[8], min[8];
     unpack_k_scales(src + 4, scale, min);
     const uint8_t* qh = src + 16;
-    const uint8_t* qs = src + 48;
+    const uint8_t* qs = src + (kFifthBit ? 48 : 16);
     for (int c = 0; c < 4; ++c) {
       const float d0 = d * scale[2 * c], m0 = dmin * min[2 * c];
       const float d1 = d * scale[2 * c + 1], m1 = dmin * min[2 * c + 1];
       const uint8_t* q = qs + 32 * c;
       float* y = dst + 64 * c;
       for (int l = 0; l < 32; ++l) {
-        const int lo = int(q[l] & 0x0F) | int((qh[l] >> (2 * c)) & 1) << 4;
-        const int hi = int(q[l] >> 4) | int((qh[l] >> (2 * c + 1)) & 1) << 4;
+        int lo = q[l] & 0x0F, hi = q[l] >> 4;
+        if constexpr (kFifthBit) {
+          lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+          hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+        }
         y[l] = d0 * float(lo) - m0;
         y[l + 32] = d1 * float(hi) - m1;
       }
@@ -314,8 +300,8 @@ inline void dequantize_row(StorageType t, const std::byte* src, float* dst, int6
     case StorageType::Q4_1: return detail::rows_q4_1(s, dst, nb);
     case StorageType::Q5_0: return detail::rows_q5_0(s, dst, nb);
     case StorageType::Q5_1: return detail::rows_q5_1(s, dst, nb);
-    case StorageType::Q4_K: return detail::rows_q4_k(s, dst, nb);
-    case StorageType::Q5_K: return detail::rows_q5_k(s, dst, nb);
+    case StorageType::Q4_K: return detail::rows_q4_5_k<false>(s, dst, nb);
+    case StorageType::Q5_K: return detail::rows_q4_5_k<true>(s, dst, nb);
     case StorageType::Q6_K: return detail::rows_q6_k(s, dst, nb);
     case StorageType::I4G32: return detail::rows_i4g(s, dst, nb, 32);
     case StorageType::I4G64: return detail::rows_i4g(s, dst, nb, 64);
