@@ -6,6 +6,7 @@
 #                                         (configured as tools/gpu_session.sh does; run that for this tree)
 #   tools/gpu_ab.sh bench NAME CMD...     (GPU) runs CMD with @B@ replaced by the baseline's build dir,
 #                                         then by this tree's (build-gpu); logs to $OUT/ab_NAME_{base,new}.log
+#                                         (always base first: repeat the call to see whether order matters)
 # Carry .device/carry and .device/base.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,7 @@ base)
   echo "baseline: $commit's $*"
   ;;
 build)
+  [ $# -ge 1 ] || { echo "tools/gpu_ab.sh build TARGET..."; exit 1; }
   [ -d .device/base ] || { echo "no .device/base: run tools/gpu_ab.sh base COMMIT FILE... and carry it"; exit 1; }
   mkdir -p /tmp/deps && tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
   rm -rf /tmp/ab_base && mkdir -p /tmp/ab_base

@@ -6,6 +6,8 @@
 # bench_cuda_kernels skips its ceilings under TURBINE_BENCH_NO_CEILINGS, so the regex can be broad.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+[ $# -ge 4 ] || { echo "usage: tools/gpu_ncu.sh NAME BENCH_BINARY BENCHMARK_FILTER KERNEL_REGEX [LAUNCH_SKIP]"; exit 1; }
+cd "$here"  # BENCH_BINARY relative to the repository root (build-gpu/bench/...)
 name=$1 bin=$2 filter=$3 kre=$4 skip=${5:-20}
 out="${OUT:-/tmp/gpu_out}"
 mkdir -p "$out"

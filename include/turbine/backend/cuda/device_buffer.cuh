@@ -73,9 +73,12 @@ class DeviceBuffer : public detail::OwnedArray<T, detail::FreeDevice> {
   explicit DeviceBuffer(size_t count, const char* what = "buffer") : detail::OwnedArray<T, detail::FreeDevice>(count) {
     if (count == 0) return;
     const cudaError_t err = cudaMalloc(&this->ptr_, count * sizeof(T));
+    if (err != cudaSuccess) {  // the base then frees nothing when this constructor throws
+      this->ptr_ = nullptr;
+      this->count_ = 0;
+    }
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
-      this->count_ = 0;  // nothing to free
       size_t free_b = 0, total_b = 0;
       cudaMemGetInfo(&free_b, &total_b);
       fail("out of GPU memory allocating ", what, ": asked ", (count * sizeof(T)) >> 20, " MiB with ", free_b >> 20,
@@ -93,7 +96,13 @@ class PinnedBuffer : public detail::OwnedArray<T, detail::FreePinned> {
   PinnedBuffer() = default;
   /// Allocates count elements of page-locked host memory (none for 0), uninitialized.
   explicit PinnedBuffer(size_t count) : detail::OwnedArray<T, detail::FreePinned>(count) {
-    if (count) TURBINE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&this->ptr_), count * sizeof(T)));
+    if (count == 0) return;
+    const cudaError_t err = cudaMallocHost(reinterpret_cast<void**>(&this->ptr_), count * sizeof(T));
+    if (err != cudaSuccess) {  // the base then frees nothing when this constructor throws
+      this->ptr_ = nullptr;
+      this->count_ = 0;
+    }
+    TURBINE_CUDA_CHECK(err);
   }
 };
 
