@@ -1,12 +1,28 @@
 #pragma once
-// Helpers shared by the test suites: where test data and the default model live.
+// Helpers shared by the test suites: fresh seeds, where test data and the default model live, and
+// the message of the error a call throws.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <turbine/core/error.hpp>
 
 namespace turbine::test {
+
+/// The message of the turbine::Error that f() throws ("" if it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// Whether `part` occurs in `s`.
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// A fresh seed for every run, printed so a failure can be replayed.
 inline uint32_t fresh_seed(const char* suite) {

@@ -13,6 +13,8 @@
 #include "test_support.hpp"
 
 using namespace turbine;
+using turbine::test::contains;
+using turbine::test::error_of;
 using namespace turbine::io;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -62,24 +64,12 @@ const char* kInternLM2 = R"({
 
 ModelConfig parse(const json& j) { return parse_hf_config(j, "config.json"); }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // The error parsing `base` with `patch` merged in (null values delete keys).
 std::string error_with(const char* base, const json& patch) {
   json j = json::parse(base);
   j.merge_patch(patch);
   return error_of([&] { parse(j); });
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 

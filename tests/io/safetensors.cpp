@@ -18,6 +18,8 @@
 
 namespace fs = std::filesystem;
 using namespace turbine;
+using turbine::test::contains;
+using turbine::test::error_of;
 using namespace turbine::io;
 using nlohmann::json;
 
@@ -49,22 +51,9 @@ std::vector<std::byte> image(const std::string& header, size_t data_bytes = 0) {
   return to_bytes(s + header + std::string(data_bytes, '\0'));
 }
 
-// The message of the turbine::Error that `f` throws ("" if it does not throw).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string parse_error(const std::string& header, size_t data_bytes = 0) {
   return error_of([&] { SafetensorsFile::from_bytes(image(header, data_bytes), "bad.safetensors"); });
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A writer with one tensor of each dtype the library uses, plus edge shapes.
 SafetensorsWriter sample_writer() {
