@@ -223,12 +223,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
   return turbine::bench::run_gpu_benchmarks("bench_cuda_attention", argc, argv, [] {
-    g_mem = turbine::bench::measure_memory_ceilings();
-    g_gemm_tflops = turbine::bench::measure_gemm_ceiling_tflops();
-    turbine::bench::print_device();
-    std::printf("ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, read + write), read-only %.0f GB/s, "
-                "bf16 GEMM %.0f TFLOP/s\n",
-                g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
+    turbine::bench::measure_and_print_ceilings(g_mem, g_gemm_tflops);
     register_all();
     benchmark::RunSpecifiedBenchmarks();
   });

@@ -229,4 +229,16 @@ inline void print_device() {
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
 }
 
+/// Measures the copy, read-only and bf16 GEMM ceilings and prints them after the device's line
+/// (the programs that report fractions of all three).
+inline void measure_and_print_ceilings(MemoryCeilings& mem, double& gemm_tflops) {
+  mem = measure_memory_ceilings();
+  gemm_tflops = measure_gemm_ceiling_tflops();
+  print_device();
+  std::printf(
+      "ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, 1 GiB, read + write), read-only "
+      "stream %.0f GB/s, bf16 GEMM %.0f TFLOP/s (8192^3 cuBLASLt)\n",
+      mem.copy_gbps, mem.memcpy_gbps, mem.kcopy_gbps, mem.read_gbps, gemm_tflops);
+}
+
 }  // namespace turbine::bench

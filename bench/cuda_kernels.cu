@@ -122,13 +122,7 @@ void measure_ceilings() {
     g_mem.copy_gbps = g_mem.read_gbps = g_gemm_tflops = 1.0;
     return;
   }
-  g_mem = measure_memory_ceilings();
-  g_gemm_tflops = measure_gemm_ceiling_tflops();
-  print_device();
-  std::printf(
-      "ceilings: copy %.0f GB/s (max of cudaMemcpy %.0f and copy kernel %.0f, 1 GiB, read + write), read-only "
-      "stream %.0f GB/s, bf16 GEMM %.0f TFLOP/s (8192^3 cuBLASLt)\n",
-      g_mem.copy_gbps, g_mem.memcpy_gbps, g_mem.kcopy_gbps, g_mem.read_gbps, g_gemm_tflops);
+  measure_and_print_ceilings(g_mem, g_gemm_tflops);
 }
 
 void print_table() {
