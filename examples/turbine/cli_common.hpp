@@ -150,7 +150,8 @@ struct QuantizeCommand {
   std::string method = "awq", output, calib;
   int w_bits = 4;
   int64_t group_size = 0, calib_samples = 64, calib_seqlen = 512;  // group 0: 128, else the largest that fits
-  bool no_clip = false, no_refine = false, no_norm_weighting = false, no_mlp_loss = false, feedback = false, sequential = false;
+  bool no_clip = false, no_refine = false, no_norm_weighting = false, no_mlp_loss = false, feedback = false, sequential = false,
+       refine_to_clipped = false;
 };
 void add_quantize_options(CLI::App& app, QuantizeCommand& q);
 /// Options of `turbine bench throughput` (cmd_bench_throughput.cpp).

@@ -29,6 +29,8 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_flag("--no-clip", q.no_clip, "AWQ without the clipping search (scales only)");
   app.add_flag("--no-refine", q.no_refine,
                "AWQ: round each group to nearest instead of choosing its scale and zero point by output error");
+  app.add_flag("--refine-to-clipped", q.refine_to_clipped,
+               "AWQ: the refinement measures each row's error against its clipped weights (the behaviour before 2026-12-06) instead of the weights before the clip");
   app.add_flag("--sequential", q.sequential,
                "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
   app.add_flag("--no-norm-weighting", q.no_norm_weighting,
@@ -111,6 +113,7 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   opt.sequential = q.sequential;
   opt.norm_weighted = !q.no_norm_weighting;
   opt.mlp_loss = !q.no_mlp_loss;
+  opt.refine_unclipped = !q.refine_to_clipped;
   std::vector<std::vector<int32_t>> calib;
   if (opt.method == QuantMethod::Awq) {
     const std::string text = read_text(q.calib);

@@ -73,3 +73,38 @@ TEST_CASE("round_int4_refined names a Gram matrix of the wrong size") {
   const std::vector<double> gram(10, 0.0);
   CHECK_THROWS_WITH_AS(round_int4_refined(w, 32, gram), doctest::Contains("Gram matrix is not [64, 64]"), Error);
 }
+
+TEST_CASE("round_int4_refined with a target: starts on the clipped grid, measures against the weights before the clip") {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t out = 32, in = 256, group = 64, tokens = 512;
+  const FloatRows x = correlated_inputs(tokens, in, rng);
+  const std::vector<double> gram = input_gram(x);
+  const FloatRows w = random_rows(out, in, rng, 0.05f);
+  FloatRows clipped = w;  // every group clamped to 70% of its largest magnitude, as a harsh clip search would
+  for (int64_t j = 0; j < out; ++j)
+    for (int64_t g = 0; g < in / group; ++g) {
+      auto seg = clipped.row(j).segment(g * group, group);
+      const float m = 0.7f * seg.cwiseAbs().maxCoeff();
+      seg = seg.cwiseMax(-m).cwiseMin(m);
+    }
+  RefineReport to_target, to_clipped, same;
+  const Int4Groups a = round_int4_refined(clipped, group, gram, &to_target, default_pool(), &w);
+  const Int4Groups b = round_int4_refined(clipped, group, gram, &to_clipped);
+  const Int4Groups rtn = rtn_quantize_int4(clipped.data(), out, in, group, round_scale_fp16);
+  const double e_rtn = output_error(x, w, rtn), e_target = output_error(x, w, a), e_clipped = output_error(x, w, b);
+  MESSAGE("output error against the unclipped weights: clipped grid ", e_rtn, ", refined to the clipped weights ",
+          e_clipped, ", refined to the unclipped ", e_target);
+  // the report measures against the target, from the clipped grid's round-to-nearest
+  CHECK(to_target.error_rtn == doctest::Approx(e_rtn).epsilon(1e-3));
+  CHECK(to_target.error == doctest::Approx(e_target).epsilon(1e-3));
+  CHECK(e_target <= e_rtn * (1 + 1e-4));
+  CHECK(e_target < e_clipped);  // the refinement takes back range the clip took where the inputs need it
+  // a target equal to the weights is no target
+  const Int4Groups c = round_int4_refined(clipped, group, gram, &same, default_pool(), &clipped);
+  CHECK(c.q == b.q);
+  CHECK(c.scales == b.scales);
+  CHECK(c.zeros == b.zeros);
+  const FloatRows wrong = random_rows(out, in / 2, rng);
+  CHECK_THROWS_WITH_AS(round_int4_refined(clipped, group, gram, nullptr, default_pool(), &wrong),
+                       doctest::Contains("the target is not [32, 256]"), Error);
+}

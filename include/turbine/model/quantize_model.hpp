@@ -18,6 +18,7 @@
 #include <chrono>
 #include <concepts>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,6 +59,9 @@ struct QuantizeOptions {
   /// AWQ: the gate/up scale search measures the error at the MLP's output (down(silu(gate) * up),
   /// down in float, as AutoAWQ), not at gate's and up's own outputs
   bool mlp_loss = true;
+  /// AWQ with clipping and refinement: the refinement measures each row's error against its
+  /// weights before the clip (the clipped grid is its starting point), not against the clipped copy
+  bool refine_unclipped = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
   int64_t clip_tokens = 512;              ///< calibration tokens the clip search measures on
@@ -272,6 +276,8 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
                          detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
                          detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
     std::vector<double> gram[4];  // refine, feedback: the inputs of q/k/v, o, gate/up, down (after the scales)
+    // refine_unclipped: v, o, gate, up, down as they were before the clip search clamped them
+    std::optional<quant::FloatRows> unclipped[5];
     LayerQuantReport rep;
     quant::FloatRows x_before;  // sequential: the layer's input, to run it again once quantized
     if (awq) {
@@ -321,14 +327,15 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       if (opt.clip) {  // not q and k: their errors are amplified by the attention scores
         const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens, token_weight[0]);
         const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens, token_weight[1]);
-        auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x) {
+        auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x, int i) {
+          if (opt.refine && opt.refine_unclipped) unclipped[i] = m;
           quant::search_awq_clip(m, x, opt.group, opt.grid, kMaxShrink, search);
         };
-        clip(L.wv, attn_s);
-        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens, token_weight[0]));
-        clip(L.gate, mlp_s);
-        clip(L.up, mlp_s);
-        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens, token_weight[1]));
+        clip(L.wv, attn_s, 0);
+        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens, token_weight[0]), 1);
+        clip(L.gate, mlp_s, 2);
+        clip(L.up, mlp_s, 3);
+        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens, token_weight[1]), 4);
       }
       if (opt.refine || opt.feedback) {
         const quant::FloatRows* inputs[4] = {&in.attn, &in.o, &in.mlp, &in.down};
@@ -341,9 +348,11 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     quant::FeedbackReport fed;
     quant::FeedbackBasis basis;  // feedback: of the slot being rounded (one at a time: for an 8B, 1.6 GB)
     int basis_slot = -1;
-    auto round_refined = [&](const quant::FloatRows& m, int slot) {
+    auto round_refined = [&](const quant::FloatRows& m, int slot, int clipped = -1) {
       if (gram[slot].empty()) return round(m);
-      quant::Int4Groups r = opt.refine ? quant::round_int4_refined(m, opt.group, gram[slot], &refined) : round(m);
+      const quant::FloatRows* target = clipped >= 0 && unclipped[clipped] ? &*unclipped[clipped] : nullptr;
+      quant::Int4Groups r = opt.refine ? quant::round_int4_refined(m, opt.group, gram[slot], &refined, default_pool(), target)
+                                       : round(m);
       if (opt.feedback) {
         if (basis_slot != slot) {
           basis = quant::FeedbackBasis();
@@ -363,11 +372,11 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     const auto t_round = Clock::now();
     out.wq = round_refined(L.wq, 0);
     out.wk = round_refined(L.wk, 0);
-    out.wv = round_refined(L.wv, 0);
-    out.wo = round_refined(L.wo, 1);
-    out.gate = round_refined(L.gate, 2);
-    out.up = round_refined(L.up, 2);
-    out.down = round_refined(L.down, 3);
+    out.wv = round_refined(L.wv, 0, 0);
+    out.wo = round_refined(L.wo, 1, 1);
+    out.gate = round_refined(L.gate, 2, 2);
+    out.up = round_refined(L.up, 2, 3);
+    out.down = round_refined(L.down, 3, 4);
     if (awq) {
       q.seconds_search += since(t_round);
       if (opt.sequential && l + 1 < c.num_layers) {  // (nothing reads the last layer's output)

@@ -48,15 +48,22 @@ struct RefineReport {
 inline constexpr int kRefinePasses = 2;
 
 /// W [out, in] (rows = outputs) to 4-bit groups, refined as above against `gram` (input_gram of
-/// the Linear's calibration inputs). Per row, the objective is the row's whole output error
+/// the Linear's calibration inputs). `target` (null: w itself, else [out, in]) is what the error
+/// is measured against: the weights before AWQ's clipping, where w is the clipped copy whose
+/// round-to-nearest grid is the starting point (so that a group may take back part of the range
+/// the clip search, which looks at one group at a time on fewer tokens, took away). Per row, the objective is the row's whole output error
 /// e^T G e, cross-group terms included: the groups are visited in turn (kRefinePasses times), and
 /// a group takes the candidate that lowers the whole error most given the others' current choice
 /// (h = G e is kept up to date, so a candidate costs O(group^2)). Deterministic; rows in parallel.
 inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const std::vector<double>& gram,
-                                     RefineReport* report = nullptr, ThreadPool& pool = default_pool()) {
+                                     RefineReport* report = nullptr, ThreadPool& pool = default_pool(),
+                                     const FloatRows* target = nullptr) {
   using MatrixRd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t out = w.rows(), in = w.cols();
   check(static_cast<int64_t>(gram.size()) == in * in, "round_int4_refined: the Gram matrix is not [", in, ", ", in, "]");
+  check(!target || (target->rows() == out && target->cols() == in), "round_int4_refined: the target is not [", out,
+        ", ", in, "]");
+  const FloatRows& ref = target ? *target : w;
   const Eigen::Map<const MatrixRd> G(gram.data(), in, in);
   Int4Groups r = rtn_quantize_int4(w.data(), out, in, group, round_scale_fp16);
   const int64_t groups = in / group;
@@ -67,7 +74,7 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
     std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(static_cast<size_t>(group));
     std::vector<float> s_cur(static_cast<size_t>(groups)), z_cur(static_cast<size_t>(groups));
     for (int64_t j = j0; j < j1; ++j) {
-      const float* row = w.data() + j * in;
+      const float* row = ref.data() + j * in;
       for (int64_t g = 0; g < groups; ++g) {
         s_cur[static_cast<size_t>(g)] = r.scales[static_cast<size_t>(g * out + j)];
         z_cur[static_cast<size_t>(g)] = r.zeros[static_cast<size_t>(g * out + j)];
