@@ -286,6 +286,23 @@ struct W4Copies {
   }
 };
 
+// The read ceiling at one Linear's size: the same bytes as W4Copies(n, k, 128) streamed by the
+// read-only kernel of the 1 GiB ceiling, one launch per call in the same kind of graph as the GEMV
+// (copies rotated past L2), so that a small GEMV's fraction can be read against what any kernel of
+// that size reaches (launch, ramp-up and tail included), not only against the 1 GiB stream. Each
+// thread issues its four 16-byte loads at once (the grid covers the bytes in one pass).
+void BM_read_at_size(benchmark::State& state, int n, int k) {
+  const W4Copies w(n, k, 128);
+  const size_t vecs = w.q[0].size() / 4;  // the packed words alone (the params, 1/32 more, are elsewhere)
+  DeviceBuffer<uint32_t> sink(1);
+  const unsigned blocks = static_cast<unsigned>(std::max<size_t>(1, ceil_div(vecs, size_t(4) * 512)));
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    read_kernel<<<blocks, 512, 0, s>>>(reinterpret_cast<const uint4*>(w.q[i % w.copies].data()), vecs, sink.data());
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+  });
+  run(state, timer, double(vecs) * 16.0);
+}
+
 // W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
 // scales/zeros, which is what it must stream. `how`: the kernel and launch configuration
 // (gemv_w4.cuh's W4Launch; default-constructed: what gemv_w4 picks).
@@ -469,6 +486,7 @@ void register_all() {
   }
   for (const Mat& s : llama)
     for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
+  for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
   // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
