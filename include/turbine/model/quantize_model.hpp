@@ -59,8 +59,8 @@ struct QuantizeOptions {
   /// AWQ: the gate/up scale search measures the error at the MLP's output (down(silu(gate) * up),
   /// down in float, as AutoAWQ), not at gate's and up's own outputs
   bool mlp_loss = true;
-  /// AWQ with clipping and refinement: the refinement measures each row's error against its
-  /// weights before the clip (the clipped grid is its starting point), not against the clipped copy
+  /// AWQ with clipping: the refinement and feedback measure each row's error against its weights
+  /// before the clip (the clipped grid is their starting point), not against the clipped copy
   bool refine_unclipped = true;
   int grid = 20;                          ///< candidates per search
   int64_t loss_tokens = 2048;             ///< calibration tokens the scale search measures on
@@ -328,7 +328,7 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
         const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens, token_weight[0]);
         const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens, token_weight[1]);
         auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x, int i) {
-          if (opt.refine && opt.refine_unclipped) unclipped[i] = m;
+          if ((opt.refine || opt.feedback) && opt.refine_unclipped) unclipped[i] = m;
           quant::search_awq_clip(m, x, opt.group, opt.grid, kMaxShrink, search);
         };
         clip(L.wv, attn_s, 0);
@@ -359,7 +359,7 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
           basis = quant::feedback_basis(gram[slot], m.cols());
           basis_slot = slot;
         }
-        quant::round_int4_feedback(m, gram[slot], basis, r, &fed);
+        quant::round_int4_feedback(target ? *target : m, gram[slot], basis, r, &fed);  // the same target as the refinement
       }
       return r;
     };
