@@ -383,50 +383,53 @@ struct FragTile {
 
   /// Issues the cp.async copies of the tile's rows, as KvStage::load (row_of(r, pred) -> pool row,
   /// or < 0 to skip the row); codes land swizzled (chunk()), rows past the data zero-filled.
-  /// kThreads / kBN threads share a row: each looks the row up once (a block-table read whose
-  /// latency every copy of the row waits on) and copies its share of the row's K and V code chunks;
-  /// the first of them copies the row's (scale, min) pairs, as 16-byte copies where a head's pairs
-  /// are whole 16 bytes (int4 at head_dim 128: four groups). Measured on an H100 (2026-12-05,
-  /// PERFORMANCE.md) against the loop over chunks that looked the row up once per chunk and once
-  /// per pair: int4 6-20% faster, int8 at 16-64 x 8192 9-11% slower (a warp's instruction now
-  /// reads 32 bytes of 16 rows instead of whole 128-byte rows).
+  /// Each warp takes kBN / warps consecutive rows: lane l looks up row l of them (a block-table
+  /// read whose latency every copy of the row waits on) and the copies get the rows by shuffles,
+  /// so a row is looked up once, and consecutive lanes copy consecutive 16-byte chunks of a row
+  /// (whole rows per instruction, as DRAM likes them). The (scale, min) pairs go as 16-byte
+  /// copies where a head's pairs are whole 16 bytes (int4 at head_dim 128), else 4 bytes a pair.
+  /// Measured on an H100 (2026-12-05, PERFORMANCE.md) at Llama-3-8B's heads, batch 64 x 8192:
+  /// int8 447 / 495 / 442 us and int4 361 / 339 / 319 us for the loop that looked a row up once per
+  /// chunk and per pair, for two threads a row (each a strided half of it: one lookup, but 32-byte
+  /// pieces of 16 rows per warp instruction), and for this form.
   template <int kThreads, class RowOf>
   __device__ __forceinline__ static void load(unsigned char* stage, const unsigned char* kpool,
                                               const unsigned char* vpool, int64_t row_bytes, int kv_heads, int head,
                                               int tid, RowOf&& row_of) {
-    constexpr int kChunks = kCB / 16, kPerRow = kThreads / kBN, kParamBytes = L::kGroups * 4;
-    static_assert(kThreads % kBN == 0 && kPerRow >= 1, "FragTile::load: a whole number of threads per row");
+    constexpr int kWarps = kThreads / 32, kRows = kBN / kWarps;  // rows per warp
+    constexpr int kChunks = kCB / 16, kParamBytes = L::kGroups * 4;
+    static_assert(kThreads % 32 == 0 && kBN % kWarps == 0 && kRows <= 32, "FragTile::load: rows per warp");
     using Stage = KvStage<K, HD, kBN>;
-    for (int r = tid / kPerRow; r < kBN; r += kThreads / kPerRow) {  // once when kThreads >= kBN
-      const int part = tid % kPerRow;
-      bool pred;
-      const int64_t row = row_of(r, pred);
+    const int lane = tid & 31, r0 = (tid >> 5) * kRows;
+    bool my_pred;
+    const int64_t my_row = row_of(r0 + lane % kRows, my_pred);  // lanes past kRows repeat a lookup
+    const int64_t codes = int64_t(head) * kCB, params = L::params_offset(kv_heads, head);
+#pragma unroll
+    for (int i = lane; i < kRows * kChunks; i += 32) {  // chunk c of row rr: lane i
+      const int rr = i / kChunks, c = i % kChunks;
+      const int64_t row = __shfl_sync(0xffffffffu, my_row, rr);
+      const bool pred = __shfl_sync(0xffffffffu, int(my_pred), rr) != 0;
       if (row < 0) continue;
-      const unsigned char* const krow = kpool + row * row_bytes;
-      const unsigned char* const vrow = vpool + row * row_bytes;
-      const int64_t codes = int64_t(head) * kCB;
+      const int r = r0 + rr;
+      unsigned char* const dst = stage + size_t(r) * kCB + chunk(r, c) * 16;
+      const int64_t off = row * row_bytes + codes + c * 16;
+      Stage::attn_cp_async16(dst, kpool + off, pred);
+      Stage::attn_cp_async16(dst + kVCodes, vpool + off, pred);
+    }
+    constexpr int kParamCopies = kParamBytes % 16 == 0 ? kParamBytes / 16 : L::kGroups;  // per row, K and V each
+    constexpr int kCopyBytes = kParamBytes % 16 == 0 ? 16 : 4;
+    static_assert((kRows * kChunks) % 32 == 0 && (kRows * 2 * kParamCopies) % 32 == 0,
+                  "FragTile::load: every lane takes part in every shuffle");
 #pragma unroll
-      for (int c = part; c < kChunks; c += kPerRow) {
-        unsigned char* const dst = stage + size_t(r) * kCB + chunk(r, c) * 16;
-        Stage::attn_cp_async16(dst, krow + codes + c * 16, pred);
-        Stage::attn_cp_async16(dst + kVCodes, vrow + codes + c * 16, pred);
-      }
-      if (part != 0) continue;
-      const int64_t params = L::params_offset(kv_heads, head);
-      const size_t at = size_t(r) * kParamBytes;
-      if constexpr (kParamBytes % 16 == 0) {  // 16-aligned: rows, the codes and each head's pairs are
-#pragma unroll
-        for (int i = 0; i < kParamBytes / 16; ++i) {
-          Stage::attn_cp_async16(stage + kKParams + at + 16 * i, krow + params + 16 * i, pred);
-          Stage::attn_cp_async16(stage + kVParams + at + 16 * i, vrow + params + 16 * i, pred);
-        }
-      } else {
-#pragma unroll
-        for (int j = 0; j < L::kGroups; ++j) {
-          cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kKParams + at + 4 * j)), krow + params + 4 * j, pred);
-          cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + kVParams + at + 4 * j)), vrow + params + 4 * j, pred);
-        }
-      }
+    for (int i = lane; i < kRows * 2 * kParamCopies; i += 32) {  // (row, K or V, copy)
+      const int rr = i / (2 * kParamCopies), kv = (i / kParamCopies) % 2, j = i % kParamCopies;
+      const int64_t row = __shfl_sync(0xffffffffu, my_row, rr);
+      const bool pred = __shfl_sync(0xffffffffu, int(my_pred), rr) != 0;
+      if (row < 0) continue;
+      const size_t at = (kv ? kVParams : kKParams) + size_t(r0 + rr) * kParamBytes + j * kCopyBytes;
+      const unsigned char* const src = (kv ? vpool : kpool) + row * row_bytes + params + j * kCopyBytes;
+      if constexpr (kCopyBytes == 16) Stage::attn_cp_async16(stage + at, src, pred);
+      else cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + at)), src, pred);
     }
   }
 
