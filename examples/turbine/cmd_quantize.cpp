@@ -30,7 +30,7 @@ void add_quantize_options(CLI::App& app, QuantizeCommand& q) {
   app.add_flag("--no-refine", q.no_refine,
                "AWQ: round each group to nearest instead of choosing its scale and zero point by output error");
   app.add_flag("--refine-to-clipped", q.refine_to_clipped,
-               "AWQ: the refinement measures each row's error against its clipped weights (the behaviour until the evening of 2026-12-05) instead of the weights before the clip");
+               "AWQ: the refinement (and --feedback) measure each row's error against its clipped weights (the behaviour until the evening of 2026-12-05) instead of the weights before the clip");
   app.add_flag("--sequential", q.sequential,
                "AWQ: feed each layer the calibration text through the quantized layers before it (GPTQ's order; a second forward per layer)");
   app.add_flag("--no-norm-weighting", q.no_norm_weighting,
