@@ -286,14 +286,15 @@ struct W4Copies {
   }
 };
 
-// The read ceiling at one Linear's size: the same bytes as W4Copies(n, k, 128) streamed by the
-// read-only kernel of the 1 GiB ceiling, one launch per call in the same kind of graph as the GEMV
-// (copies rotated past L2), so that a small GEMV's fraction can be read against what any kernel of
-// that size reaches (launch, ramp-up and tail included), not only against the 1 GiB stream. Each
-// thread issues its four 16-byte loads at once (the grid covers the bytes in one pass).
+// The read ceiling at one Linear's size: the packed weights of W4Copies(n, k, 128) (not their
+// params, 1/32 more) streamed by the read-only kernel of the 1 GiB ceiling, one launch per call in
+// the same kind of graph as the GEMV (copies rotated past L2), so that a small GEMV's fraction can
+// be read against what one launch of that size reaches on its own (launch, ramp-up and tail
+// included, no programmatic-launch overlap), not only against the 1 GiB stream. Each thread issues
+// its four 16-byte loads at once (the grid covers the bytes in one pass).
 void BM_read_at_size(benchmark::State& state, int n, int k) {
   const W4Copies w(n, k, 128);
-  const size_t vecs = w.q[0].size() / 4;  // the packed words alone (the params, 1/32 more, are elsewhere)
+  const size_t vecs = w.q[0].size() / 4;  // 16-byte vectors of one copy's packed words
   DeviceBuffer<uint32_t> sink(1);
   const unsigned blocks = static_cast<unsigned>(std::max<size_t>(1, ceil_div(vecs, size_t(4) * 512)));
   GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {

@@ -51,8 +51,8 @@ inline constexpr int kRefinePasses = 2;
 /// the Linear's calibration inputs). `target` (null: w itself, else [out, in]) is what the error
 /// is measured against: the weights before AWQ's clipping, where w is the clipped copy whose
 /// round-to-nearest grid is the starting point (so that a group may take back part of the range
-/// the clip search, which looks at one group at a time on fewer tokens, took away). Per row, the objective is the row's whole output error
-/// e^T G e, cross-group terms included: the groups are visited in turn (kRefinePasses times), and
+/// the clip search, which looks at one group at a time on fewer tokens, took away). Per row, the
+/// objective is the row's whole output error e^T G e, cross-group terms included: the groups are visited in turn (kRefinePasses times), and
 /// a group takes the candidate that lowers the whole error most given the others' current choice
 /// (h = G e is kept up to date, so a candidate costs O(group^2)). Deterministic; rows in parallel.
 inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const std::vector<double>& gram,
