@@ -319,6 +319,34 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how)
   run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
 }
 
+// EXPERIMENT: the kStream kernel with an 8-row interleaved weight layout (kIl: each load
+// instruction reads 512 contiguous bytes), a shallower ring (kDepth) and a register cap that lets
+// kMinBlocks blocks share an SM, so that the next launch's blocks can be resident, their first
+// loads in flight, while the previous launch drains. Random bits: the layout does not change the
+// speed's inputs, only the addresses.
+using W4ExpFn = void (*)(const W4Matrix&, const __half*, __half*, int, cudaStream_t);
+template <int kWarps, int kTpb, bool kIl, int kDepth, int kMinBlocks>
+void w4_exp(const W4Matrix& m, const __half* x, __half* y, int tokens, cudaStream_t s) {
+  turbine::cuda::detail::launch_gemv_w4_stream<kWarps, true, turbine::cuda::detail::GemvX<__half>,
+                                               turbine::cuda::detail::GemvStore<__half, __half>, kIl, kDepth,
+                                               kMinBlocks>(m, tokens, kTpb, turbine::cuda::detail::GemvX<__half>{x},
+                                                           turbine::cuda::detail::GemvStore<__half, __half>{y, nullptr},
+                                                           s, true);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+void BM_gemv_w4_exp(benchmark::State& state, int n, int k, int tokens, W4ExpFn fn) {
+  constexpr int kGroup = 128;
+  const W4Copies w(n, k, kGroup);
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
+    fn(m, x.data(), y.data(), tokens, s);
+  });
+  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
+}
+
 // ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
 // gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
 // fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
@@ -506,6 +534,24 @@ void register_all() {
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
       {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
+  const std::pair<const char*, W4ExpFn> w4_exp_variants[] = {
+      {"s8t1_d4", w4_exp<8, 1, false, 4, 1>},     {"s8t1_d4_il", w4_exp<8, 1, true, 4, 1>},
+      {"s4t1_d4", w4_exp<4, 1, false, 4, 1>},     {"s4t1_d4_il", w4_exp<4, 1, true, 4, 1>},
+      {"s4t4_d4", w4_exp<4, 4, false, 4, 1>},     {"s4t4_d4_il", w4_exp<4, 4, true, 4, 1>},
+      {"s8t1_d2_m4", w4_exp<8, 1, false, 2, 4>},  {"s8t1_d2_m4_il", w4_exp<8, 1, true, 2, 4>},
+      {"s4t1_d2_m8", w4_exp<4, 1, false, 2, 8>},  {"s4t1_d2_m8_il", w4_exp<4, 1, true, 2, 8>},
+      {"s4t2_d2_m8", w4_exp<4, 2, false, 2, 8>},  {"s4t4_d2_m8_il", w4_exp<4, 4, true, 2, 8>},
+      {"s8t1_d4_m3", w4_exp<8, 1, false, 4, 3>},  {"s4t1_d4_m6_il", w4_exp<4, 1, true, 4, 6>},
+      {"s4t4_d2_m8", w4_exp<4, 4, false, 2, 8>},  {"s8t2_d2_m4_il", w4_exp<8, 2, true, 2, 4>}};
+  const Mat w4_exp_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
+                               {"llama3_8b_qkv_6144x4096", 6144, 4096},
+                               {"llama3_8b_gate_14336x4096", 14336, 4096},
+                               {"llama3_8b_down_4096x14336", 4096, 14336}};
+  for (const Mat& s : w4_exp_shapes)
+    for (int t : {1, 8})
+      for (const auto& [vname, fn] : w4_exp_variants)
+        reg(std::string("gemv_w4_exp/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4_exp, s.n,
+            s.k, t, fn);
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)

@@ -130,8 +130,9 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // gemv_reduce_store), with the tile index as the policies' block index.
 // A shared-memory ring filled with cp.async (8-16 chunks a warp in flight, half the registers) was
 // measured 2-4x slower on an H200 (PERFORMANCE.md, 2026-12-05) and removed.
-template <int kWarps, bool kScaleAfter, class X, class E>
-__global__ static void __launch_bounds__(kWarps * 32)
+template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
+          int kMinBlocks = 1>
+__global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
                           const E ep) {
@@ -151,21 +152,26 @@ __global__ static void __launch_bounds__(kWarps * 32)
   int lt = 0, lc = warp;
   const uint32_t *lwa = nullptr, *lwb = nullptr;
   const __half2 *lpa = nullptr, *lpb = nullptr;
+  int ra = 0, rb = 0;
   auto point = [&](int t) {
-    int ra, rb;
     ep.rows(tile0 + t, g, n, ra, rb);
     lwa = qw + static_cast<int64_t>(ra) * words + 4 * c;
     lwb = qw + static_cast<int64_t>(rb) * words + 4 * c;
     lpa = params + static_cast<int64_t>(ra) * groups;
     lpb = params + static_cast<int64_t>(rb) * groups;
   };
-  uint4 va[kW4Depth], vb[kW4Depth];
-  __half2 sa[kW4Depth], sb[kW4Depth];
+  uint4 va[kDepth], vb[kDepth];
+  __half2 sa[kDepth], sb[kDepth];
   auto load = [&](int s) {  // s: a compile-time slot once unrolled
     const int kk = lc * 128 + 32 * c;
     if (kk < k) {
-      va[s] = vec::load_stream(lwa + lc * 16);
-      vb[s] = vec::load_stream(lwb + lc * 16);
+      if constexpr (kInterleaved) {
+        va[s] = vec::load_stream(qw + w4_interleaved_offset(ra, lc, c, n, words));
+        vb[s] = vec::load_stream(qw + w4_interleaved_offset(rb, lc, c, n, words));
+      } else {
+        va[s] = vec::load_stream(lwa + lc * 16);
+        vb[s] = vec::load_stream(lwb + lc * 16);
+      }
       sa[s] = __ldg(lpa + (kk >> group_shift));
       sb[s] = __ldg(lpb + (kk >> group_shift));
     } else {  // past k (k not a multiple of 128): x is zero there, the weights only need to be finite
@@ -180,7 +186,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   };
   if (items > 0) point(0);
 #pragma unroll
-  for (int s = 0; s < kW4Depth; ++s)
+  for (int s = 0; s < kDepth; ++s)
     if (s < items) load(s);
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
@@ -191,13 +197,13 @@ __global__ static void __launch_bounds__(kWarps * 32)
 
   int ct = 0, cc = warp;  // the computing cursor
   float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
-  for (int base = 0; base < items; base += kW4Depth) {
+  for (int base = 0; base < items; base += kDepth) {
 #pragma unroll
-    for (int s = 0; s < kW4Depth; ++s) {
+    for (int s = 0; s < kDepth; ++s) {
       if (base + s >= items) break;
       const uint4 a4 = va[s], b4 = vb[s];
       const __half2 pa = sa[s], pb = sb[s];
-      if (base + s + kW4Depth < items) load(s);
+      if (base + s + kDepth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k;
       w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, xin, false, kk, acc, acc1);
@@ -248,10 +254,11 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
                 w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
 }
 
-template <int kWarps, bool kScaleAfter, class X, class E>
+template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
+          int kMinBlocks = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
-  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E>;
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kInterleaved, kDepth, kMinBlocks>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * 32 * sizeof(float);
   w4_allow_smem<kernel>(smem, tokens, w.k);
