@@ -53,6 +53,7 @@
 #include <mutex>
 
 #include "check.cuh"
+#include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "gemm_w4_wgmma.cuh"
 #include "gemv_w4.cuh"
@@ -80,21 +81,6 @@ constexpr size_t w4g_smem_bytes() {
   return size_t(kW4gStages) * (8 * kTN) * kW4gXStride * sizeof(__half);
 }
 
-static __device__ __forceinline__ uint32_t w4g_smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16-byte global -> shared copy; with pred false nothing is read and the 16 bytes become zeros
-// (tokens past the count and inputs past the split then multiply as 0, never as stale NaN).
-static __device__ __forceinline__ void w4g_cp_async16(uint32_t dst, const void* src, bool pred) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0));
-}
-static __device__ __forceinline__ void w4g_cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int N>
-static __device__ __forceinline__ void w4g_cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 // Where 16-byte unit u (inputs 8u .. 8u+7 of a step) of a token row lives in shared memory.
 static __device__ __forceinline__ int w4g_swizzle(int u) { return u ^ ((u >> 3) & 1); }
 
@@ -139,7 +125,7 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
       const int kk = kb + 8 * u;
       const bool ok = tok0 + r < tokens && kk < kend;  // kend is a multiple of 32: units are all in or all out
       const __half* src = ok ? x + static_cast<int64_t>(tok0 + r) * k + kk : x;
-      w4g_cp_async16(w4g_smem_u32(dst + r * kW4gXStride + 8 * w4g_swizzle(u)), src, ok);
+      cp_async16(smem_u32(dst + r * kW4gXStride + 8 * w4g_swizzle(u)), src, ok);
     }
   };
   // The lane's weights of one step: rows g (wv[c][0]) and g + 8 (wv[c][1]), inputs 128 c + 32 t.
@@ -164,16 +150,16 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
 #pragma unroll
   for (int s = 0; s < kW4gStages - 1; ++s) {
     if (s < steps) load_x(s, s);
-    w4g_cp_async_commit();  // always: the wait below counts groups
+    cp_async_commit();  // always: the wait below counts groups
   }
   load_w(0);
   for (int i = 0; i < steps; ++i) {
     // Group i (this step's x) is in; the barrier also says every warp is done with step i - 1's
     // stage, which the copy below overwrites.
-    w4g_cp_async_wait<kW4gStages - 2>();
+    cp_async_wait<kW4gStages - 2>();
     __syncthreads();
     if (i + kW4gStages - 1 < steps) load_x((i + kW4gStages - 1) % kW4gStages, i + kW4gStages - 1);
-    w4g_cp_async_commit();
+    cp_async_commit();
     uint4 cw[2][2];
     __half2 cs[2][2];
 #pragma unroll
@@ -396,11 +382,6 @@ struct W4sTile {
 // 32-byte row pad puts row g + 1 on the other four 16-byte bank groups.
 static __device__ __forceinline__ int w4s_x_unit(int u) { return u ^ ((u >> 3) & 1); }
 
-// 4-byte global -> shared copy (the params); with pred false the 4 bytes become zeros.
-static __device__ __forceinline__ void w4s_cp_async4(uint32_t dst, const void* src, bool pred) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0));
-}
-
 // Word j of a 16-byte weight vector (j is a constant after unrolling).
 static __device__ __forceinline__ uint32_t w4s_word(const uint4& v, int j) {
   return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
@@ -446,7 +427,7 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
       const int kk = kc + 8 * u;
       const bool ok = tok0 + r < tokens && kk < kend;
       const __half* src = ok ? x + static_cast<int64_t>(tok0 + r) * k + kk : x;
-      w4g_cp_async16(w4g_smem_u32(xd + r * kW4sXStride + 8 * w4s_x_unit(u)), src, ok);
+      cp_async16(smem_u32(xd + r * kW4sXStride + 8 * w4s_x_unit(u)), src, ok);
     }
     const int kw = kc + 32 * t;
     const bool okw = kw < kend;
@@ -455,8 +436,8 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
       const int v = tid + kW4sThreads * q;
       const uint32_t* wsrc = okw ? qw + static_cast<int64_t>(wrow(q)) * words + kw / 8 : qw;
       const __half2* psrc = okw ? params + static_cast<int64_t>(wrow(q)) * groups + kw / group : params;
-      w4g_cp_async16(w4g_smem_u32(wsm + slot * Tile::kWVecs + v), wsrc, okw);
-      w4s_cp_async4(w4g_smem_u32(psm + slot * Tile::kWVecs + v), psrc, okw);  // zeros: weight 0, never NaN
+      cp_async16(smem_u32(wsm + slot * Tile::kWVecs + v), wsrc, okw);
+      cp_async4(smem_u32(psm + slot * Tile::kWVecs + v), psrc, okw);  // zeros: weight 0, never NaN
     }
   };
 
@@ -507,15 +488,15 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < steps) issue(s, s);
-    w4g_cp_async_commit();  // always: the wait below counts groups
+    cp_async_commit();  // always: the wait below counts groups
   }
   for (int i = 0; i < steps; ++i) {
     // Chunk i is in (this thread's copies; the barrier makes everyone's visible) and every warp is
     // done with chunk i - 1's slot, which the copy below overwrites.
-    w4g_cp_async_wait<kStages - 2>();
+    cp_async_wait<kStages - 2>();
     __syncthreads();
     if (i + kStages - 1 < steps) issue((i + kStages - 1) % kStages, i + kStages - 1);
-    w4g_cp_async_commit();
+    cp_async_commit();
     compute(i % kStages);
   }
 

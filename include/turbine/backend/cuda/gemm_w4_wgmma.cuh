@@ -42,6 +42,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "vec.cuh"
 #include "w4_layout.cuh"
@@ -155,16 +156,6 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[32], const uint32_t (&a)
 }
 
 
-// 4-byte global -> shared copy, zero-filled when pred is false.
-__device__ __forceinline__ void w4w_cp_async4(uint32_t dst, const void* src, bool pred) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0) : "memory");
-}
-__device__ __forceinline__ void w4w_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void w4w_cp_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 // x[tok0 .., kc .. kc + 127] into the x stage at `stage` (shared address), permuted into the core
 // matrices (see the top); zero-filled past the tokens and past kend. `tid` of kThreads copying threads.
 template <int kN, int kThreads>
@@ -179,7 +170,7 @@ __device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int
     const __half* src = ok ? x + static_cast<int64_t>(tok0 + tok) * k + kk : x;
     const uint32_t base = stage + (tok / 8) * 256 + (tok % 8) * 16 + 4 * ut;
 #pragma unroll
-    for (int p = 0; p < 4; ++p) w4w_cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
+    for (int p = 0; p < 4; ++p) cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
   }
 }
 
@@ -312,11 +303,11 @@ __global__ static void __launch_bounds__(kW4wThreads)
   // i % kW4wStages, then the wait that frees chunk i - 1 (its A set and, after the next barrier, its
   // stage).
   auto chunk = [&](int i, int r, uint32_t (&a)[8][4]) {
-    w4w_cp_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
+    cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
     fence_proxy_async_shared();
     __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
     if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
-    w4w_commit();
+    cp_async_commit();
     w4w_dequant(va[r], vb[r], sa[r], sb[r], a);
     load_w(r, i + kWD);
     w4w_mma_chunk<kN>(acc, a, smem0 + (i % kW4wStages) * Tile::kStageBytes);
@@ -325,9 +316,9 @@ __global__ static void __launch_bounds__(kW4wThreads)
 
   // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
   issue_x(0, 0);
-  w4w_commit();
+  cp_async_commit();
   if (steps > 1) issue_x(1, 1);
-  w4w_commit();
+  cp_async_commit();
 #pragma unroll
   for (int r = 0; r < kWD; ++r) load_w(r, r);
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);

@@ -31,6 +31,7 @@
 
 #include "../../quant/kv_quant.hpp"
 #include "check.cuh"
+#include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "paged_kv.cuh"
 #include "types.cuh"
@@ -185,12 +186,6 @@ __device__ __forceinline__ void quantize_head_warp(const float (&x)[HD / 32], in
   if (lane % kLanes == 0) params[lane / kLanes] = __halves2half2(sh, mh);
 }
 
-// 4-byte global -> shared copy (the params of a head can be one half2); zero-filled when !pred.
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool pred) {
-  const int n = pred ? 4 : 0;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(n));
-}
-
 // Dequantizes channels [c * 8, c * 8 + 8) of one staged head row: codes (the head's codes) and
 // params (its (scale, min) pairs), both in shared memory; returns them packed as 8 T.
 // f16: the codes become half2 (1024 + q) by byte permutes / masks (0x6400 is 1024, whose ulp is 1),
@@ -262,8 +257,8 @@ struct KvStage {
       if (row < 0) continue;  // this part skips the row
       const int64_t off = row * row_bytes + int64_t(head) * L::kCodeBytes + c * 16;
       unsigned char* const dst = stage + size_t(r) * L::kCodeBytes + c * 16;
-      attn_cp_async16(dst, kpool + off, pred);
-      attn_cp_async16(dst + size_t(kBN) * L::kCodeBytes, vpool + off, pred);
+      cp_async16(smem_u32(dst), kpool + off, pred);
+      cp_async16(smem_u32(dst + size_t(kBN) * L::kCodeBytes), vpool + off, pred);
     }
     load_params<kThreads>(stage + kParamsAt, stage + kParamsAt + size_t(kBN) * L::kGroups * 4, kpool, vpool, row_bytes,
                           kv_heads, head, tid, row_of);
@@ -282,8 +277,8 @@ struct KvStage {
       if (row < 0) continue;
       const int64_t off = row * row_bytes + L::params_offset(kv_heads, head) + j * 4;
       const size_t at = (size_t(r) * L::kGroups + j) * 4;
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(k_dst + at)), kpool + off, pred);
-      cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(v_dst + at)), vpool + off, pred);
+      cp_async4(smem_u32(k_dst + at), kpool + off, pred);
+      cp_async4(smem_u32(v_dst + at), vpool + off, pred);
     }
   }
 
@@ -302,13 +297,6 @@ struct KvStage {
         *reinterpret_cast<uint4*>(dst_of(kv, r, c)) =
             dequant8<T, K, HD>(stage + rr * L::kCodeBytes, params + rr * L::kGroups, c);
       }
-  }
-
-  /// A 16-byte cp.async into shared memory that zero-fills when `pred` is false.
-  __device__ __forceinline__ static void attn_cp_async16(unsigned char* dst, const void* src, bool pred) {
-    const int n = pred ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
-                 "l"(src), "r"(n));
   }
 };
 
@@ -413,8 +401,8 @@ struct FragTile {
       const int r = r0 + rr;
       unsigned char* const dst = stage + size_t(r) * kCB + chunk(r, c) * 16;
       const int64_t off = row * row_bytes + codes + c * 16;
-      Stage::attn_cp_async16(dst, kpool + off, pred);
-      Stage::attn_cp_async16(dst + kVCodes, vpool + off, pred);
+      cp_async16(smem_u32(dst), kpool + off, pred);
+      cp_async16(smem_u32(dst + kVCodes), vpool + off, pred);
     }
     constexpr int kParamCopies = kParamBytes % 16 == 0 ? kParamBytes / 16 : L::kGroups;  // per row, K and V each
     constexpr int kCopyBytes = kParamBytes % 16 == 0 ? 16 : 4;
@@ -428,8 +416,8 @@ struct FragTile {
       if (row < 0) continue;
       const size_t at = (kv ? kVParams : kKParams) + size_t(r0 + rr) * kParamBytes + j * kCopyBytes;
       const unsigned char* const src = (kv ? vpool : kpool) + row * row_bytes + params + j * kCopyBytes;
-      if constexpr (kCopyBytes == 16) Stage::attn_cp_async16(stage + at, src, pred);
-      else cp_async4(static_cast<uint32_t>(__cvta_generic_to_shared(stage + at)), src, pred);
+      if constexpr (kCopyBytes == 16) cp_async16(smem_u32(stage + at), src, pred);
+      else cp_async4(smem_u32(stage + at), src, pred);
     }
   }
 
