@@ -325,11 +325,11 @@ void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how)
 // loads in flight, while the previous launch drains. Random bits: the layout does not change the
 // speed's inputs, only the addresses.
 using W4ExpFn = void (*)(const W4Matrix&, const __half*, __half*, int, cudaStream_t);
-template <int kWarps, int kTpb, bool kIl, int kDepth, int kMinBlocks>
+template <int kWarps, int kTpb, bool kIl, int kDepth, int kMinBlocks, int kCols = 1>
 void w4_exp(const W4Matrix& m, const __half* x, __half* y, int tokens, cudaStream_t s) {
   turbine::cuda::detail::launch_gemv_w4_stream<kWarps, true, turbine::cuda::detail::GemvX<__half>,
                                                turbine::cuda::detail::GemvStore<__half, __half>, kIl, kDepth,
-                                               kMinBlocks>(m, tokens, kTpb, turbine::cuda::detail::GemvX<__half>{x},
+                                               kMinBlocks, kCols>(m, tokens, kTpb, turbine::cuda::detail::GemvX<__half>{x},
                                                            turbine::cuda::detail::GemvStore<__half, __half>{y, nullptr},
                                                            s, true);
   TURBINE_CUDA_CHECK(cudaGetLastError());
@@ -547,6 +547,16 @@ void register_all() {
                                {"llama3_8b_qkv_6144x4096", 6144, 4096},
                                {"llama3_8b_gate_14336x4096", 14336, 4096},
                                {"llama3_8b_down_4096x14336", 4096, 14336}};
+  // 16 tokens as two 8-token mma columns (the GEMM's smallest token count), beside gemm_w4_vs/
+  const std::pair<const char*, W4ExpFn> w4_exp16_variants[] = {
+      {"c2_s8t1", w4_exp<8, 1, false, 4, 1, 2>}, {"c2_s4t1", w4_exp<4, 1, false, 4, 1, 2>},
+      {"c2_s4t2", w4_exp<4, 2, false, 4, 1, 2>}, {"c2_s4t4", w4_exp<4, 4, false, 4, 1, 2>},
+      {"c2_s8t1_d2", w4_exp<8, 1, false, 2, 1, 2>}, {"c2_s4t2_d2", w4_exp<4, 2, false, 2, 1, 2>}};
+  const Mat w4_exp16_shapes[] = {w4_exp_shapes[0], w4_exp_shapes[1], {"llama3_8b_gate_up_28672x4096", 28672, 4096},
+                                 w4_exp_shapes[3]};
+  for (const Mat& s : w4_exp16_shapes)
+    for (const auto& [vname, fn] : w4_exp16_variants)
+      reg(std::string("gemv_w4_exp/") + vname + "/" + s.name + "/tokens:16", BM_gemv_w4_exp, s.n, s.k, 16, fn);
   for (const Mat& s : w4_exp_shapes)
     for (int t : {1, 8})
       for (const auto& [vname, fn] : w4_exp_variants)

@@ -131,7 +131,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // A shared-memory ring filled with cp.async (8-16 chunks a warp in flight, half the registers) was
 // measured 2-4x slower on an H200 (PERFORMANCE.md, 2026-12-05) and removed.
 template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
-          int kMinBlocks = 1>
+          int kMinBlocks = 1, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
@@ -193,10 +193,15 @@ __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
   float* const partial = reinterpret_cast<float*>(reinterpret_cast<char*>(gemv_w4_staged) + x_smem_bytes);
   xs.template prologue<kWarps * 32>(staged, k, tokens);
   const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
-  const bool has_x = g < tokens;
+  const auto xl1 = xs.lane(min(g + 8, tokens - 1), k, 0, staged);  // kCols 2: tokens 8 .. 15
+  const bool has_x = g < tokens, has_x1 = kCols == 2 && g + 8 < tokens;
 
   int ct = 0, cc = warp;  // the computing cursor
-  float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
+  float acc[kCols][4], acc1[kCols][4];
+#pragma unroll
+  for (int col = 0; col < kCols; ++col)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[col][j] = acc1[col][j] = 0.f;
   for (int base = 0; base < items; base += kDepth) {
 #pragma unroll
     for (int s = 0; s < kDepth; ++s) {
@@ -205,16 +210,18 @@ __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
       const __half2 pa = sa[s], pb = sb[s];
       if (base + s + kDepth < items) load(s);
       const int kk = cc * 128 + 32 * c;
-      const bool xin = has_x && kk < k;
-      w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, xin, false, kk, acc, acc1);
+      const bool xin = has_x && kk < k, xin1 = has_x1 && kk < k;
+      w4_chunk_mma<kCols, kScaleAfter>(a4, b4, pa, pb, xl, xl1, xin, xin1, kk, acc, acc1);
       cc += kWarps;
       if (cc >= chunks) {  // this warp's share of tile ct is done
-        float* p = partial + ((ct * kWarps + warp) * 4) * 32 + lane;
+        float* p = partial + ((ct * kWarps + warp) * 4 * kCols) * 32 + lane;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          p[j * 32] = acc[0][j] + acc1[0][j];
-          acc[0][j] = acc1[0][j] = 0.f;
-        }
+        for (int col = 0; col < kCols; ++col)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            p[(4 * col + j) * 32] = acc[col][j] + acc1[col][j];
+            acc[col][j] = acc1[col][j] = 0.f;
+          }
         cc = warp;
         ++ct;
       }
@@ -222,15 +229,15 @@ __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
   }
   __syncthreads();
   const int active = min(kWarps, chunks);  // warps past the last chunk wrote nothing
-  for (int i = threadIdx.x; i < ntiles * 64; i += kWarps * 32) {
-    const int t = i >> 6, j = (i >> 5) & 1, l = i & 31;
+  for (int i = threadIdx.x; i < ntiles * 64 * kCols; i += kWarps * 32) {
+    const int t = i / (64 * kCols), col = (i >> 6) % kCols, j = (i >> 5) & 1, l = i & 31;
     float s0 = 0.f, s1 = 0.f;
     for (int q = 0; q < active; ++q) {
-      const float* p = partial + ((t * kWarps + q) * 4) * 32 + l;
+      const float* p = partial + ((t * kWarps + q) * 4 * kCols + 4 * col) * 32 + l;
       s0 += p[j * 32];
       s1 += p[(j + 2) * 32];
     }
-    gemv_epilogue(ep, tile0 + t, l >> 2, 2 * (l & 3) + j, tokens, s0, s1, n);  // warp-uniform: i steps by warps
+    gemv_epilogue(ep, tile0 + t, l >> 2, 8 * col + 2 * (l & 3) + j, tokens, s0, s1, n);  // warp-uniform
   }
 }
 
@@ -255,12 +262,12 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
 }
 
 template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
-          int kMinBlocks = 1>
+          int kMinBlocks = 1, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
-  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kInterleaved, kDepth, kMinBlocks>;
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kInterleaved, kDepth, kMinBlocks, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
-  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * 32 * sizeof(float);
+  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * kCols * 32 * sizeof(float);
   w4_allow_smem<kernel>(smem, tokens, w.k);
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
