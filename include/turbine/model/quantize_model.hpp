@@ -18,7 +18,7 @@
 #include <chrono>
 #include <concepts>
 #include <functional>
-#include <optional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -276,8 +276,9 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
                          detail::to_float_rows(src.wo), detail::to_float_rows(src.w_gate), detail::to_float_rows(src.w_up),
                          detail::to_float_rows(src.w_down), src.attn_norm, src.mlp_norm, src.bq, src.bk, src.bv};
     std::vector<double> gram[4];  // refine, feedback: the inputs of q/k/v, o, gate/up, down (after the scales)
-    // refine_unclipped: v, o, gate, up, down as they were before the clip search clamped them
-    std::optional<quant::FloatRows> unclipped[5];
+    // refine_unclipped: each clipped matrix (v, o, gate, up, down) as it was before the clip search
+    // clamped it, found by the address of its clipped copy in L
+    std::map<const quant::FloatRows*, quant::FloatRows> unclipped;
     LayerQuantReport rep;
     quant::FloatRows x_before;  // sequential: the layer's input, to run it again once quantized
     if (awq) {
@@ -327,15 +328,15 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
       if (opt.clip) {  // not q and k: their errors are amplified by the attention scores
         const quant::FloatRows attn_s = quant::sample_rows(in.attn, opt.clip_tokens, token_weight[0]);
         const quant::FloatRows mlp_s = quant::sample_rows(in.mlp, opt.clip_tokens, token_weight[1]);
-        auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x, int i) {
-          if ((opt.refine || opt.feedback) && opt.refine_unclipped) unclipped[i] = m;
+        auto clip = [&](quant::FloatRows& m, const quant::FloatRows& x) {
+          if ((opt.refine || opt.feedback) && opt.refine_unclipped) unclipped[&m] = m;
           quant::search_awq_clip(m, x, opt.group, opt.grid, kMaxShrink, search);
         };
-        clip(L.wv, attn_s, 0);
-        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens, token_weight[0]), 1);
-        clip(L.gate, mlp_s, 2);
-        clip(L.up, mlp_s, 3);
-        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens, token_weight[1]), 4);
+        clip(L.wv, attn_s);
+        clip(L.wo, quant::sample_rows(in.o, opt.clip_tokens, token_weight[0]));
+        clip(L.gate, mlp_s);
+        clip(L.up, mlp_s);
+        clip(L.down, quant::sample_rows(in.down, opt.clip_tokens, token_weight[1]));
       }
       if (opt.refine || opt.feedback) {
         const quant::FloatRows* inputs[4] = {&in.attn, &in.o, &in.mlp, &in.down};
@@ -348,9 +349,10 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     quant::FeedbackReport fed;
     quant::FeedbackBasis basis;  // feedback: of the slot being rounded (one at a time: for an 8B, 1.6 GB)
     int basis_slot = -1;
-    auto round_refined = [&](const quant::FloatRows& m, int slot, int clipped = -1) {
+    auto round_refined = [&](const quant::FloatRows& m, int slot) {
       if (gram[slot].empty()) return round(m);
-      const quant::FloatRows* target = clipped >= 0 && unclipped[clipped] ? &*unclipped[clipped] : nullptr;
+      const auto found = unclipped.find(&m);
+      const quant::FloatRows* target = found != unclipped.end() ? &found->second : nullptr;
       quant::Int4Groups r = opt.refine ? quant::round_int4_refined(m, opt.group, gram[slot], &refined, default_pool(), target)
                                        : round(m);
       if (opt.feedback) {
@@ -372,11 +374,11 @@ QuantizedModel quantize_model(const ModelWeights& w, const std::vector<std::vect
     const auto t_round = Clock::now();
     out.wq = round_refined(L.wq, 0);
     out.wk = round_refined(L.wk, 0);
-    out.wv = round_refined(L.wv, 0, 0);
-    out.wo = round_refined(L.wo, 1, 1);
-    out.gate = round_refined(L.gate, 2, 2);
-    out.up = round_refined(L.up, 2, 3);
-    out.down = round_refined(L.down, 3, 4);
+    out.wv = round_refined(L.wv, 0);
+    out.wo = round_refined(L.wo, 1);
+    out.gate = round_refined(L.gate, 2);
+    out.up = round_refined(L.up, 2);
+    out.down = round_refined(L.down, 3);
     if (awq) {
       q.seconds_search += since(t_round);
       if (opt.sequential && l + 1 < c.num_layers) {  // (nothing reads the last layer's output)
