@@ -539,10 +539,8 @@ void register_all() {
       {"s4t1_d4", w4_exp<4, 1, false, 4, 1>},     {"s4t1_d4_il", w4_exp<4, 1, true, 4, 1>},
       {"s4t4_d4", w4_exp<4, 4, false, 4, 1>},     {"s4t4_d4_il", w4_exp<4, 4, true, 4, 1>},
       {"s8t1_d2_m4", w4_exp<8, 1, false, 2, 4>},  {"s8t1_d2_m4_il", w4_exp<8, 1, true, 2, 4>},
-      {"s4t1_d2_m8", w4_exp<4, 1, false, 2, 8>},  {"s4t1_d2_m8_il", w4_exp<4, 1, true, 2, 8>},
-      {"s4t2_d2_m8", w4_exp<4, 2, false, 2, 8>},  {"s4t4_d2_m8_il", w4_exp<4, 4, true, 2, 8>},
-      {"s8t1_d4_m3", w4_exp<8, 1, false, 4, 3>},  {"s4t1_d4_m6_il", w4_exp<4, 1, true, 4, 6>},
-      {"s4t4_d2_m8", w4_exp<4, 4, false, 2, 8>},  {"s8t2_d2_m4_il", w4_exp<8, 2, true, 2, 4>}};
+      {"s4t1_d2_m8", w4_exp<4, 1, false, 2, 8>},  {"s4t4_d2_m8", w4_exp<4, 4, false, 2, 8>},
+      {"s8t1_d4_m3", w4_exp<8, 1, false, 4, 3>}};
   const Mat w4_exp_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
                                {"llama3_8b_qkv_6144x4096", 6144, 4096},
                                {"llama3_8b_gate_14336x4096", 14336, 4096},
