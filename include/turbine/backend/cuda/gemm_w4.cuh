@@ -700,10 +700,8 @@ inline void gemm_w4_prepare() {
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens, where W's row tiles fit one wave,
-/// the GEMV's stream kernel with two token columns (gemv_w4_two_columns); else, up to 16 tokens
-/// where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel,
-/// its tile by token count (w4s_pick);
+/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens where the code is sm_90a, the wgmma
+/// kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel, its tile by token count (w4s_pick);
 /// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own split-k scratch, or null for the device's shared one (then calls must not
 /// overlap in time).
@@ -718,12 +716,7 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
   // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens the wgmma kernel with 2 chunks
   // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
-  // cuBLAS fp16); at 32 and 64 it was no faster. Where W is small, the GEMV's stream kernel with two
-  // token columns beats both (2026-12-06; gemv_w4_two_columns says where).
-  if (tokens <= detail::kW4TwoColumnTokens && detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
+  // cuBLAS fp16); at 32 and 64 it was no faster.
   if (tokens <= 16) detail::launch_gemm_w4_wgmma<16, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   else detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());

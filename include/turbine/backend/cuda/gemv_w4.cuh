@@ -276,19 +276,6 @@ void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, c
                 x, e);
 }
 
-/// The current device's SM count (cached per device: the launchers ask on every call).
-inline int w4_sm_count() {
-  static std::atomic<int> sms_of[64];
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
-  if (sms == 0) {
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    sms_of[dev & 63].store(sms, std::memory_order_relaxed);
-  }
-  return sms;
-}
-
 /// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
 /// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
 template <class X, class E>
@@ -311,7 +298,15 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   // (1792) at 4 x 4.
   int warps = how.warps, tpb = how.tiles_per_block;
   if (warps == 0 || tpb == 0) {
-    const int wave = 16 * w4_sm_count();
+    static std::atomic<int> sms_of[64];
+    int dev = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
+    if (sms == 0) {
+      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+      sms_of[dev & 63].store(sms, std::memory_order_relaxed);
+    }
+    const int wave = 16 * sms;
     const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
     std::pair<int, int> pick = shapes[3];
     for (const auto& s : shapes)
@@ -341,36 +336,6 @@ inline void check_w4(const char* what, const W4Matrix& w, int tokens) {
   check(tokens >= 0 && tokens <= kGemvMaxTokens, what, ": ", tokens, " tokens is not supported (supported: 1 to ",
         kGemvMaxTokens, ")");
   check(aligned16(w.qweight), what, ": qweight must be 16-byte aligned");
-}
-
-/// The most tokens the two-column stream kernel takes (two 8-token mma columns).
-inline constexpr int kW4TwoColumnTokens = 16;
-
-/// y = x * W^T (+ bias) for 9..16 tokens with the stream kernel's two 8-token mma columns, where
-/// W's 16-row tiles at 4 warps each fit in one wave (about 16 warps an SM); returns false, launching
-/// nothing, where they do not (a larger W: gemm_w4's GEMM kernels are faster there). Measured on
-/// an H100 (PERFORMANCE.md, 2026-12-06) at 16 tokens: o 4096x4096 8.30 us against the wgmma GEMM's
-/// 9.70, qkv 6144x4096 11.56 against 13.63, down 4096x14336 22.15 against 22.44; gate_up
-/// 28672x4096 50.9 against 42.5 (not taken). 8 warps a tile with a ring of 2 chunks where that
-/// still fits one wave (o, down), else 4 warps and 4 chunks (qkv).
-inline bool gemv_w4_two_columns(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                                cudaStream_t stream) {
-  const int64_t tiles = ceil_div(w.n, kGemvRows), wave = 16 * int64_t(w4_sm_count());
-  if (tokens > kW4TwoColumnTokens || tiles * 4 > wave) return false;
-  const bool pdl = pdl_available();
-  const GemvX<__half> xs{x};
-  const GemvStore<__half, __half> ep{y, bias};
-  using Xs = GemvX<__half>;
-  using Ep = GemvStore<__half, __half>;
-  const bool after = w.group == 128;
-  if (tiles * 8 <= wave) {
-    if (after) launch_gemv_w4_stream<8, true, Xs, Ep, false, 2, 1, 2>(w, tokens, 1, xs, ep, stream, pdl);
-    else launch_gemv_w4_stream<8, false, Xs, Ep, false, 2, 1, 2>(w, tokens, 1, xs, ep, stream, pdl);
-  } else {
-    if (after) launch_gemv_w4_stream<4, true, Xs, Ep, false, 4, 1, 2>(w, tokens, 1, xs, ep, stream, pdl);
-    else launch_gemv_w4_stream<4, false, Xs, Ep, false, 4, 1, 2>(w, tokens, 1, xs, ep, stream, pdl);
-  }
-  return true;
 }
 
 }  // namespace detail
