@@ -304,47 +304,37 @@ void BM_read_at_size(benchmark::State& state, int n, int k) {
   run(state, timer, double(vecs) * 16.0);
 }
 
-// W4A16 GEMV (4-bit weights, group 128, fp16 activations): bytes are the packed weights and their
-// scales/zeros, which is what it must stream. `how`: the kernel and launch configuration
-// (gemv_w4.cuh's W4Launch; default-constructed: what gemv_w4 picks).
+// W4A16 GEMV (4-bit weights, group 128, fp16 activations) through `fn`: bytes are the packed
+// weights and their scales/zeros, which is what it must stream.
+using W4GemvFn = std::function<void(const W4Matrix&, const __half*, __half*, int, cudaStream_t)>;
+void BM_gemv_w4_with(benchmark::State& state, int n, int k, int tokens, const W4GemvFn& fn) {
+  constexpr int kGroup = 128;
+  const W4Copies w(n, k, kGroup);
+  auto x = random_buffer<__half>(size_t(tokens) * k);
+  DeviceBuffer<__half> y(size_t(tokens) * n);
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    fn(W4Matrix{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup}, x.data(), y.data(), tokens, s);
+  });
+  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
+}
+
+// gemv_w4 itself; `how`: the kernel and launch configuration (gemv_w4.cuh's W4Launch;
+// default-constructed: what gemv_w4 picks).
 void BM_gemv_w4(benchmark::State& state, int n, int k, int tokens, W4Launch how) {
-  constexpr int kGroup = 128;
-  const W4Copies w(n, k, kGroup);
-  auto x = random_buffer<__half>(size_t(tokens) * k);
-  DeviceBuffer<__half> y(size_t(tokens) * n);
-  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
-    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
-    gemv_w4(m, x.data(), nullptr, y.data(), tokens, s, true, how);
+  BM_gemv_w4_with(state, n, k, tokens, [how](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t s) {
+    gemv_w4(m, x, nullptr, y, t, s, true, how);
   });
-  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
 }
 
-// EXPERIMENT: the kStream kernel with an 8-row interleaved weight layout (kIl: each load
-// instruction reads 512 contiguous bytes), a shallower ring (kDepth) and a register cap that lets
-// kMinBlocks blocks share an SM, so that the next launch's blocks can be resident, their first
-// loads in flight, while the previous launch drains. Random bits: the layout does not change the
-// speed's inputs, only the addresses.
-using W4ExpFn = void (*)(const W4Matrix&, const __half*, __half*, int, cudaStream_t);
-template <int kWarps, int kTpb, bool kIl, int kDepth, int kMinBlocks, int kCols = 1>
-void w4_exp(const W4Matrix& m, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  turbine::cuda::detail::launch_gemv_w4_stream<kWarps, true, turbine::cuda::detail::GemvX<__half>,
-                                               turbine::cuda::detail::GemvStore<__half, __half>, kIl, kDepth,
-                                               kMinBlocks, kCols>(m, tokens, kTpb, turbine::cuda::detail::GemvX<__half>{x},
-                                                           turbine::cuda::detail::GemvStore<__half, __half>{y, nullptr},
-                                                           s, true);
+// The kStream kernel with two 8-token mma columns (16 tokens, kCols = 2), timed beside the W4
+// GEMM's 16-token entries: kWarps warps a 16-row tile, one tile a block, kDepth chunks in flight.
+template <int kWarps, int kDepth>
+void gemv_w4_cols2(const W4Matrix& m, const __half* x, __half* y, int tokens, cudaStream_t s) {
+  using Xs = turbine::cuda::detail::GemvX<__half>;
+  using Ep = turbine::cuda::detail::GemvStore<__half, __half>;
+  turbine::cuda::detail::launch_gemv_w4_stream<kWarps, true, Xs, Ep, kDepth, 2>(m, tokens, 1, Xs{x}, Ep{y, nullptr}, s,
+                                                                               true);
   TURBINE_CUDA_CHECK(cudaGetLastError());
-}
-
-void BM_gemv_w4_exp(benchmark::State& state, int n, int k, int tokens, W4ExpFn fn) {
-  constexpr int kGroup = 128;
-  const W4Copies w(n, k, kGroup);
-  auto x = random_buffer<__half>(size_t(tokens) * k);
-  DeviceBuffer<__half> y(size_t(tokens) * n);
-  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
-    const W4Matrix m{w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, kGroup};
-    fn(m, x.data(), y.data(), tokens, s);
-  });
-  run(state, timer, double(w.bytes) + 2.0 * tokens * (k + n));
 }
 
 // ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
@@ -534,32 +524,13 @@ void register_all() {
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
       {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
-  const std::pair<const char*, W4ExpFn> w4_exp_variants[] = {
-      {"s8t1_d4", w4_exp<8, 1, false, 4, 1>},     {"s8t1_d4_il", w4_exp<8, 1, true, 4, 1>},
-      {"s4t1_d4", w4_exp<4, 1, false, 4, 1>},     {"s4t1_d4_il", w4_exp<4, 1, true, 4, 1>},
-      {"s4t4_d4", w4_exp<4, 4, false, 4, 1>},     {"s4t4_d4_il", w4_exp<4, 4, true, 4, 1>},
-      {"s8t1_d2_m4", w4_exp<8, 1, false, 2, 4>},  {"s8t1_d2_m4_il", w4_exp<8, 1, true, 2, 4>},
-      {"s4t1_d2_m8", w4_exp<4, 1, false, 2, 8>},  {"s4t4_d2_m8", w4_exp<4, 4, false, 2, 8>},
-      {"s8t1_d4_m3", w4_exp<8, 1, false, 4, 3>}};
-  const Mat w4_exp_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
-                               {"llama3_8b_qkv_6144x4096", 6144, 4096},
-                               {"llama3_8b_gate_14336x4096", 14336, 4096},
-                               {"llama3_8b_down_4096x14336", 4096, 14336}};
-  // 16 tokens as two 8-token mma columns (the GEMM's smallest token count), beside gemm_w4_vs/
-  const std::pair<const char*, W4ExpFn> w4_exp16_variants[] = {
-      {"c2_s8t1", w4_exp<8, 1, false, 4, 1, 2>}, {"c2_s4t1", w4_exp<4, 1, false, 4, 1, 2>},
-      {"c2_s4t2", w4_exp<4, 2, false, 4, 1, 2>}, {"c2_s4t4", w4_exp<4, 4, false, 4, 1, 2>},
-      {"c2_s8t1_d2", w4_exp<8, 1, false, 2, 1, 2>}, {"c2_s4t2_d2", w4_exp<4, 2, false, 2, 1, 2>}};
-  const Mat w4_exp16_shapes[] = {w4_exp_shapes[0], w4_exp_shapes[1], {"llama3_8b_gate_up_28672x4096", 28672, 4096},
-                                 w4_exp_shapes[3]};
-  for (const Mat& s : w4_exp16_shapes)
-    for (const auto& [vname, fn] : w4_exp16_variants)
-      reg(std::string("gemv_w4_exp/") + vname + "/" + s.name + "/tokens:16", BM_gemv_w4_exp, s.n, s.k, 16, fn);
-  for (const Mat& s : w4_exp_shapes)
-    for (int t : {1, 8})
-      for (const auto& [vname, fn] : w4_exp_variants)
-        reg(std::string("gemv_w4_exp/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4_exp, s.n,
-            s.k, t, fn);
+  // 16 tokens in the GEMV's stream kernel with two 8-token mma columns, beside gemm_w4_vs/.../tokens:16
+  const std::pair<const char*, W4GemvFn> cols2_variants[] = {
+      {"w8_d4", gemv_w4_cols2<8, 4>}, {"w4_d4", gemv_w4_cols2<4, 4>}, {"w8_d2", gemv_w4_cols2<8, 2>},
+      {"w4_d2", gemv_w4_cols2<4, 2>}};
+  for (const Mat& s : {llama[0], llama[3], Mat{"llama3_8b_gate_up_28672x4096", 28672, 4096}, llama[2]})
+    for (const auto& [vname, fn] : cols2_variants)
+      reg(std::string("gemv_w4_cols2/") + vname + "/" + s.name + "/tokens:16", BM_gemv_w4_with, s.n, s.k, 16, fn);
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)

@@ -130,9 +130,16 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // gemv_reduce_store), with the tile index as the policies' block index.
 // A shared-memory ring filled with cp.async (8-16 chunks a warp in flight, half the registers) was
 // measured 2-4x slower on an H200 (PERFORMANCE.md, 2026-12-05) and removed.
-template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
-          int kMinBlocks = 1, int kCols = 1>
-__global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
+// kDepth: the ring's chunks per warp (gemv_w4 runs kW4Depth). kCols: 8-token mma columns, 1 (up to
+// 8 tokens, what gemv_w4 runs) or 2 (up to 16: lanes take tokens g and g + 8), timed at 16 tokens
+// by bench_cuda_kernels gemv_w4_cols2/ beside the W4 GEMM (2026-12-06, H100: faster than the GEMM
+// on the smaller Linears); gemm_w4 does not run it until a GPU test has checked it.
+// Tried on the same H100 and not kept (PERFORMANCE.md, 2026-12-06): the weights in an 8-row
+// interleaved order (each load instruction on 512 contiguous bytes: o 9% faster, the other
+// Linears within 2%) and a register cap with a ring of 2 so that two launches' blocks share an SM
+// (10-50% slower).
+template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
+__global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
                           const E ep) {
@@ -152,8 +159,8 @@ __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
   int lt = 0, lc = warp;
   const uint32_t *lwa = nullptr, *lwb = nullptr;
   const __half2 *lpa = nullptr, *lpb = nullptr;
-  int ra = 0, rb = 0;
   auto point = [&](int t) {
+    int ra, rb;
     ep.rows(tile0 + t, g, n, ra, rb);
     lwa = qw + static_cast<int64_t>(ra) * words + 4 * c;
     lwb = qw + static_cast<int64_t>(rb) * words + 4 * c;
@@ -165,13 +172,8 @@ __global__ static void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto load = [&](int s) {  // s: a compile-time slot once unrolled
     const int kk = lc * 128 + 32 * c;
     if (kk < k) {
-      if constexpr (kInterleaved) {
-        va[s] = vec::load_stream(qw + w4_interleaved_offset(ra, lc, c, n, words));
-        vb[s] = vec::load_stream(qw + w4_interleaved_offset(rb, lc, c, n, words));
-      } else {
-        va[s] = vec::load_stream(lwa + lc * 16);
-        vb[s] = vec::load_stream(lwb + lc * 16);
-      }
+      va[s] = vec::load_stream(lwa + lc * 16);
+      vb[s] = vec::load_stream(lwb + lc * 16);
       sa[s] = __ldg(lpa + (kk >> group_shift));
       sb[s] = __ldg(lpb + (kk >> group_shift));
     } else {  // past k (k not a multiple of 128): x is zero there, the weights only need to be finite
@@ -261,11 +263,10 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
                 w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
 }
 
-template <int kWarps, bool kScaleAfter, class X, class E, bool kInterleaved = false, int kDepth = kW4Depth,
-          int kMinBlocks = 1, int kCols = 1>
+template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
-  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kInterleaved, kDepth, kMinBlocks, kCols>;
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * kCols * 32 * sizeof(float);
   w4_allow_smem<kernel>(smem, tokens, w.k);

@@ -96,15 +96,6 @@ void w4_allow_smem(size_t smem, int tokens, int k) {
   raised[dev & 63].store(smem, std::memory_order_release);
 }
 
-// EXPERIMENT (bench only): the word offset of row r's 16-byte piece c of 128-input chunk lc in an
-// 8-row interleaved layout: each 8-row group stores its chunks one after the other, a chunk's 8
-// rows x 64 bytes contiguous (the last chunk and the last group may be narrower / shorter), so
-// that the 8 rows x 4 lanes of one GEMV load instruction read 512 contiguous bytes.
-static __device__ __forceinline__ int64_t w4_interleaved_offset(int r, int lc, int c, int n, int words) {
-  const int grp = r >> 3, h = min(8, n - 8 * grp), wc = min(16, words - 16 * lc);
-  return int64_t(grp) * 8 * words + lc * 16 * h + (r & 7) * wc + 4 * c;
-}
-
 static __device__ __forceinline__ uint32_t w4_lop3_and_or(uint32_t a, uint32_t mask, uint32_t bits) {
   uint32_t r;
   asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));  // (a & mask) | bits
