@@ -304,6 +304,96 @@ void BM_read_at_size(benchmark::State& state, int n, int k) {
   run(state, timer, double(vecs) * 16.0);
 }
 
+// The W4 GEMV's load schedule without its arithmetic: the kStream kernel's grid (the shape gemv_w4
+// picks), its 16-row tiles, its chunks per warp and its ring of kW4Depth 16-byte loads of two rows
+// plus their params, the first ring before the programmatic-launch wait, but each chunk only
+// XOR-folded into a register (one store a block, so that no load is dead). The GEMV's ~120
+// registers a lane allow 16 warps an SM; this kernel needs fewer, so dynamic shared memory holds it
+// to the same 16 (two launches then overlap as little as the GEMV's do). Against
+// ceiling/read_at_w4_size (the same bytes in one sequential pass) it says how much of the GEMV's
+// loss is the schedule; against gemv_w4_g128, how much is the arithmetic, the reduction and the
+// epilogue.
+template <int kWarps>
+__global__ void __launch_bounds__(kWarps * 32)
+    w4_schedule_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k, int tiles,
+                       int tiles_per_block, uint32_t* sink) {
+  turbine::cuda::pdl_launch_dependents();
+  constexpr int kDepth = turbine::cuda::detail::kW4Depth;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
+  const int words = k >> 3, groups = k >> 7, chunks = (k + 127) >> 7;
+  const int tile0 = static_cast<int>(blockIdx.x) * tiles_per_block;
+  const int ntiles = min(tiles_per_block, tiles - tile0);
+  const int per_tile = warp < chunks ? (chunks - 1 - warp) / kWarps + 1 : 0;
+  const int items = ntiles * per_tile;
+  int lt = 0, lc = warp, ra = 0, rb = 0;
+  auto point = [&](int t) {
+    ra = min((tile0 + t) * 16 + g, n - 1);
+    rb = min((tile0 + t) * 16 + g + 8, n - 1);
+  };
+  uint4 va[kDepth], vb[kDepth];
+  uint32_t pa[kDepth], pb[kDepth];
+  auto load = [&](int slot) {
+    const int kk = lc * 128 + 32 * c;
+    va[slot] = turbine::cuda::vec::load_stream(qw + int64_t(ra) * words + lc * 16 + 4 * c);
+    vb[slot] = turbine::cuda::vec::load_stream(qw + int64_t(rb) * words + lc * 16 + 4 * c);
+    pa[slot] = __ldg(reinterpret_cast<const uint32_t*>(params) + int64_t(ra) * groups + (kk >> 7));
+    pb[slot] = __ldg(reinterpret_cast<const uint32_t*>(params) + int64_t(rb) * groups + (kk >> 7));
+    lc += kWarps;
+    if (lc >= chunks) {
+      lc = warp;
+      if (++lt < ntiles) point(lt);
+    }
+  };
+  if (items > 0) point(0);
+#pragma unroll
+  for (int slot = 0; slot < kDepth; ++slot)
+    if (slot < items) load(slot);
+  turbine::cuda::pdl_wait();
+  uint32_t acc = 0;
+  for (int base = 0; base < items; base += kDepth) {
+#pragma unroll
+    for (int slot = 0; slot < kDepth; ++slot) {
+      if (base + slot >= items) break;
+      acc ^= va[slot].x ^ va[slot].y ^ va[slot].z ^ va[slot].w ^ vb[slot].x ^ vb[slot].y ^ vb[slot].z ^ vb[slot].w ^
+             pa[slot] ^ pb[slot];
+      if (base + slot + kDepth < items) load(slot);
+    }
+  }
+  if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // (almost) never true, but the compiler cannot know
+}
+
+void BM_w4_schedule(benchmark::State& state, int n, int k) {
+  const W4Copies w(n, k, 128);
+  const int tiles = static_cast<int>(ceil_div(n, 16));
+  int sms = 0;
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  // gemv_w4's pick (launch_gemv_w4): the first of 8x1, 4x1, 4x2, 4x4 warps x tiles whose warps fit one wave
+  const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
+  std::pair<int, int> pick = shapes[3];
+  for (const auto& sh : shapes)
+    if (int64_t(ceil_div(tiles, sh.second)) * sh.first <= 16 * sms) {
+      pick = sh;
+      break;
+    }
+  const unsigned blocks = static_cast<unsigned>(ceil_div(tiles, pick.second));
+  DeviceBuffer<uint32_t> sink(blocks);
+  const auto kernel = pick.first == 8 ? w4_schedule_kernel<8> : w4_schedule_kernel<4>;
+  // 16 warps an SM: 2 blocks of 8 warps or 4 of 4 in the SM's shared memory, not one more
+  int smem_per_sm = 0;
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
+  const int per_sm = 16 / pick.first;
+  const size_t smem = size_t(smem_per_sm / (per_sm + 1) + 2048);
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const bool pdl = turbine::cuda::pdl_available();
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    turbine::cuda::launch_kernel(kernel, dim3(blocks), dim3(pick.first * 32), smem, s, pdl,
+                                 w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, tiles, pick.second,
+                                 sink.data());
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+  });
+  run(state, timer, double(w.bytes));
+}
+
 // W4A16 GEMV (4-bit weights, group 128, fp16 activations) through `fn`: bytes are the packed
 // weights and their scales/zeros, which is what it must stream.
 using W4GemvFn = std::function<void(const W4Matrix&, const __half*, __half*, int, cudaStream_t)>;
@@ -506,6 +596,7 @@ void register_all() {
   for (const Mat& s : llama)
     for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
   for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
+  for (const Mat& s : llama) reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule, s.n, s.k);
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
   // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
