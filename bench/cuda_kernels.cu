@@ -287,7 +287,7 @@ struct W4Copies {
 };
 
 // The read ceiling at one Linear's size: the packed weights of W4Copies(n, k, 128) (not their
-// params, 1/32 more) streamed by the read-only kernel of the 1 GiB ceiling, one launch per call in
+// params, 1/16 more) streamed by the read-only kernel of the 1 GiB ceiling, one launch per call in
 // the same kind of graph as the GEMV (copies rotated past L2), so that a small GEMV's fraction can
 // be read against what one launch of that size reaches on its own (launch, ramp-up and tail
 // included, no programmatic-launch overlap), not only against the 1 GiB stream. Each thread issues
@@ -310,7 +310,7 @@ void BM_read_at_size(benchmark::State& state, int n, int k) {
 // XOR-folded into a register (one store a block, so that no load is dead). The GEMV's ~120
 // registers a lane allow 16 warps an SM; this kernel needs fewer, so dynamic shared memory holds it
 // to the same 16 (two launches then overlap as little as the GEMV's do). Against
-// ceiling/read_at_w4_size (the same bytes in one sequential pass) it says how much of the GEMV's
+// ceiling/read_at_w4_size (the packed weights alone, in one sequential pass: compare GB/s) it says how much of the GEMV's
 // loss is the schedule; against gemv_w4_g128, how much is the arithmetic, the reduction and the
 // epilogue.
 template <int kWarps>
@@ -423,7 +423,7 @@ void gemv_w4_cols2(const W4Matrix& m, const __half* x, __half* y, int tokens, cu
   using Xs = turbine::cuda::detail::GemvX<__half>;
   using Ep = turbine::cuda::detail::GemvStore<__half, __half>;
   turbine::cuda::detail::launch_gemv_w4_stream<kWarps, true, Xs, Ep, kDepth, 2>(m, tokens, 1, Xs{x}, Ep{y, nullptr}, s,
-                                                                               true);
+                                                                               turbine::cuda::pdl_available());
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

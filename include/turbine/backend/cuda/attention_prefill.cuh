@@ -5,7 +5,8 @@
 // registers, and no score matrix is ever written. Grouped-query heads, chunked prefill (queries
 // start at pos0 with earlier positions already in the cache) and a sliding window are supported.
 //
-// The mma/ldmatrix/cp.async helpers in namespace `attn` are shared with attention_decode.cuh.
+// The mma/ldmatrix helpers in namespace `attn` are shared with attention_decode.cuh; the cp.async
+// ones are cp_async.cuh's.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -131,18 +132,21 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // A shared-memory ring filled with cp.async (8-16 chunks a warp in flight, half the registers) was
 // measured 2-4x slower on an H200 (PERFORMANCE.md, 2026-12-05) and removed.
 // kDepth: the ring's chunks per warp (gemv_w4 runs kW4Depth). kCols: 8-token mma columns, 1 (up to
-// 8 tokens, what gemv_w4 runs) or 2 (up to 16: lanes take tokens g and g + 8), timed at 16 tokens
-// by bench_cuda_kernels gemv_w4_cols2/ beside the W4 GEMM (2026-12-06, H100: faster than the GEMM
-// on the smaller Linears); gemm_w4 does not run it until a GPU test has checked it.
+// 8 tokens, what gemv_w4 runs) or 2 (up to 16: lanes take tokens g and g + 8; plain x only),
+// timed at 16 tokens by bench_cuda_kernels gemv_w4_cols2/ beside the W4 GEMM (2026-12-06, H100:
+// faster than the GEMM on the smaller Linears); gemm_w4 does not run it until a GPU test has
+// checked it. (4 warps, depth 4, two columns: 132 registers, 12 warps an SM, not 16.)
 // Tried on the same H100 and not kept (PERFORMANCE.md, 2026-12-06): the weights in an 8-row
 // interleaved order (each load instruction on 512 contiguous bytes: o 9% faster, the other
-// Linears within 2%) and a register cap with a ring of 2 so that two launches' blocks share an SM
-// (10-50% slower).
+// Linears within 3.4%) and a register cap with a ring of 2 so that two launches' blocks share an
+// SM (at its best 5-44% slower than gemv_w4's own launch, Linear by Linear).
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
                           const E ep) {
+  static_assert(kCols == 1 || (kCols == 2 && std::is_same_v<X, GemvX<__half>>),
+                "two token columns: only with the plain x source (the norm sources hold kGemvMaxTokens rows)");
   pdl_launch_dependents();
   extern __shared__ uint4 gemv_w4_staged[];
   const int lane = threadIdx.x & 31;
@@ -232,7 +236,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   __syncthreads();
   const int active = min(kWarps, chunks);  // warps past the last chunk wrote nothing
   for (int i = threadIdx.x; i < ntiles * 64 * kCols; i += kWarps * 32) {
-    const int t = i / (64 * kCols), col = (i >> 6) % kCols, j = (i >> 5) & 1, l = i & 31;
+    const int t = i >> (kCols == 2 ? 7 : 6), col = kCols == 2 ? (i >> 6) & 1 : 0, j = (i >> 5) & 1, l = i & 31;
     float s0 = 0.f, s1 = 0.f;
     for (int q = 0; q < active; ++q) {
       const float* p = partial + ((t * kWarps + q) * 4 * kCols + 4 * col) * 32 + l;
