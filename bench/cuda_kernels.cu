@@ -367,14 +367,7 @@ void BM_w4_schedule(benchmark::State& state, int n, int k) {
   const int tiles = static_cast<int>(ceil_div(n, 16));
   int sms = 0;
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  // gemv_w4's pick (launch_gemv_w4): the first of 8x1, 4x1, 4x2, 4x4 warps x tiles whose warps fit one wave
-  const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
-  std::pair<int, int> pick = shapes[3];
-  for (const auto& sh : shapes)
-    if (int64_t(ceil_div(tiles, sh.second)) * sh.first <= 16 * sms) {
-      pick = sh;
-      break;
-    }
+  const std::pair<int, int> pick = turbine::cuda::detail::w4_stream_shape(tiles, sms);  // gemv_w4's own
   const unsigned blocks = static_cast<unsigned>(ceil_div(tiles, pick.second));
   DeviceBuffer<uint32_t> sink(blocks);
   const auto kernel = pick.first == 8 ? w4_schedule_kernel<8> : w4_schedule_kernel<4>;

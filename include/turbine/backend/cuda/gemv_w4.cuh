@@ -281,6 +281,15 @@ void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, c
                 x, e);
 }
 
+/// The kStream kernel's default launch shape, {warps, tiles} per block, for `tiles` 16-row tiles on
+/// `sms` SMs: the first of 8 x 1, 4 x 1, 4 x 2, 4 x 4 whose warps all fit one wave (16 an SM).
+inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
+  const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
+  for (const auto& s : shapes)
+    if (ceil_div(tiles, int64_t(s.second)) * s.first <= 16 * int64_t(sms)) return s;
+  return shapes[3];
+}
+
 /// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
 /// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
 template <class X, class E>
@@ -311,14 +320,7 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
       TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
       sms_of[dev & 63].store(sms, std::memory_order_relaxed);
     }
-    const int wave = 16 * sms;
-    const std::pair<int, int> shapes[] = {{8, 1}, {4, 1}, {4, 2}, {4, 4}};
-    std::pair<int, int> pick = shapes[3];
-    for (const auto& s : shapes)
-      if (static_cast<int64_t>(ceil_div(tiles, s.second)) * s.first <= wave) {
-        pick = s;
-        break;
-      }
+    const std::pair<int, int> pick = w4_stream_shape(tiles, sms);
     if (warps == 0) warps = pick.first;
     if (tpb == 0) tpb = pick.second;
   }
