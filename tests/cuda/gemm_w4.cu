@@ -3,8 +3,9 @@
 // outputs; token counts on both sides of every token tile (16, 32, 64), row counts that are not
 // multiples of the 128-row block, k that is not a multiple of the 256-input step (SmolLM2's 576), k
 // split over blocks (few rows, long k) and not, every group size, with and without bias; and against
-// the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape; and every variant of
-// the staged and wgmma kernels (those gemm_w4 dispatches to), k split into as many parts as fit and not.
+// the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape; every variant of the
+// staged and wgmma kernels (those gemm_w4 dispatches to), k split into as many parts as fit and not;
+// and the two-column GEMV path it takes at 9..16 tokens for a small W, in both launch shapes.
 #include <doctest/doctest.h>
 
 #include <turbine/backend/cuda/gemm.cuh>
@@ -75,6 +76,53 @@ TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..3
   }
 }
 
+TEST_CASE("gemm_w4's two-column GEMV path (9..16 tokens, W's tiles in one wave) in both its launch shapes") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4_two_columns"));
+  // The launch shape follows from W's 16-row tiles against the SMs' resident blocks: 8 warps a tile
+  // where they fit, else 4 warps, else not taken. The row counts come from this GPU's SM count and
+  // occupancy, so every shape is reached on any device; odd n leaves a partial last tile.
+  const int sms = cuda::detail::w4_sm_count();
+  for (int group : {32, 64, 128}) {
+    const bool after = group == 128;  // scales applied after the sum: the other instantiations
+    const int b8 = after ? cuda::detail::w4_two_column_blocks_per_sm<8, true, 2>()
+                         : cuda::detail::w4_two_column_blocks_per_sm<8, false, 2>();
+    const int b4 = after ? cuda::detail::w4_two_column_blocks_per_sm<4, true, 4>()
+                         : cuda::detail::w4_two_column_blocks_per_sm<4, false, 4>();
+    const int most = 16 * sms * std::max(b8, b4);
+    struct Shape {
+      int n;
+      bool taken;
+    };
+    const Shape shapes[] = {{16 * sms * b8 - 5, true}, {most, true}, {most + 16, false}};
+    for (const Shape& s : shapes) {
+      const int k = 3 * group;
+      W4Case w = make_w4(s.n, k, group, rng);
+      const auto bias = random_half<__half>(s.n, rng);
+      auto d_bias = upload_half<__half>(bias);
+      for (int tokens : {9, 13, 16}) {
+        const bool with_bias = tokens != 13;
+        const auto x = random_half<__half>(size_t(tokens) * k, rng);
+        auto d_x = upload_half<__half>(x);
+        cuda::DeviceBuffer<__half> d_y(size_t(tokens) * s.n);
+        poison(d_y);
+        const bool taken = cuda::detail::gemv_w4_two_columns(
+            w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens, nullptr);
+        CAPTURE(s.n);
+        CAPTURE(group);
+        CHECK(taken == s.taken);
+        if (!taken) continue;
+        sync_launch();
+        expect_close("two-column gemv_w4 tokens " + std::to_string(tokens) + " n " + std::to_string(s.n) + " k " +
+                         std::to_string(k) + " g" + std::to_string(group) + " (8-warp blocks an SM " +
+                         std::to_string(b8) + ", 4-warp " + std::to_string(b4) + ")",
+                     download_half(d_y), reference(w, x.values, with_bias ? bias.values.data() : nullptr, tokens),
+                     kTol);
+      }
+    }
+  }
+}
+
 TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split over k and not") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemm_w4 staged variants"));
@@ -123,8 +171,8 @@ TEST_CASE("the wgmma variant runs its own kernel on Hopper (this build is sm_90a
   int dev = 0, major = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  if (major != 9) return skip("wgmma needs sm_90a; on this GPU wg16_d2 and gemm_w4 at 9-16 tokens run the staged kernel");
-  CHECK(cuda::detail::w4w_available());  // so the tests here checked the wgmma kernel (gemm_w4's own at 9-16 tokens)
+  if (major != 9) return skip("wgmma needs sm_90a; on this GPU wg16_d2 and gemm_w4 at 9-16 tokens (where W is too large for the two-column GEMV) run the staged kernel");
+  CHECK(cuda::detail::w4w_available());  // so the tests here checked the wgmma kernel (gemm_w4's own at 9-16 tokens for large W)
 }
 
 TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + cuBLAS at a Llama-3-8B shape") {

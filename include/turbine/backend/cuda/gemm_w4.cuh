@@ -304,6 +304,50 @@ int w4g_blocks_per_sm() {
   return w4_kernel_blocks_per_sm<gemm_w4_kernel<kTN>>(kW4gThreads, w4g_smem_bytes<kTN>());
 }
 
+/// The most tokens the two-column stream kernel takes (two 8-token mma columns).
+inline constexpr int kW4TwoColumnTokens = 16;
+
+// The two-column stream kernel (gemv_w4.cuh, one tile a block) with x as stored and an fp16 store.
+template <int kWarps, bool kScaleAfter, int kDepth>
+inline constexpr auto w4_two_column_kernel =
+    gemv_w4_stream_kernel<kWarps, kScaleAfter, GemvX<__half>, GemvStore<__half, __half>, kDepth, 2>;
+
+template <int kWarps, bool kScaleAfter, int kDepth>
+int w4_two_column_blocks_per_sm() {
+  return w4_kernel_blocks_per_sm<w4_two_column_kernel<kWarps, kScaleAfter, kDepth>>(
+      kWarps * 32, w4_stream_out_smem(kWarps, 2, 1));
+}
+
+// One launch shape of the two-column path: where W's tiles fit the SMs' resident blocks, launches
+// and returns true.
+template <int kWarps, bool kScaleAfter, int kDepth>
+bool try_w4_two_columns(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                        cudaStream_t stream) {
+  const int64_t tiles = ceil_div(w.n, kGemvRows);
+  if (tiles > int64_t(w4_sm_count()) * w4_two_column_blocks_per_sm<kWarps, kScaleAfter, kDepth>()) return false;
+  launch_gemv_w4_stream<kWarps, kScaleAfter, GemvX<__half>, GemvStore<__half, __half>, kDepth, 2>(
+      w, tokens, 1, GemvX<__half>{x}, GemvStore<__half, __half>{y, bias}, stream, pdl_available());
+  return true;
+}
+
+/// y = x * W^T (+ bias) for 9..16 tokens with the GEMV's stream kernel and two 8-token mma columns,
+/// where W's 16-row tiles all fit in one wave of resident blocks; returns false, launching nothing,
+/// where they do not (a larger W: the GEMM kernels are faster there). Measured on an H100
+/// (PERFORMANCE.md, 2026-12-06) at 16 tokens: o 4096x4096 8.30 us against the wgmma GEMM's 9.70,
+/// qkv 6144x4096 11.56 against 13.63, down 4096x14336 22.15 against 22.44; gate_up 28672x4096 50.9
+/// against 42.5 (not taken). 8 warps a tile with a ring of 2 chunks where that fits one wave (o,
+/// down), else 4 warps and 4 chunks (qkv). Resident blocks come from the occupancy query: the 4-warp
+/// form with scales after the sum needs 134 registers a lane, 3 blocks an SM, not 4.
+inline bool gemv_w4_two_columns(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                                cudaStream_t stream) {
+  if (tokens > kW4TwoColumnTokens) return false;
+  if (w.group == 128)
+    return try_w4_two_columns<8, true, 2>(w, x, bias, y, tokens, stream) ||
+           try_w4_two_columns<4, true, 4>(w, x, bias, y, tokens, stream);
+  return try_w4_two_columns<8, false, 2>(w, x, bias, y, tokens, stream) ||
+         try_w4_two_columns<4, false, 4>(w, x, bias, y, tokens, stream);
+}
+
 template <int kTN>
 void launch_gemm_w4_kernel(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                            cudaStream_t stream, const W4gWorkspace* own = nullptr) {
@@ -695,13 +739,20 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
   if (detail::w4w_available())  // the probe launches and copies: not inside a capture
     (void)detail::w4w_blocks_per_sm<16, 2>();
+  (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
+  (void)detail::w4_two_column_blocks_per_sm<4, true, 4>();
+  (void)detail::w4_two_column_blocks_per_sm<8, false, 2>();
+  (void)detail::w4_two_column_blocks_per_sm<4, false, 4>();
+  (void)detail::w4_sm_count();
   (void)pdl_available();
 }
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens where the code is sm_90a, the wgmma
-/// kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel, its tile by token count (w4s_pick);
+/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens, where W's row tiles fit one wave,
+/// the GEMV's stream kernel with two token columns (gemv_w4_two_columns); else, up to 16 tokens
+/// where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel,
+/// its tile by token count (w4s_pick);
 /// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own split-k scratch, or null for the device's shared one (then calls must not
 /// overlap in time).
@@ -716,7 +767,12 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
   // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens the wgmma kernel with 2 chunks
   // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
-  // cuBLAS fp16); at 32 and 64 it was no faster.
+  // cuBLAS fp16); at 32 and 64 it was no faster. Where W is small, the GEMV's stream kernel with two
+  // token columns beats both (2026-12-06; gemv_w4_two_columns says where).
+  if (tokens <= detail::kW4TwoColumnTokens && detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   if (tokens <= 16) detail::launch_gemm_w4_wgmma<16, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   else detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());

@@ -267,18 +267,37 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
                 w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
 }
 
+/// The stream kernel's shared memory after x's: each warp's per-lane sums of its 4 k quarters, for
+/// every tile of the block and token column.
+constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
+  return size_t(tiles_per_block) * warps * 4 * cols * 32 * sizeof(float);
+}
+
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
   constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
-  const size_t smem = x_smem + size_t(tiles_per_block) * kWarps * 4 * kCols * 32 * sizeof(float);
+  const size_t smem = x_smem + w4_stream_out_smem(kWarps, kCols, tiles_per_block);
   w4_allow_smem<kernel>(smem, tokens, w.k);
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tiles_per_block))), dim3(kWarps * 32), smem, stream,
                 pdl, w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tiles_per_block, static_cast<int>(x_smem),
                 x, e);
+}
+
+/// The current device's SM count (cached per device: the launchers ask on every call).
+inline int w4_sm_count() {
+  static std::atomic<int> sms_of[64];
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    sms_of[dev & 63].store(sms, std::memory_order_relaxed);
+  }
+  return sms;
 }
 
 /// The kStream kernel's default launch shape, {warps, tiles} per block, for `tiles` 16-row tiles on
@@ -312,15 +331,7 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   // (1792) at 4 x 4.
   int warps = how.warps, tpb = how.tiles_per_block;
   if (warps == 0 || tpb == 0) {
-    static std::atomic<int> sms_of[64];
-    int dev = 0;
-    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
-    if (sms == 0) {
-      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      sms_of[dev & 63].store(sms, std::memory_order_relaxed);
-    }
-    const std::pair<int, int> pick = w4_stream_shape(tiles, sms);
+    const std::pair<int, int> pick = w4_stream_shape(tiles, w4_sm_count());
     if (warps == 0) warps = pick.first;
     if (tpb == 0) tpb = pick.second;
   }
