@@ -229,7 +229,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
       if (base + s + kDepth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k, xin1 = has_x1 && kk < k;
-      w4_chunk_mma<kCols, kScaleAfter, (kXMode & 2) != 0>(a4, b4, pa, pb, xl, xl1, xin, xin1, kk, acc, acc1);
+      w4_chunk_mma<kCols, kScaleAfter, (kXMode & 2) != 0 && kCols == 1 && kScaleAfter>(a4, b4, pa, pb, xl, xl1, xin, xin1, kk, acc, acc1);
       cc += kWarps;
       if (cc >= chunks) {  // this warp's share of tile ct is done
         float* p = partial + ((ct * kWarps + warp) * 4 * kCols) * 32 + lane;
