@@ -10,7 +10,8 @@
 // bytes + KV bytes read) / the device-to-device copy ceiling measured at start-up (bytes read +
 // written per second; cuda_bench_common.cuh). Each configuration's logits after 4 fixed steps are compared with the
 // unfused chain's (relative error): the folds change rounding only.
-//   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|all] [LABEL]   not Google Benchmark: one table each;
+//   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|smollm2-w4-head|llama3-w4-head|all] [LABEL]
+//   not Google Benchmark: one table each (-head: the LM head rounded to 4 bits too);
 //   LABEL: the W4 tables time only the configurations whose label starts with it, batch 1
 //   (tools/gpu_step_profile.sh: "engine default", "norm stats")
 // Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
@@ -258,11 +259,17 @@ void run_shape(const std::string& name, double ceiling) {
 /// 4-bit weights (quant::Rtn<4, G>, rounded from the random weights at load): batch 1 and 4, the
 /// floor counted on the bytes the W4 model streams (packed weights, scales, f16 embedding/LM head).
 template <int G>
-void run_w4(const std::string& name, double ceiling) {
+void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   using Model = Llama<f16, quant::Rtn<4, G>, kv::Same, Cuda>;
   const ModelConfig c = shape(name);
   const auto t0 = std::chrono::steady_clock::now();
+  // int4_head: the LM head rounded to 4 bits too (quantize_lm_head_int4), run on the W4 GEMV
+#ifdef TURBINE_DECODE_BENCH_HEAD
+  check(!int4_head, "the 4-bit LM head is not in the HEAD build");
   Model model(random_model(c));
+#else
+  Model model(int4_head ? quantize_lm_head_int4(random_model(c), lm_head_group(c.hidden_size)) : random_model(c));
+#endif
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   constexpr int kPrompt = 128, kWarm = 8, kSteps = 200;
   std::vector<int32_t> prompt(kPrompt);
@@ -273,8 +280,8 @@ void run_w4(const std::string& name, double ceiling) {
   const double embed_bytes = c.tie_word_embeddings ? 0.0 : double(c.vocab_size) * c.hidden_size * 2;
   const double step_bytes = weight_bytes - embed_bytes + 2.0 * c.num_layers * double(len) * c.kv_size() * 2;
   const double floor_us = step_bytes / ceiling * 1e6;
-  std::printf("\n%s W4A16 g%d (f16): device weights %.1f MB, bytes per step %.1f MB, floor %.1f us/token; setup %.1f s\n",
-              name.c_str(), G, weight_bytes / 1e6, step_bytes / 1e6, floor_us, setup_s);
+  std::printf("\n%s W4A16 g%d (f16)%s: device weights %.1f MB, bytes per step %.1f MB, floor %.1f us/token; setup %.1f s\n",
+              name.c_str(), G, int4_head ? ", 4-bit LM head" : "", weight_bytes / 1e6, step_bytes / 1e6, floor_us, setup_s);
   // The unfused chain (separate norm, rope and activation kernels around the W4 GEMV), the engine's
   // default folds, and every fold (norm prologues and the rotary/KV-store epilogue on the 4-bit
   // stream too); logits after a few steps against the unfused chain's.
@@ -360,6 +367,8 @@ int main(int argc, char** argv) {
     if (which == "all" || which == "llama3") run_shape<f16>("llama3", ceiling);
     if (which == "all" || which == "w4" || which == "smollm2-w4") run_w4<64>("smollm2", ceiling);
     if (which == "all" || which == "w4" || which == "llama3-w4") run_w4<128>("llama3", ceiling);
+    if (which == "all" || which == "w4" || which == "smollm2-w4-head") run_w4<64>("smollm2", ceiling, true);
+    if (which == "all" || which == "w4" || which == "llama3-w4-head") run_w4<128>("llama3", ceiling, true);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

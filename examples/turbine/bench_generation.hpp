@@ -379,7 +379,7 @@ void run_bench_generation(CommonOptions& o, const Command& cmd) {
     weights = load_model(label).weights;
   }
   const double gen_s = seconds_since(t_load);
-  auto owned_model = make_model<Model>(std::move(weights), o.tp);
+  auto owned_model = make_model<Model>(weights_for(weights, pipeline_options(o)), o.tp);
   Model& model = *owned_model;
   const double load_s = seconds_since(t_load);
   const ModelConfig& c = model.config();

@@ -46,7 +46,8 @@ void run_bench_throughput(CommonOptions& o, const ThroughputOptions& t) {
     check(o.model.empty(), "give either MODEL or --random-shape, not both");
     const ModelConfig shape = model_shape(t.random_shape);
     std::fprintf(stderr, "bench throughput: random weights of the %s shape ...\n", t.random_shape.c_str());
-    random_model = make_model<Model>(random_weights(shape, o.dtype == "bf16" ? StorageType::BF16 : StorageType::F16, 1), o.tp);
+    random_model = make_model<Model>(
+        weights_for(random_weights(shape, o.dtype == "bf16" ? StorageType::BF16 : StorageType::F16, 1), pipeline_options(o)), o.tp);
     numbered = numbered_tokenizer(shape.vocab_size);
     path = t.random_shape + " (random weights)";
     ctx = std::min(o.ctx_size, shape.max_position_embeddings);

@@ -47,6 +47,7 @@ struct CommonOptions {
   int64_t ctx_size = 4096;
   int threads = 0;
   int tp = 1;  // tensor-parallel ranks (simulated on the CPU)
+  bool lm_head_int4 = false;  // round the LM head to 4 bits at load
   GenerationConfig gen;
 };
 
@@ -60,6 +61,9 @@ inline void add_model_options(CLI::App& app, CommonOptions& o) {
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--tp", o.tp, "tensor parallelism: split the model this many ways by heads, MLP columns and vocabulary "
                  "(on the CPU the ranks run in turn, simulated; see docs/ARCHITECTURE.md)")->check(CLI::PositiveNumber);
+  app.add_flag("--lm-head-int4", o.lm_head_int4, "round the LM head to 4 bits at load (group 128, or 64/32 where the "
+               "hidden size needs it): less memory and, on a 4-bit model on the GPU, a faster decode step; costs "
+               "some accuracy (docs/QUANTIZATION.md)");
 }
 
 /// The serving engine's KV cache flags (turbine serve, turbine bench throughput).
@@ -108,7 +112,9 @@ inline void apply_runtime_options(const CommonOptions& o) {
   if (o.threads > 0) setenv("TURBINE_THREADS", std::to_string(o.threads).c_str(), 1);
 }
 
-inline PipelineOptions pipeline_options(const CommonOptions& o) { return PipelineOptions{o.chat_template, o.ctx_size, o.tp}; }
+inline PipelineOptions pipeline_options(const CommonOptions& o) {
+  return PipelineOptions{o.chat_template, o.ctx_size, o.tp, o.lm_head_int4};
+}
 
 /// ANSI colors only when writing to a terminal and NO_COLOR is unset.
 struct Colors {

@@ -96,7 +96,7 @@ template <class Model>
 void run_bench(CommonOptions& o, int64_t prompt_tokens, int64_t gen_tokens, int runs, bool json) {
   const std::string path = resolve_model(o.model);
   LoadedModel files = load_model(path);
-  auto owned_model = make_model<Model>(files.weights, o.tp);
+  auto owned_model = make_model<Model>(weights_for(files.weights, pipeline_options(o)), o.tp);
   Model& model = *owned_model;
   const ModelConfig& c = model.config();
   check(prompt_tokens + gen_tokens <= c.max_position_embeddings, "--prompt-tokens + --gen-tokens (", prompt_tokens + gen_tokens,

@@ -26,7 +26,7 @@ void run_eval_ppl(CommonOptions& o, const Command& cmd) {
   const std::string path = resolve_model(o.model);
   const Colors color;
   LoadedModel files = load_model(path);
-  auto owned_model = make_model<Model>(files.weights, o.tp);
+  auto owned_model = make_model<Model>(weights_for(files.weights, pipeline_options(o)), o.tp);
   Model& model = *owned_model;
   const ModelConfig& c = model.config();
   check(cmd.eval_ctx >= 2 && cmd.eval_ctx <= c.max_position_embeddings, "--ctx ", cmd.eval_ctx,

@@ -4,7 +4,8 @@
 // folds and with every fold (the fused chain on the 4-bit stream), on the random GPU test models of
 // every architecture (tools/gpu_session.sh makes them with head_dim 64: the GPU's rotary kernel takes 64 and 128, so
 // the checked-in head_dim-16 models cannot run there) and the default model; batched decode
-// against one sequence at a time; and an AWQ directory made by quantize_model answering on the GPU.
+// against one sequence at a time; an AWQ directory made by quantize_model answering on the GPU; and a
+// 4-bit LM head (quantize_lm_head_int4) on the W4 kernels against the CPU model with the same head.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -77,6 +78,30 @@ TEST_CASE("W4A16 on the GPU matches the CPU's 4-bit model on every architecture 
     const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
     REQUIRE(ids.size() >= 64);
     compare_w4<128>(load_weights(dir), std::vector<int32_t>(ids.begin(), ids.begin() + 64), name);
+  }
+}
+
+TEST_CASE("a 4-bit LM head on the GPU matches the CPU's (W4 GEMV in decode, gemm_w4 in prefill, every chain) and is 4-bit there") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  const std::string root = gpu_models_root();
+  if (root.empty()) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
+  for (const char* name : {"llama_tied", "llama_untied"}) {
+    const std::string dir = root + "/" + name;
+    std::ifstream f(dir + "/golden.json");
+    REQUIRE(f.good());
+    const auto ids = nlohmann::json::parse(f)["ids"].get<std::vector<int32_t>>();
+    REQUIRE(ids.size() >= 64);
+    const ModelWeights w = load_weights(dir);
+    const ModelWeights q = quantize_lm_head_int4(w, lm_head_group(w.config.hidden_size));
+    compare_w4<128>(q, std::vector<int32_t>(ids.begin(), ids.begin() + 64), std::string(name) + ", 4-bit LM head");
+    // On the device the head is 4-bit: a vocab x hidden f16 matrix less, a 4-bit one more.
+    Llama<f16, quant::Rtn<4, 128>, kv::Same, Cuda> plain(w), with_q(q);
+    const int64_t head_f16 = w.config.vocab_size * w.config.hidden_size * 2;
+    const bool tied = w.lm_head.data == w.embed.data;
+    const int64_t head_w4 = w.config.vocab_size * (w.config.hidden_size / 2 + w.config.hidden_size / 128 * 4);  // codes, params
+    const int64_t expect = int64_t(plain.device_weight_bytes()) - (tied ? 0 : head_f16) + head_w4;
+    CAPTURE(name);
+    CHECK(int64_t(with_q.device_weight_bytes()) == expect);
   }
 }
 

@@ -1,7 +1,8 @@
 // Weight and KV-cache schemes on the CPU: Rtn rounds a float model at load time to exactly what
 // `turbine quantize --method rtn` writes; Awq accepts AWQ directories and refuses anything else
 // with what to run; kv::Int8 / kv::Int4 quantize keys and values per token and head (a real,
-// bounded change to the logits, larger for int4), also in decode_batch.
+// bounded change to the logits, larger for int4), also in decode_batch; quantize_lm_head_int4
+// rounds the LM head alone and the model computes with exactly that head.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <turbine/model/load_model.hpp>
 #include <turbine/model/save_awq_model.hpp>
 #include <turbine/model/transformer.hpp>
+#include <turbine/model/weight_scheme.hpp>
 
 #include "compare_logits.hpp"
 #include "test_support.hpp"
@@ -59,6 +61,45 @@ TEST_CASE("quant::Rtn rounds at load time exactly as turbine quantize --method r
   CHECK_THROWS_WITH_AS(Rtn128{src}, doctest::Contains("not a multiple of the group size 128"),
                        Error);
   fs::remove_all(dir);
+}
+
+TEST_CASE("quantize_lm_head_int4 rounds the LM head alone, as rtn_quantize_int4 would; a tied embedding stays as stored") {
+  std::mt19937 rng(std::random_device{}());
+  for (const char* name : {"llama_tied", "llama_untied"}) {
+    CAPTURE(name);
+    const ModelWeights src = load_weights(test::data_path(std::string("tiny_models/") + name));
+    const int64_t hidden = src.config.hidden_size, vocab = src.config.vocab_size;
+    const int64_t group = lm_head_group(hidden);
+    REQUIRE(group > 0);
+    const ModelWeights q = quantize_lm_head_int4(src, group);
+    CHECK(q.lm_head.type == int4_groups_type(group));
+    CHECK(q.lm_head.rows == vocab);
+    CHECK(q.embed.data == src.embed.data);  // the embedding is the stored one, tied or not
+    CHECK(q.embed.type == src.embed.type);
+    CHECK(q.lm_head.data != q.embed.data);
+    CHECK(q.layers[0].wq.data == src.layers[0].wq.data);  // nothing else is touched
+    CHECK(quantize_lm_head_int4(q, group).lm_head.data == q.lm_head.data);  // already 4-bit: kept
+    // The reference: the head rounded on its own by rtn_quantize_int4 (fp16 scales), as floats.
+    std::vector<float> head(static_cast<size_t>(vocab * hidden));
+    io::dequantize_matrix(src.lm_head, head.data());
+    const std::vector<float> deq =
+        quant::rtn_quantize_int4(head.data(), vocab, hidden, group, quant::round_scale_fp16).dequantize();
+    ModelWeights ref = src;
+    ref.lm_head = WeightMatrix{StorageType::F32, vocab, hidden, reinterpret_cast<const std::byte*>(deq.data())};
+    const auto ids = random_ids(20, vocab, rng);
+    Llama<f32> with_q(q), with_ref(ref), base(src);
+    const auto a = test::all_logits(with_q, ids, 7), b = test::all_logits(with_ref, ids, 7);
+    const auto c = test::all_logits(base, ids, 7);
+    CHECK(test::logits_rel_error(a, b) < 1e-5);
+    CHECK(test::logits_rel_error(a, c) > 1e-4);  // the head did change: 4 bits are not the stored weights
+    CHECK_THROWS_WITH_AS(quantize_lm_head_int4(src, 48), doctest::Contains("lm_head: 4-bit groups of 48"), Error);
+    CHECK_THROWS_WITH_AS(quantize_lm_head_int4(q, group == 32 ? 64 : 32), doctest::Contains("do not match group size"),
+                         Error);
+  }
+  CHECK(lm_head_group(4096) == 128);
+  CHECK(lm_head_group(576) == 64);
+  CHECK(lm_head_group(96) == 32);
+  CHECK(lm_head_group(100) == 0);
 }
 
 TEST_CASE("kv_round_trip_head: within half a step of the input, extremes kept, constant vectors untouched") {

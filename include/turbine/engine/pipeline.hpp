@@ -8,6 +8,7 @@
 
 #include "../model/load_model.hpp"
 #include "../model/tensor_parallel.hpp"
+#include "../model/weight_scheme.hpp"
 #include "../tokenizer/chat_template.hpp"
 #include "generate.hpp"
 
@@ -20,7 +21,17 @@ struct PipelineOptions {
   /// Tensor-parallel degree: the model split this many ways by heads, MLP columns and vocabulary
   /// (for `Pipeline<TensorParallel<Spec>>`; other model types take only 1).
   int tp = 1;
+  /// Round the LM head to 4 bits at load (quantize_lm_head_int4, the largest group of 128, 64, 32
+  /// that divides the hidden size): a 4-bit CUDA model then streams a quarter of its bytes; the
+  /// accuracy cost is in docs/QUANTIZATION.md. Off: the head as stored.
+  bool lm_head_int4 = false;
 };
+
+/// `w`, with the LM head rounded to 4 bits where `opts` asks for it.
+inline ModelWeights weights_for(const ModelWeights& w, const PipelineOptions& opts) {
+  if (!opts.lm_head_int4) return w;
+  return quantize_lm_head_int4(w, lm_head_group(w.config.hidden_size));
+}
 
 /// The library user's entry point: a loaded model, its tokenizer and chat template, and the KV
 /// cache of one sequence. `Model` is a model type (`Llama<...>`, a `Decoder<...>`, an
@@ -34,7 +45,7 @@ class Pipeline {
 
   /// Builds the model from files already loaded.
   Pipeline(LoadedModel loaded, PipelineOptions opts)
-      : files_(std::move(loaded)), opts_(std::move(opts)), model_(make_model<Model>(files_.weights, opts_.tp)) {
+      : files_(std::move(loaded)), opts_(std::move(opts)), model_(make_model<Model>(weights_for(files_.weights, opts_), opts_.tp)) {
     template_ = opts_.chat_template.empty() ? detect_chat_template(files_.chat_template_source) : opts_.chat_template;
     render_chat(template_, {}, true);  // fails early, listing the names, if the name is unknown
     eos_ = files_.eos_ids;

@@ -129,7 +129,12 @@ class CudaTransformer {
     TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     embed_ = upload({&host_.embed});
     lm_head_tied_ = host_.lm_head.data == host_.embed.data;
-    if (!lm_head_tied_) lm_head_ = upload({&host_.lm_head});
+    // A 4-bit LM head (quantize_lm_head_int4) runs on the W4 kernels in a 4-bit model; a model in
+    // T dequantizes it at upload, as any stored format.
+    if constexpr (kW4) lm_head_w4_ = is_int4_groups(host_.lm_head.type);
+    if constexpr (kW4)
+      if (lm_head_w4_) lm_head4_ = upload_w4({&host_.lm_head});
+    if (!lm_head_tied_ && !lm_head_w4_) lm_head_ = upload({&host_.lm_head});
     final_norm_ = upload_vector(host_.final_norm);
     for (const LayerWeights& l : host_.layers) {
       Layer d;
@@ -576,9 +581,28 @@ class CudaTransformer {
   /// The LM head over rows [from, t) of h into logits_.
   void enqueue_lm_head(int64_t t, int64_t from) {
     const ModelConfig& c = host_.config;
+    if constexpr (kW4)
+      if (lm_head_w4_) return enqueue_lm_head_w4(t, from);
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     cuda::linear(gemm_, h_.data() + from * c.hidden_size, head, static_cast<const T*>(nullptr), logits_.data(),
                  static_cast<int>(t - from), static_cast<int>(c.vocab_size), static_cast<int>(c.hidden_size), stream_);
+  }
+
+  /// enqueue_lm_head with a 4-bit head: the GEMV up to kGemvMaxTokens rows, else gemm_w4 on row
+  /// slices of at most kW4GemmMaxTokens (the dequantized-weights path's scratch is sized for the
+  /// layers' matrices, not the vocabulary).
+  void enqueue_lm_head_w4(int64_t t, int64_t from) {
+    const ModelConfig& c = host_.config;
+    const int64_t hidden = c.hidden_size, vocab = c.vocab_size;
+    const T* no_bias = nullptr;
+    for (int64_t r0 = from; r0 < t;) {
+      const int n = static_cast<int>(std::min<int64_t>(t - r0, kW4GemmMaxTokens));
+      const T* x = h_.data() + r0 * hidden;
+      T* y = logits_.data() + (r0 - from) * vocab;
+      if (n <= cuda::kGemvMaxTokens) cuda::gemv_w4(lm_head4_.m, x, no_bias, y, n, stream_, true, fusion_.w4);
+      else cuda::gemm_w4(lm_head4_.m, x, no_bias, y, n, stream_, &*w4_gemm_workspace_);
+      r0 += n;
+    }
   }
 
   /// Prompt chunk of one sequence: tensor-core attention over its cache.
@@ -788,6 +812,21 @@ class CudaTransformer {
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
+    if constexpr (kW4) {
+      if (lm_head_w4_) {
+        const cuda::W4Matrix& hw = lm_head4_.m;
+        if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+        const bool staged_norm = norm && !stats;
+        if (f.host_io) {
+          if (staged_norm) cuda::gemv_w4_norm(hw, head_in, no_bias, logits_f32_.data(), tt, stream_, true, f.w4);
+          else cuda::gemv_w4(hw, h_.data(), no_bias, logits_f32_.data(), tt, stream_, true, f.w4);
+        } else {
+          if (staged_norm) cuda::gemv_w4_norm(hw, head_in, no_bias, logits_.data(), tt, stream_, true, f.w4);
+          else cuda::gemv_w4(hw, h_.data(), no_bias, logits_.data(), tt, stream_, true, f.w4);
+        }
+        return;
+      }
+    }
     if (stats) {  // the LM head's thousands of blocks would each stage the norm: one kernel instead
       cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.host_io) cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
@@ -878,6 +917,8 @@ class CudaTransformer {
   cuda::Gemm gemm_;
   cuda::DeviceBuffer<T> embed_, lm_head_, final_norm_;
   bool lm_head_tied_ = false;
+  bool lm_head_w4_ = false;  // kW4 with a 4-bit LM head: lm_head4_ holds it, lm_head_ is empty
+  W4Buffers lm_head4_;
   std::vector<Layer> layers_;
   cuda::DeviceBuffer<float> inv_freq_;
   size_t weight_bytes_ = 0;

@@ -371,16 +371,17 @@ inline void check_w4(const char* what, const W4Matrix& w, int tokens) {
 }  // namespace detail
 
 /// y = x * W^T (+ bias) for 1..8 tokens with 4-bit W. x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16. prefetch_weights: as gemv() (programmatic dependent launch on sm_90+).
-/// how: the kernel and its launch configuration (the default: the launcher's choice).
-inline void gemv_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                    cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+/// y: [tokens, w.n] fp16, or fp32 (logits). prefetch_weights: as gemv() (programmatic dependent
+/// launch on sm_90+). how: the kernel and its launch configuration (the default: the launcher's choice).
+template <class Y>
+  requires std::same_as<Y, __half> || std::same_as<Y, float>
+void gemv_w4(const W4Matrix& w, const __half* x, const __half* bias, Y* y, int tokens, cudaStream_t stream = nullptr,
+             bool prefetch_weights = true, W4Launch how = {}) {
   detail::check_w4("gemv_w4", w, tokens);
   check(aligned16(x), "gemv_w4: x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvStore<__half, __half>{y, bias}, stream, pdl,
-                         how);
+  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvStore<Y, __half>{y, bias}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
