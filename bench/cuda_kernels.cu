@@ -420,21 +420,6 @@ void gemv_w4_cols2(const W4Matrix& m, const __half* x, __half* y, int tokens, cu
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
-// gemv_w4's own launch (its shape, group 128, plain x, fp16 store) with x handled as kXMode says
-// (gemv_w4.cuh's stream kernel): bit 0, x's lines prefetched to L1 after the programmatic-launch
-// wait; bit 1, a chunk's four x vectors loaded before its first mma (one token column only).
-template <int kXMode>
-void gemv_w4_xmode(const W4Matrix& m, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  using Xs = turbine::cuda::detail::GemvX<__half>;
-  using Ep = turbine::cuda::detail::GemvStore<__half, __half>;
-  namespace d = turbine::cuda::detail;
-  const auto [warps, tpb] = d::w4_stream_shape(ceil_div(m.n, d::kGemvRows), d::w4_sm_count());
-  const bool pdl = turbine::cuda::pdl_available();
-  if (warps == 8) d::launch_gemv_w4_stream<8, true, Xs, Ep, d::kW4Depth, 1, kXMode>(m, tokens, tpb, Xs{x}, Ep{y, nullptr}, s, pdl);
-  else d::launch_gemv_w4_stream<4, true, Xs, Ep, d::kW4Depth, 1, kXMode>(m, tokens, tpb, Xs{x}, Ep{y, nullptr}, s, pdl);
-  TURBINE_CUDA_CHECK(cudaGetLastError());
-}
-
 // ---- W4A16 GEMM (gemm_w4, 16..256 tokens) against cuBLAS fp16 on the same shape ----------------
 // gemm_w4_g128: bytes are the packed weights + scales/zeros + x + y (GB/s and the copy-ceiling
 // fraction), plus TFLOP/s, its fraction of the bf16 GEMM ceiling and the speed-up over the
@@ -630,13 +615,6 @@ void register_all() {
   for (const Mat& s : {llama[0], llama[3], Mat{"llama3_8b_gate_up_28672x4096", 28672, 4096}, llama[2]})
     for (const auto& [vname, fn] : cols2_variants)
       reg(std::string("gemv_w4_cols2/") + vname + "/" + s.name + "/tokens:16", BM_gemv_w4_with, s.n, s.k, 16, fn);
-  const std::pair<const char*, W4GemvFn> xmodes[] = {
-      {"m0", gemv_w4_xmode<0>}, {"m1", gemv_w4_xmode<1>}, {"m2", gemv_w4_xmode<2>}, {"m3", gemv_w4_xmode<3>}};
-  for (const Mat& s : {llama[0], llama[3], llama[1], llama[2], llama[4]})
-    for (int t : {1, 4, 8})
-      for (const auto& [vname, fn] : xmodes)
-        reg(std::string("gemv_w4_xmode/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4_with,
-            s.n, s.k, t, fn);
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
       for (const auto& [vname, how] : w4_variants)

@@ -13,16 +13,18 @@ model="${MODEL:-$here/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 tokens="${TOKENS:-51200}" ctx="${CTX:-512}"
 mkdir -p "$out"
 python3 "$here/tools/prose_text.py" "$out/text"
-ppl() {  # name, model, [kv]
+ppl() {  # name, model, [kv], [more flags]
   local r
-  r=$("$bin" eval ppl "$2" --device cpu --kv "${3:-same}" --text "$out/text/eval.txt" --ctx "$ctx" \
+  r=$("$bin" eval ppl "$2" --device cpu --kv "${3:-same}" ${4:-} --text "$out/text/eval.txt" --ctx "$ctx" \
     --max-tokens "$((tokens + tokens / (ctx - 1) + 1))" --json 2>/dev/null)
   echo "$r" >"$out/ppl_${1// /_}.json"
   printf '%-28s %s\n' "$1" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("ppl %.4f over %d tokens" % (d["ppl"], d["scored_tokens"]))' "$r")"
 }
 if [ "${SKIP_QUANTIZE:-0}" = 1 ]; then  # the rows alone, from the directories already made
-  for name in ${ROWS:-base rtn awq base_kv_int8 base_kv_int4 awq_kv_int8}; do
+  for name in ${ROWS:-base rtn awq base_kv_int8 base_kv_int4 awq_kv_int8 base_head4 awq_head4}; do
     case $name in
+      base_head4) ppl "base + 4-bit LM head" "$model" same --lm-head-int4 ;;
+      awq_head4) ppl "awq + 4-bit LM head" "$out/awq" same --lm-head-int4 ;;
       base) ppl base "$model" ;;
       rtn | awq) ppl "$name" "$out/$name" ;;
       base_kv_int8) ppl "base + KV int8" "$model" int8 ;;
@@ -43,3 +45,5 @@ ppl awq "$out/awq"
 ppl "base + KV int8" "$model" int8
 ppl "base + KV int4" "$model" int4
 ppl "awq + KV int8" "$out/awq" int8
+ppl "base + 4-bit LM head" "$model" same --lm-head-int4
+ppl "awq + 4-bit LM head" "$out/awq" same --lm-head-int4

@@ -73,8 +73,6 @@ struct GemvX {
   struct Lane {
     const T* p;
     __device__ __forceinline__ uint4 operator()(int kk) const { return vec::load_nc(p + kk); }
-    /// Asks L1 for the line of elements [kk, kk + 8) ahead of its use (no register, no wait).
-    __device__ __forceinline__ void prefetch(int kk) const { vec::prefetch_l1(p + kk); }
   };
   __device__ __forceinline__ Lane lane(int tok, int k, int off, const T*) const {
     return {x + static_cast<int64_t>(tok) * k + off};

@@ -136,14 +136,15 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // timed at 16 tokens by bench_cuda_kernels gemv_w4_cols2/ beside the W4 GEMM (2026-12-06, H100:
 // faster than the GEMM on the smaller Linears); gemm_w4 runs it at 9..16 tokens where W's tiles fit
 // one wave (gemm_w4.cuh, gemv_w4_two_columns). (4 warps, depth 4, two columns, scales after: 134
-// registers, 12 warps an SM, not 16.) kXMode (bench_cuda_kernels gemv_w4_xmode/): bit 0, x's lines
-// prefetched to L1 after the programmatic-launch wait; bit 1, a chunk's four x loads issued
-// together before its first mma (w4_chunk_mma's kXFirst).
+// registers, 12 warps an SM, not 16.) Measured on an H100 (2026-12-06) and removed: x's lines
+// prefetched to L1 after the programmatic-launch wait (no faster on o, 5-20% slower elsewhere) and
+// a chunk's four x loads issued together before its first mma (within 1%): x is not what holds
+// the GEMV at 1.3-2x the time of its own load schedule (bench ceiling/w4_gemv_schedule).
 // Tried on the same H100 and not kept (PERFORMANCE.md, 2026-12-06): the weights in an 8-row
 // interleaved order (each load instruction on 512 contiguous bytes: o 9% faster, the other
 // Linears within 3.4%) and a register cap with a ring of 2 so that two launches' blocks share an
 // SM (at its best 5-44% slower than gemv_w4's own launch, Linear by Linear).
-template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1, int kXMode = 0>
+template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
@@ -204,15 +205,6 @@ __global__ static void __launch_bounds__(kWarps * 32)
   const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
   const auto xl1 = xs.lane(min(g + 8, tokens - 1), k, 0, staged);  // kCols 2: tokens 8 .. 15
   const bool has_x = g < tokens, has_x1 = kCols == 2 && g + 8 < tokens;
-  if constexpr ((kXMode & 1) && requires { xl.prefetch(0); }) {
-    // x's lines for every chunk of this warp (the same for each of its tiles) on their way to L1
-    // while the weights are still in flight: the first x load of a chunk then finds them there.
-    for (int cc = warp; cc < chunks; cc += kWarps) {
-      const int kk = cc * 128 + 32 * c;
-      if (has_x && kk < k) xl.prefetch(kk);
-      if (has_x1 && kk < k) xl1.prefetch(kk);
-    }
-  }
 
   int ct = 0, cc = warp;  // the computing cursor
   float acc[kCols][4], acc1[kCols][4];
@@ -229,7 +221,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
       if (base + s + kDepth < items) load(s);
       const int kk = cc * 128 + 32 * c;
       const bool xin = has_x && kk < k, xin1 = has_x1 && kk < k;
-      w4_chunk_mma<kCols, kScaleAfter, (kXMode & 2) != 0 && kCols == 1 && kScaleAfter>(a4, b4, pa, pb, xl, xl1, xin, xin1, kk, acc, acc1);
+      w4_chunk_mma<kCols, kScaleAfter>(a4, b4, pa, pb, xl, xl1, xin, xin1, kk, acc, acc1);
       cc += kWarps;
       if (cc >= chunks) {  // this warp's share of tile ct is done
         float* p = partial + ((ct * kWarps + warp) * 4 * kCols) * 32 + lane;
@@ -285,10 +277,10 @@ constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
   return size_t(tiles_per_block) * warps * 4 * cols * 32 * sizeof(float);
 }
 
-template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1, int kXMode = 0>
+template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
                            cudaStream_t stream, bool pdl) {
-  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols, kXMode>;
+  constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + w4_stream_out_smem(kWarps, kCols, tiles_per_block);
   w4_allow_smem<kernel>(smem, tokens, w.k);

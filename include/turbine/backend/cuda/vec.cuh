@@ -41,9 +41,6 @@ __device__ __forceinline__ uint4 load_nc(const void* p) {
   return r;
 }
 
-/// Brings the line holding p into L1 without a register or a wait. volatile, as load_nc.
-__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
-
 /// Unpacks eight 16-bit elements held in a uint4 into fp32.
 template <HalfElement T>
 __device__ __forceinline__ void unpack8(const uint4& u, float (&v)[8]) {

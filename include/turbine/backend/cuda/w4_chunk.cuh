@@ -10,9 +10,6 @@
 //   otherwise the weights are (q - z) * s in fp16, the values the fp16 engine would upload.
 // kCols 8-token columns (1 or 2): column col multiplies x row g + 8 col (xl0, xl1), zeros where
 // x0 / x1 is false (tokens past the count, inputs past k).
-// kXFirst (one column, kScaleAfter): the four x loads of the chunk go out together before the
-// first mma, instead of each before its own (x loads are volatile: each would wait for the mma
-// before it to issue).
 #include <cstdint>
 
 #include "gemv.cuh"
@@ -20,12 +17,11 @@
 
 namespace turbine::cuda::detail {
 
-template <int kCols, bool kScaleAfter, bool kXFirst = false, class XL>
+template <int kCols, bool kScaleAfter, class XL>
 __device__ __forceinline__ void w4_chunk_mma(const uint4& a4, const uint4& b4, __half2 pa, __half2 pb, const XL& xl0,
                                              const XL& xl1, bool x0, bool x1, int kk, float (&acc)[kCols][4],
                                              float (&acc1)[kCols][4]) {
   static_assert(kCols == 1 || kCols == 2, "one or two 8-token columns");
-  static_assert(!kXFirst || (kCols == 1 && kScaleAfter), "x first: one column, scales after the sum");
   const uint4 zero = make_uint4(0, 0, 0, 0);
   const uint32_t* a = reinterpret_cast<const uint32_t*>(&a4);
   const uint32_t* b = reinterpret_cast<const uint32_t*>(&b4);
@@ -38,14 +34,9 @@ __device__ __forceinline__ void w4_chunk_mma(const uint4& a4, const uint4& b4, _
     for (int col = 0; col < kCols; ++col)
 #pragma unroll
       for (int e = 0; e < 4; ++e) d0[col][e] = d1[col][e] = 0.f;
-    uint4 xf[4];  // kXFirst: the chunk's four x vectors loaded before any is used
-    if constexpr (kXFirst) {
-#pragma unroll
-      for (int jj = 0; jj < 4; ++jj) xf[jj] = x0 ? xl0(kk + 8 * jj) : zero;
-    }
 #pragma unroll
     for (int jj = 0; jj < 4; ++jj) {
-      const uint4 xv0 = kXFirst ? xf[jj] : x0 ? xl0(kk + 8 * jj) : zero;
+      const uint4 xv0 = x0 ? xl0(kk + 8 * jj) : zero;
       uint32_t wa[4], wb[4];
       w4_q_minus_z8(a[jj], za, nza, wa);
       w4_q_minus_z8(b[jj], zb, nzb, wb);
