@@ -61,6 +61,10 @@ inline void add_model_options(CLI::App& app, CommonOptions& o) {
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--tp", o.tp, "tensor parallelism: split the model this many ways by heads, MLP columns and vocabulary "
                  "(on the CPU the ranks run in turn, simulated; see docs/ARCHITECTURE.md)")->check(CLI::PositiveNumber);
+}
+
+/// --lm-head-int4, for the commands that build a model to run (not info, quantize or bench serve).
+inline void add_lm_head_option(CLI::App& app, CommonOptions& o) {
   app.add_flag("--lm-head-int4", o.lm_head_int4, "round the LM head to 4 bits at load (group 128, or 64/32 where the "
                "hidden size needs it): less memory and, on a 4-bit model on the GPU, a faster decode step; costs "
                "some accuracy (docs/QUANTIZATION.md)");

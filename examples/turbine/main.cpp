@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
 
   auto* chat = app.add_subcommand("chat", "interactive chat with streaming output (/reset clears history, /exit quits)");
   add_model_options(*chat, o);
+  add_lm_head_option(*chat, o);
   add_sampling_options(*chat, o);
   chat->add_option("--system", cmd.system_prompt, "system prompt");
   chat->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (quantized as the cache is written, per token and head; int4 per group of 32 channels)")
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
 
   auto* gen = app.add_subcommand("generate", "one-shot generation for one or more prompts");
   add_model_options(*gen, o);
+  add_lm_head_option(*gen, o);
   add_sampling_options(*gen, o);
   gen->add_option("-p,--prompt", cmd.prompts, "prompt (repeatable)");
   gen->add_option("-f,--file", cmd.prompts_file, "file with one prompt per line")->check(CLI::ExistingFile);
@@ -35,12 +37,14 @@ int main(int argc, char** argv) {
 
   auto* bench = app.add_subcommand("bench", "prefill and decode speed of a model");
   add_model_options(*bench, o);
+  add_lm_head_option(*bench, o);
   bench->add_option("--prompt-tokens", cmd.prompt_tokens, "prompt length")->check(CLI::PositiveNumber);
   bench->add_option("--gen-tokens", cmd.gen_tokens, "tokens to generate")->check(CLI::PositiveNumber);
   bench->add_option("--runs", cmd.runs, "measured runs (after one warm-up)")->check(CLI::PositiveNumber);
   bench->add_flag("--json", cmd.json, "print the result as JSON");
   auto* bench_gen = bench->add_subcommand("generation", "LMDeploy-style static grid: first-token and per-token latency, tokens/s, memory");
   add_model_options(*bench_gen, o);
+  add_lm_head_option(*bench_gen, o);
   bench_gen->add_flag("--random-weights", cmd.gen_random, "random weights of a known shape instead of a model file (needs --shape)");
   bench_gen->add_option("--shape", cmd.gen_shape, "shape for --random-weights: smollm2-135m, internlm2-1.8b, llama2-7b, llama3-8b");
   bench_gen->add_option("--concurrency", cmd.gen_concurrency, "sequences decoded together (comma-separated list)")->delimiter(',');
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
   auto* bench_tp = bench->add_subcommand("throughput", "offline serving throughput: N ShareGPT-like requests through the continuous-batching engine (GPU or CPU)");
   ThroughputOptions tp;
   add_model_options(*bench_tp, o);
+  add_lm_head_option(*bench_tp, o);
   add_throughput_options(*bench_tp, tp);
   bench_tp->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (on the GPU stored quantized: the same --cache-gib holds about 1.9x / 3.2x the positions of f16)")
       ->check(CLI::IsMember({"same", "int8", "int4"}));
@@ -67,6 +72,7 @@ int main(int argc, char** argv) {
   eval->require_subcommand(1);
   auto* eval_ppl = eval->add_subcommand("ppl", "perplexity on a text file, in consecutive windows of --ctx tokens");
   add_model_options(*eval_ppl, o);
+  add_lm_head_option(*eval_ppl, o);
   eval_ppl->add_option("--text", cmd.eval_text, "the text file (UTF-8)")->required()->check(CLI::ExistingFile);
   eval_ppl->add_option("--ctx", cmd.eval_ctx, "tokens per window (each window starts from an empty cache)")->check(CLI::PositiveNumber);
   eval_ppl->add_option("--max-tokens", cmd.eval_max_tokens, "use at most this many tokens of the text (0: all)")->check(CLI::NonNegativeNumber);
@@ -83,6 +89,7 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (GPU or CPU)");
   ServeOptions serve_opts;
   add_model_options(*serve, o);
+  add_lm_head_option(*serve, o);
   add_serve_options(*serve, serve_opts);
   serve->add_option("--kv", cmd.kv, "KV cache: same (the compute precision), int8 or int4 (on the GPU stored quantized: the same --cache-gib holds about 1.9x / 3.2x the positions of f16)")
       ->check(CLI::IsMember({"same", "int8", "int4"}));

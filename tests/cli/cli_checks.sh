@@ -82,6 +82,9 @@ if [ -n "$model" ]; then
   expect_ok "info" "llama" "$bin" info "$model"
   expect_ok "capital of France" "Paris" "$bin" generate "$model" -n 24 -p "What is the capital of France?"
   expect_ok "generate --json" '"finish_reason"' "$bin" generate "$model" --json -n 4 -p "hi" -p "hello"
+  # a 4-bit LM head (rounded at load): runs; info, which builds no model, refuses the flag
+  expect_ok "generate --lm-head-int4" '"finish_reason"' "$bin" generate "$model" --lm-head-int4 --json -n 4 -p "hi"
+  expect_error "info --lm-head-int4" "lm-head-int4" "$bin" info "$model" --lm-head-int4
   printf 'What is the capital of France?\n/reset\nWhat is 2+2?\n/exit\n' >"$tmp/chat_in"
   expect_ok "chat session" "Paris" "$bin" chat "$model" -n 24 <"$tmp/chat_in"
   expect_ok "bench" "decode" "$bin" bench "$model" --prompt-tokens 16 --gen-tokens 8 --runs 1
