@@ -592,8 +592,7 @@ void register_all() {
   for (const Mat& s : llama) reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule, s.n, s.k);
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
-  // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums;
-  // leanW = kLean (one tile a block, constant address steps) with W warps.
+  // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
   const Mat w4_gemv_shapes[] = {{"llama3_8b_o_4096x4096", 4096, 4096},
                                 {"llama3_8b_qkv_6144x4096", 6144, 4096},
                                 {"llama3_8b_gate_up_28672x4096", 28672, 4096},
@@ -608,9 +607,7 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
-      {"lean4", W4Launch{W4Kernel::kLean, 4, 1, true}},
-      {"lean8", W4Launch{W4Kernel::kLean, 8, 1, true}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
   // 16 tokens in the GEMV's stream kernel with two 8-token mma columns, beside gemm_w4_vs/.../tokens:16
   const std::pair<const char*, W4GemvFn> cols2_variants[] = {
       {"w8_d4", gemv_w4_cols2<8, 4>}, {"w4_d4", gemv_w4_cols2<4, 4>}, {"w8_d2", gemv_w4_cols2<8, 2>},

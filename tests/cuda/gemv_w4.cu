@@ -33,10 +33,6 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
-  for (int warps : {4, 8})
-    for (bool after : {true, false})
-      out.emplace_back("lean w" + std::to_string(warps) + (after ? "" : " scaled"),
-                       cuda::W4Launch{W4Kernel::kLean, warps, 1, after});
   return out;
 }
 

@@ -36,8 +36,6 @@ enum class W4Kernel {
   kBase,    ///< one block per 16 rows, warps split k, every weight load of a warp issued at once
   kStream,  ///< as kBase, but each warp streams its k share through a ring of kW4Depth loads in flight,
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
-  kLean,    ///< kStream for one tile a block, its addresses advanced by constants (gemv_w4 only; the
-            ///< other forms run kStream): the experiment of 2026-12-06
 };
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
@@ -141,35 +139,13 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // registers, 12 warps an SM, not 16.) Measured on an H100 (2026-12-06) and removed: x's lines
 // prefetched to L1 after the programmatic-launch wait (no faster on o, 5-20% slower elsewhere) and
 // a chunk's four x loads issued together before its first mma (within 1%): x is not what holds
-// the GEMV at 1.3-2x the time of its own load schedule (bench ceiling/w4_gemv_schedule).
+// the GEMV at 1.3-2x the time of its own load schedule (bench ceiling/w4_gemv_schedule). Nor is
+// the instruction count: a one-tile form with constant address steps and no tile cursor (165
+// instructions a chunk instead of 233) ran within -3% / +6% of this kernel (commit 953e48e).
 // Tried on the same H100 and not kept (PERFORMANCE.md, 2026-12-06): the weights in an 8-row
 // interleaved order (each load instruction on 512 contiguous bytes: o 9% faster, the other
 // Linears within 3.4%) and a register cap with a ring of 2 so that two launches' blocks share an
 // SM (at its best 5-44% slower than gemv_w4's own launch, Linear by Linear).
-/// The stream kernel's shared memory after x's: each warp's per-lane sums of its 4 k quarters, for
-/// every tile of the block and token column.
-constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
-  return size_t(tiles_per_block) * warps * 4 * cols * 32 * sizeof(float);
-}
-
-// The end of the stream kernels, after the barrier: `partial` holds each warp's per-lane sums
-// (4 x kCols floats a lane) of each of the block's `ntiles` tiles; each thread adds the `active`
-// warps' sums for rows g and g + 8 of one token and hands them to the epilogue policy.
-template <int kWarps, int kCols, class E>
-__device__ __forceinline__ void w4_reduce_store(const E& ep, const float* partial, int tile0, int ntiles, int active,
-                                                int tokens, int n) {
-  for (int i = threadIdx.x; i < ntiles * 64 * kCols; i += kWarps * 32) {
-    const int t = i >> (kCols == 2 ? 7 : 6), col = kCols == 2 ? (i >> 6) & 1 : 0, j = (i >> 5) & 1, l = i & 31;
-    float s0 = 0.f, s1 = 0.f;
-    for (int q = 0; q < active; ++q) {
-      const float* p = partial + ((t * kWarps + q) * 4 * kCols + 4 * col) * 32 + l;
-      s0 += p[j * 32];
-      s1 += p[(j + 2) * 32];
-    }
-    gemv_epilogue(ep, tile0 + t, l >> 2, 8 * col + 2 * (l & 3) + j, tokens, s0, s1, n);  // warp-uniform
-  }
-}
-
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
@@ -264,92 +240,17 @@ __global__ static void __launch_bounds__(kWarps * 32)
     }
   }
   __syncthreads();
-  w4_reduce_store<kWarps, kCols>(ep, partial, tile0, ntiles, min(kWarps, chunks), tokens, n);
-}
-
-// kLean: the stream kernel's ring and arithmetic for one 16-row tile a block, written for fewer
-// instructions a chunk (SASS of kStream, 2026-12-06: 233 a warp per 128-input chunk, of which 8
-// HMMA, 72 dequantization and about 140 addressing and bookkeeping; tools/sass_mix.sh): the
-// weight, params and x addresses start at the warp's first chunk and advance by constants, there
-// is no tile cursor, and the partial sums are stored once after the loop. x as stored only (its
-// lane pointer is advanced directly).
-template <int kWarps, bool kScaleAfter, class E, int kDepth = kW4Depth>
-__global__ static void __launch_bounds__(kWarps * 32)
-    gemv_w4_lean_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
-                        int group_shift, int tokens, const GemvX<__half> xs, const E ep) {
-  pdl_launch_dependents();
-  extern __shared__ uint4 gemv_w4_staged[];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int g = lane >> 2, c = lane & 3;
-  const int words = k >> 3, groups = k >> group_shift, chunks = (k + 127) >> 7;
-  const int tile = static_cast<int>(blockIdx.x);
-  const int items = warp < chunks ? (chunks - 1 - warp) / kWarps + 1 : 0;  // this warp's chunks
-  const uint4 zero = make_uint4(0, 0, 0, 0);
-  int ra, rb;
-  ep.rows(tile, g, n, ra, rb);
-  // Lane (g, c) reads 16 bytes of rows g and g + 8 per chunk: uint4 4 * chunk + c of the row.
-  const int first = warp * 128 + 32 * c;  // the lane's first input
-  const uint4* wa = reinterpret_cast<const uint4*>(qw + static_cast<int64_t>(ra) * words) + 4 * warp + c;
-  const uint4* wb = reinterpret_cast<const uint4*>(qw + static_cast<int64_t>(rb) * words) + 4 * warp + c;
-  const __half2* pa = params + static_cast<int64_t>(ra) * groups + (first >> group_shift);
-  const __half2* pb = params + static_cast<int64_t>(rb) * groups + (first >> group_shift);
-  const int pstep = (kWarps * 128) >> group_shift;  // a group divides 128: exact
-  int lkk = first;
-  uint4 va[kDepth], vb[kDepth];
-  __half2 sa[kDepth], sb[kDepth];
-  auto load = [&](int s) {
-    if (lkk < k) {
-      va[s] = vec::load_stream(wa);
-      vb[s] = vec::load_stream(wb);
-      sa[s] = __ldg(pa);
-      sb[s] = __ldg(pb);
-    } else {  // past k: x is zero there, the weights only need to be finite
-      va[s] = vb[s] = zero;
-      sa[s] = sb[s] = __half2{};
+  const int active = min(kWarps, chunks);  // warps past the last chunk wrote nothing
+  for (int i = threadIdx.x; i < ntiles * 64 * kCols; i += kWarps * 32) {
+    const int t = i >> (kCols == 2 ? 7 : 6), col = kCols == 2 ? (i >> 6) & 1 : 0, j = (i >> 5) & 1, l = i & 31;
+    float s0 = 0.f, s1 = 0.f;
+    for (int q = 0; q < active; ++q) {
+      const float* p = partial + ((t * kWarps + q) * 4 * kCols + 4 * col) * 32 + l;
+      s0 += p[j * 32];
+      s1 += p[(j + 2) * 32];
     }
-    wa += 4 * kWarps;
-    wb += 4 * kWarps;
-    pa += pstep;
-    pb += pstep;
-    lkk += 128 * kWarps;
-  };
-#pragma unroll
-  for (int s = 0; s < kDepth; ++s)
-    if (s < items) load(s);
-  pdl_wait();
-  float* const partial = reinterpret_cast<float*>(gemv_w4_staged);
-  auto xl = xs.lane(min(g, tokens - 1), k, first, nullptr);  // at the warp's first chunk
-  const bool has_x = g < tokens;
-  float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
-  int ckk = first;
-  for (int base = 0; base < items; base += kDepth) {
-#pragma unroll
-    for (int s = 0; s < kDepth; ++s) {
-      if (base + s >= items) break;
-      const uint4 a4 = va[s], b4 = vb[s];
-      const __half2 qa = sa[s], qb = sb[s];
-      if (base + s + kDepth < items) load(s);
-      w4_chunk_mma<1, kScaleAfter>(a4, b4, qa, qb, xl, xl, has_x && ckk < k, false, 0, acc, acc1);
-      xl.p += 128 * kWarps;
-      ckk += 128 * kWarps;
-    }
+    gemv_epilogue(ep, tile0 + t, l >> 2, 8 * col + 2 * (l & 3) + j, tokens, s0, s1, n);  // warp-uniform
   }
-  float* p = partial + warp * 4 * 32 + lane;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) p[j * 32] = acc[0][j] + acc1[0][j];
-  __syncthreads();
-  w4_reduce_store<kWarps, 1>(ep, partial, tile, 1, min(kWarps, chunks), tokens, n);
-}
-
-template <int kWarps, bool kScaleAfter, class E>
-void launch_gemv_w4_lean(const W4Matrix& w, int tokens, const GemvX<__half>& x, const E& e, cudaStream_t stream,
-                         bool pdl) {
-  constexpr auto kernel = gemv_w4_lean_kernel<kWarps, kScaleAfter, E>;
-  const size_t smem = w4_stream_out_smem(kWarps, 1, 1);
-  const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
-  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(w.n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl,
-                w.qweight, w.params, w.n, w.k, group_shift, tokens, x, e);
 }
 
 // One thread per word: 8 weights of one row dequantized to fp16 with one 16-byte store.
@@ -370,6 +271,12 @@ void launch_gemv_w4_kernel(const W4Matrix& w, int tokens, const X& x, const E& e
   w4_allow_smem<kernel>(smem, tokens, w.k);
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(w.n, kGemvRows))), dim3(kWarps * 32), smem, stream, pdl,
                 w.qweight, w.params, w.n, w.k, w.group, tokens, x, e);
+}
+
+/// The stream kernel's shared memory after x's: each warp's per-lane sums of its 4 k quarters, for
+/// every tile of the block and token column.
+constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
+  return size_t(tiles_per_block) * warps * 4 * cols * 32 * sizeof(float);
 }
 
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
@@ -438,20 +345,6 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
-  // kLean is an experiment: built for gemv_w4's own policies only (x as stored, an fp16 store)
-  if constexpr (std::is_same_v<X, GemvX<__half>> && std::is_same_v<E, GemvStore<__half, __half>>) {
-    if (how.kernel == W4Kernel::kLean) {
-      check(tpb == 1, "gemv_w4: the lean kernel takes one tile a block, not ", tpb);
-      if (warps == 4) {
-        if (after) launch_gemv_w4_lean<4, true>(w, tokens, x, e, stream, pdl);
-        else launch_gemv_w4_lean<4, false>(w, tokens, x, e, stream, pdl);
-      } else {
-        if (after) launch_gemv_w4_lean<8, true>(w, tokens, x, e, stream, pdl);
-        else launch_gemv_w4_lean<8, false>(w, tokens, x, e, stream, pdl);
-      }
-      return;
-    }
-  }
   if (warps == 4) {
     if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl);
     else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl);
