@@ -312,11 +312,14 @@ void BM_read_at_size(benchmark::State& state, int n, int k) {
 // to the same 16 (two launches then overlap as little as the GEMV's do). Against
 // ceiling/read_at_w4_size (the packed weights alone, in one sequential pass: compare GB/s) it says how much of the GEMV's
 // loss is the schedule; against gemv_w4_g128, how much is the arithmetic, the reduction and the
-// epilogue.
-template <int kWarps>
+// epilogue. kWithX: each chunk also reads its x, as the GEMV does after the wait (one token, x as
+// stored), folded in the same way; kWithSync: and the block meets at a barrier before its store,
+// as the GEMV's cross-warp sums do. Together they time the GEMV's serial path after the wait
+// without its arithmetic.
+template <int kWarps, bool kWithX = false, bool kWithSync = false>
 __global__ void __launch_bounds__(kWarps * 32)
     w4_schedule_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k, int tiles,
-                       int tiles_per_block, uint32_t* sink) {
+                       int tiles_per_block, uint32_t* sink, const __half* x) {
   turbine::cuda::pdl_launch_dependents();
   constexpr int kDepth = turbine::cuda::detail::kW4Depth;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
@@ -350,27 +353,43 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (slot < items) load(slot);
   turbine::cuda::pdl_wait();
   uint32_t acc = 0;
+  int cc = warp;  // the computing cursor's chunk (x is the same for every tile)
   for (int base = 0; base < items; base += kDepth) {
 #pragma unroll
     for (int slot = 0; slot < kDepth; ++slot) {
       if (base + slot >= items) break;
       acc ^= va[slot].x ^ va[slot].y ^ va[slot].z ^ va[slot].w ^ vb[slot].x ^ vb[slot].y ^ vb[slot].z ^ vb[slot].w ^
              pa[slot] ^ pb[slot];
+      if constexpr (kWithX) {
+        const int kk = cc * 128 + 32 * c;
+        if (kk < k)
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj) {
+            const uint4 xv = turbine::cuda::vec::load_nc(x + kk + 8 * jj);
+            acc ^= xv.x ^ xv.y ^ xv.z ^ xv.w;
+          }
+        cc += kWarps;
+        if (cc >= chunks) cc = warp;
+      }
       if (base + slot + kDepth < items) load(slot);
     }
   }
+  if constexpr (kWithSync) __syncthreads();
   if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // (almost) never true, but the compiler cannot know
 }
 
+template <bool kWithX = false, bool kWithSync = false>
 void BM_w4_schedule(benchmark::State& state, int n, int k) {
   const W4Copies w(n, k, 128);
+  auto x = random_buffer<__half>(size_t(k));
   const int tiles = static_cast<int>(ceil_div(n, 16));
   int sms = 0;
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const std::pair<int, int> pick = turbine::cuda::detail::w4_stream_shape(tiles, sms);  // gemv_w4's own
   const unsigned blocks = static_cast<unsigned>(ceil_div(tiles, pick.second));
   DeviceBuffer<uint32_t> sink(blocks);
-  const auto kernel = pick.first == 8 ? w4_schedule_kernel<8> : w4_schedule_kernel<4>;
+  const auto kernel =
+      pick.first == 8 ? w4_schedule_kernel<8, kWithX, kWithSync> : w4_schedule_kernel<4, kWithX, kWithSync>;
   // 16 warps an SM: 2 blocks of 8 warps or 4 of 4 in the SM's shared memory, not one more
   int smem_per_sm = 0;
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
@@ -381,7 +400,7 @@ void BM_w4_schedule(benchmark::State& state, int n, int k) {
   GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
     turbine::cuda::launch_kernel(kernel, dim3(blocks), dim3(pick.first * 32), smem, s, pdl,
                                  w.q[i % w.copies].data(), w.p[i % w.copies].data(), n, k, tiles, pick.second,
-                                 sink.data());
+                                 sink.data(), static_cast<const __half*>(x.data()));
     TURBINE_CUDA_CHECK(cudaGetLastError());
   });
   run(state, timer, double(w.bytes));
@@ -589,7 +608,11 @@ void register_all() {
   for (const Mat& s : llama)
     for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
   for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
-  for (const Mat& s : llama) reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule, s.n, s.k);
+  for (const Mat& s : llama) {
+    reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule<>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_x/") + s.name, BM_w4_schedule<true>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_x_sync/") + s.name, BM_w4_schedule<true, true>, s.n, s.k);
+  }
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block
   // and T tiles per block; "scaled" = kStream dequantizing to (q - z) * s instead of scaling the sums.
