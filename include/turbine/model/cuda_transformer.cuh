@@ -131,9 +131,10 @@ class CudaTransformer {
     lm_head_tied_ = host_.lm_head.data == host_.embed.data;
     // A 4-bit LM head (quantize_lm_head_int4) runs on the W4 kernels in a 4-bit model; a model in
     // T dequantizes it at upload, as any stored format.
-    if constexpr (kW4) lm_head_w4_ = is_int4_groups(host_.lm_head.type);
-    if constexpr (kW4)
+    if constexpr (kW4) {
+      lm_head_w4_ = is_int4_groups(host_.lm_head.type);
       if (lm_head_w4_) lm_head4_ = upload_w4({&host_.lm_head});
+    }
     if (!lm_head_tied_ && !lm_head_w4_) lm_head_ = upload({&host_.lm_head});
     final_norm_ = upload_vector(host_.final_norm);
     for (const LayerWeights& l : host_.layers) {
@@ -812,32 +813,22 @@ class CudaTransformer {
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
-    if constexpr (kW4) {
-      if (lm_head_w4_) {
-        const cuda::W4Matrix& hw = lm_head4_.m;
-        if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
-        const bool staged_norm = norm && !stats;
-        if (f.host_io) {
-          if (staged_norm) cuda::gemv_w4_norm(hw, head_in, no_bias, logits_f32_.data(), tt, stream_, true, f.w4);
-          else cuda::gemv_w4(hw, h_.data(), no_bias, logits_f32_.data(), tt, stream_, true, f.w4);
-        } else {
-          if (staged_norm) cuda::gemv_w4_norm(hw, head_in, no_bias, logits_.data(), tt, stream_, true, f.w4);
-          else cuda::gemv_w4(hw, h_.data(), no_bias, logits_.data(), tt, stream_, true, f.w4);
+    // With tile sums, the LM head's thousands of blocks would each stage the norm: one kernel instead.
+    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    const bool staged_norm = norm && !stats;
+    auto head_gemv = [&](auto* y) {  // fp32 logits (host_io) or T
+      if constexpr (kW4) {
+        if (lm_head_w4_) {
+          if (staged_norm) cuda::gemv_w4_norm(lm_head4_.m, head_in, no_bias, y, tt, stream_, true, f.w4);
+          else cuda::gemv_w4(lm_head4_.m, h_.data(), no_bias, y, tt, stream_, true, f.w4);
+          return;
         }
-        return;
       }
-    }
-    if (stats) {  // the LM head's thousands of blocks would each stage the norm: one kernel instead
-      cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
-      if (f.host_io) cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
-      else cuda::gemv(head, h_.data(), no_bias, logits_.data(), tt, vocab, hidden, stream_);
-    } else if (f.host_io) {
-      if (norm) cuda::gemv_norm(head, head_in, no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
-      else cuda::gemv(head, h_.data(), no_bias, logits_f32_.data(), tt, vocab, hidden, stream_);
-    } else {
-      if (norm) cuda::gemv_norm(head, head_in, no_bias, logits_.data(), tt, vocab, hidden, stream_);
-      else cuda::gemv(head, h_.data(), no_bias, logits_.data(), tt, vocab, hidden, stream_);
-    }
+      if (staged_norm) cuda::gemv_norm(head, head_in, no_bias, y, tt, vocab, hidden, stream_);
+      else cuda::gemv(head, h_.data(), no_bias, y, tt, vocab, hidden, stream_);
+    };
+    if (f.host_io) head_gemv(logits_f32_.data());
+    else head_gemv(logits_.data());
   }
 
   void ensure_decode_plan(int64_t b, int64_t max_len, int block_shift) {

@@ -769,7 +769,7 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
   // cuBLAS fp16); at 32 and 64 it was no faster. Where W is small, the GEMV's stream kernel with two
   // token columns beats both (2026-12-06; gemv_w4_two_columns says where).
-  if (tokens <= detail::kW4TwoColumnTokens && detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
+  if (detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
     TURBINE_CUDA_CHECK(cudaGetLastError());
     return;
   }
