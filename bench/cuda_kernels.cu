@@ -606,6 +606,13 @@ void register_all() {
   }
   for (const Mat& s : llama)
     for (int t : {1, 2, 4, 8}) reg(std::string("gemv_w4_g128/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n, s.k, t, W4Launch{});
+  // gemv_w4 without the programmatic launch: each launch starts its weight loads only after the
+  // previous one finished; against gemv_w4_g128 it says what the early loads buy.
+  for (const Mat& s : llama)
+    reg(std::string("gemv_w4_no_pdl/") + s.name + "/tokens:1", BM_gemv_w4_with, s.n, s.k, 1,
+        W4GemvFn([](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
+          gemv_w4(m, x, nullptr, y, t, st, false);
+        }));
   for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
   for (const Mat& s : llama) {
     reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule<>, s.n, s.k);
