@@ -312,11 +312,25 @@ void BM_read_at_size(benchmark::State& state, int n, int k) {
 // to the same 16 (two launches then overlap as little as the GEMV's do). Against
 // ceiling/read_at_w4_size (the packed weights alone, in one sequential pass: compare GB/s) it says how much of the GEMV's
 // loss is the schedule; against gemv_w4_g128, how much is the arithmetic, the reduction and the
-// epilogue. kWithX: each chunk also reads its x, as the GEMV does after the wait (one token, x as
-// stored), folded in the same way; kWithSync: and the block meets at a barrier before its store,
-// as the GEMV's cross-warp sums do. Together they time the GEMV's serial path after the wait
-// without its arithmetic.
-template <int kWarps, bool kWithX = false, bool kWithSync = false>
+// epilogue. kXMode: each chunk also reads its x after the wait (one token, x as stored), folded in
+// the same way, from where the mode says: 1 ld.global.nc per chunk (as GemvX), 2 plain ld.global
+// per chunk, 3 ld.global.cg (L2 only) per chunk, 4 the whole of x copied into shared memory by
+// the copy engine (cp.async.bulk + mbarrier, as GemvXBulk) and read from there. kWithSync: and
+// the block meets at a barrier before its store, as the GEMV's cross-warp sums do. Together they
+// time the GEMV's serial path after the wait without its arithmetic.
+enum XMode { kNoX = 0, kXNc = 1, kXPlain = 2, kXCg = 3, kXBulk = 4 };
+template <XMode kMode>
+__device__ __forceinline__ uint4 probe_x(const __half* p) {
+  uint4 r{};
+  if constexpr (kMode == kXNc) return turbine::cuda::vec::load_nc(p);
+  if constexpr (kMode == kXPlain)
+    asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  if constexpr (kMode == kXCg)
+    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  if constexpr (kMode == kXBulk) r = *reinterpret_cast<const uint4*>(p);
+  return r;
+}
+template <int kWarps, XMode kXMode = kNoX, bool kWithSync = false>
 __global__ void __launch_bounds__(kWarps * 32)
     w4_schedule_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k, int tiles,
                        int tiles_per_block, uint32_t* sink, const __half* x) {
@@ -352,6 +366,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int slot = 0; slot < kDepth; ++slot)
     if (slot < items) load(slot);
   turbine::cuda::pdl_wait();
+  extern __shared__ uint4 probe_smem[];
+  if constexpr (kXMode == kXBulk) {
+    turbine::cuda::detail::GemvXBulk<__half>{x}.prologue<kWarps * 32>(reinterpret_cast<__half*>(probe_smem), k, 1);
+    x = reinterpret_cast<const __half*>(probe_smem);
+  }
   uint32_t acc = 0;
   int cc = warp;  // the computing cursor's chunk (x is the same for every tile)
   for (int base = 0; base < items; base += kDepth) {
@@ -360,12 +379,12 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (base + slot >= items) break;
       acc ^= va[slot].x ^ va[slot].y ^ va[slot].z ^ va[slot].w ^ vb[slot].x ^ vb[slot].y ^ vb[slot].z ^ vb[slot].w ^
              pa[slot] ^ pb[slot];
-      if constexpr (kWithX) {
+      if constexpr (kXMode != kNoX) {
         const int kk = cc * 128 + 32 * c;
         if (kk < k)
 #pragma unroll
           for (int jj = 0; jj < 4; ++jj) {
-            const uint4 xv = turbine::cuda::vec::load_nc(x + kk + 8 * jj);
+            const uint4 xv = probe_x<kXMode>(x + kk + 8 * jj);
             acc ^= xv.x ^ xv.y ^ xv.z ^ xv.w;
           }
         cc += kWarps;
@@ -378,7 +397,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // (almost) never true, but the compiler cannot know
 }
 
-template <bool kWithX = false, bool kWithSync = false>
+template <XMode kXMode = kNoX, bool kWithSync = false>
 void BM_w4_schedule(benchmark::State& state, int n, int k) {
   const W4Copies w(n, k, 128);
   auto x = random_buffer<__half>(size_t(k));
@@ -388,7 +407,7 @@ void BM_w4_schedule(benchmark::State& state, int n, int k) {
   const unsigned blocks = static_cast<unsigned>(ceil_div(tiles, pick.second));
   DeviceBuffer<uint32_t> sink(blocks);
   const auto kernel =
-      pick.first == 8 ? w4_schedule_kernel<8, kWithX, kWithSync> : w4_schedule_kernel<4, kWithX, kWithSync>;
+      pick.first == 8 ? w4_schedule_kernel<8, kXMode, kWithSync> : w4_schedule_kernel<4, kXMode, kWithSync>;
   // 16 warps an SM: 2 blocks of 8 warps or 4 of 4 in the SM's shared memory, not one more
   int smem_per_sm = 0;
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
@@ -613,11 +632,25 @@ void register_all() {
         W4GemvFn([](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
           gemv_w4(m, x, nullptr, y, t, st, false);
         }));
+  // gemv_w4 with x copied into each block's shared memory by the copy engine (GemvXBulk) instead of
+  // read from L2 by the lanes, where x fits in 64 KB
+  for (const Mat& s : llama)
+    for (int t : {1, 2, 8})
+      if (size_t(t) * s.k * 2 <= 64 * 1024)
+        reg(std::string("gemv_w4_xbulk/") + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4_with, s.n, s.k, t,
+            W4GemvFn([](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
+              W4Launch how;
+              how.x = turbine::cuda::W4X::kCopyEngine;
+              gemv_w4(m, x, nullptr, y, t, st, true, how);
+            }));
   for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
   for (const Mat& s : llama) {
     reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule<>, s.n, s.k);
-    reg(std::string("ceiling/w4_gemv_schedule_x/") + s.name, BM_w4_schedule<true>, s.n, s.k);
-    reg(std::string("ceiling/w4_gemv_schedule_x_sync/") + s.name, BM_w4_schedule<true, true>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_x/") + s.name, BM_w4_schedule<kXNc>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_x_sync/") + s.name, BM_w4_schedule<kXNc, true>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_xplain/") + s.name, BM_w4_schedule<kXPlain>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_xcg/") + s.name, BM_w4_schedule<kXCg>, s.n, s.k);
+    reg(std::string("ceiling/w4_gemv_schedule_xbulk/") + s.name, BM_w4_schedule<kXBulk>, s.n, s.k);
   }
   // Every W4 GEMV variant at the decode step's four Linears (gate and up fused, as the engine runs
   // them), 1-8 tokens: base = the kernel before 2026-12-04; sW_tT = kStream with W warps per block

@@ -33,6 +33,12 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       for (bool after : {true, false})
         out.emplace_back("stream w" + std::to_string(warps) + " t" + std::to_string(tiles) + (after ? "" : " scaled"),
                          cuda::W4Launch{W4Kernel::kStream, warps, tiles, after});
+  if (cuda::pdl_available()) {  // x through the copy engine (sm_90 and later)
+    for (auto [name, how] : std::vector<std::pair<std::string, cuda::W4Launch>>(out.begin(), out.end())) {
+      how.x = cuda::W4X::kCopyEngine;
+      out.emplace_back(name + " x copy engine", how);
+    }
+  }
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "bulk_copy.cuh"
 #include "check.cuh"
 #include "vec.cuh"
 
@@ -76,6 +77,37 @@ struct GemvX {
   };
   __device__ __forceinline__ Lane lane(int tok, int k, int off, const T*) const {
     return {x + static_cast<int64_t>(tok) * k + off};
+  }
+};
+
+/// x as stored, copied whole into the block's shared memory by the copy engine (sm_90 and later
+/// only: the host picks it there) right after the programmatic-launch wait. Why: the weights' loads
+/// go out before the wait, so an x load issued after it from the lanes queues behind a whole ring
+/// of them and lands with the last of them; until it does, no chunk can be multiplied.
+template <HalfElement T>
+struct GemvXBulk {
+  const T* x;
+  __host__ __device__ static constexpr size_t x_bytes(int tokens, int k) { return (size_t(tokens) * k * sizeof(T) + 15) / 16 * 16; }
+  static size_t smem_bytes(int tokens, int k) { return x_bytes(tokens, k) + 16; }  // x, then the mbarrier
+  template <int kThreads>
+  __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
+    const uint32_t bytes = static_cast<uint32_t>(size_t(tokens) * k * sizeof(T));
+    uint64_t* bar = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(xs) + x_bytes(tokens, k));
+    if (threadIdx.x == 0) {
+      bulk::barrier_init(bar, 1);
+      bulk::fence_init();
+      bulk::arrive_expect_tx(bar, bytes);
+      bulk::copy_g2s(xs, x, bytes, bar);
+    }
+    __syncthreads();  // the barrier's initialization, before anyone waits on it
+    bulk::wait(bar, 0);
+  }
+  struct Lane {
+    const T* p;
+    __device__ __forceinline__ uint4 operator()(int kk) const { return *reinterpret_cast<const uint4*>(p + kk); }
+  };
+  __device__ __forceinline__ Lane lane(int tok, int k, int off, const T* staged) const {
+    return {staged + static_cast<int64_t>(tok) * k + off};
   }
 };
 

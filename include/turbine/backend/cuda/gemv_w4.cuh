@@ -38,12 +38,24 @@ enum class W4Kernel {
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
 };
 
+/// Where the W4 GEMV's lanes read x from (plain x only; the fused norm sources stage their own).
+enum class W4X {
+  kAuto,        ///< the launcher's choice
+  kLanes,       ///< each lane loads its x slices from global memory (L2, then L1) as it needs them
+  kCopyEngine,  ///< the copy engine copies all of x into each block's shared memory (sm_90 and later),
+                ///< where x is at most kW4CopyEngineMaxX bytes (else as kLanes)
+};
+
+/// W4X::kCopyEngine: the most bytes of x (tokens x k x 2) a block copies into its shared memory.
+inline constexpr size_t kW4CopyEngineMaxX = 64 * 1024;
+
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
   W4Kernel kernel = W4Kernel::kStream;  ///< which kernel: kStream (the default) or kBase (the kernel before 2026-12-04)
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
+  W4X x = W4X::kAuto;       ///< where x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -354,6 +366,22 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   }
 }
 
+/// Whether a W4 GEMV launch on plain x reads x through the copy engine (W4X::kCopyEngine).
+inline bool w4_x_by_copy_engine(W4Launch how, int tokens, int k) {
+  if (how.x == W4X::kLanes) return false;
+  const bool able = pdl_available();  // compute capability 9.0 or later: cp.async.bulk and mbarrier transactions
+  check(how.x != W4X::kCopyEngine || able, "gemv_w4: W4X::kCopyEngine needs compute capability 9.0 or later");
+  return how.x == W4X::kCopyEngine && size_t(tokens) * k * sizeof(__half) <= kW4CopyEngineMaxX;
+}
+
+/// The one dispatch of plain x: GemvX or GemvXBulk as w4_x_by_copy_engine says.
+template <class E>
+void launch_gemv_w4_plain_x(const W4Matrix& w, int tokens, const __half* x, const E& e, cudaStream_t stream, bool pdl,
+                            W4Launch how) {
+  if (w4_x_by_copy_engine(how, tokens, w.k)) launch_gemv_w4(w, tokens, GemvXBulk<__half>{x}, e, stream, pdl, how);
+  else launch_gemv_w4(w, tokens, GemvX<__half>{x}, e, stream, pdl, how);
+}
+
 inline void check_w4(const char* what, const W4Matrix& w, int tokens) {
   check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0, what,
         ": bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group, "; k must be a multiple of the group, 32/64/128)");
@@ -375,7 +403,7 @@ void gemv_w4(const W4Matrix& w, const __half* x, const __half* bias, Y* y, int t
   check(aligned16(x), "gemv_w4: x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvStore<Y, __half>{y, bias}, stream, pdl, how);
+  detail::launch_gemv_w4_plain_x(w, tokens, x, detail::GemvStore<Y, __half>{y, bias}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -421,7 +449,7 @@ inline void gemv_w4_residual(const W4Matrix& w, const __half* x, const ResidualO
   if (tokens == 0) return;
   detail::check_residual_output("gemv_w4_residual", out, w.n);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvResidualStats<__half>{out}, stream, pdl, how);
+  detail::launch_gemv_w4_plain_x(w, tokens, x, detail::GemvResidualStats<__half>{out}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -434,7 +462,7 @@ inline void gemv_w4_gate_up_silu(const W4Matrix& w, const __half* x, __half* act
   check(aligned16(x), "gemv_w4_gate_up_silu: x must be 16-byte aligned");
   if (tokens == 0) return;
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvX<__half>{x}, detail::GemvGateUpSilu<__half>{act}, stream, pdl, how);
+  detail::launch_gemv_w4_plain_x(w, tokens, x, detail::GemvGateUpSilu<__half>{act}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
