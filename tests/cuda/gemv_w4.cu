@@ -39,6 +39,14 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       out.emplace_back(name + " x copy engine", how);
     }
   }
+  for (int early : {0, 1, 3})  // ring slots before the wait: with each x source
+    for (cuda::W4X x : {cuda::W4X::kLanes, cuda::W4X::kCopyEngine}) {
+      if (x == cuda::W4X::kCopyEngine && !cuda::pdl_available()) continue;
+      cuda::W4Launch how;
+      how.early_slots = early;
+      how.x = x;
+      out.emplace_back("early " + std::to_string(early) + (x == cuda::W4X::kLanes ? " lanes" : " copy engine"), how);
+    }
   return out;
 }
 

@@ -89,18 +89,24 @@ struct GemvXBulk {
   const T* x;
   __host__ __device__ static constexpr size_t x_bytes(int tokens, int k) { return (size_t(tokens) * k * sizeof(T) + 15) / 16 * 16; }
   static size_t smem_bytes(int tokens, int k) { return x_bytes(tokens, k) + 16; }  // x, then the mbarrier
+  // start(): one thread asks for the copy (right after the wait, before the kernel's later weight
+  // loads, so that x's request is not behind them); prologue(): everyone waits for it.
+  __device__ __forceinline__ uint64_t* barrier(T* xs, int k, int tokens) const {
+    return reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(xs) + x_bytes(tokens, k));
+  }
+  __device__ __forceinline__ void start(T* xs, int k, int tokens) const {
+    if (threadIdx.x != 0) return;
+    const uint32_t bytes = static_cast<uint32_t>(size_t(tokens) * k * sizeof(T));
+    uint64_t* bar = barrier(xs, k, tokens);
+    bulk::barrier_init(bar, 1);
+    bulk::fence_init();
+    bulk::arrive_expect_tx(bar, bytes);
+    bulk::copy_g2s(xs, x, bytes, bar);
+  }
   template <int kThreads>
   __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
-    const uint32_t bytes = static_cast<uint32_t>(size_t(tokens) * k * sizeof(T));
-    uint64_t* bar = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(xs) + x_bytes(tokens, k));
-    if (threadIdx.x == 0) {
-      bulk::barrier_init(bar, 1);
-      bulk::fence_init();
-      bulk::arrive_expect_tx(bar, bytes);
-      bulk::copy_g2s(xs, x, bytes, bar);
-    }
     __syncthreads();  // the barrier's initialization, before anyone waits on it
-    bulk::wait(bar, 0);
+    bulk::wait(barrier(xs, k, tokens), 0);
   }
   struct Lane {
     const T* p;
@@ -110,6 +116,13 @@ struct GemvXBulk {
     return {staged + static_cast<int64_t>(tok) * k + off};
   }
 };
+
+// Runs an x source's start(), for the sources that have one: after the programmatic-launch wait and
+// before prologue(), with the kernel's post-wait loads (if any) between the two.
+template <class X, class T>
+__device__ __forceinline__ void gemv_x_start(const X& xs, T* staged, int k, int tokens) {
+  if constexpr (requires { xs.start(staged, k, tokens); }) xs.start(staged, k, tokens);
+}
 
 // Where a block's 16 rows are and what happens to their sums, as a policy: rows(block, g, n, ra, rb)
 // names the rows that mma rows g and g + 8 compute (always valid memory: rows past n re-read row
@@ -204,6 +217,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   if (first * 32 < k) load_w(first);
   pdl_wait();
   T* const staged = reinterpret_cast<T*>(gemv_staged);
+  gemv_x_start(xs, staged, k, tokens);
   xs.template prologue<kWarps * 32>(staged, k, tokens);
   const auto xl = xs.lane(min(g, tokens - 1), k, 8 * c, staged);
   for (int c0 = first; c0 * 32 < k; c0 += kWarps * kUnroll) {

@@ -56,6 +56,8 @@ struct W4Launch {
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
   W4X x = W4X::kAuto;       ///< where x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
+  int early_slots = -1;     ///< kStream: ring slots loaded before the programmatic-launch wait, 0 to
+                            ///< kW4Depth (the rest after the wait and x's copy request); -1: all
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -103,6 +105,7 @@ __global__ static void __launch_bounds__(kWarps * 32)
   if (first * 128 < k) load_w(first);
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
+  gemv_x_start(xs, staged, k, tokens);
   xs.template prologue<kWarps * 32>(staged, k, tokens);
   const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
   for (int c0 = first; c0 * 128 < k; c0 += kWarps * kUnroll) {
@@ -161,8 +164,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
-                          int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, const X xs,
-                          const E ep) {
+                          int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, int early,
+                          const X xs, const E ep) {
   static_assert(kCols == 1 || (kCols == 2 && std::is_same_v<X, GemvX<__half>>),
                 "two token columns: only with the plain x source (the norm sources hold kGemvMaxTokens rows)");
   pdl_launch_dependents();
@@ -211,10 +214,14 @@ __global__ static void __launch_bounds__(kWarps * 32)
   if (items > 0) point(0);
 #pragma unroll
   for (int s = 0; s < kDepth; ++s)
-    if (s < items) load(s);
+    if (s < items && s < early) load(s);
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
   float* const partial = reinterpret_cast<float*>(reinterpret_cast<char*>(gemv_w4_staged) + x_smem_bytes);
+  gemv_x_start(xs, staged, k, tokens);
+#pragma unroll
+  for (int s = 0; s < kDepth; ++s)
+    if (s < items && s >= early) load(s);
   xs.template prologue<kWarps * 32>(staged, k, tokens);
   const auto xl = xs.lane(min(g, tokens - 1), k, 0, staged);
   const auto xl1 = xs.lane(min(g + 8, tokens - 1), k, 0, staged);  // kCols 2: tokens 8 .. 15
@@ -293,7 +300,7 @@ constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
 
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
-                           cudaStream_t stream, bool pdl) {
+                           cudaStream_t stream, bool pdl, int early = kDepth) {
   constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + w4_stream_out_smem(kWarps, kCols, tiles_per_block);
@@ -302,7 +309,7 @@ void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, c
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tiles_per_block))), dim3(kWarps * 32), smem, stream,
                 pdl, w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tiles_per_block, static_cast<int>(x_smem),
-                x, e);
+                early, x, e);
 }
 
 /// The current device's SM count (cached per device: the launchers ask on every call).
@@ -357,12 +364,14 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
+  const int early = how.early_slots < 0 ? kW4Depth : how.early_slots;
+  check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
   if (warps == 4) {
-    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl);
-    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl);
+    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl, early);
   } else {
-    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl);
-    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl);
+    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl, early);
   }
 }
 
