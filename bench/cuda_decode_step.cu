@@ -12,7 +12,8 @@
 // unfused chain's (relative error): the folds change rounding only.
 //   bench_cuda_decode_step [smollm2|llama3|w4|smollm2-w4|llama3-w4|smollm2-w4-head|llama3-w4-head|all] [LABEL]
 //   not Google Benchmark: one table each (-head: the LM head rounded to 4 bits too);
-//   LABEL: the W4 tables time only the configurations whose label starts with it, batch 1
+//   LABEL: the W4 tables time only the configurations whose label starts with it (or with one of
+//   several prefixes separated by "|"), batch 1
 //   (tools/gpu_step_profile.sh: "engine default", "norm stats")
 // Compiled with -DTURBINE_DECODE_BENCH_HEAD against an older include tree (one without DecodeFusion),
 // it times that engine end to end only: the "before" of a change to the engine.
@@ -33,7 +34,17 @@ using namespace turbine;
 
 namespace {
 
-std::string g_only;  // argv[2]: the W4 configurations whose label starts with it, batch 1 only
+std::string g_only;  // argv[2]: the W4 configurations whose label starts with it (or with one of
+                     // several prefixes separated by '|'), batch 1 only
+bool selected(const std::string& label) {
+  if (g_only.empty()) return true;
+  for (size_t b = 0;;) {
+    const size_t e = g_only.find('|', b);
+    if (label.rfind(g_only.substr(b, e == std::string::npos ? e : e - b), 0) == 0) return true;
+    if (e == std::string::npos) return false;
+    b = e + 1;
+  }
+}
 
 // ---- random fp16 weights on the host --------------------------------------------------------------
 
@@ -300,8 +311,11 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   F split1 = F::for_model(c), split2 = F::for_model(c);
   split1.attention_min_tiles = 1;
   split2.attention_min_tiles = 2;
+  F lanes = F::for_model(c);  // the W4 GEMVs' x read by the lanes (the default before 2026-12-06)
+  lanes.w4.x = turbine::cuda::W4X::kLanes;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
+                                               {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
                                                {"default, >= 1 tile a split", split1},
@@ -312,7 +326,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
               "floor %", "err vs first");
   std::vector<float> logits, base;
   for (const auto& [label, fusion] : configs) {
-    if (!g_only.empty() && std::string(label).rfind(g_only, 0) != 0) continue;
+    if (!selected(label)) continue;
     set_fusion(model, fusion);
     auto cache = model.new_cache(c.max_position_embeddings);
     model.forward(cache, prompt, logits);

@@ -634,30 +634,26 @@ void register_all() {
         W4GemvFn([](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
           gemv_w4(m, x, nullptr, y, t, st, false);
         }));
-  // gemv_w4 with x copied into each block's shared memory by the copy engine (GemvXBulk) instead of
-  // read from L2 by the lanes, where x fits in 64 KB
-  // (eE: E of the ring's 4 slots loaded before the wait, the rest after x's copy request)
-  for (int early : {4, 2, 1, 0})
-    for (const Mat& s : llama)
-      for (int t : {1, 2, 8})
-        if (size_t(t) * s.k * 2 <= 64 * 1024)
-          reg(std::string("gemv_w4_xbulk_e") + std::to_string(early) + "/" + s.name + "/tokens:" + std::to_string(t),
-              BM_gemv_w4_with, s.n, s.k, t,
-              W4GemvFn([early](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
-                W4Launch how;
-                how.x = turbine::cuda::W4X::kCopyEngine;
-                how.early_slots = early;
-                gemv_w4(m, x, nullptr, y, t, st, true, how);
-              }));
-  // the same with the lanes' x (the default), 0 or 2 slots before the wait
-  for (int early : {2, 0})
-    for (const Mat& s : llama)
-      reg(std::string("gemv_w4_lanes_e") + std::to_string(early) + "/" + s.name + "/tokens:1", BM_gemv_w4_with, s.n,
-          s.k, 1, W4GemvFn([early](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
-            W4Launch how;
-            how.early_slots = early;
-            gemv_w4(m, x, nullptr, y, t, st, true, how);
-          }));
+  // gemv_w4 with x read by the lanes from L2 (the default before 2026-12-06) and with x copied into
+  // each block's shared memory by the copy engine (eE: E of the ring's 4 slots loaded before the
+  // programmatic-launch wait, the rest after x's copy request), where x fits in 64 KB
+  auto w4_with = [](turbine::cuda::W4X xs, int early) {
+    return W4GemvFn([xs, early](const W4Matrix& m, const __half* x, __half* y, int t, cudaStream_t st) {
+      W4Launch how;
+      how.x = xs;
+      how.early_slots = early;
+      gemv_w4(m, x, nullptr, y, t, st, true, how);
+    });
+  };
+  for (const Mat& s : llama)
+    for (int t : {1, 2, 4, 8}) {
+      const std::string key = std::string(s.name) + "/tokens:" + std::to_string(t);
+      reg("gemv_w4_lanes/" + key, BM_gemv_w4_with, s.n, s.k, t, w4_with(turbine::cuda::W4X::kLanes, -1));
+      if (size_t(t) * s.k * 2 <= turbine::cuda::kW4CopyEngineMaxX)
+        for (int early : {4, 2})
+          reg("gemv_w4_xbulk_e" + std::to_string(early) + "/" + key, BM_gemv_w4_with, s.n, s.k, t,
+              w4_with(turbine::cuda::W4X::kCopyEngine, early));
+    }
   for (const Mat& s : llama) reg(std::string("ceiling/read_at_w4_size/") + s.name, BM_read_at_size, s.n, s.k);
   for (const Mat& s : llama) {
     reg(std::string("ceiling/w4_gemv_schedule/") + s.name, BM_w4_schedule<>, s.n, s.k);

@@ -48,6 +48,8 @@ enum class W4X {
 
 /// W4X::kCopyEngine: the most bytes of x (tokens x k x 2) a block copies into its shared memory.
 inline constexpr size_t kW4CopyEngineMaxX = 64 * 1024;
+/// W4X::kAuto: the copy engine brings x up to this many tokens (sm_90 and later).
+inline constexpr int kW4CopyEngineAutoTokens = 2;
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
@@ -364,7 +366,13 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
-  const int early = how.early_slots < 0 ? kW4Depth : how.early_slots;
+  // Ring slots before the wait: all, except that a warp whose whole share fits the ring (o at 1-2
+  // tokens) holds 2 back when the copy engine brings x, so that x's copy is queued behind half as
+  // many loads (H100, 2026-12-06: o 5.85 -> 5.66 us; a longer share loses by it, qkv 7.51 -> 8.12).
+  const bool share_in_ring = int64_t(tpb) * ceil_div(chunks, warps) <= kW4Depth;
+  const int early = how.early_slots >= 0                                    ? how.early_slots
+                    : std::is_same_v<X, GemvXBulk<__half>> && share_in_ring ? 2
+                                                                            : kW4Depth;
   check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
   if (warps == 4) {
     if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early);
@@ -375,12 +383,16 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   }
 }
 
-/// Whether a W4 GEMV launch on plain x reads x through the copy engine (W4X::kCopyEngine).
+/// Whether a W4 GEMV launch on plain x reads x through the copy engine (W4X::kCopyEngine). The
+/// launcher's choice (kAuto): on sm_90 and later, for 1-2 tokens. Measured on an H100 (2026-12-06,
+/// PERFORMANCE.md): at 1-2 tokens every Llama-3-8B Linear gained 2-9%; at 8 tokens, where every
+/// block copies 64 KB of x, o and the LM head lost and gate/up lost 55% (4 blocks an SM no longer fit).
 inline bool w4_x_by_copy_engine(W4Launch how, int tokens, int k) {
   if (how.x == W4X::kLanes) return false;
   const bool able = pdl_available();  // compute capability 9.0 or later: cp.async.bulk and mbarrier transactions
   check(how.x != W4X::kCopyEngine || able, "gemv_w4: W4X::kCopyEngine needs compute capability 9.0 or later");
-  return how.x == W4X::kCopyEngine && size_t(tokens) * k * sizeof(__half) <= kW4CopyEngineMaxX;
+  const bool fits = size_t(tokens) * k * sizeof(__half) <= kW4CopyEngineMaxX;
+  return how.x == W4X::kCopyEngine ? fits : able && fits && tokens <= kW4CopyEngineAutoTokens;
 }
 
 /// The one dispatch of plain x: GemvX or GemvXBulk as w4_x_by_copy_engine says.
