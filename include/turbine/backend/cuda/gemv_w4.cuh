@@ -49,7 +49,7 @@ enum class W4X {
 /// W4X::kCopyEngine: the most bytes of x (tokens x k x 2) a block copies into its shared memory.
 inline constexpr size_t kW4CopyEngineMaxX = 64 * 1024;
 /// W4X::kAuto: the copy engine brings x up to this many tokens (sm_90 and later).
-inline constexpr int kW4CopyEngineAutoTokens = 2;
+inline constexpr int kW4CopyEngineAutoTokens = 4;
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
@@ -137,8 +137,12 @@ __global__ static void __launch_bounds__(kWarps * 32)
 // kW4Depth loads: the load of item i + kW4Depth goes out before item i is multiplied, so every warp
 // keeps 4 x 32 bytes per lane in flight for its whole life, across tile boundaries. Scales and zeros
 // travel in the ring with their weights (one half2 per row and lane: a lane's 32 inputs are in one
-// group for every group size), so no load waits on another. The first kW4Depth loads go out before
-// the programmatic-launch wait.
+// group for every group size), so no load waits on another. The first `early` loads (kW4Depth by
+// default) go out before the programmatic-launch wait, the rest after it and after the x source's
+// start(). Why x through the copy engine (GemvXBulk, the default at 1-4 tokens on sm_90): a load of
+// x issued after the wait lands after the weight loads already in flight (H100, 2026-12-06: the
+// load schedule alone took o 3.03 us, 4.27 with each chunk's x read by the lanes, whether through
+// the read-only path, plain or L2-only loads), and no chunk can be multiplied before its x.
 // kScaleAfter (group 128: the 16 inputs of an mma step share their rows' scales): the mma sums
 // (q - z) x in fp32 per chunk, then one FFMA per sum applies the scale, which takes the HMUL2 per
 // weight pair out (2 instead of 3 half2 ops per pair) and rounds the weight never. Otherwise the
@@ -366,9 +370,10 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
   const bool after = how.scale_after && w.group == 128;
-  // Ring slots before the wait: all, except that a warp whose whole share fits the ring (o at 1-2
-  // tokens) holds 2 back when the copy engine brings x, so that x's copy is queued behind half as
-  // many loads (H100, 2026-12-06: o 5.85 -> 5.66 us; a longer share loses by it, qkv 7.51 -> 8.12).
+  // Ring slots before the wait: all, except that a warp whose whole share fits the ring (o) holds 2
+  // back when the copy engine brings x, so that x's copy is queued behind half as many loads (H100,
+  // 2026-12-06: o 5.81 -> 5.63 us at one token, 5.98 -> 5.74 at four; a longer share loses by it,
+  // qkv 7.46 -> 8.12, and the same for no slots before the wait: o 6.57).
   const bool share_in_ring = int64_t(tpb) * ceil_div(chunks, warps) <= kW4Depth;
   const int early = how.early_slots >= 0                                    ? how.early_slots
                     : std::is_same_v<X, GemvXBulk<__half>> && share_in_ring ? 2
@@ -384,9 +389,10 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
 }
 
 /// Whether a W4 GEMV launch on plain x reads x through the copy engine (W4X::kCopyEngine). The
-/// launcher's choice (kAuto): on sm_90 and later, for 1-2 tokens. Measured on an H100 (2026-12-06,
-/// PERFORMANCE.md): at 1-2 tokens every Llama-3-8B Linear gained 2-9%; at 8 tokens, where every
-/// block copies 64 KB of x, o and the LM head lost and gate/up lost 55% (4 blocks an SM no longer fit).
+/// launcher's choice (kAuto): on sm_90 and later, for 1-4 tokens. Measured on an H100 (2026-12-06,
+/// PERFORMANCE.md): at 1-4 tokens every Llama-3-8B Linear gained 2-9% (o 6%, qkv 9%, gate 5%, down
+/// 6% at one token); at 8 tokens, where every block copies 64 KB of x, o and the LM head lost and
+/// gate lost 57% (4 blocks an SM no longer fit).
 inline bool w4_x_by_copy_engine(W4Launch how, int tokens, int k) {
   if (how.x == W4X::kLanes) return false;
   const bool able = pdl_available();  // compute capability 9.0 or later: cp.async.bulk and mbarrier transactions
