@@ -138,7 +138,9 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"default", {}},
       {"base", {cuda::W4Kernel::kBase}},
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
-      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}}};
+      {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
+      {"x by the lanes", {.x = cuda::W4X::kLanes}},
+      {"x by the copy engine", {.x = cuda::pdl_available() ? cuda::W4X::kCopyEngine : cuda::W4X::kLanes}}};
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true},
                         Shape{4, 2, 64, 1536, 64, true}, Shape{2, 1, 64, 512, 128, false}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;
@@ -226,6 +228,26 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
                           tokens, n, k);
       sync_launch();
       const auto rr_want = download(rr_ref), st_want = download(st_ref);
+      // The norm from tile sums (NormInput::stats: the large-model chain), rows padded to a multiple
+      // of 4 floats plus 4 (the copy engine's form needs whole 16-byte rows)
+      const int ktiles = (k + 15) / 16, sstride = (ktiles + 3) / 4 * 4 + 4;
+      std::vector<float> res_host = download(d_res), sums(size_t(tokens) * sstride, 0.f);
+      for (int t = 0; t < tokens; ++t)
+        for (int i = 0; i < k; ++i) {
+          const float v = res_host[size_t(t) * k + i];
+          sums[size_t(t) * sstride + i / 16] += v * v;
+        }
+      auto d_sums = upload(sums);
+      cuda::NormInput<__half> stats_in;
+      stats_in.residual = d_res.data();
+      stats_in.stats = d_sums.data();
+      stats_in.stats_stride = sstride;
+      stats_in.gamma = d_gamma.data();
+      stats_in.eps = 1e-5f;
+      cuda::DeviceBuffer<__half> ys_ref(size_t(tokens) * n);
+      cuda::gemv_norm(w16.data(), stats_in, s.bias ? d_bias.data() : nullptr, ys_ref.data(), tokens, n, k);
+      sync_launch();
+      const auto ys_want = download_half(ys_ref);
       for (const auto& [name, how] : launches) {
         const std::string what = " " + name + " n " + std::to_string(n) + " k " + std::to_string(k) + " g" +
                                  std::to_string(s.group) + " tokens " + std::to_string(tokens);
@@ -254,6 +276,11 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
         sync_launch();
         expect_close("gemv_w4_residual" + what, download(rr), rr_want, 1e-3);
         expect_close("gemv_w4_residual tile sums" + what, download(st), st_want, 1e-3);
+        cuda::DeviceBuffer<__half> ys(size_t(tokens) * n);
+        poison(ys);
+        cuda::gemv_w4_norm(w.dev, stats_in, s.bias ? d_bias.data() : nullptr, ys.data(), tokens, nullptr, true, how);
+        sync_launch();
+        expect_close("gemv_w4_norm from tile sums" + what, download_half(ys), ys_want, HalfTraits<__half>::tol);
         for (int kv = 0; kv < 2; ++kv)  // the next launch configuration writes the same rows again
           for (int t = 0; t < tokens; ++t) poison(caches[size_t((2 + kv) * tokens + t)]);
       }

@@ -265,6 +265,99 @@ struct GemvXNorm {
   __device__ __forceinline__ Lane lane(int tok, int k, int off, const T* xs) const { return {xs + tok * (k + 8) + off}; }
 };
 
+// GemvXNorm's tile-sums form (NormInput::stats: a final residual, no delta, no residual_out) with
+// its inputs copied into shared memory by the copy engine (sm_90 and later; the host picks it) right
+// after the programmatic-launch wait: the residual rows, their tile sums and gamma, one mbarrier.
+// Why: as for GemvXBulk (gemv.cuh), the lanes' loads after the wait land behind the weight loads in
+// flight. The same sums in the same order as prologue_stats: the two give bit-identical x.
+// Shared memory: x [tokens][k + 8] T | residual [tokens][k] fp32 | tile sums [tokens][tiles rounded
+// up to 4] fp32 | gamma [k] T | mbarrier. The host checks k % 64 == 0 (whole 16-byte rows of tile
+// sums), stats_stride % 4 == 0 and a 16-byte aligned stats (bulk_norm_fits).
+template <HalfElement T>
+struct GemvXNormBulk {
+  NormInput<T> in;
+
+  __host__ __device__ static constexpr size_t x_bytes(int tokens, int k) {
+    return (size_t(tokens) * (k + 8) * sizeof(T) + 15) / 16 * 16;
+  }
+  __host__ __device__ static constexpr int stats_row(int k) { return ((k + kGemvRows - 1) / kGemvRows + 3) / 4 * 4; }
+  __host__ __device__ static constexpr size_t residual_at(int tokens, int k) { return x_bytes(tokens, k); }
+  __host__ __device__ static constexpr size_t stats_at(int tokens, int k) {
+    return residual_at(tokens, k) + size_t(tokens) * k * sizeof(float);
+  }
+  __host__ __device__ static constexpr size_t gamma_at(int tokens, int k) {
+    return stats_at(tokens, k) + size_t(tokens) * stats_row(k) * sizeof(float);
+  }
+  __host__ __device__ static constexpr size_t barrier_at(int tokens, int k) {
+    return (gamma_at(tokens, k) + size_t(k) * sizeof(T) + 15) / 16 * 16;
+  }
+  static size_t smem_bytes(int tokens, int k) { return barrier_at(tokens, k) + 16; }
+
+  __device__ __forceinline__ void start(T* xs, int k, int tokens) const {
+    if (threadIdx.x != 0) return;
+    char* base = reinterpret_cast<char*>(xs);
+    uint64_t* bar = reinterpret_cast<uint64_t*>(base + barrier_at(tokens, k));
+    const uint32_t res_bytes = static_cast<uint32_t>(size_t(tokens) * k * sizeof(float));
+    const uint32_t row_bytes = static_cast<uint32_t>(stats_row(k) * sizeof(float));
+    const uint32_t gamma_bytes = static_cast<uint32_t>(size_t(k) * sizeof(T));
+    bulk::barrier_init(bar, 1);
+    bulk::fence_init();
+    bulk::arrive_expect_tx(bar, res_bytes + uint32_t(tokens) * row_bytes + gamma_bytes);
+    bulk::copy_g2s(base + residual_at(tokens, k), in.residual, res_bytes, bar);
+    for (int t = 0; t < tokens; ++t)
+      bulk::copy_g2s(base + stats_at(tokens, k) + size_t(t) * row_bytes, in.stats + int64_t(t) * in.stats_stride,
+                     row_bytes, bar);
+    bulk::copy_g2s(base + gamma_at(tokens, k), in.gamma, gamma_bytes, bar);
+  }
+
+  template <int kThreads>
+  __device__ __forceinline__ void prologue(T* xs, int k, int tokens) const {
+    static_assert(kThreads % 32 == 0);
+    constexpr int kWarpsHere = kThreads / 32;
+    __shared__ float inv_s[kGemvMaxTokens];
+    const char* base = reinterpret_cast<const char*>(xs);
+    const float* res = reinterpret_cast<const float*>(base + residual_at(tokens, k));
+    const float* stats = reinterpret_cast<const float*>(base + stats_at(tokens, k));
+    const T* gamma = reinterpret_cast<const T*>(base + gamma_at(tokens, k));
+    __syncthreads();  // the barrier's initialization, before anyone waits on it
+    bulk::wait(reinterpret_cast<uint64_t*>(const_cast<char*>(base) + barrier_at(tokens, k)), 0);
+    const int lane = threadIdx.x & 31, tiles = (k + kGemvRows - 1) / kGemvRows;
+    for (int t = threadIdx.x >> 5; t < tokens; t += kWarpsHere) {
+      float s = 0.f;
+      for (int i = lane; i < tiles; i += 32) s += stats[t * stats_row(k) + i];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + in.eps);
+    }
+    __syncthreads();
+    const int nv = k / 8;
+    for (int t = 0; t < tokens; ++t) {
+      const float inv = inv_s[t];
+      for (int i = threadIdx.x; i < nv; i += kThreads) {
+        float gm[8], v[8];
+        vec::load8(gamma + i * 8, gm);
+        vec::load8(res + static_cast<int64_t>(t) * k + i * 8, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+        *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
+      }
+    }
+    __syncthreads();
+  }
+
+  using Lane = typename GemvXNorm<T>::Lane;
+  __device__ __forceinline__ Lane lane(int tok, int k, int off, const T* xs) const { return {xs + tok * (k + 8) + off}; }
+};
+
+/// Whether GemvXNormBulk takes this norm input: tile sums with whole 16-byte rows, and at most
+/// max_bytes of shared memory.
+template <HalfElement T>
+bool bulk_norm_fits(const NormInput<T>& in, int tokens, int k, size_t max_bytes) {
+  return in.stats != nullptr && in.residual != nullptr && in.delta == nullptr && in.residual_out == nullptr &&
+         k % 64 == 0 && in.stats_stride % 4 == 0 && aligned16(in.stats) && aligned16(in.residual) &&
+         aligned16(in.gamma) && GemvXNormBulk<T>::smem_bytes(tokens, k) <= max_bytes;
+}
+
 template <HalfElement T>
 struct GemvXSiluMul {
   const T* gate_up;  // [tokens, 2 * k]: gate, then up

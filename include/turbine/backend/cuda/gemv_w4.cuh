@@ -38,7 +38,8 @@ enum class W4Kernel {
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
 };
 
-/// Where the W4 GEMV's lanes read x from (plain x only; the fused norm sources stage their own).
+/// Where the W4 GEMV's lanes read x from: plain x, and the norm prologue's inputs in its tile-sums
+/// form (NormInput::stats); the other norm forms read theirs by the lanes.
 enum class W4X {
   kAuto,        ///< the launcher's choice
   kLanes,       ///< each lane loads its x slices from global memory (L2, then L1) as it needs them
@@ -48,6 +49,9 @@ enum class W4X {
 
 /// W4X::kCopyEngine: the most bytes of x (tokens x k x 2) a block copies into its shared memory.
 inline constexpr size_t kW4CopyEngineMaxX = 64 * 1024;
+/// The most shared memory GemvXNormBulk may take a block (x, the residual rows, their tile sums and
+/// gamma: one token of Llama-3-8B's 4096 is 34 KB).
+inline constexpr size_t kW4CopyEngineMaxNorm = 48 * 1024;
 /// W4X::kAuto: the copy engine brings x up to this many tokens (sm_90 and later).
 inline constexpr int kW4CopyEngineAutoTokens = 4;
 
@@ -57,7 +61,7 @@ struct W4Launch {
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
-  W4X x = W4X::kAuto;       ///< where x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
+  W4X x = W4X::kAuto;       ///< where x (or the tile-sums norm's inputs) is read from
   int early_slots = -1;     ///< kStream: ring slots loaded before the programmatic-launch wait, 0 to
                             ///< kW4Depth (the rest after the wait and x's copy request); -1: all
 };
@@ -340,6 +344,10 @@ inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
   return shapes[3];
 }
 
+/// Whether an x source is brought by the copy engine.
+template <class X>
+inline constexpr bool kCopyEngineX = std::is_same_v<X, GemvXBulk<__half>> || std::is_same_v<X, GemvXNormBulk<__half>>;
+
 /// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
 /// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
 template <class X, class E>
@@ -376,7 +384,7 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   // qkv 7.46 -> 8.12, and the same for no slots before the wait: o 6.57).
   const bool share_in_ring = int64_t(tpb) * ceil_div(chunks, warps) <= kW4Depth;
   const int early = how.early_slots >= 0                                    ? how.early_slots
-                    : std::is_same_v<X, GemvXBulk<__half>> && share_in_ring ? 2
+                    : kCopyEngineX<X> && share_in_ring                      ? 2
                                                                             : kW4Depth;
   check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
   if (warps == 4) {
@@ -399,6 +407,18 @@ inline bool w4_x_by_copy_engine(W4Launch how, int tokens, int k) {
   check(how.x != W4X::kCopyEngine || able, "gemv_w4: W4X::kCopyEngine needs compute capability 9.0 or later");
   const bool fits = size_t(tokens) * k * sizeof(__half) <= kW4CopyEngineMaxX;
   return how.x == W4X::kCopyEngine ? fits : able && fits && tokens <= kW4CopyEngineAutoTokens;
+}
+
+/// The one dispatch of a norm source: the tile-sums form through the copy engine (GemvXNormBulk)
+/// where it fits kW4CopyEngineMaxNorm bytes (W4X::kAuto or kCopyEngine, sm_90 and later), else
+/// GemvXNorm. Not measured alone: it is what lets the decode chain's norm-stats form (the norms in
+/// the QKV and gate/up GEMVs' prologues) read its inputs as the plain GEMVs read x.
+template <class E>
+void launch_gemv_w4_norm_x(const W4Matrix& w, int tokens, const NormInput<__half>& in, const E& e,
+                           cudaStream_t stream, bool pdl, W4Launch how) {
+  if (how.x != W4X::kLanes && pdl_available() && bulk_norm_fits(in, tokens, w.k, kW4CopyEngineMaxNorm))
+    launch_gemv_w4(w, tokens, GemvXNormBulk<__half>{in}, e, stream, pdl, how);
+  else launch_gemv_w4(w, tokens, GemvXNorm<__half>{in}, e, stream, pdl, how);
 }
 
 /// The one dispatch of plain x: GemvX or GemvXBulk as w4_x_by_copy_engine says.
@@ -443,8 +463,7 @@ void gemv_w4_norm(const W4Matrix& w, const NormInput<__half>& in, const __half* 
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvStore<Y, __half>{y, bias}, stream, pdl,
-                         how);
+  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvStore<Y, __half>{y, bias}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -463,7 +482,7 @@ inline void gemv_w4_norm_rope(const W4Matrix& w, const NormInput<__half>& in, co
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm_rope", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
+  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -501,8 +520,7 @@ inline void gemv_w4_norm_gate_up_silu(const W4Matrix& w, const NormInput<__half>
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm_gate_up_silu", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvGateUpSilu<__half>{act}, stream, pdl,
-                         how);
+  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvGateUpSilu<__half>{act}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
