@@ -87,7 +87,9 @@ struct GemvX {
 template <HalfElement T>
 struct GemvXBulk {
   const T* x;
-  __host__ __device__ static constexpr size_t x_bytes(int tokens, int k) { return (size_t(tokens) * k * sizeof(T) + 15) / 16 * 16; }
+  __host__ __device__ static constexpr size_t x_bytes(int tokens, int k) {
+    return (size_t(tokens) * k * sizeof(T) + 15) / 16 * 16;
+  }
   static size_t smem_bytes(int tokens, int k) { return x_bytes(tokens, k) + 16; }  // x, then the mbarrier
   // start(): one thread asks for the copy (right after the wait, before the kernel's later weight
   // loads, so that x's request is not behind them); prologue(): everyone waits for it.

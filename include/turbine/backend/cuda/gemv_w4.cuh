@@ -38,8 +38,9 @@ enum class W4Kernel {
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
 };
 
-/// Where the W4 GEMV's lanes read x from: plain x, and the norm prologue's inputs in its tile-sums
-/// form (NormInput::stats); the other norm forms read theirs by the lanes.
+/// Where the W4 GEMV reads plain x from (the norm sources read their inputs by the lanes: the
+/// tile-sums norm's inputs through the copy engine, measured on an H100 on 2026-12-06, made the
+/// norm-stats decode chain 8% slower, 364 -> 334 tok/s, and was removed).
 enum class W4X {
   kAuto,        ///< the launcher's choice
   kLanes,       ///< each lane loads its x slices from global memory (L2, then L1) as it needs them
@@ -49,9 +50,6 @@ enum class W4X {
 
 /// W4X::kCopyEngine: the most bytes of x (tokens x k x 2) a block copies into its shared memory.
 inline constexpr size_t kW4CopyEngineMaxX = 64 * 1024;
-/// The most shared memory GemvXNormBulk may take a block (x, the residual rows, their tile sums and
-/// gamma: one token of Llama-3-8B's 4096 is 34 KB).
-inline constexpr size_t kW4CopyEngineMaxNorm = 48 * 1024;
 /// W4X::kAuto: the copy engine brings x up to this many tokens (sm_90 and later).
 inline constexpr int kW4CopyEngineAutoTokens = 4;
 
@@ -61,7 +59,7 @@ struct W4Launch {
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
-  W4X x = W4X::kAuto;       ///< where x (or the tile-sums norm's inputs) is read from
+  W4X x = W4X::kAuto;       ///< where plain x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
   int early_slots = -1;     ///< kStream: ring slots loaded before the programmatic-launch wait, 0 to
                             ///< kW4Depth (the rest after the wait and x's copy request); -1: all
 };
@@ -346,7 +344,7 @@ inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
 
 /// Whether an x source is brought by the copy engine.
 template <class X>
-inline constexpr bool kCopyEngineX = std::is_same_v<X, GemvXBulk<__half>> || std::is_same_v<X, GemvXNormBulk<__half>>;
+inline constexpr bool kCopyEngineX = std::is_same_v<X, GemvXBulk<__half>>;
 
 /// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
 /// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
@@ -409,18 +407,6 @@ inline bool w4_x_by_copy_engine(W4Launch how, int tokens, int k) {
   return how.x == W4X::kCopyEngine ? fits : able && fits && tokens <= kW4CopyEngineAutoTokens;
 }
 
-/// The one dispatch of a norm source: the tile-sums form through the copy engine (GemvXNormBulk)
-/// where it fits kW4CopyEngineMaxNorm bytes (W4X::kAuto or kCopyEngine, sm_90 and later), else
-/// GemvXNorm. Not measured alone: it is what lets the decode chain's norm-stats form (the norms in
-/// the QKV and gate/up GEMVs' prologues) read its inputs as the plain GEMVs read x.
-template <class E>
-void launch_gemv_w4_norm_x(const W4Matrix& w, int tokens, const NormInput<__half>& in, const E& e,
-                           cudaStream_t stream, bool pdl, W4Launch how) {
-  if (how.x != W4X::kLanes && pdl_available() && bulk_norm_fits(in, tokens, w.k, kW4CopyEngineMaxNorm))
-    launch_gemv_w4(w, tokens, GemvXNormBulk<__half>{in}, e, stream, pdl, how);
-  else launch_gemv_w4(w, tokens, GemvXNorm<__half>{in}, e, stream, pdl, how);
-}
-
 /// The one dispatch of plain x: GemvX or GemvXBulk as w4_x_by_copy_engine says.
 template <class E>
 void launch_gemv_w4_plain_x(const W4Matrix& w, int tokens, const __half* x, const E& e, cudaStream_t stream, bool pdl,
@@ -463,7 +449,8 @@ void gemv_w4_norm(const W4Matrix& w, const NormInput<__half>& in, const __half* 
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvStore<Y, __half>{y, bias}, stream, pdl, how);
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvStore<Y, __half>{y, bias}, stream, pdl,
+                         how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -482,7 +469,7 @@ inline void gemv_w4_norm_rope(const W4Matrix& w, const NormInput<__half>& in, co
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm_rope", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -520,7 +507,8 @@ inline void gemv_w4_norm_gate_up_silu(const W4Matrix& w, const NormInput<__half>
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm_gate_up_silu", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
-  detail::launch_gemv_w4_norm_x(w, tokens, in, detail::GemvGateUpSilu<__half>{act}, stream, pdl, how);
+  detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvGateUpSilu<__half>{act}, stream, pdl,
+                         how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
