@@ -313,14 +313,14 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   split2.attention_min_tiles = 2;
   F lanes = F::for_model(c);  // the W4 GEMVs' x read by the lanes (the default before 2026-12-06)
   lanes.w4.x = turbine::cuda::W4X::kLanes;
-  F stats_lanes = stats;  // the norm-stats chain with its prologues' inputs read by the lanes
-  stats_lanes.w4.x = turbine::cuda::W4X::kLanes;
+  F rope_epi = F::for_model(c);  // the rotary/KV-store epilogue on x normalized by the norm kernels
+  rope_epi.rope = true;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
-                                               {"norm stats, x by the lanes", stats_lanes},
+                                               {"default + rope epilogue", rope_epi},
                                                {"default, >= 1 tile a split", split1},
                                                {"default, >= 2 tiles a split", split2}};
   auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };

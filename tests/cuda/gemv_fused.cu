@@ -240,7 +240,7 @@ TEST_CASE_TEMPLATE("gemv_gate_up_silu: the gate/up GEMV with silu(gate) * up as 
   }
 }
 
-TEST_CASE_TEMPLATE("gemv_norm_rope: QKV projection with bias, rotary embedding and KV-cache store", T, __half,
+TEST_CASE_TEMPLATE("gemv_norm_rope and gemv_rope: QKV projection with bias, rotary embedding and KV-cache store", T, __half,
                    __nv_bfloat16) {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemv_norm_rope"));
@@ -346,6 +346,29 @@ TEST_CASE_TEMPLATE("gemv_norm_rope: QKV projection with bias, rotary embedding a
       expect_close("rope residual_out" + what, download(d_res_out), v, 1e-6);
       INFO(what);
       CHECK(written_elsewhere == 0);
+      // gemv_rope: the same epilogue on x as stored (the reference's normalized x, rounded to T)
+      HalfHost xh;
+      for (float f : x) {
+        xh.bits.push_back(HalfTraits<T>::round(f));
+        xh.values.push_back(f);
+      }
+      auto d_x = upload_half<T>(xh);
+      poison(d_q);
+      for (int t = 0; t < tokens; ++t) {
+        poison(kc[t]);
+        poison(vc[t]);
+      }
+      cuda::gemv_rope(d_w.data(), d_x.data(), o, tokens, k);
+      sync_launch();
+      std::vector<float> got_k2, got_v2;
+      for (int t = 0; t < tokens; ++t) {
+        const auto hk = download_half(kc[t]), hv = download_half(vc[t]);
+        got_k2.insert(got_k2.end(), hk.begin() + size_t(pos[t]) * kv_rows, hk.begin() + size_t(pos[t] + 1) * kv_rows);
+        got_v2.insert(got_v2.end(), hv.begin() + size_t(pos[t]) * kv_rows, hv.begin() + size_t(pos[t] + 1) * kv_rows);
+      }
+      expect_close("gemv_rope q" + what, download_half(d_q), ref_q, HalfTraits<T>::tol);
+      expect_close("gemv_rope k cache" + what, got_k2, ref_k, HalfTraits<T>::tol);
+      expect_close("gemv_rope v cache" + what, got_v2, ref_v, HalfTraits<T>::tol);
     }
   }
 }

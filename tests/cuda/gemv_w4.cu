@@ -218,6 +218,11 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
         return out;
       };
       const auto k_want = cache_rows(0, 0), v_want = cache_rows(0, 1);
+      // gemv_rope on x as stored (the fp16 reference into set 0 again)
+      cuda::DeviceBuffer<__half> qx_ref(size_t(tokens) * q_rows);
+      cuda::gemv_rope(w16.data(), d_x.data(), rope_out(0, qx_ref.data()), tokens, k);
+      sync_launch();
+      const auto qx_want = download_half(qx_ref), kx_want = cache_rows(0, 0), vx_want = cache_rows(0, 1);
       // gemv_residual: residual += x W^T and the tile sums, fp16 reference
       const int rtiles = (n + 15) / 16;
       const auto res_n = random_floats(size_t(tokens) * n, rng, -2.f, 2.f);
@@ -281,6 +286,14 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
         cuda::gemv_w4_norm(w.dev, stats_in, s.bias ? d_bias.data() : nullptr, ys.data(), tokens, nullptr, true, how);
         sync_launch();
         expect_close("gemv_w4_norm from tile sums" + what, download_half(ys), ys_want, HalfTraits<__half>::tol);
+        for (int kv = 0; kv < 2; ++kv)
+          for (int t = 0; t < tokens; ++t) poison(caches[size_t((2 + kv) * tokens + t)]);
+        poison(q);
+        cuda::gemv_w4_rope(w.dev, d_x.data(), rope_out(1, q.data()), tokens, nullptr, true, how);
+        sync_launch();
+        expect_close("gemv_w4_rope q" + what, download_half(q), qx_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_rope k cache" + what, cache_rows(1, 0), kx_want, HalfTraits<__half>::tol);
+        expect_close("gemv_w4_rope v cache" + what, cache_rows(1, 1), vx_want, HalfTraits<__half>::tol);
         for (int kv = 0; kv < 2; ++kv)  // the next launch configuration writes the same rows again
           for (int t = 0; t < tokens; ++t) poison(caches[size_t((2 + kv) * tokens + t)]);
       }

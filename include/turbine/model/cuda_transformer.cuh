@@ -81,7 +81,7 @@ class CudaTransformer {
     bool silu = true;       ///< silu(gate) * up in the gate/up GEMV's epilogue
     bool attention = true;  ///< split merge folded into the attention split kernel, launched with PDL
     bool norm = true;       ///< embedding, add + RMSNorm and the final norm in the next GEMV's prologue
-    bool rope = true;       ///< rotary + KV-cache store in the QKV GEMV's epilogue (with norm only)
+    bool rope = true;       ///< rotary + KV-cache store in the QKV GEMV's epilogue (its x normalized or not)
     int attention_min_tiles = 8;  ///< with attention: splits of 8 x 64 positions at least (no merge up to 512)
     /// With norm: the O and down GEMVs add their output into the fp32 residual in their epilogue and
     /// leave the sum of squares of each 16-row tile, so the next GEMV's norm prologue is one pass
@@ -101,7 +101,8 @@ class CudaTransformer {
     /// folded attention merge 40-50 us (126 us on Llama-3-8B), >= 8 tiles per split another 25-35.
     /// The norm prologue paid at hidden 576 (30-60 us) but cost 750 us at Llama-3-8B's 4096, where
     /// gate/up has 1792 blocks and each one redoes the norm: it is on up to hidden 1024 only (the
-    /// threshold is not measured), and the rotary fold, which needs it, with it. silu(gate) * up as
+    /// threshold is not measured), and the rotary fold with it (the rotary fold on x normalized by
+    /// the norm kernels, gemv_rope, is there for larger models: on where measured). silu(gate) * up as
     /// the down GEMV's prologue lost at both sizes (+60-100 us, +1.5 ms: every block recomputed it
     /// over all of k, on the 4 lanes of each 32 that hold a token); its replacement, the gate/up
     /// GEMV's epilogue (`silu`), paid on an H200 (2026-12-03): SmolLM2 f16 1385 -> 1511 tok/s
@@ -688,7 +689,7 @@ class CudaTransformer {
     float* const stats_attn = norm_stats_.data();                       // down -> next QKV
     float* const stats_mlp = norm_stats_.data() + size_t(tt) * sstride;  // O -> gate/up
     // The GEMV epilogue stores k and v as T: a quantized cache takes the rope_qkv kernel, which quantizes.
-    const bool rope = f.rope && norm && c.head_dim % 16 == 0 && !KV::quantized;
+    const bool rope = f.rope && c.head_dim % 16 == 0 && !KV::quantized;
     const T* no_bias = nullptr;
     // A layer's projection with x as stored or normalized in the prologue: T or 4-bit weights.
     auto proj = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int n, int k) {
@@ -762,8 +763,13 @@ class CudaTransformer {
         o.heads = static_cast<int>(c.num_heads);
         o.kv_heads = static_cast<int>(c.num_kv_heads);
         o.head_dim = static_cast<int>(c.head_dim);
-        if constexpr (kW4) cuda::gemv_w4_norm_rope(L.wqkv4.m, attn_in, o, tt, stream_, true, f.w4);
-        else cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
+        if constexpr (kW4) {
+          if (norm) cuda::gemv_w4_norm_rope(L.wqkv4.m, attn_in, o, tt, stream_, true, f.w4);
+          else cuda::gemv_w4_rope(L.wqkv4.m, h_.data(), o, tt, stream_, true, f.w4);
+        } else {
+          if (norm) cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
+          else cuda::gemv_rope(L.wqkv.data(), h_.data(), o, tt, hidden, stream_);
+        }
         q = q_.data();
       } else {
         if (norm) proj_norm(L.wqkv, L.wqkv4, attn_in, qkv_.data(), qkv_rows);

@@ -18,6 +18,7 @@
 //                   the store of k and v into the KV cache at each token's position. A block takes
 //                   rows i .. i+7 and i+D/2 .. i+D/2+7 of one head (D = head_dim), so each thread
 //                   holds both halves of its rotary pairs.
+//   gemv_rope       the same epilogue on x as stored (a chain whose norms are kernels of their own).
 // Rounding is the unfused chain's: x is rounded to T before the product, outputs once to T.
 #include <cstddef>
 #include <cstdint>
@@ -394,6 +395,14 @@ void check_residual_output(const char* what, const ResidualOutput<T>& o, int n) 
 }
 
 template <HalfElement T>
+void check_rope_output(const char* what, const RopeKvOutput<T>& out) {
+  check(out.heads > 0 && out.kv_heads > 0 && out.head_dim > 0 && out.head_dim % 16 == 0, what, ": bad sizes (heads ",
+        out.heads, ", kv_heads ", out.kv_heads, ", head_dim ", out.head_dim, "; head_dim must be a multiple of 16)");
+  check(out.q && out.k_caches && out.v_caches && out.positions && out.inv_freq, what,
+        ": q, caches, positions and inv_freq are required");
+}
+
+template <HalfElement T>
 void check_norm_input(const char* what, const NormInput<T>& in, int tokens, int k) {
   check(tokens >= 1 && tokens <= kGemvMaxTokens, what, ": ", tokens, " tokens is not supported (supported: 1 to ",
         kGemvMaxTokens, ")");
@@ -494,17 +503,30 @@ void gemv_norm_gate_up_silu(const T* w, const NormInput<T>& in, T* act, int toke
 template <HalfElement T>
 void gemv_norm_rope(const T* w, const NormInput<T>& in, const RopeKvOutput<T>& out, int tokens, int k,
                     cudaStream_t stream = nullptr, bool prefetch_weights = true) {
-  check(out.heads > 0 && out.kv_heads > 0 && out.head_dim > 0 && out.head_dim % 16 == 0,
-        "gemv_norm_rope: bad sizes (heads ", out.heads, ", kv_heads ", out.kv_heads, ", head_dim ", out.head_dim,
-        "; head_dim must be a multiple of 16)");
-  check(out.q && out.k_caches && out.v_caches && out.positions && out.inv_freq,
-        "gemv_norm_rope: q, caches, positions and inv_freq are required");
+  detail::check_rope_output("gemv_norm_rope", out);
   if (tokens == 0) return;
   detail::check_norm_input("gemv_norm_rope", in, tokens, k);
   check(aligned16(w), "gemv_norm_rope: w must be 16-byte aligned");
   const int n = (out.heads + 2 * out.kv_heads) * out.head_dim;
   const bool pdl = prefetch_weights && pdl_available();
   detail::launch_gemv<T>(w, n, k, tokens, detail::GemvXNorm<T>{in}, detail::GemvRopeKv<T>{out}, stream, pdl);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_norm_rope on x as stored ([tokens, k] T, normalized already): the QKV projection of a decode
+/// chain whose norms are kernels of their own, with the rotary + KV-cache store as its epilogue.
+template <HalfElement T>
+void gemv_rope(const T* w, const T* x, const RopeKvOutput<T>& out, int tokens, int k, cudaStream_t stream = nullptr,
+               bool prefetch_weights = true) {
+  detail::check_rope_output("gemv_rope", out);
+  check(tokens >= 0 && tokens <= kGemvMaxTokens, "gemv_rope: ", tokens, " tokens is not supported (supported: 1 to ",
+        kGemvMaxTokens, ")");
+  if (tokens == 0) return;
+  check(k > 0 && k % 8 == 0, "gemv_rope: k = ", k, " is not supported (k must be a multiple of 8)");
+  check(aligned16(w) && aligned16(x), "gemv_rope: w and x must be 16-byte aligned");
+  const int n = (out.heads + 2 * out.kv_heads) * out.head_dim;
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv<T>(w, n, k, tokens, detail::GemvX<T>{x}, detail::GemvRopeKv<T>{out}, stream, pdl);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

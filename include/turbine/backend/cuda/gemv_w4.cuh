@@ -16,7 +16,7 @@
 // H100 at Llama-3-8B's Linears, 2026-12-05, and was removed: PERFORMANCE.md.)
 // x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
 // GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
-// (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
+// (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -415,6 +415,12 @@ void launch_gemv_w4_plain_x(const W4Matrix& w, int tokens, const __half* x, cons
   else launch_gemv_w4(w, tokens, GemvX<__half>{x}, e, stream, pdl, how);
 }
 
+inline void check_w4_rope(const char* what, const W4Matrix& w, const RopeKvOutput<__half>& out) {
+  check_rope_output(what, out);
+  check(w.n == (out.heads + 2 * out.kv_heads) * out.head_dim, what, ": bad sizes (n ", w.n, ", heads ", out.heads,
+        ", kv_heads ", out.kv_heads, ", head_dim ", out.head_dim, "; n must be (heads + 2 kv_heads) head_dim)");
+}
+
 inline void check_w4(const char* what, const W4Matrix& w, int tokens) {
   check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0, what,
         ": bad sizes (n ", w.n, ", k ", w.k, ", group ", w.group, "; k must be a multiple of the group, 32/64/128)");
@@ -460,16 +466,24 @@ inline void gemv_w4_norm_rope(const W4Matrix& w, const NormInput<__half>& in, co
                               int tokens, cudaStream_t stream = nullptr, bool prefetch_weights = true,
                               W4Launch how = {}) {
   detail::check_w4("gemv_w4_norm_rope", w, tokens);
-  check(out.heads > 0 && out.kv_heads > 0 && out.head_dim > 0 && out.head_dim % 16 == 0 &&
-            w.n == (out.heads + 2 * out.kv_heads) * out.head_dim,
-        "gemv_w4_norm_rope: bad sizes (n ", w.n, ", heads ", out.heads, ", kv_heads ", out.kv_heads, ", head_dim ",
-        out.head_dim, "; n must be (heads + 2 kv_heads) head_dim, head_dim a multiple of 16)");
-  check(out.q && out.k_caches && out.v_caches && out.positions && out.inv_freq,
-        "gemv_w4_norm_rope: q, caches, positions and inv_freq are required");
+  detail::check_w4_rope("gemv_w4_norm_rope", w, out);
   if (tokens == 0) return;
   detail::check_norm_input("gemv_w4_norm_rope", in, tokens, w.k);
   const bool pdl = prefetch_weights && pdl_available();
   detail::launch_gemv_w4(w, tokens, detail::GemvXNorm<__half>{in}, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+/// gemv_rope (gemv_fused.cuh) with 4-bit W: the QKV projection of x as stored ([tokens, w.k] fp16,
+/// normalized already) with the rotary + KV-cache store epilogue.
+inline void gemv_w4_rope(const W4Matrix& w, const __half* x, const RopeKvOutput<__half>& out, int tokens,
+                         cudaStream_t stream = nullptr, bool prefetch_weights = true, W4Launch how = {}) {
+  detail::check_w4("gemv_w4_rope", w, tokens);
+  detail::check_w4_rope("gemv_w4_rope", w, out);
+  check(aligned16(x), "gemv_w4_rope: x must be 16-byte aligned");
+  if (tokens == 0) return;
+  const bool pdl = prefetch_weights && pdl_available();
+  detail::launch_gemv_w4_plain_x(w, tokens, x, detail::GemvRopeKv<__half>{out}, stream, pdl, how);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
