@@ -44,8 +44,8 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
       const auto got = all_logits(gpu_model, ids, prefill);
       REQUIRE(got.size() == ref.size());
       const double err = test::logits_rel_error(got, ref);
-      MESSAGE(std::string(what), " ", std::string(P::name), " prefill ", prefill, "/", ids.size(), ", ", chain,
-              ": relative error ", err);
+      MESSAGE(std::string(what), " ", std::string(P::name), " prefill ", prefill, "/", ids.size(), ", ",
+              std::string(chain), ": relative error ", err);
       CHECK(err < tol);
     }
   }

@@ -49,7 +49,7 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
       const auto got = all_logits(gpu, ids, prefill);
       REQUIRE(got.size() == ref.size());
       const double err = test::logits_rel_error(got, ref);
-      MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ", ", chain,
+      MESSAGE(what, " W4 g", G, " prefill ", prefill, "/", ids.size(), ", ", std::string(chain),
               ": relative error vs the CPU 4-bit model ", err);
       CHECK(err < 1e-2);
     }

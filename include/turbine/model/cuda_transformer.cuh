@@ -101,8 +101,9 @@ class CudaTransformer {
     /// folded attention merge 40-50 us (126 us on Llama-3-8B), >= 8 tiles per split another 25-35.
     /// The norm prologue paid at hidden 576 (30-60 us) but cost 750 us at Llama-3-8B's 4096, where
     /// gate/up has 1792 blocks and each one redoes the norm: it is on up to hidden 1024 only (the
-    /// threshold is not measured), and the rotary fold with it (the rotary fold on x normalized by
-    /// the norm kernels, gemv_rope, is there for larger models: on where measured). silu(gate) * up as
+    /// threshold is not measured), and the rotary fold with it. The rotary fold without the norm
+    /// fold (gemv_rope on x the norm kernels normalized) measured even at Llama-3-8B W4A16 on an
+    /// H100 (2026-12-06: 371 tok/s with it and without it), so it stays off there. silu(gate) * up as
     /// the down GEMV's prologue lost at both sizes (+60-100 us, +1.5 ms: every block recomputed it
     /// over all of k, on the 4 lanes of each 32 that hold a token); its replacement, the gate/up
     /// GEMV's epilogue (`silu`), paid on an H200 (2026-12-03): SmolLM2 f16 1385 -> 1511 tok/s
