@@ -65,6 +65,14 @@ struct ResidualOutput {
   float* stats = nullptr;     ///< [tokens, stats_stride]: entry tile = sum over rows 16 tile .. 16 tile + 15
   int stats_stride = 0;       ///< floats per token row of stats (at least ceil(n / 16))
   const T* bias = nullptr;    ///< [n] or null, added before the rounding
+  /// Optional, the next RMSNorm folded in: the grid's last block to finish (counted in `done`, a
+  /// zeroed device counter that it leaves at zero again for the next launch) writes x_out =
+  /// rms_norm(residual) * gamma ([tokens, n] T) from the updated rows and their tile sums, so that
+  /// the next GEMV reads plain x and no norm kernel runs between the two. Null: no norm.
+  T* x_out = nullptr;
+  const T* gamma = nullptr;     ///< [n] RMSNorm weight (with x_out)
+  float eps = 1e-5f;            ///< RMSNorm epsilon (with x_out)
+  unsigned* done = nullptr;     ///< with x_out: the blocks that have finished this launch
 };
 
 /// Rotary embedding and KV-cache store of a QKV projection of (heads + 2 * kv_heads) * head_dim rows.
@@ -385,6 +393,45 @@ struct GemvResidualStats {
     sq += __shfl_xor_sync(0xffffffffu, sq, 16);
     if (g == 0 && tok < tokens) o.stats[static_cast<int64_t>(tok) * o.stats_stride + blk] = sq;
   }
+  // With x_out: the last block of the grid to get here normalizes every token's updated row. Every
+  // block's residual and tile-sum stores are fenced before it counts itself; the last one reads
+  // them from L2 (__ldcg: its L1 may hold lines other blocks have since written).
+  __device__ __forceinline__ void block_done(int tokens, int n) const {
+    if (o.x_out == nullptr) return;
+    __shared__ bool last;
+    __shared__ float inv_s[kGemvMaxTokens];
+    __threadfence();  // this thread's residual and tile-sum stores, visible device-wide
+    __syncthreads();  // ... for every thread of the block, before it counts itself
+    if (threadIdx.x == 0) last = atomicAdd(o.done, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const int lane = threadIdx.x & 31, warps = static_cast<int>(blockDim.x) >> 5;
+    const int tiles = (n + kGemvRows - 1) / kGemvRows;
+    for (int t = static_cast<int>(threadIdx.x) >> 5; t < tokens; t += warps) {
+      float sum = 0.f;
+      for (int i = lane; i < tiles; i += 32) sum += __ldcg(o.stats + static_cast<int64_t>(t) * o.stats_stride + i);
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      if (lane == 0) inv_s[t] = rsqrtf(sum / static_cast<float>(n) + o.eps);
+    }
+    __syncthreads();
+    for (int t = 0; t < tokens; ++t) {
+      const float inv = inv_s[t];
+      const float* rt = o.residual + static_cast<int64_t>(t) * n;
+      for (int i = 8 * static_cast<int>(threadIdx.x); i < n; i += 8 * static_cast<int>(blockDim.x)) {
+        float gm[8], v[8];
+        vec::load8(o.gamma + i, gm);
+        const float4 a = __ldcg(reinterpret_cast<const float4*>(rt + i));
+        const float4 b = __ldcg(reinterpret_cast<const float4*>(rt + i + 4));
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+        *reinterpret_cast<uint4*>(o.x_out + static_cast<int64_t>(t) * n + i) = vec::pack8<T>(v);
+      }
+    }
+    if (threadIdx.x == 0) *o.done = 0;  // every block has counted: ready for the next launch
+  }
 };
 
 template <HalfElement T>
@@ -392,6 +439,10 @@ void check_residual_output(const char* what, const ResidualOutput<T>& o, int n) 
   check(o.residual != nullptr && o.stats != nullptr, what, ": needs residual and stats");
   check(o.stats_stride >= (n + kGemvRows - 1) / kGemvRows, what, ": stats_stride ", o.stats_stride, " is less than the ",
         (n + kGemvRows - 1) / kGemvRows, " tiles of n = ", n);
+  check(o.x_out == nullptr || (o.gamma != nullptr && o.done != nullptr && n % 8 == 0 && aligned16(o.x_out) &&
+                               aligned16(o.gamma) && aligned16(o.residual)),
+        what, ": the folded norm (x_out) needs gamma, a done counter, n a multiple of 8 (n = ", n,
+        ") and 16-byte aligned x_out, gamma and residual");
 }
 
 template <HalfElement T>
