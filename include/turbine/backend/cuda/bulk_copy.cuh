@@ -6,11 +6,11 @@
 // (PTX ISA: "Data Movement and Conversion Instructions: cp.async.bulk", "Parallel Synchronization
 // and Communication Instructions: mbarrier").
 //
-// The pattern (a ring of stages): per stage a `full` barrier (1 arrival: the producer's
-// arrive.expect_tx with the stage's byte count; the copies complete the transaction) and an `empty`
-// barrier (one arrival per consumer thread once it has read the stage). Phase u of a stage's barrier
-// is waited for with parity u & 1. These wrappers compile on every architecture; they are executed
-// only on sm_90 and later (callers check the device's compute capability; below, they trap).
+// The pattern (GemvXBulk, gemv.cuh): one thread initializes a barrier for 1 arrival, arrives with
+// arrive.expect_tx and the byte count, and asks for the copies, which complete the transaction;
+// after a block barrier (the initialization), everyone waits for phase 0 (parity 0). These wrappers
+// compile on every architecture; they are executed only on sm_90 and later (callers check the
+// device's compute capability; below, they trap).
 #include <cstdint>
 
 namespace turbine::cuda::bulk {
@@ -48,16 +48,6 @@ __device__ __forceinline__ void arrive_expect_tx(uint64_t* bar, uint32_t bytes) 
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
 #else
   (void)bar, (void)bytes;
-  __trap();
-#endif
-}
-
-/// A consumer's arrival (release: its earlier reads of the stage are ordered before it).
-__device__ __forceinline__ void arrive(uint64_t* bar) {
-#ifdef TURBINE_BULK_SM90
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-#else
-  (void)bar;
   __trap();
 #endif
 }

@@ -93,6 +93,46 @@ struct RopeKvOutput {
 
 namespace detail {
 
+// x = rms_norm(residual) * gamma for `tokens` rows of k from their 16-row tile sums of squares
+// ([tokens, stride]), by the whole block, rows of x out_stride apart: each warp adds one token's
+// sums in a fixed order (every caller gets the same bits), then one pass over the rows. kFromL2:
+// sums and rows read past L1 (written by other blocks of the running grid).
+template <bool kFromL2, HalfElement T>
+__device__ __forceinline__ void norm_from_tile_sums(const float* stats, int stride, const float* residual,
+                                                    const T* gamma, float eps, int k, int tokens, T* x,
+                                                    int out_stride) {
+  __shared__ float inv_s[kGemvMaxTokens];
+  auto ld = [](const float* p) { return kFromL2 ? __ldcg(p) : *p; };
+  auto ld4 = [](const float* p) {
+    return kFromL2 ? __ldcg(reinterpret_cast<const float4*>(p)) : *reinterpret_cast<const float4*>(p);
+  };
+  const int lane = threadIdx.x & 31, warps = static_cast<int>(blockDim.x) >> 5;
+  const int tiles = (k + kGemvRows - 1) / kGemvRows;
+  for (int t = static_cast<int>(threadIdx.x) >> 5; t < tokens; t += warps) {
+    float s = 0.f;
+    for (int i = lane; i < tiles; i += 32) s += ld(stats + static_cast<int64_t>(t) * stride + i);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + eps);
+  }
+  __syncthreads();
+  const int nv = k / 8;
+  for (int t = 0; t < tokens; ++t) {
+    const float inv = inv_s[t];
+    const float* rt = residual + static_cast<int64_t>(t) * k;
+    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+      float gm[8], v[8];
+      vec::load8(gamma + i * 8, gm);
+      const float4 lo = ld4(rt + i * 8), hi = ld4(rt + i * 8 + 4);
+      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+      *reinterpret_cast<uint4*>(x + static_cast<int64_t>(t) * out_stride + i * 8) = vec::pack8<T>(v);
+    }
+  }
+  __syncthreads();
+}
+
 // kPerCountPrologue selects the prologue: false (the default) loops over the tokens at run time,
 // one copy of the code; true switches to a copy compiled for each token count 1-8, whose loops
 // unroll over the tokens with no per-token guards. The per-count copies made each of these kernels
@@ -186,35 +226,10 @@ struct GemvXNorm {
     __syncthreads();
   }
 
-  // With precomputed tile sums: each warp adds one token's sums in a fixed order (every block gets
-  // the same bits), then one pass x = residual * inv * gamma.
+  // With precomputed tile sums: one pass x = residual * inv * gamma (norm_from_tile_sums).
   template <int kThreads>
   __device__ __forceinline__ void prologue_stats(T* xs, int k, int tokens) const {
-    static_assert(kThreads % 32 == 0);
-    constexpr int kWarpsHere = kThreads / 32;
-    __shared__ float inv_s[kGemvMaxTokens];
-    const int lane = threadIdx.x & 31, tiles = (k + kGemvRows - 1) / kGemvRows;
-    for (int t = threadIdx.x >> 5; t < tokens; t += kWarpsHere) {
-      float s = 0.f;
-      for (int i = lane; i < tiles; i += 32) s += in.stats[static_cast<int64_t>(t) * in.stats_stride + i];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-      if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + in.eps);
-    }
-    __syncthreads();
-    const int nv = k / 8;
-    for (int t = 0; t < tokens; ++t) {
-      const float inv = inv_s[t];
-      for (int i = threadIdx.x; i < nv; i += kThreads) {
-        float gm[8], v[8];
-        vec::load8(in.gamma + i * 8, gm);
-        vec::load8(in.residual + static_cast<int64_t>(t) * k + i * 8, v);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
-        *reinterpret_cast<uint4*>(xs + t * (k + 8) + i * 8) = vec::pack8<T>(v);
-      }
-    }
-    __syncthreads();
+    norm_from_tile_sums<false>(in.stats, in.stats_stride, in.residual, in.gamma, in.eps, k, tokens, xs, k + 8);
   }
 
   template <int kThreads, int kTokens>
@@ -399,37 +414,13 @@ struct GemvResidualStats {
   __device__ __forceinline__ void block_done(int tokens, int n) const {
     if (o.x_out == nullptr) return;
     __shared__ bool last;
-    __shared__ float inv_s[kGemvMaxTokens];
     __threadfence();  // this thread's residual and tile-sum stores, visible device-wide
     __syncthreads();  // ... for every thread of the block, before it counts itself
     if (threadIdx.x == 0) last = atomicAdd(o.done, 1u) == gridDim.x - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const int lane = threadIdx.x & 31, warps = static_cast<int>(blockDim.x) >> 5;
-    const int tiles = (n + kGemvRows - 1) / kGemvRows;
-    for (int t = static_cast<int>(threadIdx.x) >> 5; t < tokens; t += warps) {
-      float sum = 0.f;
-      for (int i = lane; i < tiles; i += 32) sum += __ldcg(o.stats + static_cast<int64_t>(t) * o.stats_stride + i);
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-      if (lane == 0) inv_s[t] = rsqrtf(sum / static_cast<float>(n) + o.eps);
-    }
-    __syncthreads();
-    for (int t = 0; t < tokens; ++t) {
-      const float inv = inv_s[t];
-      const float* rt = o.residual + static_cast<int64_t>(t) * n;
-      for (int i = 8 * static_cast<int>(threadIdx.x); i < n; i += 8 * static_cast<int>(blockDim.x)) {
-        float gm[8], v[8];
-        vec::load8(o.gamma + i, gm);
-        const float4 a = __ldcg(reinterpret_cast<const float4*>(rt + i));
-        const float4 b = __ldcg(reinterpret_cast<const float4*>(rt + i + 4));
-        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
-        *reinterpret_cast<uint4*>(o.x_out + static_cast<int64_t>(t) * n + i) = vec::pack8<T>(v);
-      }
-    }
+    norm_from_tile_sums<true>(o.stats, o.stats_stride, o.residual, o.gamma, o.eps, n, tokens, o.x_out, n);
     if (threadIdx.x == 0) *o.done = 0;  // every block has counted: ready for the next launch
   }
 };

@@ -343,10 +343,6 @@ inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
   return shapes[3];
 }
 
-/// Whether an x source is brought by the copy engine.
-template <class X>
-inline constexpr bool kCopyEngineX = std::is_same_v<X, GemvXBulk<__half>>;
-
 /// The one host dispatch of the W4 GEMV: run-time sizes and the launch configuration to template
 /// arguments. x and the outputs as their policies say (gemv.cuh, gemv_fused.cuh).
 template <class X, class E>
@@ -382,9 +378,9 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   // 2026-12-06: o 5.81 -> 5.63 us at one token, 5.98 -> 5.74 at four; a longer share loses by it,
   // qkv 7.46 -> 8.12, and the same for no slots before the wait: o 6.57).
   const bool share_in_ring = int64_t(tpb) * ceil_div(chunks, warps) <= kW4Depth;
-  const int early = how.early_slots >= 0                                    ? how.early_slots
-                    : kCopyEngineX<X> && share_in_ring                      ? 2
-                                                                            : kW4Depth;
+  const int early = how.early_slots >= 0                                     ? how.early_slots
+                    : std::is_same_v<X, GemvXBulk<__half>> && share_in_ring ? 2
+                                                                             : kW4Depth;
   check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
   if (warps == 4) {
     if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early);
