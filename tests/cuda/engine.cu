@@ -33,13 +33,9 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
   F rope_only = F::for_model(w.config);  // the rotary/KV-store epilogue on x normalized by the norm kernels
   rope_only.norm = false;
   rope_only.rope = true;
-  F last_block = F::for_model(w.config);  // the norms in the O and down GEMVs' last block
-  last_block.norm = last_block.rope = false;
-  last_block.norm_last_block = true;
   const std::pair<const char*, F> chains[] = {{"default folds", F::for_model(w.config)},
                                               {"norms from tile sums", stats},
-                                              {"rope epilogue, norm kernels", rope_only},
-                                              {"norms in the last block", last_block}};
+                                              {"rope epilogue, norm kernels", rope_only}};
   for (size_t prefill : {ids.size(), size_t(1), ids.size() / 2}) {
     const auto ref = all_logits(cpu_model, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

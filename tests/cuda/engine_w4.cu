@@ -37,14 +37,11 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   stats.norm_stats = true;
   F rope_only;  // the rotary/KV-store epilogue on x normalized by the norm kernels (gemv_w4_rope)
   rope_only.norm = false;
-  F last_block = F::none();  // the norms in the O and down GEMVs' last block (norm_last_block)
-  last_block.norm_last_block = true;
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", F{}},
                                               {"norms from tile sums", stats},
-                                              {"rope epilogue, norm kernels", rope_only},
-                                              {"norms in the last block", last_block}};
+                                              {"rope epilogue, norm kernels", rope_only}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

@@ -89,16 +89,11 @@ class CudaTransformer {
     /// its own kernel. Built for large hidden sizes, where every block of gate/up redoing the norm cost
     /// more than the norm kernels it saved.
     bool norm_stats = false;
-    /// Without norm (and without norm_stats): the O and down GEMVs add their output into the fp32
-    /// residual in their epilogue, and the last of their blocks to finish writes the next norm's
-    /// output (ResidualOutput::x_out), so the two add + RMSNorm kernels of each layer go while the
-    /// QKV and gate/up GEMVs keep reading plain x. Off by default: built 2026-12-06, not yet measured.
-    bool norm_last_block = false;
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
     /// Whether any fold is on.
-    bool any() const { return host_io || silu || attention || norm || rope || norm_stats || norm_last_block; }
+    bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
     static DecodeFusion none() { return {false, false, false, false, false, 1}; }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
@@ -134,8 +129,6 @@ class CudaTransformer {
     const ModelConfig& c = host_.config;
     check(cuda::device_count() > 0, "no CUDA device is available (use --device cpu)");
     TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    norm_done_ = cuda::DeviceBuffer<unsigned>(1, "norm counter");
-    TURBINE_CUDA_CHECK(cudaMemset(norm_done_.data(), 0, sizeof(unsigned)));
     embed_ = upload({&host_.embed});
     lm_head_tied_ = host_.lm_head.data == host_.embed.data;
     // A 4-bit LM head (quantize_lm_head_int4) runs on the W4 kernels in a 4-bit model; a model in
@@ -693,8 +686,6 @@ class CudaTransformer {
     const bool norm = f.norm && cuda::gemv_norm_supported<T>(tt, hidden);
     // Tile sums: the residual is updated in place in residual_ by the O and down epilogues.
     const bool stats = norm && f.norm_stats;
-    // The norms folded into the O and down GEMVs' last block (x_out = h_), the residual in place too.
-    const bool last_block = !norm && f.norm_last_block;
     const int sstride = stats_stride();
     float* const stats_attn = norm_stats_.data();                       // down -> next QKV
     float* const stats_mlp = norm_stats_.data() + size_t(tt) * sstride;  // O -> gate/up
@@ -727,15 +718,8 @@ class CudaTransformer {
     // read-modify-write of residual_ comes after the QKV GEMV that read it only through the
     // attention kernel between them, whose split-0 blocks always pass pdl_wait; an attention
     // kernel whose every block could skip that wait would make this a race.
-    auto proj_residual = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, float* st, int k,
-                             const T* next_gamma = nullptr) {
-      cuda::ResidualOutput<T> out{residual_.data(), st, sstride, nullptr};
-      if (next_gamma) {  // last_block: the next norm into h_
-        out.x_out = h_.data();
-        out.gamma = next_gamma;
-        out.eps = c.rms_norm_eps;
-        out.done = norm_done_.data();
-      }
+    auto proj_residual = [&](const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, float* st, int k) {
+      const cuda::ResidualOutput<T> out{residual_.data(), st, sstride, nullptr};
       if constexpr (kW4) cuda::gemv_w4_residual(w4.m, x, out, tt, stream_, true, f.w4);
       else cuda::gemv_residual(w.data(), x, out, tt, hidden, k, stream_);
     };
@@ -808,13 +792,11 @@ class CudaTransformer {
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
                       lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
       if (stats) proj_residual(L.wo, L.wo4, attn_.data(), stats_mlp, static_cast<int>(c.q_size()));
-      else if (last_block)
-        proj_residual(L.wo, L.wo4, attn_.data(), stats_mlp, static_cast<int>(c.q_size()), L.mlp_norm.data());
       else proj(L.wo, L.wo4, attn_.data(), delta_.data(), hidden, static_cast<int>(c.q_size()));
       // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down
       const cuda::NormInput<T> mlp_in =
           stats ? stats_input(stats_mlp, L.mlp_norm.data()) : norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
-      if (!norm && !last_block)
+      if (!norm)
         cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.silu) {
         if constexpr (kW4) {
@@ -829,12 +811,12 @@ class CudaTransformer {
         else proj(L.w_gate_up, L.w_gate_up4, h_.data(), gate_up_.data(), 2 * inter, hidden);
         cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
       }
-      const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
       if (stats) proj_residual(L.w_down, L.w_down4, act_.data(), stats_attn, inter);
-      else if (last_block) proj_residual(L.w_down, L.w_down4, act_.data(), stats_attn, inter, next_norm);
       else proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
-      if (!norm && !last_block)
+      if (!norm) {
+        const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
         cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      }
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
@@ -941,8 +923,7 @@ class CudaTransformer {
   int64_t scratch_tokens_ = 0;
   cuda::DeviceBuffer<int32_t> ids_;
   cuda::DeviceBuffer<float> residual_, residual2_;
-  cuda::DeviceBuffer<float> norm_stats_;  // DecodeFusion::norm_stats, norm_last_block: [2][tokens][stats_stride()] tile sums
-  cuda::DeviceBuffer<unsigned> norm_done_;  // norm_last_block: the blocks done of the running launch (zeroed at upload)
+  cuda::DeviceBuffer<float> norm_stats_;  // DecodeFusion::norm_stats: [2][tokens][stats_stride()] tile sums
   int stats_stride() const { return static_cast<int>((host_.config.hidden_size + 15) / 16); }
   cuda::DeviceBuffer<T> h_, delta_, qkv_, q_, attn_, gate_up_, act_, logits_;
   cuda::DeviceBuffer<T> w4_scratch_;  // kW4: one dequantized matrix for the GEMMs

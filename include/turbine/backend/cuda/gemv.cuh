@@ -119,13 +119,6 @@ struct GemvXBulk {
   }
 };
 
-// Runs an output policy's block_done(), for the policies that have one: by every thread of the
-// block, after its last output (GemvResidualStats: the last block of the grid folds in the next norm).
-template <class E>
-__device__ __forceinline__ void gemv_block_done(const E& ep, int tokens, int n) {
-  if constexpr (requires { ep.block_done(tokens, n); }) ep.block_done(tokens, n);
-}
-
 // Runs an x source's start(), for the sources that have one: after the programmatic-launch wait and
 // before prologue(), with the kernel's post-wait loads (if any) between the two.
 template <class X, class T>
@@ -185,7 +178,6 @@ static __device__ __forceinline__ void gemv_reduce_store(const float (&d0)[4], c
     }
     gemv_epilogue(ep, static_cast<int>(blockIdx.x), l >> 2, 2 * (l & 3) + j, tokens, sa, sb, n);
   }
-  gemv_block_done(ep, tokens, n);
 }
 
 // w: [n, k]; x and the output as their policies say; 1 to 8 tokens. grid = ceil(n / 16), kWarps

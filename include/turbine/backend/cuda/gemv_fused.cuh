@@ -65,14 +65,6 @@ struct ResidualOutput {
   float* stats = nullptr;     ///< [tokens, stats_stride]: entry tile = sum over rows 16 tile .. 16 tile + 15
   int stats_stride = 0;       ///< floats per token row of stats (at least ceil(n / 16))
   const T* bias = nullptr;    ///< [n] or null, added before the rounding
-  /// Optional, the next RMSNorm folded in: the grid's last block to finish (counted in `done`, a
-  /// zeroed device counter that it leaves at zero again for the next launch) writes x_out =
-  /// rms_norm(residual) * gamma ([tokens, n] T) from the updated rows and their tile sums, so that
-  /// the next GEMV reads plain x and no norm kernel runs between the two. Null: no norm.
-  T* x_out = nullptr;
-  const T* gamma = nullptr;     ///< [n] RMSNorm weight (with x_out)
-  float eps = 1e-5f;            ///< RMSNorm epsilon (with x_out)
-  unsigned* done = nullptr;     ///< with x_out: the blocks that have finished this launch
 };
 
 /// Rotary embedding and KV-cache store of a QKV projection of (heads + 2 * kv_heads) * head_dim rows.
@@ -95,22 +87,18 @@ namespace detail {
 
 // x = rms_norm(residual) * gamma for `tokens` rows of k from their 16-row tile sums of squares
 // ([tokens, stride]), by the whole block, rows of x out_stride apart: each warp adds one token's
-// sums in a fixed order (every caller gets the same bits), then one pass over the rows. kFromL2:
-// sums and rows read past L1 (written by other blocks of the running grid).
-template <bool kFromL2, HalfElement T>
+// sums in a fixed order (every block gets the same bits), then one pass over the rows.
+template <HalfElement T>
 __device__ __forceinline__ void norm_from_tile_sums(const float* stats, int stride, const float* residual,
                                                     const T* gamma, float eps, int k, int tokens, T* x,
                                                     int out_stride) {
   __shared__ float inv_s[kGemvMaxTokens];
-  auto ld = [](const float* p) { return kFromL2 ? __ldcg(p) : *p; };
-  auto ld4 = [](const float* p) {
-    return kFromL2 ? __ldcg(reinterpret_cast<const float4*>(p)) : *reinterpret_cast<const float4*>(p);
-  };
+  auto ld4 = [](const float* p) { return *reinterpret_cast<const float4*>(p); };
   const int lane = threadIdx.x & 31, warps = static_cast<int>(blockDim.x) >> 5;
   const int tiles = (k + kGemvRows - 1) / kGemvRows;
   for (int t = static_cast<int>(threadIdx.x) >> 5; t < tokens; t += warps) {
     float s = 0.f;
-    for (int i = lane; i < tiles; i += 32) s += ld(stats + static_cast<int64_t>(t) * stride + i);
+    for (int i = lane; i < tiles; i += 32) s += stats[static_cast<int64_t>(t) * stride + i];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + eps);
@@ -229,7 +217,7 @@ struct GemvXNorm {
   // With precomputed tile sums: one pass x = residual * inv * gamma (norm_from_tile_sums).
   template <int kThreads>
   __device__ __forceinline__ void prologue_stats(T* xs, int k, int tokens) const {
-    norm_from_tile_sums<false>(in.stats, in.stats_stride, in.residual, in.gamma, in.eps, k, tokens, xs, k + 8);
+    norm_from_tile_sums(in.stats, in.stats_stride, in.residual, in.gamma, in.eps, k, tokens, xs, k + 8);
   }
 
   template <int kThreads, int kTokens>
@@ -408,21 +396,6 @@ struct GemvResidualStats {
     sq += __shfl_xor_sync(0xffffffffu, sq, 16);
     if (g == 0 && tok < tokens) o.stats[static_cast<int64_t>(tok) * o.stats_stride + blk] = sq;
   }
-  // With x_out: the last block of the grid to get here normalizes every token's updated row. Every
-  // block's residual and tile-sum stores are fenced before it counts itself; the last one reads
-  // them from L2 (__ldcg: its L1 may hold lines other blocks have since written).
-  __device__ __forceinline__ void block_done(int tokens, int n) const {
-    if (o.x_out == nullptr) return;
-    __shared__ bool last;
-    __threadfence();  // this thread's residual and tile-sum stores, visible device-wide
-    __syncthreads();  // ... for every thread of the block, before it counts itself
-    if (threadIdx.x == 0) last = atomicAdd(o.done, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    norm_from_tile_sums<true>(o.stats, o.stats_stride, o.residual, o.gamma, o.eps, n, tokens, o.x_out, n);
-    if (threadIdx.x == 0) *o.done = 0;  // every block has counted: ready for the next launch
-  }
 };
 
 template <HalfElement T>
@@ -430,10 +403,6 @@ void check_residual_output(const char* what, const ResidualOutput<T>& o, int n) 
   check(o.residual != nullptr && o.stats != nullptr, what, ": needs residual and stats");
   check(o.stats_stride >= (n + kGemvRows - 1) / kGemvRows, what, ": stats_stride ", o.stats_stride, " is less than the ",
         (n + kGemvRows - 1) / kGemvRows, " tiles of n = ", n);
-  check(o.x_out == nullptr || (o.gamma != nullptr && o.done != nullptr && n % 8 == 0 && aligned16(o.x_out) &&
-                               aligned16(o.gamma) && aligned16(o.residual)),
-        what, ": the folded norm (x_out) needs gamma, a done counter, n a multiple of 8 (n = ", n,
-        ") and 16-byte aligned x_out, gamma and residual");
 }
 
 template <HalfElement T>

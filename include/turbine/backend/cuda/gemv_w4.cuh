@@ -278,7 +278,6 @@ __global__ static void __launch_bounds__(kWarps * 32)
     }
     gemv_epilogue(ep, tile0 + t, l >> 2, 8 * col + 2 * (l & 3) + j, tokens, s0, s1, n);  // warp-uniform
   }
-  gemv_block_done(ep, tokens, n);
 }
 
 // One thread per word: 8 weights of one row dequantized to fp16 with one 16-byte store.
