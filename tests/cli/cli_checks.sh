@@ -11,10 +11,21 @@ trap 'rm -rf "$tmp"' EXIT
 failures=0
 passed=0
 
+# how long each check took, printed at the end (slowest first) to show where the test's time goes
+timings="$tmp/timings"
+timed() {  # name, command...
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  local rc=$?
+  echo "$((SECONDS - start)) s  $name" >>"$timings"
+  return $rc
+}
+
 expect_error() {  # name, expected substring, command...
   local name="$1" want="$2"
   shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
+  timed "$name" "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$?
   local lines
   lines=$(grep -c . "$tmp/err")
@@ -33,7 +44,7 @@ expect_error() {  # name, expected substring, command...
 expect_ok() {  # name, expected substring in stdout, command...
   local name="$1" want="$2"
   shift 2
-  if ! "$@" >"$tmp/out" 2>"$tmp/err"; then
+  if ! timed "$name" "$@" >"$tmp/out" 2>"$tmp/err"; then
     echo "FAIL $name: non-zero exit"; cat "$tmp/err"; failures=$((failures + 1)); return
   fi
   if ! grep -qiF -- "$want" "$tmp/out"; then
@@ -157,5 +168,7 @@ else
   echo "[skipped] model checks: default model not fetched (tools/fetch_model.sh)"
 fi
 
+echo "slowest checks:"
+sort -rn "$timings" | head -12
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -13,6 +13,7 @@
 // error, so no row ends with a larger output error than round-to-nearest gives it.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -22,11 +23,13 @@
 
 namespace turbine::quant {
 
-/// G = X^T X / tokens, [in, in] row-major (x: [tokens, in]; the product in fp32, kept as double).
+/// G = X^T X / tokens, [in, in] row-major (x: [tokens, in]; the product in fp32, kept as double),
+/// exactly symmetric (the product's two triangles averaged), as round_int4_refined needs.
 inline std::vector<double> input_gram(const FloatRows& x) {
   using MatrixRd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const FloatRows g = (x.transpose() * x) / static_cast<float>(std::max<Eigen::Index>(1, x.rows()));
-  const MatrixRd gd = g.cast<double>();
+  MatrixRd gd = g.cast<double>();
+  gd = (0.5 * (gd + gd.transpose())).eval();
   return std::vector<double>(gd.data(), gd.data() + gd.size());
 }
 
@@ -48,7 +51,7 @@ struct RefineReport {
 inline constexpr int kRefinePasses = 2;
 
 /// W [out, in] (rows = outputs) to 4-bit groups, refined as above against `gram` (input_gram of
-/// the Linear's calibration inputs). `target` (null: w itself, else [out, in]) is what the error
+/// the Linear's calibration inputs; symmetric). `target` (null: w itself, else [out, in]) is what the error
 /// is measured against: the weights before AWQ's clipping, where w is the clipped copy whose
 /// round-to-nearest grid is the starting point (so that a group may take back part of the range
 /// the clip search, which looks at one group at a time on fewer tokens, took away). Per row, the
@@ -69,9 +72,14 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
   const int64_t groups = in / group;
   std::vector<double> err_rtn(static_cast<size_t>(out), 0.0), err_new(static_cast<size_t>(out), 0.0);
   std::vector<int64_t> changed(static_cast<size_t>(out), 0);
+  constexpr int kCandidates = static_cast<int>(std::size(kRefineScaleFactors)) * 3;
   pool.parallel_for(out, [&](int64_t j0, int64_t j1) {
-    Eigen::VectorXd e(in), h(in), d(group), best_d(group);
-    std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(static_cast<size_t>(group));
+    Eigen::VectorXd e(in), h(in);
+    // The candidates' error changes as the columns of D, so that G_gg D is one matrix product
+    // (several times faster than a matrix-vector product per candidate).
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic> D(group, kCandidates), GD(group, kCandidates);
+    std::vector<uint8_t> q(static_cast<size_t>(group * kCandidates));
+    float cand_s[kCandidates], cand_z[kCandidates];
     std::vector<float> s_cur(static_cast<size_t>(groups)), z_cur(static_cast<size_t>(groups));
     for (int64_t j = j0; j < j1; ++j) {
       const float* row = ref.data() + j * in;
@@ -89,36 +97,43 @@ inline Int4Groups round_int4_refined(const FloatRows& w, int64_t group, const st
           const float* x = row + i0;
           const float s0 = r.scales[static_cast<size_t>(g * out + j)];
           const float z0 = r.zeros[static_cast<size_t>(g * out + j)];
-          const auto Ggg = G.block(i0, i0, group, group);
-          const Eigen::VectorXd h2 = 2.0 * h.segment(i0, group);
-          double best = 0;  // change of the row's error; the current choice changes nothing
-          float best_s = s_cur[static_cast<size_t>(g)], best_z = z_cur[static_cast<size_t>(g)];
+          int n = 0;  // candidates kept, in the order of the search: factors, then zero point -1, 0, +1
           for (float f : kRefineScaleFactors)
             for (float dz : {-1.f, 0.f, 1.f}) {
               const float sc = round_scale_fp16(s0 * f), zc = z0 + dz;  // s0 is fp16 already: f = 1 gives s0
               if (zc < 0.f || zc > 15.f || !(sc > 0.f)) continue;
               if (sc == s_cur[static_cast<size_t>(g)] && zc == z_cur[static_cast<size_t>(g)]) continue;
-              // d = the candidate's error less the current one, over the group
+              // column n of D = the candidate's error less the current one, over the group
+              uint8_t* qn = q.data() + static_cast<size_t>(n) * group;
               for (int64_t i = 0; i < group; ++i) {
-                q[static_cast<size_t>(i)] = rtn_level(x[i], sc, zc);
-                d(i) = ((double(q[static_cast<size_t>(i)]) - zc) * sc - x[i]) - e(i0 + i);
+                qn[i] = rtn_level(x[i], sc, zc);
+                D(i, n) = ((double(qn[i]) - zc) * sc - x[i]) - e(i0 + i);
               }
-              // (e + d)^T G (e + d) - e^T G e = 2 d.h + d^T G_gg d
-              const double delta = d.dot(h2) + d.dot(Ggg * d);
-              if (delta < best) {
-                best = delta;
-                best_s = sc;
-                best_z = zc;
-                best_q.swap(q);
-                best_d = d;
-              }
+              cand_s[n] = sc;
+              cand_z[n] = zc;
+              ++n;
             }
-          if (best < 0) {
-            h.noalias() += G.middleCols(i0, group) * best_d;
-            e.segment(i0, group) += best_d;
-            for (int64_t i = 0; i < group; ++i) r.q[static_cast<size_t>((i0 + i) * out + j)] = best_q[static_cast<size_t>(i)];
-            s_cur[static_cast<size_t>(g)] = best_s;
-            z_cur[static_cast<size_t>(g)] = best_z;
+          if (n == 0) continue;
+          GD.leftCols(n).noalias() = G.block(i0, i0, group, group) * D.leftCols(n);
+          // (e + d)^T G (e + d) - e^T G e = 2 d.h + d^T G_gg d; the first that lowers it most wins
+          const auto hg = h.segment(i0, group);
+          double best = 0;  // the current choice changes nothing
+          int best_n = -1;
+          for (int c = 0; c < n; ++c) {
+            const double delta = 2.0 * D.col(c).dot(hg) + D.col(c).dot(GD.col(c));
+            if (delta < best) {
+              best = delta;
+              best_n = c;
+            }
+          }
+          if (best_n >= 0) {
+            // G is symmetric: its rows i0.. are its columns i0.., and contiguous (row-major)
+            h.noalias() += G.middleRows(i0, group).transpose() * D.col(best_n);
+            e.segment(i0, group) += D.col(best_n);
+            const uint8_t* qb = q.data() + static_cast<size_t>(best_n) * group;
+            for (int64_t i = 0; i < group; ++i) r.q[static_cast<size_t>((i0 + i) * out + j)] = qb[i];
+            s_cur[static_cast<size_t>(g)] = cand_s[best_n];
+            z_cur[static_cast<size_t>(g)] = cand_z[best_n];
             total += best;
           }
         }
