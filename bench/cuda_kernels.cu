@@ -426,6 +426,107 @@ void BM_w4_schedule(benchmark::State& state, int n, int k) {
   run(state, timer, double(w.bytes));
 }
 
+// The W4 GEMM's load schedule without its arithmetic: the staged kernel's grid at 64 tokens (128
+// rows a block, k split as w4_k_split splits it for gemm_w4s<2, 4, 2, 4>, 2 blocks an SM), each
+// block streaming its rows' weights and params, and with kWithX the 64 tokens' x, through a ring of
+// kStages cp.async stages of kStageK inputs (a stage: 128 rows x kStageK / 2 bytes of weights), one
+// barrier a stage, and no mma: each thread only XOR-folds a word of the stage it waited for. With
+// kStageK = 128 and kStages = 4 it moves what gemm_w4s moves, in the order it moves it; against
+// gemm_w4_g128 at 64 tokens it says whether the GEMM waits on its loads or on its arithmetic, and
+// kStageK 256 / 512 say whether 64-byte pieces of a row (the GEMM's stage) read slower from DRAM
+// than longer ones.
+template <int kStageK, int kStages, bool kWithX>
+__global__ void __launch_bounds__(256)
+    w4_gemm_schedule_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
+                            const __half* __restrict__ x, int n, int k, int k_split, uint32_t* sink) {
+  constexpr int kRows = 128, kTokens = 64, kThreads = 256;
+  constexpr int kWBytes = kRows * kStageK / 2, kPBytes = kRows * (kStageK / 128) * 4;
+  constexpr int kXBytes = kWithX ? kTokens * kStageK * 2 : 0;
+  constexpr int kStageBytes = kWBytes + kPBytes + kXBytes;
+  extern __shared__ __align__(16) unsigned char gemm_probe_smem[];
+  const int tid = threadIdx.x;
+  const int row0 = blockIdx.x * kRows;
+  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
+  const int steps = (kend - kbeg + kStageK - 1) / kStageK;
+  const int words = k / 8, groups = k / 128;
+  using turbine::cuda::cp_async16;
+  using turbine::cuda::cp_async4;
+  auto issue = [&](int slot, int step) {
+    unsigned char* const st = gemm_probe_smem + slot * kStageBytes;
+    const int kc = kbeg + step * kStageK;
+    // weights: kRows rows x kStageK / 32 16-byte vectors, consecutive threads along a row
+    constexpr int kVecsPerRow = kStageK / 32;
+#pragma unroll
+    for (int q = 0; q < kRows * kVecsPerRow / kThreads; ++q) {
+      const int v = tid + kThreads * q, r = v / kVecsPerRow, u = v % kVecsPerRow;
+      const int row = min(row0 + r, n - 1);
+      cp_async16(turbine::cuda::smem_u32(st + 16 * v), qw + int64_t(row) * words + kc / 8 + 4 * u, true);
+    }
+    constexpr int kGroupsPerStage = kStageK / 128;
+    for (int v = tid; v < kRows * kGroupsPerStage; v += kThreads) {
+      const int r = v / kGroupsPerStage, gi = v % kGroupsPerStage, row = min(row0 + r, n - 1);
+      cp_async4(turbine::cuda::smem_u32(st + kWBytes + 4 * v), params + int64_t(row) * groups + kc / 128 + gi,
+                true);
+    }
+    if constexpr (kWithX) {
+      constexpr int kUnits = kStageK / 8;
+#pragma unroll
+      for (int q = 0; q < kTokens * kUnits / kThreads; ++q) {
+        const int v = tid + kThreads * q, r = v / kUnits, u = v % kUnits;
+        cp_async16(turbine::cuda::smem_u32(st + kWBytes + kPBytes + 16 * v), x + int64_t(r) * k + kc + 8 * u,
+                   true);
+      }
+    }
+  };
+  uint32_t acc = 0;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) issue(s, s);
+    turbine::cuda::cp_async_commit();
+  }
+  for (int i = 0; i < steps; ++i) {
+    turbine::cuda::cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (i + kStages - 1 < steps) issue((i + kStages - 1) % kStages, i + kStages - 1);
+    turbine::cuda::cp_async_commit();
+    acc ^= reinterpret_cast<const uint32_t*>(gemm_probe_smem + (i % kStages) * kStageBytes)[tid];
+  }
+  if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // (almost) never true, but the compiler cannot know
+}
+
+template <int kStageK, int kStages, bool kWithX>
+void BM_w4_gemm_schedule(benchmark::State& state, int n, int k) {
+  constexpr int kTokens = 64;
+  const W4Copies w(n, k, 128);
+  auto x = random_buffer<__half>(size_t(kTokens) * k);
+  int sms = 0, smem_per_sm = 0;
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, 0));
+  // gemm_w4s<2, 4, 2, 4>'s split at 64 tokens: its grid rule (w4_k_split, 2 blocks an SM, at
+  // least kW4sMinChunks chunks a split), then the split rounded to whole stages
+  const int64_t row_blocks = ceil_div(n, 128);
+  const auto& ws = turbine::cuda::detail::w4g_workspace();
+  const auto split = turbine::cuda::detail::w4_k_split(k, n, kTokens, row_blocks, int64_t(sms) * 2, 128,
+                                                       turbine::cuda::detail::kW4sMinChunks, ws);
+  const int k_split = static_cast<int>(ceil_div(ceil_div(k, split.splits), kStageK) * kStageK);
+  const unsigned splits = static_cast<unsigned>(ceil_div(k, k_split));
+  constexpr size_t kStageBytes =
+      size_t(128) * kStageK / 2 + size_t(128) * (kStageK / 128) * 4 + (kWithX ? size_t(kTokens) * kStageK * 2 : 0);
+  // two blocks an SM, as the GEMM (its shared memory holds it to two)
+  const size_t smem = std::max(kStages * kStageBytes, size_t(smem_per_sm / 3 + 1024));
+  const auto kernel = w4_gemm_schedule_kernel<kStageK, kStages, kWithX>;
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  DeviceBuffer<uint32_t> sink{static_cast<size_t>(row_blocks)};
+  GraphTimer timer(std::max(w.copies, 8), [&](int i, cudaStream_t s) {
+    turbine::cuda::launch_kernel(kernel, dim3(static_cast<unsigned>(row_blocks), 1, splits), dim3(256), smem, s, false,
+                                 w.q[i % w.copies].data(), w.p[i % w.copies].data(),
+                                 static_cast<const __half*>(x.data()), n, k, k_split, sink.data());
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+  });
+  run(state, timer, double(w.bytes));
+  state.counters["splits"] = splits;
+}
+
 // W4A16 GEMV (4-bit weights, group 128, fp16 activations) through `fn`: bytes are the packed
 // weights and their scales/zeros, which is what it must stream.
 using W4GemvFn = std::function<void(const W4Matrix&, const __half*, __half*, int, cudaStream_t)>;
@@ -699,6 +800,16 @@ void register_all() {
       reg("gemv_norm/" + suffix, BM_gemv_norm<false>, s.n, s.k, t);
       reg("gemv_norm_per_count/" + suffix, BM_gemv_norm<true>, s.n, s.k, t);
     }
+  // The W4 GEMM's load schedule at 64 tokens (BM_w4_gemm_schedule): sK_dD = stages of K inputs, D deep;
+  // _x with the 64 tokens' x as the GEMM loads it.
+  for (const Mat& s : {llama[3], llama[0], Mat{"llama3_8b_gate_up_28672x4096", 28672, 4096}, llama[2]}) {
+    const std::string name = std::string(s.name) + "/tokens:64";
+    reg("ceiling/w4_gemm_schedule/s128_d4_x/" + name, BM_w4_gemm_schedule<128, 4, true>, s.n, s.k);
+    reg("ceiling/w4_gemm_schedule/s128_d4/" + name, BM_w4_gemm_schedule<128, 4, false>, s.n, s.k);
+    reg("ceiling/w4_gemm_schedule/s256_d4/" + name, BM_w4_gemm_schedule<256, 4, false>, s.n, s.k);
+    reg("ceiling/w4_gemm_schedule/s512_d2/" + name, BM_w4_gemm_schedule<512, 2, false>, s.n, s.k);
+    reg("ceiling/w4_gemm_schedule/s256_d2_x/" + name, BM_w4_gemm_schedule<256, 2, true>, s.n, s.k);
+  }
   // W4A16 GEMM (gemm_w4) at Llama-3-8B's Linears; cublas_f16 first (the speed-up reads its time).
   const Mat w4_shapes[] = {{"llama3_8b_qkv_6144x4096", 6144, 4096},
                            {"llama3_8b_o_4096x4096", 4096, 4096},
