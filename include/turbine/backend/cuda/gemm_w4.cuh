@@ -397,24 +397,28 @@ inline constexpr int kW4sThreads = 256;
 inline constexpr int kW4sChunk = 128;                  // inputs per pipeline stage
 inline constexpr int kW4sXStride = kW4sChunk + 16;     // halves per token row of x (the pad: see w4s_x_unit)
 
-// The static shape of one staged-kernel variant.
-template <int kMR, int kTN, int kWT, int kStages>
+// The static shape of one staged-kernel variant. kSub: chunks per ring stage (each chunk keeps its
+// own slot: kStages x kSub slots), issued and waited for together, so that a stage reads kSub x 64
+// contiguous bytes of each weight row instead of 64 (DRAM locality), at kSub times the bytes a stage.
+template <int kMR, int kTN, int kWT, int kStages, int kSub = 1>
 struct W4sTile {
   static_assert(kMR == 1 || kMR == 2 || kMR == 4, "row tiles per warp: 1, 2 or 4");
   static_assert(kTN == 1 || kTN == 2 || kTN == 4 || kTN == 8, "token columns per warp: 1, 2, 4 or 8");
   static_assert(kWT == 1 || kWT == 2, "token groups per block: 1 or 2");
   static_assert(kStages >= 2, "at least two stages");
+  static_assert(kSub == 1 || kSub == 2 || kSub == 4, "1, 2 or 4 chunks a stage");
+  static constexpr int kSlots = kStages * kSub;            // one chunk a slot
   static constexpr int kRowGroups = 8 / kWT;
   static constexpr int kWarpRows = 16 * kMR, kWarpTokens = 8 * kTN;
   static constexpr int kRows = kRowGroups * kWarpRows;     // rows of W per block
   static constexpr int kTokens = kWT * kWarpTokens;        // tokens per block
-  static constexpr int kXHalves = kTokens * kW4sXStride;   // one stage of x
-  static constexpr int kWVecs = kRowGroups * kMR * 2 * 32; // one stage of weights, in 16-byte vectors (= its params)
-  static constexpr int kXCopies = kTokens * (kW4sChunk / 8) / kW4sThreads;  // 16-byte x copies per thread and stage
+  static constexpr int kXHalves = kTokens * kW4sXStride;   // one chunk of x
+  static constexpr int kWVecs = kRowGroups * kMR * 2 * 32; // one chunk of weights, in 16-byte vectors (= its params)
+  static constexpr int kXCopies = kTokens * (kW4sChunk / 8) / kW4sThreads;  // 16-byte x copies per thread and chunk
   static constexpr int kWCopies = kWVecs / kW4sThreads;                     // weight (and param) copies per thread
   static_assert(kTokens % 16 == 0 && kWVecs % kW4sThreads == 0, "whole copies per thread");
-  static constexpr size_t kStageBytes = size_t(kXHalves) * 2 + size_t(kWVecs) * (16 + 4);
-  static constexpr size_t kSmem = kStages * kStageBytes;
+  static constexpr size_t kChunkBytes = size_t(kXHalves) * 2 + size_t(kWVecs) * (16 + 4);
+  static constexpr size_t kSmem = kSlots * kChunkBytes;
   // Two blocks per SM where their shared memory fits (sm_90: 228 KB, 1 KB reserved per block); the
   // register allocator is then asked for <= 128 registers.
   static constexpr int kMinBlocks = kSmem <= 112 * 1024 ? 2 : 1;
@@ -431,27 +435,28 @@ static __device__ __forceinline__ uint32_t w4s_word(const uint4& v, int j) {
   return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
 }
 
-template <int kMR, int kTN, int kWT, int kStages>
-__global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kStages>::kMinBlocks))
+template <int kMR, int kTN, int kWT, int kStages, int kSub = 1>
+__global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kStages, kSub>::kMinBlocks))
     gemm_w4s_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, const __half* __restrict__ x,
                     const __half* __restrict__ bias, __half* __restrict__ y, int n, int k, int group, int tokens,
                     int k_split, float* __restrict__ partials) {
-  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
+  using Tile = W4sTile<kMR, kTN, kWT, kStages, kSub>;
   if (partials) pdl_launch_dependents();  // the split-k reduction may be scheduled (it waits for us)
   extern __shared__ __align__(16) uint4 w4s_dyn_smem[];
-  __half* const xs = reinterpret_cast<__half*>(w4s_dyn_smem);                   // [stage][token][kW4sXStride]
-  uint4* const wsm = w4s_dyn_smem + size_t(kStages) * Tile::kXHalves / 8;       // [stage][row tile][h][lane]
-  uint32_t* const psm = reinterpret_cast<uint32_t*>(wsm + kStages * Tile::kWVecs);  // as wsm, one u32 each
+  __half* const xs = reinterpret_cast<__half*>(w4s_dyn_smem);                   // [slot][token][kW4sXStride]
+  uint4* const wsm = w4s_dyn_smem + size_t(Tile::kSlots) * Tile::kXHalves / 8;  // [slot][row tile][h][lane]
+  uint32_t* const psm = reinterpret_cast<uint32_t*>(wsm + Tile::kSlots * Tile::kWVecs);  // as wsm, one u32 each
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int rg = warp % Tile::kRowGroups, tg = warp / Tile::kRowGroups;
   const int row0 = blockIdx.x * Tile::kRows, tok0 = blockIdx.y * Tile::kTokens;
   const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
-  const int steps = (kend - kbeg + kW4sChunk - 1) / kW4sChunk;
+  const int chunks = (kend - kbeg + kW4sChunk - 1) / kW4sChunk;
+  const int stages = (chunks + kSub - 1) / kSub;
   const int words = k / 8, groups = k / group;
 
-  // Weight copy q of this thread is vector v = tid + 256 q of a stage: row tile v / 64 of the block
+  // Weight copy q of this thread is vector v = tid + 256 q of a chunk: row tile v / 64 of the block
   // (row group * kMR + m), half h = (v / 32) % 2 (rows g or g + 8), lane v % 32 = this lane. Rows
   // past n re-read row n - 1 (valid memory; their sums are never stored). Recomputed per stage:
   // a few integer ops, where keeping them would cost registers.
@@ -459,7 +464,7 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
     const int v = tid + kW4sThreads * q;
     return min(row0 + 16 * (v / 64) + 8 * ((v / 32) & 1) + g, n - 1);
   };
-  // One stage: x[tok0 ..][chunk] (consecutive threads, consecutive 16-byte units of a token row),
+  // One chunk into its slot: x[tok0 ..][chunk] (consecutive threads, consecutive 16-byte units of a token row),
   // then this thread's weight vectors and their params (inputs 32 t .. 32 t + 31 of the chunk: one
   // group, all inside k or all outside, since k and the split are multiples of 32).
   auto issue = [&](int slot, int step) {
@@ -529,19 +534,32 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
     }
   };
 
+  // Stage s = chunks s kSub .. s kSub + kSub - 1, chunk c in slot c % kSlots (chunks past the
+  // split's end are neither loaded nor computed).
+  auto issue_stage = [&](int s) {
+#pragma unroll
+    for (int u = 0; u < kSub; ++u) {
+      const int c = s * kSub + u;
+      if (c < chunks) issue(c % Tile::kSlots, c);
+    }
+  };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < steps) issue(s, s);
+    if (s < stages) issue_stage(s);
     cp_async_commit();  // always: the wait below counts groups
   }
-  for (int i = 0; i < steps; ++i) {
-    // Chunk i is in (this thread's copies; the barrier makes everyone's visible) and every warp is
-    // done with chunk i - 1's slot, which the copy below overwrites.
+  for (int i = 0; i < stages; ++i) {
+    // Stage i is in (this thread's copies; the barrier makes everyone's visible) and every warp is
+    // done with stage i - 1's slots, which the copies below overwrite.
     cp_async_wait<kStages - 2>();
     __syncthreads();
-    if (i + kStages - 1 < steps) issue((i + kStages - 1) % kStages, i + kStages - 1);
+    if (i + kStages - 1 < stages) issue_stage(i + kStages - 1);
     cp_async_commit();
-    compute(i % kStages);
+#pragma unroll
+    for (int u = 0; u < kSub; ++u) {
+      const int c = i * kSub + u;
+      if (c < chunks) compute(c % Tile::kSlots);
+    }
   }
 
   // acc[m][tn][2h + e] = row row0 + 16 (rg kMR + m) + g + 8h, token tok0 + tg kWarpTokens + 8 tn + 2t + e.
@@ -580,10 +598,10 @@ __global__ static void __launch_bounds__(256)
 }
 
 // The once-per-device set-up of one staged variant (shared-memory limit, resident blocks per SM).
-template <int kMR, int kTN, int kWT, int kStages>
+template <int kMR, int kTN, int kWT, int kStages, int kSub = 1>
 int w4s_blocks_per_sm() {
-  return w4_kernel_blocks_per_sm<gemm_w4s_kernel<kMR, kTN, kWT, kStages>>(kW4sThreads,
-                                                                          W4sTile<kMR, kTN, kWT, kStages>::kSmem);
+  return w4_kernel_blocks_per_sm<gemm_w4s_kernel<kMR, kTN, kWT, kStages, kSub>>(
+      kW4sThreads, W4sTile<kMR, kTN, kWT, kStages, kSub>::kSmem);
 }
 
 // The k split of a W4 GEMM grid (the staged and the wgmma kernels): k is split, in units of `unit`
@@ -620,12 +638,13 @@ inline constexpr int kW4sMinChunks = 4;
 
 // The staged kernel on a grid of (row blocks, token tiles, k splits): k is split until the blocks
 // fill the GPU once, keeping at least `min_chunks` chunks per split and the partials within the
-// workspace; split partials are added by gemm_w4s_reduce_kernel.
-template <int kMR, int kTN, int kWT, int kStages>
+// workspace; split partials are added by gemm_w4s_reduce_kernel. kSub chunks a ring stage (W4sTile)
+// leave the grid as it is (a split's last stage may be part empty).
+template <int kMR, int kTN, int kWT, int kStages, int kSub = 1>
 void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                      cudaStream_t stream, const W4gWorkspace* own = nullptr, int min_chunks = kW4sMinChunks) {
-  using Tile = W4sTile<kMR, kTN, kWT, kStages>;
-  const int per_sm = w4s_blocks_per_sm<kMR, kTN, kWT, kStages>();
+  using Tile = W4sTile<kMR, kTN, kWT, kStages, kSub>;
+  const int per_sm = w4s_blocks_per_sm<kMR, kTN, kWT, kStages, kSub>();
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t row_blocks = ceil_div(w.n, Tile::kRows);
   const int64_t token_tiles = ceil_div(tokens, Tile::kTokens);
@@ -633,7 +652,7 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
   const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4sChunk, min_chunks, ws);
   float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
-  launch_kernel(gemm_w4s_kernel<kMR, kTN, kWT, kStages>,
+  launch_kernel(gemm_w4s_kernel<kMR, kTN, kWT, kStages, kSub>,
                 dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
                      static_cast<unsigned>(split.splits)),
                 dim3(kW4sThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group,
@@ -683,8 +702,8 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
 }
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
-// kernel's, named mMR_tTN_wWT_sSTAGES (warp tile 16 MR rows x 8 TN tokens, WT token groups per
-// 8-warp block, STAGES ring stages), and the wgmma kernel's wg16_d2 (16 tokens a block, 2 chunks in
+// kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
+// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2 (16 tokens a block, 2 chunks in
 // flight a warp; gemm_w4's own up to 16 tokens). A function, so the variants are instantiated only
 // where it is called.
 template <class F>
@@ -700,6 +719,9 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t4_w2_s4", &launch_gemm_w4s<2, 4, 2, 4>);
   f("m2_t8_w1_s4", &launch_gemm_w4s<2, 8, 1, 4>);
   f("m4_t4_w2_s4", &launch_gemm_w4s<4, 4, 2, 4>);
+  f("m2_t4_w2_s2_c2", &launch_gemm_w4s<2, 4, 2, 2, 2>);  // two chunks a stage: 128 contiguous bytes a row
+  f("m2_t2_w1_s2_c2", &launch_gemm_w4s<2, 2, 1, 2, 2>);
+  f("m2_t2_w1_s3_c2", &launch_gemm_w4s<2, 2, 1, 3, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
 }
 
