@@ -52,7 +52,9 @@ struct CommonOptions {
 };
 
 inline void add_model_options(CLI::App& app, CommonOptions& o) {
-  app.add_option("model", o.model, "model: a .gguf file or a Hugging Face directory (default: SmolLM2-135M-Instruct)");
+  app.add_option("model,-m,--model", o.model,
+                 "model: a .gguf file or a Hugging Face directory, as the first argument or after -m as in llama.cpp "
+                 "(default: SmolLM2-135M-Instruct)");
   app.add_option("--chat-template", o.chat_template, "chat template: chatml, llama2, llama3, internlm2, smollm (default: from the model)");
   app.add_option("--device", o.device, "where to run: auto (the GPU if there is one), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -135,7 +135,7 @@ print(json.load(urllib.request.urlopen(req, timeout=120))["choices"][0]["message
   # quantize -> an AWQ directory that loads, answers, and measures
   expect_error "awq without calibration" "--calib" "$bin" quantize "$model" -o "$tmp/awq" --method awq
   expect_ok "quantize rtn" "wrote" "$bin" quantize "$model" --method rtn -o "$tmp/rtn"
-  expect_ok "rtn answers" "Paris" "$bin" generate "$tmp/rtn" -n 24 -p "What is the capital of France?"
+  expect_ok "rtn answers (model after -m)" "Paris" "$bin" generate -m "$tmp/rtn" -n 24 -p "What is the capital of France?"
   expect_ok "quantize awq" "awq scales" "$bin" quantize "$model" --method awq --calib "$docs/ARCHITECTURE.md" \
     --calib-samples 4 --calib-seqlen 64 -o "$tmp/awq"
   # (--no-refine keeps it short: the refinement alone takes a minute here)

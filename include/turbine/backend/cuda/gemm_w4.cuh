@@ -454,7 +454,8 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
   const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
   const int chunks = (kend - kbeg + kW4sChunk - 1) / kW4sChunk;
   const int stages = (chunks + kSub - 1) / kSub;
-  const int words = k / 8, groups = k / group;
+  // group is 32, 64 or 128 (gemm_w4 checks): a shift, where a division by it costs ~20 instructions
+  const int words = k / 8, groups = k / group, group_shift = 31 - __clz(group);
 
   // Weight copy q of this thread is vector v = tid + 256 q of a chunk: row tile v / 64 of the block
   // (row group * kMR + m), half h = (v / 32) % 2 (rows g or g + 8), lane v % 32 = this lane. Rows
@@ -484,7 +485,7 @@ __global__ static void __launch_bounds__(kW4sThreads, (W4sTile<kMR, kTN, kWT, kS
     for (int q = 0; q < Tile::kWCopies; ++q) {
       const int v = tid + kW4sThreads * q;
       const uint32_t* wsrc = okw ? qw + static_cast<int64_t>(wrow(q)) * words + kw / 8 : qw;
-      const __half2* psrc = okw ? params + static_cast<int64_t>(wrow(q)) * groups + kw / group : params;
+      const __half2* psrc = okw ? params + static_cast<int64_t>(wrow(q)) * groups + (kw >> group_shift) : params;
       cp_async16(smem_u32(wsm + slot * Tile::kWVecs + v), wsrc, okw);
       cp_async4(smem_u32(psm + slot * Tile::kWVecs + v), psrc, okw);  // zeros: weight 0, never NaN
     }

@@ -266,7 +266,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
   const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
   const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
   const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
-  const int words = k / 8, groups = k / group;
+  const int words = k / 8, groups = k / group, group_shift = 31 - __clz(group);  // group: 32, 64 or 128
 
   auto issue_x = [&](int slot, int step) {
     w4w_issue_x<kN, kW4wThreads>(smem0 + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
@@ -286,8 +286,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
     if (step < steps && kk < kend) {
       va[r] = vec::load_stream(wa + kk / 8);
       vb[r] = vec::load_stream(wb + kk / 8);
-      sa[r] = __ldg(pa + kk / group);
-      sb[r] = __ldg(pb + kk / group);
+      sa[r] = __ldg(pa + (kk >> group_shift));
+      sb[r] = __ldg(pb + (kk >> group_shift));
     } else {  // past k: zero weights (x is zero there too)
       va[r] = vb[r] = make_uint4(0, 0, 0, 0);
       sa[r] = sb[r] = __half2{};
