@@ -723,6 +723,9 @@ void for_each_w4s_variant(F&& f) {
   f("m2_t4_w2_s2_c2", &launch_gemm_w4s<2, 4, 2, 2, 2>);  // two chunks a stage: 128 contiguous bytes a row
   f("m2_t2_w1_s2_c2", &launch_gemm_w4s<2, 2, 1, 2, 2>);
   f("m2_t2_w1_s3_c2", &launch_gemm_w4s<2, 2, 1, 3, 2>);
+  f("m2_t2_w1_s7", &launch_gemm_w4s<2, 2, 1, 7>);     // deeper rings at 16 tokens: 7 chunks of
+  f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
+  f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
 }
 
