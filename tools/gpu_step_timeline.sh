@@ -14,8 +14,10 @@ out="${OUT:-/tmp/gpu_out}"
 which=${1:-llama3-w4-head}
 mkdir -p "$out"
 . "$here/tools/gpu_env.sh"
-nsys=$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)
-[ -n "$nsys" ] || { echo "nsys not found"; exit 1; }
+nsys=$(command -v nsys || ls /opt/nvidia/nsight-systems*/*/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys \
+  /usr/local/cuda*/nsight-systems*/bin/nsys /usr/local/cuda*/bin/nsys /usr/lib/nsight-systems/bin/nsys 2>/dev/null | head -1)
+# (the device machine of 2026-12-06 had Nsight Compute and no Nsight Systems)
+[ -n "$nsys" ] || { echo "nsys not found (Nsight Systems is not installed here; gpu_step_profile.sh needs only ncu)"; exit 1; }
 rm -f /tmp/step_timeline.nsys-rep /tmp/step_timeline.sqlite
 timeout 300 "$nsys" profile --trace=cuda --cuda-graph-trace=node --sample=none --cpuctxsw=none -o /tmp/step_timeline -f true \
   "$build/bench/bench_cuda_decode_step" "$which" "${LABEL:-engine default}" >"$out/step_timeline_$which.log" 2>&1
