@@ -306,6 +306,9 @@ int w4g_blocks_per_sm() {
 
 /// The most tokens the two-column stream kernel takes (two 8-token mma columns).
 inline constexpr int kW4TwoColumnTokens = 16;
+/// From this many inputs up, gemm_w4 runs 9..16 tokens on the staged kernel with a 6-chunk ring
+/// (measured on Llama-3-8B's down projection, k = 14336; its other Linears have k = 4096).
+inline constexpr int kW4LongK = 8192;
 
 // The two-column stream kernel (gemv_w4.cuh, one tile a block) with x as stored and an fp16 store.
 template <int kWarps, bool kScaleAfter, int kDepth>
@@ -763,6 +766,7 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 2, 1, 4>();  // w4s_pick's variants
   (void)detail::w4s_blocks_per_sm<2, 4, 1, 3>();
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
+  (void)detail::w4s_blocks_per_sm<2, 2, 1, 3, 2>();  // 9..16 tokens at long k
   if (detail::w4w_available())  // the probe launches and copies: not inside a capture
     (void)detail::w4w_blocks_per_sm<16, 2>();
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
@@ -775,7 +779,8 @@ inline void gemm_w4_prepare() {
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens, where W's row tiles fit one wave,
+/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens: where k >= kW4LongK, the staged
+/// kernel with a 6-chunk ring; where W's row tiles fit one wave,
 /// the GEMV's stream kernel with two token columns (gemv_w4_two_columns); else, up to 16 tokens
 /// where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel,
 /// its tile by token count (w4s_pick);
@@ -794,7 +799,14 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens the wgmma kernel with 2 chunks
   // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
   // cuBLAS fp16); at 32 and 64 it was no faster. Where W is small, the GEMV's stream kernel with two
-  // token columns beats both (2026-12-06; gemv_w4_two_columns says where).
+  // token columns beats both (2026-12-06; gemv_w4_two_columns says where). Where k is long (down:
+  // 14336), the staged kernel with a ring of 3 stages x 2 chunks beats all three at 16 tokens
+  // (2026-12-06, night: 20.8 us against the two-column GEMV's 22.5; 2.14x cuBLAS fp16).
+  if (tokens <= detail::kW4TwoColumnTokens && w.k >= detail::kW4LongK) {
+    detail::launch_gemm_w4s<2, 2, 1, 3, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
+    TURBINE_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   if (detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
     TURBINE_CUDA_CHECK(cudaGetLastError());
     return;
