@@ -705,10 +705,35 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
+// The wgmma kernel with weights in the shared-memory ring (gemm_w4_wgmma_ring_kernel), kDepth
+// stages; the same grid rule, workspace and reduce kernel; the staged kernel where there is no wgmma.
+template <int kN, int kDepth>
+void launch_gemm_w4_wgmma_ring(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                               cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  if (tokens <= 0) return;
+  if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
+  using Tile = W4wRingTile<kN, kDepth>;
+  constexpr auto kernel = gemm_w4_wgmma_ring_kernel<kN, kDepth>;
+  const int per_sm = w4_kernel_blocks_per_sm<kernel>(kW4wThreads, Tile::kSmem);
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
+  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
+  const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
+  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
+  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  launch_kernel(kernel,
+                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
+                     static_cast<unsigned>(split.splits)),
+                dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
+                static_cast<int>(split.k_split), partials);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
+}
+
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
-// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2 (16 tokens a block, 2 chunks in
-// flight a warp; gemm_w4's own up to 16 tokens). A function, so the variants are instantiated only
+// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2
+// (16 tokens a block, 2 chunks in flight a warp; gemm_w4's own up to 16 tokens) and wgr16_sS (its
+// weights in an S-stage shared-memory ring). A function, so the variants are instantiated only
 // where it is called.
 template <class F>
 void for_each_w4s_variant(F&& f) {
@@ -730,6 +755,8 @@ void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
   f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
+  f("wgr16_s6", &launch_gemm_w4_wgmma_ring<16, 6>);  // weights through the shared-memory ring
+  f("wgr16_s8", &launch_gemm_w4_wgmma_ring<16, 8>);
 }
 
 }  // namespace detail

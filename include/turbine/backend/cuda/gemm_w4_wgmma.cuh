@@ -331,6 +331,103 @@ __global__ static void __launch_bounds__(kW4wThreads)
 #endif
 }
 
+// The wgmma kernel with its weights in shared memory: each lane's weight vectors and params go
+// through the same cp.async ring as x, kDepth stages deep, into slots of its own ([stage][h][thread]:
+// a lane reads back only what it copied, so the weights need no barrier of their own; consecutive
+// lanes, consecutive 16 bytes). Why: at 16 tokens the register ring (2 chunks a warp) keeps about
+// 27 KB in flight an SM, and the kernel waits on those loads (PERFORMANCE.md, 2026-12-06, night:
+// long scoreboard at the first dequantization instruction, 1.8 TB/s). Here kDepth - 2 chunks of
+// weights and x are in flight a block. Chunk c is in stage c % kDepth; at chunk i the block
+// refills the stage of chunk i - 2, whose wgmma every warpgroup has waited for before the barrier.
+template <int kN, int kDepth>
+struct W4wRingTile {
+  static_assert(kDepth >= 3, "the stage refilled is two chunks back");
+  static constexpr int kXBytes = W4wTile<kN>::kStageBytes;
+  static constexpr int kWBytes = 2 * kW4wThreads * 16;  // rows g and g + 8 of every lane
+  static constexpr int kPBytes = 2 * kW4wThreads * 4;
+  static constexpr int kStageBytes = kXBytes + kWBytes + kPBytes;
+  static constexpr size_t kSmem = size_t(kDepth) * kStageBytes;
+};
+
+template <int kN, int kDepth>
+__global__ static void __launch_bounds__(kW4wThreads)
+    gemm_w4_wgmma_ring_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
+                              const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y,
+                              int n, int k, int group, int tokens, int k_split, float* __restrict__ partials) {
+#ifdef TURBINE_WGMMA
+  using Tile = W4wRingTile<kN, kDepth>;
+  if (partials) pdl_launch_dependents();
+  extern __shared__ __align__(128) unsigned char w4w_smem[];
+  const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
+  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
+  const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
+  const int words = k / 8, groups = k / group, group_shift = 31 - __clz(group);  // group: 32, 64 or 128
+
+  const int wrow = row0 + 16 * warp + g;
+  const uint32_t* const wa = qw + static_cast<int64_t>(min(wrow, n - 1)) * words;
+  const uint32_t* const wb = qw + static_cast<int64_t>(min(wrow + 8, n - 1)) * words;
+  const __half2* const pa = params + static_cast<int64_t>(min(wrow, n - 1)) * groups;
+  const __half2* const pb = params + static_cast<int64_t>(min(wrow + 8, n - 1)) * groups;
+  // stage layout: x (core matrices), then weights [h][thread] 16 bytes, then params [h][thread] 4 bytes
+  auto w_slot = [&](int stage, int h) { return smem0 + stage * Tile::kStageBytes + Tile::kXBytes + (h * kW4wThreads + tid) * 16; };
+  auto p_slot = [&](int stage, int h) {
+    return smem0 + stage * Tile::kStageBytes + Tile::kXBytes + Tile::kWBytes + (h * kW4wThreads + tid) * 4;
+  };
+  auto issue = [&](int step) {
+    const int stage = step % kDepth;
+    w4w_issue_x<kN, kW4wThreads>(smem0 + stage * Tile::kStageBytes, x, tokens, k, kend, tok0,
+                                 kbeg + step * kW4wChunk, tid);
+    const int kk = kbeg + step * kW4wChunk + 32 * t;
+    const bool ok = kk < kend;  // past k: zero weights (x is zero there too)
+    cp_async16(w_slot(stage, 0), ok ? wa + kk / 8 : wa, ok);
+    cp_async16(w_slot(stage, 1), ok ? wb + kk / 8 : wb, ok);
+    cp_async4(p_slot(stage, 0), ok ? pa + (kk >> group_shift) : pa, ok);
+    cp_async4(p_slot(stage, 1), ok ? pb + (kk >> group_shift) : pb, ok);
+  };
+
+  float acc[kN / 2];
+#pragma unroll
+  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
+  uint32_t a0[8][4], a1[8][4];  // the A fragments of even and odd chunks
+
+  // Chunk i: waits for its stage (kDepth - 3 later stages may still fly), refills the stage of
+  // chunk i - 2 with chunk i + kDepth - 2, dequantizes its weights from shared memory, 8 wgmma, and
+  // the wait that retires chunk i - 1's.
+  auto chunk = [&](int i, int, uint32_t (&a)[8][4]) {
+    cp_async_wait<kDepth - 3>();
+    fence_proxy_async_shared();
+    __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
+    if (i + kDepth - 2 < steps) issue(i + kDepth - 2);
+    cp_async_commit();
+    const int stage = i % kDepth;
+    const unsigned char* const st = w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes;
+    const uint4 va = reinterpret_cast<const uint4*>(st)[tid];
+    const uint4 vb = reinterpret_cast<const uint4*>(st)[kW4wThreads + tid];
+    const __half2 sa = reinterpret_cast<const __half2*>(st + Tile::kWBytes)[tid];
+    const __half2 sb = reinterpret_cast<const __half2*>(st + Tile::kWBytes)[kW4wThreads + tid];
+    w4w_dequant(va, vb, sa, sb, a);
+    w4w_mma_chunk<kN>(acc, a, smem0 + stage * Tile::kStageBytes);
+    wgmma_wait<1>();  // chunk i - 1's wgmma are done
+  };
+
+#pragma unroll
+  for (int s = 0; s < kDepth - 2; ++s) {
+    if (s < steps) issue(s);
+    cp_async_commit();  // always: the wait counts groups
+  }
+  w4w_run_chunks<2>(steps, a0, a1, chunk);
+  wgmma_keep(acc);
+
+  w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
+                partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
+#else
+  __trap();  // not sm_90a code: the launcher checks before launching
+#endif
+}
+
 // Whether the code this build runs on the current device has wgmma (sm_90a): asked once per device
 // by a one-thread kernel compiled like the GEMM (outside any graph capture: the first call).
 __global__ static void w4w_probe_kernel(int* out) {
