@@ -45,8 +45,10 @@
 // for comparison in bench_cuda_kernels) above 16 tokens and where the code has no wgmma: the same
 // fragments, but warps owning several 16-row tiles (x fragments reused across them), weights and
 // params staged through a deeper cp.async ring, and split-k sums added by a separate kernel over
-// the whole GPU. Its own comment says why. Up to 16 tokens on sm_90a it runs the wgmma kernel of
-// gemm_w4_wgmma.cuh on the same grid rule, workspace and reduce kernel.
+// the whole GPU. Its own comment says why. Up to 16 tokens it runs, in this order of preference:
+// the staged kernel with a 6-chunk ring where k is long (kW4LongK), the GEMV's two-column stream
+// kernel where W's tiles fit one wave, and on sm_90a the wgmma kernel of gemm_w4_wgmma.cuh (the
+// same grid rule, workspace and reduce kernel). gemm_w4's own comment gives the measurements.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
