@@ -682,53 +682,43 @@ int w4w_blocks_per_sm() {
   return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
 }
 
-// The wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) with kN tokens per block and kWD chunks of weights
-// in flight per warp, on the staged kernel's grid rule, workspace and reduce kernel; where the
-// running code has no wgmma it runs w4s_pick's.
-template <int kN, int kWD>
-void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                          cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+// A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
+// on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no
+// wgmma, the staged kernel of w4s_pick instead.
+template <auto kKernel, int kN>
+void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                     cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
-  using Tile = W4wTile<kN>;
-  constexpr auto kernel = gemm_w4_wgmma_kernel<kN, kWD>;
-  const int per_sm = w4w_blocks_per_sm<kN, kWD>();
+  const int per_sm = w4_kernel_blocks_per_sm<kKernel>(kW4wThreads, smem);
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
   const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
   float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
-  launch_kernel(kernel,
+  launch_kernel(kKernel,
                 dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
                      static_cast<unsigned>(split.splits)),
-                dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
+                dim3(kW4wThreads), smem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
                 static_cast<int>(split.k_split), partials);
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// The wgmma kernel with weights in the shared-memory ring (gemm_w4_wgmma_ring_kernel), kDepth
-// stages; the same grid rule, workspace and reduce kernel; the staged kernel where there is no wgmma.
+// The wgmma kernel with kN tokens per block and kWD chunks of weights in flight per warp (registers).
+template <int kN, int kWD>
+void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                          cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
+                                                     min_chunks);
+}
+
+// The wgmma kernel with its weights in the shared-memory ring (gemm_w4_wgmma_ring_kernel), kDepth stages.
 template <int kN, int kDepth>
 void launch_gemm_w4_wgmma_ring(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  if (tokens <= 0) return;
-  if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
-  using Tile = W4wRingTile<kN, kDepth>;
-  constexpr auto kernel = gemm_w4_wgmma_ring_kernel<kN, kDepth>;
-  const int per_sm = w4_kernel_blocks_per_sm<kernel>(kW4wThreads, Tile::kSmem);
-  const W4gWorkspace& ws = own ? *own : w4g_workspace();
-  const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
-  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
-  const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
-  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
-  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
-  launch_kernel(kernel,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
-                     static_cast<unsigned>(split.splits)),
-                dim3(kW4wThreads), Tile::kSmem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
-                static_cast<int>(split.k_split), partials);
-  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
+  launch_w4w_grid<gemm_w4_wgmma_ring_kernel<kN, kDepth>, kN>(W4wRingTile<kN, kDepth>::kSmem, w, x, bias, y, tokens,
+                                                             stream, own, min_chunks);
 }
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged

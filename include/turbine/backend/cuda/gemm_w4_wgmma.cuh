@@ -251,6 +251,36 @@ __device__ __forceinline__ void w4w_run_chunks(int steps, uint32_t (&a0)[8][4], 
   wgmma_keep(a1);
 }
 
+// What a thread of either wgmma kernel works on: its place in the block, the block's tokens and
+// k range, and its weight rows g and g + 8 of its warp's 16 (rows past n re-read row n - 1).
+struct W4wLane {
+  int tid, t, tok0, kbeg, kend, steps, group_shift, wrow;
+  const uint32_t* wa;  // row wrow's packed weights
+  const uint32_t* wb;  // row wrow + 8's
+  const __half2* pa;   // their params
+  const __half2* pb;
+};
+template <int kN>
+__device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* params, int n, int k, int group,
+                                            int k_split) {
+  W4wLane l;
+  l.tid = threadIdx.x;
+  const int lane = l.tid & 31, warp = l.tid >> 5, g = lane >> 2;
+  l.t = lane & 3;
+  l.tok0 = blockIdx.y * kN;
+  l.kbeg = blockIdx.z * k_split;
+  l.kend = min(k, l.kbeg + k_split);
+  l.steps = (l.kend - l.kbeg + kW4wChunk - 1) / kW4wChunk;
+  l.group_shift = 31 - __clz(group);  // group: 32, 64 or 128
+  const int words = k / 8, groups = k / group;
+  l.wrow = blockIdx.x * kW4wRows + 16 * warp + g;
+  l.wa = qw + static_cast<int64_t>(min(l.wrow, n - 1)) * words;
+  l.wb = qw + static_cast<int64_t>(min(l.wrow + 8, n - 1)) * words;
+  l.pa = params + static_cast<int64_t>(min(l.wrow, n - 1)) * groups;
+  l.pb = params + static_cast<int64_t>(min(l.wrow + 8, n - 1)) * groups;
+  return l;
+}
+
 template <int kN, int kWD>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
@@ -261,33 +291,23 @@ __global__ static void __launch_bounds__(kW4wThreads)
   if (partials) pdl_launch_dependents();
   extern __shared__ __align__(128) unsigned char w4w_smem[];
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
-  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
-  const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
-  const int words = k / 8, groups = k / group, group_shift = 31 - __clz(group);  // group: 32, 64 or 128
+  const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
+  const int tid = L.tid, t = L.t, tok0 = L.tok0, kbeg = L.kbeg, kend = L.kend, steps = L.steps;
 
   auto issue_x = [&](int slot, int step) {
     w4w_issue_x<kN, kW4wThreads>(smem0 + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
                                  tid);
   };
 
-  // This lane's weights: rows g and g + 8 of its warp's 16 (rows past n re-read row n - 1).
-  const int wrow = row0 + 16 * warp + g;
-  const uint32_t* const wa = qw + static_cast<int64_t>(min(wrow, n - 1)) * words;
-  const uint32_t* const wb = qw + static_cast<int64_t>(min(wrow + 8, n - 1)) * words;
-  const __half2* const pa = params + static_cast<int64_t>(min(wrow, n - 1)) * groups;
-  const __half2* const pb = params + static_cast<int64_t>(min(wrow + 8, n - 1)) * groups;
   uint4 va[kWD], vb[kWD];  // the weight ring: chunk i in slot i % kWD
   __half2 sa[kWD], sb[kWD];
   auto load_w = [&](int r, int step) {
     const int kk = kbeg + step * kW4wChunk + 32 * t;
     if (step < steps && kk < kend) {
-      va[r] = vec::load_stream(wa + kk / 8);
-      vb[r] = vec::load_stream(wb + kk / 8);
-      sa[r] = __ldg(pa + (kk >> group_shift));
-      sb[r] = __ldg(pb + (kk >> group_shift));
+      va[r] = vec::load_stream(L.wa + kk / 8);
+      vb[r] = vec::load_stream(L.wb + kk / 8);
+      sa[r] = __ldg(L.pa + (kk >> L.group_shift));
+      sb[r] = __ldg(L.pb + (kk >> L.group_shift));
     } else {  // past k: zero weights (x is zero there too)
       va[r] = vb[r] = make_uint4(0, 0, 0, 0);
       sa[r] = sb[r] = __half2{};
@@ -324,7 +344,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);
   wgmma_keep(acc);
 
-  w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
+  w4w_store<kN>(acc, L.wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
   __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
@@ -359,18 +379,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
   if (partials) pdl_launch_dependents();
   extern __shared__ __align__(128) unsigned char w4w_smem[];
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  const int row0 = blockIdx.x * kW4wRows, tok0 = blockIdx.y * kN;
-  const int kbeg = blockIdx.z * k_split, kend = min(k, kbeg + k_split);
-  const int steps = (kend - kbeg + kW4wChunk - 1) / kW4wChunk;
-  const int words = k / 8, groups = k / group, group_shift = 31 - __clz(group);  // group: 32, 64 or 128
-
-  const int wrow = row0 + 16 * warp + g;
-  const uint32_t* const wa = qw + static_cast<int64_t>(min(wrow, n - 1)) * words;
-  const uint32_t* const wb = qw + static_cast<int64_t>(min(wrow + 8, n - 1)) * words;
-  const __half2* const pa = params + static_cast<int64_t>(min(wrow, n - 1)) * groups;
-  const __half2* const pb = params + static_cast<int64_t>(min(wrow + 8, n - 1)) * groups;
+  const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
+  const int tid = L.tid, steps = L.steps;
   // stage layout: x (core matrices), then weights [h][thread] 16 bytes, then params [h][thread] 4 bytes
   auto w_slot = [&](int stage, int h) { return smem0 + stage * Tile::kStageBytes + Tile::kXBytes + (h * kW4wThreads + tid) * 16; };
   auto p_slot = [&](int stage, int h) {
@@ -378,14 +388,14 @@ __global__ static void __launch_bounds__(kW4wThreads)
   };
   auto issue = [&](int step) {
     const int stage = step % kDepth;
-    w4w_issue_x<kN, kW4wThreads>(smem0 + stage * Tile::kStageBytes, x, tokens, k, kend, tok0,
-                                 kbeg + step * kW4wChunk, tid);
-    const int kk = kbeg + step * kW4wChunk + 32 * t;
-    const bool ok = kk < kend;  // past k: zero weights (x is zero there too)
-    cp_async16(w_slot(stage, 0), ok ? wa + kk / 8 : wa, ok);
-    cp_async16(w_slot(stage, 1), ok ? wb + kk / 8 : wb, ok);
-    cp_async4(p_slot(stage, 0), ok ? pa + (kk >> group_shift) : pa, ok);
-    cp_async4(p_slot(stage, 1), ok ? pb + (kk >> group_shift) : pb, ok);
+    w4w_issue_x<kN, kW4wThreads>(smem0 + stage * Tile::kStageBytes, x, tokens, k, L.kend, L.tok0,
+                                 L.kbeg + step * kW4wChunk, tid);
+    const int kk = L.kbeg + step * kW4wChunk + 32 * L.t;
+    const bool ok = kk < L.kend;  // past k: zero weights (x is zero there too)
+    cp_async16(w_slot(stage, 0), ok ? L.wa + kk / 8 : L.wa, ok);
+    cp_async16(w_slot(stage, 1), ok ? L.wb + kk / 8 : L.wb, ok);
+    cp_async4(p_slot(stage, 0), ok ? L.pa + (kk >> L.group_shift) : L.pa, ok);
+    cp_async4(p_slot(stage, 1), ok ? L.pb + (kk >> L.group_shift) : L.pb, ok);
   };
 
   float acc[kN / 2];
@@ -421,7 +431,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
   w4w_run_chunks<2>(steps, a0, a1, chunk);
   wgmma_keep(acc);
 
-  w4w_store<kN>(acc, wrow, tok0, t, n, tokens, bias, y,
+  w4w_store<kN>(acc, L.wrow, L.tok0, L.t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
   __trap();  // not sm_90a code: the launcher checks before launching
