@@ -381,10 +381,14 @@ __global__ static void __launch_bounds__(kW4wThreads)
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
   const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
   const int tid = L.tid, steps = L.steps;
-  // stage layout: x (core matrices), then weights [h][thread] 16 bytes, then params [h][thread] 4 bytes
-  auto w_slot = [&](int stage, int h) { return smem0 + stage * Tile::kStageBytes + Tile::kXBytes + (h * kW4wThreads + tid) * 16; };
+  // A stage: x (core matrices), then weights [h][thread] 16 bytes, then params [h][thread] 4 bytes;
+  // this thread's weight vector and params of row half h (g or g + 8) in a stage:
+  auto w_slot = [&](int stage, int h) {
+    return reinterpret_cast<uint4*>(w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes) + h * kW4wThreads + tid;
+  };
   auto p_slot = [&](int stage, int h) {
-    return smem0 + stage * Tile::kStageBytes + Tile::kXBytes + Tile::kWBytes + (h * kW4wThreads + tid) * 4;
+    return reinterpret_cast<__half2*>(w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes + Tile::kWBytes) +
+           h * kW4wThreads + tid;
   };
   auto issue = [&](int step) {
     const int stage = step % kDepth;
@@ -392,10 +396,10 @@ __global__ static void __launch_bounds__(kW4wThreads)
                                  L.kbeg + step * kW4wChunk, tid);
     const int kk = L.kbeg + step * kW4wChunk + 32 * L.t;
     const bool ok = kk < L.kend;  // past k: zero weights (x is zero there too)
-    cp_async16(w_slot(stage, 0), ok ? L.wa + kk / 8 : L.wa, ok);
-    cp_async16(w_slot(stage, 1), ok ? L.wb + kk / 8 : L.wb, ok);
-    cp_async4(p_slot(stage, 0), ok ? L.pa + (kk >> L.group_shift) : L.pa, ok);
-    cp_async4(p_slot(stage, 1), ok ? L.pb + (kk >> L.group_shift) : L.pb, ok);
+    cp_async16(smem_u32(w_slot(stage, 0)), ok ? L.wa + kk / 8 : L.wa, ok);
+    cp_async16(smem_u32(w_slot(stage, 1)), ok ? L.wb + kk / 8 : L.wb, ok);
+    cp_async4(smem_u32(p_slot(stage, 0)), ok ? L.pa + (kk >> L.group_shift) : L.pa, ok);
+    cp_async4(smem_u32(p_slot(stage, 1)), ok ? L.pb + (kk >> L.group_shift) : L.pb, ok);
   };
 
   float acc[kN / 2];
@@ -413,12 +417,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
     if (i + kDepth - 2 < steps) issue(i + kDepth - 2);
     cp_async_commit();
     const int stage = i % kDepth;
-    const unsigned char* const st = w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes;
-    const uint4 va = reinterpret_cast<const uint4*>(st)[tid];
-    const uint4 vb = reinterpret_cast<const uint4*>(st)[kW4wThreads + tid];
-    const __half2 sa = reinterpret_cast<const __half2*>(st + Tile::kWBytes)[tid];
-    const __half2 sb = reinterpret_cast<const __half2*>(st + Tile::kWBytes)[kW4wThreads + tid];
-    w4w_dequant(va, vb, sa, sb, a);
+    w4w_dequant(*w_slot(stage, 0), *w_slot(stage, 1), *p_slot(stage, 0), *p_slot(stage, 1), a);
     w4w_mma_chunk<kN>(acc, a, smem0 + stage * Tile::kStageBytes);
     wgmma_wait<1>();  // chunk i - 1's wgmma are done
   };
