@@ -37,14 +37,11 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   stats.norm_stats = true;
   F rope_only;  // the rotary/KV-store epilogue on x normalized by the norm kernels (gemv_w4_rope)
   rope_only.norm = false;
-  F l2 = F::for_model(w.config);  // every W4 GEMV block asks L2 for its tiles at launch
-  l2.w4.l2_prefetch = true;
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", F{}},
                                               {"norms from tile sums", stats},
-                                              {"rope epilogue, norm kernels", rope_only},
-                                              {"default folds + L2 prefetch", l2}};
+                                              {"rope epilogue, norm kernels", rope_only}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

@@ -47,13 +47,6 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       how.x = x;
       out.emplace_back("early " + std::to_string(early) + (x == cuda::W4X::kLanes ? " lanes" : " copy engine"), how);
     }
-  for (int tiles : {1, cuda::kW4MaxTiles}) {  // every tile's rows asked of L2 (a no-op before sm_90)
-    cuda::W4Launch how;
-    how.tiles_per_block = tiles;
-    how.warps = 4;
-    how.l2_prefetch = true;
-    out.emplace_back("L2 prefetch t" + std::to_string(tiles), how);
-  }
   return out;
 }
 
@@ -147,8 +140,7 @@ TEST_CASE("gemv_w4 fused forms match the fp16 fused GEMVs on the dequantized wei
       {"stream w4 t2", {cuda::W4Kernel::kStream, 4, 2, true}},
       {"stream w8 t1 scaled", {cuda::W4Kernel::kStream, 8, 1, false}},
       {"x by the lanes", {.x = cuda::W4X::kLanes}},
-      {"x by the copy engine", {.x = cuda::pdl_available() ? cuda::W4X::kCopyEngine : cuda::W4X::kLanes}},
-      {"L2 prefetch", {.l2_prefetch = true}}};
+      {"x by the copy engine", {.x = cuda::pdl_available() ? cuda::W4X::kCopyEngine : cuda::W4X::kLanes}}};
   for (const Shape& s : {Shape{9, 3, 64, 576, 64, false}, Shape{4, 1, 64, 256, 128, true}, Shape{8, 2, 128, 1024, 32, true},
                         Shape{4, 2, 64, 1536, 64, true}, Shape{2, 1, 64, 512, 128, false}}) {
     const int d = s.head_dim, q_rows = s.heads * d, kv_rows = s.kv_heads * d, n = q_rows + 2 * kv_rows, k = s.k;

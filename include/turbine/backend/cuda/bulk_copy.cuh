@@ -11,7 +11,6 @@
 // after a block barrier (the initialization), everyone waits for phase 0 (parity 0). These wrappers
 // compile on every architecture; they are executed only on sm_90 and later (callers check the
 // device's compute capability; below, they trap).
-#include <cstddef>
 #include <cstdint>
 
 namespace turbine::cuda::bulk {
@@ -81,23 +80,6 @@ __device__ __forceinline__ void copy_g2s(void* dst, const void* src, uint32_t by
 #else
   (void)dst, (void)src, (void)bytes, (void)bar;
   __trap();
-#endif
-}
-
-/// Asks L2 for the global bytes [p, p + bytes) (cp.async.bulk.prefetch.L2: the copy engine fetches
-/// them from DRAM into L2, nothing waits for them), trimmed inward to 16-byte boundaries and issued
-/// in pieces of at most kL2PrefetchPiece bytes. A hint: on architectures before sm_90 it does nothing.
-inline constexpr uint32_t kL2PrefetchPiece = 64 * 1024;
-__device__ __forceinline__ void prefetch_l2(const void* p, size_t bytes) {
-#ifdef TURBINE_BULK_SM90
-  uintptr_t a = (reinterpret_cast<uintptr_t>(p) + 15) & ~uintptr_t(15);
-  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~uintptr_t(15);
-  for (; a < e; a += kL2PrefetchPiece) {
-    const uint32_t piece = static_cast<uint32_t>(e - a < kL2PrefetchPiece ? e - a : kL2PrefetchPiece);
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(a), "r"(piece) : "memory");
-  }
-#else
-  (void)p, (void)bytes;
 #endif
 }
 

@@ -62,8 +62,6 @@ struct W4Launch {
   W4X x = W4X::kAuto;       ///< where plain x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
   int early_slots = -1;     ///< kStream: ring slots loaded before the programmatic-launch wait, 0 to
                             ///< kW4Depth (the rest after the wait and x's copy request); -1: all
-  bool l2_prefetch = false; ///< kStream, sm_90 and later: each block asks L2 for all its tiles' weights
-                            ///< and params at launch (w4_prefetch_tile_l2), before the programmatic-launch wait
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -73,32 +71,6 @@ namespace detail {
 
 /// kStream: 128-input chunks of weights (2 rows x 16 bytes per lane) in flight per warp.
 inline constexpr int kW4Depth = 4;
-
-// W4Launch::l2_prefetch: asks L2 (the copy engine's bulk prefetch) for all of one 16-row tile's
-// weights and params. Why: a launch's ring holds kW4Depth chunks a warp, so in the time between its
-// programmatic start and the previous kernel's end (a norm, the rotary kernel or the attention of
-// the decode chain: microseconds in which DRAM carries almost nothing) it can have only that much
-// of W in flight; the prefetch puts the rest of its tiles on the way too, and the ring's later loads
-// find them in L2. The epilogue's row mapping (rows g and g + 8 of lane group g) is two runs of up
-// to 8 consecutive rows, each contiguous in the row-major W and params.
-template <class E>
-__device__ __forceinline__ void w4_prefetch_tile_l2(const uint32_t* qw, const __half2* params, int words, int groups,
-                                                    int n, int tile, const E& ep) {
-  int a0, b0, a7, b7;
-  ep.rows(tile, 0, n, a0, b0);
-  ep.rows(tile, 7, n, a7, b7);
-  auto run = [&](int r0, int r1) {  // rows r0 .. r1
-    const size_t rows = static_cast<size_t>(r1 - r0 + 1);
-    bulk::prefetch_l2(qw + static_cast<int64_t>(r0) * words, rows * words * sizeof(uint32_t));
-    bulk::prefetch_l2(params + static_cast<int64_t>(r0) * groups, rows * groups * sizeof(__half2));
-  };
-  if (b0 == a7 + 1) {
-    run(a0, b7);
-  } else {
-    run(a0, a7);
-    run(b0, b7);
-  }
-}
 
 // The kBase kernel: one block per 16 rows, warps split k, lane (g, c) loads 16 bytes (32 inputs) of
 // rows g and g + 8 per 128-input chunk, kUnroll chunks per warp and step, all loaded before any is
@@ -201,7 +173,7 @@ template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth,
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
                           int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, int early,
-                          int l2_prefetch, const X xs, const E ep) {
+                          const X xs, const E ep) {
   static_assert(kCols == 1 || (kCols == 2 && std::is_same_v<X, GemvX<__half>>),
                 "two token columns: only with the plain x source (the norm sources hold kGemvMaxTokens rows)");
   pdl_launch_dependents();
@@ -251,7 +223,6 @@ __global__ static void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int s = 0; s < kDepth; ++s)
     if (s < items && s < early) load(s);
-  if (l2_prefetch && warp == 0 && lane < ntiles) w4_prefetch_tile_l2(qw, params, words, groups, n, tile0 + lane, ep);
   pdl_wait();
   __half* const staged = reinterpret_cast<__half*>(gemv_w4_staged);
   float* const partial = reinterpret_cast<float*>(reinterpret_cast<char*>(gemv_w4_staged) + x_smem_bytes);
@@ -337,7 +308,7 @@ constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
 
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
-                           cudaStream_t stream, bool pdl, int early = kDepth, bool l2_prefetch = false) {
+                           cudaStream_t stream, bool pdl, int early = kDepth) {
   constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + w4_stream_out_smem(kWarps, kCols, tiles_per_block);
@@ -346,7 +317,7 @@ void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, c
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tiles_per_block))), dim3(kWarps * 32), smem, stream,
                 pdl, w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tiles_per_block, static_cast<int>(x_smem),
-                early, l2_prefetch ? 1 : 0, x, e);
+                early, x, e);
 }
 
 /// The current device's SM count (cached per device: the launchers ask on every call).
@@ -410,13 +381,12 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
                     : std::is_same_v<X, GemvXBulk<__half>> && share_in_ring ? 2
                                                                              : kW4Depth;
   check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
-  const bool l2 = how.l2_prefetch && pdl_available();  // the bulk prefetch: sm_90 and later
   if (warps == 4) {
-    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early, l2);
-    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl, early, l2);
+    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl, early);
   } else {
-    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl, early, l2);
-    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl, early, l2);
+    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl, early);
   }
 }
 
