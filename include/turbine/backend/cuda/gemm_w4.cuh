@@ -713,20 +713,13 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
                                                      min_chunks);
 }
 
-// The wgmma kernel with its weights in the shared-memory ring (gemm_w4_wgmma_ring_kernel), kDepth stages.
-template <int kN, int kDepth>
-void launch_gemm_w4_wgmma_ring(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                               cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  launch_w4w_grid<gemm_w4_wgmma_ring_kernel<kN, kDepth>, kN>(W4wRingTile<kN, kDepth>::kSmem, w, x, bias, y, tokens,
-                                                             stream, own, min_chunks);
-}
-
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2
-// (16 tokens a block, 2 chunks in flight a warp; gemm_w4's own up to 16 tokens) and wgr16_sS (its
-// weights in an S-stage shared-memory ring). A function, so the variants are instantiated only
-// where it is called.
+// (16 tokens a block, 2 chunks in flight a warp; gemm_w4's own up to 16 tokens). A function, so the
+// variants are instantiated only where it is called. (A wgmma kernel with its weights in an
+// S-stage shared-memory cp.async ring, wgr16_s6 / wgr16_s8, measured 1.02-1.25x wg16_d2's time at
+// 16 tokens on an H100, 2026-12-06 evening, and was removed: PERFORMANCE.md.)
 template <class F>
 void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s4", &launch_gemm_w4s<1, 2, 1, 4>);
@@ -747,8 +740,6 @@ void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
   f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
-  f("wgr16_s6", &launch_gemm_w4_wgmma_ring<16, 6>);  // weights through the shared-memory ring
-  f("wgr16_s8", &launch_gemm_w4_wgmma_ring<16, 8>);
 }
 
 }  // namespace detail

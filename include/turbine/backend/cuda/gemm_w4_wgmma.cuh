@@ -251,7 +251,7 @@ __device__ __forceinline__ void w4w_run_chunks(int steps, uint32_t (&a0)[8][4], 
   wgmma_keep(a1);
 }
 
-// What a thread of either wgmma kernel works on: its place in the block, the block's tokens and
+// What a thread of the wgmma kernel works on: its place in the block, the block's tokens and
 // k range, and its weight rows g and g + 8 of its warp's 16 (rows past n re-read row n - 1).
 struct W4wLane {
   int tid, t, tok0, kbeg, kend, steps, group_shift, wrow;
@@ -348,92 +348,6 @@ __global__ static void __launch_bounds__(kW4wThreads)
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
   __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
-#endif
-}
-
-// The wgmma kernel with its weights in shared memory: each lane's weight vectors and params go
-// through the same cp.async ring as x, kDepth stages deep, into slots of its own ([stage][h][thread]:
-// a lane reads back only what it copied, so the weights need no barrier of their own; consecutive
-// lanes, consecutive 16 bytes). Why: at 16 tokens the register ring (2 chunks a warp) keeps about
-// 27 KB in flight an SM, and the kernel waits on those loads (PERFORMANCE.md, 2026-12-06, night:
-// long scoreboard at the first dequantization instruction, 1.8 TB/s). Here kDepth - 2 chunks of
-// weights and x are in flight a block. Chunk c is in stage c % kDepth; at chunk i the block
-// refills the stage of chunk i - 2, whose wgmma every warpgroup has waited for before the barrier.
-template <int kN, int kDepth>
-struct W4wRingTile {
-  static_assert(kDepth >= 3, "the stage refilled is two chunks back");
-  static constexpr int kXBytes = W4wTile<kN>::kStageBytes;
-  static constexpr int kWBytes = 2 * kW4wThreads * 16;  // rows g and g + 8 of every lane
-  static constexpr int kPBytes = 2 * kW4wThreads * 4;
-  static constexpr int kStageBytes = kXBytes + kWBytes + kPBytes;
-  static constexpr size_t kSmem = size_t(kDepth) * kStageBytes;
-};
-
-template <int kN, int kDepth>
-__global__ static void __launch_bounds__(kW4wThreads)
-    gemm_w4_wgmma_ring_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
-                              const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y,
-                              int n, int k, int group, int tokens, int k_split, float* __restrict__ partials) {
-#ifdef TURBINE_WGMMA
-  using Tile = W4wRingTile<kN, kDepth>;
-  if (partials) pdl_launch_dependents();
-  extern __shared__ __align__(128) unsigned char w4w_smem[];
-  const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
-  const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
-  const int tid = L.tid, steps = L.steps;
-  // A stage: x (core matrices), then weights [h][thread] 16 bytes, then params [h][thread] 4 bytes;
-  // this thread's weight vector and params of row half h (g or g + 8) in a stage:
-  auto w_slot = [&](int stage, int h) {
-    return reinterpret_cast<uint4*>(w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes) + h * kW4wThreads + tid;
-  };
-  auto p_slot = [&](int stage, int h) {
-    return reinterpret_cast<__half2*>(w4w_smem + stage * Tile::kStageBytes + Tile::kXBytes + Tile::kWBytes) +
-           h * kW4wThreads + tid;
-  };
-  auto issue = [&](int step) {
-    const int stage = step % kDepth;
-    w4w_issue_x<kN, kW4wThreads>(smem0 + stage * Tile::kStageBytes, x, tokens, k, L.kend, L.tok0,
-                                 L.kbeg + step * kW4wChunk, tid);
-    const int kk = L.kbeg + step * kW4wChunk + 32 * L.t;
-    const bool ok = kk < L.kend;  // past k: zero weights (x is zero there too)
-    cp_async16(smem_u32(w_slot(stage, 0)), ok ? L.wa + kk / 8 : L.wa, ok);
-    cp_async16(smem_u32(w_slot(stage, 1)), ok ? L.wb + kk / 8 : L.wb, ok);
-    cp_async4(smem_u32(p_slot(stage, 0)), ok ? L.pa + (kk >> L.group_shift) : L.pa, ok);
-    cp_async4(smem_u32(p_slot(stage, 1)), ok ? L.pb + (kk >> L.group_shift) : L.pb, ok);
-  };
-
-  float acc[kN / 2];
-#pragma unroll
-  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
-  uint32_t a0[8][4], a1[8][4];  // the A fragments of even and odd chunks
-
-  // Chunk i: waits for its stage (kDepth - 3 later stages may still fly), refills the stage of
-  // chunk i - 2 with chunk i + kDepth - 2, dequantizes its weights from shared memory, 8 wgmma, and
-  // the wait that retires chunk i - 1's.
-  auto chunk = [&](int i, int, uint32_t (&a)[8][4]) {
-    cp_async_wait<kDepth - 3>();
-    fence_proxy_async_shared();
-    __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
-    if (i + kDepth - 2 < steps) issue(i + kDepth - 2);
-    cp_async_commit();
-    const int stage = i % kDepth;
-    w4w_dequant(*w_slot(stage, 0), *w_slot(stage, 1), *p_slot(stage, 0), *p_slot(stage, 1), a);
-    w4w_mma_chunk<kN>(acc, a, smem0 + stage * Tile::kStageBytes);
-    wgmma_wait<1>();  // chunk i - 1's wgmma are done
-  };
-
-#pragma unroll
-  for (int s = 0; s < kDepth - 2; ++s) {
-    if (s < steps) issue(s);
-    cp_async_commit();  // always: the wait counts groups
-  }
-  w4w_run_chunks<2>(steps, a0, a1, chunk);
-  wgmma_keep(acc);
-
-  w4w_store<kN>(acc, L.wrow, L.tok0, L.t, n, tokens, bias, y,
-                partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
-#else
-  __trap();  // not sm_90a code: the launcher checks before launching
 #endif
 }
 
