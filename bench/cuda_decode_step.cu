@@ -328,6 +328,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   std::printf("  %-28s %10s %10s %10s %10s %8s %12s\n", "decode folds", "e2e tok/s", "e2e us", "graph tok/s", "graph us",
               "floor %", "err vs first");
   std::vector<float> logits, base;
+  bool knockouts_done = false;  // for the first selected configuration only
   for (const auto& [label, fusion] : configs) {
     if (!selected(label)) continue;
     set_fusion(model, fusion);
@@ -350,6 +351,22 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
     const double graph_us = 1e3 * model.time_decode_graph(std::span<decltype(&cache) const>(one, 1), kSteps);
     std::printf("  %-28s %10.0f %10.1f %10.0f %10.1f %7.1f%% %12.2e\n", label, 1e6 / e2e_us, e2e_us, 1e6 / graph_us,
                 graph_us, 100.0 * floor_us / graph_us, err);
+#ifndef TURBINE_DECODE_BENCH_HEAD
+    if (knockouts_done) continue;
+    // What each kind of kernel costs this chain: the step's graph with those kernel nodes disabled
+    // (timing only: the logits of such a step are meaningless).
+    knockouts_done = true;
+    const std::pair<const char*, const char*> kinds[] = {{"rms_norm_kernel", "add + RMSNorm kernels"},
+                                                         {"rope_qkv_kernel", "rotary + KV store kernels"},
+                                                         {"decode_", "decode attention kernels"},
+                                                         {"gemv_w4_stream_kernel", "W4 GEMVs (all)"}};
+    for (const auto& [part, what] : kinds) {
+      int off = 0;
+      model.time_decode_graph_without(std::span<decltype(&cache) const>(one, 1), 20, part, &off);  // warm
+      const double us = 1e3 * model.time_decode_graph_without(std::span<decltype(&cache) const>(one, 1), kSteps, part, &off);
+      std::printf("    without the %-26s %4d nodes off: %8.1f us a step, %7.1f us less\n", what, off, us, graph_us - us);
+    }
+#endif
   }
   for (const auto& [label, fusion] : configs) {
     if (!g_only.empty()) break;

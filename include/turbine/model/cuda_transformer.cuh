@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "../backend/cuda/activation.cuh"
@@ -392,6 +393,57 @@ class CudaTransformer {
     TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    return ms / static_cast<float>(steps);
+  }
+
+  /// Benchmark aid: what a kind of kernel costs the decode chain. Captures the step of these
+  /// caches afresh (the inputs of the last decode_batch()), disables every kernel node whose
+  /// (mangled) function name contains `name_part` (cudaGraphNodeSetEnabled: the node runs as an
+  /// empty one), replays it `steps` times and returns the mean device time of a step in ms; the
+  /// logits and caches it leaves are meaningless. `disabled`: how many nodes it turned off.
+  float time_decode_graph_without(std::span<Cache* const> caches, int steps, const std::string& name_part,
+                                  int* disabled) {
+    const int64_t b = static_cast<int64_t>(caches.size());
+    bind_caches(caches);
+    check(steps > 0 && !name_part.empty(), "time_decode_graph_without: steps > 0 and a name part");
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    enqueue_decode(b);
+    TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    size_t count = 0;
+    TURBINE_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &count));
+    std::vector<cudaGraphNode_t> nodes(count);
+    TURBINE_CUDA_CHECK(cudaGraphGetNodes(graph, nodes.data(), &count));
+    int off = 0;
+    for (cudaGraphNode_t node : nodes) {
+      cudaGraphNodeType type;
+      TURBINE_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+      if (type != cudaGraphNodeTypeKernel) continue;
+      cudaKernelNodeParams params{};
+      TURBINE_CUDA_CHECK(cudaGraphKernelNodeGetParams(node, &params));
+      const char* name = nullptr;
+      if (cudaFuncGetName(&name, params.func) != cudaSuccess || !name) continue;
+      if (std::string(name).find(name_part) == std::string::npos) continue;
+      TURBINE_CUDA_CHECK(cudaGraphNodeSetEnabled(exec, node, 0));
+      ++off;
+    }
+    if (disabled) *disabled = off;
+    cudaEvent_t start, stop;
+    TURBINE_CUDA_CHECK(cudaEventCreate(&start));
+    TURBINE_CUDA_CHECK(cudaEventCreate(&stop));
+    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm
+    TURBINE_CUDA_CHECK(cudaEventRecord(start, stream_));
+    for (int i = 0; i < steps; ++i) TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    TURBINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
+    TURBINE_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
     return ms / static_cast<float>(steps);
   }
 
