@@ -359,6 +359,8 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
     const std::pair<const char*, const char*> kinds[] = {{"rms_norm_kernel", "add + RMSNorm kernels"},
                                                          {"rope_qkv_kernel", "rotary + KV store kernels"},
                                                          {"decode_", "decode attention kernels"},
+                                                         {"rms_norm_kernel|rope_qkv_kernel|decode_", "norms, rotary, attention"},
+                                                         {"GemvGateUpSilu", "gate/up GEMVs"},
                                                          {"gemv_w4_stream_kernel", "W4 GEMVs (all)"}};
     for (const auto& [part, what] : kinds) {
       int off = 0;

@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../backend/cuda/activation.cuh"
@@ -398,8 +399,8 @@ class CudaTransformer {
 
   /// Benchmark aid: what a kind of kernel costs the decode chain. Captures the step of these
   /// caches afresh (the inputs of the last decode_batch()), disables every kernel node whose
-  /// (mangled) function name contains `name_part` (cudaGraphNodeSetEnabled: the node runs as an
-  /// empty one), replays it `steps` times and returns the mean device time of a step in ms; the
+  /// (mangled) function name contains `name_part` or one of its '|'-separated alternatives
+  /// (cudaGraphNodeSetEnabled: the node runs as an empty one), replays it `steps` times and returns the mean device time of a step in ms; the
   /// logits and caches it leaves are meaningless. `disabled`: how many nodes it turned off.
   float time_decode_graph_without(std::span<Cache* const> caches, int steps, const std::string& name_part,
                                   int* disabled) {
@@ -425,7 +426,14 @@ class CudaTransformer {
       TURBINE_CUDA_CHECK(cudaGraphKernelNodeGetParams(node, &params));
       const char* name = nullptr;
       if (cudaFuncGetName(&name, params.func) != cudaSuccess || !name) continue;
-      if (std::string(name).find(name_part) == std::string::npos) continue;
+      bool match = false;  // name_part: alternatives separated by '|'
+      for (size_t from = 0; from <= name_part.size() && !match;) {
+        const size_t to = std::min(name_part.find('|', from), name_part.size());
+        match = to > from &&
+                std::string_view(name).find(std::string_view(name_part).substr(from, to - from)) != std::string_view::npos;
+        from = to + 1;
+      }
+      if (!match) continue;
       TURBINE_CUDA_CHECK(cudaGraphNodeSetEnabled(exec, node, 0));
       ++off;
     }
