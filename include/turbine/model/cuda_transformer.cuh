@@ -400,8 +400,8 @@ class CudaTransformer {
   /// Benchmark aid: what a kind of kernel costs the decode chain. Captures the step of these
   /// caches afresh (the inputs of the last decode_batch()), disables every kernel node whose
   /// (mangled) function name contains `name_part` or one of its '|'-separated alternatives
-  /// (cudaGraphNodeSetEnabled: the node runs as an empty one), replays it `steps` times and returns the mean device time of a step in ms; the
-  /// logits and caches it leaves are meaningless. `disabled`: how many nodes it turned off.
+  /// (cudaGraphNodeSetEnabled: the node runs as an empty one), replays it `steps` times and
+  /// returns the mean device time of a step in ms; the logits and caches it leaves are meaningless. `disabled`: how many nodes it turned off.
   float time_decode_graph_without(std::span<Cache* const> caches, int steps, const std::string& name_part,
                                   int* disabled) {
     const int64_t b = static_cast<int64_t>(caches.size());
