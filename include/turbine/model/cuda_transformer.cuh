@@ -94,9 +94,6 @@ class CudaTransformer {
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
-    /// With attention: the split kernel asks L2 for its tiles past the copy ring before its wait
-    /// (DecodeOptions::prefetch_l2).
-    bool attention_l2 = true;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
@@ -853,8 +850,7 @@ class CudaTransformer {
         }
       }
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
-                      lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table(),
-                      f.attention_l2);
+                      lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
       if (stats) proj_residual(L.wo, L.wo4, attn_.data(), stats_mlp, static_cast<int>(c.q_size()));
       else proj(L.wo, L.wo4, attn_.data(), delta_.data(), hidden, static_cast<int>(c.q_size()));
       // gate/up (+ norm prologue) (+ silu(gate) * up epilogue), then down

@@ -67,7 +67,6 @@ struct DecodeArgs {
   T* out;                ///< [batch, queries, heads, HD]
   unsigned* counters;    ///< [batch, kv_heads] finished splits, or null: decode_combine_kernel merges
   int prefetch_kv;       ///< read lengths and the cache before the new tokens before the PDL wait
-  int prefetch_l2;       ///< with prefetch_kv: ask L2 for the split's tiles past the ring before the wait
   int min_tiles;         ///< tiles per split at least (decode_span)
   int64_t kv_stride;     ///< elements between consecutive cache rows (bytes with a quantized cache)
   PagedKvTable table;    ///< paged caches: position p of sequence b is row table.row(b, p); no table: row p
@@ -305,19 +304,16 @@ __device__ __forceinline__ void decode_epilogue(const DecodeArgs<T>& a, unsigned
 // before this step go out before the wait for the previous kernel and the new tokens' rows (and
 // `load_after_wait`, e.g. q) after it, and all of them are waited for; without it, every row after
 // the wait, which the caller did. load_kv(tile, stage, part): part 0 every row, 1 all but the new
-// tokens', 2 only those (see decode_split_kernel). With prefetch_kv and prefetch_more,
-// prefetch_l2(tile) also asks L2 for the tiles past the ring's first NS - 1 before the wait (see
-// decode_split_kernel).
-template <int NS, class LoadKv, class LoadAfterWait, class PrefetchL2>
-__device__ __forceinline__ void decode_prologue(bool prefetch_kv, bool prefetch_more, int n_tiles, LoadKv&& load_kv,
-                                                LoadAfterWait&& load_after_wait, PrefetchL2&& prefetch_l2) {
+// tokens', 2 only those (see decode_split_kernel).
+template <int NS, class LoadKv, class LoadAfterWait>
+__device__ __forceinline__ void decode_prologue(bool prefetch_kv, int n_tiles, LoadKv&& load_kv,
+                                                LoadAfterWait&& load_after_wait) {
   if (prefetch_kv) {
 #pragma unroll
     for (int s = 0; s < NS - 1; ++s) {
       if (s < n_tiles) load_kv(s, s, 1);
       cp_async_commit();
     }
-    for (int t = NS - 1; t < n_tiles && prefetch_more; ++t) prefetch_l2(t);
     pdl_wait();
     load_after_wait();
 #pragma unroll
@@ -413,22 +409,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       cp_async16(smem_u32(dv + swz<HD>(r, c)), vbase + off, ok);
     }
   };
-  // A tile's cache rows of this KV head (positions before the new tokens) asked of L2, one
-  // prefetch a 128-byte line. Why: with a split of more tiles than the ring holds (batch 1: one
-  // split of up to 8 tiles a KV head), each later tile's copy waited on DRAM one ring step at a
-  // time after the wait; prefetched while the previous kernels run, they come from L2.
-  auto prefetch_l2 = [&](int tile) {
-    constexpr int kLines = HD * int(sizeof(T)) / 128;  // lines in a row of one head
-    static_assert(kLines >= 1 && HD * sizeof(T) % 128 == 0, "whole 128-byte lines a row");
-    const int n0 = start + tile * kBN, stop = min(end, fresh);
-    for (int i = tid; i < kBN * 2 * kLines; i += kThreads) {
-      const int r = i / (2 * kLines), kv = (i / kLines) & 1, line = i % kLines, p = n0 + r;
-      if (p >= stop) continue;
-      const T* const row = (kv ? vbase : kbase) + a.table.row(b, p) * a.kv_stride;
-      vec::prefetch_l2(reinterpret_cast<const char*>(row) + 128 * line);
-    }
-  };
-  decode_prologue<NS>(a.prefetch_kv, a.prefetch_l2, n_tiles, load_kv, load_q, prefetch_l2);  // q goes with the first tiles
+  decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, load_q);  // q goes with the first tiles
 
   const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
   int lo_r[2], hi_r[2];
@@ -557,7 +538,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
                                     return a.table.row(b, ok ? p : 0);
                                   });
   };
-  decode_prologue<NS>(a.prefetch_kv, false, n_tiles, load_kv, [] {}, [](int) {});
+  decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, [] {});
 
   const int mt = warp % MT, ks = warp / MT;
   uint32_t qf[HD / 16][4];
@@ -799,9 +780,6 @@ struct DecodeOptions {
   /// them), so the split kernel starts loading them before it waits; q and the new tokens' rows are
   /// read after the wait.
   bool prefetch_kv = false;
-  /// With prefetch_kv (16-bit caches): the tiles of a split past the first ones of the copy ring
-  /// are asked of L2 before the wait too, so the ring's later copies find them there.
-  bool prefetch_l2 = true;
   /// Tiles (64 positions) per split at least: a sequence of up to that many tiles takes one block
   /// per KV head and writes its output directly, with no merge (worth it at batch 1, where the merge
   /// is on the critical path and the GPU is far from full). 1: as many splits as the plan allows.
@@ -852,7 +830,6 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.out = out;
   a.counters = options.counters;
   a.prefetch_kv = options.pdl && options.prefetch_kv ? 1 : 0;
-  a.prefetch_l2 = options.prefetch_l2 ? 1 : 0;
   a.min_tiles = std::max(1, options.min_split_tiles);
   a.kv_stride = kv_stride;
   a.table = options.table;
@@ -885,17 +862,16 @@ class DecodeAttention {
   /// tokens read before the wait, at least min_split_tiles tiles per split: see DecodeOptions); else
   /// split + merge kernels.
   /// pdl = false when the previous operation of the stream is not a kernel (a copy). `table`: the
-  /// block tables of paged caches (see DecodeOptions::table); prefetch_l2: DecodeOptions::prefetch_l2.
+  /// block tables of paged caches (see DecodeOptions::table).
   void operator()(const T* q, const T* const* k_seq, const T* const* v_seq, int64_t kv_stride, const int* lengths,
                   int batch, T* out, cudaStream_t stream = 0, bool fused = false, int min_split_tiles = 1,
-                  bool pdl = true, PagedKvTable table = {}, bool prefetch_l2 = true) {
+                  bool pdl = true, PagedKvTable table = {}) {
     DecodeOptions o;
     o.table = table;
     if (fused) {
       o.counters = counters_.data();
       o.pdl = pdl;
       o.prefetch_kv = pdl;
-      o.prefetch_l2 = prefetch_l2;
       o.min_split_tiles = min_split_tiles;
     }
     attention_decode<T, KV, kStages>(plan_, q, k_seq, v_seq, kv_stride, lengths, batch, out, workspace_.data(), stream, o);

@@ -33,11 +33,6 @@ __device__ __forceinline__ uint4 load_stream(const void* p) {
   return r;
 }
 
-/// Asks L2 for the 128-byte line holding p (prefetch.global.L2: nothing waits for it, nothing is
-/// read into registers; L2 is where global memory is coherent, so a line written afterwards by
-/// another kernel is still read correctly).
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
 /// 16-byte read-only load through L1 (activations reused by neighbouring blocks). volatile, so it
 /// is never hoisted above a pdl_wait().
 __device__ __forceinline__ uint4 load_nc(const void* p) {
