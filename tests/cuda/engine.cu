@@ -93,6 +93,31 @@ TEST_CASE("GPU logits match transformers and the CPU engine on random models of 
   }
 }
 
+TEST_CASE("time_decode_graph_without disables exactly the kernel nodes whose names it is given") {
+  if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
+  const char* root = std::getenv("TURBINE_GPU_TEST_MODELS");
+  if (!root) return test::skip("TURBINE_GPU_TEST_MODELS is not set (tools/gpu_session.sh run makes the models)");
+  const ModelWeights w = load_weights(std::string(root) + "/llama_untied");
+  Llama<f16, quant::None, kv::Same, Cuda> model(w);
+  auto cache = model.new_cache(64);
+  std::vector<float> logits;
+  model.forward(cache, std::vector<int32_t>{1, 2, 3, 4, 5}, logits);
+  model.forward(cache, std::vector<int32_t>{6}, logits);  // captures the decode step's graph
+  decltype(cache)* one[1] = {&cache};
+  const std::span<decltype(cache)* const> caches(one, 1);
+  // The default chain launches one decode attention kernel a layer (the split merge folded in).
+  const int64_t layers = w.config.num_layers;
+  int off = -1;
+  const float all = model.time_decode_graph(caches, 3);
+  CHECK(model.time_decode_graph_without(caches, 3, "no_kernel_has_this_name", &off) > 0.f);
+  CHECK(off == 0);
+  CHECK(model.time_decode_graph_without(caches, 3, "decode_split_kernel", &off) > 0.f);
+  CHECK(off == layers);
+  CHECK(model.time_decode_graph_without(caches, 3, "no_kernel_has_this_name|decode_split_kernel", &off) > 0.f);
+  CHECK(off == layers);
+  CHECK(all > 0.f);
+}
+
 TEST_CASE("GPU logits and greedy text match the CPU engine on the default model") {
   if (turbine::cuda::device_count() == 0) return test::skip("no CUDA device");
   const std::string path = test::default_model_path();
