@@ -383,25 +383,15 @@ class CudaTransformer {
     auto it = graphs_.find(b);
     check(it != graphs_.end() && it->second && steps > 0,
           "time_decode_graph: run decode_batch() on these caches first (with CUDA graphs on)");
-    cudaEvent_t start, stop;
-    TURBINE_CUDA_CHECK(cudaEventCreate(&start));
-    TURBINE_CUDA_CHECK(cudaEventCreate(&stop));
-    TURBINE_CUDA_CHECK(cudaEventRecord(start, stream_));
-    for (int i = 0; i < steps; ++i) TURBINE_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
-    TURBINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
-    TURBINE_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.f;
-    TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return ms / static_cast<float>(steps);
+    return replay_ms(it->second, steps);
   }
 
   /// Benchmark aid: what a kind of kernel costs the decode chain. Captures the step of these
   /// caches afresh (the inputs of the last decode_batch()), disables every kernel node whose
   /// (mangled) function name contains `name_part` or one of its '|'-separated alternatives
   /// (cudaGraphNodeSetEnabled: the node runs as an empty one), replays it `steps` times and
-  /// returns the mean device time of a step in ms; the logits and caches it leaves are meaningless. `disabled`: how many nodes it turned off.
+  /// returns the mean device time of a step in ms; the logits and caches it leaves are
+  /// meaningless. `disabled`: how many nodes it turned off.
   float time_decode_graph_without(std::span<Cache* const> caches, int steps, const std::string& name_part,
                                   int* disabled) {
     const int64_t b = static_cast<int64_t>(caches.size());
@@ -438,10 +428,19 @@ class CudaTransformer {
       ++off;
     }
     if (disabled) *disabled = off;
+    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm
+    const float ms = replay_ms(exec, steps);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    return ms;
+  }
+
+ private:
+  // The mean device time of `steps` back-to-back replays of a graph on the model's stream, in ms.
+  float replay_ms(cudaGraphExec_t exec, int steps) {
     cudaEvent_t start, stop;
     TURBINE_CUDA_CHECK(cudaEventCreate(&start));
     TURBINE_CUDA_CHECK(cudaEventCreate(&stop));
-    TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm
     TURBINE_CUDA_CHECK(cudaEventRecord(start, stream_));
     for (int i = 0; i < steps; ++i) TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     TURBINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
@@ -450,12 +449,9 @@ class CudaTransformer {
     TURBINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
     return ms / static_cast<float>(steps);
   }
 
- private:
   /// Weight scheme quant::Awq / quant::Rtn: the Linears are 4-bit (backend/cuda/gemv_w4.cuh).
   static constexpr bool kW4 = S::weight_scheme::quantized;
   static_assert(!kW4 || std::is_same_v<T, __half>, "4-bit weights on turbine::Cuda run in f16: use turbine::f16");
