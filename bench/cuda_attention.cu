@@ -88,11 +88,24 @@ void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
 // bytes of a cache row (kv_heads * head_dim * sizeof(T); with kv::Int8/Int4 the codes and the
 // (scale, min) params of kv_quant.cuh's row: random bytes, read as the kernel reads a real cache).
 // NS: pipeline stages (0: the library's default; the decode_kv/..._nsN variants compare others).
-template <class T, class K = turbine::kv::Same, int NS = 0>
+// kStep: launched as the decode step launches it (DecodeAttention planned for an 8192-position
+// context, the merge folded, at least 8 tiles a split, programmatic dependent launch with the
+// cache read before the wait), each launch of the graph waiting for the one before, as the decode
+// chain's kernels wait for theirs (decode_step_b1/...: whether the later tiles' loads, issued one
+// ring step at a time after the wait, are what the step's attention waits on).
+template <class T, class K = turbine::kv::Same, int NS = 0, bool kStep = false>
 void decode(benchmark::State& state, AttentionShape shape) {
   const int batch = int(state.range(0));
   const int64_t len = state.range(1), hd = shape.head_dim;
   const int nq = int(state.range(2));
+  if constexpr (kStep) {  // the stages must fit the GPU's shared memory (6 at head_dim 128 do not on sm_80)
+    constexpr int kStages = turbine::cuda::attn::decode_stages<128, K>(NS);
+    int dev = 0, optin = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (hd != 128 || turbine::cuda::attn::DecodeConfig<T, 128, 1, kStages, K>::kSmemBytes > size_t(optin))
+      return state.SkipWithError("this benchmark is for head_dim 128, and its stages must fit the GPU's shared memory");
+  }
   const int64_t kv_row = turbine::cuda::kv_row_bytes<T, K>(shape.kv_heads, hd) / int64_t(sizeof(T));  // in T units
   const double kv_bytes = double(batch) * len * kv_row * 2 * sizeof(T);
   const int copies = int(std::max<double>(1, std::ceil(256e6 / kv_bytes)));
@@ -116,60 +129,18 @@ void decode(benchmark::State& state, AttentionShape shape) {
   std::vector<int> hl(batch, int(len));
   DeviceBuffer<int> lens(batch);
   TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
-  turbine::cuda::DecodeAttention<T, K, NS> attn(shape, batch, len, nq);
+  turbine::cuda::DecodeAttention<T, K, NS> attn(shape, batch, kStep ? std::max<int64_t>(len, 8192) : len, nq);
   // As a decode loop runs it: a CUDA graph of 20 steps (rotating through the cache copies), so the
   // launch overhead of the host is out of the numbers.
   GraphTimer timer(20, [&](int i, cudaStream_t stream) {
-    attn(q.data(), kp[i % copies].data(), vp[i % copies].data(), 0, lens.data(), batch, out.data(), stream);
+    attn(q.data(), kp[i % copies].data(), vp[i % copies].data(), 0, lens.data(), batch, out.data(), stream, kStep,
+         kStep ? 8 : 1, kStep);
   });
   const double gbs = kv_bytes / time_iterations(state, timer) / 1e9;
   state.counters["GB/s"] = gbs;
   state.counters["frac_copy"] = gbs / g_mem.copy_gbps;
   state.counters["frac_read"] = gbs / g_mem.read_gbps;
   state.counters["splits"] = attn.plan().splits;
-}
-
-// The decode step's own launch of the attention at batch 1 (DecodeAttention with the merge folded,
-// at least 8 tiles a split, programmatic dependent launch with the cache read before the wait),
-// a graph of 20 launches each waiting for the one before, as the decode chain's kernels wait for
-// theirs. args: length. NS: the copy ring's stages (0: the library's default, 3 at head_dim 128),
-// which bounds how many tiles go out before the wait: whether the later tiles' loads, issued one
-// ring step at a time after it, are what the step's attention waits on.
-template <class T, int NS = 0>
-void decode_step_attention(benchmark::State& state, AttentionShape shape) {
-  const int64_t len = state.range(0), hd = shape.head_dim, kv_row = shape.kv_heads * hd;
-  constexpr int kStages = turbine::cuda::attn::decode_stages<128, turbine::kv::Same>(NS);
-  int dev = 0, optin = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (hd != 128 || turbine::cuda::attn::DecodeConfig<T, 128, 1, kStages>::kSmemBytes > size_t(optin))
-    return state.SkipWithError("this benchmark is for head_dim 128, and its stages must fit the GPU's shared memory");
-  const double kv_bytes = double(len) * kv_row * 2 * sizeof(T);
-  const int copies = int(std::max<double>(1, std::ceil(256e6 / kv_bytes)));
-  std::vector<DeviceBuffer<T>> caches;
-  std::vector<DeviceBuffer<const T*>> kp, vp;
-  for (int c = 0; c < copies; ++c) {
-    caches.emplace_back(size_t(2) * len * kv_row);
-    randomize(caches.back());
-    const T* hk = caches.back().data();
-    const T* hv = caches.back().data() + len * kv_row;
-    kp.emplace_back(1);
-    vp.emplace_back(1);
-    TURBINE_CUDA_CHECK(cudaMemcpy(kp.back().data(), &hk, sizeof(hk), cudaMemcpyHostToDevice));
-    TURBINE_CUDA_CHECK(cudaMemcpy(vp.back().data(), &hv, sizeof(hv), cudaMemcpyHostToDevice));
-  }
-  DeviceBuffer<T> q(size_t(shape.heads) * hd), out(q.size());
-  randomize(q, 3.f);
-  const int hl = int(len);
-  DeviceBuffer<int> lens(1);
-  TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), &hl, sizeof(int), cudaMemcpyHostToDevice));
-  turbine::cuda::DecodeAttention<T, turbine::kv::Same, NS> attn(shape, 1, 8192, 1);  // planned as the engine: the context
-  GraphTimer timer(20, [&](int i, cudaStream_t stream) {
-    attn(q.data(), kp[i % copies].data(), vp[i % copies].data(), 0, lens.data(), 1, out.data(), stream, true, 8, true);
-  });
-  const double seconds = time_iterations(state, timer);
-  state.counters["GB/s"] = kv_bytes / seconds / 1e9;
-  state.counters["frac_copy"] = kv_bytes / seconds / 1e9 / g_mem.copy_gbps;
 }
 
 const AttentionShape kLlama3_8B{32, 8, 128, 0};
@@ -223,12 +194,15 @@ void register_all() {
         ->Args({b, len, 1})->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
   }
   using StepFn = void (*)(benchmark::State&, AttentionShape);
-  const std::pair<const char*, StepFn> step_variants[] = {{"decode_step_b1/llama3_8b/f16", decode_step_attention<__half>},
-                                                          {"decode_step_b1/llama3_8b/f16_ns4", decode_step_attention<__half, 4>},
-                                                          {"decode_step_b1/llama3_8b/f16_ns6", decode_step_attention<__half, 6>}};
+  using turbine::kv::Same;
+  const std::pair<const char*, StepFn> step_variants[] = {
+      {"decode_step_b1/llama3_8b/f16", decode<__half, Same, 0, true>},
+      {"decode_step_b1/llama3_8b/f16_ns4", decode<__half, Same, 4, true>},
+      {"decode_step_b1/llama3_8b/f16_ns6", decode<__half, Same, 6, true>}};
   for (int len : {336, 1024, 4096})
     for (const auto& [name, fn] : step_variants)
-      benchmark::RegisterBenchmark(name, fn, kLlama3_8B)->Arg(len)->UseManualTime()->MinTime(0.1)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(name, fn, kLlama3_8B)
+          ->Args({1, len, 1})->UseManualTime()->MinTime(0.1)->Unit(benchmark::kMicrosecond);
   // Quantized caches (issue 4: at least 70% of the copy ceiling on the cache bytes), with the f16
   // cache of the same shapes as the baseline.
   for (int b : {1, 16, 64})

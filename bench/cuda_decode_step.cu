@@ -363,8 +363,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
                                                          {"GemvGateUpSilu", "gate/up GEMVs"},
                                                          {"gemv_w4_stream_kernel", "W4 GEMVs (all)"}};
     for (const auto& [part, what] : kinds) {
-      int off = 0;
-      model.time_decode_graph_without(std::span<decltype(&cache) const>(one, 1), 20, part, &off);  // warm
+      int off = 0;  // (time_decode_graph_without replays the graph once before it times it)
       const double us = 1e3 * model.time_decode_graph_without(std::span<decltype(&cache) const>(one, 1), kSteps, part, &off);
       std::printf("    without the %-26s %4d nodes off: %8.1f us a step, %7.1f us less\n", what, off, us, graph_us - us);
     }
