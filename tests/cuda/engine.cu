@@ -33,9 +33,12 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
   F rope_only = F::for_model(w.config);  // the rotary/KV-store epilogue on x normalized by the norm kernels
   rope_only.norm = false;
   rope_only.rope = true;
+  F kernels = F::for_model(w.config);  // the large-model chain: norm and rotary kernels, launched with PDL
+  kernels.norm = kernels.rope = false;
   const std::pair<const char*, F> chains[] = {{"default folds", F::for_model(w.config)},
                                               {"norms from tile sums", stats},
-                                              {"rope epilogue, norm kernels", rope_only}};
+                                              {"rope epilogue, norm kernels", rope_only},
+                                              {"norm and rotary kernels", kernels}};
   for (size_t prefill : {ids.size(), size_t(1), ids.size() / 2}) {
     const auto ref = all_logits(cpu_model, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

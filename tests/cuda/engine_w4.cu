@@ -37,11 +37,14 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   stats.norm_stats = true;
   F rope_only;  // the rotary/KV-store epilogue on x normalized by the norm kernels (gemv_w4_rope)
   rope_only.norm = false;
+  F kernels;  // the large-model chain: norm and rotary kernels (launched with PDL) around the W4 GEMVs
+  kernels.norm = kernels.rope = false;
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", F{}},
                                               {"norms from tile sums", stats},
-                                              {"rope epilogue, norm kernels", rope_only}};
+                                              {"rope epilogue, norm kernels", rope_only},
+                                              {"norm and rotary kernels", kernels}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

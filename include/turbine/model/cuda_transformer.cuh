@@ -91,13 +91,22 @@ class CudaTransformer {
     /// its own kernel. Built for large hidden sizes, where every block of gate/up redoing the norm cost
     /// more than the norm kernels it saved.
     bool norm_stats = false;
+    /// The add + RMSNorm and rotary kernels that a chain keeps launched with programmatic dependent
+    /// launch too (they wait on the device before reading), so that no kernel of the step is
+    /// scheduled only once its predecessor's grid has retired. The next GEMV then starts its weight
+    /// loads during the previous GEMV's tail as well.
+    bool pdl_small = true;
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
     /// Whether any fold is on.
-    bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
+    bool any() const { return host_io || silu || attention || norm || rope || norm_stats || pdl_small; }
     /// Every fold off: the unfused kernel chain.
-    static DecodeFusion none() { return {false, false, false, false, false, 1}; }
+    static DecodeFusion none() {
+      DecodeFusion f{false, false, false, false, false, 1};
+      f.pdl_small = false;
+      return f;
+    }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
     /// 190 us off SmolLM2-135M's end-to-end step (the host no longer widens 49152 fp16 logits), the
     /// folded attention merge 40-50 us (126 us on Llama-3-8B), >= 8 tiles per split another 25-35.
@@ -793,9 +802,10 @@ class CudaTransformer {
       in.residual_out = r_out;
       return in;
     };
+    const bool pdl = f.pdl_small;  // the norm and rotary kernels' launches
     if (!norm) {
       cuda::embedding(embed_.data(), ids, residual_.data(), tt, hidden, vocab, stream_);
-      cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+      cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
     }
     for (size_t li = 0; li < layers; ++li) {
       Layer& L = layers_[li];
@@ -837,7 +847,7 @@ class CudaTransformer {
         r.v_caches = v_caches;
         r.cache_positions = static_cast<int>(c.max_position_embeddings);
         r.table = decode_table();
-        cuda::rope_qkv<T, KV>(r, stream_);
+        cuda::rope_qkv<T, KV>(r, stream_, pdl);
         if (b > 1) {  // attention wants q contiguous; it sits strided in the fused QKV rows
           TURBINE_CUDA_CHECK(cudaMemcpy2DAsync(q_.data(), c.q_size() * sizeof(T), qkv_.data(), qkv_rows * sizeof(T),
                                                c.q_size() * sizeof(T), b, cudaMemcpyDeviceToDevice, stream_));
@@ -853,7 +863,8 @@ class CudaTransformer {
       const cuda::NormInput<T> mlp_in =
           stats ? stats_input(stats_mlp, L.mlp_norm.data()) : norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
       if (!norm)
-        cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+        cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_,
+                           pdl);
       if (f.silu) {
         if constexpr (kW4) {
           if (norm) cuda::gemv_w4_norm_gate_up_silu(L.w_gate_up4.m, mlp_in, act_.data(), tt, stream_, true, f.w4);
@@ -871,13 +882,13 @@ class CudaTransformer {
       else proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
       if (!norm) {
         const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
-        cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+        cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
       }
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
     // With tile sums, the LM head's thousands of blocks would each stage the norm: one kernel instead.
-    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
     const bool staged_norm = norm && !stats;
     auto head_gemv = [&](auto* y) {  // fp32 logits (host_io) or T
       if constexpr (kW4) {
