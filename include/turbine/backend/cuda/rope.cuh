@@ -65,7 +65,6 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
   constexpr int kVItemsPerHead = kHeadDim / 8;
   __shared__ float cos_s[kHalf], sin_s[kHalf];
   pdl_launch_dependents();  // a following kernel launched with PDL may start its prologue
-  pdl_wait();               // launched with PDL (the decode step): q, k and v are the previous kernel's
   const int t = blockIdx.x;
   const int pos = p.positions ? p.positions[t] : (p.pos0_device ? *p.pos0_device : p.pos0) + t;
   T* const k_cache = p.k_caches ? p.k_caches[t] : p.k_cache;
@@ -158,9 +157,8 @@ __global__ static void __launch_bounds__(kRopeThreads) rope_qkv_kernel(const Rop
 /// Adds the biases (if any), rotates q in place and k into k_cache, and copies v into v_cache, for
 /// tokens at positions pos0 .. pos0 + tokens - 1. head_dim: 64 or 128. KV: the caches' scheme (a
 /// quantized one quantizes each k and v row as it is written; the caches are then kv_quant.cuh pools).
-/// pdl (sm_90+): launched with programmatic dependent launch, as rms_norm (norm.cuh).
 template <HalfElement T, KvScheme KV = kv::Same>
-void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr, bool pdl = false) {
+void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr) {
   check(p.tokens >= 0 && p.heads > 0 && p.kv_heads > 0 && p.pos0 >= 0, "rope_qkv: bad sizes (tokens ", p.tokens,
         ", heads ", p.heads, ", kv_heads ", p.kv_heads, ", pos0 ", p.pos0, ")");
   check(static_cast<int64_t>(p.pos0) + p.tokens <= p.cache_positions, "rope_qkv: positions ", p.pos0, "..",
@@ -180,13 +178,12 @@ void rope_qkv(const RopeQkv<T>& p, cudaStream_t stream = nullptr, bool pdl = fal
           " is too large for a quantized KV cache (supported: up to 6144)");
     (void)kv_row_bytes<T, KV>(p.kv_heads, p.head_dim);  // checks that head_dim fits the scheme's groups
   }
-  const bool programmatic = pdl && pdl_available();
   switch (p.head_dim) {
     case 64:
-      launch_kernel(detail::rope_qkv_kernel<T, 64, KV>, grid, dim3(detail::kRopeThreads), smem, stream, programmatic, p);
+      detail::rope_qkv_kernel<T, 64, KV><<<grid, detail::kRopeThreads, smem, stream>>>(p);
       break;
     case 128:
-      launch_kernel(detail::rope_qkv_kernel<T, 128, KV>, grid, dim3(detail::kRopeThreads), smem, stream, programmatic, p);
+      detail::rope_qkv_kernel<T, 128, KV><<<grid, detail::kRopeThreads, smem, stream>>>(p);
       break;
     default:
       fail("rope_qkv: head_dim ", p.head_dim, " is not supported (supported: 64, 128)");
