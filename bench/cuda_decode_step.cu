@@ -315,18 +315,12 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   lanes.w4.x = turbine::cuda::W4X::kLanes;
   F rope_epi = F::for_model(c);  // the rotary/KV-store epilogue on x normalized by the norm kernels
   rope_epi.rope = true;
-  F fill = F::for_model(c);  // the W4 GEMVs' blocks fill every SM once, tiles spread evenly (gate/up: 528 blocks)
-  fill.w4.fill_sms = true;
-  F pdl_norm = F::for_model(c);  // the add + RMSNorm kernels launched with programmatic dependent launch
-  pdl_norm.pdl_norm = true;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
                                                {"default + rope epilogue", rope_epi},
-                                               {"default, norms with PDL", pdl_norm},
-                                               {"default, GEMV blocks fill SMs", fill},
                                                {"default, >= 1 tile a split", split1},
                                                {"default, >= 2 tiles a split", split2}};
   auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };

@@ -781,8 +781,7 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
-      {"s4_fill", W4Launch{W4Kernel::kStream, 4, 0, true, turbine::cuda::W4X::kAuto, -1, true}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
   // 16 tokens in the GEMV's stream kernel with two 8-token mma columns, beside gemm_w4_vs/.../tokens:16
   const std::pair<const char*, W4GemvFn> cols2_variants[] = {
       {"w8_d4", gemv_w4_cols2<8, 4>}, {"w4_d4", gemv_w4_cols2<4, 4>}, {"w8_d2", gemv_w4_cols2<8, 2>},

@@ -33,9 +33,8 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
   F rope_only = F::for_model(w.config);  // the rotary/KV-store epilogue on x normalized by the norm kernels
   rope_only.norm = false;
   rope_only.rope = true;
-  F kernels = F::for_model(w.config);  // the large-model chain: norm (launched with PDL) and rotary kernels
+  F kernels = F::for_model(w.config);  // the large-model chain: norm and rotary kernels
   kernels.norm = kernels.rope = false;
-  kernels.pdl_norm = true;
   const std::pair<const char*, F> chains[] = {{"default folds", F::for_model(w.config)},
                                               {"norms from tile sums", stats},
                                               {"rope epilogue, norm kernels", rope_only},

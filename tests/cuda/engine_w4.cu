@@ -37,9 +37,8 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   stats.norm_stats = true;
   F rope_only;  // the rotary/KV-store epilogue on x normalized by the norm kernels (gemv_w4_rope)
   rope_only.norm = false;
-  F kernels;  // the large-model chain: norm (launched with PDL) and rotary kernels around the W4 GEMVs
+  F kernels;  // the large-model chain: norm and rotary kernels around the W4 GEMVs
   kernels.norm = kernels.rope = false;
-  kernels.pdl_norm = true;
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", F{}},

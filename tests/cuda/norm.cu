@@ -85,12 +85,11 @@ TEST_CASE_TEMPLATE("add_rms_norm adds the delta to the residual and normalizes i
       expect_close(label("add_rms_norm(res f32) y", tn, tokens, dim), download_half(d_y), ref, HalfTraits<T>::tol);
       expect_close(label("add_rms_norm(res f32) residual", tn, tokens, dim), download(d_res), res, 1e-6);
 
-      // T residual stream, launched with programmatic dependent launch (as the decode step launches
-      // it; the step's chains in engine.cu check the wait against the kernel before it).
+      // T residual stream.
       const auto rh = random_half<T>(n, rng, -2.f, 2.f);
       auto d_rh = upload_half<T>(rh);
       poison(d_y);
-      cuda::add_rms_norm(d_rh.data(), d_delta.data(), d_gamma.data(), d_y.data(), tokens, dim, kEps, nullptr, true);
+      cuda::add_rms_norm(d_rh.data(), d_delta.data(), d_gamma.data(), d_y.data(), tokens, dim, kEps);
       sync_launch();
       std::vector<float> sum = rh.values;
       cpu::add_inplace(sum.data(), delta.values.data(), static_cast<int64_t>(n));

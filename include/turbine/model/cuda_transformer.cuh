@@ -91,17 +91,11 @@ class CudaTransformer {
     /// its own kernel. Built for large hidden sizes, where every block of gate/up redoing the norm cost
     /// more than the norm kernels it saved.
     bool norm_stats = false;
-    /// The add + RMSNorm kernels that a chain keeps launched with programmatic dependent launch too
-    /// (they wait on the device before reading), so that the next GEMV is scheduled during the
-    /// previous GEMV's tail. Measured on an H100 (2026-12-06) with the rotary kernel so launched as
-    /// well: Llama-3-8B W4A16 decode 345 against 368 tok/s, the attention and rotary kernels' share of
-    /// the step up by 0.3 ms; the norms alone are timed by bench_cuda_decode_step.
-    bool pdl_norm = false;
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
     /// Whether any fold is on.
-    bool any() const { return host_io || silu || attention || norm || rope || norm_stats || pdl_norm; }
+    bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
     static DecodeFusion none() { return {false, false, false, false, false, 1}; }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
@@ -799,10 +793,9 @@ class CudaTransformer {
       in.residual_out = r_out;
       return in;
     };
-    const bool pdl = f.pdl_norm;  // the norm kernels' launches
     if (!norm) {
       cuda::embedding(embed_.data(), ids, residual_.data(), tt, hidden, vocab, stream_);
-      cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
+      cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     }
     for (size_t li = 0; li < layers; ++li) {
       Layer& L = layers_[li];
@@ -860,8 +853,7 @@ class CudaTransformer {
       const cuda::NormInput<T> mlp_in =
           stats ? stats_input(stats_mlp, L.mlp_norm.data()) : norm_input(res[1], delta_.data(), L.mlp_norm.data(), res[0]);
       if (!norm)
-        cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_,
-                           pdl);
+        cuda::add_rms_norm(residual_.data(), delta_.data(), L.mlp_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       if (f.silu) {
         if constexpr (kW4) {
           if (norm) cuda::gemv_w4_norm_gate_up_silu(L.w_gate_up4.m, mlp_in, act_.data(), tt, stream_, true, f.w4);
@@ -879,13 +871,13 @@ class CudaTransformer {
       else proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
       if (!norm) {
         const T* next_norm = li + 1 < layers ? layers_[li + 1].attn_norm.data() : final_norm_.data();
-        cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
+        cuda::add_rms_norm(residual_.data(), delta_.data(), next_norm, h_.data(), tt, hidden, c.rms_norm_eps, stream_);
       }
     }
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
     // With tile sums, the LM head's thousands of blocks would each stage the norm: one kernel instead.
-    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_, pdl);
+    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     const bool staged_norm = norm && !stats;
     auto head_gemv = [&](auto* y) {  // fp32 logits (host_io) or T
       if constexpr (kW4) {

@@ -62,11 +62,6 @@ struct W4Launch {
   W4X x = W4X::kAuto;       ///< where plain x is read from (gemv_w4, gemv_w4_residual, gemv_w4_gate_up_silu)
   int early_slots = -1;     ///< kStream: ring slots loaded before the programmatic-launch wait, 0 to
                             ///< kW4Depth (the rest after the wait and x's copy request); -1: all
-  /// kStream: launch the blocks that fill every SM once (16 warps an SM) and spread the tiles evenly
-  /// over them, rather than tiles_per_block tiles a block: where the tiles do not divide into whole
-  /// SMs (gate/up at Llama-3-8B: 448 blocks of 4 tiles, so 52 SMs run 16 tiles and 80 run 12) every
-  /// SM then runs 13 or 14. Bounded by one tile a block and kW4MaxTiles tiles a block.
-  bool fill_sms = false;
 };
 
 /// kStream: the most 16-row tiles one block takes.
@@ -177,8 +172,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 __global__ static void __launch_bounds__(kWarps * 32)
     gemv_w4_stream_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params, int n, int k,
-                          int group_shift, int tokens, int tiles, int x_smem_bytes, int early, const X xs,
-                          const E ep) {
+                          int group_shift, int tokens, int tiles, int tiles_per_block, int x_smem_bytes, int early,
+                          const X xs, const E ep) {
   static_assert(kCols == 1 || (kCols == 2 && std::is_same_v<X, GemvX<__half>>),
                 "two token columns: only with the plain x source (the norm sources hold kGemvMaxTokens rows)");
   pdl_launch_dependents();
@@ -187,10 +182,8 @@ __global__ static void __launch_bounds__(kWarps * 32)
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
   const int words = k >> 3, groups = k >> group_shift, chunks = (k + 127) >> 7;
-  // The block's tiles: an even share of all of them (the launcher sizes the grid so that no block
-  // has more than the tiles_per_block its shared memory holds).
-  const int tile0 = static_cast<int>(int64_t(blockIdx.x) * tiles / gridDim.x);
-  const int ntiles = static_cast<int>(int64_t(blockIdx.x + 1) * tiles / gridDim.x) - tile0;
+  const int tile0 = static_cast<int>(blockIdx.x) * tiles_per_block;
+  const int ntiles = min(tiles_per_block, tiles - tile0);
   const int per_tile = warp < chunks ? (chunks - 1 - warp) / kWarps + 1 : 0;  // this warp's chunks of a tile
   const int items = ntiles * per_tile;
   const uint4 zero = make_uint4(0, 0, 0, 0);
@@ -313,22 +306,18 @@ constexpr size_t w4_stream_out_smem(int warps, int cols, int tiles_per_block) {
   return size_t(tiles_per_block) * warps * 4 * cols * 32 * sizeof(float);
 }
 
-// blocks: the grid (0: ceil(tiles / tiles_per_block)); the tiles are spread evenly over it, at most
-// tiles_per_block a block.
 template <int kWarps, bool kScaleAfter, class X, class E, int kDepth = kW4Depth, int kCols = 1>
 void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, const X& x, const E& e,
-                           cudaStream_t stream, bool pdl, int early = kDepth, int blocks = 0) {
+                           cudaStream_t stream, bool pdl, int early = kDepth) {
   constexpr auto kernel = gemv_w4_stream_kernel<kWarps, kScaleAfter, X, E, kDepth, kCols>;
   const size_t x_smem = (X::smem_bytes(tokens, w.k) + 15) / 16 * 16;
   const size_t smem = x_smem + w4_stream_out_smem(kWarps, kCols, tiles_per_block);
   w4_allow_smem<kernel>(smem, tokens, w.k);
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
-  if (blocks <= 0) blocks = static_cast<int>(ceil_div(tiles, tiles_per_block));
-  check(blocks <= tiles && ceil_div(tiles, blocks) <= tiles_per_block, "gemv_w4: ", blocks, " blocks of at most ",
-        tiles_per_block, " tiles cannot take ", tiles, " tiles");
   const int group_shift = w.group == 32 ? 5 : w.group == 64 ? 6 : 7;
-  launch_kernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), smem, stream, pdl, w.qweight,
-                w.params, w.n, w.k, group_shift, tokens, tiles, static_cast<int>(x_smem), early, x, e);
+  launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tiles_per_block))), dim3(kWarps * 32), smem, stream,
+                pdl, w.qweight, w.params, w.n, w.k, group_shift, tokens, tiles, tiles_per_block, static_cast<int>(x_smem),
+                early, x, e);
 }
 
 /// The current device's SM count (cached per device: the launchers ask on every call).
@@ -382,11 +371,6 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   check(warps == 4 || warps == 8, "gemv_w4: ", warps, " warps per block is not supported (supported: 4, 8)");
   check(tpb >= 1 && tpb <= kW4MaxTiles, "gemv_w4: ", tpb, " tiles per block is not supported (supported: 1 to ",
         kW4MaxTiles, ")");
-  int blocks = 0;  // the launcher's grid: ceil(tiles / tpb)
-  if (how.fill_sms) {
-    blocks = static_cast<int>(std::clamp<int64_t>(int64_t(16 / warps) * w4_sm_count(), ceil_div(tiles, kW4MaxTiles), tiles));
-    tpb = static_cast<int>(ceil_div(tiles, blocks));
-  }
   const bool after = how.scale_after && w.group == 128;
   // Ring slots before the wait: all, except that a warp whose whole share fits the ring (o) holds 2
   // back when the copy engine brings x, so that x's copy is queued behind half as many loads (H100,
@@ -398,11 +382,11 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
                                                                              : kW4Depth;
   check(early <= kW4Depth, "gemv_w4: ", early, " early ring slots is not supported (supported: 0 to ", kW4Depth, ")");
   if (warps == 4) {
-    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early, blocks);
-    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl, early, blocks);
+    if (after) launch_gemv_w4_stream<4, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<4, false>(w, tokens, tpb, x, e, stream, pdl, early);
   } else {
-    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl, early, blocks);
-    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl, early, blocks);
+    if (after) launch_gemv_w4_stream<8, true>(w, tokens, tpb, x, e, stream, pdl, early);
+    else launch_gemv_w4_stream<8, false>(w, tokens, tpb, x, e, stream, pdl, early);
   }
 }
 

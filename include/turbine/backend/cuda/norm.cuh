@@ -41,7 +41,6 @@ template <class R, class D, class T, int kThreads, int kVecs, bool kAdd>
 __global__ static void __launch_bounds__(kThreads)
     rms_norm_kernel(R* x, const D* delta, const T* gamma, T* y, int dim, float eps) {
   pdl_launch_dependents();  // a following GEMV may start streaming its weights
-  pdl_wait();               // launched with PDL (the decode step): x and delta are the previous kernels'
   const int64_t row = blockIdx.x;
   R* xr = x + row * dim;
   float v[kVecs][8];
@@ -81,7 +80,7 @@ inline constexpr int kNormMaxDim = 16384;
 
 template <class R, class D, class T, bool kAdd>
 inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gamma, T* y, int tokens, int dim,
-                            float eps, cudaStream_t stream, bool pdl) {
+                            float eps, cudaStream_t stream) {
   check(tokens >= 0, what, ": negative token count ", tokens);
   check(dim > 0 && dim % 8 == 0 && dim <= kNormMaxDim, what, ": hidden size ", dim,
         " is not supported (supported: multiples of 8 up to ", kNormMaxDim, ")");
@@ -91,14 +90,17 @@ inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gam
   const dim3 grid(static_cast<unsigned>(tokens));
   // (threads, vectors per thread) keeps each thread's row slice at <= 32 fp32 registers.
   const int nvec = dim / 8;
-  auto run = [&](auto kernel, int threads) {
-    launch_kernel(kernel, grid, dim3(threads), 0, stream, pdl && pdl_available(), x, delta, gamma, y, dim, eps);
-  };
-  if (nvec <= 128) run(rms_norm_kernel<R, D, T, 128, 1, kAdd>, 128);
-  else if (nvec <= 256) run(rms_norm_kernel<R, D, T, 128, 2, kAdd>, 128);
-  else if (nvec <= 512) run(rms_norm_kernel<R, D, T, 128, 4, kAdd>, 128);
-  else if (nvec <= 1024) run(rms_norm_kernel<R, D, T, 256, 4, kAdd>, 256);
-  else run(rms_norm_kernel<R, D, T, 512, 4, kAdd>, 512);
+  if (nvec <= 128) {
+    rms_norm_kernel<R, D, T, 128, 1, kAdd><<<grid, 128, 0, stream>>>(x, delta, gamma, y, dim, eps);
+  } else if (nvec <= 256) {
+    rms_norm_kernel<R, D, T, 128, 2, kAdd><<<grid, 128, 0, stream>>>(x, delta, gamma, y, dim, eps);
+  } else if (nvec <= 512) {
+    rms_norm_kernel<R, D, T, 128, 4, kAdd><<<grid, 128, 0, stream>>>(x, delta, gamma, y, dim, eps);
+  } else if (nvec <= 1024) {
+    rms_norm_kernel<R, D, T, 256, 4, kAdd><<<grid, 256, 0, stream>>>(x, delta, gamma, y, dim, eps);
+  } else {
+    rms_norm_kernel<R, D, T, 512, 4, kAdd><<<grid, 512, 0, stream>>>(x, delta, gamma, y, dim, eps);
+  }
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -106,23 +108,19 @@ inline void launch_rms_norm(const char* what, R* x, const D* delta, const T* gam
 
 /// y = x / sqrt(mean(x^2) + eps) * gamma per row.
 /// x: [tokens, dim] (float residual stream or T), gamma: [dim], y: [tokens, dim]. y may alias x when
-/// X is T. dim: a multiple of 8 up to 16384; pointers 16-byte aligned. pdl (sm_90+): launched with
-/// programmatic dependent launch, so that the kernel is scheduled during the previous kernel's tail
-/// and waits for it on the device (the decode step's chain).
+/// X is T. dim: a multiple of 8 up to 16384; pointers 16-byte aligned.
 template <VecElement X, HalfElement T>
-void rms_norm(const X* x, const T* gamma, T* y, int tokens, int dim, float eps, cudaStream_t stream = nullptr,
-              bool pdl = false) {
+void rms_norm(const X* x, const T* gamma, T* y, int tokens, int dim, float eps, cudaStream_t stream = nullptr) {
   detail::launch_rms_norm<X, T, T, false>("rms_norm", const_cast<X*>(x), static_cast<const T*>(nullptr), gamma, y,
-                                          tokens, dim, eps, stream, pdl);
+                                          tokens, dim, eps, stream);
 }
 
 /// residual += delta, then y = rms_norm(residual) * gamma, in one pass.
 /// residual: [tokens, dim] (float, or T), updated in place; delta: [tokens, dim]; y: [tokens, dim].
-/// pdl: as rms_norm.
 template <VecElement R, HalfElement T>
 void add_rms_norm(R* residual, const T* delta, const T* gamma, T* y, int tokens, int dim, float eps,
-                  cudaStream_t stream = nullptr, bool pdl = false) {
-  detail::launch_rms_norm<R, T, T, true>("add_rms_norm", residual, delta, gamma, y, tokens, dim, eps, stream, pdl);
+                  cudaStream_t stream = nullptr) {
+  detail::launch_rms_norm<R, T, T, true>("add_rms_norm", residual, delta, gamma, y, tokens, dim, eps, stream);
 }
 
 }  // namespace turbine::cuda
