@@ -91,9 +91,10 @@ void prefill(benchmark::State& state, AttentionShape shape, PrefillFn variant) {
 // kStep: launched as the decode step launches it (DecodeAttention planned for an 8192-position
 // context, the merge folded, at least 8 tiles a split, programmatic dependent launch with the
 // cache read before the wait), each launch of the graph waiting for the one before, as the decode
-// chain's kernels wait for theirs (decode_step_b1/...: whether the later tiles' loads, issued one
-// ring step at a time after the wait, are what the step's attention waits on).
-template <class T, class K = turbine::kv::Same, int NS = 0, bool kStep = false>
+// chain's kernels wait for theirs (decode_step_b1/...). kWarps: warps a block (0: the launcher's
+// choice, 8 at batch 1; _w4: the 4-warp kernel, with 3 or 6 stages: 2026-12-06 on an H100, 6 stages
+// were no faster than 3, so the loads are not what a batch-1 block waits on).
+template <class T, class K = turbine::kv::Same, int NS = 0, bool kStep = false, int kWarps = 0>
 void decode(benchmark::State& state, AttentionShape shape) {
   const int batch = int(state.range(0));
   const int64_t len = state.range(1), hd = shape.head_dim;
@@ -130,6 +131,7 @@ void decode(benchmark::State& state, AttentionShape shape) {
   DeviceBuffer<int> lens(batch);
   TURBINE_CUDA_CHECK(cudaMemcpy(lens.data(), hl.data(), lens.bytes(), cudaMemcpyHostToDevice));
   turbine::cuda::DecodeAttention<T, K, NS> attn(shape, batch, kStep ? std::max<int64_t>(len, 8192) : len, nq);
+  attn.block_warps = kWarps;
   // As a decode loop runs it: a CUDA graph of 20 steps (rotating through the cache copies), so the
   // launch overhead of the host is out of the numbers.
   GraphTimer timer(20, [&](int i, cudaStream_t stream) {
@@ -197,8 +199,8 @@ void register_all() {
   using turbine::kv::Same;
   const std::pair<const char*, StepFn> step_variants[] = {
       {"decode_step_b1/llama3_8b/f16", decode<__half, Same, 0, true>},
-      {"decode_step_b1/llama3_8b/f16_ns4", decode<__half, Same, 4, true>},
-      {"decode_step_b1/llama3_8b/f16_ns6", decode<__half, Same, 6, true>}};
+      {"decode_step_b1/llama3_8b/f16_w4", decode<__half, Same, 0, true, 4>},
+      {"decode_step_b1/llama3_8b/f16_w4_ns6", decode<__half, Same, 6, true, 4>}};
   for (int len : {336, 1024, 4096})
     for (const auto& [name, fn] : step_variants)
       benchmark::RegisterBenchmark(name, fn, kLlama3_8B)

@@ -315,12 +315,15 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   lanes.w4.x = turbine::cuda::W4X::kLanes;
   F rope_epi = F::for_model(c);  // the rotary/KV-store epilogue on x normalized by the norm kernels
   rope_epi.rope = true;
+  F attn4 = F::for_model(c);  // the decode attention's 4-warp blocks (one tile at a time; before 2026-12-06)
+  attn4.attention_warps = 4;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
                                                {"default + rope epilogue", rope_epi},
+                                               {"default, 4-warp attention", attn4},
                                                {"default, >= 1 tile a split", split1},
                                                {"default, >= 2 tiles a split", split2}};
   auto set_fusion = [](Model& m, const F& f) { m.set_decode_fusion(f); };

@@ -142,8 +142,9 @@ struct Batch {
     TURBINE_CUDA_CHECK(cudaMemset(workspace, 0xff, ws_bytes));
   }
   void launch(const turbine::cuda::DecodePlan& plan, void* workspace, cudaStream_t stream = 0,
-              unsigned* counters = nullptr, bool prefetch_kv = false, int min_split_tiles = 1) {
+              unsigned* counters = nullptr, bool prefetch_kv = false, int min_split_tiles = 1, int block_warps = 0) {
     turbine::cuda::DecodeOptions o;
+    o.block_warps = block_warps;
     o.counters = counters;
     o.pdl = counters != nullptr;
     o.prefetch_kv = prefetch_kv;
@@ -191,19 +192,26 @@ void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, 
   std::string ls;
   for (int l : lens) ls += std::to_string(l) + " ";
   // split + merge kernels; then the folded merge twice (the second launch finds the counters reset,
-  // reads the cache before the new tokens ahead of the PDL wait, and takes 3 tiles per split at least)
-  for (int run = 0; run < 3; ++run) {
+  // reads the cache before the new tokens ahead of the PDL wait, and takes 3 tiles per split at
+  // least), all with the launcher's warps a block; then 4 and 8 warps forced (split + merge, folded
+  // with the prefetch): these batches are small, so the launcher picks 8 on a large GPU.
+  constexpr int kRuns = 6;
+  for (int run = 0; run < kRuns; ++run) {
+    const int warps = run < 3 ? 0 : run < 5 ? 4 : 8;
+    const bool folded = run == 1 || run == 2 || run == 4;
+    const bool prefetch = run == 2 || run == 4;
     b.poison(ws.data(), ws_bytes);
-    b.launch(plan, ws.data(), 0, run > 0 ? counters.data() : nullptr, run == 2, run == 2 ? 3 : 1);
+    b.launch(plan, ws.data(), 0, folded ? counters.data() : nullptr, prefetch, prefetch ? 3 : 1, warps);
     TURBINE_CUDA_CHECK(cudaGetLastError());
     TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
     int64_t bad = 0;
     const double err = b.error(&bad);
-    std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d block %3d splits %3d %s lengths [%s]: rel err %.3e%s\n",
+    std::printf("decode %-4s hd %3d heads %2d/%d queries %d window %4lld pad %d block %3d splits %3d %s w%d lengths [%s]: rel err %.3e%s\n",
                 HalfTraits<T>::name, int(s.head_dim), int(s.heads), int(s.kv_heads), nq, static_cast<long long>(s.sliding_window),
-                pad, block, plan.splits, run == 0 ? "merge " : run == 1 ? "folded" : "prefet", ls.c_str(), err,
+                pad, block, plan.splits, !folded ? "merge " : prefetch ? "prefet" : "folded", warps, ls.c_str(), err,
                 bad ? " NON-FINITE" : "");
-    INFO(HalfTraits<T>::name, " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls, " run ", run);
+    INFO(HalfTraits<T>::name, " hd ", s.head_dim, " heads ", s.heads, "/", s.kv_heads, " queries ", nq, " lengths ", ls,
+         " run ", run, " warps ", warps);
     CHECK(bad == 0);
     CHECK(err < HalfTraits<T>::tol);
   }

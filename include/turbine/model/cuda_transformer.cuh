@@ -85,6 +85,9 @@ class CudaTransformer {
     bool norm = true;       ///< embedding, add + RMSNorm and the final norm in the next GEMV's prologue
     bool rope = true;       ///< rotary + KV-cache store in the QKV GEMV's epilogue (its x normalized or not)
     int attention_min_tiles = 8;  ///< with attention: splits of 8 x 64 positions at least (no merge up to 512)
+    /// Warps a decode-attention block (cuda::DecodeOptions::block_warps): 0 the launcher's choice
+    /// (8, two tiles at once, where the sequences' KV heads are few), 4 or 8.
+    int attention_warps = 0;
     /// With norm: the O and down GEMVs add their output into the fp32 residual in their epilogue and
     /// leave the sum of squares of each 16-row tile, so the next GEMV's norm prologue is one pass
     /// with no reduction over the hidden size (gemv_residual, NormInput::stats); the final norm is
@@ -720,6 +723,7 @@ class CudaTransformer {
                                              c.q_size() * sizeof(T), b, cudaMemcpyDeviceToDevice, stream_));
         q = q_.data();
       }
+      decode_attn_->block_warps = fusion_.attention_warps;
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(tok_caches_.data() + li * max_batch_),
                       reinterpret_cast<const T* const*>(tok_caches_.data() + (layers + li) * max_batch_), 0,
                       step_dev_.data() + 2 * b, static_cast<int>(b), attn_.data(), stream_, false, 1, true, decode_table());
@@ -845,6 +849,7 @@ class CudaTransformer {
           copied_q = true;
         }
       }
+      decode_attn_->block_warps = f.attention_warps;
       (*decode_attn_)(q, reinterpret_cast<const T* const*>(k_caches), reinterpret_cast<const T* const*>(v_caches), 0,
                       lengths, tt, attn_.data(), stream_, f.attention, f.attention_min_tiles, !copied_q, decode_table());
       if (stats) proj_residual(L.wo, L.wo4, attn_.data(), stats_mlp, static_cast<int>(c.q_size()));

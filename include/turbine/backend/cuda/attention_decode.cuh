@@ -78,31 +78,36 @@ struct DecodeArgs {
   float scale_log2;  ///< softmax scale 1/sqrt(head_dim) times log2(e): scores are exponentiated with exp2
 };
 
-// MT m16 tiles hold the group*queries rows (padded); the 4 warps split as MT along rows times
-// 4/MT along the 64 positions of each tile. NS pipeline stages.
-/// The tiling of decode_split_kernel for head_dim HD, MT row tiles and NS pipeline stages; with a
-/// quantized KV scheme (decode_split_quant_kernel) the NS stages hold codes and params only.
-template <class T, int HD, int MT, int NS, class KV = kv::Same>
+// MT m16 tiles hold the group*queries rows (padded); each group of 4 warps splits as MT along
+// rows times 4/MT along the 64 positions of a tile. NS pipeline stages. kWarps 8 (f16 caches only):
+// two warp groups take two tiles at once (tiles 2i and 2i + 1), for launches of so few blocks that
+// a block's chain of dependent instructions, one warp per scheduler, is the attention's time.
+/// The tiling of decode_split_kernel for head_dim HD, MT row tiles, NS pipeline stages and kWarps
+/// warps (4 or 8); with a quantized KV scheme (decode_split_quant_kernel, 4 warps) the NS stages
+/// hold codes and params only.
+template <class T, int HD, int MT, int NS, class KV = kv::Same, int kWarps = 4>
 struct DecodeConfig {
-  /// threads per block; warps along the positions of a tile; positions per warp and tile; query
-  /// rows held (16 per m16 tile)
+  static_assert(kWarps == 4 || (kWarps == 8 && !KV::quantized && NS >= 4), "decode: 4 warps, or 8 over >= 4 f16 stages");
+  /// threads per block; warp groups (tiles in work at once); warps of a group along the positions
+  /// of a tile; positions per warp and tile; query rows held (16 per m16 tile)
   ///@{
-  static constexpr int kThreads = 128, kWN = 4 / MT, kKW = kDecodeTile / kWN, kRows = 16 * MT;
+  static constexpr int kThreads = 32 * kWarps, kGroups = kWarps / 4, kWN = 4 / MT, kKW = kDecodeTile / kWN,
+                       kRows = 16 * MT;
   ///@}
   /// shared memory of the Q tile plus the K/V pipeline, in bytes (quantized: the stages only, q
   /// goes straight to registers)
   static constexpr size_t kPipeBytes = KV::quantized ? NS * kvq::frag_stage_bytes<KV, HD, kDecodeTile>()
                                                      : size_t(kRows + 2 * NS * kDecodeTile) * HD * sizeof(T);
   /// shared memory of the cross-warp softmax merge, in bytes
-  static constexpr size_t kMergeBytes = size_t(4) * 16 * (HD + 4) * sizeof(float) + 2 * 4 * 16 * sizeof(float);
+  static constexpr size_t kMergeBytes = size_t(kWarps) * 16 * (HD + 4) * sizeof(float) + 2 * kWarps * 16 * sizeof(float);
   /// dynamic shared memory per block, in bytes: the larger of the two phases (they reuse it)
   static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
 };
 
-// The merge of one (sequence, KV head)'s splits by one block of 128 threads: a warp per query row
-// finds the maximum and the sum of the split weights, then each thread combines 4 dims of a row.
+// The merge of one (sequence, KV head)'s splits by one block of kThreads threads: a warp per query
+// row finds the maximum and the sum of the split weights, then each thread combines 4 dims of a row.
 // The partials were written by other blocks of this launch: read through L2 (ld.cg), never L1.
-template <class T, int HD>
+template <class T, int HD, int kThreads = 128>
 __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b, int g, int ns) {
   constexpr int kMaxRows = 64, kLanes = HD / 4;
   __shared__ float row_max[kMaxRows], row_inv[kMaxRows];
@@ -112,7 +117,7 @@ __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b
   auto first_row = [&](int r) {
     return int64_t(b) * a.splits * stride + int64_t(r / a.group) * a.heads + g * a.group + r % a.group;
   };
-  for (int r = warp; r < rows; r += 4) {
+  for (int r = warp; r < rows; r += kThreads / 32) {
     const int64_t first = first_row(r);
     float mx = -INFINITY;
     for (int s = lane; s < ns; s += 32) mx = fmaxf(mx, __ldcg(a.part_lse + first + s * stride));
@@ -129,7 +134,7 @@ __device__ __forceinline__ void decode_merge_group(const DecodeArgs<T>& a, int b
     }
   }
   __syncthreads();
-  for (int i = tid; i < rows * kLanes; i += 128) {
+  for (int i = tid; i < rows * kLanes; i += kThreads) {
     const int r = i / kLanes, d = (i % kLanes) * 4;
     const int64_t first = first_row(r);
     const float mx = row_max[r], inv = row_inv[r];
@@ -226,19 +231,20 @@ __device__ __forceinline__ void decode_row_ranges(const DecodeArgs<T>& a, int le
 // pipeline's), the block writes its partial (or, as the only split with counters, the output), and
 // with counters the last block of the (sequence, KV head) merges the splits. kPermuted: o's column c
 // of n-block j is dim c * HD/8 + j (the quantized kernel's V order), else dim j * 8 + c.
-template <class T, int HD, int MT, bool kPermuted>
+template <class T, int HD, int MT, bool kPermuted, int kWarps = 4>
 __device__ __forceinline__ void decode_epilogue(const DecodeArgs<T>& a, unsigned char* smem_raw, const float (&o)[HD / 8][4],
                                                 const float (&m)[2], const float (&l)[2], const DecodeSpan& span, int split,
                                                 int b, int g) {
-  constexpr int kWN = 4 / MT, kThreads = 128;
+  // Every warp of row tile rt (warps rt, rt + MT, ...) holds a softmax state over its own positions.
+  constexpr int kWN = kWarps / MT, kThreads = 32 * kWarps;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int rows = a.group * a.queries;
   cp_async_wait<0>();
   __syncthreads();  // the pipeline's shared memory now holds the warps' partial results
 
-  float* const red_o = reinterpret_cast<float*>(smem_raw);  // [4 warps][16][HD + 4]
-  float* const red_m = red_o + 4 * 16 * (HD + 4);            // [4 warps][16]
-  float* const red_l = red_m + 4 * 16;                       // [4 warps][16]
+  float* const red_o = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][HD + 4]
+  float* const red_m = red_o + kWarps * 16 * (HD + 4);       // [kWarps][16]
+  float* const red_l = red_m + kWarps * 16;                  // [kWarps][16]
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int r = gid + rr * 8;
@@ -297,7 +303,7 @@ __device__ __forceinline__ void decode_epilogue(const DecodeArgs<T>& a, unsigned
   if (!last) return;
   __threadfence();  // the other blocks' partials are read after their count
   if (tid == 0) *counter = 0;  // ready for the next launch (a graph replay, the next layer)
-  decode_merge_group<T, HD>(a, b, g, span.splits);
+  decode_merge_group<T, HD, kThreads>(a, b, g, span.splits);
 }
 
 // The first NS - 1 tiles of the cp.async ring. With prefetch_kv (PDL), the cache rows written
@@ -342,6 +348,26 @@ __device__ __forceinline__ void decode_ring_step(int it, int n_tiles, LoadKv&& l
   cp_async_commit();
 }
 
+// decode_ring_step for kG warp groups that take kG tiles a round (it0 .. it0 + kG - 1, in and
+// visible after the barrier): the tiles up to it0 + NS - 1 go out into the stages the previous
+// round left, one commit group each (the prologue issued tiles 0 .. NS - 2). Before the barrier,
+// the groups of tiles past it0 + kG - 1 may still be in flight: NS - 2kG of them from round 1 on,
+// NS - 1 - kG (at least as many) in round 0.
+template <int NS, int kG, class LoadKv>
+__device__ __forceinline__ void decode_ring_round(int it0, int n_tiles, LoadKv&& load_kv) {
+  if constexpr (kG == 1) {
+    decode_ring_step<NS>(it0, n_tiles, load_kv);
+  } else {
+    static_assert(NS >= 2 * kG, "decode: a round's tiles and the next round's loads must fit the stages");
+    cp_async_wait<NS - 2 * kG>();
+    __syncthreads();
+    for (int t = it0 == 0 ? NS - 1 : it0 - kG + NS; t < it0 + NS; ++t) {
+      if (t < n_tiles) load_kv(t, t % NS, 0);
+      cp_async_commit();
+    }
+  }
+}
+
 // The probabilities of m16 x k16 block kk (score fragments 2kk, 2kk + 1) as an mma A fragment.
 template <class T, int NJ>
 __device__ __forceinline__ void decode_p_fragment(const float (&s)[NJ][4], int kk, uint32_t (&pf)[4]) {
@@ -351,10 +377,11 @@ __device__ __forceinline__ void decode_p_fragment(const float (&s)[NJ][4], int k
   pf[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
-template <class T, int HD, int MT, int NS>
-__global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeArgs<T> a) {
-  using Cfg = DecodeConfig<T, HD, MT, NS>;
+template <class T, int HD, int MT, int NS, int kWarps = 4>
+__global__ static void __launch_bounds__(kWarps * 32) decode_split_kernel(const DecodeArgs<T> a) {
+  using Cfg = DecodeConfig<T, HD, MT, NS, kv::Same, kWarps>;
   constexpr int kBN = kDecodeTile, kCh = HD / 8, kKW = Cfg::kKW, kRows = Cfg::kRows, kThreads = Cfg::kThreads;
+  constexpr int kG = Cfg::kGroups;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* const sq = reinterpret_cast<T*>(smem_raw);  // [kRows][HD] swizzled
   T* const sk = sq + kRows * HD;                 // [NS][BN][HD]
@@ -378,11 +405,13 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   const int gid = lane >> 2, tig = lane & 3;
 
   // Q rows r = query * group + head-in-group; rows past `rows` are zeros.
-  static_assert((kRows * kCh) % kThreads == 0 && (kBN * kCh) % kThreads == 0);
+  constexpr int kQLoads = (kRows * kCh + kThreads - 1) / kThreads;  // (a partial last round: 8 warps, 16 rows of 64)
+  static_assert((kBN * kCh) % kThreads == 0);
   auto load_q = [&] {
 #pragma unroll
-    for (int k = 0; k < kRows * kCh / kThreads; ++k) {
+    for (int k = 0; k < kQLoads; ++k) {
       const int i = tid + k * kThreads, r = i / kCh, c = i % kCh;
+      if ((kRows * kCh) % kThreads != 0 && i >= kRows * kCh) break;
       const bool ok = r < rows;
       const int j = ok ? r / a.group : 0, hh = ok ? g * a.group + r % a.group : 0;
       const T* src = a.q + ((int64_t(b) * a.queries + j) * a.heads + hh) * HD + c * 8;
@@ -411,7 +440,8 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   };
   decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, load_q);  // q goes with the first tiles
 
-  const int mt = warp % MT, ks = warp / MT;  // the warp's m tile and its slice of each tile
+  // The warp's group (the tiles it takes: grp, grp + kG, ...), m tile and slice of each tile.
+  const int grp = warp / 4, mt = (warp % 4) % MT, ks = (warp % 4) / MT;
   int lo_r[2], hi_r[2];
   decode_row_ranges(a, len, start, end, mt * 16, gid, lo_r, hi_r);
   const bool rows_hi = mt * 16 + 8 < a.group * a.queries;  // the warp holds a row in 8-15 of its m16 tile
@@ -422,13 +452,15 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   uint32_t qf[HD / 16][4];
 
-  for (int it = 0; it < n_tiles; ++it) {
-    decode_ring_step<NS>(it, n_tiles, load_kv);
-    if (it == 0) {
+  for (int it0 = 0; it0 < n_tiles; it0 += kG) {
+    decode_ring_round<NS, kG>(it0, n_tiles, load_kv);
+    if (it0 == 0) {
 #pragma unroll
       for (int kk = 0; kk < HD / 16; ++kk)
         ldmatrix_x4(qf[kk], smem_u32(sq + swz<HD>(mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, kk * 2 + (lane >> 4))));
     }
+    const int it = it0 + grp;
+    if (it >= n_tiles) continue;  // warp-uniform: this group has no tile in the last round
     const int stage = it % NS;
     const T* const ks_tile = sk + stage * kBN * HD + ks * kKW * HD;
     const T* const vs_tile = sv + stage * kBN * HD + ks * kKW * HD;
@@ -463,7 +495,7 @@ __global__ static void __launch_bounds__(128) decode_split_kernel(const DecodeAr
       }
     }
   }
-  decode_epilogue<T, HD, MT, false>(a, smem_raw, o, m, l, span, split, b, g);
+  decode_epilogue<T, HD, MT, false, kWarps>(a, smem_raw, o, m, l, span, split, b, g);
 }
 
 // The warp's Q rows row0 + gid (+ 8) as mma A fragments, straight from global memory, in the k order
@@ -660,6 +692,13 @@ constexpr int decode_stages(int ns = 0) {
   }
 }
 
+// The 8-warp f16 kernel's stages: two rounds of two tiles (4 x 32 KB at head_dim 128, which sm_80's
+// shared memory holds), three at head_dim 64.
+template <int HD>
+constexpr int decode_wide_stages() {
+  return HD == 128 ? 4 : 6;
+}
+
 // The split kernel of scheme KV with NS stages.
 template <class T, int HD, int MT, int NS, class KV>
 auto decode_kernel() {
@@ -667,17 +706,33 @@ auto decode_kernel() {
   else return decode_split_kernel<T, HD, MT, NS>;
 }
 
+// wide: the 8-warp kernel (f16 caches; DecodeOptions::block_warps).
 template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
-void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false) {
-  constexpr int NS = decode_stages<HD, KV>(kStages);
-  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
-  auto kernel = decode_kernel<T, HD, MT, NS, KV>();
-  if constexpr (Cfg::kSmemBytes > 48 * 1024) {
-    static std::atomic<uint64_t> raised{0};
-    raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
-  }
+void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false, bool wide = false) {
   const int kv_heads = a.heads / a.group;
-  launch_kernel(kernel, dim3(a.splits, kv_heads, batch), dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
+  const dim3 grid(a.splits, kv_heads, batch);
+  bool launched = false;
+  if constexpr (!KV::quantized) {
+    if (wide) {
+      constexpr int NS = decode_wide_stages<HD>();
+      using Cfg = DecodeConfig<T, HD, MT, NS, KV, 8>;
+      auto kernel = decode_split_kernel<T, HD, MT, NS, 8>;
+      static std::atomic<uint64_t> raised{0};
+      raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
+      launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
+      launched = true;
+    }
+  }
+  if (!launched) {
+    constexpr int NS = decode_stages<HD, KV>(kStages);
+    using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+    auto kernel = decode_kernel<T, HD, MT, NS, KV>();
+    if constexpr (Cfg::kSmemBytes > 48 * 1024) {
+      static std::atomic<uint64_t> raised{0};
+      raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
+    }
+    launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
+  }
   TURBINE_CUDA_CHECK(cudaGetLastError());
   if (a.counters) return;  // merged by the split kernel's last blocks
   decode_combine_kernel<T, HD><<<batch * a.queries * a.heads, 128, 0, stream>>>(a);
@@ -787,6 +842,11 @@ struct DecodeOptions {
   /// Paged caches: position p of sequence b is row table.row(b, p) of k_seq[b] (a pool that
   /// several sequences may share); no table: row p.
   PagedKvTable table;
+  /// Warps a block (f16/bf16 caches): 8 takes two tiles at once in two warp groups; 4 one; 0 the
+  /// launcher's choice, 8 where the (sequence, KV head) pairs are at most a quarter of the SMs
+  /// (batch-1 decode: a few blocks, each a chain of dependent steps with one warp per scheduler).
+  /// Quantized caches always run 4.
+  int block_warps = 0;
 };
 
 /// Attention of `queries` new tokens per sequence against each sequence's cache.
@@ -840,7 +900,16 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   a.splits = plan.splits;
   a.scale_log2 = attn::kLog2e / std::sqrt(float(s.head_dim));
   const bool pdl = options.pdl && pdl_available();
-  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV, kStages>(a, batch, stream, pdl); });
+  check(options.block_warps == 0 || options.block_warps == 4 || options.block_warps == 8, "attention_decode: ",
+        options.block_warps, " warps a block is not supported (supported: 0 for the launcher's choice, 4, 8)");
+  bool wide = options.block_warps == 8;
+  if (options.block_warps == 0) {
+    int dev = 0, sms = 0;
+    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    wide = int64_t(batch) * s.kv_heads * 4 <= sms;
+  }
+  attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV, kStages>(a, batch, stream, pdl, wide); });
 }
 
 /// A plan with its own workspace (and zeroed counters for the folded merge); KV: the caches' scheme;
@@ -858,6 +927,8 @@ class DecodeAttention {
   }
   /// The plan the launches use.
   const DecodePlan& plan() const { return plan_; }
+  /// Warps a block for every launch (DecodeOptions::block_warps: 0 the launcher's choice, 4, 8).
+  int block_warps = 0;
   /// fused: one launch (the merge folded in, programmatic dependent launch, the cache before the new
   /// tokens read before the wait, at least min_split_tiles tiles per split: see DecodeOptions); else
   /// split + merge kernels.
@@ -868,6 +939,7 @@ class DecodeAttention {
                   bool pdl = true, PagedKvTable table = {}) {
     DecodeOptions o;
     o.table = table;
+    o.block_warps = block_warps;
     if (fused) {
       o.counters = counters_.data();
       o.pdl = pdl;
