@@ -9,7 +9,10 @@
 // (DecodeOptions::counters): the last block to finish a (sequence, KV head) merges its splits (a
 // counter per pair, reset by that block, so graph replays find it at zero), and a sequence that fits
 // one split writes its output directly. With DecodeOptions::pdl the launch overlaps the previous
-// kernel's tail (programmatic dependent launch) and lets the next kernel start early.
+// kernel's tail (programmatic dependent launch) and lets the next kernel start early. Where the
+// blocks are few (batch-1 decode: one per KV head), a block of 4 warps is a chain of dependent
+// steps with one warp per scheduler; blocks of 8 warps then take two tiles at once (f16/bf16
+// caches, DecodeOptions::block_warps).
 //
 // Lengths are read on the device, so a launch captured in a CUDA graph stays valid while lengths
 // change between replays: the grid is sized once for the plan's maximum length, each sequence
