@@ -193,13 +193,12 @@ void check_batch(const AttentionShape& s, int nq, const std::vector<int>& lens, 
   for (int l : lens) ls += std::to_string(l) + " ";
   // split + merge kernels; then the folded merge twice (the second launch finds the counters reset,
   // reads the cache before the new tokens ahead of the PDL wait, and takes 3 tiles per split at
-  // least), all with the launcher's warps a block; then 4 and 8 warps forced (split + merge, folded
-  // with the prefetch): these batches are small, so the launcher picks 8 on a large GPU.
-  constexpr int kRuns = 6;
+  // least); with the launcher's warps a block, then 4 and 8 warps forced (these batches are small,
+  // so the launcher picks 8 on a large GPU).
+  constexpr int kRuns = 9;
   for (int run = 0; run < kRuns; ++run) {
-    const int warps = run < 3 ? 0 : run < 5 ? 4 : 8;
-    const bool folded = run == 1 || run == 2 || run == 4;
-    const bool prefetch = run == 2 || run == 4;
+    const int warps = run < 3 ? 0 : run < 6 ? 4 : 8, mode = run % 3;
+    const bool folded = mode > 0, prefetch = mode == 2;
     b.poison(ws.data(), ws_bytes);
     b.launch(plan, ws.data(), 0, folded ? counters.data() : nullptr, prefetch, prefetch ? 3 : 1, warps);
     TURBINE_CUDA_CHECK(cudaGetLastError());
@@ -290,6 +289,7 @@ TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
   if (no_gpu()) return;
   using T = __half;
   const AttentionShape s{8, 2, 128, 0};
+  for (int warps : {4, 8})
   for (bool folded : {false, true}) {
     Batch<T> b(s, 1, {8192, 3000, 70}, 0);
     const auto plan = turbine::cuda::plan_attention_decode<T>(s, b.batch(), 8192, 1);
@@ -301,7 +301,7 @@ TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    b.launch(plan, ws.data(), stream, folded ? counters.data() : nullptr, folded, folded ? 2 : 1);
+    b.launch(plan, ws.data(), stream, folded ? counters.data() : nullptr, folded, folded ? 2 : 1, warps);
     TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
     TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     for (const std::vector<int>& lens : {std::vector<int>{8192, 3000, 70}, std::vector<int>{1, 2999, 64},
@@ -313,8 +313,8 @@ TEST_CASE("decode: a CUDA graph replays with lengths changed on the device") {
       TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream));
       int64_t bad = 0;
       const double err = b.error(&bad);
-      std::printf("decode graph replay (%s) lengths [%d %d %d]: rel err %.3e%s\n", folded ? "folded" : "merge",
-                  lens[0], lens[1], lens[2], err, bad ? " NON-FINITE" : "");
+      std::printf("decode graph replay (%s, %d warps) lengths [%d %d %d]: rel err %.3e%s\n", folded ? "folded" : "merge",
+                  warps, lens[0], lens[1], lens[2], err, bad ? " NON-FINITE" : "");
       CHECK(bad == 0);
       CHECK(err < HalfTraits<T>::tol);
     }
@@ -338,4 +338,10 @@ TEST_CASE("decode: unsupported sizes name the supported values") {
             .find("supported: 64, 128") != std::string::npos);
   CHECK(message([] { turbine::cuda::plan_attention_decode<__half>(AttentionShape{32, 1, 128, 0}, 1, 100, 4); })
             .find("supported: 1 to 64") != std::string::npos);
+  const auto plan = turbine::cuda::plan_attention_decode<__half>(AttentionShape{2, 1, 64, 0}, 1, 100);
+  turbine::cuda::DecodeOptions six;
+  six.block_warps = 6;
+  CHECK(message([&] {
+          turbine::cuda::attention_decode<__half>(plan, nullptr, nullptr, nullptr, 0, nullptr, 1, nullptr, nullptr, 0, six);
+        }).find("6 warps a block is not supported (supported: 0 for the launcher's choice, 4, 8)") != std::string::npos);
 }

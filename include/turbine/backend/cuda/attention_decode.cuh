@@ -709,16 +709,24 @@ auto decode_kernel() {
   else return decode_split_kernel<T, HD, MT, NS>;
 }
 
-// wide: the 8-warp kernel (f16 caches; DecodeOptions::block_warps).
+// wide: the 8-warp kernel (f16 caches; DecodeOptions::block_warps), where the GPU's shared memory
+// holds its stages (sm_86 / sm_89 do not at every size: they run 4 warps). kStages: the 4-warp
+// kernel's stages (the 8-warp kernel has its own).
 template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
 void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false, bool wide = false) {
   const int kv_heads = a.heads / a.group;
   const dim3 grid(a.splits, kv_heads, batch);
   bool launched = false;
   if constexpr (!KV::quantized) {
+    constexpr int NS = decode_wide_stages<HD>();
+    using Cfg = DecodeConfig<T, HD, MT, NS, KV, 8>;
     if (wide) {
-      constexpr int NS = decode_wide_stages<HD>();
-      using Cfg = DecodeConfig<T, HD, MT, NS, KV, 8>;
+      int dev = 0, optin = 0;
+      TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+      wide = Cfg::kSmemBytes + 1024 <= size_t(optin);  // (the kernel's static shared memory: under 1 KB)
+    }
+    if (wide) {
       auto kernel = decode_split_kernel<T, HD, MT, NS, 8>;
       static std::atomic<uint64_t> raised{0};
       raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
@@ -862,7 +870,7 @@ struct DecodeOptions {
 ///             query j of sequence b sits at position lengths[b] - queries + j
 ///   out:      [batch, queries, heads, head_dim]
 /// Nothing on the host depends on the lengths, so the launch can be captured in a CUDA graph.
-/// kStages: pipeline stages (0: the default of attn::decode_stages; other values for benchmarks).
+/// kStages: the 4-warp kernel's pipeline stages (0: the default of attn::decode_stages; other values for benchmarks).
 template <class T, KvScheme KV = kv::Same, int kStages = 0>
 void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq, const T* const* v_seq,
                       int64_t kv_stride, const int* lengths, int batch, T* out, void* workspace,
