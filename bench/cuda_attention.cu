@@ -225,6 +225,8 @@ void register_all() {
       {"decode_kv/llama3_8b/f16_int8_ns6", decode<__half, turbine::kv::Int8, 6>},
       {"decode_kv/llama3_8b/f16_int4_ns4", decode<__half, turbine::kv::Int4, 4>},
       {"decode_kv/llama3_8b/f16_int4_ns8", decode<__half, turbine::kv::Int4, 8>},
+      {"decode_kv/llama3_8b/f16_int8_w8", decode<__half, turbine::kv::Int8, 0, false, 8>},  // 8 warps forced
+      {"decode_kv/llama3_8b/f16_int4_w8", decode<__half, turbine::kv::Int4, 0, false, 8>},
       {"decode_kv/llama3_8b/bf16", decode<__nv_bfloat16>},
       {"decode_kv/llama3_8b/bf16_int8", decode<__nv_bfloat16, turbine::kv::Int8>},
       {"decode_kv/llama3_8b/bf16_int4", decode<__nv_bfloat16, turbine::kv::Int4>},

@@ -252,13 +252,16 @@ void check_decode(const cpu::AttentionShape& s, const std::vector<int>& lens, in
   for (int b = 0; b < batch; ++b)
     cpu::attention(q.values.data() + size_t(b) * queries * qrow, ap.k.data() + size_t(starts[b]) * kvd,
                    ap.v.data() + size_t(starts[b]) * kvd, queries, lens[b] - queries, s, ref.data() + size_t(b) * queries * qrow);
+  for (int warps : {0, 8})  // the launcher's choice (4 warps with a quantized cache) and 8 forced
   for (bool fused : {false, true}) {
     cuda::DecodeAttention<T, K> attn(s, batch, max_len, queries);
+    attn.block_warps = warps;
     poison(out);
     attn(dq.data(), dkp.data(), dvp.data(), 0, dlen.data(), batch, out.data(), nullptr, fused, fused ? 2 : 1, fused, table);
     sync_launch();
     const double err = rel_error(download_half(out), ref);
-    MESSAGE(K::name, " ", HalfTraits<T>::name, " decode hd ", hd, " group ", s.heads / s.kv_heads, " fused ", fused, ": ", err);
+    MESSAGE(K::name, " ", HalfTraits<T>::name, " decode hd ", hd, " group ", s.heads / s.kv_heads, " fused ", fused,
+            " warps ", warps, ": ", err);
     CHECK(err < 2 * HalfTraits<T>::tol);
   }
 }

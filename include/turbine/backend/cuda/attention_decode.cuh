@@ -11,8 +11,8 @@
 // one split writes its output directly. With DecodeOptions::pdl the launch overlaps the previous
 // kernel's tail (programmatic dependent launch) and lets the next kernel start early. Where the
 // blocks are few (batch-1 decode: one per KV head), a block of 4 warps is a chain of dependent
-// steps with one warp per scheduler; blocks of 8 warps then take two tiles at once (f16/bf16
-// caches, DecodeOptions::block_warps).
+// steps with one warp per scheduler; blocks of 8 warps then take two tiles at once
+// (DecodeOptions::block_warps; the launcher's choice with f16/bf16 caches).
 //
 // Lengths are read on the device, so a launch captured in a CUDA graph stays valid while lengths
 // change between replays: the grid is sized once for the plan's maximum length, each sequence
@@ -82,15 +82,15 @@ struct DecodeArgs {
 };
 
 // MT m16 tiles hold the group*queries rows (padded); each group of 4 warps splits as MT along
-// rows times 4/MT along the 64 positions of a tile. NS pipeline stages. kWarps 8 (f16 caches only):
-// two warp groups take two tiles at once (tiles 2i and 2i + 1), for launches of so few blocks that
-// a block's chain of dependent instructions, one warp per scheduler, is the attention's time.
+// rows times 4/MT along the 64 positions of a tile. NS pipeline stages. kWarps 8: two warp groups
+// take two tiles at once (tiles 2i and 2i + 1), for launches of so few blocks that a block's chain
+// of dependent instructions, one warp per scheduler, is the attention's time.
 /// The tiling of decode_split_kernel for head_dim HD, MT row tiles, NS pipeline stages and kWarps
-/// warps (4 or 8); with a quantized KV scheme (decode_split_quant_kernel, 4 warps) the NS stages
-/// hold codes and params only.
+/// warps (4 or 8); with a quantized KV scheme (decode_split_quant_kernel) the NS stages hold codes
+/// and params only.
 template <class T, int HD, int MT, int NS, class KV = kv::Same, int kWarps = 4>
 struct DecodeConfig {
-  static_assert(kWarps == 4 || (kWarps == 8 && !KV::quantized && NS >= 4), "decode: 4 warps, or 8 over >= 4 f16 stages");
+  static_assert(kWarps == 4 || (kWarps == 8 && NS >= 4), "decode: 4 warps, or 8 over at least 4 stages");
   /// threads per block; warp groups (tiles in work at once); warps of a group along the positions
   /// of a tile; positions per warp and tile; query rows held (16 per m16 tile)
   ///@{
@@ -537,12 +537,13 @@ __device__ __forceinline__ void load_q_permuted(const DecodeArgs<T>& a, int b, i
 // decode_split_kernel over a quantized cache (kv_quant.cuh): the stages hold codes and params in
 // kvq::FragTile's fragment order, and each warp dequantizes in registers straight into the mma B
 // fragments of its positions (keys as B of S = Q K^T with Q's dims permuted to match, values as B
-// of O = P V with O's dims permuted, undone by the epilogue). One barrier per tile, as the f16 path.
-template <class T, int HD, int MT, int NS, class KV>
-__global__ static void __launch_bounds__(128) decode_split_quant_kernel(const DecodeArgs<T> a) {
-  using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
+// of O = P V with O's dims permuted, undone by the epilogue). One barrier per round of tiles, as the
+// f16 path.
+template <class T, int HD, int MT, int NS, class KV, int kWarps = 4>
+__global__ static void __launch_bounds__(kWarps * 32) decode_split_quant_kernel(const DecodeArgs<T> a) {
+  using Cfg = DecodeConfig<T, HD, MT, NS, KV, kWarps>;
   using Tile = kvq::FragTile<KV, HD, kDecodeTile>;
-  constexpr int kBN = kDecodeTile, kKW = Cfg::kKW, kThreads = Cfg::kThreads;
+  constexpr int kBN = kDecodeTile, kKW = Cfg::kKW, kG = Cfg::kGroups;
   constexpr bool kFold = Tile::template kFoldK<T>;
   extern __shared__ __align__(128) unsigned char smem_raw[];  // [NS] FragTile stages
 
@@ -561,10 +562,12 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
   const int gid = lane >> 2, tig = lane & 3;
   const unsigned char* const kpool = reinterpret_cast<const unsigned char*>(a.k[b]);
   const unsigned char* const vpool = reinterpret_cast<const unsigned char*>(a.v[b]);
-  // parts as in decode_split_kernel
+  // parts as in decode_split_kernel. The first 4 warps load (FragTile::load's shuffles want whole
+  // warps over its rows: with 8 warps a warp's rows would not fill them at every size).
   auto load_kv = [&](int tile, int stage, int part) {
     const int n0 = start + tile * kBN;
-    Tile::template load<kThreads>(smem_raw + stage * Tile::kBytes, kpool, vpool, a.kv_stride, gridDim.y, g, tid,
+    if (warp >= 4) return;  // warp-uniform
+    Tile::template load<128>(smem_raw + stage * Tile::kBytes, kpool, vpool, a.kv_stride, gridDim.y, g, tid,
                                   [&](int r, bool& ok) -> int64_t {
                                     const int p = n0 + r;
                                     ok = p < end;
@@ -575,7 +578,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
   };
   decode_prologue<NS>(a.prefetch_kv, n_tiles, load_kv, [] {});
 
-  const int mt = warp % MT, ks = warp / MT;
+  const int grp = warp / 4, mt = (warp % 4) % MT, ks = (warp % 4) / MT;  // as decode_split_kernel
   uint32_t qf[HD / 16][4];
   float qsum[2];
   load_q_permuted<T, HD>(a, b, g, mt * 16, gid, tig, qf, qsum);  // after the wait (q is the previous kernel's)
@@ -588,8 +591,10 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
   for (int j = 0; j < HD / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
-  for (int it = 0; it < n_tiles; ++it) {
-    decode_ring_step<NS>(it, n_tiles, load_kv);
+  for (int it0 = 0; it0 < n_tiles; it0 += kG) {
+    decode_ring_round<NS, kG>(it0, n_tiles, load_kv);
+    const int it = it0 + grp;
+    if (it >= n_tiles) continue;  // warp-uniform: this group has no tile in the last round
     const unsigned char* const st = smem_raw + (it % NS) * Tile::kBytes;
     const int r0 = ks * kKW;  // the warp's first row of the tile
     const int n0 = start + it * kBN + r0;
@@ -617,7 +622,7 @@ __global__ static void __launch_bounds__(128) decode_split_quant_kernel(const De
       for (int dp = 0; dp < HD / 8; ++dp) mma16816<T>(o[dp], pf, bv[dp][0], bv[dp][1]);
     }
   }
-  decode_epilogue<T, HD, MT, true>(a, smem_raw, o, m, l, span, split, b, g);
+  decode_epilogue<T, HD, MT, true, kWarps>(a, smem_raw, o, m, l, span, split, b, g);
 }
 
 // One block per (sequence, query, head) row. The 128 threads are kGroups groups of HD/4 lanes (4
@@ -695,30 +700,31 @@ constexpr int decode_stages(int ns = 0) {
   }
 }
 
-// The 8-warp f16 kernel's stages: two rounds of two tiles (4 x 32 KB at head_dim 128, which sm_80's
-// shared memory holds), three at head_dim 64.
-template <int HD>
+// The 8-warp kernel's stages: f16, two rounds of two tiles (4 x 32 KB at head_dim 128, which
+// sm_80's shared memory holds), three at head_dim 64; quantized, the 4-warp kernel's (4 to 8).
+template <int HD, class KV>
 constexpr int decode_wide_stages() {
-  return HD == 128 ? 4 : 6;
+  if constexpr (KV::quantized) return decode_stages<HD, KV>();
+  else return HD == 128 ? 4 : 6;
 }
 
-// The split kernel of scheme KV with NS stages.
-template <class T, int HD, int MT, int NS, class KV>
+// The split kernel of scheme KV with NS stages and kWarps warps.
+template <class T, int HD, int MT, int NS, class KV, int kWarps = 4>
 auto decode_kernel() {
-  if constexpr (KV::quantized) return decode_split_quant_kernel<T, HD, MT, NS, KV>;
-  else return decode_split_kernel<T, HD, MT, NS>;
+  if constexpr (KV::quantized) return decode_split_quant_kernel<T, HD, MT, NS, KV, kWarps>;
+  else return decode_split_kernel<T, HD, MT, NS, kWarps>;
 }
 
-// wide: the 8-warp kernel (f16 caches; DecodeOptions::block_warps), where the GPU's shared memory
-// holds its stages (sm_86 / sm_89 do not at every size: they run 4 warps). kStages: the 4-warp
-// kernel's stages (the 8-warp kernel has its own).
+// wide: the 8-warp kernel (DecodeOptions::block_warps), where the GPU's shared memory holds its
+// stages (sm_86 / sm_89 do not at every size: they run 4 warps). kStages: the 4-warp kernel's
+// stages (the 8-warp kernel has its own).
 template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
 void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false, bool wide = false) {
   const int kv_heads = a.heads / a.group;
   const dim3 grid(a.splits, kv_heads, batch);
   bool launched = false;
-  if constexpr (!KV::quantized) {
-    constexpr int NS = decode_wide_stages<HD>();
+  {
+    constexpr int NS = decode_wide_stages<HD, KV>();
     using Cfg = DecodeConfig<T, HD, MT, NS, KV, 8>;
     if (wide) {
       int dev = 0, optin = 0;
@@ -727,7 +733,7 @@ void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool 
       wide = Cfg::kSmemBytes + 1024 <= size_t(optin);  // (the kernel's static shared memory: under 1 KB)
     }
     if (wide) {
-      auto kernel = decode_split_kernel<T, HD, MT, NS, 8>;
+      auto kernel = decode_kernel<T, HD, MT, NS, KV, 8>();
       static std::atomic<uint64_t> raised{0};
       raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
       launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
@@ -853,10 +859,10 @@ struct DecodeOptions {
   /// Paged caches: position p of sequence b is row table.row(b, p) of k_seq[b] (a pool that
   /// several sequences may share); no table: row p.
   PagedKvTable table;
-  /// Warps a block (f16/bf16 caches): 8 takes two tiles at once in two warp groups; 4 one; 0 the
-  /// launcher's choice, 8 where the (sequence, KV head) pairs are at most a quarter of the SMs
-  /// (batch-1 decode: a few blocks, each a chain of dependent steps with one warp per scheduler).
-  /// Quantized caches always run 4.
+  /// Warps a block: 8 takes two tiles at once in two warp groups; 4 one; 0 the launcher's choice:
+  /// with f16/bf16 caches 8 where the (sequence, KV head) pairs are at most a quarter of the SMs
+  /// (batch-1 decode: a few blocks, each a chain of dependent steps with one warp per scheduler),
+  /// with quantized caches 4 (the 8-warp form is not yet measured there).
   int block_warps = 0;
 };
 
@@ -918,7 +924,8 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
     int dev = 0, sms = 0;
     TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
     TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    wide = int64_t(batch) * s.kv_heads * 4 <= sms;
+    // (quantized caches: 4 unless forced, until the 8-warp form is measured on them)
+    wide = !KV::quantized && int64_t(batch) * s.kv_heads * 4 <= sms;
   }
   attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV, kStages>(a, batch, stream, pdl, wide); });
 }
