@@ -101,9 +101,7 @@ void decode(benchmark::State& state, AttentionShape shape) {
   const int nq = int(state.range(2));
   if constexpr (kStep) {  // the stages must fit the GPU's shared memory (6 at head_dim 128 do not on sm_80)
     constexpr int kStages = turbine::cuda::attn::decode_stages<128, K>(NS);
-    int dev = 0, optin = 0;
-    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const int optin = turbine::cuda::device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>();
     if (hd != 128 || turbine::cuda::attn::DecodeConfig<T, 128, 1, kStages, K>::kSmemBytes > size_t(optin))
       return state.SkipWithError("this benchmark is for head_dim 128, and its stages must fit the GPU's shared memory");
   }

@@ -405,7 +405,7 @@ void BM_w4_schedule(benchmark::State& state, int n, int k) {
   auto x = random_buffer<__half>(size_t(k));
   const int tiles = static_cast<int>(ceil_div(n, 16));
   const std::pair<int, int> pick =
-      turbine::cuda::detail::w4_stream_shape(tiles, turbine::cuda::detail::w4_sm_count());  // gemv_w4's own
+      turbine::cuda::detail::w4_stream_shape(tiles, turbine::cuda::device_sm_count());  // gemv_w4's own
   const unsigned blocks = static_cast<unsigned>(ceil_div(tiles, pick.second));
   DeviceBuffer<uint32_t> sink(blocks);
   const auto kernel =

@@ -82,7 +82,7 @@ TEST_CASE("gemm_w4's two-column GEMV path (9..16 tokens, W's tiles in one wave) 
   // The launch shape follows from W's 16-row tiles against the SMs' resident blocks: 8 warps a tile
   // where they fit, else 4 warps, else not taken. The row counts come from this GPU's SM count and
   // occupancy, so every shape is reached on any device; odd n leaves a partial last tile.
-  const int sms = cuda::detail::w4_sm_count();
+  const int sms = cuda::device_sm_count();
   for (int group : {32, 64, 128}) {
     const bool after = group == 128;  // scales applied after the sum: the other instantiations
     const int b8 = after ? cuda::detail::w4_two_column_blocks_per_sm<8, true, 2>()

@@ -722,25 +722,14 @@ template <class T, int HD, int MT, class KV = kv::Same, int kStages = 0>
 void launch_decode(const DecodeArgs<T>& a, int batch, cudaStream_t stream, bool pdl = false, bool wide = false) {
   const int kv_heads = a.heads / a.group;
   const dim3 grid(a.splits, kv_heads, batch);
-  bool launched = false;
-  {
-    constexpr int NS = decode_wide_stages<HD, KV>();
-    using Cfg = DecodeConfig<T, HD, MT, NS, KV, 8>;
-    if (wide) {
-      int dev = 0, optin = 0;
-      TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-      TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-      wide = Cfg::kSmemBytes + 1024 <= size_t(optin);  // (the kernel's static shared memory: under 1 KB)
-    }
-    if (wide) {
-      auto kernel = decode_kernel<T, HD, MT, NS, KV, 8>();
-      static std::atomic<uint64_t> raised{0};
-      raise_smem_limit(raised, kernel, Cfg::kSmemBytes);
-      launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl, a);
-      launched = true;
-    }
-  }
-  if (!launched) {
+  using Wide = DecodeConfig<T, HD, MT, decode_wide_stages<HD, KV>(), KV, 8>;
+  // (+ 1 KB: the kernel's static shared memory)
+  if (wide && Wide::kSmemBytes + 1024 <= size_t(device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>())) {
+    auto kernel = decode_kernel<T, HD, MT, decode_wide_stages<HD, KV>(), KV, 8>();
+    static std::atomic<uint64_t> raised{0};
+    raise_smem_limit(raised, kernel, Wide::kSmemBytes);
+    launch_kernel(kernel, grid, dim3(Wide::kThreads), Wide::kSmemBytes, stream, pdl, a);
+  } else {
     constexpr int NS = decode_stages<HD, KV>(kStages);
     using Cfg = DecodeConfig<T, HD, MT, NS, KV>;
     auto kernel = decode_kernel<T, HD, MT, NS, KV>();
@@ -801,9 +790,7 @@ DecodePlan plan_attention_decode(const AttentionShape& shape, int max_batch, int
   check(max_batch >= 1 && max_len >= queries && max_len < (int64_t(1) << 31), "attention_decode: max_batch ",
         max_batch, " and max_len ", max_len, " out of range");
   const int per_sm = attn::dispatch_decode<T>(shape, queries, [](auto hd, auto mt) { return attn::decode_blocks_per_sm<T, hd(), mt(), KV, kStages>(); });
-  int dev = 0, sms = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int sms = device_sm_count();
   // Cost of s splits for the longest sequence, in tile loads per SM slot: rounds of resident blocks
   // times (tiles per block + about one tile of prologue and merge). Ties go to fewer splits.
   const int64_t slots = int64_t(sms) * per_sm;
@@ -919,14 +906,9 @@ void attention_decode(const DecodePlan& plan, const T* q, const T* const* k_seq,
   const bool pdl = options.pdl && pdl_available();
   check(options.block_warps == 0 || options.block_warps == 4 || options.block_warps == 8, "attention_decode: ",
         options.block_warps, " warps a block is not supported (supported: 0 for the launcher's choice, 4, 8)");
-  bool wide = options.block_warps == 8;
-  if (options.block_warps == 0) {
-    int dev = 0, sms = 0;
-    TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    // (quantized caches: 4 unless forced, until the 8-warp form is measured on them)
-    wide = !KV::quantized && int64_t(batch) * s.kv_heads * 4 <= sms;
-  }
+  // The launcher's choice (quantized caches: 4 unless forced, until the 8-warp form is measured there).
+  const bool wide = options.block_warps == 8 ||
+                    (options.block_warps == 0 && !KV::quantized && int64_t(batch) * s.kv_heads * 4 <= device_sm_count());
   attn::dispatch_decode<T>(s, plan.queries, [&](auto hd, auto mt) { attn::launch_decode<T, hd(), mt(), KV, kStages>(a, batch, stream, pdl, wide); });
 }
 

@@ -329,7 +329,7 @@ template <int kWarps, bool kScaleAfter, int kDepth>
 bool try_w4_two_columns(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                         cudaStream_t stream) {
   const int64_t tiles = ceil_div(w.n, kGemvRows);
-  if (tiles > int64_t(w4_sm_count()) * w4_two_column_blocks_per_sm<kWarps, kScaleAfter, kDepth>()) return false;
+  if (tiles > int64_t(device_sm_count()) * w4_two_column_blocks_per_sm<kWarps, kScaleAfter, kDepth>()) return false;
   launch_gemv_w4_stream<kWarps, kScaleAfter, GemvX<__half>, GemvStore<__half, __half>, kDepth, 2>(
       w, tokens, 1, GemvX<__half>{x}, GemvStore<__half, __half>{y, bias}, stream, pdl_available());
   return true;
@@ -783,7 +783,7 @@ inline void gemm_w4_prepare() {
   (void)detail::w4_two_column_blocks_per_sm<4, true, 4>();
   (void)detail::w4_two_column_blocks_per_sm<8, false, 2>();
   (void)detail::w4_two_column_blocks_per_sm<4, false, 4>();
-  (void)detail::w4_sm_count();
+  (void)device_sm_count();
   (void)pdl_available();
 }
 

@@ -320,19 +320,6 @@ void launch_gemv_w4_stream(const W4Matrix& w, int tokens, int tiles_per_block, c
                 early, x, e);
 }
 
-/// The current device's SM count (cached per device: the launchers ask on every call).
-inline int w4_sm_count() {
-  static std::atomic<int> sms_of[64];
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  int sms = sms_of[dev & 63].load(std::memory_order_relaxed);
-  if (sms == 0) {
-    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    sms_of[dev & 63].store(sms, std::memory_order_relaxed);
-  }
-  return sms;
-}
-
 /// The kStream kernel's default launch shape, {warps, tiles} per block, for `tiles` 16-row tiles on
 /// `sms` SMs: the first of 8 x 1, 4 x 1, 4 x 2, 4 x 4 whose warps all fit one wave (16 an SM).
 inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
@@ -364,7 +351,7 @@ void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaS
   // (1792) at 4 x 4.
   int warps = how.warps, tpb = how.tiles_per_block;
   if (warps == 0 || tpb == 0) {
-    const std::pair<int, int> pick = w4_stream_shape(tiles, w4_sm_count());
+    const std::pair<int, int> pick = w4_stream_shape(tiles, device_sm_count());
     if (warps == 0) warps = pick.first;
     if (tpb == 0) tpb = pick.second;
   }

@@ -99,6 +99,24 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+/// An attribute of the current device (SM count, shared-memory limits), cached per device: the
+/// launchers ask on every call.
+template <cudaDeviceAttr kAttr>
+int device_attribute() {
+  static std::atomic<int> of[64];
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  int v = of[dev & 63].load(std::memory_order_relaxed);
+  if (v == 0) {
+    TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&v, kAttr, dev));
+    of[dev & 63].store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+/// The current device's SM count.
+inline int device_sm_count() { return device_attribute<cudaDevAttrMultiProcessorCount>(); }
+
 /// Whether the current device supports programmatic dependent launch (compute capability >= 9.0).
 inline bool pdl_available() {
   int dev = 0, major = 0;
