@@ -317,17 +317,8 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   rope_epi.rope = true;
   F attn4 = F::for_model(c);  // the decode attention's 4-warp blocks (one tile at a time; before 2026-12-06)
   attn4.attention_warps = 4;
-  // The next projections' weights asked of L2 on a side stream (DecodeFusion::l2_ahead_mb, l2_next_qkv).
-  F l2a16 = F::for_model(c), l2a32 = F::for_model(c), l2q = F::for_model(c), l2a16q = F::for_model(c);
-  l2a16.l2_ahead_mb = l2a16q.l2_ahead_mb = 16;
-  l2a32.l2_ahead_mb = 32;
-  l2q.l2_next_qkv = l2a16q.l2_next_qkv = true;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
-                                               {"default + L2 O, gate/up 16 MB", l2a16},
-                                               {"default + L2 O, gate/up 32 MB", l2a32},
-                                               {"default + L2 next QKV", l2q},
-                                               {"default + L2 16 MB + next QKV", l2a16q},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},

@@ -35,14 +35,10 @@ void compare_on(const ModelWeights& w, const std::vector<int32_t>& ids, double t
   rope_only.rope = true;
   F kernels = F::for_model(w.config);  // the large-model chain: norm and rotary kernels
   kernels.norm = kernels.rope = false;
-  F prefetch = kernels;  // and the next weights asked of L2 on a side stream (a hint: the same logits)
-  prefetch.l2_ahead_mb = 1;
-  prefetch.l2_next_qkv = true;
   const std::pair<const char*, F> chains[] = {{"default folds", F::for_model(w.config)},
                                               {"norms from tile sums", stats},
                                               {"rope epilogue, norm kernels", rope_only},
-                                              {"norm and rotary kernels", kernels},
-                                              {"norm and rotary kernels, L2 prefetch", prefetch}};
+                                              {"norm and rotary kernels", kernels}};
   for (size_t prefill : {ids.size(), size_t(1), ids.size() / 2}) {
     const auto ref = all_logits(cpu_model, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

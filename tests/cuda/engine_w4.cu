@@ -39,16 +39,12 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   rope_only.norm = false;
   F kernels;  // the large-model chain: norm and rotary kernels around the W4 GEMVs
   kernels.norm = kernels.rope = false;
-  F prefetch = kernels;  // and the next weights asked of L2 on a side stream (a hint: the same logits)
-  prefetch.l2_ahead_mb = 1;
-  prefetch.l2_next_qkv = true;
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", F{}},
                                               {"norms from tile sums", stats},
                                               {"rope epilogue, norm kernels", rope_only},
-                                              {"norm and rotary kernels", kernels},
-                                              {"norm and rotary kernels, L2 prefetch", prefetch}};
+                                              {"norm and rotary kernels", kernels}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {

@@ -37,7 +37,6 @@
 #include "../backend/cuda/gemv_fused.cuh"
 #include "../backend/cuda/gemm_w4.cuh"
 #include "../backend/cuda/gemv_w4.cuh"
-#include "../backend/cuda/l2_prefetch.cuh"
 #include "../backend/cuda/norm.cuh"
 #include "../backend/cuda/paged_kv.cuh"
 #include "../backend/cuda/rope.cuh"
@@ -98,13 +97,6 @@ class CudaTransformer {
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
-    /// L2 prefetch on a side stream (cuda::l2_prefetch, sm_90): with l2_ahead_mb > 0, once a layer's
-    /// QKV projection is done, its O weights and the first l2_ahead_mb MB of its gate/up weights are
-    /// asked of L2 while the rotary, attention and norm kernels leave DRAM idle; with l2_next_qkv,
-    /// once the gate/up projection is done, the next layer's QKV weights (during down and the norm).
-    /// The side stream joins the step at its end, so the chain's own edges stay as they are.
-    int l2_ahead_mb = 0;
-    bool l2_next_qkv = false;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
     /// Every fold off: the unfused kernel chain.
@@ -120,7 +112,10 @@ class CudaTransformer {
     /// the down GEMV's prologue lost at both sizes (+60-100 us, +1.5 ms: every block recomputed it
     /// over all of k, on the 4 lanes of each 32 that hold a token); its replacement, the gate/up
     /// GEMV's epilogue (`silu`), paid on an H200 (2026-12-03): SmolLM2 f16 1385 -> 1511 tok/s
-    /// end to end, Llama-3-8B 209 -> 215, so it is on for every model.
+    /// end to end, Llama-3-8B 209 -> 215, so it is on for every model. Not here: asking L2 for the
+    /// next projections' weights on a side stream forked after the QKV or gate/up GEMV
+    /// (cp.async.bulk.prefetch.L2) measured 389-394 against 392 tok/s for the O and gate/up weights
+    /// and 259-382 for the next layer's QKV on an H100 (2026-12-06, night), and was removed.
     static DecodeFusion for_model(const ModelConfig& c) {
       DecodeFusion f;
       f.norm = f.rope = c.hidden_size <= 1024;
@@ -188,9 +183,6 @@ class CudaTransformer {
   CudaTransformer& operator=(const CudaTransformer&) = delete;
   ~CudaTransformer() {
     drop_graphs();
-    if (side_stream_) cudaStreamDestroy(side_stream_);
-    if (fork_event_) cudaEventDestroy(fork_event_);
-    if (join_event_) cudaEventDestroy(join_event_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -746,35 +738,6 @@ class CudaTransformer {
   // policies on the 4-bit weight stream); DecodeFusion::none() keeps their unfused step selectable.
   bool fused_decode(int64_t b) const { return b <= cuda::kGemvMaxTokens && fusion_.any(); }
 
-  // The bytes of a projection's weights for cuda::l2_prefetch: 4-bit weights and their params, or T.
-  void add_l2_range(cuda::L2Ranges& r, const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, size_t limit = SIZE_MAX) {
-    if constexpr (kW4) {
-      r.add(w4.qweight.data(), std::min(limit, w4.qweight.bytes()));
-      // the params of the same leading rows
-      const size_t rows = w4.m.k > 0 ? std::min(limit, w4.qweight.bytes()) / (size_t(w4.m.k) / 2) : 0;
-      r.add(w4.params.data(), rows * (size_t(w4.m.k) / w4.m.group) * 4);
-    } else {
-      r.add(w.data(), std::min(limit, w.bytes()));
-    }
-  }
-  // Forks the side stream from stream_ here and enqueues the prefetch of `r` on it.
-  void fork_l2_prefetch(const cuda::L2Ranges& r) {
-    if (r.count == 0) return;
-    if (!side_stream_) {
-      TURBINE_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
-      TURBINE_CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
-      TURBINE_CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
-    }
-    TURBINE_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
-    TURBINE_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
-    cuda::l2_prefetch(r, side_stream_);
-  }
-  // Joins the side stream back into stream_ (a capture must end with every fork joined).
-  void join_l2_prefetch() {
-    TURBINE_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
-    TURBINE_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
-  }
-
   /// The decode step as the fused chain (see the top of this file); each fold can be turned off.
   void enqueue_decode_fused(int64_t b) {
     const ModelConfig& c = host_.config;
@@ -841,15 +804,6 @@ class CudaTransformer {
       cuda::embedding(embed_.data(), ids, residual_.data(), tt, hidden, vocab, stream_);
       cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     }
-    bool forked = false;  // the side stream has work to join
-    auto prefetch_after_qkv = [&](Layer& L) {
-      if (f.l2_ahead_mb <= 0) return;
-      cuda::L2Ranges r;
-      add_l2_range(r, L.wo, L.wo4);
-      add_l2_range(r, L.w_gate_up, L.w_gate_up4, size_t(f.l2_ahead_mb) << 20);
-      fork_l2_prefetch(r);
-      forked = true;
-    };
     for (size_t li = 0; li < layers; ++li) {
       Layer& L = layers_[li];
       T* const* k_caches = tok_caches_.data() + li * max_batch_;
@@ -880,12 +834,10 @@ class CudaTransformer {
           if (norm) cuda::gemv_norm_rope(L.wqkv.data(), attn_in, o, tt, hidden, stream_);
           else cuda::gemv_rope(L.wqkv.data(), h_.data(), o, tt, hidden, stream_);
         }
-        prefetch_after_qkv(L);
         q = q_.data();
       } else {
         if (norm) proj_norm(L.wqkv, L.wqkv4, attn_in, qkv_.data(), qkv_rows);
         else proj(L.wqkv, L.wqkv4, h_.data(), qkv_.data(), qkv_rows, hidden);
-        prefetch_after_qkv(L);
         cuda::RopeQkv<T> r = rope_params(li, b);
         r.positions = positions;
         r.k_caches = k_caches;
@@ -923,12 +875,6 @@ class CudaTransformer {
         else proj(L.w_gate_up, L.w_gate_up4, h_.data(), gate_up_.data(), 2 * inter, hidden);
         cuda::silu_mul_fused(gate_up_.data(), act_.data(), tt, inter, stream_);
       }
-      if (f.l2_next_qkv && li + 1 < layers) {
-        cuda::L2Ranges r;
-        add_l2_range(r, layers_[li + 1].wqkv, layers_[li + 1].wqkv4);
-        fork_l2_prefetch(r);
-        forked = true;
-      }
       if (stats) proj_residual(L.w_down, L.w_down4, act_.data(), stats_attn, inter);
       else proj(L.w_down, L.w_down4, act_.data(), delta_.data(), hidden, inter);
       if (!norm) {
@@ -954,7 +900,6 @@ class CudaTransformer {
     };
     if (f.host_io) head_gemv(logits_f32_.data());
     else head_gemv(logits_.data());
-    if (forked) join_l2_prefetch();
   }
 
   void ensure_decode_plan(int64_t b, int64_t max_len, int block_shift) {
@@ -1031,10 +976,6 @@ class CudaTransformer {
 
   ModelWeights host_;
   cudaStream_t stream_ = nullptr;
-  // DecodeFusion's L2 prefetch: a side stream forked from stream_ after a projection, joined at
-  // the end of the step (made on first use).
-  cudaStream_t side_stream_ = nullptr;
-  cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   cuda::Gemm gemm_;
   cuda::DeviceBuffer<T> embed_, lm_head_, final_norm_;
   bool lm_head_tied_ = false;

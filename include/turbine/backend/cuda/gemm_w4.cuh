@@ -677,9 +677,9 @@ inline W4sLaunchFn w4s_pick(int tokens) {
 }
 
 // Blocks per SM of the wgmma kernel (its shared memory raised first), cached per device.
-template <int kN, int kWD, int kXD = 0, bool kL2 = false>
+template <int kN, int kWD>
 int w4w_blocks_per_sm() {
-  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, kXD, kL2>>(kW4wThreads, W4wTile<kN>::kSmem);
+  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
 }
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
@@ -706,10 +706,10 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
 }
 
 // The wgmma kernel with kN tokens per block and kWD chunks of weights in flight per warp (registers).
-template <int kN, int kWD, int kXD = 0, bool kL2 = false>
+template <int kN, int kWD>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, kXD, kL2>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
+  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
                                                      min_chunks);
 }
 
@@ -740,14 +740,6 @@ void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
   f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
-  f("wg16_d2_p", &launch_gemm_w4_wgmma<16, 2, 0, true>);  // _p: W prefetched to L2 (w4w_prefetch_l2)
-  f("wg32_d2_x1", &launch_gemm_w4_wgmma<32, 2, 1>);       // _xD: x through D register sets (w4w_load_x)
-  f("wg32_d2_x1_p", &launch_gemm_w4_wgmma<32, 2, 1, true>);
-  f("wg64_d2_x2", &launch_gemm_w4_wgmma<64, 2, 2>);
-  f("wg64_d2_x2_p", &launch_gemm_w4_wgmma<64, 2, 2, true>);
-  f("wg64_d4_x1", &launch_gemm_w4_wgmma<64, 4, 1>);
-  f("wg64_d4_x1_p", &launch_gemm_w4_wgmma<64, 4, 1, true>);
-  f("wg64_d2_p", &launch_gemm_w4_wgmma<64, 2, 0, true>);
 }
 
 }  // namespace detail

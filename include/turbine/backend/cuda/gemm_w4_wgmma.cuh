@@ -14,7 +14,11 @@
 // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens 1.52-1.98x cuBLAS fp16 on
 // Llama-3-8B's Linears against the staged kernel's 1.35-1.62x; at 32 and 64 tokens (kN 32, 64) it
 // was no faster than the staged kernel (0.76-1.34x cuBLAS), so those stay on it. The template takes
-// kN 16, 32, 64 (tools/wgmma_w4_layout_check.py checks all three layouts).
+// kN 16, 32, 64 (tools/wgmma_w4_layout_check.py checks all three layouts). An H200 profile at 64
+// tokens (qkv, 2026-12-06 night) put 46% of the stall samples on the first use of a loaded weight
+// word; yet a 4-chunk weight ring, the block's weights prefetched to L2 at its start, and x through
+// registers (one 16-byte load and one 16-byte store per core-matrix row instead of the 4-byte
+// cp.async copies) were each no faster at 16-64 tokens on an H100 and were removed (PERFORMANCE.md).
 //
 // Layout (PTX ISA 9.7.15; checked there, in CuTe's GMMA traits and against the CPU on an H100):
 //   A (registers): warp w of a warpgroup holds rows 16w + g, 16w + g + 8 (g = lane / 4, t = lane % 4),
@@ -174,49 +178,6 @@ __device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int
   }
 }
 
-// x[tok0 .., kc .. kc + 127] through registers (the kernel's kXD > 0): thread (token tok, word j) of
-// the first 4 kN loads with four 16-byte loads the units 4t + j (t = 0..3: inputs 32t + 8j .. + 7)
-// of its token, which hold, for each pair p, the four 4-byte slots of one core-matrix row (step
-// 2j + p / 2, k half p % 2): w4w_store_x writes that row as one 16-byte store, a 4 x 4 transpose of
-// 32-bit words done by register naming. Why: w4w_issue_x's 4-byte cp.async copies cost about 8 L1
-// wavefronts a warp instruction (2 lanes a 32-byte sector), 4096 copies a 64-token chunk, more than
-// the chunk's wgmma; here a 64-token chunk is 1024 16-byte loads of whole sectors. Lanes 8q .. 8q + 7
-// (one quarter of a warp's 16-byte stores) are 8 tokens of one j: 128 contiguous bytes, no conflict.
-template <int kN>
-struct W4wXRegs {
-  uint4 u[4];
-};
-template <int kN>
-__device__ __forceinline__ void w4w_load_x(W4wXRegs<kN>& r, const __half* x, int tokens, int k, int kend, int tok0,
-                                           int kc, int tid) {
-  if (tid >= 4 * kN) return;
-  const int tok = (tid >> 5) * 8 + (tid & 7), j = (tid >> 3) & 3;
-  const bool tok_ok = tok0 + tok < tokens;
-  const __half* src = x + static_cast<int64_t>(tok_ok ? tok0 + tok : 0) * k;
-#pragma unroll
-  for (int t = 0; t < 4; ++t) {
-    const int kk = kc + 32 * t + 8 * j;  // k and the split's bounds are multiples of 8: a unit is all in or out
-    r.u[t] = tok_ok && kk < kend ? __ldg(reinterpret_cast<const uint4*>(src + kk)) : make_uint4(0, 0, 0, 0);
-  }
-}
-template <int kN>
-__device__ __forceinline__ void w4w_store_x(uint32_t stage, const W4wXRegs<kN>& r, int tid) {
-  if (tid >= 4 * kN) return;
-  const int tok = (tid >> 5) * 8 + (tid & 7), j = (tid >> 3) & 3;
-  const uint32_t base = stage + (tok / 8) * 256 + (tok % 8) * 16;
-  const uint32_t* w0 = reinterpret_cast<const uint32_t*>(&r.u[0]);
-  const uint32_t* w1 = reinterpret_cast<const uint32_t*>(&r.u[1]);
-  const uint32_t* w2 = reinterpret_cast<const uint32_t*>(&r.u[2]);
-  const uint32_t* w3 = reinterpret_cast<const uint32_t*>(&r.u[3]);
-#pragma unroll
-  for (int p = 0; p < 4; ++p) {
-    const uint32_t at = base + (2 * j + p / 2) * (kN * 32) + (p % 2) * 128;
-    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(w0[p]), "r"(w1[p]), "r"(w2[p]),
-                 "r"(w3[p])
-                 : "memory");
-  }
-}
-
 // The 8 A fragments of one 128-input chunk from a lane's weight vectors of rows g (wa) and g + 8
 // (wb) and their params (see the top: step 2j + p / 2 takes pair p of word j).
 __device__ __forceinline__ void w4w_dequant(const uint4& wa, const uint4& wb, __half2 pa, __half2 pb,
@@ -324,33 +285,7 @@ __device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* p
   return l;
 }
 
-// Asks L2 for the block's whole slice of W (rows `row0` .. + 127, inputs kbeg .. kend) and its params
-// at once, one row a thread of the first 128: the weights by one bulk prefetch a row, the params a
-// 128-byte line at a time. Why: the kernel's weight loads go to registers only kWD chunks ahead,
-// and an H200 profile (64 tokens, qkv) found 46% of the warps' stall samples on the first use of a
-// loaded weight word: DRAM latency with few bytes in flight. From L2 the same loads wait far less.
-__device__ __forceinline__ void w4w_prefetch_l2(const uint32_t* qw, const __half2* params, int n, int k, int group,
-                                                int row0, int kbeg, int kend, int tid) {
-#ifdef TURBINE_WGMMA
-  const int row = row0 + tid;
-  if (tid >= kW4wRows || row >= n || kend <= kbeg) return;
-  const uint32_t* w = qw + static_cast<int64_t>(row) * (k / 8) + kbeg / 8;  // kbeg: a multiple of 128
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(w), "r"((kend - kbeg) / 2) : "memory");
-  const char* p0 = reinterpret_cast<const char*>(params + static_cast<int64_t>(row) * (k / group) + kbeg / group);
-  const char* p1 = reinterpret_cast<const char*>(params + static_cast<int64_t>(row) * (k / group) +
-                                                 (kend + group - 1) / group);
-  for (const char* p = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p0) & ~uintptr_t(127)); p < p1;
-       p += 128)
-    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p) : "memory");
-#else
-  (void)qw, (void)params, (void)n, (void)k, (void)group, (void)row0, (void)kbeg, (void)kend, (void)tid;
-#endif
-}
-
-// kXD: 0, x through 4-byte cp.async copies (w4w_issue_x); 1 or 2, through kXD sets of registers
-// (w4w_load_x: chunk i + 1 + kXD is loaded while chunk i runs and stored to its stage at chunk i + kXD).
-// kL2: the block's weights asked of L2 first (w4w_prefetch_l2).
-template <int kN, int kWD, int kXD = 0, bool kL2 = false>
+template <int kN, int kWD>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
@@ -362,7 +297,6 @@ __global__ static void __launch_bounds__(kW4wThreads)
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
   const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
   const int tid = L.tid, t = L.t, tok0 = L.tok0, kbeg = L.kbeg, kend = L.kend, steps = L.steps;
-  if constexpr (kL2) w4w_prefetch_l2(qw, params, n, k, group, blockIdx.x * kW4wRows, kbeg, kend, tid);
 
   auto issue_x = [&](int slot, int step) {
     w4w_issue_x<kN, kW4wThreads>(smem0 + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
@@ -392,43 +326,23 @@ __global__ static void __launch_bounds__(kW4wThreads)
   // Chunk i: its weights (ring slot r = i % kWD, then refilled with chunk i + kWD), its 8 wgmma on x stage
   // i % kW4wStages, then the wait that frees chunk i - 1 (its A set and, after the next barrier, its
   // stage).
-  static_assert(kXD >= 0 && kXD <= 2 && kWD % (kXD > 0 ? kXD : 1) == 0, "kXD: 0, 1 or 2 dividing kWD");
-  W4wXRegs<kN> xr[kXD > 0 ? kXD : 1];  // with kXD: chunk c's x in set c % kXD
-  auto load_x = [&](W4wXRegs<kN>& set, int step) {
-    w4w_load_x<kN>(set, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk, tid);
-  };
   auto chunk = [&](int i, int r, uint32_t (&a)[8][4]) {
-    if constexpr (kXD == 0) cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
+    cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
     fence_proxy_async_shared();
     __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
-    if constexpr (kXD == 0) {
-      if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
-      cp_async_commit();
-    } else {  // chunk i + 1 to the stage of chunk i - 3 (free since the barrier), then chunk i + 1 + kXD
-      W4wXRegs<kN>& set = xr[(r + 1) % kXD];  // r = i % kWD, so (i + 1) % kXD
-      if (i + 1 < steps) w4w_store_x<kN>(smem0 + ((i + 1) % kW4wStages) * Tile::kStageBytes, set, tid);
-      if (i + 1 + kXD < steps) load_x(set, i + 1 + kXD);
-    }
+    if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
+    cp_async_commit();
     w4w_dequant(va[r], vb[r], sa[r], sb[r], a);
     load_w(r, i + kWD);
     w4w_mma_chunk<kN>(acc, a, smem0 + (i % kW4wStages) * Tile::kStageBytes);
     wgmma_wait<1>();  // chunk i - 1's wgmma are done
   };
 
-  // Prologue: x chunks 0 and 1 (one commit group each; with kXD, chunk 0 stored and chunks 1 ..
-  // kXD in registers), the weights of chunks 0 .. kWD - 1.
-  if constexpr (kXD == 0) {
-    issue_x(0, 0);
-    cp_async_commit();
-    if (steps > 1) issue_x(1, 1);
-    cp_async_commit();
-  } else {
-    load_x(xr[0], 0);
-    w4w_store_x<kN>(smem0, xr[0], tid);
-#pragma unroll
-    for (int d = 1; d <= kXD; ++d)
-      if (d < steps) load_x(xr[d % kXD], d);
-  }
+  // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
+  issue_x(0, 0);
+  cp_async_commit();
+  if (steps > 1) issue_x(1, 1);
+  cp_async_commit();
 #pragma unroll
   for (int r = 0; r < kWD; ++r) load_w(r, r);
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);
