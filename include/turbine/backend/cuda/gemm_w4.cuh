@@ -706,10 +706,10 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
 }
 
 // The wgmma kernel with kN tokens per block and kWD chunks of weights in flight per warp (registers).
-template <int kN, int kWD>
+template <int kN, int kWD, int kKnock = 0>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
+  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, kKnock>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
                                                      min_chunks);
 }
 

@@ -285,7 +285,11 @@ __device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* p
   return l;
 }
 
-template <int kN, int kWD>
+// Parts of the kernel left out to time the rest (tools/probe_w4_gemm_knockouts.cu; the results are
+// then wrong): the proxy fence before the barrier, the x copies, the weight loads, the wgmma.
+enum W4wKnock : int { kW4wNoFence = 1, kW4wNoX = 2, kW4wNoWeights = 4, kW4wNoMma = 8 };
+
+template <int kN, int kWD, int kKnock = 0>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
@@ -307,7 +311,10 @@ __global__ static void __launch_bounds__(kW4wThreads)
   __half2 sa[kWD], sb[kWD];
   auto load_w = [&](int r, int step) {
     const int kk = kbeg + step * kW4wChunk + 32 * t;
-    if (step < steps && kk < kend) {
+    if constexpr ((kKnock & kW4wNoWeights) != 0) {  // values the compiler cannot fold
+      va[r] = vb[r] = make_uint4(tid * 0x01010101u, tid, kk, step);
+      sa[r] = sb[r] = __halves2half2(__float2half(0.01f), __float2half(1032.f));
+    } else if (step < steps && kk < kend) {
       va[r] = vec::load_stream(L.wa + kk / 8);
       vb[r] = vec::load_stream(L.wb + kk / 8);
       sa[r] = __ldg(L.pa + (kk >> L.group_shift));
@@ -327,22 +334,31 @@ __global__ static void __launch_bounds__(kW4wThreads)
   // i % kW4wStages, then the wait that frees chunk i - 1 (its A set and, after the next barrier, its
   // stage).
   auto chunk = [&](int i, int r, uint32_t (&a)[8][4]) {
-    cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
-    fence_proxy_async_shared();
+    constexpr bool kX = (kKnock & kW4wNoX) == 0;
+    if constexpr (kX) cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
+    if constexpr (kX && (kKnock & kW4wNoFence) == 0) fence_proxy_async_shared();
     __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
-    if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
-    cp_async_commit();
+    if constexpr (kX) {
+      if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
+      cp_async_commit();
+    }
     w4w_dequant(va[r], vb[r], sa[r], sb[r], a);
     load_w(r, i + kWD);
-    w4w_mma_chunk<kN>(acc, a, smem0 + (i % kW4wStages) * Tile::kStageBytes);
-    wgmma_wait<1>();  // chunk i - 1's wgmma are done
+    if constexpr ((kKnock & kW4wNoMma) == 0) {
+      w4w_mma_chunk<kN>(acc, a, smem0 + (i % kW4wStages) * Tile::kStageBytes);
+      wgmma_wait<1>();  // chunk i - 1's wgmma are done
+    } else {
+      wgmma_keep(a);
+    }
   };
 
   // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
-  issue_x(0, 0);
-  cp_async_commit();
-  if (steps > 1) issue_x(1, 1);
-  cp_async_commit();
+  if constexpr ((kKnock & kW4wNoX) == 0) {
+    issue_x(0, 0);
+    cp_async_commit();
+    if (steps > 1) issue_x(1, 1);
+    cp_async_commit();
+  }
 #pragma unroll
   for (int r = 0; r < kWD; ++r) load_w(r, r);
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);
