@@ -1,7 +1,8 @@
 // Probe: where the wgmma W4 GEMM's time goes (a measurement, not a test). Times gemm_w4 as
 // dispatched, cuBLAS fp16 on the same shapes, and the wgmma kernel (gemm_w4_wgmma.cuh) with parts
 // left out (W4wKnock: the proxy fence before each chunk's barrier, the x copies, the weight loads,
-// the wgmma); the knocked-out kernels compute wrong results, so only their times mean anything.
+// the wgmma), and its form with x permuted first and loaded by bulk copies (no proxy fence); the
+// knocked-out kernels compute wrong results, so only their times mean anything.
 // Weights rotate over copies that together exceed L2 four times, as in bench_cuda_kernels.
 // Build and run on an sm_90a GPU from the repository root:
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I include -isystem /usr/include/eigen3 \
@@ -56,6 +57,11 @@ void knock(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaSt
   td::launch_gemm_w4_wgmma<kN, 2, kKnock>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
+template <int kN>
+void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
+  td::launch_gemm_w4_wgmma_bulk<kN, 2>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
+}
+
 }  // namespace
 
 int main() {
@@ -90,6 +96,7 @@ int main() {
       {"  no x, no weights", &knock<16, td::kW4wNoX | td::kW4wNoWeights>,
        &knock<64, td::kW4wNoX | td::kW4wNoWeights>},
       {"  no x, no wgmma", &knock<16, td::kW4wNoX | td::kW4wNoMma>, &knock<64, td::kW4wNoX | td::kW4wNoMma>},
+      {"x by bulk copies (permute + GEMM)", &bulk_x<16>, &bulk_x<64>},
   };
   std::printf("%-20s %6s %10s %10s %10s", "shape", "tokens", "cuBLAS f16", "gemm_w4", "(ratio)");
   for (const Variant& v : variants) std::printf(" | %s", v.name);

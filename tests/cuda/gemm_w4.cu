@@ -128,7 +128,8 @@ TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split
   std::mt19937 rng(fresh_seed("gemm_w4 staged variants"));
   namespace wd = cuda::detail;
   // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
-  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and wg16_d2.
+  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and the wgmma kernel at 16
+  // and 64 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies (_xb).
   std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
   wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {

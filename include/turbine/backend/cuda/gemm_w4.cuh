@@ -77,6 +77,8 @@ inline constexpr int kW4gMaxBlocksPerSm = 8;         // 256-thread blocks (2048 
 // Split-k workspace per SM, in float4: token columns (kTN) x resident blocks is at most 16 on sm_80 /
 // sm_90 (shared memory bounds the 32- and 64-token tiles, threads the 16-token one).
 inline constexpr size_t kW4gPartialsPerSm = size_t(16) * kW4gThreads;
+// The wgmma kernel's permuted x (its bulk-copy form): 4 MB holds 128 tokens of k 16384.
+inline constexpr size_t kW4gXPermBytes = size_t(4) << 20;
 
 template <int kTN>
 constexpr size_t w4g_smem_bytes() {
@@ -239,6 +241,7 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
 struct W4gWorkspace {
   float4* partials = nullptr;
   unsigned* counters = nullptr;
+  __half* x_perm = nullptr;  // kW4gXPermBytes
   size_t partial_float4s = 0;
   int counter_count = 0;
   int sms = 0;
@@ -258,6 +261,7 @@ W4gWorkspace make_w4g_workspace(Alloc&& alloc) {
   w.partials = static_cast<float4*>(alloc(w.partial_float4s * sizeof(float4)));
   w.counters = static_cast<unsigned*>(alloc(size_t(w.counter_count) * sizeof(unsigned)));
   TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
+  w.x_perm = static_cast<__half*>(alloc(kW4gXPermBytes));
   return w;
 }
 
@@ -713,6 +717,24 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
                                                      min_chunks);
 }
 
+// The wgmma kernel with x through bulk copies (kXBulk): x permuted into the workspace's x_perm by
+// w4w_permute_x_kernel first; where x_perm cannot hold it, the cp.async form.
+template <int kN, int kWD>
+void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                               cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+  if (tokens <= 0) return;
+  if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t chunks = ceil_div(w.k, kW4wChunk), tiles = ceil_div(tokens, kN);
+  if (size_t(tiles * chunks) * W4wTile<kN>::kStageBytes > kW4gXPermBytes)
+    return launch_gemm_w4_wgmma<kN, kWD>(w, x, bias, y, tokens, stream, own, min_chunks);
+  const int64_t threads = tiles * chunks * kN * 4;
+  launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0, stream,
+                false, x, ws.x_perm, tokens, w.k, static_cast<int>(chunks), threads);
+  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true>, kN>(W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t), w,
+                                                             ws.x_perm, bias, y, tokens, stream, &ws, min_chunks);
+}
+
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2
@@ -740,6 +762,9 @@ void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
   f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
+  f("wg16_d2_xb", &launch_gemm_w4_wgmma_bulk<16, 2>);  // x permuted, then bulk copies: not yet on a GPU
+  f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
+  f("wg64_d2_xb", &launch_gemm_w4_wgmma_bulk<64, 2>);
 }
 
 }  // namespace detail
@@ -760,7 +785,7 @@ class GemmW4Workspace {
   const detail::W4gWorkspace& view() const { return ws_; }
 
  private:
-  DeviceBuffer<unsigned char> buffers_[2];
+  DeviceBuffer<unsigned char> buffers_[3];
   int used_ = 0;
   detail::W4gWorkspace ws_;
 };

@@ -46,6 +46,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "bulk_copy.cuh"
 #include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "vec.cuh"
@@ -285,11 +286,50 @@ __device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* p
   return l;
 }
 
+// x laid out for the bulk-copy form of the kernel (kXBulk): the image of token tile tt and chunk c
+// (inputs 128c ..) is kStageBytes at (tt * chunks + c) * kStageBytes, laid out exactly as
+// w4w_issue_x lays a stage (zeros past the tokens and past k), so that one bulk copy by one thread
+// loads a stage. Thread (image, token tok, word j) loads the 4 units 4t + j (t = 0..3: inputs
+// 32t + 8j .. + 7) of its token, which hold, for each pair p, the four 4-byte slots of one 16-byte
+// core-matrix row (step 2j + p / 2, k half p % 2): a 4 x 4 transpose of 32-bit words by register
+// naming. Why: the stage then arrives through the async proxy and the kernel needs no
+// fence.proxy.async a chunk, whose SASS (MEMBAR.ALL.CTA) an H200 profile found right before the
+// chunk's most stalled instruction (PERFORMANCE.md, 2026-12-06 night).
+template <int kN>
+__global__ static void __launch_bounds__(256)
+    w4w_permute_x_kernel(const __half* __restrict__ x, __half* __restrict__ xp, int tokens, int k, int chunks,
+                         int64_t threads) {
+  const int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (v >= threads) return;
+  const int in_image = static_cast<int>(v % (kN * 4));
+  const int64_t image = v / (kN * 4);  // tt * chunks + c
+  const int c = static_cast<int>(image % chunks), tt = static_cast<int>(image / chunks);
+  const int tok = (in_image >> 5) * 8 + (in_image & 7), j = (in_image >> 3) & 3;
+  const int row = tt * kN + tok;
+  uint4 u[4];
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+    const int kk = c * kW4wChunk + 32 * t + 8 * j;  // k is a multiple of 32: a unit is all in or out
+    u[t] = row < tokens && kk < k ? __ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(row) * k + kk))
+                                  : make_uint4(0, 0, 0, 0);
+  }
+  char* base = reinterpret_cast<char*>(xp) + image * W4wTile<kN>::kStageBytes + (tok / 8) * 256 + (tok % 8) * 16;
+  const uint32_t* w0 = reinterpret_cast<const uint32_t*>(&u[0]);
+  const uint32_t* w1 = reinterpret_cast<const uint32_t*>(&u[1]);
+  const uint32_t* w2 = reinterpret_cast<const uint32_t*>(&u[2]);
+  const uint32_t* w3 = reinterpret_cast<const uint32_t*>(&u[3]);
+#pragma unroll
+  for (int p = 0; p < 4; ++p)
+    *reinterpret_cast<uint4*>(base + (2 * j + p / 2) * (kN * 32) + (p % 2) * 128) = make_uint4(w0[p], w1[p], w2[p], w3[p]);
+}
+
 // Parts of the kernel left out to time the rest (tools/probe_w4_gemm_knockouts.cu; the results are
 // then wrong): the proxy fence before the barrier, the x copies, the weight loads, the wgmma.
 enum W4wKnock : int { kW4wNoFence = 1, kW4wNoX = 2, kW4wNoWeights = 4, kW4wNoMma = 8 };
 
-template <int kN, int kWD, int kKnock = 0>
+// kXBulk: x is w4w_permute_x_kernel's images, each stage one bulk copy by thread 0 that completes an
+// mbarrier (kW4wStages of them after the stages), and no proxy fence a chunk.
+template <int kN, int kWD, int kKnock = 0, bool kXBulk = false>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
@@ -305,6 +345,14 @@ __global__ static void __launch_bounds__(kW4wThreads)
   auto issue_x = [&](int slot, int step) {
     w4w_issue_x<kN, kW4wThreads>(smem0 + slot * Tile::kStageBytes, x, tokens, k, kend, tok0, kbeg + step * kW4wChunk,
                                  tid);
+  };
+  uint64_t* const bars = reinterpret_cast<uint64_t*>(w4w_smem + Tile::kSmem);  // kXBulk: one a stage
+  const char* const ximg = reinterpret_cast<const char*>(x) +
+                           (int64_t(blockIdx.y) * ((k + kW4wChunk - 1) / kW4wChunk) + kbeg / kW4wChunk) * Tile::kStageBytes;
+  auto issue_bulk = [&](int slot, int step) {  // thread 0
+    bulk::arrive_expect_tx(&bars[slot], Tile::kStageBytes);
+    bulk::copy_g2s(w4w_smem + slot * Tile::kStageBytes, ximg + int64_t(step) * Tile::kStageBytes, Tile::kStageBytes,
+                   &bars[slot]);
   };
 
   uint4 va[kWD], vb[kWD];  // the weight ring: chunk i in slot i % kWD
@@ -335,12 +383,18 @@ __global__ static void __launch_bounds__(kW4wThreads)
   // stage).
   auto chunk = [&](int i, int r, uint32_t (&a)[8][4]) {
     constexpr bool kX = (kKnock & kW4wNoX) == 0;
-    if constexpr (kX) cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
-    if constexpr (kX && (kKnock & kW4wNoFence) == 0) fence_proxy_async_shared();
-    __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
-    if constexpr (kX) {
-      if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
-      cp_async_commit();
+    if constexpr (kXBulk) {
+      bulk::wait(&bars[i % kW4wStages], (i / kW4wStages) & 1);  // chunk i's stage has landed
+      __syncthreads();  // everyone waited for chunk i - 2's wgmma: its stage may be refilled
+      if (tid == 0 && i + 2 < steps) issue_bulk((i + 2) % kW4wStages, i + 2);
+    } else {
+      if constexpr (kX) cp_async_wait<kW4wStages - 3>();  // chunk i's x copies (chunk i + 1's may still fly)
+      if constexpr (kX && (kKnock & kW4wNoFence) == 0) fence_proxy_async_shared();
+      __syncthreads();  // everyone's chunk i is in; everyone waited for chunk i - 2's wgmma
+      if constexpr (kX) {
+        if (i + 2 < steps) issue_x((i + 2) % kW4wStages, i + 2);  // the stage of chunk i - 2
+        cp_async_commit();
+      }
     }
     w4w_dequant(va[r], vb[r], sa[r], sb[r], a);
     load_w(r, i + kWD);
@@ -353,7 +407,18 @@ __global__ static void __launch_bounds__(kW4wThreads)
   };
 
   // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
-  if constexpr ((kKnock & kW4wNoX) == 0) {
+  if constexpr (kXBulk) {
+    if (tid == 0) {
+#pragma unroll
+      for (int st = 0; st < kW4wStages; ++st) bulk::barrier_init(&bars[st], 1);
+      bulk::fence_init();
+    }
+    __syncthreads();
+    if (tid == 0) {
+      issue_bulk(0, 0);
+      if (steps > 1) issue_bulk(1, 1);
+    }
+  } else if constexpr ((kKnock & kW4wNoX) == 0) {
     issue_x(0, 0);
     cp_async_commit();
     if (steps > 1) issue_x(1, 1);
