@@ -77,8 +77,6 @@ inline constexpr int kW4gMaxBlocksPerSm = 8;         // 256-thread blocks (2048 
 // Split-k workspace per SM, in float4: token columns (kTN) x resident blocks is at most 16 on sm_80 /
 // sm_90 (shared memory bounds the 32- and 64-token tiles, threads the 16-token one).
 inline constexpr size_t kW4gPartialsPerSm = size_t(16) * kW4gThreads;
-// The wgmma kernel's permuted x (its bulk-copy form): 4 MB holds 128 tokens of k 16384.
-inline constexpr size_t kW4gXPermBytes = size_t(4) << 20;
 
 template <int kTN>
 constexpr size_t w4g_smem_bytes() {
@@ -241,7 +239,6 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
 struct W4gWorkspace {
   float4* partials = nullptr;
   unsigned* counters = nullptr;
-  __half* x_perm = nullptr;  // kW4gXPermBytes
   size_t partial_float4s = 0;
   int counter_count = 0;
   int sms = 0;
@@ -261,7 +258,6 @@ W4gWorkspace make_w4g_workspace(Alloc&& alloc) {
   w.partials = static_cast<float4*>(alloc(w.partial_float4s * sizeof(float4)));
   w.counters = static_cast<unsigned*>(alloc(size_t(w.counter_count) * sizeof(unsigned)));
   TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
-  w.x_perm = static_cast<__half*>(alloc(kW4gXPermBytes));
   return w;
 }
 
@@ -717,22 +713,37 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
                                                      min_chunks);
 }
 
-// The wgmma kernel with x through bulk copies (kXBulk): x permuted into the workspace's x_perm by
-// w4w_permute_x_kernel first; where x_perm cannot hold it, the cp.async form.
+// The permuted x of the bulk-copy form, one buffer per device made on first use (so not inside a
+// graph capture; the form is a benchmark and test variant, not gemm_w4's choice) and shared by its
+// calls, which must not overlap in time. 4 MB holds 128 tokens of k 16384.
+inline constexpr size_t kW4wXPermBytes = size_t(4) << 20;
+inline __half* w4w_x_perm() {
+  static std::mutex mu;
+  static __half* per_device[64] = {};  // kept for the process, as w4g_workspace
+  int dev = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  check(dev >= 0 && dev < 64, "gemm_w4: device ", dev, " is not supported (0 to 63)");
+  std::lock_guard<std::mutex> lock(mu);
+  if (!per_device[dev]) TURBINE_CUDA_CHECK(cudaMalloc(&per_device[dev], kW4wXPermBytes));
+  return per_device[dev];
+}
+
+// The wgmma kernel with x through bulk copies (kXBulk): x permuted into w4w_x_perm by
+// w4w_permute_x_kernel first; where that cannot hold it, the cp.async form.
 template <int kN, int kWD>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
-  const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t chunks = ceil_div(w.k, kW4wChunk), tiles = ceil_div(tokens, kN);
-  if (size_t(tiles * chunks) * W4wTile<kN>::kStageBytes > kW4gXPermBytes)
+  if (size_t(tiles * chunks) * W4wTile<kN>::kStageBytes > kW4wXPermBytes)
     return launch_gemm_w4_wgmma<kN, kWD>(w, x, bias, y, tokens, stream, own, min_chunks);
+  __half* const x_perm = w4w_x_perm();
   const int64_t threads = tiles * chunks * kN * 4;
   launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0, stream,
-                false, x, ws.x_perm, tokens, w.k, static_cast<int>(chunks), threads);
+                false, x, x_perm, tokens, w.k, static_cast<int>(chunks), threads);
   launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true>, kN>(W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t), w,
-                                                             ws.x_perm, bias, y, tokens, stream, &ws, min_chunks);
+                                                             x_perm, bias, y, tokens, stream, own, min_chunks);
 }
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
@@ -785,7 +796,7 @@ class GemmW4Workspace {
   const detail::W4gWorkspace& view() const { return ws_; }
 
  private:
-  DeviceBuffer<unsigned char> buffers_[3];
+  DeviceBuffer<unsigned char> buffers_[2];
   int used_ = 0;
   detail::W4gWorkspace ws_;
 };

@@ -163,6 +163,13 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[32], const uint32_t (&a)
 
 // x[tok0 .., kc .. kc + 127] into the x stage at `stage` (shared address), permuted into the core
 // matrices (see the top); zero-filled past the tokens and past kend. `tid` of kThreads copying threads.
+// Byte offset in an x stage of the 16-byte core-matrix row of token `tok` that takes pair p of the
+// units 4t + j (t = 0..3, one 4-byte slot each): step 2j + p / 2, k half p % 2 (see the top).
+template <int kN>
+__host__ __device__ constexpr uint32_t w4w_x_row(int tok, int j, int p) {
+  return (tok / 8) * 256 + (tok % 8) * 16 + (2 * j + p / 2) * (kN * 32) + (p % 2) * 128;
+}
+
 template <int kN, int kThreads>
 __device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int tokens, int k, int kend, int tok0,
                                             int kc, int tid) {
@@ -173,9 +180,8 @@ __device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int
     const int kk = kc + 8 * u;
     const bool ok = tok0 + tok < tokens && kk < kend;
     const __half* src = ok ? x + static_cast<int64_t>(tok0 + tok) * k + kk : x;
-    const uint32_t base = stage + (tok / 8) * 256 + (tok % 8) * 16 + 4 * ut;
 #pragma unroll
-    for (int p = 0; p < 4; ++p) cp_async4(base + (2 * uj + p / 2) * (kN * 32) + (p % 2) * 128, src + 2 * p, ok);
+    for (int p = 0; p < 4; ++p) cp_async4(stage + w4w_x_row<kN>(tok, uj, p) + 4 * ut, src + 2 * p, ok);
   }
 }
 
@@ -313,14 +319,14 @@ __global__ static void __launch_bounds__(256)
     u[t] = row < tokens && kk < k ? __ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(row) * k + kk))
                                   : make_uint4(0, 0, 0, 0);
   }
-  char* base = reinterpret_cast<char*>(xp) + image * W4wTile<kN>::kStageBytes + (tok / 8) * 256 + (tok % 8) * 16;
+  char* base = reinterpret_cast<char*>(xp) + image * W4wTile<kN>::kStageBytes;
   const uint32_t* w0 = reinterpret_cast<const uint32_t*>(&u[0]);
   const uint32_t* w1 = reinterpret_cast<const uint32_t*>(&u[1]);
   const uint32_t* w2 = reinterpret_cast<const uint32_t*>(&u[2]);
   const uint32_t* w3 = reinterpret_cast<const uint32_t*>(&u[3]);
 #pragma unroll
   for (int p = 0; p < 4; ++p)
-    *reinterpret_cast<uint4*>(base + (2 * j + p / 2) * (kN * 32) + (p % 2) * 128) = make_uint4(w0[p], w1[p], w2[p], w3[p]);
+    *reinterpret_cast<uint4*>(base + w4w_x_row<kN>(tok, j, p)) = make_uint4(w0[p], w1[p], w2[p], w3[p]);
 }
 
 // Parts of the kernel left out to time the rest (tools/probe_w4_gemm_knockouts.cu; the results are
