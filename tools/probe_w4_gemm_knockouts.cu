@@ -1,8 +1,8 @@
 // Probe: where the wgmma W4 GEMM's time goes (a measurement, not a test). Times gemm_w4 as
-// dispatched, cuBLAS fp16 on the same shapes, and the wgmma kernel (gemm_w4_wgmma.cuh) with parts
-// left out (W4wKnock: the proxy fence before each chunk's barrier, the x copies, the weight loads,
-// the wgmma), and its form with x permuted first and loaded by bulk copies (no proxy fence); the
-// knocked-out kernels compute wrong results, so only their times mean anything.
+// dispatched, cuBLAS fp16 on the same shapes, the staged kernel, the wgmma kernel
+// (gemm_w4_wgmma.cuh) with parts left out (W4wKnock: the proxy fence before each chunk's barrier,
+// the x copies, the wgmma), and its form with x permuted first and loaded by bulk copies, at 16 to
+// 256 tokens; the knocked-out kernels compute wrong results, so only their times mean anything.
 // Weights rotate over copies that together exceed L2 four times, as in bench_cuda_kernels.
 // Build and run on an sm_90a GPU from the repository root:
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I include -isystem /usr/include/eigen3 \
@@ -57,6 +57,11 @@ void knock(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaSt
   td::launch_gemm_w4_wgmma<kN, 2, kKnock>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
+template <int kTokens>
+void staged(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
+  td::w4s_pick(kTokens)(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
+}
+
 template <int kN>
 void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
   td::launch_gemm_w4_wgmma_bulk<kN, 2>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
@@ -85,18 +90,16 @@ int main() {
   using Fn = void (*)(const tc::W4Matrix&, const __half*, __half*, int, cudaStream_t);
   struct Variant {
     const char* name;
-    Fn f16, f64;
+    Fn f16, f32, f64;  // by token count: up to 16, up to 32, more
   };
   const Variant variants[] = {
-      {"wgmma kernel", &knock<16, 0>, &knock<64, 0>},
-      {"  no proxy fence", &knock<16, td::kW4wNoFence>, &knock<64, td::kW4wNoFence>},
-      {"  no x copies", &knock<16, td::kW4wNoX>, &knock<64, td::kW4wNoX>},
-      {"  no weight loads", &knock<16, td::kW4wNoWeights>, &knock<64, td::kW4wNoWeights>},
-      {"  no wgmma", &knock<16, td::kW4wNoMma>, &knock<64, td::kW4wNoMma>},
-      {"  no x, no weights", &knock<16, td::kW4wNoX | td::kW4wNoWeights>,
-       &knock<64, td::kW4wNoX | td::kW4wNoWeights>},
-      {"  no x, no wgmma", &knock<16, td::kW4wNoX | td::kW4wNoMma>, &knock<64, td::kW4wNoX | td::kW4wNoMma>},
-      {"x by bulk copies (permute + GEMM)", &bulk_x<16>, &bulk_x<64>},
+      {"staged kernel (w4s_pick)", &staged<16>, &staged<32>, &staged<64>},
+      {"cp.async form", &knock<16, 0>, &knock<32, 0>, &knock<64, 0>},
+      {"  no proxy fence", &knock<16, td::kW4wNoFence>, &knock<32, td::kW4wNoFence>, &knock<64, td::kW4wNoFence>},
+      {"  no x copies", &knock<16, td::kW4wNoX>, &knock<32, td::kW4wNoX>, &knock<64, td::kW4wNoX>},
+      {"  no x, no wgmma", &knock<16, td::kW4wNoX | td::kW4wNoMma>, &knock<32, td::kW4wNoX | td::kW4wNoMma>,
+       &knock<64, td::kW4wNoX | td::kW4wNoMma>},
+      {"bulk form (permute + GEMM)", &bulk_x<16>, &bulk_x<32>, &bulk_x<64>},
   };
   std::printf("%-20s %6s %10s %10s %10s", "shape", "tokens", "cuBLAS f16", "gemm_w4", "(ratio)");
   for (const Variant& v : variants) std::printf(" | %s", v.name);
@@ -124,7 +127,7 @@ int main() {
       for (size_t i = 0; i < h.size(); i += 97) h[i] = __float2half(0.01f * float(rng() % 7));
       w16.push_back(upload(h));
     }
-    for (int tokens : {16, 64}) {
+    for (int tokens : {16, 32, 64, 128, 256}) {
       std::vector<__half> xh(size_t(tokens) * sh.k);
       for (auto& v : xh) v = __float2half(float(int(rng() % 9) - 4) * 0.125f);
       auto x = upload(xh);
@@ -138,7 +141,7 @@ int main() {
       const float t_w4 = time_us(copies4, s, [&](int c) { tc::gemm_w4(mats[c], x.data(), nullptr, y.data(), tokens, s); });
       std::printf("%-20s %6d %10.2f %10.2f %9.2fx", sh.name, tokens, t_blas, t_w4, t_blas / t_w4);
       for (const Variant& v : variants) {
-        const Fn f = tokens <= 16 ? v.f16 : v.f64;
+        const Fn f = tokens <= 16 ? v.f16 : tokens <= 32 ? v.f32 : v.f64;
         std::printf(" | %7.2f", time_us(copies4, s, [&](int c) { f(mats[c], x.data(), y.data(), tokens, s); }));
       }
       std::printf("\n");

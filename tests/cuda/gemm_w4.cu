@@ -128,8 +128,9 @@ TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split
   std::mt19937 rng(fresh_seed("gemm_w4 staged variants"));
   namespace wd = cuda::detail;
   // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
-  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and the wgmma kernel at 16
-  // and 64 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies (_xb).
+  // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and the wgmma kernel at
+  // 16, 32 and 64 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies
+  // (_xb, the GEMM launched programmatically after the permutation).
   std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
   wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {
@@ -242,6 +243,36 @@ TEST_CASE("gemm_w4 calls on two streams at once, each with its own workspace, gi
   }
   TURBINE_CUDA_CHECK(cudaStreamDestroy(sa));
   TURBINE_CUDA_CHECK(cudaStreamDestroy(sb));
+}
+
+TEST_CASE("the wgmma kernel's bulk-copy form takes more tokens than its x buffer holds, in slabs") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 bulk slabs"));
+  namespace wd = cuda::detail;
+  // At k 16384 a 64-token tile of permuted x is 128 stages; the buffer holds a whole number of
+  // tiles, so this count needs a second slab, whose last tile is partial. Once through the shared
+  // workspace, once through a workspace of the caller's (each has its own x buffer).
+  const int n = 136, k = 16384;
+  const int slab =
+      static_cast<int>(wd::kW4wXPermBytes / (size_t(k / wd::kW4wChunk) * wd::W4wTile<64>::kStageBytes)) * 64;
+  const int tokens = slab + 37;
+  W4Case w = make_w4(n, k, 128, rng);
+  const auto bias = random_half<__half>(n, rng);
+  auto d_bias = upload_half<__half>(bias);
+  const auto x = random_half<__half>(size_t(tokens) * k, rng);
+  auto d_x = upload_half<__half>(x);
+  const auto ref = reference(w, x.values, bias.values.data(), tokens);
+  const cuda::GemmW4Workspace own;
+  cuda::DeviceBuffer<__half> d_y(size_t(tokens) * n);
+  for (const wd::W4gWorkspace* ws : {static_cast<const wd::W4gWorkspace*>(nullptr), &own.view()}) {
+    poison(d_y);
+    wd::launch_gemm_w4_wgmma_bulk<64, 2>(w.dev, d_x.data(), d_bias.data(), d_y.data(), tokens, nullptr, ws,
+                                         wd::kW4sMinChunks);
+    sync_launch();
+    expect_close(std::string("wg64_d2_xb in slabs of ") + std::to_string(slab) + " tokens, tokens " +
+                     std::to_string(tokens) + (ws ? ", own workspace" : ", shared workspace"),
+                 download_half(d_y), ref, kTol);
+  }
 }
 
 TEST_CASE("gemm_w4 names the supported sizes") {

@@ -234,14 +234,19 @@ __global__ static void __launch_bounds__(kW4gThreads, kW4gMinBlocks<kTN>)
   }
 }
 
-// A split-k workspace as the kernel sees it: fp32 partial tiles and one arrival counter per tile
-// (the counters reset themselves).
+// The permuted x of the wgmma kernel's bulk-copy form (gemm_w4_wgmma.cuh, w4w_permute_x_kernel):
+// 8 MB holds 256 tokens at k 16384; more tokens go through in slabs.
+inline constexpr size_t kW4wXPermBytes = size_t(8) << 20;
+
+// A gemm_w4 workspace as the kernels see it: fp32 partial tiles and one arrival counter per tile
+// for a k split (the counters reset themselves), and the bulk-copy form's permuted x.
 struct W4gWorkspace {
   float4* partials = nullptr;
   unsigned* counters = nullptr;
   size_t partial_float4s = 0;
   int counter_count = 0;
   int sms = 0;
+  __half* x_perm = nullptr;  // kW4wXPermBytes
 };
 
 // Sizes a workspace for the current device and allocates it with `alloc(bytes)`, counters zeroed.
@@ -258,6 +263,7 @@ W4gWorkspace make_w4g_workspace(Alloc&& alloc) {
   w.partials = static_cast<float4*>(alloc(w.partial_float4s * sizeof(float4)));
   w.counters = static_cast<unsigned*>(alloc(size_t(w.counter_count) * sizeof(unsigned)));
   TURBINE_CUDA_CHECK(cudaMemset(w.counters, 0, size_t(w.counter_count) * sizeof(unsigned)));
+  w.x_perm = static_cast<__half*>(alloc(kW4wXPermBytes));
   return w;
 }
 
@@ -681,13 +687,20 @@ template <int kN, int kWD>
 int w4w_blocks_per_sm() {
   return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
 }
+// The same for its bulk-copy form (the stages' mbarriers after the stages).
+template <int kN>
+inline constexpr size_t kW4wBulkSmem = W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t);
+template <int kN, int kWD>
+int w4w_bulk_blocks_per_sm() {
+  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true>>(kW4wThreads, kW4wBulkSmem<kN>);
+}
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
 // on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no
 // wgmma, the staged kernel of w4s_pick instead.
 template <auto kKernel, int kN>
 void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
-                     cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+                     cudaStream_t stream, const W4gWorkspace* own, int min_chunks, bool pdl) {
   if (tokens <= 0) return;
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
   const int per_sm = w4_kernel_blocks_per_sm<kKernel>(kW4wThreads, smem);
@@ -700,50 +713,43 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
   launch_kernel(kKernel,
                 dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
                      static_cast<unsigned>(split.splits)),
-                dim3(kW4wThreads), smem, stream, false, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
+                dim3(kW4wThreads), smem, stream, pdl, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
                 static_cast<int>(split.k_split), partials);
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// The wgmma kernel with kN tokens per block and kWD chunks of weights in flight per warp (registers).
+// The wgmma kernel with kN tokens per block, kWD chunks of weights in flight per warp (registers)
+// and x through 4-byte cp.async copies.
 template <int kN, int kWD, int kKnock = 0>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, kKnock>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
-                                                     min_chunks);
+                                                             min_chunks, false);
 }
 
-// The permuted x of the bulk-copy form, one buffer per device made on first use (so not inside a
-// graph capture; the form is a benchmark and test variant, not gemm_w4's choice) and shared by its
-// calls, which must not overlap in time. 4 MB holds 128 tokens of k 16384.
-inline constexpr size_t kW4wXPermBytes = size_t(4) << 20;
-inline __half* w4w_x_perm() {
-  static std::mutex mu;
-  static __half* per_device[64] = {};  // kept for the process, as w4g_workspace
-  int dev = 0;
-  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
-  check(dev >= 0 && dev < 64, "gemm_w4: device ", dev, " is not supported (0 to 63)");
-  std::lock_guard<std::mutex> lock(mu);
-  if (!per_device[dev]) TURBINE_CUDA_CHECK(cudaMalloc(&per_device[dev], kW4wXPermBytes));
-  return per_device[dev];
-}
-
-// The wgmma kernel with x through bulk copies (kXBulk): x permuted into w4w_x_perm by
-// w4w_permute_x_kernel first; where that cannot hold it, the cp.async form.
+// The wgmma kernel with x through bulk copies (kXBulk): w4w_permute_x_kernel lays x out in the
+// workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
+// loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
+// slabs of what x_perm holds, each slab a permutation and a GEMM.
 template <int kN, int kWD>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
-  const int64_t chunks = ceil_div(w.k, kW4wChunk), tiles = ceil_div(tokens, kN);
-  if (size_t(tiles * chunks) * W4wTile<kN>::kStageBytes > kW4wXPermBytes)
-    return launch_gemm_w4_wgmma<kN, kWD>(w, x, bias, y, tokens, stream, own, min_chunks);
-  __half* const x_perm = w4w_x_perm();
-  const int64_t threads = tiles * chunks * kN * 4;
-  launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0, stream,
-                false, x, x_perm, tokens, w.k, static_cast<int>(chunks), threads);
-  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true>, kN>(W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t), w,
-                                                             x_perm, bias, y, tokens, stream, own, min_chunks);
+  const W4gWorkspace& ws = own ? *own : w4g_workspace();
+  const int64_t chunks = ceil_div(w.k, kW4wChunk);
+  const int64_t slab_tiles = static_cast<int64_t>(kW4wXPermBytes / (size_t(chunks) * W4wTile<kN>::kStageBytes));
+  check(slab_tiles >= 1, "gemm_w4: k = ", w.k, " is too long (at most ",
+        kW4wXPermBytes / W4wTile<kN>::kStageBytes * kW4wChunk, ")");
+  const bool pdl = pdl_available();
+  for (int64_t t0 = 0; t0 < tokens; t0 += slab_tiles * kN) {
+    const int slab = static_cast<int>(std::min<int64_t>(tokens - t0, slab_tiles * kN));
+    const int64_t threads = ceil_div(slab, kN) * chunks * kN * 4;
+    launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0,
+                  stream, false, x + t0 * w.k, ws.x_perm, slab, w.k, static_cast<int>(chunks), threads);
+    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true>, kN>(kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n,
+                                                               slab, stream, own, min_chunks, pdl);
+  }
 }
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
@@ -773,14 +779,17 @@ void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s10", &launch_gemm_w4s<1, 2, 1, 10>);   // slots, 10, and 8 at one block an SM
   f("m2_t2_w1_s4_c2", &launch_gemm_w4s<2, 2, 1, 4, 2>);
   f("wg16_d2", &launch_gemm_w4_wgmma<16, 2>);
-  f("wg16_d2_xb", &launch_gemm_w4_wgmma_bulk<16, 2>);  // x permuted, then bulk copies: not yet on a GPU
+  f("wg16_d2_xb", &launch_gemm_w4_wgmma_bulk<16, 2>);  // x permuted, then bulk copies
+  f("wg32_d2", &launch_gemm_w4_wgmma<32, 2>);
+  f("wg32_d2_xb", &launch_gemm_w4_wgmma_bulk<32, 2>);
   f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
   f("wg64_d2_xb", &launch_gemm_w4_wgmma_bulk<64, 2>);
 }
 
 }  // namespace detail
 
-/// A split-k workspace of gemm_w4's own (about 8 MB): a caller that may run gemm_w4 at the same
+/// A workspace of gemm_w4's own (split-k partial sums, about 8 MB on an H100, and 8 MB for the
+/// permuted x of the wgmma kernel's bulk-copy form): a caller that may run gemm_w4 at the same
 /// time as another (another stream, another thread, another model's graph) passes its own, since
 /// two calls sharing one would mix their partial sums. Made on the current device, outside any
 /// graph capture.
@@ -796,12 +805,12 @@ class GemmW4Workspace {
   const detail::W4gWorkspace& view() const { return ws_; }
 
  private:
-  DeviceBuffer<unsigned char> buffers_[2];
+  DeviceBuffer<unsigned char> buffers_[3];
   int used_ = 0;
   detail::W4gWorkspace ws_;
 };
 
-/// Does gemm_w4's once-per-device set-up now (the split-k workspace, ~8 MB on an H100, and the
+/// Does gemm_w4's once-per-device set-up now (the shared workspace, ~16 MB on an H100, and the
 /// kernels' attributes): call it before capturing a CUDA graph that contains gemm_w4 calls, since
 /// a capture cannot allocate. gemm_w4 otherwise does it on its first call.
 inline void gemm_w4_prepare() {
@@ -857,6 +866,9 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
     TURBINE_CUDA_CHECK(cudaGetLastError());
     return;
   }
+  // The wgmma kernel's bulk-copy form (launch_gemm_w4_wgmma_bulk) measured 0.57-0.88x the time of
+  // the choices below at 64 tokens on an H100 (2026-12-07, before its programmatic launch and its
+  // slabs were added); it takes over here once that form has run on a GPU.
   if (tokens <= 16) detail::launch_gemm_w4_wgmma<16, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   else detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());

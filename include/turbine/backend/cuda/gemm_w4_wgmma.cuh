@@ -19,6 +19,10 @@
 // word; yet a 4-chunk weight ring, the block's weights prefetched to L2 at its start, and x through
 // registers (one 16-byte load and one 16-byte store per core-matrix row instead of the 4-byte
 // cp.async copies) were each no faster at 16-64 tokens on an H100 and were removed (PERFORMANCE.md).
+// Knockouts on an H100 (2026-12-07) then showed the x copies themselves cost a third of the
+// kernel at 64 tokens (the proxy fence 1-3%): the bulk-copy form (kXBulk, w4w_permute_x_kernel)
+// permutes x once into the stage images and loads each stage with one bulk copy; it took
+// 0.57-0.88x the cp.async form's time at 64 tokens, permutation included.
 //
 // Layout (PTX ISA 9.7.15; checked there, in CuTe's GMMA traits and against the CPU on an H100):
 //   A (registers): warp w of a warpgroup holds rows 16w + g, 16w + g + 8 (g = lane / 4, t = lane % 4),
@@ -298,13 +302,15 @@ __device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* p
 // loads a stage. Thread (image, token tok, word j) loads the 4 units 4t + j (t = 0..3: inputs
 // 32t + 8j .. + 7) of its token, which hold, for each pair p, the four 4-byte slots of one 16-byte
 // core-matrix row (step 2j + p / 2, k half p % 2): a 4 x 4 transpose of 32-bit words by register
-// naming. Why: the stage then arrives through the async proxy and the kernel needs no
-// fence.proxy.async a chunk, whose SASS (MEMBAR.ALL.CTA) an H200 profile found right before the
-// chunk's most stalled instruction (PERFORMANCE.md, 2026-12-06 night).
+// naming. Why: the cp.async form moves a stage by kN * 64 copies of 4 bytes, whose issue cost the
+// kernel a third of its time at 64 tokens on an H100 (tools/probe_w4_gemm_knockouts.cu;
+// PERFORMANCE.md, 2026-12-07): each stage then arrives by one bulk copy through the async proxy,
+// with no fence.proxy.async a chunk.
 template <int kN>
 __global__ static void __launch_bounds__(256)
     w4w_permute_x_kernel(const __half* __restrict__ x, __half* __restrict__ xp, int tokens, int k, int chunks,
                          int64_t threads) {
+  pdl_launch_dependents();  // the GEMM may start loading its weights; it waits for us before x
   const int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (v >= threads) return;
   const int in_image = static_cast<int>(v % (kN * 4));
@@ -412,26 +418,33 @@ __global__ static void __launch_bounds__(kW4wThreads)
     }
   };
 
-  // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1.
+  // Prologue: x chunks 0 and 1 (one commit group each), the weights of chunks 0 .. kWD - 1. The
+  // bulk form is launched with programmatic dependent launch after the permutation of x: its
+  // weights (which no earlier kernel writes) are requested before it waits for that kernel.
   if constexpr (kXBulk) {
+#pragma unroll
+    for (int r = 0; r < kWD; ++r) load_w(r, r);
     if (tid == 0) {
 #pragma unroll
       for (int st = 0; st < kW4wStages; ++st) bulk::barrier_init(&bars[st], 1);
       bulk::fence_init();
     }
+    pdl_wait();
     __syncthreads();
     if (tid == 0) {
       issue_bulk(0, 0);
       if (steps > 1) issue_bulk(1, 1);
     }
-  } else if constexpr ((kKnock & kW4wNoX) == 0) {
-    issue_x(0, 0);
-    cp_async_commit();
-    if (steps > 1) issue_x(1, 1);
-    cp_async_commit();
-  }
+  } else {
+    if constexpr ((kKnock & kW4wNoX) == 0) {
+      issue_x(0, 0);
+      cp_async_commit();
+      if (steps > 1) issue_x(1, 1);
+      cp_async_commit();
+    }
 #pragma unroll
-  for (int r = 0; r < kWD; ++r) load_w(r, r);
+    for (int r = 0; r < kWD; ++r) load_w(r, r);
+  }
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);
   wgmma_keep(acc);
 
