@@ -687,13 +687,9 @@ template <int kN, int kWD>
 int w4w_blocks_per_sm() {
   return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
 }
-// The same for its bulk-copy form (the stages' mbarriers after the stages).
+// The shared memory of its bulk-copy form (the stages' mbarriers after the stages).
 template <int kN>
 inline constexpr size_t kW4wBulkSmem = W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t);
-template <int kN, int kWD>
-int w4w_bulk_blocks_per_sm() {
-  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true>>(kW4wThreads, kW4wBulkSmem<kN>);
-}
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
 // on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no
@@ -791,13 +787,15 @@ void for_each_w4s_variant(F&& f) {
 /// A workspace of gemm_w4's own (split-k partial sums, about 8 MB on an H100, and 8 MB for the
 /// permuted x of the wgmma kernel's bulk-copy form): a caller that may run gemm_w4 at the same
 /// time as another (another stream, another thread, another model's graph) passes its own, since
-/// two calls sharing one would mix their partial sums. Made on the current device, outside any
-/// graph capture.
+/// two calls sharing one would mix their partial sums (and permuted inputs). Made on the current
+/// device, outside any graph capture.
 class GemmW4Workspace {
  public:
   GemmW4Workspace() {
     ws_ = detail::make_w4g_workspace([this](size_t bytes) {
-      buffers_[used_] = DeviceBuffer<unsigned char>(bytes, "gemm_w4 split-k workspace");
+      // make_w4g_workspace allocates the partial sums, the counters, then the permuted x
+      const char* what = used_ < 2 ? "gemm_w4 split-k workspace" : "gemm_w4 permuted x";
+      buffers_[used_] = DeviceBuffer<unsigned char>(bytes, what);
       return static_cast<void*>(buffers_[used_++].data());
     });
   }
@@ -840,8 +838,8 @@ inline void gemm_w4_prepare() {
 /// where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel,
 /// its tile by token count (w4s_pick);
 /// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
-/// the caller's own split-k scratch, or null for the device's shared one (then calls must not
-/// overlap in time).
+/// the caller's own scratch (split-k sums, permuted x), or null for the device's shared one (then
+/// calls must not overlap in time).
 inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                     cudaStream_t stream = nullptr, const GemmW4Workspace* workspace = nullptr) {
   check(w.n > 0 && w.k > 0 && (w.group == 32 || w.group == 64 || w.group == 128) && w.k % w.group == 0,
