@@ -1,8 +1,10 @@
 // Probe: where the wgmma W4 GEMM's time goes (a measurement, not a test). Times gemm_w4 as
 // dispatched, cuBLAS fp16 on the same shapes, the staged kernel, the wgmma kernel
 // (gemm_w4_wgmma.cuh) with parts left out (W4wKnock: the proxy fence before each chunk's barrier,
-// the x copies, the wgmma), and its form with x permuted first and loaded by bulk copies, at 16 to
-// 256 tokens; the knocked-out kernels compute wrong results, so only their times mean anything.
+// the x copies, the weight loads, the wgmma), and its form with x permuted first and loaded by bulk
+// copies, at 16 to 256 tokens; the knocked-out kernels compute wrong results, so only their times
+// mean anything. (Its own event timing, not bench_cuda_kernels' GraphTimer: plain stream launches,
+// as gemm_w4 runs outside a graph.)
 // Weights rotate over copies that together exceed L2 four times, as in bench_cuda_kernels.
 // Build and run on an sm_90a GPU from the repository root:
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I include -isystem /usr/include/eigen3 \
@@ -97,6 +99,11 @@ int main() {
       {"cp.async form", &knock<16, 0>, &knock<32, 0>, &knock<64, 0>},
       {"  no proxy fence", &knock<16, td::kW4wNoFence>, &knock<32, td::kW4wNoFence>, &knock<64, td::kW4wNoFence>},
       {"  no x copies", &knock<16, td::kW4wNoX>, &knock<32, td::kW4wNoX>, &knock<64, td::kW4wNoX>},
+      {"  no weight loads", &knock<16, td::kW4wNoWeights>, &knock<32, td::kW4wNoWeights>,
+       &knock<64, td::kW4wNoWeights>},
+      {"  no wgmma", &knock<16, td::kW4wNoMma>, &knock<32, td::kW4wNoMma>, &knock<64, td::kW4wNoMma>},
+      {"  no x, no weights", &knock<16, td::kW4wNoX | td::kW4wNoWeights>, &knock<32, td::kW4wNoX | td::kW4wNoWeights>,
+       &knock<64, td::kW4wNoX | td::kW4wNoWeights>},
       {"  no x, no wgmma", &knock<16, td::kW4wNoX | td::kW4wNoMma>, &knock<32, td::kW4wNoX | td::kW4wNoMma>,
        &knock<64, td::kW4wNoX | td::kW4wNoMma>},
       {"bulk form (permute + GEMM)", &bulk_x<16>, &bulk_x<32>, &bulk_x<64>},

@@ -39,7 +39,8 @@
 // 4 bytes at slot t of row (token) of core matrix (s = 2j + p / 2, kc = p % 2).
 //
 // A block is two warpgroups (256 threads, 128 rows of W) and kN tokens. Per 128-input chunk: x
-// through a 4-stage ring of 4-byte cp.async copies (zero-filled past the tokens and past k), each
+// through a 4-stage ring of 4-byte cp.async copies (zero-filled past the tokens and past k; in the
+// bulk-copy form, one bulk copy of the stage w4w_permute_x_kernel laid out beforehand), each
 // warp's weights and params through a kWD-deep register ring (gemm_w4 uses 2 chunks); the warp
 // dequantizes its 8 A fragments ((q - z) * s in fp16, as the f16 engine's weights), then the
 // warpgroup issues 8 wgmma. The A
@@ -165,8 +166,6 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[32], const uint32_t (&a)
 }
 
 
-// x[tok0 .., kc .. kc + 127] into the x stage at `stage` (shared address), permuted into the core
-// matrices (see the top); zero-filled past the tokens and past kend. `tid` of kThreads copying threads.
 // Byte offset in an x stage of the 16-byte core-matrix row of token `tok` that takes pair p of the
 // units 4t + j (t = 0..3, one 4-byte slot each): step 2j + p / 2, k half p % 2 (see the top).
 template <int kN>
@@ -174,6 +173,8 @@ __host__ __device__ constexpr uint32_t w4w_x_row(int tok, int j, int p) {
   return (tok / 8) * 256 + (tok % 8) * 16 + (2 * j + p / 2) * (kN * 32) + (p % 2) * 128;
 }
 
+// x[tok0 .., kc .. kc + 127] into the x stage at `stage` (shared address), permuted into the core
+// matrices (see the top); zero-filled past the tokens and past kend. `tid` of kThreads copying threads.
 template <int kN, int kThreads>
 __device__ __forceinline__ void w4w_issue_x(uint32_t stage, const __half* x, int tokens, int k, int kend, int tok0,
                                             int kc, int tid) {
@@ -359,8 +360,8 @@ __global__ static void __launch_bounds__(kW4wThreads)
                                  tid);
   };
   uint64_t* const bars = reinterpret_cast<uint64_t*>(w4w_smem + Tile::kSmem);  // kXBulk: one a stage
-  const char* const ximg = reinterpret_cast<const char*>(x) +
-                           (int64_t(blockIdx.y) * ((k + kW4wChunk - 1) / kW4wChunk) + kbeg / kW4wChunk) * Tile::kStageBytes;
+  const int64_t image0 = int64_t(blockIdx.y) * ((k + kW4wChunk - 1) / kW4wChunk) + kbeg / kW4wChunk;
+  const char* const ximg = reinterpret_cast<const char*>(x) + image0 * Tile::kStageBytes;  // kXBulk: images
   auto issue_bulk = [&](int slot, int step) {  // thread 0
     bulk::arrive_expect_tx(&bars[slot], Tile::kStageBytes);
     bulk::copy_g2s(w4w_smem + slot * Tile::kStageBytes, ximg + int64_t(step) * Tile::kStageBytes, Tile::kStageBytes,
