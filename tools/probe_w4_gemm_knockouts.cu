@@ -2,7 +2,9 @@
 // dispatched, cuBLAS fp16 on the same shapes, the staged kernel, the wgmma kernel
 // (gemm_w4_wgmma.cuh) with parts left out (W4wKnock: the proxy fence before each chunk's barrier,
 // the x copies, the weight loads, the wgmma), and its form with x permuted first and loaded by bulk
-// copies, at 16 to 256 tokens; the knocked-out kernels compute wrong results, so only their times
+// copies (and that form with the token tiles of one row block side by side in the grid), and the
+// engine's path above kW4GemmMaxTokens (W dequantized to a copy, then cuBLAS), at 16 to 256 tokens,
+// after a copy ceiling; the knocked-out kernels compute wrong results, so only their times
 // mean anything. (Its own event timing, not bench_cuda_kernels' GraphTimer: plain stream launches,
 // as gemm_w4 runs outside a graph.)
 // Weights rotate over copies that together exceed L2 four times, as in bench_cuda_kernels.
@@ -64,9 +66,9 @@ void staged(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaS
   td::w4s_pick(kTokens)(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
-template <int kN>
+template <int kN, bool kTokensFast = false>
 void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  td::launch_gemm_w4_wgmma_bulk<kN, 2>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
+  td::launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
 }  // namespace
@@ -107,10 +109,19 @@ int main() {
       {"  no x, no wgmma", &knock<16, td::kW4wNoX | td::kW4wNoMma>, &knock<32, td::kW4wNoX | td::kW4wNoMma>,
        &knock<64, td::kW4wNoX | td::kW4wNoMma>},
       {"bulk form (permute + GEMM)", &bulk_x<16>, &bulk_x<32>, &bulk_x<64>},
+      {"  token tiles fastest in the grid", &bulk_x<16, true>, &bulk_x<32, true>, &bulk_x<64, true>},
   };
+  {  // the copy ceiling: a 1 GiB device-to-device copy, read + write
+    const size_t bytes = size_t(1) << 30;
+    tc::DeviceBuffer<unsigned char> a(bytes, "probe copy"), b(bytes, "probe copy");
+    const float t = time_us(1, s, [&](int) {
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice, s));
+    });
+    std::printf("copy ceiling (cudaMemcpy 1 GiB, read + write): %.0f GB/s\n", 2e-3 * bytes / t);
+  }
   std::printf("%-20s %6s %10s %10s %10s", "shape", "tokens", "cuBLAS f16", "gemm_w4", "(ratio)");
   for (const Variant& v : variants) std::printf(" | %s", v.name);
-  std::printf("   (us)\n");
+  std::printf(" | dequantize + cuBLAS   (us)\n");
   for (const Shape& sh : shapes) {
     const size_t w4_bytes = size_t(sh.n) * sh.k / 2, f16_bytes = size_t(sh.n) * sh.k * 2;
     const size_t l2x4 = size_t(prop.l2CacheSize) * 4;
@@ -134,6 +145,7 @@ int main() {
       for (size_t i = 0; i < h.size(); i += 97) h[i] = __float2half(0.01f * float(rng() % 7));
       w16.push_back(upload(h));
     }
+    tc::DeviceBuffer<__half> dequantized(size_t(sh.n) * sh.k, "probe dequantized W");
     for (int tokens : {16, 32, 64, 128, 256}) {
       std::vector<__half> xh(size_t(tokens) * sh.k);
       for (auto& v : xh) v = __float2half(float(int(rng() % 9) - 4) * 0.125f);
@@ -151,7 +163,12 @@ int main() {
         const Fn f = tokens <= 16 ? v.f16 : tokens <= 32 ? v.f32 : v.f64;
         std::printf(" | %7.2f", time_us(copies4, s, [&](int c) { f(mats[c], x.data(), y.data(), tokens, s); }));
       }
-      std::printf("\n");
+      // the engine's path above kW4GemmMaxTokens: a dequantized copy of W, then cuBLAS
+      std::printf(" | %7.2f\n", time_us(copies4, s, [&](int c) {
+                    tc::w4_dequantize(mats[c], dequantized.data(), s);
+                    cublasHgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, sh.n, tokens, sh.k, &one, dequantized.data(), sh.k,
+                                x.data(), sh.k, &zero, y.data(), sh.n);
+                  }));
     }
   }
   TURBINE_CUDA_CHECK(cudaStreamSynchronize(s));

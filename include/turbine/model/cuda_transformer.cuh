@@ -1013,9 +1013,13 @@ class CudaTransformer {
   // 4-bit Linears of 9..kW4GemmMaxTokens tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set)
   // dequantize + cuBLASLt.
   bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
-  // Above this many tokens the dequantized copy + cuBLASLt is faster than gemm_w4 (H200,
-  // 2026-12-04, Llama-3-8B shapes: gemm_w4 wins up to 64 tokens, loses from 128; PERFORMANCE.md).
-  static constexpr int kW4GemmMaxTokens = 64;
+  // Above this many tokens the dequantized copy + cuBLAS is faster than gemm_w4. Measured on
+  // Llama-3-8B's Linears on an H200 (2026-12-07, tools/probe_w4_gemm_knockouts.cu, PERFORMANCE.md):
+  // gemm_w4 (the bulk-copy wgmma form) took 0.77-0.85x the dequantized path's time at 256 tokens
+  // (qkv 0.98x) and 0.51-0.61x at 128; it scales with the tokens, the dequantized path mostly
+  // does not, so beyond 256 the dequantized path is taken. (Until 2026-12-07: 64, when the staged
+  // kernel lost from 128 tokens.)
+  static constexpr int kW4GemmMaxTokens = 256;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
   std::unique_ptr<cuda::GpuSampler<T>> sampler_;

@@ -41,14 +41,15 @@
 // (lanes t and t + 2 are 64 bytes apart); swapping 16-byte units 2i and 2i+1 in the upper half of
 // every 128-input chunk (unit u ^ bit 3 of u) and a 32-byte row pad make them conflict-free.
 //
-// gemm_w4 now runs the second, staged kernel (gemm_w4s_kernel, after the first one, which stays
-// for comparison in bench_cuda_kernels) above 16 tokens and where the code has no wgmma: the same
-// fragments, but warps owning several 16-row tiles (x fragments reused across them), weights and
-// params staged through a deeper cp.async ring, and split-k sums added by a separate kernel over
-// the whole GPU. Its own comment says why. Up to 16 tokens it runs, in this order of preference:
-// the staged kernel with a 6-chunk ring where k is long (kW4LongK), the GEMV's two-column stream
-// kernel where W's tiles fit one wave, and on sm_90a the wgmma kernel of gemm_w4_wgmma.cuh (the
-// same grid rule, workspace and reduce kernel). gemm_w4's own comment gives the measurements.
+// gemm_w4 runs the second, staged kernel (gemm_w4s_kernel, after the first one, which stays for
+// comparison in bench_cuda_kernels) where the code has no wgmma: the same fragments, but warps
+// owning several 16-row tiles (x fragments reused across them), weights and params staged through
+// a deeper cp.async ring, and split-k sums added by a separate kernel over the whole GPU. Its own
+// comment says why. Up to 16 tokens it runs, in this order of preference: the staged kernel with a
+// 6-chunk ring where k is long (kW4LongK), the GEMV's two-column stream kernel where W's tiles fit
+// one wave, then (as at every larger count) on sm_90a the wgmma kernel of gemm_w4_wgmma.cuh in its
+// bulk-copy form (the same grid rule, workspace and reduce kernel). gemm_w4's own comment gives
+// the measurements.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -690,11 +691,17 @@ int w4w_blocks_per_sm() {
 // The shared memory of its bulk-copy form (the stages' mbarriers after the stages).
 template <int kN>
 inline constexpr size_t kW4wBulkSmem = W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t);
+// Blocks per SM of the bulk-copy form, cached per device.
+template <int kN, int kWD, bool kTokensFast = false>
+int w4w_bulk_blocks_per_sm() {
+  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast>>(kW4wThreads,
+                                                                                      kW4wBulkSmem<kN>);
+}
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
 // on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no
 // wgmma, the staged kernel of w4s_pick instead.
-template <auto kKernel, int kN>
+template <auto kKernel, int kN, bool kTokensFast = false>
 void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                      cudaStream_t stream, const W4gWorkspace* own, int min_chunks, bool pdl) {
   if (tokens <= 0) return;
@@ -702,15 +709,15 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
   const int per_sm = w4_kernel_blocks_per_sm<kKernel>(kW4wThreads, smem);
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
-  check(token_tiles <= 65535, "gemm_w4: ", tokens, " tokens is too many (at most ", 65535 * kN, ")");
+  check((kTokensFast ? row_blocks : token_tiles) <= 65535, "gemm_w4: ", tokens, " tokens x ", w.n,
+        " rows is too many (at most 65535 tiles of ", kTokensFast ? kW4wRows : kN, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
   const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
   float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
-  launch_kernel(kKernel,
-                dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_tiles),
-                     static_cast<unsigned>(split.splits)),
-                dim3(kW4wThreads), smem, stream, pdl, w.qweight, w.params, x, bias, y, w.n, w.k, w.group, tokens,
-                static_cast<int>(split.k_split), partials);
+  const int64_t gx = kTokensFast ? token_tiles : row_blocks, gy = kTokensFast ? row_blocks : token_tiles;
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(split.splits));
+  launch_kernel(kKernel, grid, dim3(kW4wThreads), smem, stream, pdl, w.qweight, w.params, x, bias, y, w.n, w.k,
+                w.group, tokens, static_cast<int>(split.k_split), partials);
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
@@ -727,7 +734,7 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
 // workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
 // loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
 // slabs of what x_perm holds, each slab a permutation and a GEMM.
-template <int kN, int kWD>
+template <int kN, int kWD, bool kTokensFast = false>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
@@ -743,8 +750,8 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
     const int64_t threads = ceil_div(slab, kN) * chunks * kN * 4;
     launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0,
                   stream, false, x + t0 * w.k, ws.x_perm, slab, w.k, static_cast<int>(chunks), threads);
-    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true>, kN>(kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n,
-                                                               slab, stream, own, min_chunks, pdl);
+    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast>, kN, kTokensFast>(
+        kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
   }
 }
 
@@ -780,6 +787,7 @@ void for_each_w4s_variant(F&& f) {
   f("wg32_d2_xb", &launch_gemm_w4_wgmma_bulk<32, 2>);
   f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
   f("wg64_d2_xb", &launch_gemm_w4_wgmma_bulk<64, 2>);
+  f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
 }
 
 }  // namespace detail
@@ -820,8 +828,11 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 4, 1, 3>();
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
   (void)detail::w4s_blocks_per_sm<2, 2, 1, 3, 2>();  // 9..16 tokens at long k
-  if (detail::w4w_available())  // the probe launches and copies: not inside a capture
-    (void)detail::w4w_blocks_per_sm<16, 2>();
+  if (detail::w4w_available()) {  // the probe launches and copies: not inside a capture
+    (void)detail::w4w_bulk_blocks_per_sm<16, 2>();  // gemm_w4's wgmma forms
+    (void)detail::w4w_bulk_blocks_per_sm<32, 2>();
+    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true>();
+  }
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
   (void)detail::w4_two_column_blocks_per_sm<4, true, 4>();
   (void)detail::w4_two_column_blocks_per_sm<8, false, 2>();
@@ -833,11 +844,11 @@ inline void gemm_w4_prepare() {
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
 /// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens: where k >= kW4LongK, the staged
-/// kernel with a 6-chunk ring; where W's row tiles fit one wave,
-/// the GEMV's stream kernel with two token columns (gemv_w4_two_columns); else, up to 16 tokens
-/// where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh); otherwise the staged kernel,
-/// its tile by token count (w4s_pick);
-/// a k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
+/// kernel with a 6-chunk ring; where W's row tiles fit one wave, the GEMV's stream kernel with two
+/// token columns (gemv_w4_two_columns). Otherwise, where the code is sm_90a, the wgmma kernel
+/// (gemm_w4_wgmma.cuh) in its bulk-copy form (x permuted by a small kernel first), 16, 32 or 64
+/// tokens a block; where it is not, the staged kernel, its tile by token count (w4s_pick).
+/// A k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own scratch (split-k sums, permuted x), or null for the device's shared one (then
 /// calls must not overlap in time).
 inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
@@ -864,11 +875,18 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
     TURBINE_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  // The wgmma kernel's bulk-copy form (launch_gemm_w4_wgmma_bulk) measured 0.57-0.88x the time of
-  // the choices below at 64 tokens on an H100 (2026-12-07, before its programmatic launch and its
-  // slabs were added); it takes over here once that form has run on a GPU.
-  if (tokens <= 16) detail::launch_gemm_w4_wgmma<16, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
-  else detail::w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
+  // The wgmma kernel with x permuted and loaded by bulk copies (launch_gemm_w4_wgmma_bulk; where
+  // the code has no wgmma it runs the staged kernel of w4s_pick): on an H100 (2026-12-07) it took
+  // 0.57-0.88x the time of the staged kernel and of the cp.async-x wgmma kernel at 64 tokens on
+  // Llama-3-8B's Linears, and 0.87x wg16_d2's at 16 tokens on gate_up (the one of them that gets here
+  // at 16: the two-column and long-k paths above take the others). Above 64 tokens, its grid with
+  // the token tiles of one row block side by side (they share the weights in L2) took 0.92-0.96x
+  // the time of the row-blocks-first grid on gate_up at 128 and 256 tokens (H200, 2026-12-07) and
+  // was level elsewhere (0.98-1.01x).
+  const int min_chunks = detail::kW4sMinChunks;
+  if (tokens <= 16) detail::launch_gemm_w4_wgmma_bulk<16, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
+  else if (tokens <= 32) detail::launch_gemm_w4_wgmma_bulk<32, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
+  else detail::launch_gemm_w4_wgmma_bulk<64, 2, true>(w, x, bias, y, tokens, stream, own, min_chunks);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // W4A16 GEMM on Hopper's warpgroup MMA (wgmma, sm_90a): y[t, n] = sum_k x[t, k] W[n, k] (+ bias), W in
-// the W4 layout (w4_layout.cuh). gemm_w4's kernel for 9-16 tokens where the code is sm_90a
-// (launch_gemm_w4_wgmma<16, 2>, variant "wg16_d2").
+// the W4 layout (w4_layout.cuh). gemm_w4's kernel where the code is sm_90a, in its bulk-copy form
+// (launch_gemm_w4_wgmma_bulk<16 / 32 / 64, 2>; variants "wg16_d2_xb" and on, "wg16_d2" the first form).
 //
 // Why. The staged mma.sync kernel (gemm_w4.cuh) issues one m16n8k16 per 16 x 8 x 16 product plus
 // the instructions that feed it, and measured 0.69-0.88x cuBLAS fp16 at 64 tokens on an H200
@@ -13,7 +13,8 @@
 //
 // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens 1.52-1.98x cuBLAS fp16 on
 // Llama-3-8B's Linears against the staged kernel's 1.35-1.62x; at 32 and 64 tokens (kN 32, 64) it
-// was no faster than the staged kernel (0.76-1.34x cuBLAS), so those stay on it. The template takes
+// was no faster than the staged kernel (0.76-1.34x cuBLAS), so those stayed on it until the
+// bulk-copy form (below) made it faster there too. The template takes
 // kN 16, 32, 64 (tools/wgmma_w4_layout_check.py checks all three layouts). An H200 profile at 64
 // tokens (qkv, 2026-12-06 night) put 46% of the stall samples on the first use of a loaded weight
 // word; yet a 4-chunk weight ring, the block's weights prefetched to L2 at its start, and x through
@@ -22,7 +23,8 @@
 // Knockouts on an H100 (2026-12-07) then showed the x copies themselves cost a third of the
 // kernel at 64 tokens (the proxy fence 1-3%): the bulk-copy form (kXBulk, w4w_permute_x_kernel)
 // permutes x once into the stage images and loads each stage with one bulk copy; it took
-// 0.57-0.88x the cp.async form's time at 64 tokens, permutation included.
+// 0.57-0.88x the cp.async form's time at 64 tokens, permutation included, and is gemm_w4's since
+// 2026-12-07.
 //
 // Layout (PTX ISA 9.7.15; checked there, in CuTe's GMMA traits and against the CPU on an H100):
 //   A (registers): warp w of a warpgroup holds rows 16w + g, 16w + g + 8 (g = lane / 4, t = lane % 4),
@@ -276,20 +278,24 @@ struct W4wLane {
   const __half2* pa;   // their params
   const __half2* pb;
 };
-template <int kN>
+// kTokensFast: the grid is (token tiles, row blocks, splits), so that the blocks of one row block,
+// which read the same weights, run side by side and all but the first find them in L2; otherwise
+// (row blocks, token tiles, splits).
+template <int kN, bool kTokensFast>
 __device__ __forceinline__ W4wLane w4w_lane(const uint32_t* qw, const __half2* params, int n, int k, int group,
                                             int k_split) {
   W4wLane l;
   l.tid = threadIdx.x;
   const int lane = l.tid & 31, warp = l.tid >> 5, g = lane >> 2;
+  const int row_block = kTokensFast ? blockIdx.y : blockIdx.x, token_tile = kTokensFast ? blockIdx.x : blockIdx.y;
   l.t = lane & 3;
-  l.tok0 = blockIdx.y * kN;
+  l.tok0 = token_tile * kN;
   l.kbeg = blockIdx.z * k_split;
   l.kend = min(k, l.kbeg + k_split);
   l.steps = (l.kend - l.kbeg + kW4wChunk - 1) / kW4wChunk;
   l.group_shift = 31 - __clz(group);  // group: 32, 64 or 128
   const int words = k / 8, groups = k / group;
-  l.wrow = blockIdx.x * kW4wRows + 16 * warp + g;
+  l.wrow = row_block * kW4wRows + 16 * warp + g;
   l.wa = qw + static_cast<int64_t>(min(l.wrow, n - 1)) * words;
   l.wb = qw + static_cast<int64_t>(min(l.wrow + 8, n - 1)) * words;
   l.pa = params + static_cast<int64_t>(min(l.wrow, n - 1)) * groups;
@@ -342,7 +348,7 @@ enum W4wKnock : int { kW4wNoFence = 1, kW4wNoX = 2, kW4wNoWeights = 4, kW4wNoMma
 
 // kXBulk: x is w4w_permute_x_kernel's images, each stage one bulk copy by thread 0 that completes an
 // mbarrier (kW4wStages of them after the stages), and no proxy fence a chunk.
-template <int kN, int kWD, int kKnock = 0, bool kXBulk = false>
+template <int kN, int kWD, int kKnock = 0, bool kXBulk = false, bool kTokensFast = false>
 __global__ static void __launch_bounds__(kW4wThreads)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
@@ -352,7 +358,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
   if (partials) pdl_launch_dependents();
   extern __shared__ __align__(128) unsigned char w4w_smem[];
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
-  const W4wLane L = w4w_lane<kN>(qw, params, n, k, group, k_split);
+  const W4wLane L = w4w_lane<kN, kTokensFast>(qw, params, n, k, group, k_split);
   const int tid = L.tid, t = L.t, tok0 = L.tok0, kbeg = L.kbeg, kend = L.kend, steps = L.steps;
 
   auto issue_x = [&](int slot, int step) {
@@ -360,7 +366,7 @@ __global__ static void __launch_bounds__(kW4wThreads)
                                  tid);
   };
   uint64_t* const bars = reinterpret_cast<uint64_t*>(w4w_smem + Tile::kSmem);  // kXBulk: one a stage
-  const int64_t image0 = int64_t(blockIdx.y) * ((k + kW4wChunk - 1) / kW4wChunk) + kbeg / kW4wChunk;
+  const int64_t image0 = int64_t(tok0 / kN) * ((k + kW4wChunk - 1) / kW4wChunk) + kbeg / kW4wChunk;
   const char* const ximg = reinterpret_cast<const char*>(x) + image0 * Tile::kStageBytes;  // kXBulk: images
   auto issue_bulk = [&](int slot, int step) {  // thread 0
     bulk::arrive_expect_tx(&bars[slot], Tile::kStageBytes);
