@@ -3,7 +3,7 @@
 // (gemm_w4_wgmma.cuh) with parts left out (W4wKnock: the proxy fence before each chunk's barrier,
 // the x copies, the weight loads, the wgmma), and its form with x permuted first and loaded by bulk
 // copies (and that form with the token tiles of one row block side by side in the grid), and the
-// engine's path above kW4GemmMaxTokens (W dequantized to a copy, then cuBLAS), at 16 to 256 tokens,
+// engine's path above kW4GemmMaxTokens (W dequantized to a copy, then cuBLAS), at 16 to 512 tokens,
 // after a copy ceiling; the knocked-out kernels compute wrong results, so only their times
 // mean anything. (Its own event timing, not bench_cuda_kernels' GraphTimer: plain stream launches,
 // as gemm_w4 runs outside a graph.)
@@ -110,6 +110,7 @@ int main() {
        &knock<64, td::kW4wNoX | td::kW4wNoMma>},
       {"bulk form (permute + GEMM)", &bulk_x<16>, &bulk_x<32>, &bulk_x<64>},
       {"  token tiles fastest in the grid", &bulk_x<16, true>, &bulk_x<32, true>, &bulk_x<64, true>},
+      {"  128 tokens a block", &bulk_x<128, true>, &bulk_x<128, true>, &bulk_x<128, true>},
   };
   {  // the copy ceiling: a 1 GiB device-to-device copy, read + write
     const size_t bytes = size_t(1) << 30;
@@ -146,7 +147,7 @@ int main() {
       w16.push_back(upload(h));
     }
     tc::DeviceBuffer<__half> dequantized(size_t(sh.n) * sh.k, "probe dequantized W");
-    for (int tokens : {16, 32, 64, 128, 256}) {
+    for (int tokens : {16, 32, 64, 128, 256, 512}) {
       std::vector<__half> xh(size_t(tokens) * sh.k);
       for (auto& v : xh) v = __float2half(float(int(rng() % 9) - 4) * 0.125f);
       auto x = upload(xh);

@@ -45,11 +45,10 @@
 // comparison in bench_cuda_kernels) where the code has no wgmma: the same fragments, but warps
 // owning several 16-row tiles (x fragments reused across them), weights and params staged through
 // a deeper cp.async ring, and split-k sums added by a separate kernel over the whole GPU. Its own
-// comment says why. Up to 16 tokens it runs, in this order of preference: the staged kernel with a
-// 6-chunk ring where k is long (kW4LongK), the GEMV's two-column stream kernel where W's tiles fit
-// one wave, then (as at every larger count) on sm_90a the wgmma kernel of gemm_w4_wgmma.cuh in its
-// bulk-copy form (the same grid rule, workspace and reduce kernel). gemm_w4's own comment gives
-// the measurements.
+// comment says why. Up to 16 tokens it runs the GEMV's two-column stream kernel where W's tiles fit
+// one wave and k is not long (kW4LongK); otherwise, at any count, on sm_90a the wgmma kernel of
+// gemm_w4_wgmma.cuh in its bulk-copy form (the same grid rule, workspace and reduce kernel).
+// gemm_w4's own comment gives the measurements.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -315,8 +314,9 @@ int w4g_blocks_per_sm() {
 
 /// The most tokens the two-column stream kernel takes (two 8-token mma columns).
 inline constexpr int kW4TwoColumnTokens = 16;
-/// From this many inputs up, gemm_w4 runs 9..16 tokens on the staged kernel with a 6-chunk ring
-/// (measured on Llama-3-8B's down projection, k = 14336; its other Linears have k = 4096).
+/// From this many inputs up, gemm_w4 runs 9..16 tokens not on the two-column GEMV but on the wgmma
+/// kernel, or without wgmma on the staged kernel with a 6-chunk ring (measured on Llama-3-8B's down
+/// projection, k = 14336; its other Linears have k = 4096).
 inline constexpr int kW4LongK = 8192;
 
 // The two-column stream kernel (gemv_w4.cuh, one tile a block) with x as stored and an fp16 store.
@@ -755,6 +755,15 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
   }
 }
 
+// The bulk-copy wgmma form with the block of tokens that suits the count (gemm_w4 says why).
+inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, const __half* bias, __half* y,
+                                          int tokens, cudaStream_t stream, const W4gWorkspace* own) {
+  if (tokens <= 16) launch_gemm_w4_wgmma_bulk<16, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
+  else if (tokens <= 32) launch_gemm_w4_wgmma_bulk<32, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
+  else if (tokens <= 64) launch_gemm_w4_wgmma_bulk<64, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
+  else launch_gemm_w4_wgmma_bulk<128, 2, true>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
+}
+
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2
@@ -788,6 +797,7 @@ void for_each_w4s_variant(F&& f) {
   f("wg64_d2", &launch_gemm_w4_wgmma<64, 2>);
   f("wg64_d2_xb", &launch_gemm_w4_wgmma_bulk<64, 2>);
   f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
+  f("wg128_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<128, 2, true>);
 }
 
 }  // namespace detail
@@ -831,7 +841,8 @@ inline void gemm_w4_prepare() {
   if (detail::w4w_available()) {  // the probe launches and copies: not inside a capture
     (void)detail::w4w_bulk_blocks_per_sm<16, 2>();  // gemm_w4's wgmma forms
     (void)detail::w4w_bulk_blocks_per_sm<32, 2>();
-    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true>();
+    (void)detail::w4w_bulk_blocks_per_sm<64, 2>();
+    (void)detail::w4w_bulk_blocks_per_sm<128, 2, true>();
   }
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
   (void)detail::w4_two_column_blocks_per_sm<4, true, 4>();
@@ -843,11 +854,11 @@ inline void gemm_w4_prepare() {
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
-/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens: where k >= kW4LongK, the staged
-/// kernel with a 6-chunk ring; where W's row tiles fit one wave, the GEMV's stream kernel with two
-/// token columns (gemv_w4_two_columns). Otherwise, where the code is sm_90a, the wgmma kernel
-/// (gemm_w4_wgmma.cuh) in its bulk-copy form (x permuted by a small kernel first), 16, 32 or 64
-/// tokens a block; where it is not, the staged kernel, its tile by token count (w4s_pick).
+/// y: [tokens, w.n] fp16; fp32 accumulation. Up to 16 tokens, where W's row tiles fit one wave
+/// and k < kW4LongK, the GEMV's stream kernel with two token columns (gemv_w4_two_columns).
+/// Otherwise, where the code is sm_90a, the wgmma kernel (gemm_w4_wgmma.cuh) in its bulk-copy form
+/// (x permuted by a small kernel first), 16, 32, 64 or 128 tokens a block; where it is not, the
+/// staged kernel (w4s_pick, or its 6-chunk ring up to 16 tokens where k is long).
 /// A k split adds a second, small kernel (launched with programmatic dependent launch). `workspace`:
 /// the caller's own scratch (split-k sums, permuted x), or null for the device's shared one (then
 /// calls must not overlap in time).
@@ -860,33 +871,22 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   check(aligned16(w.qweight) && aligned16(x), "gemm_w4: qweight and x must be 16-byte aligned");
   if (tokens == 0) return;
   const detail::W4gWorkspace* own = workspace ? &workspace->view() : nullptr;
-  // Measured on an H100 (PERFORMANCE.md, 2026-12-05): at 16 tokens the wgmma kernel with 2 chunks
-  // in flight per warp took 0.82-1.01x the staged kernel's time on Llama-3-8B's Linears (1.52-1.98x
-  // cuBLAS fp16); at 32 and 64 it was no faster. Where W is small, the GEMV's stream kernel with two
-  // token columns beats both (2026-12-06; gemv_w4_two_columns says where). Where k is long (down:
-  // 14336), the staged kernel with a ring of 3 stages x 2 chunks beats all three at 16 tokens
-  // (2026-12-06, night: 20.8 us against the two-column GEMV's 22.5; 2.14x cuBLAS fp16).
-  if (tokens <= detail::kW4TwoColumnTokens && w.k >= detail::kW4LongK) {
+  // Measured on Llama-3-8B's Linears on an H100 (PERFORMANCE.md, 2026-12-07; the history is there):
+  // where the code is sm_90a, the wgmma kernel in its bulk-copy form (x permuted by a small kernel,
+  // then one bulk copy a stage; launch_gemm_w4_wgmma_bulk) beats the staged kernel and the cp.async
+  // form at every count from 16 to 256 tokens, and the staged kernel's long-k ring at 16 tokens
+  // (down: 22.0 against 23.0 us). Where W is small, the GEMV's stream kernel with two token columns
+  // is faster still at up to 16 tokens (o: 9.1 against 11.2 us; gemv_w4_two_columns says where). A
+  // block of 128 tokens beats two of 64 from 65 tokens on (gate_up at 128: 63 against 88 us) and
+  // loses below (62 against 50 at 64); above 64 tokens the grid puts the token tiles of one row
+  // block side by side (they share its weights in L2: 0.87-0.94x the time on gate_up at 128 and 256
+  // tokens with 64-token tiles). Without wgmma: the staged kernel (w4s_pick; the 6-chunk ring where
+  // k is long, up to 16 tokens).
+  const bool long_k = tokens <= detail::kW4TwoColumnTokens && w.k >= detail::kW4LongK;
+  if (long_k && !detail::w4w_available())
     detail::launch_gemm_w4s<2, 2, 1, 3, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
-  if (detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream)) {
-    TURBINE_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
-  // The wgmma kernel with x permuted and loaded by bulk copies (launch_gemm_w4_wgmma_bulk; where
-  // the code has no wgmma it runs the staged kernel of w4s_pick): on an H100 (2026-12-07) it took
-  // 0.57-0.88x the time of the staged kernel and of the cp.async-x wgmma kernel at 64 tokens on
-  // Llama-3-8B's Linears, and 0.87x wg16_d2's at 16 tokens on gate_up (the one of them that gets here
-  // at 16: the two-column and long-k paths above take the others). Above 64 tokens, its grid with
-  // the token tiles of one row block side by side (they share the weights in L2) took 0.92-0.96x
-  // the time of the row-blocks-first grid on gate_up at 128 and 256 tokens (H200, 2026-12-07) and
-  // was level elsewhere (0.98-1.01x).
-  const int min_chunks = detail::kW4sMinChunks;
-  if (tokens <= 16) detail::launch_gemm_w4_wgmma_bulk<16, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
-  else if (tokens <= 32) detail::launch_gemm_w4_wgmma_bulk<32, 2>(w, x, bias, y, tokens, stream, own, min_chunks);
-  else detail::launch_gemm_w4_wgmma_bulk<64, 2, true>(w, x, bias, y, tokens, stream, own, min_chunks);
+  else if (long_k || !detail::gemv_w4_two_columns(w, x, bias, y, tokens, stream))
+    detail::launch_gemm_w4_bulk_by_tokens(w, x, bias, y, tokens, stream, own);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // W4A16 GEMM on Hopper's warpgroup MMA (wgmma, sm_90a): y[t, n] = sum_k x[t, k] W[n, k] (+ bias), W in
 // the W4 layout (w4_layout.cuh). gemm_w4's kernel where the code is sm_90a, in its bulk-copy form
-// (launch_gemm_w4_wgmma_bulk<16 / 32 / 64, 2>; variants "wg16_d2_xb" and on, "wg16_d2" the first form).
+// (launch_gemm_w4_wgmma_bulk<16 / 32 / 64 / 128, 2>; variants "wg16_d2_xb" and on, "wg16_d2" the first form).
 //
 // Why. The staged mma.sync kernel (gemm_w4.cuh) issues one m16n8k16 per 16 x 8 x 16 product plus
 // the instructions that feed it, and measured 0.69-0.88x cuBLAS fp16 at 64 tokens on an H200
@@ -72,7 +72,7 @@ inline constexpr int kW4wStages = 4;     // x ring: chunk i + 2 is loaded while 
 
 template <int kN>
 struct W4wTile {
-  static_assert(kN == 16 || kN == 32 || kN == 64, "16, 32 or 64 tokens per block");
+  static_assert(kN == 16 || kN == 32 || kN == 64 || kN == 128, "16, 32, 64 or 128 tokens per block");
   static constexpr int kStageBytes = 8 * kN * 32;  // 8 k16 steps x kN tokens x 16 k x 2 bytes
   static constexpr int kXCopies = kN * (kW4wChunk / 8) / kW4wThreads;  // 16-byte x units per thread and stage
   static constexpr size_t kSmem = size_t(kW4wStages) * kStageBytes;
@@ -167,6 +167,26 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[32], const uint32_t (&a)
 #endif
 }
 
+// D[64 x 128] (+)= A[64 x 16] B[16 x 128]: f16 in, f32 accumulators.
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#ifdef TURBINE_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d, (void)a, (void)desc_b, (void)accumulate;
+  __trap();
+#endif
+}
 
 // Byte offset in an x stage of the 16-byte core-matrix row of token `tok` that takes pair p of the
 // units 4t + j (t = 0..3, one 4-byte slot each): step 2j + p / 2, k half p % 2 (see the top).
