@@ -1013,12 +1013,12 @@ class CudaTransformer {
   // 4-bit Linears of 9..kW4GemmMaxTokens tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set)
   // dequantize + cuBLASLt.
   bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
-  // Above this many tokens the dequantized copy + cuBLAS is faster than gemm_w4. Measured on
-  // Llama-3-8B's Linears on an H200 (2026-12-07, tools/probe_w4_gemm_knockouts.cu, PERFORMANCE.md):
-  // gemm_w4 (the bulk-copy wgmma form) took 0.77-0.85x the dequantized path's time at 256 tokens
-  // (qkv 0.98x) and 0.51-0.61x at 128; it scales with the tokens, the dequantized path mostly
-  // does not, so beyond 256 the dequantized path is taken. (Until 2026-12-07: 64, when the staged
-  // kernel lost from 128 tokens.)
+  // Up to here gemm_w4 is measured faster than the dequantized copy + cuBLAS: on Llama-3-8B's
+  // Linears on an H100 (2026-12-07, tools/probe_w4_gemm_knockouts.cu, PERFORMANCE.md) it took
+  // 0.30-0.50x that path's time at 128 tokens and 0.49-0.67x at 256 (128-token blocks). gemm_w4's
+  // time grows with the tokens and the dequantization's does not, so far enough above they cross;
+  // where was not measured, so above 256 the dequantized path is kept. (Until 2026-12-07: 64, when
+  // the staged kernel lost from 128 tokens.)
   static constexpr int kW4GemmMaxTokens = 256;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
