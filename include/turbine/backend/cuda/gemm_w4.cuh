@@ -734,7 +734,7 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
 // workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
 // loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
 // slabs of what x_perm holds, each slab a permutation and a GEMM.
-template <int kN, int kWD, bool kTokensFast = false>
+template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
@@ -750,7 +750,7 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
     const int64_t threads = ceil_div(slab, kN) * chunks * kN * 4;
     launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0,
                   stream, false, x + t0 * w.k, ws.x_perm, slab, w.k, static_cast<int>(chunks), threads);
-    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast>, kN, kTokensFast>(
+    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks>, kN, kTokensFast>(
         kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
   }
 }
@@ -798,6 +798,7 @@ void for_each_w4s_variant(F&& f) {
   f("wg64_d2_xb", &launch_gemm_w4_wgmma_bulk<64, 2>);
   f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
   f("wg128_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<128, 2, true>);
+  f("wg64_d2_xb_2b", &launch_gemm_w4_wgmma_bulk<64, 2, false, 2>);  // registers capped: 2 blocks an SM
 }
 
 }  // namespace detail
