@@ -85,6 +85,6 @@ def run(kN, n=128, k=384, tokens=None):
                         bad += got != want
     print(f"kN {kN} tokens {tokens}: mismatches {bad}")
 if __name__ == "__main__":
-    for kN in (16, 32, 64):
+    for kN in (16, 32, 64, 128):
         run(kN)
     run(16, tokens=9)

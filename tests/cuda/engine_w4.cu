@@ -1,5 +1,6 @@
 // 4-bit weights on the GPU (quant::Rtn / quant::Awq on turbine::Cuda): every position's logits of
-// the W4A16 model (prefill: dequantized copy + GEMM; decode: the W4 GEMV, graph-captured) against
+// the W4A16 model (prefill: gemm_w4 up to 256 tokens on sm_90a, a dequantized copy + GEMM above;
+// decode: the W4 GEMV, graph-captured) against
 // the CPU model with the same 4-bit weights, with the decode step unfused, with the engine's default
 // folds and with every fold (the fused chain on the 4-bit stream), on the random GPU test models of
 // every architecture (tools/gpu_session.sh makes them with head_dim 64: the GPU's rotary kernel takes 64 and 128, so

@@ -1,6 +1,6 @@
 // W4A16 tensor-core GEMM (backend/cuda/gemm_w4.cuh) against the CPU product of x with the
 // dequantized fp16 weights (double sums), fresh random 4-bit weights and activations, poisoned
-// outputs; token counts on both sides of every token tile (16, 32, 64), row counts that are not
+// outputs; token counts on both sides of every token tile (16, 32, 64, 128), row counts that are not
 // multiples of the 128-row block, k that is not a multiple of the 256-input step (SmolLM2's 576), k
 // split over blocks (few rows, long k) and not, every group size, with and without bias; and against
 // the path it replaces (w4_dequantize + cuBLAS) at Llama-3-8B's o_proj shape; every variant of the
@@ -76,6 +76,28 @@ TEST_CASE("gemm_w4 matches the CPU product with the dequantized weights for 9..3
   }
 }
 
+TEST_CASE("gemm_w4 at k too long for a 128- or 64-token tile's permuted x takes a smaller tile or the staged kernel") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  std::mt19937 rng(fresh_seed("gemm_w4 long k"));
+  namespace wd = cuda::detail;
+  // 32896: one chunk past what a 128-token tile's images may take (64-token tiles run); 65664: past
+  // a 64-token tile's too (32-token tiles run). Few rows keep the CPU reference cheap.
+  static_assert(!wd::w4w_bulk_fits<128>(32896) && wd::w4w_bulk_fits<64>(32896));
+  static_assert(!wd::w4w_bulk_fits<64>(65664) && wd::w4w_bulk_fits<32>(65664));
+  for (int k : {32896, 65664}) {
+    W4Case w = make_w4(24, k, 128, rng);
+    const int tokens = 100;
+    const auto x = random_half<__half>(size_t(tokens) * k, rng);
+    auto d_x = upload_half<__half>(x);
+    cuda::DeviceBuffer<__half> d_y(size_t(tokens) * 24);
+    poison(d_y);
+    cuda::gemm_w4(w.dev, d_x.data(), nullptr, d_y.data(), tokens);
+    sync_launch();
+    expect_close("gemm_w4 tokens 100 n 24 k " + std::to_string(k), download_half(d_y),
+                 reference(w, x.values, nullptr, tokens), kTol);
+  }
+}
+
 TEST_CASE("gemm_w4's two-column GEMV path (9..16 tokens, W's tiles in one wave) in both its launch shapes") {
   if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
   std::mt19937 rng(fresh_seed("gemm_w4_two_columns"));
@@ -129,8 +151,9 @@ TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split
   namespace wd = cuda::detail;
   // The variants bench_cuda_kernels times (gemm_w4_variant/...): warp tiles of 1/2/4 row tiles x
   // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and the wgmma kernel at
-  // 16, 32 and 64 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies
-  // (_xb, the GEMM launched programmatically after the permutation).
+  // 16, 32, 64 and 128 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies
+  // (_xb, the GEMM launched programmatically after the permutation; _tf the token tiles fastest in
+  // the grid, _2b registers for two blocks an SM).
   std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
   wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {
@@ -173,8 +196,8 @@ TEST_CASE("the wgmma variant runs its own kernel on Hopper (this build is sm_90a
   int dev = 0, major = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  if (major != 9) return skip("wgmma needs sm_90a; on this GPU wg16_d2 and gemm_w4 at 9-16 tokens (where W is too large for the two-column GEMV) run the staged kernel");
-  CHECK(cuda::detail::w4w_available());  // so the tests here checked the wgmma kernel (gemm_w4's own at 9-16 tokens for large W)
+  if (major != 9) return skip("wgmma needs sm_90a; on this GPU the wg* variants and gemm_w4 (but its two-column GEMV) run the staged kernel");
+  CHECK(cuda::detail::w4w_available());  // so the tests here checked the wgmma kernel (gemm_w4's own on sm_90a)
 }
 
 TEST_CASE("gemm_w4 gives the same answer twice and agrees with w4_dequantize + cuBLAS at a Llama-3-8B shape") {

@@ -172,8 +172,9 @@ class CudaTransformer {
     }
     if constexpr (kW4) {
       cuda::gemm_w4_prepare();  // now, not inside a graph capture
+      w4_gemm_max_tokens_ = cuda::gemm_w4_max_useful_tokens();
       w4_gemm_workspace_.emplace();  // this model's own: another model may run gemm_w4 at the same time
-      make_w4_scratch();             // above kW4GemmMaxTokens tokens
+      make_w4_scratch();             // above w4_gemm_max_tokens_ tokens
     }
     inv_freq_ = cuda::DeviceBuffer<float>(static_cast<size_t>(c.head_dim / 2), "rope frequencies");
     set_inv_freq(rope_inv_freq(c, 1));
@@ -195,11 +196,11 @@ class CudaTransformer {
 
   /// The folds the decode step uses.
   const DecodeFusion& decode_fusion() const { return fusion_; }
-  /// 4-bit weights, 9 to kW4GemmMaxTokens tokens: the W4A16 tensor-core GEMM (true, the default)
+  /// 4-bit weights, 9 to w4_gemm_max_tokens_ tokens: the W4A16 tensor-core GEMM (true, the default)
   /// or the w4_dequantize + cuBLASLt path that larger counts take (false; also
   /// TURBINE_W4_DEQUANT_GEMM=1), for comparison.
   void set_w4_tensor_core_gemm(bool on) { w4_gemm_ = on; }
-  /// Whether 9 to kW4GemmMaxTokens tokens go through gemm_w4 (see set_w4_tensor_core_gemm).
+  /// Whether 9 to w4_gemm_max_tokens_ tokens go through gemm_w4 (see set_w4_tensor_core_gemm).
   bool w4_tensor_core_gemm() const { return w4_gemm_; }
   /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {
@@ -506,12 +507,12 @@ class CudaTransformer {
 
   /// y = x W^T for `t` tokens with one of a layer's Linears: T weights through cuda::linear, 4-bit
   /// weights through the W4A16 GEMV (1..8 tokens), the W4A16 tensor-core GEMM (gemm_w4, up to
-  /// kW4GemmMaxTokens) and above through a dequantized copy and cuBLASLt.
+  /// w4_gemm_max_tokens_) and above through a dequantized copy and cuBLASLt.
   void linear(const cuda::DeviceBuffer<T>& w, const W4Buffers& w4, const T* x, T* y, int t, int n, int k) {
     const T* no_bias = nullptr;
     if constexpr (kW4) {
       if (t <= cuda::kGemvMaxTokens) return cuda::gemv_w4(w4.m, x, no_bias, y, t, stream_, true, fusion_.w4);
-      if (w4_gemm_ && t <= kW4GemmMaxTokens)
+      if (w4_gemm_ && t <= w4_gemm_max_tokens_)
         return cuda::gemm_w4(w4.m, x, no_bias, y, t, stream_, &*w4_gemm_workspace_);
       cuda::w4_dequantize(w4.m, w4_scratch_.data(), stream_);
       cuda::linear(gemm_, x, static_cast<const T*>(w4_scratch_.data()), no_bias, y, t, n, k, stream_);
@@ -654,14 +655,14 @@ class CudaTransformer {
   }
 
   /// enqueue_lm_head with a 4-bit head: the GEMV up to kGemvMaxTokens rows, else gemm_w4 on row
-  /// slices of at most kW4GemmMaxTokens (the dequantized-weights path's scratch is sized for the
+  /// slices of at most w4_gemm_max_tokens_ (the dequantized-weights path's scratch is sized for the
   /// layers' matrices, not the vocabulary).
   void enqueue_lm_head_w4(int64_t t, int64_t from) {
     const ModelConfig& c = host_.config;
     const int64_t hidden = c.hidden_size, vocab = c.vocab_size;
     const T* no_bias = nullptr;
     for (int64_t r0 = from; r0 < t;) {
-      const int n = static_cast<int>(std::min<int64_t>(t - r0, kW4GemmMaxTokens));
+      const int n = static_cast<int>(std::min<int64_t>(t - r0, w4_gemm_max_tokens_));
       const T* x = h_.data() + r0 * hidden;
       T* y = logits_.data() + (r0 - from) * vocab;
       if (n <= cuda::kGemvMaxTokens) cuda::gemv_w4(lm_head4_.m, x, no_bias, y, n, stream_, true, fusion_.w4);
@@ -1010,16 +1011,12 @@ class CudaTransformer {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   int64_t last_width_ = 0;  // the batch width of the last decode step
   bool use_graphs_ = std::getenv("TURBINE_NO_CUDA_GRAPH") == nullptr;
-  // 4-bit Linears of 9..kW4GemmMaxTokens tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set)
+  // 4-bit Linears of 9..w4_gemm_max_tokens_ tokens: gemm_w4, or (TURBINE_W4_DEQUANT_GEMM set)
   // dequantize + cuBLASLt.
   bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
-  // Up to here gemm_w4 is measured faster than the dequantized copy + cuBLAS: on Llama-3-8B's
-  // Linears on an H100 (2026-12-07, tools/probe_w4_gemm_knockouts.cu, PERFORMANCE.md) it took
-  // 0.30-0.50x that path's time at 128 tokens and 0.49-0.67x at 256 (128-token blocks). gemm_w4's
-  // time grows with the tokens and the dequantization's does not, so far enough above they cross;
-  // where was not measured, so above 256 the dequantized path is kept. (Until 2026-12-07: 64, when
-  // the staged kernel lost from 128 tokens.)
-  static constexpr int kW4GemmMaxTokens = 256;
+  // Up to this many tokens gemm_w4 is faster than the dequantized copy + cuBLAS on this device
+  // (cuda::gemm_w4_max_useful_tokens, asked at set-up).
+  int w4_gemm_max_tokens_ = 64;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
   std::unique_ptr<cuda::GpuSampler<T>> sampler_;

@@ -673,8 +673,9 @@ void launch_gemm_w4s(const W4Matrix& w, const __half* x, const __half* bias, __h
   w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
-// The staged kernel's tile by token count, gemm_w4's choice above 16 tokens and wherever the code
-// has no wgmma (bench_cuda_kernels gemm_w4_variant/... times the others): kMR x kTN x kWT x stages.
+// The staged kernel's tile by token count, gemm_w4's choice where the code has no wgmma (and where
+// k is too long for the bulk form's x buffer; bench_cuda_kernels gemm_w4_variant/... times the
+// others): kMR x kTN x kWT x stages.
 using W4sLaunchFn = void (*)(const W4Matrix&, const __half*, const __half*, __half*, int, cudaStream_t,
                              const W4gWorkspace*, int);
 inline W4sLaunchFn w4s_pick(int tokens) {
@@ -699,8 +700,9 @@ int w4w_bulk_blocks_per_sm() {
 }
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
-// on the staged kernel's grid rule, workspace and reduce kernel; where the running code has no
-// wgmma, the staged kernel of w4s_pick instead.
+// on the staged kernel's grid rule (its k split), workspace and reduce kernel, the grid (row blocks,
+// token tiles, splits) or with kTokensFast (token tiles, row blocks, splits); where the running code
+// has no wgmma, the staged kernel of w4s_pick instead.
 template <auto kKernel, int kN, bool kTokensFast = false>
 void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                      cudaStream_t stream, const W4gWorkspace* own, int min_chunks, bool pdl) {
@@ -755,19 +757,30 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
   }
 }
 
-// The bulk-copy wgmma form with the block of tokens that suits the count (gemm_w4 says why).
+// Whether one token tile of kN tokens over k inputs, permuted, fits the bulk form's x buffer (at
+// 128 tokens up to k = 32768, at 64 up to 65536).
+template <int kN>
+constexpr bool w4w_bulk_fits(int64_t k) {
+  return size_t(ceil_div(k, int64_t(kW4wChunk))) * W4wTile<kN>::kStageBytes <= kW4wXPermBytes;
+}
+
+// The bulk-copy wgmma form with the block of tokens that suits the count (gemm_w4 says why); a
+// smaller block, then the staged kernel, where k is too long for a tile's x images.
 inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, const __half* bias, __half* y,
                                           int tokens, cudaStream_t stream, const W4gWorkspace* own) {
-  if (tokens <= 16) launch_gemm_w4_wgmma_bulk<16, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
-  else if (tokens <= 32) launch_gemm_w4_wgmma_bulk<32, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
-  else if (tokens <= 64) launch_gemm_w4_wgmma_bulk<64, 2>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
-  else launch_gemm_w4_wgmma_bulk<128, 2, true>(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
+  W4sLaunchFn launch = w4s_pick(tokens);
+  if (tokens > 64 && w4w_bulk_fits<128>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<128, 2, true>;
+  else if (tokens > 32 && w4w_bulk_fits<64>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<64, 2, true>;
+  else if (tokens > 16 && w4w_bulk_fits<32>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<32, 2>;
+  else if (w4w_bulk_fits<16>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<16, 2>;
+  launch(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
 }
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
-// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wg16_d2
-// (16 tokens a block, 2 chunks in flight a warp; gemm_w4's own up to 16 tokens). A function, so the
+// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wgN_d2 (N
+// tokens a block, 2 chunks in flight a warp; _xb its bulk-copy form, gemm_w4's, _tf with the token
+// tiles fastest in the grid, _2b with registers for two blocks an SM). A function, so the
 // variants are instantiated only where it is called. (A wgmma kernel with its weights in an
 // S-stage shared-memory cp.async ring, wgr16_s6 / wgr16_s8, measured 1.02-1.25x wg16_d2's time at
 // 16 tokens on an H100, 2026-12-06 evening, and was removed: PERFORMANCE.md.)
@@ -842,7 +855,7 @@ inline void gemm_w4_prepare() {
   if (detail::w4w_available()) {  // the probe launches and copies: not inside a capture
     (void)detail::w4w_bulk_blocks_per_sm<16, 2>();  // gemm_w4's wgmma forms
     (void)detail::w4w_bulk_blocks_per_sm<32, 2>();
-    (void)detail::w4w_bulk_blocks_per_sm<64, 2>();
+    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true>();
     (void)detail::w4w_bulk_blocks_per_sm<128, 2, true>();
   }
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
@@ -852,6 +865,14 @@ inline void gemm_w4_prepare() {
   (void)device_sm_count();
   (void)pdl_available();
 }
+
+/// The most tokens at which gemm_w4 was measured faster than multiplying by a dequantized copy of W
+/// with cuBLAS, on the current device: 256 where the code has wgmma (an H100, 2026-12-07, Llama-3-8B's
+/// Linears: 0.30-0.50x that path's time at 128 tokens, 0.49-0.67x at 256; PERFORMANCE.md), else 64
+/// (the staged kernel, the same day: 0.64-0.97x at 128 tokens and 1.14-1.52x at 256 on the H100; it
+/// lost from 128 tokens on an H200 on 2026-12-04, and other GPUs have not been measured). gemm_w4 grows with the tokens and the dequantization does not, so they cross above;
+/// where was not measured. Asks the device once (outside any graph capture: call it at set-up).
+inline int gemm_w4_max_useful_tokens() { return detail::w4w_available() ? 256 : 64; }
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,

@@ -15,7 +15,7 @@
 // Llama-3-8B's Linears against the staged kernel's 1.35-1.62x; at 32 and 64 tokens (kN 32, 64) it
 // was no faster than the staged kernel (0.76-1.34x cuBLAS), so those stayed on it until the
 // bulk-copy form (below) made it faster there too. The template takes
-// kN 16, 32, 64 (tools/wgmma_w4_layout_check.py checks all three layouts). An H200 profile at 64
+// kN 16, 32, 64, 128 (tools/wgmma_w4_layout_check.py checks all four layouts). An H200 profile at 64
 // tokens (qkv, 2026-12-06 night) put 46% of the stall samples on the first use of a loaded weight
 // word; yet a 4-chunk weight ring, the block's weights prefetched to L2 at its start, and x through
 // registers (one 16-byte load and one 16-byte store per core-matrix row instead of the 4-byte
@@ -480,7 +480,7 @@ __global__ static void __launch_bounds__(kW4wThreads, kMinBlocks)
   w4w_store<kN>(acc, L.wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else
-  __trap();  // not sm_90a code: launch_gemm_w4_wgmma checks before launching
+  __trap();  // not sm_90a code: launch_w4w_grid checks before launching
 #endif
 }
 
