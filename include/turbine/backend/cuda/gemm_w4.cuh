@@ -684,15 +684,10 @@ inline W4sLaunchFn w4s_pick(int tokens) {
   return &launch_gemm_w4s<2, 4, 2, 4>;                    // 128 rows x 64 tokens, 2 blocks per SM
 }
 
-// Blocks per SM of the wgmma kernel (its shared memory raised first), cached per device.
-template <int kN, int kWD>
-int w4w_blocks_per_sm() {
-  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD>>(kW4wThreads, W4wTile<kN>::kSmem);
-}
-// The shared memory of its bulk-copy form (the stages' mbarriers after the stages).
+// The shared memory of the wgmma kernel's bulk-copy form (the stages' mbarriers after the stages).
 template <int kN>
 inline constexpr size_t kW4wBulkSmem = W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t);
-// Blocks per SM of the bulk-copy form, cached per device.
+// Blocks per SM of the bulk-copy form (its shared memory raised first), cached per device.
 template <int kN, int kWD, bool kTokensFast = false>
 int w4w_bulk_blocks_per_sm() {
   return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast>>(kW4wThreads,
@@ -732,6 +727,13 @@ void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias
                                                              min_chunks, false);
 }
 
+// Whether one token tile of kN tokens over k inputs, permuted, fits the bulk form's x buffer (at
+// 128 tokens up to k = 32768, at 64 up to 65536).
+template <int kN>
+constexpr bool w4w_bulk_fits(int64_t k) {
+  return size_t(ceil_div(k, int64_t(kW4wChunk))) * W4wTile<kN>::kStageBytes <= kW4wXPermBytes;
+}
+
 // The wgmma kernel with x through bulk copies (kXBulk): w4w_permute_x_kernel lays x out in the
 // workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
 // loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
@@ -743,9 +745,9 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
   if (!w4w_available()) return w4s_pick(tokens)(w, x, bias, y, tokens, stream, own, min_chunks);
   const W4gWorkspace& ws = own ? *own : w4g_workspace();
   const int64_t chunks = ceil_div(w.k, kW4wChunk);
-  const int64_t slab_tiles = static_cast<int64_t>(kW4wXPermBytes / (size_t(chunks) * W4wTile<kN>::kStageBytes));
-  check(slab_tiles >= 1, "gemm_w4: k = ", w.k, " is too long (at most ",
+  check(w4w_bulk_fits<kN>(w.k), "gemm_w4: k = ", w.k, " is too long (at most ",
         kW4wXPermBytes / W4wTile<kN>::kStageBytes * kW4wChunk, ")");
+  const int64_t slab_tiles = static_cast<int64_t>(kW4wXPermBytes / (size_t(chunks) * W4wTile<kN>::kStageBytes));
   const bool pdl = pdl_available();
   for (int64_t t0 = 0; t0 < tokens; t0 += slab_tiles * kN) {
     const int slab = static_cast<int>(std::min<int64_t>(tokens - t0, slab_tiles * kN));
@@ -755,13 +757,6 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
     launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks>, kN, kTokensFast>(
         kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
   }
-}
-
-// Whether one token tile of kN tokens over k inputs, permuted, fits the bulk form's x buffer (at
-// 128 tokens up to k = 32768, at 64 up to 65536).
-template <int kN>
-constexpr bool w4w_bulk_fits(int64_t k) {
-  return size_t(ceil_div(k, int64_t(kW4wChunk))) * W4wTile<kN>::kStageBytes <= kW4wXPermBytes;
 }
 
 // The bulk-copy wgmma form with the block of tokens that suits the count (gemm_w4 says why); a
