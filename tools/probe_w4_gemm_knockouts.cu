@@ -75,12 +75,6 @@ void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaS
 // The bulk form with k split as if the GPU had kFill times its SMs (the default workspace, sms
 // scaled): more, shorter blocks where the row blocks alone leave slots empty (gate_up's 224 row
 // blocks on 132 SMs at 2 blocks an SM, down's and o's few), at the cost of more partial sums.
-// The bulk form with a split k added up by each tile's last block (kFixup), no reduce kernel.
-template <int kN, bool kTokensFast = false>
-void bulk_fixup(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  td::launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast, 1, true>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
-}
-
 template <int kN, int kFill, bool kTokensFast = false>
 void bulk_fill(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
   static const td::W4gWorkspace ws = [] {
@@ -134,7 +128,6 @@ int main() {
       {"  registers for 2 blocks an SM", &bulk_x<16, false, 2>, &bulk_x<32, false, 2>, &bulk_x<64, true, 2>},
       {"  k split for 2x the slots", &bulk_fill<16, 2>, &bulk_fill<32, 2>, &bulk_fill<64, 2, true>},
       {"  k split for 4x the slots", &bulk_fill<16, 4>, &bulk_fill<32, 4>, &bulk_fill<64, 4, true>},
-      {"  split k added by the last block", &bulk_fixup<16>, &bulk_fixup<32>, &bulk_fixup<64, true>},
   };
   {  // the copy ceiling: a 1 GiB device-to-device copy, read + write
     const size_t bytes = size_t(1) << 30;

@@ -698,7 +698,7 @@ int w4w_bulk_blocks_per_sm() {
 // on the staged kernel's grid rule (its k split), workspace and reduce kernel, the grid (row blocks,
 // token tiles, splits) or with kTokensFast (token tiles, row blocks, splits); where the running code
 // has no wgmma, the staged kernel of w4s_pick instead.
-template <auto kKernel, int kN, bool kTokensFast = false, bool kFixup = false>
+template <auto kKernel, int kN, bool kTokensFast = false>
 void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                      cudaStream_t stream, const W4gWorkspace* own, int min_chunks, bool pdl) {
   if (tokens <= 0) return;
@@ -709,15 +709,13 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
   check((kTokensFast ? row_blocks : token_tiles) <= 65535, "gemm_w4: ", tokens, " tokens x ", w.n,
         " rows is too many (at most 65535 tiles of ", kTokensFast ? kW4wRows : kN, ")");
   const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
-  W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
-  // kFixup counts each tile's arrivals: only as many tiles as the workspace has counters
-  if (kFixup && tiles > ws.counter_count) split = {1, w.k};
+  const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
   float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
   const int64_t gx = kTokensFast ? token_tiles : row_blocks, gy = kTokensFast ? row_blocks : token_tiles;
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(split.splits));
   launch_kernel(kKernel, grid, dim3(kW4wThreads), smem, stream, pdl, w.qweight, w.params, x, bias, y, w.n, w.k,
-                w.group, tokens, static_cast<int>(split.k_split), partials, ws.counters);
-  if (!kFixup) w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
+                w.group, tokens, static_cast<int>(split.k_split), partials);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
 // The wgmma kernel with kN tokens per block, kWD chunks of weights in flight per warp (registers)
@@ -740,7 +738,7 @@ constexpr bool w4w_bulk_fits(int64_t k) {
 // workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
 // loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
 // slabs of what x_perm holds, each slab a permutation and a GEMM.
-template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1, bool kFixup = false>
+template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
@@ -756,7 +754,7 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
     const int64_t threads = ceil_div(slab, kN) * chunks * kN * 4;
     launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0,
                   stream, false, x + t0 * w.k, ws.x_perm, slab, w.k, static_cast<int>(chunks), threads);
-    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks, kFixup>, kN, kTokensFast, kFixup>(
+    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks>, kN, kTokensFast>(
         kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
   }
 }
@@ -777,8 +775,7 @@ inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, co
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wgN_d2 (N
 // tokens a block, 2 chunks in flight a warp; _xb its bulk-copy form, gemm_w4's, _tf with the token
-// tiles fastest in the grid, _2b with registers for two blocks an SM, _fx with a split k added
-// by each tile's last block instead of a reduce kernel). A function, so the
+// tiles fastest in the grid, _2b with registers for two blocks an SM). A function, so the
 // variants are instantiated only where it is called. (A wgmma kernel with its weights in an
 // S-stage shared-memory cp.async ring, wgr16_s6 / wgr16_s8, measured 1.02-1.25x wg16_d2's time at
 // 16 tokens on an H100, 2026-12-06 evening, and was removed: PERFORMANCE.md.)
@@ -810,8 +807,6 @@ void for_each_w4s_variant(F&& f) {
   f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
   f("wg128_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<128, 2, true>);
   f("wg64_d2_xb_2b", &launch_gemm_w4_wgmma_bulk<64, 2, false, 2>);  // registers capped: 2 blocks an SM
-  f("wg16_d2_xb_fx", &launch_gemm_w4_wgmma_bulk<16, 2, false, 1, true>);  // split k added by the last block
-  f("wg64_d2_xb_tf_fx", &launch_gemm_w4_wgmma_bulk<64, 2, true, 1, true>);
 }
 
 }  // namespace detail

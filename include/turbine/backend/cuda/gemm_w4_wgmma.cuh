@@ -263,41 +263,6 @@ __device__ __forceinline__ void w4w_store(const float (&acc)[kN / 2], int wrow, 
   }
 }
 
-// kFixup: the last of a tile's k splits to finish adds their partials, in split order (as
-// gemm_w4s_reduce_kernel does, so the sums are the same), and writes y with the bias; the others
-// return after storing theirs. Each thread reads back exactly the (row, token) places it wrote.
-// `counters[tile]` counts the arrivals and is reset by the last (stream order keeps calls apart).
-// Returns whether this block is the last, with acc then holding the whole sums.
-template <int kN>
-__device__ __forceinline__ bool w4w_fixup(float (&acc)[kN / 2], int wrow, int tok0, int t, int n, int tokens,
-                                          const float* partials, unsigned* counters, unsigned tile) {
-  __shared__ unsigned last;
-  __threadfence();  // this block's partials are visible before its arrival is counted
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(counters + tile, 1u) == gridDim.z - 1;
-  __syncthreads();
-  if (!last) return false;
-  __threadfence();  // the other blocks' partials are read after their arrivals were seen
-  const int64_t count = int64_t(tokens) * n;
-#pragma unroll
-  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
-  for (unsigned z = 0; z < gridDim.z; ++z) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = wrow + 8 * h;
-#pragma unroll
-      for (int j = 0; j < kN / 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int tok = tok0 + 8 * j + 2 * t + e;
-          if (row < n && tok < tokens) acc[4 * j + 2 * h + e] += __ldcg(partials + z * count + int64_t(tok) * n + row);
-        }
-    }
-  }
-  if (threadIdx.x == 0) counters[tile] = 0;
-  return true;
-}
-
 // Runs chunk(i, q, a) for the chunks i in [0, steps), q = i % kUnroll a compile-time slot and a the
 // A register set of i's parity (a0 even, a1 odd); after each chunk the other set, whose wgmma that
 // chunk's wait retired, is kept alive to there, so the compiler gives its registers to nothing else
@@ -404,18 +369,15 @@ enum W4wKnock : int { kW4wNoFence = 1, kW4wNoX = 2, kW4wNoWeights = 4, kW4wNoMma
 // kXBulk: x is w4w_permute_x_kernel's images, each stage one bulk copy by thread 0 that completes an
 // mbarrier (kW4wStages of them after the stages), and no proxy fence a chunk. kMinBlocks: blocks an
 // SM the registers must leave room for (2 caps kN = 64 at 128 registers a thread, from 143, with 12
-// bytes of spills: two blocks an SM instead of one; not yet measured). kFixup: a split k is added
-// up by the tile's last block (w4w_fixup, with `counters`) instead of a reduce kernel.
-template <int kN, int kWD, int kKnock = 0, bool kXBulk = false, bool kTokensFast = false, int kMinBlocks = 1,
-          bool kFixup = false>
+// bytes of spills: two blocks an SM instead of one; not yet measured).
+template <int kN, int kWD, int kKnock = 0, bool kXBulk = false, bool kTokensFast = false, int kMinBlocks = 1>
 __global__ static void __launch_bounds__(kW4wThreads, kMinBlocks)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
-                         int k, int group, int tokens, int k_split, float* __restrict__ partials,
-                         unsigned* __restrict__ counters) {
+                         int k, int group, int tokens, int k_split, float* __restrict__ partials) {
 #ifdef TURBINE_WGMMA
   using Tile = W4wTile<kN>;
-  if (partials && !kFixup) pdl_launch_dependents();  // the reduce kernel may be scheduled (it waits for us)
+  if (partials) pdl_launch_dependents();
   extern __shared__ __align__(128) unsigned char w4w_smem[];
   const uint32_t smem0 = static_cast<uint32_t>(__cvta_generic_to_shared(w4w_smem));
   const W4wLane L = w4w_lane<kN, kTokensFast>(qw, params, n, k, group, k_split);
@@ -517,11 +479,6 @@ __global__ static void __launch_bounds__(kW4wThreads, kMinBlocks)
 
   w4w_store<kN>(acc, L.wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
-  if constexpr (kFixup) {
-    if (partials && w4w_fixup<kN>(acc, L.wrow, tok0, t, n, tokens, partials, counters,
-                                  blockIdx.y * gridDim.x + blockIdx.x))
-      w4w_store<kN>(acc, L.wrow, tok0, t, n, tokens, bias, y, nullptr);
-  }
 #else
   __trap();  // not sm_90a code: launch_w4w_grid checks before launching
 #endif
