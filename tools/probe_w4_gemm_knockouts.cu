@@ -2,8 +2,7 @@
 // dispatched, cuBLAS fp16 on the same shapes, the staged kernel, the wgmma kernel
 // (gemm_w4_wgmma.cuh) with parts left out (W4wKnock: the proxy fence before each chunk's barrier,
 // the x copies, the weight loads, the wgmma), and its form with x permuted first and loaded by bulk
-// copies (and that form with the token tiles of one row block side by side in the grid, or k split
-// finer), and the
+// copies (and that form with the token tiles of one row block side by side in the grid), and the
 // engine's path above kW4GemmMaxTokens (W dequantized to a copy, then cuBLAS), at 16 to 512 tokens,
 // after a copy ceiling; the knocked-out kernels compute wrong results, so only their times
 // mean anything. (Its own event timing, not bench_cuda_kernels' GraphTimer: plain stream launches,
@@ -72,19 +71,6 @@ void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaS
   td::launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast, kMinBlocks>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
-// The bulk form with k split as if the GPU had kFill times its SMs (the default workspace, sms
-// scaled): more, shorter blocks where the row blocks alone leave slots empty (gate_up's 224 row
-// blocks on 132 SMs at 2 blocks an SM, down's and o's few), at the cost of more partial sums.
-template <int kN, int kFill, bool kTokensFast = false>
-void bulk_fill(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  static const td::W4gWorkspace ws = [] {
-    td::W4gWorkspace c = td::w4g_workspace();
-    c.sms *= kFill;
-    return c;
-  }();
-  td::launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast>(w, x, nullptr, y, tokens, s, &ws, td::kW4sMinChunks);
-}
-
 }  // namespace
 
 int main() {
@@ -126,8 +112,6 @@ int main() {
       {"  token tiles fastest in the grid", &bulk_x<16, true>, &bulk_x<32, true>, &bulk_x<64, true>},
       {"  128 tokens a block", &bulk_x<128, true>, &bulk_x<128, true>, &bulk_x<128, true>},
       {"  registers for 2 blocks an SM", &bulk_x<16, false, 2>, &bulk_x<32, false, 2>, &bulk_x<64, true, 2>},
-      {"  k split for 2x the slots", &bulk_fill<16, 2>, &bulk_fill<32, 2>, &bulk_fill<64, 2, true>},
-      {"  k split for 4x the slots", &bulk_fill<16, 4>, &bulk_fill<32, 4>, &bulk_fill<64, 4, true>},
   };
   {  // the copy ceiling: a 1 GiB device-to-device copy, read + write
     const size_t bytes = size_t(1) << 30;

@@ -688,10 +688,10 @@ inline W4sLaunchFn w4s_pick(int tokens) {
 template <int kN>
 inline constexpr size_t kW4wBulkSmem = W4wTile<kN>::kSmem + kW4wStages * sizeof(uint64_t);
 // Blocks per SM of the bulk-copy form (its shared memory raised first), cached per device.
-template <int kN, int kWD, bool kTokensFast = false>
+template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1>
 int w4w_bulk_blocks_per_sm() {
-  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast>>(kW4wThreads,
-                                                                                      kW4wBulkSmem<kN>);
+  return w4_kernel_blocks_per_sm<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks>>(kW4wThreads,
+                                                                                                  kW4wBulkSmem<kN>);
 }
 
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
@@ -765,7 +765,7 @@ inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, co
                                           int tokens, cudaStream_t stream, const W4gWorkspace* own) {
   W4sLaunchFn launch = w4s_pick(tokens);
   if (tokens > 64 && w4w_bulk_fits<128>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<128, 2, true>;
-  else if (tokens > 32 && w4w_bulk_fits<64>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<64, 2, true>;
+  else if (tokens > 32 && w4w_bulk_fits<64>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<64, 2, true, 2>;
   else if (tokens > 16 && w4w_bulk_fits<32>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<32, 2>;
   else if (w4w_bulk_fits<16>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<16, 2>;
   launch(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
@@ -850,7 +850,7 @@ inline void gemm_w4_prepare() {
   if (detail::w4w_available()) {  // the probe launches and copies: not inside a capture
     (void)detail::w4w_bulk_blocks_per_sm<16, 2>();  // gemm_w4's wgmma forms
     (void)detail::w4w_bulk_blocks_per_sm<32, 2>();
-    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true>();
+    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true, 2>();
     (void)detail::w4w_bulk_blocks_per_sm<128, 2, true>();
   }
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
@@ -862,12 +862,14 @@ inline void gemm_w4_prepare() {
 }
 
 /// The most tokens at which gemm_w4 was measured faster than multiplying by a dequantized copy of W
-/// with cuBLAS, on the current device: 256 where the code has wgmma (an H100, 2026-12-07, Llama-3-8B's
-/// Linears: 0.30-0.50x that path's time at 128 tokens, 0.49-0.67x at 256; PERFORMANCE.md), else 64
-/// (the staged kernel, the same day: 0.64-0.97x at 128 tokens and 1.14-1.52x at 256 on the H100; it
-/// lost from 128 tokens on an H200 on 2026-12-04, and other GPUs have not been measured). gemm_w4 grows with the tokens and the dequantization does not, so they cross above;
-/// where was not measured. Asks the device once (outside any graph capture: call it at set-up).
-inline int gemm_w4_max_useful_tokens() { return detail::w4w_available() ? 256 : 64; }
+/// with cuBLAS, on the current device: 512 where the code has wgmma (an H100, 2026-12-07, Llama-3-8B's
+/// Linears: 0.30-0.50x that path's time at 128 tokens, 0.49-0.67x at 256, 0.69-0.83x at 512;
+/// PERFORMANCE.md), else 64 (the staged kernel, the same day: 0.64-0.97x at 128 tokens and
+/// 1.14-1.52x at 256 on the H100; it lost from 128 tokens on an H200 on 2026-12-04, and other GPUs
+/// have not been measured). gemm_w4 grows with the tokens and the dequantization does not, so they
+/// cross above (a straight line through the measured points puts it at 650-1000 tokens; not
+/// measured). Asks the device once (outside any graph capture: call it at set-up).
+inline int gemm_w4_max_useful_tokens() { return detail::w4w_available() ? 512 : 64; }
 
 /// y = x * W^T (+ bias) with 4-bit W on the tensor cores, for 9 tokens and up (any count is
 /// computed; 1..8 are faster with gemv_w4). x: [tokens, w.k] fp16, bias: [w.n] or null,
@@ -895,10 +897,11 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   // (down: 22.0 against 23.0 us). Where W is small, the GEMV's stream kernel with two token columns
   // is faster still at up to 16 tokens (o: 9.1 against 11.2 us; gemv_w4_two_columns says where). A
   // block of 128 tokens beats two of 64 from 65 tokens on (gate_up at 128: 63 against 88 us) and
-  // loses below (62 against 50 at 64); above 64 tokens the grid puts the token tiles of one row
+  // loses below (62 against 50 at 64); above 32 tokens the grid puts the token tiles of one row
   // block side by side (they share its weights in L2: 0.87-0.94x the time on gate_up at 128 and 256
-  // tokens with 64-token tiles). Without wgmma: the staged kernel (w4s_pick; the 6-chunk ring where
-  // k is long, up to 16 tokens).
+  // tokens with 64-token tiles), and the 64-token block is held to 128 registers so that two fit an
+  // SM (at 64 tokens 0.84x the time on gate_up, 0.93x on qkv and down, 1.04x on o). Without wgmma:
+  // the staged kernel (w4s_pick; the 6-chunk ring where k is long, up to 16 tokens).
   const bool long_k = tokens <= detail::kW4TwoColumnTokens && w.k >= detail::kW4LongK;
   if (long_k && !detail::w4w_available())
     detail::launch_gemm_w4s<2, 2, 1, 3, 2>(w, x, bias, y, tokens, stream, own, detail::kW4sMinChunks);
