@@ -1,6 +1,7 @@
 #pragma once
 // Helpers of the whole-model tests: every position's logits of a model (prefill then one token at
 // a time) and the relative error between two logit tables.
+#include <algorithm>
 #include <cmath>
 #include <span>
 #include <vector>
@@ -22,7 +23,7 @@ inline double logits_rel_error(const std::vector<float>& got, const std::vector<
 /// a time (so both the prefill and the decode paths are compared).
 template <class Model>
 std::vector<float> all_logits(Model& m, const std::vector<int32_t>& ids, size_t prefill) {
-  auto cache = m.new_cache(512);
+  auto cache = m.new_cache(std::max<int64_t>(512, static_cast<int64_t>(ids.size())));  // a small cache unless more is fed
   std::vector<float> out, step;
   m.forward(cache, std::span<const int32_t>(ids).first(prefill), step, true);
   out = step;
