@@ -863,7 +863,7 @@ inline void gemm_w4_prepare() {
 
 /// The most tokens at which gemm_w4 was measured faster than multiplying by a dequantized copy of W
 /// with cuBLAS, on the current device: 512 where the code has wgmma (an H100, 2026-12-07, Llama-3-8B's
-/// Linears: 0.30-0.50x that path's time at 128 tokens, 0.49-0.67x at 256, 0.69-0.83x at 512;
+/// Linears: 0.30-0.50x that path's time at 128 tokens, 0.49-0.67x at 256, 0.68-0.84x at 512;
 /// PERFORMANCE.md), else 64 (the staged kernel, the same day: 0.64-0.97x at 128 tokens and
 /// 1.14-1.52x at 256 on the H100; it lost from 128 tokens on an H200 on 2026-12-04, and other GPUs
 /// have not been measured). gemm_w4 grows with the tokens and the dequantization does not, so they
@@ -900,7 +900,7 @@ inline void gemm_w4(const W4Matrix& w, const __half* x, const __half* bias, __ha
   // loses below (62 against 50 at 64); above 32 tokens the grid puts the token tiles of one row
   // block side by side (they share its weights in L2: 0.87-0.94x the time on gate_up at 128 and 256
   // tokens with 64-token tiles), and the 64-token block is held to 128 registers so that two fit an
-  // SM (at 64 tokens 0.84x the time on gate_up, 0.93x on qkv and down, 1.04x on o). Without wgmma:
+  // SM (at 64 tokens 0.84x the time on gate_up, 0.94x on qkv and down, 1.05x on o). Without wgmma:
   // the staged kernel (w4s_pick; the 6-chunk ring where k is long, up to 16 tokens).
   const bool long_k = tokens <= detail::kW4TwoColumnTokens && w.k >= detail::kW4LongK;
   if (long_k && !detail::w4w_available())
