@@ -773,10 +773,10 @@ inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, co
 
 // Calls f(name, launch) for each variant that the benchmark times and the test checks: the staged
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
-// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wgN_d2 (N
-// tokens a block, 2 chunks in flight a warp; _xb its bulk-copy form, gemm_w4's, _tf with the token
-// tiles fastest in the grid, _2b with registers for two blocks an SM). A function, so the
-// variants are instantiated only where it is called. (A wgmma kernel with its weights in an
+// 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wgN_dD (N
+// tokens a block, D chunks in flight a warp; _xb its bulk-copy form, gemm_w4's, _tf with the token
+// tiles fastest in the grid, _2b / _3b with registers for two / three blocks an SM). A function,
+// so the variants are instantiated only where it is called. (A wgmma kernel with its weights in an
 // S-stage shared-memory cp.async ring, wgr16_s6 / wgr16_s8, measured 1.02-1.25x wg16_d2's time at
 // 16 tokens on an H100, 2026-12-06 evening, and was removed: PERFORMANCE.md.)
 template <class F>
@@ -807,6 +807,13 @@ void for_each_w4s_variant(F&& f) {
   f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
   f("wg128_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<128, 2, true>);
   f("wg64_d2_xb_2b", &launch_gemm_w4_wgmma_bulk<64, 2, false, 2>);  // registers capped: 2 blocks an SM
+  // 4 weight chunks in flight a warp with two blocks an SM (110 / 113 / 128 registers, no spills;
+  // uncapped, the 16-token form took 203 and one block an SM, and lost), and 16-token blocks at
+  // 80 registers, three an SM
+  f("wg16_d4_xb_2b", &launch_gemm_w4_wgmma_bulk<16, 4, false, 2>);
+  f("wg32_d4_xb_2b", &launch_gemm_w4_wgmma_bulk<32, 4, false, 2>);
+  f("wg64_d4_xb_tf_2b", &launch_gemm_w4_wgmma_bulk<64, 4, true, 2>);
+  f("wg16_d2_xb_3b", &launch_gemm_w4_wgmma_bulk<16, 2, false, 3>);
 }
 
 }  // namespace detail
