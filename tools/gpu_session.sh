@@ -53,10 +53,8 @@ suite() {  # name, seconds, [args]
 
 # the engine against transformers on random-init models made here (no default model needed)
 engine_suites() {
-  if [ ! -d /tmp/gpu_models ]; then  # random-init models with head_dim 64 and a 256-token prompt
-    TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
-      TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
-      python3 tools/make_tiny_models.py >"$logs/make_models.log" 2>&1 || tail -20 "$logs/make_models.log"
+  if [ ! -d /tmp/gpu_models ]; then
+    make_gpu_test_models /tmp/gpu_models "$logs/make_models.log" || tail -20 "$logs/make_models.log"
   fi
   export TURBINE_GPU_TEST_MODELS=/tmp/gpu_models
   suite test_cuda_engine 200

@@ -27,9 +27,7 @@ suite() {
 p1=
 [ -z "${SKIP_GEMM:-}" ] && { suite gemm_w4 & p1=$!; }
 suite engine_w4 & p2=$!
-TINY_OUT=/tmp/gpu_models TINY_PROMPT=256 \
-  TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
-  python3 tools/make_tiny_models.py >"$out/models.log" 2>&1 & p3=$!
+make_gpu_test_models /tmp/gpu_models "$out/models.log" & p3=$!
 p4=
 [ "${PROBE_SECONDS:-120}" != 0 ] && {
   nvcc "${flags[@]}" tools/probe_w4_gemm_knockouts.cu -lcublas -o /tmp/probe_w4 >"$out/build_probe.log" 2>&1 & p4=$!

@@ -1015,8 +1015,8 @@ class CudaTransformer {
   // dequantize + cuBLASLt.
   bool w4_gemm_ = std::getenv("TURBINE_W4_DEQUANT_GEMM") == nullptr;
   // Up to this many tokens gemm_w4 is faster than the dequantized copy + cuBLAS on this device
-  // (cuda::gemm_w4_max_useful_tokens, asked at set-up).
-  int w4_gemm_max_tokens_ = 64;
+  // (cuda::gemm_w4_max_useful_tokens, asked at set-up; 4-bit models only).
+  int w4_gemm_max_tokens_ = 0;
   std::vector<T> staged_logits_;
   // decode_batch_sample: [max_batch_] parameters and ids (device and pinned), the padded histories
   std::unique_ptr<cuda::GpuSampler<T>> sampler_;
