@@ -5,8 +5,8 @@
 # probe, and leaves the full outputs in $OUT (tests_gemm.txt, tests_engine.txt, probe.txt). Prints
 # the suites' summaries and the probe's first lines. Carry .device/carry (tools/gpu_split_model.sh):
 #   run(command="tools/gpu_w4_quick.sh", carry=[".device/carry"])
-# PROBE_SECONDS bounds the probe (default 120; 0 skips it). SKIP_GEMM=1 skips the gemm_w4 suite;
-# ENGINE_CASES passes a doctest -tc filter to the engine suite.
+# PROBE_SECONDS bounds the probe (default 120; 0 skips it). SKIP_GEMM=1 skips the gemm_w4 suite,
+# SKIP_ENGINE=1 the engine suite and its test models; ENGINE_CASES passes a doctest -tc filter to it.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-/tmp/gpu_out}"
@@ -26,8 +26,11 @@ suite() {
 }
 p1=
 [ -z "${SKIP_GEMM:-}" ] && { suite gemm_w4 & p1=$!; }
-suite engine_w4 & p2=$!
-make_gpu_test_models /tmp/gpu_models "$out/models.log" & p3=$!
+p2= p3=
+if [ -z "${SKIP_ENGINE:-}" ]; then
+  suite engine_w4 & p2=$!
+  make_gpu_test_models /tmp/gpu_models "$out/models.log" & p3=$!
+fi
 p4=
 [ "${PROBE_SECONDS:-120}" != 0 ] && {
   nvcc "${flags[@]}" tools/probe_w4_gemm_knockouts.cu -lcublas -o /tmp/probe_w4 >"$out/build_probe.log" 2>&1 & p4=$!
@@ -39,12 +42,14 @@ if [ -n "$p1" ]; then
   grep -E "ERROR|FAIL|test cases|assertions" "$out/tests_gemm.txt"
   say "gemm_w4 suite done"
 fi
-wait $p2 $p3
-tail -n1 "$out/build_engine_w4.log"
-TURBINE_GPU_TEST_MODELS=/tmp/gpu_models timeout 200 /tmp/t_engine_w4 ${ENGINE_CASES:+-tc="$ENGINE_CASES"} \
-  >"$out/tests_engine.txt" 2>&1
-grep -E "/[0-9]+: relative|ERROR|FAIL|test cases|assertions" "$out/tests_engine.txt"
-say "engine_w4 suite done"
+if [ -n "$p2" ]; then
+  wait $p2 $p3
+  tail -n1 "$out/build_engine_w4.log"
+  TURBINE_GPU_TEST_MODELS=/tmp/gpu_models timeout 200 /tmp/t_engine_w4 ${ENGINE_CASES:+-tc="$ENGINE_CASES"} \
+    >"$out/tests_engine.txt" 2>&1
+  grep -E "/[0-9]+: relative|ERROR|FAIL|test cases|assertions" "$out/tests_engine.txt"
+  say "engine_w4 suite done"
+fi
 if [ -n "$p4" ]; then
   wait $p4 || { tail -n5 "$out/build_probe.log"; exit 1; }
   timeout "${PROBE_SECONDS:-120}" /tmp/probe_w4 >"$out/probe.txt" 2>&1
