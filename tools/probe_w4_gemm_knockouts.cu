@@ -66,15 +66,10 @@ void staged(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaS
   td::w4s_pick(kTokens)(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
 }
 
-template <int kN, bool kTokensFast = false, int kMinBlocks = 1, int kWD = 2, bool kCluster = false>
+template <int kN, bool kTokensFast = false, int kMinBlocks = 1>
 void bulk_x(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  td::launch_gemm_w4_wgmma_bulk<kN, kWD, kTokensFast, kMinBlocks, kCluster>(w, x, nullptr, y, tokens, s, nullptr,
-                                                                            td::kW4sMinChunks);
-}
-
-template <int kN>
-void cluster_cp(const tc::W4Matrix& w, const __half* x, __half* y, int tokens, cudaStream_t s) {
-  td::launch_gemm_w4_wgmma<kN, 2, 0, true>(w, x, nullptr, y, tokens, s, nullptr, td::kW4sMinChunks);
+  td::launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast, kMinBlocks>(w, x, nullptr, y, tokens, s, nullptr,
+                                                                td::kW4sMinChunks);
 }
 
 }  // namespace
@@ -118,9 +113,6 @@ int main() {
       {"  token tiles fastest in the grid", &bulk_x<16, true>, &bulk_x<32, true>, &bulk_x<64, true>},
       {"  128 tokens a block", &bulk_x<128, true>, &bulk_x<128, true>, &bulk_x<128, true>},
       {"  registers for 2 blocks an SM", &bulk_x<16, false, 2>, &bulk_x<32, false, 2>, &bulk_x<64, true, 2>},
-      {"  k split added in a cluster", &bulk_x<16, false, 1, 2, true>, &bulk_x<32, false, 1, 2, true>,
-       &bulk_x<64, true, 2, 2, true>},
-      {"cp.async form, k split added in a cluster", &cluster_cp<16>, &cluster_cp<32>, &cluster_cp<64>},
   };
   {  // the copy ceiling: a 1 GiB device-to-device copy, read + write
     const size_t bytes = size_t(1) << 30;

@@ -697,10 +697,8 @@ int w4w_bulk_blocks_per_sm() {
 // A wgmma kernel (gemm_w4_wgmma.cuh, sm_90a) of kN tokens a block and `smem` bytes of shared memory
 // on the staged kernel's grid rule (its k split), workspace and reduce kernel, the grid (row blocks,
 // token tiles, splits) or with kTokensFast (token tiles, row blocks, splits); where the running code
-// has no wgmma, the staged kernel of w4s_pick instead. kCluster (a kernel built with kClusterReduce):
-// at most kW4wMaxClusterSplits splits, the splits of a tile one cluster that adds them itself.
-inline constexpr int kW4wMaxClusterSplits = 8;  // the portable cluster size
-template <auto kKernel, int kN, bool kTokensFast = false, bool kCluster = false>
+// has no wgmma, the staged kernel of w4s_pick instead.
+template <auto kKernel, int kN, bool kTokensFast = false>
 void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                      cudaStream_t stream, const W4gWorkspace* own, int min_chunks, bool pdl) {
   if (tokens <= 0) return;
@@ -710,26 +708,23 @@ void launch_w4w_grid(size_t smem, const W4Matrix& w, const __half* x, const __ha
   const int64_t row_blocks = ceil_div(w.n, kW4wRows), token_tiles = ceil_div(tokens, kN);
   check((kTokensFast ? row_blocks : token_tiles) <= 65535, "gemm_w4: ", tokens, " tokens x ", w.n,
         " rows is too many (at most 65535 tiles of ", kTokensFast ? kW4wRows : kN, ")");
-  const int64_t tiles = row_blocks * token_tiles;
-  int64_t slots = int64_t(ws.sms) * per_sm;
-  if (kCluster) slots = std::min(slots, tiles * kW4wMaxClusterSplits);
+  const int64_t tiles = row_blocks * token_tiles, slots = int64_t(ws.sms) * per_sm;
   const W4KSplit split = w4_k_split(w.k, w.n, tokens, tiles, slots, kW4wChunk, min_chunks, ws);
-  float* const partials = !kCluster && split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
+  float* const partials = split.splits > 1 ? reinterpret_cast<float*>(ws.partials) : nullptr;
   const int64_t gx = kTokensFast ? token_tiles : row_blocks, gy = kTokensFast ? row_blocks : token_tiles;
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(split.splits));
-  const dim3 cluster(1, 1, kCluster ? static_cast<unsigned>(split.splits) : 1u);
-  launch_kernel_clustered(kKernel, grid, dim3(kW4wThreads), cluster, smem, stream, pdl, w.qweight, w.params, x, bias,
-                          y, w.n, w.k, w.group, tokens, static_cast<int>(split.k_split), partials);
-  if (!kCluster) w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
+  launch_kernel(kKernel, grid, dim3(kW4wThreads), smem, stream, pdl, w.qweight, w.params, x, bias, y, w.n, w.k,
+                w.group, tokens, static_cast<int>(split.k_split), partials);
+  w4_reduce_splits(split, partials, bias, y, w.n, tokens, stream);
 }
 
 // The wgmma kernel with kN tokens per block, kWD chunks of weights in flight per warp (registers)
 // and x through 4-byte cp.async copies.
-template <int kN, int kWD, int kKnock = 0, bool kCluster = false>
+template <int kN, int kWD, int kKnock = 0>
 void launch_gemm_w4_wgmma(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                           cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
-  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, kKnock, false, false, 1, kCluster>, kN, false, kCluster>(
-      W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own, min_chunks, false);
+  launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, kKnock>, kN>(W4wTile<kN>::kSmem, w, x, bias, y, tokens, stream, own,
+                                                             min_chunks, false);
 }
 
 // Whether one token tile of kN tokens over k inputs, permuted, fits the bulk form's x buffer (at
@@ -743,7 +738,7 @@ constexpr bool w4w_bulk_fits(int64_t k) {
 // workspace's x_perm, then the GEMM (launched with programmatic dependent launch, so that its weight
 // loads start while the permutation runs) loads each stage with one bulk copy. Tokens go through in
 // slabs of what x_perm holds, each slab a permutation and a GEMM.
-template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1, bool kCluster = false>
+template <int kN, int kWD, bool kTokensFast = false, int kMinBlocks = 1>
 void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
                                cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
   if (tokens <= 0) return;
@@ -759,8 +754,8 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
     const int64_t threads = ceil_div(slab, kN) * chunks * kN * 4;
     launch_kernel(w4w_permute_x_kernel<kN>, dim3(static_cast<unsigned>(ceil_div(threads, 256))), dim3(256), 0,
                   stream, false, x + t0 * w.k, ws.x_perm, slab, w.k, static_cast<int>(chunks), threads);
-    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks, kCluster>, kN, kTokensFast,
-                    kCluster>(kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
+    launch_w4w_grid<gemm_w4_wgmma_kernel<kN, kWD, 0, true, kTokensFast, kMinBlocks>, kN, kTokensFast>(
+        kW4wBulkSmem<kN>, w, ws.x_perm, bias, y + t0 * w.n, slab, stream, own, min_chunks, pdl);
   }
 }
 
@@ -780,13 +775,14 @@ inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, co
 // kernel's, named mMR_tTN_wWT_sSTAGES[_cC] (warp tile 16 MR rows x 8 TN tokens, WT token groups per
 // 8-warp block, STAGES ring stages of C chunks, 1 unless named), and the wgmma kernel's wgN_dD (N
 // tokens a block, D chunks in flight a warp; _xb its bulk-copy form, gemm_w4's, _tf with the token
-// tiles fastest in the grid, _2b with registers for two blocks an SM, _cl with the k split added in a
-// thread-block cluster). A function, so the variants are instantiated only where it is called.
-// (Removed after H100 runs, PERFORMANCE.md: a wgmma kernel with its weights in an S-stage
-// shared-memory cp.async ring, wgr16_s6 / wgr16_s8, 1.02-1.25x wg16_d2's time at 16 tokens,
-// 2026-12-06 evening; 4 weight chunks in flight a warp at two blocks an SM, wg16 / wg32_d4_xb_2b and
-// wg64_d4_xb_tf_2b, and 16-token blocks three an SM, wg16_d2_xb_3b, 1.04-3.4x gemm_w4's time at
-// 16-64 tokens, 2026-12-07 morning.)
+// tiles fastest in the grid, _2b with registers for two blocks an SM). A function, so the variants
+// are instantiated only where it is called. Removed after H100 runs (PERFORMANCE.md): a wgmma kernel
+// with its weights in an S-stage shared-memory cp.async ring (wgr16_s6 / wgr16_s8, 1.02-1.25x
+// wg16_d2's time at 16 tokens, 2026-12-06 evening); 4 weight chunks in flight a warp at two blocks
+// an SM (wg16 / wg32_d4_xb_2b, wg64_d4_xb_tf_2b) and 16-token blocks three an SM (wg16_d2_xb_3b),
+// 1.0-3.4x the time of gemm_w4 at 16-64 tokens; a k split's blocks as one thread-block cluster that
+// adds the splits through distributed shared memory instead of a second kernel, 1.3-1.5x the time
+// of the bulk form on o, qkv and down at 16-64 tokens (2026-12-07 morning).
 template <class F>
 void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s4", &launch_gemm_w4s<1, 2, 1, 4>);
@@ -815,11 +811,6 @@ void for_each_w4s_variant(F&& f) {
   f("wg64_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<64, 2, true>);  // token tiles fastest in the grid
   f("wg128_d2_xb_tf", &launch_gemm_w4_wgmma_bulk<128, 2, true>);
   f("wg64_d2_xb_2b", &launch_gemm_w4_wgmma_bulk<64, 2, false, 2>);  // registers capped: 2 blocks an SM
-  // the k split's blocks one cluster that adds the splits through distributed shared memory
-  f("wg16_d2_cl", &launch_gemm_w4_wgmma<16, 2, 0, true>);
-  f("wg16_d2_xb_cl", &launch_gemm_w4_wgmma_bulk<16, 2, false, 1, true>);
-  f("wg32_d2_xb_cl", &launch_gemm_w4_wgmma_bulk<32, 2, false, 1, true>);
-  f("wg64_d2_xb_tf_2b_cl", &launch_gemm_w4_wgmma_bulk<64, 2, true, 2, true>);
 }
 
 }  // namespace detail

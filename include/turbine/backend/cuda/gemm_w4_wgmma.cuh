@@ -263,85 +263,6 @@ __device__ __forceinline__ void w4w_store(const float (&acc)[kN / 2], int wrow, 
   }
 }
 
-// The k split summed inside a thread-block cluster (kClusterReduce): the splits of one tile are the
-// blocks of one cluster (its rank the split), and each block leaves its fp32 tile [token][row] in
-// its own shared memory (the x ring, free once every wgmma is done; rows padded to kW4wRedStride
-// floats so that a warp's stores spread over the banks); after a cluster barrier, block r adds the
-// r-th share of the tile's elements over every block's copy (distributed shared memory, in rank
-// order: deterministic), adds the bias and writes y; a second barrier keeps each block's copy until
-// all have read it. Why: the split-k partials otherwise go through global memory to a second
-// kernel, whose launch and wait cost a kernel boundary (about 1.2-1.8 us on an H100, PERFORMANCE.md
-// 2026-12-06) on GEMMs that take 9-22 us at 16 tokens.
-inline constexpr int kW4wRedStride = kW4wRows + 4;
-
-__device__ __forceinline__ void cluster_sync_all() {
-#ifdef TURBINE_WGMMA
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r = 0;
-#ifdef TURBINE_WGMMA
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-#endif
-  return r;
-}
-// The float4 at shared address `addr` of this block, in the shared memory of cluster block `rank`.
-__device__ __forceinline__ float4 load_cluster_float4(uint32_t addr, uint32_t rank) {
-  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-#ifdef TURBINE_WGMMA
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(addr), "r"(rank));
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(remote)
-               : "memory");
-#else
-  (void)addr, (void)rank;
-#endif
-  return v;
-}
-
-template <int kN>
-__device__ __forceinline__ void w4w_cluster_reduce(const float (&acc)[kN / 2], unsigned char* smem, int wrow,
-                                                   int tok0, int t, int n, int tokens, const __half* bias,
-                                                   __half* y) {
-  static_assert(size_t(kN) * kW4wRedStride * sizeof(float) <= W4wTile<kN>::kSmem, "the tile fits the x ring");
-  float* const red = reinterpret_cast<float*>(smem);
-  const int tid = threadIdx.x, lrow = 16 * (tid >> 5) + ((tid & 31) >> 2);  // wrow's place in the block
-  const int row0 = wrow - lrow;
-  __syncthreads();  // both warpgroups' wgmma are done with the x ring
-#pragma unroll
-  for (int h = 0; h < 2; ++h)
-#pragma unroll
-    for (int j = 0; j < kN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) red[(8 * j + 2 * t + e) * kW4wRedStride + lrow + 8 * h] = acc[4 * j + 2 * h + e];
-  cluster_sync_all();
-  const int splits = static_cast<int>(gridDim.z), rank = static_cast<int>(cluster_rank());
-  constexpr int kQuads = kN * kW4wRows / 4;  // float4s in the tile
-  const int share = (kQuads + splits - 1) / splits;
-  const int qend = min(kQuads, (rank + 1) * share);
-  const uint32_t red_addr = static_cast<uint32_t>(__cvta_generic_to_shared(red));
-  for (int q = rank * share + tid; q < qend; q += kW4wThreads) {
-    const int tok = q / (kW4wRows / 4), r4 = 4 * (q % (kW4wRows / 4));
-    const uint32_t at = red_addr + uint32_t(tok * kW4wRedStride + r4) * 4;
-    float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int z = 0; z < splits; ++z) {
-      const float4 v = load_cluster_float4(at, uint32_t(z));
-      s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
-    }
-    const int gtok = tok0 + tok, row = row0 + r4;
-    if (gtok >= tokens) continue;
-    const float sv[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      if (row + e < n)
-        y[static_cast<int64_t>(gtok) * n + row + e] = __float2half_rn(sv[e] + (bias ? __half2float(bias[row + e]) : 0.f));
-  }
-  cluster_sync_all();  // every block has read every copy
-}
-
 // Runs chunk(i, q, a) for the chunks i in [0, steps), q = i % kUnroll a compile-time slot and a the
 // A register set of i's parity (a0 even, a1 odd); after each chunk the other set, whose wgmma that
 // chunk's wait retired, is kept alive to there, so the compiler gives its registers to nothing else
@@ -450,10 +371,7 @@ enum W4wKnock : int { kW4wNoFence = 1, kW4wNoX = 2, kW4wNoWeights = 4, kW4wNoMma
 // SM the registers must leave room for (2 caps kN = 64 at 128 registers a thread, from 143, with 12
 // bytes of spills: two blocks an SM instead of one, 0.84-0.95x the time on three of Llama-3-8B's
 // four Linears at 64 tokens on an H100, 1.05x on o; gemm_w4's at 33-64 tokens since 2026-12-07).
-// kClusterReduce: a k split's blocks are one thread-block cluster and add their sums through
-// distributed shared memory (w4w_cluster_reduce) instead of fp32 partials and a second kernel.
-template <int kN, int kWD, int kKnock = 0, bool kXBulk = false, bool kTokensFast = false, int kMinBlocks = 1,
-          bool kClusterReduce = false>
+template <int kN, int kWD, int kKnock = 0, bool kXBulk = false, bool kTokensFast = false, int kMinBlocks = 1>
 __global__ static void __launch_bounds__(kW4wThreads, kMinBlocks)
     gemm_w4_wgmma_kernel(const uint32_t* __restrict__ qw, const __half2* __restrict__ params,
                          const __half* __restrict__ x, const __half* __restrict__ bias, __half* __restrict__ y, int n,
@@ -560,9 +478,6 @@ __global__ static void __launch_bounds__(kW4wThreads, kMinBlocks)
   w4w_run_chunks<kWD>(steps, a0, a1, chunk);
   wgmma_keep(acc);
 
-  if constexpr (kClusterReduce) {
-    if (gridDim.z > 1) return w4w_cluster_reduce<kN>(acc, w4w_smem, L.wrow, tok0, t, n, tokens, bias, y);
-  }
   w4w_store<kN>(acc, L.wrow, tok0, t, n, tokens, bias, y,
                 partials ? partials + static_cast<int64_t>(blockIdx.z) * tokens * n : nullptr);
 #else

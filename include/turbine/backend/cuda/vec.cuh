@@ -128,40 +128,22 @@ inline bool pdl_available() {
   return major >= 9;
 }
 
-/// Launches `kernel` on `stream` in thread-block clusters of `cluster` blocks (sm_90 and later; a
-/// cluster of one block is a plain launch), with programmatic dependent launch when `pdl` is set (the
-/// kernel must then call pdl_wait() before it touches what the previous kernel of the stream writes).
-template <class... Params, class... Args>
-void launch_kernel_clustered(void (*kernel)(Params...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
-                             cudaStream_t stream, bool pdl, Args&&... args) {
-  cudaLaunchAttribute attrs[2]{};
-  unsigned count = 0;
-  if (pdl) {
-    attrs[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[count++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster.x * cluster.y * cluster.z > 1) {
-    attrs[count].id = cudaLaunchAttributeClusterDimension;
-    attrs[count].val.clusterDim.x = cluster.x;
-    attrs[count].val.clusterDim.y = cluster.y;
-    attrs[count++].val.clusterDim.z = cluster.z;
-  }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cfg.attrs = attrs;
-  cfg.numAttrs = count;
-  TURBINE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
-}
-
 /// Launches `kernel` on `stream`, with programmatic dependent launch when `pdl` is set (the kernel
 /// must then call pdl_wait() before it touches what the previous kernel of the stream writes).
 template <class... Params, class... Args>
 void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl,
                    Args&&... args) {
-  launch_kernel_clustered(kernel, grid, block, dim3(1, 1, 1), smem, stream, pdl, std::forward<Args>(args)...);
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  TURBINE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
 /// Raises a kernel's dynamic shared-memory limit to `bytes` once per device (`raised` is a bit per
