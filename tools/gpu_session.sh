@@ -173,6 +173,9 @@ if [ -x "$cli" ] && [ -f "$model" ] && [ "${SKIP_AWQ:-0}" != 1 ]; then
   timeout 60 "$cli" generate /tmp/smol_awq --device cuda -n 24 -p "What is the capital of France?" \
     >"$logs/cli_awq_cuda.log" 2>&1
   record "cli generate awq dir on cuda" "rc $? : $(tr '\n' ' ' <"$logs/cli_awq_cuda.log" | cut -c1-90)"
+  printf 'What is the capital of France?\n/reset\nWhat is 2+2?\n/exit\n' |
+    timeout 60 "$cli" chat /tmp/smol_awq --device cuda -n 24 >"$logs/chat_awq_cuda.log" 2>&1
+  record "cli chat awq dir on cuda" "rc $? : $(tr '\n' ' ' <"$logs/chat_awq_cuda.log" | cut -c1-90)"
 fi
 # the library examples: embed_in_app's model compiled once in its .cu (ExternModel), on the GPU
 if [ -f "$model" ]; then

@@ -143,6 +143,7 @@ print(json.load(urllib.request.urlopen(req, timeout=120))["choices"][0]["message
     --calib "$docs/ARCHITECTURE.md" --calib-samples 2 --calib-seqlen 64 --no-refine --feedback --sequential --no-mlp-loss -o "$tmp/awq_fed"
   expect_ok "awq info" "I4G64" "$bin" info "$tmp/awq" --tensors
   expect_ok "awq answers" "Paris" "$bin" generate "$tmp/awq" -n 24 -p "What is the capital of France?"
+  expect_ok "awq chat session" "Paris" "$bin" chat "$tmp/awq" -n 24 <"$tmp/chat_in"
   expect_error "quantize twice" "already quantized" "$bin" quantize "$tmp/awq" --method rtn -o "$tmp/again"
   expect_ok "eval ppl" "perplexity" "$bin" eval ppl "$model" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
   expect_ok "eval ppl awq" "perplexity" "$bin" eval ppl "$tmp/awq" --text "$docs/ARCHITECTURE.md" --ctx 96 --max-tokens 300
