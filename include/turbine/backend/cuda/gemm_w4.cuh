@@ -779,10 +779,10 @@ inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, co
 // are instantiated only where it is called. Removed after H100 runs (PERFORMANCE.md): a wgmma kernel
 // with its weights in an S-stage shared-memory cp.async ring (wgr16_s6 / wgr16_s8, 1.02-1.25x
 // wg16_d2's time at 16 tokens, 2026-12-06 evening); 4 weight chunks in flight a warp at two blocks
-// an SM (wg16 / wg32_d4_xb_2b, wg64_d4_xb_tf_2b) and 16-token blocks three an SM (wg16_d2_xb_3b),
-// 1.0-3.4x the time of gemm_w4 at 16-64 tokens; a k split's blocks as one thread-block cluster that
-// adds the splits through distributed shared memory instead of a second kernel, 1.3-1.5x the time
-// of the bulk form on o, qkv and down at 16-64 tokens (2026-12-07 morning).
+// an SM (wg16 / wg32_d4_xb_2b, wg64_d4_xb_tf_2b; 1.04-2.7x gemm_w4's time at 16-64 tokens) and
+// 16-token blocks three an SM (wg16_d2_xb_3b; 2.4-5.8x); a k split's blocks as one thread-block
+// cluster that adds the splits through distributed shared memory instead of a second kernel
+// (1.3-1.5x the bulk form's time on o, qkv and down at 16-64 tokens; 2026-12-07 morning).
 template <class F>
 void for_each_w4s_variant(F&& f) {
   f("m1_t2_w1_s4", &launch_gemm_w4s<1, 2, 1, 4>);
