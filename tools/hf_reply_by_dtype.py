@@ -3,22 +3,25 @@
 CPU), with the first reply token's margin over the runner-up in each: to tell whether a reply that
 changes with turbine's --dtype is the model at that precision or turbine.
 
-  python3 -m pip install torch transformers gguf
+  python3 -m pip install torch transformers gguf accelerate
   python3 tools/hf_reply_by_dtype.py [--model .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf]
       [--prompt "What is the capital of France?"] [-n 24]
 
-The GGUF's weights are dequantized to fp32 by transformers, then cast to each dtype (as turbine's
-GPU backend dequantizes Q4_1 to f16 or bf16 at upload).
+The GGUF's weights are dequantized to fp32 by transformers (make_goldens.load), then cast to each
+dtype (as turbine's GPU backend dequantizes Q4_1 to f16 or bf16 at upload).
 """
 import argparse
 import copy
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_goldens import DEFAULT_MODEL, chat_template_ids, load  # noqa: E402  (torch imported there)
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--prompt", default="What is the capital of France?")
     ap.add_argument("-n", type=int, default=24, help="new tokens")
     a = ap.parse_args()
@@ -26,18 +29,11 @@ def main():
         sys.exit(f"hf_reply_by_dtype: no model file {a.model} (tools/fetch_model.sh fetches the default one)")
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(0)
-    d, f = os.path.split(os.path.abspath(a.model))
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager")
-    ids = tok.apply_chat_template([{"role": "user", "content": a.prompt}], tokenize=True, add_generation_prompt=True)
-    if hasattr(ids, "keys"):
-        ids = ids["input_ids"]
-    if len(ids) and isinstance(ids[0], list):
-        ids = ids[0]
-    x = torch.tensor([list(ids)], dtype=torch.long)
+    tok, base = load(a.model)
+    ids = chat_template_ids(tok, [{"role": "user", "content": a.prompt}])
+    x = torch.tensor([ids], dtype=torch.long)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}; {len(ids)} prompt tokens")
     for name, dt in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
         m = copy.deepcopy(base).to(dt).eval()  # each dtype cast from the fp32 weights

@@ -153,7 +153,7 @@ TEST_CASE("every staged and wgmma gemm_w4 variant matches the CPU product, split
   // 2/4/8 token columns, one or two token groups per block, 3 or 4 stages; and the wgmma kernel at
   // 16, 32, 64 and 128 tokens a block, with x by 4-byte copies or permuted and loaded by bulk copies
   // (_xb, the GEMM launched programmatically after the permutation; _tf the token tiles fastest in
-  // the grid, _2b / _3b registers for two / three blocks an SM, d4 four weight chunks in flight).
+  // the grid, _2b registers for two blocks an SM).
   std::vector<std::pair<std::string, wd::W4sLaunchFn>> variants;
   wd::for_each_w4s_variant([&](const char* name, wd::W4sLaunchFn fn) { variants.emplace_back(name, fn); });
   struct Shape {

@@ -759,15 +759,29 @@ void launch_gemm_w4_wgmma_bulk(const W4Matrix& w, const __half* x, const __half*
   }
 }
 
-// The bulk-copy wgmma form with the block of tokens that suits the count (gemm_w4 says why); a
-// smaller block, then the staged kernel, where k is too long for a tile's x images.
+// gemm_w4's bulk-copy wgmma form with kN tokens a block (gemm_w4 says why): 2 weight chunks in
+// flight a warp, the token tiles of a row block side by side from 64 tokens a block, and the
+// 64-token block held to two blocks an SM. The dispatch below and gemm_w4_prepare both take it from here.
+template <int kN>
+struct W4wForm {
+  static constexpr bool kTokensFast = kN >= 64;
+  static constexpr int kMinBlocks = kN == 64 ? 2 : 1;
+  static void launch(const W4Matrix& w, const __half* x, const __half* bias, __half* y, int tokens,
+                     cudaStream_t stream, const W4gWorkspace* own, int min_chunks) {
+    launch_gemm_w4_wgmma_bulk<kN, 2, kTokensFast, kMinBlocks>(w, x, bias, y, tokens, stream, own, min_chunks);
+  }
+  static int blocks_per_sm() { return w4w_bulk_blocks_per_sm<kN, 2, kTokensFast, kMinBlocks>(); }
+};
+
+// The bulk-copy wgmma form with the block of tokens that suits the count; a smaller block, then the
+// staged kernel, where k is too long for a tile's x images.
 inline void launch_gemm_w4_bulk_by_tokens(const W4Matrix& w, const __half* x, const __half* bias, __half* y,
                                           int tokens, cudaStream_t stream, const W4gWorkspace* own) {
   W4sLaunchFn launch = w4s_pick(tokens);
-  if (tokens > 64 && w4w_bulk_fits<128>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<128, 2, true>;
-  else if (tokens > 32 && w4w_bulk_fits<64>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<64, 2, true, 2>;
-  else if (tokens > 16 && w4w_bulk_fits<32>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<32, 2>;
-  else if (w4w_bulk_fits<16>(w.k)) launch = &launch_gemm_w4_wgmma_bulk<16, 2>;
+  if (tokens > 64 && w4w_bulk_fits<128>(w.k)) launch = &W4wForm<128>::launch;
+  else if (tokens > 32 && w4w_bulk_fits<64>(w.k)) launch = &W4wForm<64>::launch;
+  else if (tokens > 16 && w4w_bulk_fits<32>(w.k)) launch = &W4wForm<32>::launch;
+  else if (w4w_bulk_fits<16>(w.k)) launch = &W4wForm<16>::launch;
   launch(w, x, bias, y, tokens, stream, own, kW4sMinChunks);
 }
 
@@ -852,10 +866,10 @@ inline void gemm_w4_prepare() {
   (void)detail::w4s_blocks_per_sm<2, 4, 2, 4>();
   (void)detail::w4s_blocks_per_sm<2, 2, 1, 3, 2>();  // 9..16 tokens at long k
   if (detail::w4w_available()) {  // the probe launches and copies: not inside a capture
-    (void)detail::w4w_bulk_blocks_per_sm<16, 2>();  // gemm_w4's wgmma forms
-    (void)detail::w4w_bulk_blocks_per_sm<32, 2>();
-    (void)detail::w4w_bulk_blocks_per_sm<64, 2, true, 2>();
-    (void)detail::w4w_bulk_blocks_per_sm<128, 2, true>();
+    (void)detail::W4wForm<16>::blocks_per_sm();  // gemm_w4's wgmma forms
+    (void)detail::W4wForm<32>::blocks_per_sm();
+    (void)detail::W4wForm<64>::blocks_per_sm();
+    (void)detail::W4wForm<128>::blocks_per_sm();
   }
   (void)detail::w4_two_column_blocks_per_sm<8, true, 2>();  // gemv_w4_two_columns' four forms
   (void)detail::w4_two_column_blocks_per_sm<4, true, 4>();
