@@ -317,8 +317,13 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   rope_epi.rope = true;
   F attn4 = F::for_model(c);  // the decode attention's 4-warp blocks (one tile at a time; before 2026-12-06)
   attn4.attention_warps = 4;
+  // The kernel chain that the persistent kernel (the default at batch 1 for 4-bit models) replaced;
+  // every variant below is of the chain.
+  F chain = F::for_model(c);
+  for (F* f : {&chain, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
+                                               {"kernel chain (no persistent)", chain},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},

@@ -40,16 +40,23 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   rope_only.norm = false;
   F kernels;  // the large-model chain: norm and rotary kernels around the W4 GEMVs
   kernels.norm = kernels.rope = false;
+  F chain_all;  // every fold of the kernel chain, without the persistent kernel
+  chain_all.persistent = stats.persistent = rope_only.persistent = kernels.persistent = false;
+  // The persistent kernel (one launch for the layer stack) with attention splits of at least 128
+  // positions (one split for these sequences), and of 16 (up to 4 splits, merged in the O prologue).
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
-                                              {"all folds", F{}},
+                                              {"all folds", chain_all},
                                               {"norms from tile sums", stats},
                                               {"rope epilogue, norm kernels", rope_only},
-                                              {"norm and rotary kernels", kernels}};
+                                              {"norm and rotary kernels", kernels},
+                                              {"persistent kernel", F{}},
+                                              {"persistent kernel, 16-position splits", F{}}};
   for (size_t prefill : {ids.size(), size_t(1), std::min(ids.size(), size_t(12))}) {
     const auto ref = all_logits(cpu, ids, prefill);
     for (const auto& [chain, fusion] : chains) {
       gpu.set_decode_fusion(fusion);
+      gpu.set_persistent_split_positions(std::string(chain).find("16-position") != std::string::npos ? 16 : 128);
       const auto got = all_logits(gpu, ids, prefill);
       REQUIRE(got.size() == ref.size());
       const double err = test::logits_rel_error(got, ref);
@@ -157,7 +164,11 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
   const int64_t vocab = w.config.vocab_size;
   F stats;
   stats.norm_stats = true;
-  for (const F& fusion : {F::none(), F{}, stats})  // unfused, every fold on the 4-bit stream, norms from tile sums
+  F chain_all;
+  chain_all.persistent = stats.persistent = false;
+  // unfused, every fold on the 4-bit stream, norms from tile sums; alone, each sequence runs the
+  // persistent kernel with F{} (batches run the chain)
+  for (const F& fusion : {F::none(), chain_all, stats, F{}})
   for (size_t n : {size_t(2), size_t(5), size_t(8)}) {
     gpu.set_decode_fusion(fusion);
     std::vector<Cache> alone, together;
@@ -182,6 +193,7 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
       CAPTURE(i);
       CAPTURE(fusion.any());
       CAPTURE(fusion.norm_stats);
+      CAPTURE(fusion.persistent);
       CHECK(test::logits_rel_error(row, logits) < 1e-3);
     }
   }

@@ -31,6 +31,7 @@
 #include "../backend/cuda/activation.cuh"
 #include "../backend/cuda/attention_decode.cuh"
 #include "../backend/cuda/attention_prefill.cuh"
+#include "../backend/cuda/decode_persistent.cuh"
 #include "../backend/cuda/cuda.cuh"
 #include "../backend/cuda/embedding.cuh"
 #include "../backend/cuda/gemm.cuh"
@@ -97,10 +98,18 @@ class CudaTransformer {
     /// The W4 GEMV's kernel and launch for every projection of 1-8 tokens of a 4-bit model (fused
     /// chain or not): default-constructed, gemv_w4's own choice (bench_cuda_decode_step times others).
     cuda::W4Launch w4 = {};
+    /// 4-bit models, one sequence: the whole layer stack as one persistent kernel
+    /// (backend/cuda/decode_persistent.cuh) instead of the chain of kernels above, where the model's
+    /// sizes allow it (cuda::persistent_decode_unsupported); the final norm and LM head as with norm_stats.
+    bool persistent = true;
     /// Whether any fold is on.
-    bool any() const { return host_io || silu || attention || norm || rope || norm_stats; }
+    bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
-    static DecodeFusion none() { return {false, false, false, false, false, 1}; }
+    static DecodeFusion none() {
+      DecodeFusion f{false, false, false, false, false, 1};
+      f.persistent = false;
+      return f;
+    }
     /// Measured (H100, batch 1, 336 positions; graph time per token): fp32 logits and pinned io took
     /// 190 us off SmolLM2-135M's end-to-end step (the host no longer widens 49152 fp16 logits), the
     /// folded attention merge 40-50 us (126 us on Llama-3-8B), >= 8 tiles per split another 25-35.
@@ -205,6 +214,14 @@ class CudaTransformer {
   /// Switches the decode folds; drops the captured decode graphs, which the next steps re-capture.
   void set_decode_fusion(const DecodeFusion& f) {
     fusion_ = f;
+    drop_graphs();
+  }
+
+  /// DecodeFusion::persistent: cache positions an attention split takes at least (128 by default;
+  /// tests lower it to reach the split merge with short sequences). Drops the captured graphs.
+  void set_persistent_split_positions(int n) {
+    check(n >= 1, "set_persistent_split_positions: ", n, " positions is not a split");
+    persistent_min_split_positions_ = n;
     drop_graphs();
   }
 
@@ -801,11 +818,13 @@ class CudaTransformer {
       in.residual_out = r_out;
       return in;
     };
-    if (!norm) {
+    const bool persistent = persistent_decode(tt);
+    if (persistent) enqueue_persistent_layers(ids, positions, lengths);
+    if (!norm && !persistent) {
       cuda::embedding(embed_.data(), ids, residual_.data(), tt, hidden, vocab, stream_);
       cuda::rms_norm(residual_.data(), layers_[0].attn_norm.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
     }
-    for (size_t li = 0; li < layers; ++li) {
+    for (size_t li = 0; li < (persistent ? 0 : layers); ++li) {
       Layer& L = layers_[li];
       T* const* k_caches = tok_caches_.data() + li * max_batch_;
       T* const* v_caches = tok_caches_.data() + (layers + li) * max_batch_;
@@ -886,8 +905,9 @@ class CudaTransformer {
     const T* head = lm_head_tied_ ? embed_.data() : lm_head_.data();
     const cuda::NormInput<T> head_in = norm_input(res[0], delta_.data(), final_norm_.data(), nullptr);
     // With tile sums, the LM head's thousands of blocks would each stage the norm: one kernel instead.
-    if (stats) cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
-    const bool staged_norm = norm && !stats;
+    if (stats || persistent)
+      cuda::rms_norm(residual_.data(), final_norm_.data(), h_.data(), tt, hidden, c.rms_norm_eps, stream_);
+    const bool staged_norm = norm && !stats && !persistent;
     auto head_gemv = [&](auto* y) {  // fp32 logits (host_io) or T
       if constexpr (kW4) {
         if (lm_head_w4_) {
@@ -901,6 +921,90 @@ class CudaTransformer {
     };
     if (f.host_io) head_gemv(logits_f32_.data());
     else head_gemv(logits_.data());
+  }
+
+  /// Whether this step of `b` sequences runs the persistent kernel (DecodeFusion::persistent).
+  bool persistent_decode(int b) const {
+    if constexpr (kW4 && !KV::quantized) {
+      return b == 1 && fusion_.persistent && persistent_grid_ > 0 && persistent_layers_.size() == layers_.size();
+    } else {
+      return false;
+    }
+  }
+
+  /// The layer stack of a one-sequence step as one persistent kernel; residual_ holds the final residual.
+  void enqueue_persistent_layers(const int* ids, const int* positions, const int* lengths) {
+    if constexpr (kW4 && !KV::quantized) enqueue_persistent_layers_w4(ids, positions, lengths);
+  }
+  void enqueue_persistent_layers_w4(const int* ids, const int* positions, const int* lengths)
+    requires(kW4 && !KV::quantized)
+  {
+    const ModelConfig& c = host_.config;
+    cuda::PersistentStep a;
+    a.layers = persistent_layers_.data();
+    a.num_layers = static_cast<int>(layers_.size());
+    a.hidden = static_cast<int>(c.hidden_size);
+    a.inter = static_cast<int>(c.intermediate_size);
+    a.heads = static_cast<int>(c.num_heads);
+    a.kv_heads = static_cast<int>(c.num_kv_heads);
+    a.head_dim = static_cast<int>(c.head_dim);
+    a.window = static_cast<int>(c.sliding_window);
+    a.vocab = static_cast<int>(c.vocab_size);
+    a.eps = c.rms_norm_eps;
+    a.embed = embed_.data();
+    a.ids = ids;
+    a.positions = positions;
+    a.lengths = lengths;
+    a.inv_freq = inv_freq_.data();
+    a.table = decode_table();
+    a.residual = residual_.data();
+    a.stats = norm_stats_.data();
+    a.stats_stride = stats_stride();
+    a.q = q_.data();
+    a.act = act_.data();
+    a.max_splits = persistent_max_splits_;
+    a.part_o = persistent_part_.data();
+    a.part_lse = persistent_part_.data() + size_t(a.max_splits) * a.heads * a.head_dim;
+    a.barrier = persistent_barrier_.data();
+    a.min_split_positions = persistent_min_split_positions_;
+    cuda::persistent_decode(a, persistent_grid_, persistent_smem_, layers_[0].wqkv4.m.group == 128, stream_);
+  }
+
+  /// The persistent kernel's per-layer array (it holds the addresses of tok_caches_), its attention
+  /// workspace and barrier, and its grid; none where the model's sizes or the GPU do not allow it.
+  void build_persistent() {
+    if constexpr (kW4 && !KV::quantized) {
+      const ModelConfig& c = host_.config;
+      const int hidden = static_cast<int>(c.hidden_size), inter = static_cast<int>(c.intermediate_size);
+      const int heads = static_cast<int>(c.num_heads), kvh = static_cast<int>(c.num_kv_heads);
+      const int hd = static_cast<int>(c.head_dim);
+      persistent_grid_ = 0;
+      if (layers_.empty() || !cuda::persistent_decode_unsupported(hidden, inter, heads, kvh, hd, layers_[0].wqkv4.m.group).empty())
+        return;
+      persistent_smem_ = cuda::persistent_decode_smem(hidden, inter, heads, kvh, hd);
+      persistent_grid_ = cuda::persistent_decode_grid(persistent_smem_, layers_[0].wqkv4.m.group == 128);
+      if (persistent_grid_ == 0) return;
+      persistent_max_splits_ = std::max(1, std::min(8, persistent_grid_ / kvh));
+      std::vector<cuda::PersistentLayer> host(layers_.size());
+      for (size_t li = 0; li < layers_.size(); ++li) {
+        const Layer& L = layers_[li];
+        cuda::PersistentLayer& p = host[li];
+        p.qkv = L.wqkv4.m;
+        p.o = L.wo4.m;
+        p.gate_up = L.w_gate_up4.m;
+        p.down = L.w_down4.m;
+        p.attn_norm = L.attn_norm.data();
+        p.mlp_norm = L.mlp_norm.data();
+        p.bqkv = L.bqkv.size() ? L.bqkv.data() : nullptr;
+        p.k_caches = tok_caches_.data() + li * max_batch_;
+        p.v_caches = tok_caches_.data() + (layers_.size() + li) * max_batch_;
+      }
+      persistent_layers_ = cuda::DeviceBuffer<cuda::PersistentLayer>(host.size(), "persistent decode layers");
+      TURBINE_CUDA_CHECK(cudaMemcpy(persistent_layers_.data(), host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice));
+      persistent_part_ = cuda::DeviceBuffer<float>(size_t(persistent_max_splits_) * heads * (hd + 1), "attention splits");
+      persistent_barrier_ = cuda::DeviceBuffer<unsigned>(2, "grid barrier");
+      TURBINE_CUDA_CHECK(cudaMemset(persistent_barrier_.data(), 0, 2 * sizeof(unsigned)));
+    }
   }
 
   void ensure_decode_plan(int64_t b, int64_t max_len, int block_shift) {
@@ -919,6 +1023,7 @@ class CudaTransformer {
     logits_f32_ = cuda::DeviceBuffer<float>(fused_rows * host_.config.vocab_size, "logits");
     logits_pinned_ = cuda::PinnedBuffer<float>(fused_rows * host_.config.vocab_size);
     bound_ptrs_.clear();
+    build_persistent();
     drop_graphs();  // the graphs baked the old plan, workspace and arrays
   }
 
@@ -1005,6 +1110,13 @@ class CudaTransformer {
   cuda::PinnedBuffer<int> step_pinned_;
   cuda::DeviceBuffer<float> logits_f32_;   // [min(max_batch_, 8), vocab] the fused step's logits
   cuda::PinnedBuffer<float> logits_pinned_;
+  // DecodeFusion::persistent: the kernel's layer array, attention splits and grid barrier
+  cuda::DeviceBuffer<cuda::PersistentLayer> persistent_layers_;
+  cuda::DeviceBuffer<float> persistent_part_;
+  cuda::DeviceBuffer<unsigned> persistent_barrier_;
+  int persistent_grid_ = 0, persistent_max_splits_ = 1;
+  size_t persistent_smem_ = 0;
+  int persistent_min_split_positions_ = 128;
   DecodeFusion fusion_ =
       std::getenv("TURBINE_UNFUSED_DECODE") ? DecodeFusion::none() : DecodeFusion::for_model(host_.config);
   std::vector<T*> bound_ptrs_;

@@ -1,0 +1,570 @@
+#pragma once
+// The batch-1 decode step of a 4-bit (W4A16) Llama-family model as one persistent kernel: every
+// layer's QKV, attention, O, gate/up and down run in one launch of one block per SM, separated by
+// grid-wide barriers instead of kernel boundaries.
+//
+// Why: the one-kernel-per-op chain (cuda_transformer.cuh's fused decode) lost 23-27% of the W4 GEMV's
+// speed against a kernel that only reads the same weights (H100, PERFORMANCE.md 2026-12-06): after
+// each kernel boundary the next GEMV's blocks cannot start streaming until the last blocks of the one
+// before have left the SMs, and its x arrives only after the programmatic-launch wait. Here the weight
+// stream never stops: each warp keeps kW4Depth weight chunks in flight through a register ring (the
+// W4 GEMV's kStream loads and mma arithmetic, gemv_w4.cuh / w4_chunk.cuh), and its loader walks the
+// whole step's sequence of (layer, projection, tile, chunk), so the first chunks of the next projection
+// are already on their way while the block finishes this one, waits at the barrier and stages x.
+// The weights do not depend on the activations, so nothing orders their loads after the barrier.
+//
+// Per layer (tile sums as DecodeFusion::norm_stats; the policies are the fused chain's, gemv_fused.cuh):
+//   QKV      x = RMSNorm from the down epilogue's tile sums (layer 0: the embedding row), rotary +
+//            KV-cache store in the epilogue (GemvRopeKv)             | barrier
+//   attn     blocks (KV head, split) over the cache positions: partial output and log-sum-exp
+//            per split                                               | barrier
+//   O        x = the splits merged in the prologue; residual += in the epilogue, with tile sums
+//                                                                    | barrier
+//   gate/up  x = RMSNorm from the O epilogue's tile sums, silu(gate) * up epilogue | barrier
+//   down     x = act; residual += with tile sums                     | barrier
+// The final norm and the LM head stay the chain's kernels (after this one).
+//
+// Activations written in the kernel are read with plain (coherent) loads after a barrier; only the
+// weights take the read-only path. The barrier is a counter and a generation in global memory that
+// the last block to arrive resets, so graph replays find it ready. All blocks must be resident at
+// once: the launcher sizes the grid from the occupancy query, one block an SM.
+#include <cfloat>
+#include <cstdint>
+
+#include "check.cuh"
+#include "device_buffer.cuh"
+#include "gemv_fused.cuh"
+#include "gemv_w4.cuh"
+#include "paged_kv.cuh"
+#include "w4_chunk.cuh"
+#include "w4_layout.cuh"
+
+namespace turbine::cuda {
+
+/// One layer of a 4-bit model as the persistent decode kernel reads it (an array in device memory).
+struct PersistentLayer {
+  W4Matrix qkv, o, gate_up, down;  ///< [(heads + 2 kv_heads) hd, hidden], [hidden, heads hd], [2 inter, hidden], [hidden, inter]
+  const __half* attn_norm = nullptr;
+  const __half* mlp_norm = nullptr;
+  const __half* bqkv = nullptr;              ///< QKV bias or null
+  __half* const* k_caches = nullptr;         ///< [1] device: the sequence's key pool of this layer
+  __half* const* v_caches = nullptr;         ///< [1] device: its value pool
+};
+
+/// The arguments of one persistent decode step (fixed at graph capture: everything that changes
+/// between steps is read through these pointers).
+struct PersistentStep {
+  const PersistentLayer* layers = nullptr;  ///< [num_layers] device
+  int num_layers = 0;
+  int hidden = 0, inter = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0, vocab = 0;
+  float eps = 1e-5f;
+  const __half* embed = nullptr;      ///< [vocab, hidden]
+  const int* ids = nullptr;           ///< [1] device: the token
+  const int* positions = nullptr;     ///< [1] device: its position
+  const int* lengths = nullptr;       ///< [1] device: cache positions with it
+  const float* inv_freq = nullptr;    ///< [head_dim / 2] rotary frequencies
+  PagedKvTable table;                 ///< the sequence's block table (none: rows are positions)
+  float* residual = nullptr;          ///< [hidden] fp32, the final residual on return
+  float* stats = nullptr;             ///< [2, stats_stride] tile sums: after down (attn), after O (mlp)
+  int stats_stride = 0;
+  __half* q = nullptr;                ///< [heads * hd] rotated queries
+  __half* act = nullptr;              ///< [inter] silu(gate) * up
+  float* part_o = nullptr;            ///< [max_splits, heads * hd] each split's normalized output
+  float* part_lse = nullptr;          ///< [max_splits, heads] its log-sum-exp
+  unsigned* barrier = nullptr;        ///< [2] counter, generation (zero at first use)
+  int max_splits = 1;                 ///< attention splits per KV head at most
+  int min_split_positions = 128;      ///< positions a split takes at least
+};
+
+/// Query heads per KV head the persistent kernel takes at most.
+inline constexpr int kPersistentMaxGroup = 8;
+
+namespace detail {
+
+inline constexpr int kPersistentWarps = 16;   // one block an SM: 16 warps, kW4Depth chunks in flight each
+inline constexpr int kPersistentThreads = kPersistentWarps * 32;
+inline constexpr int kPersistentRoundTiles = 8;  // 16-row tiles whose partial sums shared memory holds at once
+inline constexpr int kPersistentPositions = kPersistentThreads;  // cache positions per attention tile
+
+// Shared memory: x (the largest input, padded as GemvXNorm stages it), then a region that holds either
+// the GEMV's per-warp partial sums or the attention's scratch.
+constexpr size_t persistent_x_bytes(int max_k) { return (size_t(max_k + 8) * 2 + 15) / 16 * 16; }
+constexpr size_t persistent_partial_bytes() { return size_t(kPersistentRoundTiles) * kPersistentWarps * 4 * 32 * 4; }
+constexpr size_t persistent_attention_bytes(int group, int hd) {
+  const int parts = kPersistentThreads / (hd / 2);
+  return 4 * (size_t(group) * hd + size_t(group) * kPersistentPositions + 3 * group + size_t(parts) * group * hd);
+}
+
+// All blocks wait until all have arrived; writes before it are visible to plain loads after it.
+__device__ __forceinline__ void persistent_grid_barrier(unsigned* bar) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned gen;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(gen) : "l"(bar + 1) : "memory");
+    __threadfence();
+    const unsigned arrived = atomicAdd(bar, 1u);
+    if (arrived == gridDim.x - 1) {
+      atomicExch(bar, 0u);  // ready for the next barrier (and the next launch) before anyone passes
+      __threadfence();
+      atomicAdd(bar + 1, 1u);
+    } else {
+      unsigned now;
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
+      } while (now == gen);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+// How a sequence of `span` positions is split: splits of at least min_split_positions, at most
+// max_splits of them (every block computes the same from the same inputs).
+__device__ __forceinline__ void persistent_splits(const PersistentStep& a, int span, int& splits, int& per) {
+  per = max(a.min_split_positions, (span + a.max_splits - 1) / a.max_splits);
+  splits = max(1, (span + per - 1) / per);
+}
+
+// One (KV head, split) of the attention: the group's queries against positions [p0, p1) in tiles of
+// kPersistentPositions (scores one position a thread, online softmax by one warp a head, P V by
+// thread pairs of output columns over interleaved positions); the split's normalized output and
+// log-sum-exp go to part_o / part_lse.
+__device__ __forceinline__ void persistent_attention_item(const PersistentStep& a, const PersistentLayer& L, int h,
+                                                          int split, int p0, int p1, float* smem) {
+  constexpr int kT = kPersistentThreads;
+  const int G = a.heads / a.kv_heads, hd = a.head_dim, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  float* qf = smem;                                  // [G][hd] scaled queries
+  float* sc = qf + G * hd;                           // [G][kPersistentPositions] scores, then weights
+  float* mrun = sc + G * kPersistentPositions;       // [G] running max
+  float* lrun = mrun + G;                            // [G] running sum
+  float* corr = lrun + G;                            // [G] this tile's rescale of the running output
+  float* red = corr + G;                             // [parts][G][hd]
+  const float scale = rsqrtf(static_cast<float>(hd));
+  for (int i = tid; i < G * hd; i += kT) qf[i] = __half2float(a.q[h * G * hd + i]) * scale;
+  if (tid < G) {
+    mrun[tid] = -INFINITY;
+    lrun[tid] = 0.f;
+  }
+  __syncthreads();
+  const __half* kpool = L.k_caches[0];
+  const __half* vpool = L.v_caches[0];
+  const int64_t stride = int64_t(a.kv_heads) * hd;
+  const int pairs = hd / 2, parts = kT / pairs, part = tid / pairs, d2 = tid % pairs;
+  float acc[kPersistentMaxGroup][2];
+#pragma unroll
+  for (int g = 0; g < kPersistentMaxGroup; ++g) acc[g][0] = acc[g][1] = 0.f;
+  for (int t0 = p0; t0 < p1; t0 += kPersistentPositions) {
+    const int tn = min(kPersistentPositions, p1 - t0);
+    if (tid < tn) {
+      const __half* kr = kpool + a.table.row(0, t0 + tid) * stride + int64_t(h) * hd;
+      float s[kPersistentMaxGroup];
+#pragma unroll
+      for (int g = 0; g < kPersistentMaxGroup; ++g) s[g] = 0.f;
+      for (int d = 0; d < hd; d += 8) {
+        float kv[8];
+        vec::load8(kr + d, kv);
+#pragma unroll
+        for (int g = 0; g < kPersistentMaxGroup; ++g)
+          if (g < G) {
+            const float* qg = qf + g * hd + d;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) s[g] = fmaf(qg[e], kv[e], s[g]);
+          }
+      }
+#pragma unroll
+      for (int g = 0; g < kPersistentMaxGroup; ++g)
+        if (g < G) sc[g * kPersistentPositions + tid] = s[g];
+    }
+    __syncthreads();
+    for (int g = warp; g < G; g += kPersistentWarps) {  // online softmax, one warp a head
+      float* sg = sc + g * kPersistentPositions;
+      float mx = -INFINITY;
+      for (int i = lane; i < tn; i += 32) mx = fmaxf(mx, sg[i]);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      const float m_old = mrun[g], m_new = fmaxf(m_old, mx);
+      float sum = 0.f;
+      for (int i = lane; i < tn; i += 32) {
+        const float p = __expf(sg[i] - m_new);
+        sg[i] = p;
+        sum += p;
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      __syncwarp();
+      if (lane == 0) {
+        const float c = __expf(m_old - m_new);  // 0 at the first tile (m_old = -inf)
+        corr[g] = c;
+        lrun[g] = lrun[g] * c + sum;
+        mrun[g] = m_new;
+      }
+    }
+    __syncthreads();
+    if (part < parts) {
+#pragma unroll
+      for (int g = 0; g < kPersistentMaxGroup; ++g)
+        if (g < G) {
+          acc[g][0] *= corr[g];
+          acc[g][1] *= corr[g];
+        }
+      for (int i = part; i < tn; i += parts) {
+        const float2 v = __half22float2(
+            *reinterpret_cast<const __half2*>(vpool + a.table.row(0, t0 + i) * stride + int64_t(h) * hd + 2 * d2));
+#pragma unroll
+        for (int g = 0; g < kPersistentMaxGroup; ++g)
+          if (g < G) {
+            const float p = sc[g * kPersistentPositions + i];
+            acc[g][0] = fmaf(p, v.x, acc[g][0]);
+            acc[g][1] = fmaf(p, v.y, acc[g][1]);
+          }
+      }
+    }
+    __syncthreads();  // before the next tile's scores overwrite sc
+  }
+  if (part < parts) {
+#pragma unroll
+    for (int g = 0; g < kPersistentMaxGroup; ++g)
+      if (g < G) {
+        red[(part * G + g) * hd + 2 * d2] = acc[g][0];
+        red[(part * G + g) * hd + 2 * d2 + 1] = acc[g][1];
+      }
+  }
+  __syncthreads();
+  for (int i = tid; i < G * hd; i += kT) {
+    const int g = i / hd;
+    float s = 0.f;
+    for (int p = 0; p < parts; ++p) s += red[p * G * hd + i];
+    const int head = h * G + g;
+    a.part_o[int64_t(split) * a.heads * hd + int64_t(head) * hd + (i - g * hd)] = s / lrun[g];
+    if (i - g * hd == 0) a.part_lse[split * a.heads + head] = mrun[g] + __logf(lrun[g]);
+  }
+  __syncthreads();
+}
+
+// The O projection's x: the attention splits merged (their outputs weighted by exp(lse - max)).
+__device__ __forceinline__ void persistent_merge_attention(const PersistentStep& a, __half* xs) {
+  const int len = *a.lengths;
+  const int lo = a.window > 0 ? max(0, len - a.window) : 0;
+  int splits, per;
+  persistent_splits(a, len - lo, splits, per);
+  const int hd = a.head_dim, n = a.heads * hd;
+  for (int i = threadIdx.x; i < n; i += kPersistentThreads) {
+    float v;
+    if (splits == 1) {
+      v = a.part_o[i];
+    } else {
+      const int head = i / hd;
+      float m = -INFINITY;
+      for (int s = 0; s < splits; ++s) m = fmaxf(m, a.part_lse[s * a.heads + head]);
+      float num = 0.f, den = 0.f;
+      for (int s = 0; s < splits; ++s) {
+        const float w = __expf(a.part_lse[s * a.heads + head] - m);
+        num = fmaf(w, a.part_o[int64_t(s) * n + i], num);
+        den += w;
+      }
+      v = num / den;
+    }
+    xs[i] = __float2half_rn(v);
+  }
+  __syncthreads();
+}
+
+// x as stored ([k] fp16, written in this kernel) into shared memory.
+__device__ __forceinline__ void persistent_stage_x(const __half* x, int k, __half* xs) {
+  for (int i = threadIdx.x; i < k / 8; i += kPersistentThreads)
+    reinterpret_cast<uint4*>(xs)[i] = reinterpret_cast<const uint4*>(x)[i];
+  __syncthreads();
+}
+
+struct PersistentSmemLane {
+  const __half* p;
+  __device__ __forceinline__ uint4 operator()(int kk) const { return *reinterpret_cast<const uint4*>(p + kk); }
+};
+
+// The projections of a layer in step order.
+enum PersistentProj : int { kProjQkv = 0, kProjO = 1, kProjGateUp = 2, kProjDown = 3 };
+
+__device__ __forceinline__ const W4Matrix& persistent_matrix(const PersistentLayer& L, int proj) {
+  return proj == kProjQkv ? L.qkv : proj == kProjO ? L.o : proj == kProjGateUp ? L.gate_up : L.down;
+}
+
+// The output policies of each projection (gemv_fused.cuh), as the loader (rows) and the epilogue use them.
+__device__ __forceinline__ GemvRopeKv<__half> persistent_rope_policy(const PersistentStep& a, const PersistentLayer& L) {
+  RopeKvOutput<__half> o;
+  o.q = a.q;
+  o.k_caches = L.k_caches;
+  o.v_caches = L.v_caches;
+  o.positions = a.positions;
+  o.inv_freq = a.inv_freq;
+  o.bias = L.bqkv;
+  o.table = a.table;
+  o.heads = a.heads;
+  o.kv_heads = a.kv_heads;
+  o.head_dim = a.head_dim;
+  return {o};
+}
+
+__device__ __forceinline__ void persistent_rows(const PersistentStep& a, int proj, int tile, int g, int n, int& ra,
+                                                int& rb) {
+  if (proj == kProjQkv) {
+    RopeKvOutput<__half> o;
+    o.heads = a.heads;
+    o.kv_heads = a.kv_heads;
+    o.head_dim = a.head_dim;
+    GemvRopeKv<__half>{o}.rows(tile, g, n, ra, rb);
+  } else if (proj == kProjGateUp) {
+    GemvGateUpSilu<__half>{nullptr}.rows(tile, g, n, ra, rb);
+  } else {
+    GemvResidualStats<__half>{}.rows(tile, g, n, ra, rb);
+  }
+}
+
+// The 16-row tiles of an n-row projection block b takes: [first, first + count).
+__device__ __forceinline__ void persistent_tiles(int n, int& first, int& count) {
+  const int tiles = (n + kGemvRows - 1) / kGemvRows, b = blockIdx.x, nb = gridDim.x;
+  first = static_cast<int>(int64_t(b) * tiles / nb);
+  count = static_cast<int>(int64_t(b + 1) * tiles / nb) - first;
+}
+
+__device__ __forceinline__ int persistent_group_shift(int group) { return group == 32 ? 5 : group == 64 ? 6 : 7; }
+
+template <bool kScaleAfter>
+__global__ static void __launch_bounds__(kPersistentThreads, 1)
+    persistent_decode_kernel(const PersistentStep a, int x_bytes) {
+  extern __shared__ uint4 persistent_smem[];
+  __half* const xs = reinterpret_cast<__half*>(persistent_smem);
+  float* const region = reinterpret_cast<float*>(reinterpret_cast<char*>(persistent_smem) + x_bytes);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, c = lane & 3;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  // The loader: this warp's next chunk in step order (layer, projection, tile, chunk).
+  int l_layer = 0, l_proj = 0, l_tile = 0, l_chunk = warp, l_first = 0, l_count = 0, l_chunks = 0, l_k = 0, l_gs = 7;
+  bool l_done = false;
+  const uint32_t *lwa = nullptr, *lwb = nullptr;
+  const __half2 *lpa = nullptr, *lpb = nullptr;
+  auto point = [&]() {
+    const W4Matrix& m = persistent_matrix(a.layers[l_layer], l_proj);
+    int ra, rb;
+    persistent_rows(a, l_proj, l_first + l_tile, g, m.n, ra, rb);
+    lwa = m.qweight + int64_t(ra) * (m.k >> 3) + 4 * c;
+    lwb = m.qweight + int64_t(rb) * (m.k >> 3) + 4 * c;
+    lpa = m.params + int64_t(ra) * (m.k >> l_gs);
+    lpb = m.params + int64_t(rb) * (m.k >> l_gs);
+  };
+  // Enters projection (l_layer, l_proj), or the next one where this warp has chunks.
+  auto enter = [&]() {
+    while (true) {
+      const W4Matrix& m = persistent_matrix(a.layers[l_layer], l_proj);
+      persistent_tiles(m.n, l_first, l_count);
+      l_k = m.k;
+      l_gs = persistent_group_shift(m.group);
+      l_chunks = (m.k + 127) >> 7;
+      if (l_count > 0 && warp < l_chunks) {
+        l_tile = 0;
+        l_chunk = warp;
+        point();
+        return;
+      }
+      if (++l_proj == 4) {
+        l_proj = 0;
+        if (++l_layer == a.num_layers) {
+          l_done = true;
+          return;
+        }
+      }
+    }
+  };
+  uint4 va[kW4Depth], vb[kW4Depth];
+  __half2 sa[kW4Depth], sb[kW4Depth];
+  auto load = [&](int s) {
+    const int kk = l_chunk * 128 + 32 * c;
+    if (!l_done && kk < l_k) {
+      va[s] = vec::load_stream(lwa + l_chunk * 16);
+      vb[s] = vec::load_stream(lwb + l_chunk * 16);
+      sa[s] = __ldg(lpa + (kk >> l_gs));
+      sb[s] = __ldg(lpb + (kk >> l_gs));
+    } else {
+      va[s] = vb[s] = zero;
+      sa[s] = sb[s] = __half2{};
+    }
+    if (l_done) return;
+    l_chunk += kPersistentWarps;
+    if (l_chunk >= l_chunks) {
+      l_chunk = warp;
+      if (++l_tile < l_count) {
+        point();
+      } else {
+        if (++l_proj == 4) {
+          l_proj = 0;
+          if (++l_layer == a.num_layers) {
+            l_done = true;
+            return;
+          }
+        }
+        enter();
+      }
+    }
+  };
+  enter();
+#pragma unroll
+  for (int s = 0; s < kW4Depth; ++s) load(s);
+
+  int gi = 0;  // this warp's chunks computed so far in the step (the ring slot is gi % kW4Depth)
+  // One projection: this block's tiles in rounds of kPersistentRoundTiles, x staged in xs.
+  auto project = [&](int li, int proj, auto epilogue) {
+    const W4Matrix& m = persistent_matrix(a.layers[li], proj);
+    int first, count;
+    persistent_tiles(m.n, first, count);
+    const int chunks = (m.k + 127) >> 7;
+    const int per_tile = warp < chunks ? (chunks - 1 - warp) / kPersistentWarps + 1 : 0;
+    const int active = min(kPersistentWarps, chunks);
+    const PersistentSmemLane xl{xs};
+    const bool has_x = g == 0;
+    for (int r0 = 0; r0 < count; r0 += kPersistentRoundTiles) {
+      const int rtiles = min(kPersistentRoundTiles, count - r0);
+      const int start = gi, end = gi + rtiles * per_tile;
+      int ct = 0, cc = warp;
+      float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
+      for (int base = start - start % kW4Depth; base < end; base += kW4Depth) {
+#pragma unroll
+        for (int s = 0; s < kW4Depth; ++s) {
+          const int i = base + s;
+          if (i < start || i >= end) continue;
+          const uint4 a4 = va[s], b4 = vb[s];
+          const __half2 pa = sa[s], pb = sb[s];
+          load(s);
+          const int kk = cc * 128 + 32 * c;
+          w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, has_x && kk < m.k, false, kk, acc, acc1);
+          cc += kPersistentWarps;
+          if (cc >= chunks) {
+            float* p = region + (ct * kPersistentWarps + warp) * 4 * 32 + lane;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              p[j * 32] = acc[0][j] + acc1[0][j];
+              acc[0][j] = acc1[0][j] = 0.f;
+            }
+            cc = warp;
+            ++ct;
+          }
+        }
+      }
+      gi = end;
+      __syncthreads();
+      for (int i = threadIdx.x; i < rtiles * 64; i += kPersistentThreads) {
+        const int t = i >> 6, j = (i >> 5) & 1, l = i & 31;
+        float s0 = 0.f, s1 = 0.f;
+        for (int q = 0; q < active; ++q) {
+          const float* p = region + (t * kPersistentWarps + q) * 4 * 32 + l;
+          s0 += p[j * 32];
+          s1 += p[(j + 2) * 32];
+        }
+        gemv_epilogue(epilogue, first + r0 + t, l >> 2, 2 * (l & 3) + j, 1, s0, s1, m.n);  // warp-uniform
+      }
+      __syncthreads();
+    }
+  };
+
+  float* const stats_attn = a.stats;                   // down -> next QKV
+  float* const stats_mlp = a.stats + a.stats_stride;   // O -> gate/up
+  for (int li = 0; li < a.num_layers; ++li) {
+    const PersistentLayer& L = a.layers[li];
+    {  // QKV with the norm prologue and the rotary / KV-store epilogue
+      NormInput<__half> in;
+      if (li == 0) {
+        in.embed = a.embed;
+        in.ids = a.ids;
+        in.vocab = a.vocab;
+        in.residual_out = a.residual;  // block 0 writes the embedding row for the O epilogue to add to
+      } else {
+        in.residual = a.residual;
+        in.stats = stats_attn;
+        in.stats_stride = a.stats_stride;
+      }
+      in.gamma = L.attn_norm;
+      in.eps = a.eps;
+      GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
+      project(li, kProjQkv, persistent_rope_policy(a, L));
+    }
+    persistent_grid_barrier(a.barrier);
+    {  // attention: blocks (KV head, split)
+      const int len = *a.lengths;
+      const int lo = a.window > 0 ? max(0, len - a.window) : 0;
+      int splits, per;
+      persistent_splits(a, len - lo, splits, per);
+      const int item = blockIdx.x;
+      if (item < a.kv_heads * splits) {
+        const int h = item % a.kv_heads, split = item / a.kv_heads;
+        const int p0 = lo + split * per;
+        persistent_attention_item(a, L, h, split, p0, min(len, p0 + per), region);
+      }
+    }
+    persistent_grid_barrier(a.barrier);
+    persistent_merge_attention(a, xs);
+    project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
+    persistent_grid_barrier(a.barrier);
+    {
+      NormInput<__half> in;
+      in.residual = a.residual;
+      in.stats = stats_mlp;
+      in.stats_stride = a.stats_stride;
+      in.gamma = L.mlp_norm;
+      in.eps = a.eps;
+      GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
+      project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
+    }
+    persistent_grid_barrier(a.barrier);
+    persistent_stage_x(a.act, a.inter, xs);
+    project(li, kProjDown, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_attn, a.stats_stride, nullptr}});
+    if (li + 1 < a.num_layers) persistent_grid_barrier(a.barrier);
+  }
+}
+
+}  // namespace detail
+
+/// Why the persistent decode step cannot run a model (empty: it can). hidden, inter, heads, KV
+/// heads, head_dim and the 4-bit group as the model has them.
+inline std::string persistent_decode_unsupported(int hidden, int inter, int heads, int kv_heads, int head_dim,
+                                                  int group) {
+  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kPersistentMaxGroup)
+    return "more than 8 query heads per KV head";
+  if (head_dim % 16 != 0 || head_dim > 256) return "head_dim not a multiple of 16 up to 256";
+  if (hidden % 16 != 0 || inter % 8 != 0 || group % 32 != 0) return "sizes not multiples of 16 (hidden) / 8 (inter)";
+  return {};
+}
+
+/// The shared memory one persistent block needs for a model of these sizes.
+inline size_t persistent_decode_smem(int hidden, int inter, int heads, int kv_heads, int head_dim) {
+  const int max_k = std::max({hidden, inter, heads * head_dim});
+  return detail::persistent_x_bytes(max_k) +
+         std::max(detail::persistent_partial_bytes(), detail::persistent_attention_bytes(heads / kv_heads, head_dim));
+}
+
+/// The blocks the persistent kernel runs (all resident at once: one an SM where it fits), or 0
+/// where it does not fit an SM at all.
+inline int persistent_decode_grid(size_t smem, bool scale_after) {
+  const auto kernel = scale_after ? detail::persistent_decode_kernel<true> : detail::persistent_decode_kernel<false>;
+  int dev = 0, limit = 0;
+  TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (smem > size_t(limit)) return 0;
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 0;
+  TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
+  return per_sm >= 1 ? device_sm_count() : 0;
+}
+
+/// Enqueues one persistent decode step on `stream` with `grid` blocks (persistent_decode_grid).
+/// scale_after: the model's group is 128 (the scale applied to the fp32 sums, as gemv_w4's kStream).
+inline void persistent_decode(const PersistentStep& a, int grid, size_t smem, bool scale_after, cudaStream_t stream) {
+  check(grid > 0, "persistent_decode: the kernel does not fit an SM");
+  const int max_k = std::max({a.hidden, a.inter, a.heads * a.head_dim});
+  const int x_bytes = static_cast<int>(detail::persistent_x_bytes(max_k));
+  if (scale_after)
+    detail::persistent_decode_kernel<true><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
+  else
+    detail::persistent_decode_kernel<false><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
+  TURBINE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace turbine::cuda

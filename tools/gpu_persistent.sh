@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One call on the GPU machine for the persistent decode kernel (backend/cuda/decode_persistent.cuh):
+# builds test_cuda_engine_w4 and bench_cuda_decode_step for sm_90a with nvcc in parallel with the
+# random transformers test models, runs the engine suite (every decode chain against the CPU's
+# 4-bit model, the persistent kernel among them), then times the Llama-3-8B-shape W4A16 decode step
+# with the persistent kernel and with the kernel chain it replaces (f16 LM head, then a 4-bit one).
+# Full outputs in $OUT. Carry .device/carry:
+#   run(command="tools/gpu_persistent.sh", carry=[".device/carry"])
+# SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${OUT:-/tmp/gpu_out}"
+mkdir -p "$out" /tmp/deps
+t0=$(date +%s)
+say() { echo "[$(($(date +%s) - t0)) s] $*"; }
+. tools/gpu_env.sh
+nvidia-smi -L
+tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+flags=(-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012,20011,20014,20015
+       -I include -I tests -I bench -isystem /tmp/deps/include/eigen3 -isystem /tmp/deps/include)
+defs=("-DTURBINE_TEST_DATA_DIR=\"$PWD/tests/data\"" '-DTURBINE_DEFAULT_MODEL_DIR="unused"')
+p1= p2=
+if [ -z "${SKIP_TESTS:-}" ]; then
+  ( nvcc "${flags[@]}" "${defs[@]}" tests/cuda/engine_w4.cu tests/test_main.cpp -lcublas -lcublasLt -o /tmp/t_engine_w4 \
+      >"$out/build_engine_w4.log" 2>&1; echo "engine_w4: build rc $?" >>"$out/build_engine_w4.log" ) & p1=$!
+  make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!
+fi
+( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
+    >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
+if [ -n "$p1" ]; then
+  wait $p1 $p2
+  tail -n1 "$out/build_engine_w4.log"
+  say "engine built"
+  TURBINE_GPU_TEST_MODELS=/tmp/gpu_models timeout 240 /tmp/t_engine_w4 >"$out/tests_engine.txt" 2>&1
+  echo "engine suite rc $?"
+  grep -E "persistent|ERROR|FAIL|test cases|assertions" "$out/tests_engine.txt" | head -40
+  say "engine_w4 suite done"
+fi
+wait $p3
+tail -n1 "$out/build_bench.log"
+grep -A2 "persistent_decode_kernel" "$out/build_bench.log" | grep -E "registers|spill" | head -4
+labels="${LABELS:-engine default|kernel chain}"
+for which in llama3-w4 llama3-w4-head; do
+  timeout 200 /tmp/bench_step "$which" "$labels" >"$out/bench_$which.txt" 2>&1
+  echo "bench $which rc $?"
+  grep -vE "^\s*$" "$out/bench_$which.txt" | head -30
+  say "bench $which done"
+done
