@@ -360,6 +360,25 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
     std::printf("  %-28s %10.0f %10.1f %10.0f %10.1f %7.1f%% %12.2e\n", label, 1e6 / e2e_us, e2e_us, 1e6 / graph_us,
                 graph_us, 100.0 * floor_us / graph_us, err);
 #ifndef TURBINE_DECODE_BENCH_HEAD
+    // The persistent kernel's phases, from its own clock record: each projection's packed bytes
+    // (codes + {scale, zero} per group) over its phase time (up to the barrier after it).
+    if (const auto ph = model.persistent_phase_us(cache, 50); !ph.empty()) {
+      const double hd = double(c.head_dim), kv = double(c.num_kv_heads), h = double(c.num_heads);
+      const double hid = double(c.hidden_size), inter = double(c.intermediate_size);
+      auto packed = [&](double n, double k) { return n * k / 2 + n * (k / G) * 4; };
+      const double bytes[5] = {packed((h + 2 * kv) * hd, hid), 0.0, packed(hid, h * hd), packed(2 * inter, hid),
+                               packed(hid, inter)};
+      const char* names[5] = {"QKV (+ norm, rotary, KV store)", "attention", "O (+ split merge, residual)",
+                              "gate/up (+ norm, silu)", "down (+ residual)"};
+      std::printf("    persistent kernel %.1f us a step; per layer, phase up to its barrier:\n", ph[5]);
+      for (int k = 0; k < 5; ++k) {
+        if (bytes[k] > 0)
+          std::printf("      %-32s %7.2f us  %7.1f MB  %7.0f GB/s  %5.1f%% of the copy ceiling\n", names[k], ph[k],
+                      bytes[k] / 1e6, bytes[k] / ph[k] / 1e3, 100.0 * bytes[k] / ph[k] / 1e3 / (ceiling / 1e9));
+        else
+          std::printf("      %-32s %7.2f us\n", names[k], ph[k]);
+      }
+    }
     if (knockouts_done) continue;
     // What each kind of kernel costs this chain: the step's graph with those kernel nodes disabled
     // (timing only: the logits of such a step are meaningless).

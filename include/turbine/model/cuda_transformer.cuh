@@ -410,6 +410,42 @@ class CudaTransformer {
     return replay_ms(it->second, steps);
   }
 
+  /// Benchmark aid: where the persistent decode kernel's time goes (DecodeFusion::persistent, one
+  /// sequence). Captures the step of this cache afresh with the kernel's clock record on
+  /// (PersistentStep::phase_ns), replays it `steps` times and returns the mean microseconds of one
+  /// layer's QKV, attention, O, gate/up and down phases, each up to the barrier after it, and of the
+  /// kernel; the logits and cache it leaves are meaningless. Empty where the step does not run it.
+  std::vector<double> persistent_phase_us(Cache& cache, int steps) {
+    Cache* one = &cache;
+    bind_caches(std::span<Cache* const>(&one, 1));
+    check(steps > 0, "persistent_phase_us: steps > 0");
+    if (!persistent_decode(1)) return {};
+    const size_t layers = layers_.size(), points = 1 + 5 * layers;
+    cuda::DeviceBuffer<unsigned long long> ns(points, "phase clock");
+    persistent_phase_ns_ = ns.data();
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    TURBINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    enqueue_decode(1);
+    TURBINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    persistent_phase_ns_ = nullptr;
+    TURBINE_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    TURBINE_CUDA_CHECK(cudaGraphDestroy(graph));
+    std::vector<unsigned long long> host(points);
+    std::vector<double> us(6, 0.0);
+    for (int s = 0; s < steps; ++s) {
+      TURBINE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      TURBINE_CUDA_CHECK(cudaMemcpyAsync(host.data(), ns.data(), points * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));
+      TURBINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (size_t i = 1; i < points; ++i) us[(i - 1) % 5] += double(host[i] - host[i - 1]) * 1e-3;
+      us[5] += double(host[points - 1] - host[0]) * 1e-3;
+    }
+    cudaGraphExecDestroy(exec);
+    for (size_t k = 0; k < 5; ++k) us[k] /= double(steps) * double(layers);
+    us[5] /= double(steps);
+    return us;
+  }
+
   /// Benchmark aid: what a kind of kernel costs the decode chain. Captures the step of these
   /// caches afresh (the inputs of the last decode_batch()), disables every kernel node whose
   /// (mangled) function name contains `name_part` or one of its '|'-separated alternatives
@@ -967,6 +1003,7 @@ class CudaTransformer {
     a.part_lse = persistent_part_.data() + size_t(a.max_splits) * a.heads * a.head_dim;
     a.barrier = persistent_barrier_.data();
     a.min_split_positions = persistent_min_split_positions_;
+    a.phase_ns = persistent_phase_ns_;
     cuda::persistent_decode(a, persistent_grid_, persistent_smem_, layers_[0].wqkv4.m.group == 128, stream_);
   }
 
@@ -1117,6 +1154,7 @@ class CudaTransformer {
   int persistent_grid_ = 0, persistent_max_splits_ = 1;
   size_t persistent_smem_ = 0;
   int persistent_min_split_positions_ = 128;
+  unsigned long long* persistent_phase_ns_ = nullptr;  // persistent_phase_us: the clock record while capturing
   DecodeFusion fusion_ =
       std::getenv("TURBINE_UNFUSED_DECODE") ? DecodeFusion::none() : DecodeFusion::for_model(host_.config);
   std::vector<T*> bound_ptrs_;

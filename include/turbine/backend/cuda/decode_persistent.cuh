@@ -74,6 +74,10 @@ struct PersistentStep {
   unsigned* barrier = nullptr;        ///< [2] counter, generation (zero at first use)
   int max_splits = 1;                 ///< attention splits per KV head at most
   int min_split_positions = 128;      ///< positions a split takes at least
+  /// Benchmark aid, or null: [1 + 5 num_layers] device clock (ns) at the start and after each
+  /// barrier (QKV, attention, O, gate/up, down of each layer; the last layer's down gets a barrier
+  /// of its own), as block 0 sees them.
+  unsigned long long* phase_ns = nullptr;
 };
 
 /// Query heads per KV head the persistent kernel takes at most.
@@ -116,6 +120,15 @@ __device__ __forceinline__ void persistent_grid_barrier(unsigned* bar) {
     __threadfence();
   }
   __syncthreads();
+}
+
+// Block 0's record of the device clock at step point `i` (PersistentStep::phase_ns), if asked for.
+__device__ __forceinline__ void persistent_stamp(const PersistentStep& a, int i) {
+  if (a.phase_ns && blockIdx.x == 0 && threadIdx.x == 0) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    a.phase_ns[i] = t;
+  }
 }
 
 // How a sequence of `span` positions is split: splits of at least min_split_positions, at most
@@ -406,6 +419,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       }
     }
   };
+  persistent_stamp(a, 0);
   enter();
 #pragma unroll
   for (int s = 0; s < kW4Depth; ++s) load(s);
@@ -487,6 +501,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       project(li, kProjQkv, persistent_rope_policy(a, L));
     }
     persistent_grid_barrier(a.barrier);
+    persistent_stamp(a, 1 + 5 * li);
     {  // attention: blocks (KV head, split)
       const int len = *a.lengths;
       const int lo = a.window > 0 ? max(0, len - a.window) : 0;
@@ -500,9 +515,11 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       }
     }
     persistent_grid_barrier(a.barrier);
+    persistent_stamp(a, 2 + 5 * li);
     persistent_merge_attention(a, xs);
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
     persistent_grid_barrier(a.barrier);
+    persistent_stamp(a, 3 + 5 * li);
     {
       NormInput<__half> in;
       in.residual = a.residual;
@@ -514,9 +531,11 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
     }
     persistent_grid_barrier(a.barrier);
+    persistent_stamp(a, 4 + 5 * li);
     persistent_stage_x(a.act, a.inter, xs);
     project(li, kProjDown, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_attn, a.stats_stride, nullptr}});
-    if (li + 1 < a.num_layers) persistent_grid_barrier(a.barrier);
+    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier(a.barrier);
+    persistent_stamp(a, 5 + 5 * li);
   }
 }
 
