@@ -44,6 +44,7 @@ void compare_w4(const ModelWeights& w, const std::vector<int32_t>& ids, const st
   chain_all.persistent = stats.persistent = rope_only.persistent = kernels.persistent = false;
   // The persistent kernel (one launch for the layer stack) with attention splits of at least 128
   // positions (one split for these sequences), and of 16 (up to 4 splits, merged in the O prologue).
+  // The engine's default is 32.
   const std::pair<const char*, F> chains[] = {{"unfused", F::none()},
                                               {"default folds", F::for_model(w.config)},
                                               {"all folds", chain_all},
@@ -194,7 +195,10 @@ TEST_CASE("W4A16 batched decode gives each sequence what it gets alone") {
       CAPTURE(fusion.any());
       CAPTURE(fusion.norm_stats);
       CAPTURE(fusion.persistent);
-      CHECK(test::logits_rel_error(row, logits) < 1e-3);
+      // Alone with F{}, a sequence runs the persistent kernel and the batch the chain: the same
+      // arithmetic in another order (norms from tile sums, the residual added in place), so the
+      // bound is the two paths' distance from the CPU model (about 2e-3 each), not 1e-3.
+      CHECK(test::logits_rel_error(row, logits) < (fusion.persistent ? 5e-3 : 1e-3));
     }
   }
 }

@@ -217,8 +217,8 @@ class CudaTransformer {
     drop_graphs();
   }
 
-  /// DecodeFusion::persistent: cache positions an attention split takes at least (128 by default;
-  /// tests lower it to reach the split merge with short sequences). Drops the captured graphs.
+  /// DecodeFusion::persistent: cache positions an attention split takes at least (32 by default;
+  /// tests change it to reach one split and the split merge). Drops the captured graphs.
   void set_persistent_split_positions(int n) {
     check(n >= 1, "set_persistent_split_positions: ", n, " positions is not a split");
     persistent_min_split_positions_ = n;
@@ -1021,7 +1021,8 @@ class CudaTransformer {
       persistent_smem_ = cuda::persistent_decode_smem(hidden, inter, heads, kvh, hd);
       persistent_grid_ = cuda::persistent_decode_grid(persistent_smem_, layers_[0].wqkv4.m.group == 128);
       if (persistent_grid_ == 0) return;
-      persistent_max_splits_ = std::max(1, std::min(8, persistent_grid_ / kvh));
+      // At most 4 splits: every block of the O projection reads all of them (4 x 16 KB at Llama-3-8B)
+      persistent_max_splits_ = std::max(1, std::min(4, persistent_grid_ / kvh));
       std::vector<cuda::PersistentLayer> host(layers_.size());
       for (size_t li = 0; li < layers_.size(); ++li) {
         const Layer& L = layers_[li];
@@ -1153,7 +1154,7 @@ class CudaTransformer {
   cuda::DeviceBuffer<unsigned> persistent_barrier_;
   int persistent_grid_ = 0, persistent_max_splits_ = 1;
   size_t persistent_smem_ = 0;
-  int persistent_min_split_positions_ = 128;
+  int persistent_min_split_positions_ = 32;
   unsigned long long* persistent_phase_ns_ = nullptr;  // persistent_phase_us: the clock record while capturing
   DecodeFusion fusion_ =
       std::getenv("TURBINE_UNFUSED_DECODE") ? DecodeFusion::none() : DecodeFusion::for_model(host_.config);

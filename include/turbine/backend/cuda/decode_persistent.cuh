@@ -7,7 +7,7 @@
 // speed against a kernel that only reads the same weights (H100, PERFORMANCE.md 2026-12-06): after
 // each kernel boundary the next GEMV's blocks cannot start streaming until the last blocks of the one
 // before have left the SMs, and its x arrives only after the programmatic-launch wait. Here the weight
-// stream never stops: each warp keeps kW4Depth weight chunks in flight through a register ring (the
+// stream never stops: each warp keeps kPersistentDepth weight chunks in flight through a register ring (the
 // W4 GEMV's kStream loads and mma arithmetic, gemv_w4.cuh / w4_chunk.cuh), and its loader walks the
 // whole step's sequence of (layer, projection, tile, chunk), so the first chunks of the next projection
 // are already on their way while the block finishes this one, waits at the barrier and stages x.
@@ -85,18 +85,24 @@ inline constexpr int kPersistentMaxGroup = 8;
 
 namespace detail {
 
-inline constexpr int kPersistentWarps = 16;   // one block an SM: 16 warps, kW4Depth chunks in flight each
+// One block an SM of kPersistentWarps warps, each with kPersistentDepth weight chunks in flight.
+// 16 warps x 4 (the W4 GEMV's kStream shape) capped the kernel at 128 registers a thread and
+// spilled (H100, 2026-12-07: 3.8 ms a Llama-3-8B step against the chain's 2.8).
+inline constexpr int kPersistentWarps = 12;
+inline constexpr int kPersistentDepth = 5;
 inline constexpr int kPersistentThreads = kPersistentWarps * 32;
 inline constexpr int kPersistentRoundTiles = 8;  // 16-row tiles whose partial sums shared memory holds at once
-inline constexpr int kPersistentPositions = kPersistentThreads;  // cache positions per attention tile
+inline constexpr int kPersistentPositions = 256;  // cache positions per attention tile
 
 // Shared memory: x (the largest input, padded as GemvXNorm stages it), then a region that holds either
 // the GEMV's per-warp partial sums or the attention's scratch.
 constexpr size_t persistent_x_bytes(int max_k) { return (size_t(max_k + 8) * 2 + 15) / 16 * 16; }
 constexpr size_t persistent_partial_bytes() { return size_t(kPersistentRoundTiles) * kPersistentWarps * 4 * 32 * 4; }
 constexpr size_t persistent_attention_bytes(int group, int hd) {
-  const int parts = kPersistentThreads / (hd / 2);
-  return 4 * (size_t(group) * hd + size_t(group) * kPersistentPositions + 3 * group + size_t(parts) * group * hd);
+  // queries, scores, running max / sum / rescale, the per-warp outputs; the positions' cache rows
+  return 4 * (size_t(group) * hd + size_t(group) * kPersistentPositions + 3 * group +
+              size_t(kPersistentWarps) * group * hd) +
+         8 * size_t(kPersistentPositions) + 8;  // + alignment of the rows
 }
 
 // All blocks wait until all have arrived; writes before it are visible to plain loads after it.
@@ -139,19 +145,22 @@ __device__ __forceinline__ void persistent_splits(const PersistentStep& a, int s
 }
 
 // One (KV head, split) of the attention: the group's queries against positions [p0, p1) in tiles of
-// kPersistentPositions (scores one position a thread, online softmax by one warp a head, P V by
-// thread pairs of output columns over interleaved positions); the split's normalized output and
-// log-sum-exp go to part_o / part_lse.
+// kPersistentPositions. Scores one position a thread (its cache row kept for the values), online
+// softmax one warp a head, then P V one position a warp at a time (4 columns a lane), each warp
+// over its own positions; the warps' outputs are summed at the end. The split's normalized output
+// and log-sum-exp go to part_o / part_lse. Latency-bound (a few tiles, a few blocks): every load of
+// a step is issued before its first use.
 __device__ __forceinline__ void persistent_attention_item(const PersistentStep& a, const PersistentLayer& L, int h,
                                                           int split, int p0, int p1, float* smem) {
-  constexpr int kT = kPersistentThreads;
+  constexpr int kT = kPersistentThreads, kW = kPersistentWarps, kP = kPersistentPositions;
   const int G = a.heads / a.kv_heads, hd = a.head_dim, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  float* qf = smem;                                  // [G][hd] scaled queries
-  float* sc = qf + G * hd;                           // [G][kPersistentPositions] scores, then weights
-  float* mrun = sc + G * kPersistentPositions;       // [G] running max
-  float* lrun = mrun + G;                            // [G] running sum
-  float* corr = lrun + G;                            // [G] this tile's rescale of the running output
-  float* red = corr + G;                             // [parts][G][hd]
+  float* qf = smem;                 // [G][hd] scaled queries
+  float* sc = qf + G * hd;          // [G][kP] scores, then weights
+  float* mrun = sc + G * kP;        // [G] running max
+  float* lrun = mrun + G;           // [G] running sum
+  float* corr = lrun + G;           // [G] this tile's rescale of the running output
+  float* red = corr + G;            // [kW][G][hd]
+  int64_t* rows = reinterpret_cast<int64_t*>(smem + ((G * hd + G * kP + 3 * G + kW * G * hd + 1) & ~1));  // [kP]
   const float scale = rsqrtf(static_cast<float>(hd));
   for (int i = tid; i < G * hd; i += kT) qf[i] = __half2float(a.q[h * G * hd + i]) * scale;
   if (tid < G) {
@@ -159,38 +168,47 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
     lrun[tid] = 0.f;
   }
   __syncthreads();
-  const __half* kpool = L.k_caches[0];
-  const __half* vpool = L.v_caches[0];
+  const __half* kpool = L.k_caches[0] + int64_t(h) * hd;
+  const __half* vpool = L.v_caches[0] + int64_t(h) * hd;
   const int64_t stride = int64_t(a.kv_heads) * hd;
-  const int pairs = hd / 2, parts = kT / pairs, part = tid / pairs, d2 = tid % pairs;
-  float acc[kPersistentMaxGroup][2];
+  const bool lane_on = 4 * lane < hd;  // P V: lane takes columns 4 lane .. 4 lane + 3 (head_dim <= 128)
+  float acc[kPersistentMaxGroup][4];
 #pragma unroll
-  for (int g = 0; g < kPersistentMaxGroup; ++g) acc[g][0] = acc[g][1] = 0.f;
-  for (int t0 = p0; t0 < p1; t0 += kPersistentPositions) {
-    const int tn = min(kPersistentPositions, p1 - t0);
-    if (tid < tn) {
-      const __half* kr = kpool + a.table.row(0, t0 + tid) * stride + int64_t(h) * hd;
+  for (int g = 0; g < kPersistentMaxGroup; ++g) acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.f;
+  for (int t0 = p0; t0 < p1; t0 += kP) {
+    const int tn = min(kP, p1 - t0);
+    for (int i = tid; i < tn; i += kT) {
+      const int64_t row = a.table.row(0, t0 + i) * stride;
+      rows[i] = row;
+      const __half* kr = kpool + row;
       float s[kPersistentMaxGroup];
 #pragma unroll
       for (int g = 0; g < kPersistentMaxGroup; ++g) s[g] = 0.f;
-      for (int d = 0; d < hd; d += 8) {
-        float kv[8];
-        vec::load8(kr + d, kv);
+      for (int d0 = 0; d0 < hd; d0 += 32) {  // 4 loads in flight, then their arithmetic
+        uint4 kv8[4];
 #pragma unroll
-        for (int g = 0; g < kPersistentMaxGroup; ++g)
-          if (g < G) {
-            const float* qg = qf + g * hd + d;
+        for (int u = 0; u < 4; ++u) kv8[u] = d0 + 8 * u < hd ? *reinterpret_cast<const uint4*>(kr + d0 + 8 * u) : uint4{};
 #pragma unroll
-            for (int e = 0; e < 8; ++e) s[g] = fmaf(qg[e], kv[e], s[g]);
-          }
+        for (int u = 0; u < 4; ++u) {
+          if (d0 + 8 * u >= hd) break;
+          float kv[8];
+          vec::unpack8<__half>(kv8[u], kv);
+#pragma unroll
+          for (int g = 0; g < kPersistentMaxGroup; ++g)
+            if (g < G) {
+              const float* qg = qf + g * hd + d0 + 8 * u;
+#pragma unroll
+              for (int e = 0; e < 8; ++e) s[g] = fmaf(qg[e], kv[e], s[g]);
+            }
+        }
       }
 #pragma unroll
       for (int g = 0; g < kPersistentMaxGroup; ++g)
-        if (g < G) sc[g * kPersistentPositions + tid] = s[g];
+        if (g < G) sc[g * kP + i] = s[g];
     }
     __syncthreads();
-    for (int g = warp; g < G; g += kPersistentWarps) {  // online softmax, one warp a head
-      float* sg = sc + g * kPersistentPositions;
+    for (int g = warp; g < G; g += kW) {  // online softmax, one warp a head
+      float* sg = sc + g * kP;
       float mx = -INFINITY;
       for (int i = lane; i < tn; i += 32) mx = fmaxf(mx, sg[i]);
 #pragma unroll
@@ -213,40 +231,53 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
       }
     }
     __syncthreads();
-    if (part < parts) {
-#pragma unroll
-      for (int g = 0; g < kPersistentMaxGroup; ++g)
-        if (g < G) {
-          acc[g][0] *= corr[g];
-          acc[g][1] *= corr[g];
-        }
-      for (int i = part; i < tn; i += parts) {
-        const float2 v = __half22float2(
-            *reinterpret_cast<const __half2*>(vpool + a.table.row(0, t0 + i) * stride + int64_t(h) * hd + 2 * d2));
-#pragma unroll
-        for (int g = 0; g < kPersistentMaxGroup; ++g)
-          if (g < G) {
-            const float p = sc[g * kPersistentPositions + i];
-            acc[g][0] = fmaf(p, v.x, acc[g][0]);
-            acc[g][1] = fmaf(p, v.y, acc[g][1]);
-          }
-      }
-    }
-    __syncthreads();  // before the next tile's scores overwrite sc
-  }
-  if (part < parts) {
 #pragma unroll
     for (int g = 0; g < kPersistentMaxGroup; ++g)
       if (g < G) {
-        red[(part * G + g) * hd + 2 * d2] = acc[g][0];
-        red[(part * G + g) * hd + 2 * d2 + 1] = acc[g][1];
+        const float c = corr[g];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[g][e] *= c;
       }
+    if (lane_on) {
+      for (int i0 = warp; i0 < tn; i0 += 4 * kW) {  // 4 positions' loads in flight
+        uint2 v2[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          const int i = i0 + u * kW;
+          v2[u] = i < tn ? *reinterpret_cast<const uint2*>(vpool + rows[i] + 4 * lane) : uint2{};
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          const int i = i0 + u * kW;
+          if (i >= tn) break;
+          const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].x));
+          const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].y));
+#pragma unroll
+          for (int g = 0; g < kPersistentMaxGroup; ++g)
+            if (g < G) {
+              const float p = sc[g * kP + i];
+              acc[g][0] = fmaf(p, lo.x, acc[g][0]);
+              acc[g][1] = fmaf(p, lo.y, acc[g][1]);
+              acc[g][2] = fmaf(p, hi.x, acc[g][2]);
+              acc[g][3] = fmaf(p, hi.y, acc[g][3]);
+            }
+        }
+      }
+    }
+    __syncthreads();  // before the next tile's scores overwrite sc and rows
+  }
+  if (lane_on) {
+#pragma unroll
+    for (int g = 0; g < kPersistentMaxGroup; ++g)
+      if (g < G)
+        *reinterpret_cast<float4*>(red + (warp * G + g) * hd + 4 * lane) = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
   }
   __syncthreads();
   for (int i = tid; i < G * hd; i += kT) {
     const int g = i / hd;
     float s = 0.f;
-    for (int p = 0; p < parts; ++p) s += red[p * G * hd + i];
+#pragma unroll 4
+    for (int w = 0; w < kW; ++w) s += red[w * G * hd + i];
     const int head = h * G + g;
     a.part_o[int64_t(split) * a.heads * hd + int64_t(head) * hd + (i - g * hd)] = s / lrun[g];
     if (i - g * hd == 0) a.part_lse[split * a.heads + head] = mrun[g] + __logf(lrun[g]);
@@ -254,29 +285,32 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
   __syncthreads();
 }
 
-// The O projection's x: the attention splits merged (their outputs weighted by exp(lse - max)).
-__device__ __forceinline__ void persistent_merge_attention(const PersistentStep& a, __half* xs) {
+// The O projection's x: the attention splits merged (their outputs weighted by exp(lse - max)),
+// the weights of every (split, head) computed once into shared memory first. `wsm`: heads x
+// max_splits floats.
+__device__ __forceinline__ void persistent_merge_attention(const PersistentStep& a, __half* xs, float* wsm) {
   const int len = *a.lengths;
   const int lo = a.window > 0 ? max(0, len - a.window) : 0;
   int splits, per;
   persistent_splits(a, len - lo, splits, per);
   const int hd = a.head_dim, n = a.heads * hd;
+  if (splits == 1) {
+    for (int i = threadIdx.x; i < n; i += kPersistentThreads) xs[i] = __float2half_rn(a.part_o[i]);
+    __syncthreads();
+    return;
+  }
+  for (int head = threadIdx.x; head < a.heads; head += kPersistentThreads) {
+    float m = -INFINITY;
+    for (int s = 0; s < splits; ++s) m = fmaxf(m, a.part_lse[s * a.heads + head]);
+    float den = 0.f;
+    for (int s = 0; s < splits; ++s) den += wsm[s * a.heads + head] = __expf(a.part_lse[s * a.heads + head] - m);
+    for (int s = 0; s < splits; ++s) wsm[s * a.heads + head] /= den;
+  }
+  __syncthreads();
   for (int i = threadIdx.x; i < n; i += kPersistentThreads) {
-    float v;
-    if (splits == 1) {
-      v = a.part_o[i];
-    } else {
-      const int head = i / hd;
-      float m = -INFINITY;
-      for (int s = 0; s < splits; ++s) m = fmaxf(m, a.part_lse[s * a.heads + head]);
-      float num = 0.f, den = 0.f;
-      for (int s = 0; s < splits; ++s) {
-        const float w = __expf(a.part_lse[s * a.heads + head] - m);
-        num = fmaf(w, a.part_o[int64_t(s) * n + i], num);
-        den += w;
-      }
-      v = num / den;
-    }
+    const int head = i / hd;
+    float v = 0.f;
+    for (int s = 0; s < splits; ++s) v = fmaf(wsm[s * a.heads + head], a.part_o[int64_t(s) * n + i], v);
     xs[i] = __float2half_rn(v);
   }
   __syncthreads();
@@ -388,8 +422,8 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       }
     }
   };
-  uint4 va[kW4Depth], vb[kW4Depth];
-  __half2 sa[kW4Depth], sb[kW4Depth];
+  uint4 va[kPersistentDepth], vb[kPersistentDepth];
+  __half2 sa[kPersistentDepth], sb[kPersistentDepth];
   auto load = [&](int s) {
     const int kk = l_chunk * 128 + 32 * c;
     if (!l_done && kk < l_k) {
@@ -422,9 +456,9 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
   persistent_stamp(a, 0);
   enter();
 #pragma unroll
-  for (int s = 0; s < kW4Depth; ++s) load(s);
+  for (int s = 0; s < kPersistentDepth; ++s) load(s);
 
-  int gi = 0;  // this warp's chunks computed so far in the step (the ring slot is gi % kW4Depth)
+  int gi = 0;  // this warp's chunks computed so far in the step (the ring slot is gi % kPersistentDepth)
   // One projection: this block's tiles in rounds of kPersistentRoundTiles, x staged in xs.
   auto project = [&](int li, int proj, auto epilogue) {
     const W4Matrix& m = persistent_matrix(a.layers[li], proj);
@@ -440,9 +474,9 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       const int start = gi, end = gi + rtiles * per_tile;
       int ct = 0, cc = warp;
       float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
-      for (int base = start - start % kW4Depth; base < end; base += kW4Depth) {
+      for (int base = start - start % kPersistentDepth; base < end; base += kPersistentDepth) {
 #pragma unroll
-        for (int s = 0; s < kW4Depth; ++s) {
+        for (int s = 0; s < kPersistentDepth; ++s) {
           const int i = base + s;
           if (i < start || i >= end) continue;
           const uint4 a4 = va[s], b4 = vb[s];
@@ -516,7 +550,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     }
     persistent_grid_barrier(a.barrier);
     persistent_stamp(a, 2 + 5 * li);
-    persistent_merge_attention(a, xs);
+    persistent_merge_attention(a, xs, region);
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
     persistent_grid_barrier(a.barrier);
     persistent_stamp(a, 3 + 5 * li);
@@ -547,7 +581,7 @@ inline std::string persistent_decode_unsupported(int hidden, int inter, int head
                                                   int group) {
   if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kPersistentMaxGroup)
     return "more than 8 query heads per KV head";
-  if (head_dim % 16 != 0 || head_dim > 256) return "head_dim not a multiple of 16 up to 256";
+  if (head_dim % 16 != 0 || head_dim > 128) return "head_dim not a multiple of 16 up to 128";
   if (hidden % 16 != 0 || inter % 8 != 0 || group % 32 != 0) return "sizes not multiples of 16 (hidden) / 8 (inter)";
   return {};
 }
