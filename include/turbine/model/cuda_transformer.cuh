@@ -102,6 +102,9 @@ class CudaTransformer {
     /// (backend/cuda/decode_persistent.cuh) instead of the chain of kernels above, where the model's
     /// sizes allow it (cuda::persistent_decode_unsupported); the final norm and LM head as with norm_stats.
     bool persistent = true;
+    /// With persistent: 128-input chunks each warp asks L2 for when a layer's attention starts
+    /// (cuda::PersistentStep::prefetch_chunks), 0 for none.
+    int persistent_prefetch = 8;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
@@ -1004,6 +1007,7 @@ class CudaTransformer {
     a.barrier = persistent_barrier_.data();
     a.min_split_positions = persistent_min_split_positions_;
     a.phase_ns = persistent_phase_ns_;
+    a.prefetch_chunks = fusion_.persistent_prefetch;
     cuda::persistent_decode(a, persistent_grid_, persistent_smem_, layers_[0].wqkv4.m.group == 128, stream_);
   }
 

@@ -78,6 +78,9 @@ struct PersistentStep {
   /// barrier (QKV, attention, O, gate/up, down of each layer; the last layer's down gets a barrier
   /// of its own), as block 0 sees them.
   unsigned long long* phase_ns = nullptr;
+  /// Chunks a warp asks L2 for (beyond its ring) when the attention starts, where the weight
+  /// stream would otherwise wait: 0 for none.
+  int prefetch_chunks = 0;
 };
 
 /// Query heads per KV head the persistent kernel takes at most.
@@ -375,6 +378,61 @@ __device__ __forceinline__ void persistent_tiles(int n, int& first, int& count) 
 
 __device__ __forceinline__ int persistent_group_shift(int group) { return group == 32 ? 5 : group == 64 ? 6 : 7; }
 
+// A warp's place in the step's weight stream: layer, projection, tile of the block's range and
+// 128-input chunk, with the rows' addresses for lane (g, c). Walks in the order the kernel computes.
+struct PersistentCursor {
+  int layer = 0, proj = 0, tile = 0, chunk = 0, first = 0, count = 0, chunks = 0, k = 0, gs = 7;
+  bool done = false;
+  const uint32_t *wa = nullptr, *wb = nullptr;
+  const __half2 *pa = nullptr, *pb = nullptr;
+
+  __device__ __forceinline__ void point(const PersistentStep& a, int g, int c) {
+    const W4Matrix& m = persistent_matrix(a.layers[layer], proj);
+    int ra, rb;
+    persistent_rows(a, proj, first + tile, g, m.n, ra, rb);
+    wa = m.qweight + int64_t(ra) * (m.k >> 3) + 4 * c;
+    wb = m.qweight + int64_t(rb) * (m.k >> 3) + 4 * c;
+    pa = m.params + int64_t(ra) * (m.k >> gs);
+    pb = m.params + int64_t(rb) * (m.k >> gs);
+  }
+  // Enters projection (layer, proj), or the next one where this warp has chunks.
+  __device__ __forceinline__ void enter(const PersistentStep& a, int warp, int g, int c) {
+    while (true) {
+      const W4Matrix& m = persistent_matrix(a.layers[layer], proj);
+      persistent_tiles(m.n, first, count);
+      k = m.k;
+      gs = persistent_group_shift(m.group);
+      chunks = (m.k + 127) >> 7;
+      if (count > 0 && warp < chunks) {
+        tile = 0;
+        chunk = warp;
+        point(a, g, c);
+        return;
+      }
+      if (!next_projection(a)) return;
+    }
+  }
+  __device__ __forceinline__ bool next_projection(const PersistentStep& a) {
+    if (++proj == 4) {
+      proj = 0;
+      if (++layer == a.num_layers) {
+        done = true;
+        return false;
+      }
+    }
+    return true;
+  }
+  // The next chunk of this warp.
+  __device__ __forceinline__ void advance(const PersistentStep& a, int warp, int g, int c) {
+    if (done) return;
+    chunk += kPersistentWarps;
+    if (chunk < chunks) return;
+    chunk = warp;
+    if (++tile < count) return point(a, g, c);
+    if (next_projection(a)) enter(a, warp, g, c);
+  }
+};
+
 template <bool kScaleAfter>
 __global__ static void __launch_bounds__(kPersistentThreads, 1)
     persistent_decode_kernel(const PersistentStep a, int x_bytes) {
@@ -385,76 +443,36 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
   const int g = lane >> 2, c = lane & 3;
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  // The loader: this warp's next chunk in step order (layer, projection, tile, chunk).
-  int l_layer = 0, l_proj = 0, l_tile = 0, l_chunk = warp, l_first = 0, l_count = 0, l_chunks = 0, l_k = 0, l_gs = 7;
-  bool l_done = false;
-  const uint32_t *lwa = nullptr, *lwb = nullptr;
-  const __half2 *lpa = nullptr, *lpb = nullptr;
-  auto point = [&]() {
-    const W4Matrix& m = persistent_matrix(a.layers[l_layer], l_proj);
-    int ra, rb;
-    persistent_rows(a, l_proj, l_first + l_tile, g, m.n, ra, rb);
-    lwa = m.qweight + int64_t(ra) * (m.k >> 3) + 4 * c;
-    lwb = m.qweight + int64_t(rb) * (m.k >> 3) + 4 * c;
-    lpa = m.params + int64_t(ra) * (m.k >> l_gs);
-    lpb = m.params + int64_t(rb) * (m.k >> l_gs);
-  };
-  // Enters projection (l_layer, l_proj), or the next one where this warp has chunks.
-  auto enter = [&]() {
-    while (true) {
-      const W4Matrix& m = persistent_matrix(a.layers[l_layer], l_proj);
-      persistent_tiles(m.n, l_first, l_count);
-      l_k = m.k;
-      l_gs = persistent_group_shift(m.group);
-      l_chunks = (m.k + 127) >> 7;
-      if (l_count > 0 && warp < l_chunks) {
-        l_tile = 0;
-        l_chunk = warp;
-        point();
-        return;
-      }
-      if (++l_proj == 4) {
-        l_proj = 0;
-        if (++l_layer == a.num_layers) {
-          l_done = true;
-          return;
-        }
-      }
-    }
-  };
+  // The loader: this warp's next chunk in step order (PersistentCursor); the ring of loads in flight.
+  PersistentCursor cur;
+  cur.enter(a, warp, g, c);
   uint4 va[kPersistentDepth], vb[kPersistentDepth];
   __half2 sa[kPersistentDepth], sb[kPersistentDepth];
   auto load = [&](int s) {
-    const int kk = l_chunk * 128 + 32 * c;
-    if (!l_done && kk < l_k) {
-      va[s] = vec::load_stream(lwa + l_chunk * 16);
-      vb[s] = vec::load_stream(lwb + l_chunk * 16);
-      sa[s] = __ldg(lpa + (kk >> l_gs));
-      sb[s] = __ldg(lpb + (kk >> l_gs));
+    const int kk = cur.chunk * 128 + 32 * c;
+    if (!cur.done && kk < cur.k) {
+      va[s] = vec::load_stream(cur.wa + cur.chunk * 16);
+      vb[s] = vec::load_stream(cur.wb + cur.chunk * 16);
+      sa[s] = __ldg(cur.pa + (kk >> cur.gs));
+      sb[s] = __ldg(cur.pb + (kk >> cur.gs));
     } else {
       va[s] = vb[s] = zero;
       sa[s] = sb[s] = __half2{};
     }
-    if (l_done) return;
-    l_chunk += kPersistentWarps;
-    if (l_chunk >= l_chunks) {
-      l_chunk = warp;
-      if (++l_tile < l_count) {
-        point();
-      } else {
-        if (++l_proj == 4) {
-          l_proj = 0;
-          if (++l_layer == a.num_layers) {
-            l_done = true;
-            return;
-          }
-        }
-        enter();
+    cur.advance(a, warp, g, c);
+  };
+  // Asks L2 for this warp's `n` chunks after those in the ring (a copy of the cursor walks them).
+  auto prefetch_l2 = [&](int n) {
+    PersistentCursor ahead = cur;
+    for (int i = 0; i < n && !ahead.done; ++i) {
+      if (ahead.chunk * 128 + 32 * c < ahead.k) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(ahead.wa + ahead.chunk * 16));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(ahead.wb + ahead.chunk * 16));
       }
+      ahead.advance(a, warp, g, c);
     }
   };
   persistent_stamp(a, 0);
-  enter();
 #pragma unroll
   for (int s = 0; s < kPersistentDepth; ++s) load(s);
 
@@ -536,7 +554,8 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     }
     persistent_grid_barrier(a.barrier);
     persistent_stamp(a, 1 + 5 * li);
-    {  // attention: blocks (KV head, split)
+    {  // attention: blocks (KV head, split); meanwhile L2 gets the weights after the rings' (HBM is idle)
+      prefetch_l2(a.prefetch_chunks);
       const int len = *a.lengths;
       const int lo = a.window > 0 ? max(0, len - a.window) : 0;
       int splits, per;
