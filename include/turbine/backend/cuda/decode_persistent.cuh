@@ -403,9 +403,9 @@ struct PersistentCursor {
       k = m.k;
       gs = persistent_group_shift(m.group);
       chunks = (m.k + 127) >> 7;
-      if (count > 0 && warp < chunks) {
-        tile = 0;
-        chunk = warp;
+      if (warp < count * chunks) {  // items dealt in turn: item j (tile j / chunks) to warp j % W
+        tile = warp / chunks;
+        chunk = warp % chunks;
         point(a, g, c);
         return;
       }
@@ -425,10 +425,10 @@ struct PersistentCursor {
   // The next chunk of this warp.
   __device__ __forceinline__ void advance(const PersistentStep& a, int warp, int g, int c) {
     if (done) return;
-    chunk += kPersistentWarps;
-    if (chunk < chunks) return;
-    chunk = warp;
-    if (++tile < count) return point(a, g, c);
+    const int was = tile;
+    for (chunk += kPersistentWarps; chunk >= chunks; chunk -= chunks) ++tile;
+    if (tile == was) return;
+    if (tile < count) return point(a, g, c);
     if (next_projection(a)) enter(a, warp, g, c);
   }
 };
@@ -478,19 +478,29 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
 
   int gi = 0;  // this warp's chunks computed so far in the step (the ring slot is gi % kPersistentDepth)
   // One projection: this block's tiles in rounds of kPersistentRoundTiles, x staged in xs.
+  // The block's (tile, chunk) items of a projection are dealt to the warps in turn (item j, in tile
+  // j / chunks, to warp j % kPersistentWarps): every warp gets the same share whatever k is (with
+  // 12 warps, dealing each tile's 32 chunks of k = 4096 on its own left 4 warps with 2 and 8 with 3).
   auto project = [&](int li, int proj, auto epilogue) {
+    constexpr int W = kPersistentWarps;
     const W4Matrix& m = persistent_matrix(a.layers[li], proj);
     int first, count;
     persistent_tiles(m.n, first, count);
     const int chunks = (m.k + 127) >> 7;
-    const int per_tile = warp < chunks ? (chunks - 1 - warp) / kPersistentWarps + 1 : 0;
-    const int active = min(kPersistentWarps, chunks);
+    auto dealt_before = [&](int tiles) {  // this warp's items in the first `tiles` tiles
+      const int j = tiles * chunks;
+      return j > warp ? (j - 1 - warp) / W + 1 : 0;
+    };
     const PersistentSmemLane xl{xs};
     const bool has_x = g == 0;
+    int ct = warp / chunks, cc = warp % chunks;  // the computing cursor
     for (int r0 = 0; r0 < count; r0 += kPersistentRoundTiles) {
       const int rtiles = min(kPersistentRoundTiles, count - r0);
-      const int start = gi, end = gi + rtiles * per_tile;
-      int ct = 0, cc = warp;
+      // This warp's sums of each tile of the round, zero where it has no item (only it writes them).
+      for (int t = 0; t < rtiles; ++t)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) region[((t * W + warp) * 4 + j) * 32 + lane] = 0.f;
+      const int start = gi, end = gi + dealt_before(r0 + rtiles) - dealt_before(r0);
       float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
       for (int base = start - start % kPersistentDepth; base < end; base += kPersistentDepth) {
 #pragma unroll
@@ -502,16 +512,16 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
           load(s);
           const int kk = cc * 128 + 32 * c;
           w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, has_x && kk < m.k, false, kk, acc, acc1);
-          cc += kPersistentWarps;
-          if (cc >= chunks) {
-            float* p = region + (ct * kPersistentWarps + warp) * 4 * 32 + lane;
+          int nt = ct;
+          for (cc += W; cc >= chunks; cc -= chunks) ++nt;
+          if (nt != ct) {  // this warp is done with tile ct
+            float* p = region + ((ct - r0) * W + warp) * 4 * 32 + lane;
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
               p[j * 32] = acc[0][j] + acc1[0][j];
               acc[0][j] = acc1[0][j] = 0.f;
             }
-            cc = warp;
-            ++ct;
+            ct = nt;
           }
         }
       }
@@ -520,8 +530,9 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       for (int i = threadIdx.x; i < rtiles * 64; i += kPersistentThreads) {
         const int t = i >> 6, j = (i >> 5) & 1, l = i & 31;
         float s0 = 0.f, s1 = 0.f;
-        for (int q = 0; q < active; ++q) {
-          const float* p = region + (t * kPersistentWarps + q) * 4 * 32 + l;
+#pragma unroll 4
+        for (int q = 0; q < W; ++q) {
+          const float* p = region + (t * W + q) * 4 * 32 + l;
           s0 += p[j * 32];
           s1 += p[(j + 2) * 32];
         }
