@@ -128,9 +128,13 @@ class CudaTransformer {
     /// next projections' weights on a side stream forked after the QKV or gate/up GEMV
     /// (cp.async.bulk.prefetch.L2) measured 389-394 against 392 tok/s for the O and gate/up weights
     /// and 259-382 for the next layer's QKV on an H100 (2026-12-06, night), and was removed.
+    /// The persistent kernel is off here until it measures faster than the chain: its first shape
+    /// (16 warps, spilling) ran a Llama-3-8B W4A16 step in 3.8 ms against the chain's 2.8 on an H100
+    /// (2026-12-07, PERFORMANCE.md); the default-constructed value (every fold) turns it on.
     static DecodeFusion for_model(const ModelConfig& c) {
       DecodeFusion f;
       f.norm = f.rope = c.hidden_size <= 1024;
+      f.persistent = false;
       return f;
     }
     /// Every fold, with the tile sums above hidden 1024 (norm_stats).
