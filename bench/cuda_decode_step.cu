@@ -321,15 +321,15 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   // every variant below is of the chain.
   F chain = F::for_model(c);
   for (F* f : {&chain, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
-  F persistent = F::for_model(c), no_l2 = F::for_model(c), l2_16 = F::for_model(c), l2_32 = F::for_model(c);
-  persistent.persistent = no_l2.persistent = l2_16.persistent = l2_32.persistent = true;
-  no_l2.persistent_prefetch = 0;  // the persistent kernel without its L2 prefetch during attention
+  F persistent = F::for_model(c), l2_8 = F::for_model(c), l2_16 = F::for_model(c), l2_32 = F::for_model(c);
+  persistent.persistent = l2_8.persistent = l2_16.persistent = l2_32.persistent = true;
+  l2_8.persistent_prefetch = 8;  // the persistent kernel asking L2 for chunks past its rings during attention
   l2_16.persistent_prefetch = 16;
   l2_32.persistent_prefetch = 32;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
-                                               {"persistent kernel (L2 prefetch 8)", persistent},
-                                               {"persistent, no L2 prefetch", no_l2},
+                                               {"persistent kernel", persistent},
+                                               {"persistent, L2 prefetch 8", l2_8},
                                                {"persistent, L2 prefetch 16", l2_16},
                                                {"persistent, L2 prefetch 32", l2_32},
                                                {"kernel chain (no persistent)", chain},

@@ -103,8 +103,9 @@ class CudaTransformer {
     /// sizes allow it (cuda::persistent_decode_unsupported); the final norm and LM head as with norm_stats.
     bool persistent = true;
     /// With persistent: 128-input chunks each warp asks L2 for when a layer's attention starts
-    /// (cuda::PersistentStep::prefetch_chunks), 0 for none.
-    int persistent_prefetch = 8;
+    /// (cuda::PersistentStep::prefetch_chunks), 0 for none (the default: 8 measured 3.79 ms a
+    /// Llama-3-8B step against 3.75 without, H100 2026-12-07).
+    int persistent_prefetch = 0;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
@@ -128,9 +129,10 @@ class CudaTransformer {
     /// next projections' weights on a side stream forked after the QKV or gate/up GEMV
     /// (cp.async.bulk.prefetch.L2) measured 389-394 against 392 tok/s for the O and gate/up weights
     /// and 259-382 for the next layer's QKV on an H100 (2026-12-06, night), and was removed.
-    /// The persistent kernel is off here until it measures faster than the chain: its first shape
-    /// (16 warps, spilling) ran a Llama-3-8B W4A16 step in 3.8 ms against the chain's 2.8 on an H100
-    /// (2026-12-07, PERFORMANCE.md); the default-constructed value (every fold) turns it on.
+    /// The persistent kernel is off here until it measures faster than the chain: on an H100
+    /// (2026-12-07, PERFORMANCE.md) a Llama-3-8B W4A16 step took 4.14 ms with its first shape (16
+    /// warps, spilling) and 3.75 ms with its second (12 warps, no spills) against the chain's 2.82;
+    /// the default-constructed value (every fold) turns it on.
     static DecodeFusion for_model(const ModelConfig& c) {
       DecodeFusion f;
       f.norm = f.rope = c.hidden_size <= 1024;

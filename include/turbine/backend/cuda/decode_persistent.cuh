@@ -90,7 +90,9 @@ namespace detail {
 
 // One block an SM of kPersistentWarps warps, each with kPersistentDepth weight chunks in flight.
 // 16 warps x 4 (the W4 GEMV's kStream shape) capped the kernel at 128 registers a thread and
-// spilled (H100, 2026-12-07: 3.8 ms a Llama-3-8B step against the chain's 2.8).
+// spilled (H100, 2026-12-07: 4.14 ms a Llama-3-8B step against the chain's 2.82); 12 x 5 uses 167
+// and does not, and still took 3.75 ms (PERFORMANCE.md, 2026-12-07 afternoon: every phase that
+// starts at a barrier is slow, see there).
 inline constexpr int kPersistentWarps = 12;
 inline constexpr int kPersistentDepth = 5;
 inline constexpr int kPersistentThreads = kPersistentWarps * 32;
@@ -103,9 +105,9 @@ constexpr size_t persistent_x_bytes(int max_k) { return (size_t(max_k + 8) * 2 +
 constexpr size_t persistent_partial_bytes() { return size_t(kPersistentRoundTiles) * kPersistentWarps * 4 * 32 * 4; }
 constexpr size_t persistent_attention_bytes(int group, int hd) {
   // queries, scores, running max / sum / rescale, the per-warp outputs; the positions' cache rows
-  return 4 * (size_t(group) * hd + size_t(group) * kPersistentPositions + 3 * group +
+  return 4 * (size_t(group) * hd + size_t(group) * kPersistentPositions + ((3 * group + 3) & ~3) +
               size_t(kPersistentWarps) * group * hd) +
-         8 * size_t(kPersistentPositions) + 8;  // + alignment of the rows
+         8 * size_t(kPersistentPositions);
 }
 
 // All blocks wait until all have arrived; writes before it are visible to plain loads after it.
@@ -162,8 +164,10 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
   float* mrun = sc + G * kP;        // [G] running max
   float* lrun = mrun + G;           // [G] running sum
   float* corr = lrun + G;           // [G] this tile's rescale of the running output
-  float* red = corr + G;            // [kW][G][hd]
-  int64_t* rows = reinterpret_cast<int64_t*>(smem + ((G * hd + G * kP + 3 * G + kW * G * hd + 1) & ~1));  // [kP]
+  // [kW][G][hd], 16-byte aligned for its float4 stores (3 G rounded up to 4 floats: with G = 2 the
+  // unrounded offset was misaligned, H100 2026-12-07), then the positions' rows [kP] (8-byte aligned)
+  float* red = mrun + ((3 * G + 3) & ~3);
+  int64_t* rows = reinterpret_cast<int64_t*>(red + kW * G * hd);
   const float scale = rsqrtf(static_cast<float>(hd));
   for (int i = tid; i < G * hd; i += kT) qf[i] = __half2float(a.q[h * G * hd + i]) * scale;
   if (tid < G) {
