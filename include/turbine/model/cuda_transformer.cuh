@@ -106,6 +106,10 @@ class CudaTransformer {
     /// (cuda::PersistentStep::prefetch_chunks), 0 for none (the default: 8 measured 3.79 ms a
     /// Llama-3-8B step against 3.75 without, H100 2026-12-07).
     int persistent_prefetch = 0;
+    /// With persistent: the drained barrier (cuda::persistent_grid_barrier's kDrain): each warp's
+    /// next loads wait until its block has arrived, so the arrival's fence has no loads to wait for.
+    /// Not yet measured (2026-12-07); the undrained form measured 3.75 ms a Llama-3-8B step.
+    bool persistent_drain = true;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
@@ -523,6 +527,8 @@ class CudaTransformer {
 
   /// Weight scheme quant::Awq / quant::Rtn: the Linears are 4-bit (backend/cuda/gemv_w4.cuh).
   static constexpr bool kW4 = S::weight_scheme::quantized;
+  /// 4-bit weights in groups of 128 (the persistent decode kernel's scale-after arithmetic).
+  static constexpr bool kW4Group128 = kW4 && S::weight_scheme::group == 128;
   static_assert(!kW4 || std::is_same_v<T, __half>, "4-bit weights on turbine::Cuda run in f16: use turbine::f16");
 
   /// A 4-bit matrix on the device.
@@ -1014,7 +1020,7 @@ class CudaTransformer {
     a.min_split_positions = persistent_min_split_positions_;
     a.phase_ns = persistent_phase_ns_;
     a.prefetch_chunks = fusion_.persistent_prefetch;
-    cuda::persistent_decode(a, persistent_grid_, persistent_smem_, layers_[0].wqkv4.m.group == 128, stream_);
+    cuda::persistent_decode<kW4Group128>(a, persistent_grid_, persistent_smem_, fusion_.persistent_drain, stream_);
   }
 
   /// The persistent kernel's per-layer array (it holds the addresses of tok_caches_), its attention
@@ -1028,8 +1034,11 @@ class CudaTransformer {
       persistent_grid_ = 0;
       if (layers_.empty() || !cuda::persistent_decode_unsupported(hidden, inter, heads, kvh, hd, layers_[0].wqkv4.m.group).empty())
         return;
+      for (const Layer& L : layers_)  // the kernel is compiled for the scheme's group
+        for (const W4Buffers* w : {&L.wqkv4, &L.wo4, &L.w_gate_up4, &L.w_down4})
+          if ((w->m.group == 128) != kW4Group128) return;
       persistent_smem_ = cuda::persistent_decode_smem(hidden, inter, heads, kvh, hd);
-      persistent_grid_ = cuda::persistent_decode_grid(persistent_smem_, layers_[0].wqkv4.m.group == 128);
+      persistent_grid_ = cuda::persistent_decode_grid<kW4Group128>(persistent_smem_);
       if (persistent_grid_ == 0) return;
       // At most 4 splits: every block of the O projection reads all of them (4 x 16 KB at Llama-3-8B)
       persistent_max_splits_ = std::max(1, std::min(4, persistent_grid_ / kvh));

@@ -43,21 +43,28 @@ namespace turbine::cuda {
 
 /// One layer of a 4-bit model as the persistent decode kernel reads it (an array in device memory).
 struct PersistentLayer {
-  W4Matrix qkv, o, gate_up, down;  ///< [(heads + 2 kv_heads) hd, hidden], [hidden, heads hd], [2 inter, hidden], [hidden, inter]
-  const __half* attn_norm = nullptr;
-  const __half* mlp_norm = nullptr;
-  const __half* bqkv = nullptr;              ///< QKV bias or null
-  __half* const* k_caches = nullptr;         ///< [1] device: the sequence's key pool of this layer
-  __half* const* v_caches = nullptr;         ///< [1] device: its value pool
+  W4Matrix qkv;                         ///< [(heads + 2 kv_heads) head_dim, hidden]
+  W4Matrix o;                           ///< [hidden, heads head_dim]
+  W4Matrix gate_up;                     ///< [2 inter, hidden]: gate rows, then up rows
+  W4Matrix down;                        ///< [hidden, inter]
+  const __half* attn_norm = nullptr;    ///< [hidden] RMSNorm weight before attention
+  const __half* mlp_norm = nullptr;     ///< [hidden] RMSNorm weight before the MLP
+  const __half* bqkv = nullptr;         ///< QKV bias or null
+  __half* const* k_caches = nullptr;    ///< [1] device: the sequence's key pool of this layer
+  __half* const* v_caches = nullptr;    ///< [1] device: its value pool
 };
 
 /// The arguments of one persistent decode step (fixed at graph capture: everything that changes
 /// between steps is read through these pointers).
 struct PersistentStep {
   const PersistentLayer* layers = nullptr;  ///< [num_layers] device
-  int num_layers = 0;
+  int num_layers = 0;                       ///< layers of the model
+  /// hidden size, MLP size, query heads, KV heads, elements per head, sliding window (0: none),
+  /// rows of the embedding
+  ///@{
   int hidden = 0, inter = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0, vocab = 0;
-  float eps = 1e-5f;
+  ///@}
+  float eps = 1e-5f;                  ///< RMSNorm epsilon
   const __half* embed = nullptr;      ///< [vocab, hidden]
   const int* ids = nullptr;           ///< [1] device: the token
   const int* positions = nullptr;     ///< [1] device: its position
@@ -66,7 +73,7 @@ struct PersistentStep {
   PagedKvTable table;                 ///< the sequence's block table (none: rows are positions)
   float* residual = nullptr;          ///< [hidden] fp32, the final residual on return
   float* stats = nullptr;             ///< [2, stats_stride] tile sums: after down (attn), after O (mlp)
-  int stats_stride = 0;
+  int stats_stride = 0;               ///< floats per row of stats
   __half* q = nullptr;                ///< [heads * hd] rotated queries
   __half* act = nullptr;              ///< [inter] silu(gate) * up
   float* part_o = nullptr;            ///< [max_splits, heads * hd] each split's normalized output
@@ -111,10 +118,17 @@ constexpr size_t persistent_attention_bytes(int group, int hd) {
 }
 
 // All blocks wait until all have arrived; writes before it are visible to plain loads after it.
-__device__ __forceinline__ void persistent_grid_barrier(unsigned* bar) {
+// `between()` runs between this block's arrival and its wait (the drained form's weight loads).
+// Arrival is thread 0's gpu-scope fence and atomic: the fence waits for every memory access thread
+// 0 has outstanding, weight loads included, which is why the drained form (kDrain) arrives with
+// its ring empty and issues the next loads only after it. With kDrain the wait is an acquire load
+// alone (ordering what follows it; no trailing fence to wait for those new loads).
+template <bool kDrain, class Between>
+__device__ __forceinline__ void persistent_grid_barrier(unsigned* bar, Between&& between) {
   __syncthreads();
+  unsigned gen = 0;
+  bool last = false;
   if (threadIdx.x == 0) {
-    unsigned gen;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(gen) : "l"(bar + 1) : "memory");
     __threadfence();
     const unsigned arrived = atomicAdd(bar, 1u);
@@ -122,13 +136,18 @@ __device__ __forceinline__ void persistent_grid_barrier(unsigned* bar) {
       atomicExch(bar, 0u);  // ready for the next barrier (and the next launch) before anyone passes
       __threadfence();
       atomicAdd(bar + 1, 1u);
-    } else {
+      last = true;
+    }
+  }
+  between();
+  if (threadIdx.x == 0) {
+    if (!last) {
       unsigned now;
       do {
         asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
       } while (now == gen);
     }
-    __threadfence();
+    if constexpr (!kDrain) __threadfence();
   }
   __syncthreads();
 }
@@ -437,7 +456,10 @@ struct PersistentCursor {
   }
 };
 
-template <bool kScaleAfter>
+// kDrain: each warp's last kPersistentDepth loads of a projection wait until the block has
+// arrived at the barrier after it (see persistent_grid_barrier); otherwise they go out as the
+// projection's last chunks are multiplied, and the arrival's fence waits for them.
+template <bool kScaleAfter, bool kDrain>
 __global__ static void __launch_bounds__(kPersistentThreads, 1)
     persistent_decode_kernel(const PersistentStep a, int x_bytes) {
   extern __shared__ uint4 persistent_smem[];
@@ -481,6 +503,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
   for (int s = 0; s < kPersistentDepth; ++s) load(s);
 
   int gi = 0;  // this warp's chunks computed so far in the step (the ring slot is gi % kPersistentDepth)
+  int loaded = kPersistentDepth;  // this warp's chunks loaded so far (item i's slot is i % kPersistentDepth)
   // One projection: this block's tiles in rounds of kPersistentRoundTiles, x staged in xs.
   // The block's (tile, chunk) items of a projection are dealt to the warps in turn (item j, in tile
   // j / chunks, to warp j % kPersistentWarps): every warp gets the same share whatever k is (with
@@ -497,6 +520,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     };
     const PersistentSmemLane xl{xs};
     const bool has_x = g == 0;
+    const int proj_end = gi + dealt_before(count);  // kDrain: loads of items from here wait for the barrier
     int ct = warp / chunks, cc = warp % chunks;  // the computing cursor
     for (int r0 = 0; r0 < count; r0 += kPersistentRoundTiles) {
       const int rtiles = min(kPersistentRoundTiles, count - r0);
@@ -513,7 +537,10 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
           if (i < start || i >= end) continue;
           const uint4 a4 = va[s], b4 = vb[s];
           const __half2 pa = sa[s], pb = sb[s];
-          load(s);
+          if (!kDrain || loaded < proj_end) {  // undrained: always (loaded is then i + depth)
+            load(s);
+            ++loaded;
+          }
           const int kk = cc * 128 + 32 * c;
           w4_chunk_mma<1, kScaleAfter>(a4, b4, pa, pb, xl, xl, has_x && kk < m.k, false, kk, acc, acc1);
           int nt = ct;
@@ -546,6 +573,22 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     }
   };
 
+  // kDrain: the ring's loads held back at the end of a projection, in item order (item gi + t goes
+  // to slot (gi + t) % depth), issued between the block's arrival and its wait.
+  // Items [loaded, gi + depth) are due: none where this warp had no item in the projection.
+  auto refill = [&]() {
+    if constexpr (kDrain) {
+      const int e = loaded % kPersistentDepth, n = gi + kPersistentDepth - loaded;
+#pragma unroll
+      for (int s = 0; s < kPersistentDepth; ++s)
+        if (s >= e && s - e < n) load(s);
+#pragma unroll
+      for (int s = 0; s < kPersistentDepth; ++s)
+        if (s < e && s + kPersistentDepth - e < n) load(s);
+      loaded = gi + kPersistentDepth;
+    }
+  };
+  auto nothing = [] {};
   float* const stats_attn = a.stats;                   // down -> next QKV
   float* const stats_mlp = a.stats + a.stats_stride;   // O -> gate/up
   for (int li = 0; li < a.num_layers; ++li) {
@@ -567,7 +610,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
       project(li, kProjQkv, persistent_rope_policy(a, L));
     }
-    persistent_grid_barrier(a.barrier);
+    persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 1 + 5 * li);
     {  // attention: blocks (KV head, split); meanwhile L2 gets the weights after the rings' (HBM is idle)
       prefetch_l2(a.prefetch_chunks);
@@ -582,11 +625,11 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
         persistent_attention_item(a, L, h, split, p0, min(len, p0 + per), region);
       }
     }
-    persistent_grid_barrier(a.barrier);
+    persistent_grid_barrier<kDrain>(a.barrier, nothing);
     persistent_stamp(a, 2 + 5 * li);
     persistent_merge_attention(a, xs, region);
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
-    persistent_grid_barrier(a.barrier);
+    persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 3 + 5 * li);
     {
       NormInput<__half> in;
@@ -598,11 +641,11 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
       project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
     }
-    persistent_grid_barrier(a.barrier);
+    persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 4 + 5 * li);
     persistent_stage_x(a.act, a.inter, xs);
     project(li, kProjDown, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_attn, a.stats_stride, nullptr}});
-    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier(a.barrier);
+    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 5 + 5 * li);
   }
 }
@@ -628,29 +671,36 @@ inline size_t persistent_decode_smem(int hidden, int inter, int heads, int kv_he
 }
 
 /// The blocks the persistent kernel runs (all resident at once: one an SM where it fits), or 0
-/// where it does not fit an SM at all.
-inline int persistent_decode_grid(size_t smem, bool scale_after) {
-  const auto kernel = scale_after ? detail::persistent_decode_kernel<true> : detail::persistent_decode_kernel<false>;
+/// where it does not fit an SM at all. kScaleAfter: the model's group is 128 (the scale applied to
+/// the fp32 sums, as gemv_w4's kStream); a model type compiles the kernels of its own group only.
+template <bool kScaleAfter>
+int persistent_decode_grid(size_t smem) {
   int dev = 0, limit = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   if (smem > size_t(limit)) return 0;
-  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  int per_sm = 0;
-  TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
-  return per_sm >= 1 ? device_sm_count() : 0;
+  int fits = 1;
+  for (const auto kernel : {detail::persistent_decode_kernel<kScaleAfter, false>,
+                            detail::persistent_decode_kernel<kScaleAfter, true>}) {
+    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    int per_sm = 0;
+    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
+    fits = std::min(fits, per_sm);
+  }
+  return fits >= 1 ? device_sm_count() : 0;
 }
 
 /// Enqueues one persistent decode step on `stream` with `grid` blocks (persistent_decode_grid).
-/// scale_after: the model's group is 128 (the scale applied to the fp32 sums, as gemv_w4's kStream).
-inline void persistent_decode(const PersistentStep& a, int grid, size_t smem, bool scale_after, cudaStream_t stream) {
+/// drain: the barriers' drained form (see persistent_grid_barrier).
+template <bool kScaleAfter>
+void persistent_decode(const PersistentStep& a, int grid, size_t smem, bool drain, cudaStream_t stream) {
   check(grid > 0, "persistent_decode: the kernel does not fit an SM");
   const int max_k = std::max({a.hidden, a.inter, a.heads * a.head_dim});
   const int x_bytes = static_cast<int>(detail::persistent_x_bytes(max_k));
-  if (scale_after)
-    detail::persistent_decode_kernel<true><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
+  if (drain)
+    detail::persistent_decode_kernel<kScaleAfter, true><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
   else
-    detail::persistent_decode_kernel<false><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
+    detail::persistent_decode_kernel<kScaleAfter, false><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
