@@ -12,3 +12,14 @@ make_gpu_test_models() {
     TINY_SIZES='{"vocab_size": 512, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}' \
     python3 tools/make_tiny_models.py >"$2" 2>&1
 }
+# start_nvcc_session: the common start of the lean nvcc scripts (gpu_w4_quick.sh, gpu_persistent.sh),
+# run from the repository root: $out (OUT, else /tmp/gpu_out), say (messages with the seconds since
+# the start), the GPU's name, and the carried headers (.device/carry) unpacked into /tmp/deps.
+start_nvcc_session() {
+  out="${OUT:-/tmp/gpu_out}"
+  mkdir -p "$out" /tmp/deps
+  t0=$(date +%s)
+  nvidia-smi -L
+  tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+  say() { echo "[$(($(date +%s) - t0)) s] $*"; }  # defined here, not at the top: other scripts have their own
+}

@@ -9,13 +9,8 @@
 # SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-out="${OUT:-/tmp/gpu_out}"
-mkdir -p "$out" /tmp/deps
-t0=$(date +%s)
-say() { echo "[$(($(date +%s) - t0)) s] $*"; }
 . tools/gpu_env.sh
-nvidia-smi -L
-tar -xJf .device/carry/deps.tar.xz -C /tmp/deps
+start_nvcc_session
 flags=(-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012,20011,20014,20015
        -I include -I tests -I bench -isystem /tmp/deps/include/eigen3 -isystem /tmp/deps/include)
 defs=("-DTURBINE_TEST_DATA_DIR=\"$PWD/tests/data\"" '-DTURBINE_DEFAULT_MODEL_DIR="unused"')
