@@ -1039,7 +1039,10 @@ class CudaTransformer {
           if ((w->m.group == 128) != kW4Group128) return;
       persistent_smem_ = cuda::persistent_decode_smem(hidden, inter, heads, kvh, hd);
       persistent_grid_ = cuda::persistent_decode_grid<kW4Group128>(persistent_smem_);
-      if (persistent_grid_ == 0) return;
+      if (persistent_grid_ < kvh) {  // each block takes one (KV head, split) of the attention
+        persistent_grid_ = 0;
+        return;
+      }
       // At most 4 splits: every block of the O projection reads all of them (4 x 16 KB at Llama-3-8B)
       persistent_max_splits_ = std::max(1, std::min(4, persistent_grid_ / kvh));
       std::vector<cuda::PersistentLayer> host(layers_.size());

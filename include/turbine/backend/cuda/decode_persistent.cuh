@@ -659,7 +659,8 @@ inline std::string persistent_decode_unsupported(int hidden, int inter, int head
   if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kPersistentMaxGroup)
     return "more than 8 query heads per KV head";
   if (head_dim % 16 != 0 || head_dim > 128) return "head_dim not a multiple of 16 up to 128";
-  if (hidden % 16 != 0 || inter % 8 != 0 || group % 32 != 0) return "sizes not multiples of 16 (hidden) / 8 (inter)";
+  if (hidden % 16 != 0 || inter % 8 != 0) return "sizes not multiples of 16 (hidden) / 8 (inter)";
+  if (group != 32 && group != 64 && group != 128) return "a 4-bit group other than 32, 64 or 128";
   return {};
 }
 
@@ -671,17 +672,22 @@ inline size_t persistent_decode_smem(int hidden, int inter, int heads, int kv_he
 }
 
 /// The blocks the persistent kernel runs (all resident at once: one an SM where it fits), or 0
-/// where it does not fit an SM at all. kScaleAfter: the model's group is 128 (the scale applied to
+/// where it does not fit an SM at all. The blocks must all be resident: a plain launch, so a second
+/// persistent kernel running at the same time (another model's stream, MPS, SM partitions) could
+/// leave some unscheduled and the barrier waiting (a cooperative launch would turn that into a
+/// launch error; not done yet). kScaleAfter: the model's group is 128 (the scale applied to
 /// the fp32 sums, as gemv_w4's kStream); a model type compiles the kernels of its own group only.
 template <bool kScaleAfter>
 int persistent_decode_grid(size_t smem) {
   int dev = 0, limit = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (smem > size_t(limit)) return 0;
   int fits = 1;
   for (const auto kernel : {detail::persistent_decode_kernel<kScaleAfter, false>,
                             detail::persistent_decode_kernel<kScaleAfter, true>}) {
+    cudaFuncAttributes attr{};
+    TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+    if (smem + attr.sharedSizeBytes > size_t(limit)) return 0;  // the norm prologue's static arrays too
     TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     int per_sm = 0;
     TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
