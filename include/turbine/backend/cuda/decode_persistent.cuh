@@ -161,9 +161,12 @@ __device__ __forceinline__ void persistent_stamp(const PersistentStep& a, int i)
   }
 }
 
-// How a sequence of `span` positions is split: splits of at least min_split_positions, at most
-// max_splits of them (every block computes the same from the same inputs).
-__device__ __forceinline__ void persistent_splits(const PersistentStep& a, int span, int& splits, int& per) {
+// The positions this step's query sees, [lo, len), and how they are split: splits of at least
+// min_split_positions, at most max_splits of them (the attention and the merge compute the same).
+__device__ __forceinline__ void persistent_splits(const PersistentStep& a, int& len, int& lo, int& splits, int& per) {
+  len = *a.lengths;
+  lo = a.window > 0 ? max(0, len - a.window) : 0;
+  const int span = len - lo;
   per = max(a.min_split_positions, (span + a.max_splits - 1) / a.max_splits);
   splits = max(1, (span + per - 1) / per);
 }
@@ -315,10 +318,8 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
 // the weights of every (split, head) computed once into shared memory first. `wsm`: heads x
 // max_splits floats.
 __device__ __forceinline__ void persistent_merge_attention(const PersistentStep& a, __half* xs, float* wsm) {
-  const int len = *a.lengths;
-  const int lo = a.window > 0 ? max(0, len - a.window) : 0;
-  int splits, per;
-  persistent_splits(a, len - lo, splits, per);
+  int len, lo, splits, per;
+  persistent_splits(a, len, lo, splits, per);
   const int hd = a.head_dim, n = a.heads * hd;
   if (splits == 1) {
     for (int i = threadIdx.x; i < n; i += kPersistentThreads) xs[i] = __float2half_rn(a.part_o[i]);
@@ -591,33 +592,38 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
   auto nothing = [] {};
   float* const stats_attn = a.stats;                   // down -> next QKV
   float* const stats_mlp = a.stats + a.stats_stride;   // O -> gate/up
+  // x = RMSNorm(residual) * gamma from the tile sums the last residual epilogue left.
+  auto norm_from = [&](const float* stats, const __half* gamma) {
+    NormInput<__half> in;
+    in.residual = a.residual;
+    in.stats = stats;
+    in.stats_stride = a.stats_stride;
+    in.gamma = gamma;
+    in.eps = a.eps;
+    GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
+  };
   for (int li = 0; li < a.num_layers; ++li) {
     const PersistentLayer& L = a.layers[li];
-    {  // QKV with the norm prologue and the rotary / KV-store epilogue
+    // QKV with the norm prologue and the rotary / KV-store epilogue
+    if (li == 0) {  // the embedding row; block 0 writes it to the residual for the O epilogue to add to
       NormInput<__half> in;
-      if (li == 0) {
-        in.embed = a.embed;
-        in.ids = a.ids;
-        in.vocab = a.vocab;
-        in.residual_out = a.residual;  // block 0 writes the embedding row for the O epilogue to add to
-      } else {
-        in.residual = a.residual;
-        in.stats = stats_attn;
-        in.stats_stride = a.stats_stride;
-      }
+      in.embed = a.embed;
+      in.ids = a.ids;
+      in.vocab = a.vocab;
+      in.residual_out = a.residual;
       in.gamma = L.attn_norm;
       in.eps = a.eps;
       GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
-      project(li, kProjQkv, persistent_rope_policy(a, L));
+    } else {
+      norm_from(stats_attn, L.attn_norm);
     }
+    project(li, kProjQkv, persistent_rope_policy(a, L));
     persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 1 + 5 * li);
     {  // attention: blocks (KV head, split); meanwhile L2 gets the weights after the rings' (HBM is idle)
       prefetch_l2(a.prefetch_chunks);
-      const int len = *a.lengths;
-      const int lo = a.window > 0 ? max(0, len - a.window) : 0;
-      int splits, per;
-      persistent_splits(a, len - lo, splits, per);
+      int len, lo, splits, per;
+      persistent_splits(a, len, lo, splits, per);
       const int item = blockIdx.x;
       if (item < a.kv_heads * splits) {
         const int h = item % a.kv_heads, split = item / a.kv_heads;
@@ -631,16 +637,8 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
     persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 3 + 5 * li);
-    {
-      NormInput<__half> in;
-      in.residual = a.residual;
-      in.stats = stats_mlp;
-      in.stats_stride = a.stats_stride;
-      in.gamma = L.mlp_norm;
-      in.eps = a.eps;
-      GemvXNorm<__half>{in}.template prologue<kPersistentThreads>(xs, a.hidden, 1);
-      project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
-    }
+    norm_from(stats_mlp, L.mlp_norm);
+    project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
     persistent_grid_barrier<kDrain>(a.barrier, refill);
     persistent_stamp(a, 4 + 5 * li);
     persistent_stage_x(a.act, a.inter, xs);
