@@ -6,6 +6,7 @@
 # with the persistent kernel and with the kernel chain it replaces (f16 LM head, then a 4-bit one).
 # Full outputs in $OUT. Carry .device/carry:
 #   run(command="tools/gpu_persistent.sh", carry=[".device/carry"])
+# Last, tools/probe_grid_barrier.cu: what a grid barrier alone costs, each form.
 # SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +23,8 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 ( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
     >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
+( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
+    >"$out/build_probe.log" 2>&1; echo "probe: build rc $?" >>"$out/build_probe.log" ) & p4=$!
 if [ -n "$p1" ]; then
   wait $p1 $p2
   tail -n1 "$out/build_engine_w4.log"
@@ -31,10 +34,15 @@ if [ -n "$p1" ]; then
   grep -E "persistent|ERROR|FAIL|test cases|assertions" "$out/tests_engine.txt" | head -40
   say "engine_w4 suite done"
 fi
+wait $p4
+tail -n1 "$out/build_probe.log"
+timeout 120 /tmp/probe_barrier >"$out/probe_barrier.txt" 2>&1
+echo "probe rc $?"
+cat "$out/probe_barrier.txt"
 wait $p3
 tail -n1 "$out/build_bench.log"
 grep -A2 "persistent_decode_kernel" "$out/build_bench.log" | grep -E "registers|spill" | head -4
-labels="${LABELS:-persistent kernel|kernel chain}"
+labels="${LABELS:-persistent kernel|persistent, undrained|persistent, generation|kernel chain}"
 for which in llama3-w4 llama3-w4-head; do
   timeout 200 /tmp/bench_step "$which" "$labels" >"$out/bench_$which.txt" 2>&1
   echo "bench $which rc $?"

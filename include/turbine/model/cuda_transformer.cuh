@@ -110,6 +110,10 @@ class CudaTransformer {
     /// next loads wait until its block has arrived, so the arrival's fence has no loads to wait for.
     /// Not yet measured (2026-12-07); the undrained form measured 3.75 ms a Llama-3-8B step.
     bool persistent_drain = true;
+    /// With persistent: the one-word flip barrier (one atomic on its critical path) rather than the
+    /// count + generation barrier (four dependent round trips to L2 for the last block); see
+    /// cuda::persistent_grid_barrier. Not yet measured in the kernel (2026-12-07 evening).
+    bool persistent_flip_barrier = true;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
@@ -1020,6 +1024,7 @@ class CudaTransformer {
     a.min_split_positions = persistent_min_split_positions_;
     a.phase_ns = persistent_phase_ns_;
     a.prefetch_chunks = fusion_.persistent_prefetch;
+    a.flip_barrier = fusion_.persistent_flip_barrier;
     cuda::persistent_decode<kW4Group128>(a, persistent_grid_, persistent_smem_, fusion_.persistent_drain, stream_);
   }
 
@@ -1062,8 +1067,8 @@ class CudaTransformer {
       persistent_layers_ = cuda::DeviceBuffer<cuda::PersistentLayer>(host.size(), "persistent decode layers");
       TURBINE_CUDA_CHECK(cudaMemcpy(persistent_layers_.data(), host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice));
       persistent_part_ = cuda::DeviceBuffer<float>(size_t(persistent_max_splits_) * heads * (hd + 1), "attention splits");
-      persistent_barrier_ = cuda::DeviceBuffer<unsigned>(2, "grid barrier");
-      TURBINE_CUDA_CHECK(cudaMemset(persistent_barrier_.data(), 0, 2 * sizeof(unsigned)));
+      persistent_barrier_ = cuda::DeviceBuffer<unsigned>(3, "grid barrier");
+      TURBINE_CUDA_CHECK(cudaMemset(persistent_barrier_.data(), 0, 3 * sizeof(unsigned)));
     }
   }
 

@@ -78,7 +78,8 @@ struct PersistentStep {
   __half* act = nullptr;              ///< [inter] silu(gate) * up
   float* part_o = nullptr;            ///< [max_splits, heads * hd] each split's normalized output
   float* part_lse = nullptr;          ///< [max_splits, heads] its log-sum-exp
-  unsigned* barrier = nullptr;        ///< [2] counter, generation (zero at first use)
+  unsigned* barrier = nullptr;        ///< [3] count, generation, flip word (zero at first use)
+  bool flip_barrier = true;           ///< the one-word flip barrier (else count + generation)
   int max_splits = 1;                 ///< attention splits per KV head at most
   int min_split_positions = 128;      ///< positions a split takes at least
   /// Benchmark aid, or null: [1 + 5 num_layers] device clock (ns) at the start and after each
@@ -119,35 +120,53 @@ constexpr size_t persistent_attention_bytes(int group, int hd) {
 
 // All blocks wait until all have arrived; writes before it are visible to plain loads after it.
 // `between()` runs between this block's arrival and its wait (the drained form's weight loads).
-// Arrival is thread 0's gpu-scope fence and atomic: the fence waits for every memory access thread
-// 0 has outstanding, weight loads included, which is why the drained form (kDrain) arrives with
-// its ring empty and issues the next loads only after it. With kDrain the wait is an acquire load
-// alone (ordering what follows it; no trailing fence to wait for those new loads).
+// Two forms (PersistentStep::flip_barrier):
+// - flip: one word (barrier[2]), whose top bit flips when every block has arrived: thread 0 adds to it once
+//   (red.release.gpu: block 0 adds 2^31 - (grid - 1), the rest 1, so the word gains exactly 2^31
+//   and its low bits return to zero) and spins with acquire loads until the top bit differs from
+//   `phase`, the bit this block last saw (read at the kernel's start; no reset, so graph replays
+//   and the next launch find the word as the last one left it). One atomic on the critical path.
+// - generation: a count and a generation (barrier[0], [1]); the last arrival resets the count, fences and bumps the
+//   generation: four dependent round trips to L2 for the last block.
+// The arrival's release waits for what thread 0's warp has outstanding, weight loads included,
+// which is why the drained form (kDrain) arrives with its ring empty and issues the next loads
+// only after it. The wait is an acquire load (ordering what follows it).
 template <bool kDrain, class Between>
-__device__ __forceinline__ void persistent_grid_barrier(unsigned* bar, Between&& between) {
+__device__ __forceinline__ void persistent_grid_barrier(const PersistentStep& a, unsigned& phase, Between&& between) {
+  unsigned* const bar = a.barrier;
   __syncthreads();
   unsigned gen = 0;
   bool last = false;
   if (threadIdx.x == 0) {
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(gen) : "l"(bar + 1) : "memory");
-    __threadfence();
-    const unsigned arrived = atomicAdd(bar, 1u);
-    if (arrived == gridDim.x - 1) {
-      atomicExch(bar, 0u);  // ready for the next barrier (and the next launch) before anyone passes
+    if (a.flip_barrier) {
+      const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+      asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(bar + 2), "r"(add) : "memory");
+    } else {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(gen) : "l"(bar + 1) : "memory");
       __threadfence();
-      atomicAdd(bar + 1, 1u);
-      last = true;
+      const unsigned arrived = atomicAdd(bar, 1u);
+      if (arrived == gridDim.x - 1) {
+        atomicExch(bar, 0u);  // ready for the next barrier (and the next launch) before anyone passes
+        __threadfence();
+        atomicAdd(bar + 1, 1u);
+        last = true;
+      }
     }
   }
   between();
   if (threadIdx.x == 0) {
-    if (!last) {
-      unsigned now;
+    unsigned now;
+    if (a.flip_barrier) {
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 2) : "memory");
+      } while ((now >> 31) == phase);
+      phase ^= 1u;
+    } else if (!last) {
       do {
         asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
       } while (now == gen);
     }
-    if constexpr (!kDrain) __threadfence();
+    if (!kDrain && !a.flip_barrier) __threadfence();
   }
   __syncthreads();
 }
@@ -500,6 +519,11 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     }
   };
   persistent_stamp(a, 0);
+  // The flip barrier's top bit as this block finds it (see persistent_grid_barrier): no block can
+  // flip it before this one has arrived at the first barrier.
+  unsigned phase = 0;
+  if (threadIdx.x == 0) asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(phase) : "l"(a.barrier + 2) : "memory");
+  phase >>= 31;
 #pragma unroll
   for (int s = 0; s < kPersistentDepth; ++s) load(s);
 
@@ -618,7 +642,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       norm_from(stats_attn, L.attn_norm);
     }
     project(li, kProjQkv, persistent_rope_policy(a, L));
-    persistent_grid_barrier<kDrain>(a.barrier, refill);
+    persistent_grid_barrier<kDrain>(a, phase, refill);
     persistent_stamp(a, 1 + 5 * li);
     {  // attention: blocks (KV head, split); meanwhile L2 gets the weights after the rings' (HBM is idle)
       prefetch_l2(a.prefetch_chunks);
@@ -631,19 +655,19 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
         persistent_attention_item(a, L, h, split, p0, min(len, p0 + per), region);
       }
     }
-    persistent_grid_barrier<kDrain>(a.barrier, nothing);
+    persistent_grid_barrier<kDrain>(a, phase, nothing);
     persistent_stamp(a, 2 + 5 * li);
     persistent_merge_attention(a, xs, region);
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
-    persistent_grid_barrier<kDrain>(a.barrier, refill);
+    persistent_grid_barrier<kDrain>(a, phase, refill);
     persistent_stamp(a, 3 + 5 * li);
     norm_from(stats_mlp, L.mlp_norm);
     project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
-    persistent_grid_barrier<kDrain>(a.barrier, refill);
+    persistent_grid_barrier<kDrain>(a, phase, refill);
     persistent_stamp(a, 4 + 5 * li);
     persistent_stage_x(a.act, a.inter, xs);
     project(li, kProjDown, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_attn, a.stats_stride, nullptr}});
-    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier<kDrain>(a.barrier, refill);
+    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier<kDrain>(a, phase, refill);
     persistent_stamp(a, 5 + 5 * li);
   }
 }
