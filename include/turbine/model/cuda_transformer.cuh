@@ -1049,7 +1049,7 @@ class CudaTransformer {
         return;
       }
       // At most 4 splits: every block of the O projection reads all of them (4 x 16 KB at Llama-3-8B)
-      persistent_max_splits_ = std::max(1, std::min(4, persistent_grid_ / kvh));
+      persistent_max_splits_ = std::max(1, std::min(cuda::kPersistentMaxSplits, persistent_grid_ / kvh));
       std::vector<cuda::PersistentLayer> host(layers_.size());
       for (size_t li = 0; li < layers_.size(); ++li) {
         const Layer& L = layers_[li];

@@ -7,8 +7,8 @@
 // speed against a kernel that only reads the same weights (H100, PERFORMANCE.md 2026-12-06): after
 // each kernel boundary the next GEMV's blocks cannot start streaming until the last blocks of the one
 // before have left the SMs, and its x arrives only after the programmatic-launch wait. Here the weight
-// stream never stops: each warp keeps kPersistentDepth weight chunks in flight through a register ring (the
-// W4 GEMV's kStream loads and mma arithmetic, gemv_w4.cuh / w4_chunk.cuh), and its loader walks the
+// stream never stops: each warp keeps kPersistentDepth weight chunks in flight through a shared-memory
+// ring filled by cp.async (the W4 GEMV's mma arithmetic, w4_chunk.cuh), and its loader walks the
 // whole step's sequence of (layer, projection, tile, chunk), so the first chunks of the next projection
 // are already on their way while the block finishes this one, waits at the barrier and stages x.
 // The weights do not depend on the activations, so nothing orders their loads after the barrier.
@@ -25,13 +25,14 @@
 // The final norm and the LM head stay the chain's kernels (after this one).
 //
 // Activations written in the kernel are read with plain (coherent) loads after a barrier; only the
-// weights take the read-only path. The barrier is a counter and a generation in global memory that
-// the last block to arrive resets, so graph replays find it ready. All blocks must be resident at
-// once: the launcher sizes the grid from the occupancy query, one block an SM.
+// weights take the read-only path. The barrier is one word in global memory whose top bit flips
+// when every block has arrived (persistent_grid_barrier), so graph replays find it ready. All
+// blocks must be resident at once: the launcher sizes the grid from the occupancy query, one an SM.
 #include <cfloat>
 #include <cstdint>
 
 #include "check.cuh"
+#include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "gemv_fused.cuh"
 #include "gemv_w4.cuh"
@@ -93,6 +94,8 @@ struct PersistentStep {
 
 /// Query heads per KV head the persistent kernel takes at most.
 inline constexpr int kPersistentMaxGroup = 8;
+/// Attention splits per KV head the persistent kernel takes at most.
+inline constexpr int kPersistentMaxSplits = 4;
 
 namespace detail {
 
@@ -101,14 +104,18 @@ namespace detail {
 // spilled (H100, 2026-12-07: 4.14 ms a Llama-3-8B step against the chain's 2.82); 12 x 5 uses 167
 // and does not, and still took 3.75 ms (PERFORMANCE.md, 2026-12-07 afternoon: every phase that
 // starts at a barrier is slow, see there).
+// The ring then moved to shared memory (cp.async, 8 deep: 96 KB of weights in flight an SM against
+// the registers' 60, and 50 registers a thread freed).
 inline constexpr int kPersistentWarps = 12;
-inline constexpr int kPersistentDepth = 5;
+inline constexpr int kPersistentDepth = 8;
+inline constexpr int kPersistentSlotBytes = 32 * (16 + 16 + 4 + 4);  // a warp's chunk: two rows' words, two scales
+inline constexpr size_t kPersistentRingBytes = size_t(kPersistentWarps) * kPersistentDepth * kPersistentSlotBytes;
 inline constexpr int kPersistentThreads = kPersistentWarps * 32;
 inline constexpr int kPersistentRoundTiles = 8;  // 16-row tiles whose partial sums shared memory holds at once
-inline constexpr int kPersistentPositions = 256;  // cache positions per attention tile
+inline constexpr int kPersistentPositions = kPersistentThreads / 4;  // cache positions per attention tile (4 threads each)
 
-// Shared memory: x (the largest input, padded as GemvXNorm stages it), then a region that holds either
-// the GEMV's per-warp partial sums or the attention's scratch.
+// Shared memory: the weight ring, x (the largest input, padded as GemvXNorm stages it), then a
+// region that holds either the GEMV's per-warp partial sums or the attention's scratch.
 constexpr size_t persistent_x_bytes(int max_k) { return (size_t(max_k + 8) * 2 + 15) / 16 * 16; }
 constexpr size_t persistent_partial_bytes() { return size_t(kPersistentRoundTiles) * kPersistentWarps * 4 * 32 * 4; }
 constexpr size_t persistent_attention_bytes(int group, int hd) {
@@ -191,14 +198,19 @@ __device__ __forceinline__ void persistent_splits(const PersistentStep& a, int& 
 }
 
 // One (KV head, split) of the attention: the group's queries against positions [p0, p1) in tiles of
-// kPersistentPositions. Scores one position a thread (its cache row kept for the values), online
-// softmax one warp a head, then P V one position a warp at a time (4 columns a lane), each warp
-// over its own positions; the warps' outputs are summed at the end. The split's normalized output
-// and log-sum-exp go to part_o / part_lse. Latency-bound (a few tiles, a few blocks): every load of
-// a step is issued before its first use.
+// kPersistentPositions (one position per 4 threads). Latency-bound (8 KV heads x a few splits on a
+// GPU of 132 SMs), so a tile is two dependent round trips to memory: the positions' cache rows
+// (block table), then every key and value load of the tile at once, keys 4 threads a row (each a
+// quarter of its 16-byte pieces, reduced by shuffles), values one position a warp at a time (4
+// columns a lane, all of the warp's positions in flight); the next tile's rows are looked up during
+// this one's P V. Online softmax one warp a head. The warps' outputs are summed at the end; the
+// split's normalized output and log-sum-exp go to part_o / part_lse.
+template <int kMaxG>
 __device__ __forceinline__ void persistent_attention_item(const PersistentStep& a, const PersistentLayer& L, int h,
                                                           int split, int p0, int p1, float* smem) {
   constexpr int kT = kPersistentThreads, kW = kPersistentWarps, kP = kPersistentPositions;
+  constexpr int kVPerWarp = (kP + kW - 1) / kW;
+  static_assert(kP * 4 == kT, "one position per 4 threads");
   const int G = a.heads / a.kv_heads, hd = a.head_dim, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   float* qf = smem;                 // [G][hd] scaled queries
   float* sc = qf + G * hd;          // [G][kP] scores, then weights
@@ -210,7 +222,9 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
   float* red = mrun + ((3 * G + 3) & ~3);
   int64_t* rows = reinterpret_cast<int64_t*>(red + kW * G * hd);
   const float scale = rsqrtf(static_cast<float>(hd));
+  const int64_t stride = int64_t(a.kv_heads) * hd;
   for (int i = tid; i < G * hd; i += kT) qf[i] = __half2float(a.q[h * G * hd + i]) * scale;
+  if (tid < min(kP, p1 - p0)) rows[tid] = a.table.row(0, p0 + tid) * stride;
   if (tid < G) {
     mrun[tid] = -INFINITY;
     lrun[tid] = 0.f;
@@ -218,41 +232,47 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
   __syncthreads();
   const __half* kpool = L.k_caches[0] + int64_t(h) * hd;
   const __half* vpool = L.v_caches[0] + int64_t(h) * hd;
-  const int64_t stride = int64_t(a.kv_heads) * hd;
   const bool lane_on = 4 * lane < hd;  // P V: lane takes columns 4 lane .. 4 lane + 3 (head_dim <= 128)
-  float acc[kPersistentMaxGroup][4];
+  const int pos = tid >> 2, quarter = tid & 3, pieces = hd >> 3;  // keys: 16-byte pieces quarter, +4, +8, +12
+  float acc[kMaxG][4];
 #pragma unroll
-  for (int g = 0; g < kPersistentMaxGroup; ++g) acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.f;
+  for (int g = 0; g < kMaxG; ++g) acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.f;
   for (int t0 = p0; t0 < p1; t0 += kP) {
     const int tn = min(kP, p1 - t0);
-    for (int i = tid; i < tn; i += kT) {
-      const int64_t row = a.table.row(0, t0 + i) * stride;
-      rows[i] = row;
-      const __half* kr = kpool + row;
-      float s[kPersistentMaxGroup];
+    uint2 v2[kVPerWarp];  // this warp's positions warp + kW u
 #pragma unroll
-      for (int g = 0; g < kPersistentMaxGroup; ++g) s[g] = 0.f;
-      for (int d0 = 0; d0 < hd; d0 += 32) {  // 4 loads in flight, then their arithmetic
-        uint4 kv8[4];
+    for (int u = 0; u < kVPerWarp; ++u) {
+      const int i = warp + kW * u;
+      v2[u] = lane_on && i < tn ? *reinterpret_cast<const uint2*>(vpool + rows[i] + 4 * lane) : uint2{};
+    }
+    uint4 k4[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) kv8[u] = d0 + 8 * u < hd ? *reinterpret_cast<const uint4*>(kr + d0 + 8 * u) : uint4{};
+    for (int j = 0; j < 4; ++j) {
+      const int piece = quarter + 4 * j;
+      k4[j] = pos < tn && piece < pieces ? *reinterpret_cast<const uint4*>(kpool + rows[pos] + 8 * piece) : uint4{};
+    }
+    float s[kMaxG];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          if (d0 + 8 * u >= hd) break;
-          float kv[8];
-          vec::unpack8<__half>(kv8[u], kv);
+    for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
 #pragma unroll
-          for (int g = 0; g < kPersistentMaxGroup; ++g)
-            if (g < G) {
-              const float* qg = qf + g * hd + d0 + 8 * u;
+    for (int j = 0; j < 4; ++j) {
+      const int piece = quarter + 4 * j;
+      if (piece >= pieces) break;
+      float kv[8];
+      vec::unpack8<__half>(k4[j], kv);
 #pragma unroll
-              for (int e = 0; e < 8; ++e) s[g] = fmaf(qg[e], kv[e], s[g]);
-            }
+      for (int g = 0; g < kMaxG; ++g)
+        if (g < G) {
+          const float* qg = qf + g * hd + 8 * piece;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) s[g] = fmaf(qg[e], kv[e], s[g]);
         }
-      }
+    }
 #pragma unroll
-      for (int g = 0; g < kPersistentMaxGroup; ++g)
-        if (g < G) sc[g * kP + i] = s[g];
+    for (int g = 0; g < kMaxG; ++g) {
+      s[g] += __shfl_xor_sync(0xffffffffu, s[g], 1);
+      s[g] += __shfl_xor_sync(0xffffffffu, s[g], 2);
+      if (g < G && quarter == 0 && pos < tn) sc[g * kP + pos] = s[g];
     }
     __syncthreads();
     for (int g = warp; g < G; g += kW) {  // online softmax, one warp a head
@@ -278,45 +298,37 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
         mrun[g] = m_new;
       }
     }
+    // The next tile's rows (every read of this tile's rows was an address, taken before the barrier above).
+    if (t0 + kP < p1 && tid < min(kP, p1 - t0 - kP)) rows[tid] = a.table.row(0, t0 + kP + tid) * stride;
     __syncthreads();
 #pragma unroll
-    for (int g = 0; g < kPersistentMaxGroup; ++g)
+    for (int g = 0; g < kMaxG; ++g)
       if (g < G) {
         const float c = corr[g];
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[g][e] *= c;
       }
-    if (lane_on) {
-      for (int i0 = warp; i0 < tn; i0 += 4 * kW) {  // 4 positions' loads in flight
-        uint2 v2[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const int i = i0 + u * kW;
-          v2[u] = i < tn ? *reinterpret_cast<const uint2*>(vpool + rows[i] + 4 * lane) : uint2{};
+    for (int u = 0; u < kVPerWarp; ++u) {
+      const int i = warp + kW * u;
+      if (i >= tn) break;
+      const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].x));
+      const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].y));
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g)
+        if (g < G) {
+          const float p = sc[g * kP + i];
+          acc[g][0] = fmaf(p, lo.x, acc[g][0]);
+          acc[g][1] = fmaf(p, lo.y, acc[g][1]);
+          acc[g][2] = fmaf(p, hi.x, acc[g][2]);
+          acc[g][3] = fmaf(p, hi.y, acc[g][3]);
         }
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const int i = i0 + u * kW;
-          if (i >= tn) break;
-          const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].x));
-          const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&v2[u].y));
-#pragma unroll
-          for (int g = 0; g < kPersistentMaxGroup; ++g)
-            if (g < G) {
-              const float p = sc[g * kP + i];
-              acc[g][0] = fmaf(p, lo.x, acc[g][0]);
-              acc[g][1] = fmaf(p, lo.y, acc[g][1]);
-              acc[g][2] = fmaf(p, hi.x, acc[g][2]);
-              acc[g][3] = fmaf(p, hi.y, acc[g][3]);
-            }
-        }
-      }
     }
-    __syncthreads();  // before the next tile's scores overwrite sc and rows
+    __syncthreads();  // before the next tile's scores overwrite sc
   }
   if (lane_on) {
 #pragma unroll
-    for (int g = 0; g < kPersistentMaxGroup; ++g)
+    for (int g = 0; g < kMaxG; ++g)
       if (g < G)
         *reinterpret_cast<float4*>(red + (warp * G + g) * hd + 4 * lane) = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
   }
@@ -334,38 +346,88 @@ __device__ __forceinline__ void persistent_attention_item(const PersistentStep& 
 }
 
 // The O projection's x: the attention splits merged (their outputs weighted by exp(lse - max)),
-// the weights of every (split, head) computed once into shared memory first. `wsm`: heads x
-// max_splits floats.
+// the weights of every (split, head) computed once into shared memory. `wsm`: heads x max_splits
+// floats. Each thread's first outputs' loads go out before the weights' round trip, and every
+// batch of loads is issued before its first use (a loop of dependent loads cost a round trip each).
 __device__ __forceinline__ void persistent_merge_attention(const PersistentStep& a, __half* xs, float* wsm) {
+  constexpr int kU = 2, kS = kPersistentMaxSplits;  // float4 outputs a thread has in flight; splits
   int len, lo, splits, per;
   persistent_splits(a, len, lo, splits, per);
-  const int hd = a.head_dim, n = a.heads * hd;
-  if (splits == 1) {
-    for (int i = threadIdx.x; i < n; i += kPersistentThreads) xs[i] = __float2half_rn(a.part_o[i]);
+  const int hd = a.head_dim, n4 = a.heads * hd / 4;  // head_dim % 16 == 0: a float4 is in one head
+  const float4* po = reinterpret_cast<const float4*>(a.part_o);
+  float4 v[kU][kS];
+  auto fetch = [&](int base) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u)
+#pragma unroll
+      for (int sp = 0; sp < kS; ++sp) {
+        const int i4 = base + u * kPersistentThreads;
+        v[u][sp] = i4 < n4 && sp < splits ? po[int64_t(sp) * n4 + i4] : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+  };
+  fetch(threadIdx.x);
+  if (splits > 1) {
+    for (int head = threadIdx.x; head < a.heads; head += kPersistentThreads) {
+      float lse[kS], m = -INFINITY;
+#pragma unroll
+      for (int sp = 0; sp < kS; ++sp) {
+        lse[sp] = sp < splits ? a.part_lse[sp * a.heads + head] : -INFINITY;
+        m = fmaxf(m, lse[sp]);
+      }
+      float den = 0.f;
+#pragma unroll
+      for (int sp = 0; sp < kS; ++sp) den += lse[sp] = sp < splits ? __expf(lse[sp] - m) : 0.f;
+#pragma unroll
+      for (int sp = 0; sp < kS; ++sp)
+        if (sp < splits) wsm[sp * a.heads + head] = lse[sp] / den;
+    }
     __syncthreads();
-    return;
   }
-  for (int head = threadIdx.x; head < a.heads; head += kPersistentThreads) {
-    float m = -INFINITY;
-    for (int s = 0; s < splits; ++s) m = fmaxf(m, a.part_lse[s * a.heads + head]);
-    float den = 0.f;
-    for (int s = 0; s < splits; ++s) den += wsm[s * a.heads + head] = __expf(a.part_lse[s * a.heads + head] - m);
-    for (int s = 0; s < splits; ++s) wsm[s * a.heads + head] /= den;
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < n; i += kPersistentThreads) {
-    const int head = i / hd;
-    float v = 0.f;
-    for (int s = 0; s < splits; ++s) v = fmaf(wsm[s * a.heads + head], a.part_o[int64_t(s) * n + i], v);
-    xs[i] = __float2half_rn(v);
+  for (int base = threadIdx.x; base < n4; base += kU * kPersistentThreads) {
+    if (base != static_cast<int>(threadIdx.x)) fetch(base);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i4 = base + u * kPersistentThreads;
+      if (i4 >= n4) break;
+      const int head = 4 * i4 / hd;
+      float4 r = v[u][0];
+      if (splits > 1) {
+        r = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int sp = 0; sp < kS; ++sp)
+          if (sp < splits) {
+            const float w = wsm[sp * a.heads + head];
+            r.x = fmaf(w, v[u][sp].x, r.x);
+            r.y = fmaf(w, v[u][sp].y, r.y);
+            r.z = fmaf(w, v[u][sp].z, r.z);
+            r.w = fmaf(w, v[u][sp].w, r.w);
+          }
+      }
+      __half2* out = reinterpret_cast<__half2*>(xs + 4 * i4);
+      out[0] = __floats2half2_rn(r.x, r.y);
+      out[1] = __floats2half2_rn(r.z, r.w);
+    }
   }
   __syncthreads();
 }
 
-// x as stored ([k] fp16, written in this kernel) into shared memory.
+// x as stored ([k] fp16, written in this kernel) into shared memory, kU loads a thread in flight.
 __device__ __forceinline__ void persistent_stage_x(const __half* x, int k, __half* xs) {
-  for (int i = threadIdx.x; i < k / 8; i += kPersistentThreads)
-    reinterpret_cast<uint4*>(xs)[i] = reinterpret_cast<const uint4*>(x)[i];
+  constexpr int kU = 6;
+  const uint4* src = reinterpret_cast<const uint4*>(x);
+  for (int base = threadIdx.x; base < k / 8; base += kU * kPersistentThreads) {
+    uint4 v[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i = base + u * kPersistentThreads;
+      v[u] = i < k / 8 ? src[i] : uint4{};
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i = base + u * kPersistentThreads;
+      if (i < k / 8) reinterpret_cast<uint4*>(xs)[i] = v[u];
+    }
+  }
   __syncthreads();
 }
 
@@ -483,28 +545,32 @@ template <bool kScaleAfter, bool kDrain>
 __global__ static void __launch_bounds__(kPersistentThreads, 1)
     persistent_decode_kernel(const PersistentStep a, int x_bytes) {
   extern __shared__ uint4 persistent_smem[];
-  __half* const xs = reinterpret_cast<__half*>(persistent_smem);
-  float* const region = reinterpret_cast<float*>(reinterpret_cast<char*>(persistent_smem) + x_bytes);
+  char* const ring = reinterpret_cast<char*>(persistent_smem);
+  __half* const xs = reinterpret_cast<__half*>(ring + kPersistentRingBytes);
+  float* const region = reinterpret_cast<float*>(reinterpret_cast<char*>(xs) + x_bytes);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
-  const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  // The loader: this warp's next chunk in step order (PersistentCursor); the ring of loads in flight.
+  // The loader: this warp's next chunk in step order (PersistentCursor); the ring of chunks in
+  // flight, slot s of this warp at ring + (warp * depth + s) * kPersistentSlotBytes: each lane's 16
+  // bytes of row a, of row b, its scale of a, of b (each lane reads back only what it copied, so
+  // its own cp.async wait is the only ordering needed). One copy group per chunk, in item order.
   PersistentCursor cur;
   cur.enter(a, warp, g, c);
-  uint4 va[kPersistentDepth], vb[kPersistentDepth];
-  __half2 sa[kPersistentDepth], sb[kPersistentDepth];
+  const uint32_t ring_lane = smem_u32(ring) + warp * kPersistentDepth * kPersistentSlotBytes + 16 * lane;
+  auto slot_at = [&](int s) { return ring + (warp * kPersistentDepth + s) * kPersistentSlotBytes; };
   auto load = [&](int s) {
+    asm volatile("" ::: "memory");  // the slot's reads (its previous chunk) stay before its new copies
     const int kk = cur.chunk * 128 + 32 * c;
-    if (!cur.done && kk < cur.k) {
-      va[s] = vec::load_stream(cur.wa + cur.chunk * 16);
-      vb[s] = vec::load_stream(cur.wb + cur.chunk * 16);
-      sa[s] = __ldg(cur.pa + (kk >> cur.gs));
-      sb[s] = __ldg(cur.pb + (kk >> cur.gs));
-    } else {
-      va[s] = vb[s] = zero;
-      sa[s] = sb[s] = __half2{};
-    }
+    const bool on = !cur.done && kk < cur.k;
+    const uint32_t d = ring_lane + s * kPersistentSlotBytes;
+    const void* any = a.layers;  // a valid address for a copy that reads nothing (zero-fill)
+    cp_async16_stream(d, on ? static_cast<const void*>(cur.wa + cur.chunk * 16) : any, on);
+    cp_async16_stream(d + 512, on ? static_cast<const void*>(cur.wb + cur.chunk * 16) : any, on);
+    const uint32_t ds = d - 12 * lane + 1024;  // 4 bytes a lane
+    cp_async4(ds, on ? static_cast<const void*>(cur.pa + (kk >> cur.gs)) : any, on);
+    cp_async4(ds + 128, on ? static_cast<const void*>(cur.pb + (kk >> cur.gs)) : any, on);
+    cp_async_commit();
     cur.advance(a, warp, g, c);
   };
   // Asks L2 for this warp's `n` chunks after those in the ring (a copy of the cursor walks them).
@@ -560,8 +626,12 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
         for (int s = 0; s < kPersistentDepth; ++s) {
           const int i = base + s;
           if (i < start || i >= end) continue;
-          const uint4 a4 = va[s], b4 = vb[s];
-          const __half2 pa = sa[s], pb = sb[s];
+          cp_async_wait_upto(loaded - i - 1);  // item i's group is the i-th this warp committed
+          const char* slot = slot_at(s);
+          const uint4 a4 = *reinterpret_cast<const uint4*>(slot + 16 * lane);
+          const uint4 b4 = *reinterpret_cast<const uint4*>(slot + 512 + 16 * lane);
+          const __half2 pa = *reinterpret_cast<const __half2*>(slot + 1024 + 4 * lane);
+          const __half2 pb = *reinterpret_cast<const __half2*>(slot + 1152 + 4 * lane);
           if (!kDrain || loaded < proj_end) {  // undrained: always (loaded is then i + depth)
             load(s);
             ++loaded;
@@ -652,7 +722,10 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       if (item < a.kv_heads * splits) {
         const int h = item % a.kv_heads, split = item / a.kv_heads;
         const int p0 = lo + split * per;
-        persistent_attention_item(a, L, h, split, p0, min(len, p0 + per), region);
+        if (a.heads <= 4 * a.kv_heads)  // 4 query heads a KV head or fewer: half the accumulators
+          persistent_attention_item<4>(a, L, h, split, p0, min(len, p0 + per), region);
+        else
+          persistent_attention_item<kPersistentMaxGroup>(a, L, h, split, p0, min(len, p0 + per), region);
       }
     }
     persistent_grid_barrier<kDrain>(a, phase, nothing);
@@ -689,7 +762,7 @@ inline std::string persistent_decode_unsupported(int hidden, int inter, int head
 /// The shared memory one persistent block needs for a model of these sizes.
 inline size_t persistent_decode_smem(int hidden, int inter, int heads, int kv_heads, int head_dim) {
   const int max_k = std::max({hidden, inter, heads * head_dim});
-  return detail::persistent_x_bytes(max_k) +
+  return detail::kPersistentRingBytes + detail::persistent_x_bytes(max_k) +
          std::max(detail::persistent_partial_bytes(), detail::persistent_attention_bytes(heads / kv_heads, head_dim));
 }
 
