@@ -7,6 +7,7 @@
 # Full outputs in $OUT. Carry .device/carry:
 #   run(command="tools/gpu_persistent.sh", carry=[".device/carry"])
 # Last, tools/probe_grid_barrier.cu: what a grid barrier alone costs, each form.
+# PREBUILT=dir (carried) takes the three binaries from there instead of building them.
 # SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,14 +17,20 @@ flags=(-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012
        -I include -I tests -I bench -isystem /tmp/deps/include/eigen3 -isystem /tmp/deps/include)
 defs=("-DTURBINE_TEST_DATA_DIR=\"$PWD/tests/data\"" '-DTURBINE_DEFAULT_MODEL_DIR="unused"')
 p1= p2=
-if [ -z "${SKIP_TESTS:-}" ]; then
+if [ -n "${PREBUILT:-}" ]; then  # binaries built on the development machine (same flags), carried in PREBUILT
+  cp "$PREBUILT/t_engine_w4" /tmp/t_engine_w4; cp "$PREBUILT/bench_step" /tmp/bench_step
+  cp "$PREBUILT/probe_barrier" /tmp/probe_barrier
+  echo "prebuilt binaries: build rc 0" | tee "$out/build_engine_w4.log" "$out/build_bench.log" >"$out/build_probe.log"
+  if [ -z "${SKIP_TESTS:-}" ]; then make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!; fi
+  p1=$p2 p3=$p2 p4=$p2
+elif [ -z "${SKIP_TESTS:-}" ]; then
   ( nvcc "${flags[@]}" "${defs[@]}" tests/cuda/engine_w4.cu tests/test_main.cpp -lcublas -lcublasLt -o /tmp/t_engine_w4 \
       >"$out/build_engine_w4.log" 2>&1; echo "engine_w4: build rc $?" >>"$out/build_engine_w4.log" ) & p1=$!
   make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!
 fi
-( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
+[ -n "${PREBUILT:-}" ] || ( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
     >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
-( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
+[ -n "${PREBUILT:-}" ] || ( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
     >"$out/build_probe.log" 2>&1; echo "probe: build rc $?" >>"$out/build_probe.log" ) & p4=$!
 if [ -n "$p1" ]; then
   wait $p1 $p2
