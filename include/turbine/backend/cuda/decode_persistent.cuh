@@ -7,8 +7,8 @@
 // speed against a kernel that only reads the same weights (H100, PERFORMANCE.md 2026-12-06): after
 // each kernel boundary the next GEMV's blocks cannot start streaming until the last blocks of the one
 // before have left the SMs, and its x arrives only after the programmatic-launch wait. Here the weight
-// stream never stops: each warp keeps kPersistentDepth weight chunks in flight through a shared-memory
-// ring filled by cp.async (the W4 GEMV's mma arithmetic, w4_chunk.cuh), and its loader walks the
+// stream never stops: each warp keeps kPersistentDepth weight chunks in flight through a register ring (the
+// W4 GEMV's kStream loads and mma arithmetic, gemv_w4.cuh / w4_chunk.cuh), and its loader walks the
 // whole step's sequence of (layer, projection, tile, chunk), so the first chunks of the next projection
 // are already on their way while the block finishes this one, waits at the barrier and stages x.
 // The weights do not depend on the activations, so nothing orders their loads after the barrier.
@@ -32,7 +32,6 @@
 #include <cstdint>
 
 #include "check.cuh"
-#include "cp_async.cuh"
 #include "device_buffer.cuh"
 #include "gemv_fused.cuh"
 #include "gemv_w4.cuh"
@@ -104,18 +103,17 @@ namespace detail {
 // spilled (H100, 2026-12-07: 4.14 ms a Llama-3-8B step against the chain's 2.82); 12 x 5 uses 167
 // and does not, and still took 3.75 ms (PERFORMANCE.md, 2026-12-07 afternoon: every phase that
 // starts at a barrier is slow, see there).
-// The ring then moved to shared memory (cp.async, 8 deep: 96 KB of weights in flight an SM against
-// the registers' 60, and 50 registers a thread freed).
+// A shared-memory ring instead (cp.async, 8 chunks deep a warp: 96 KB an SM in flight) was slower
+// in every weight phase (H100 2026-12-07 evening: 4.11 ms a step against 3.52; gate/up 49% of the
+// ceiling against 59%) and was taken out.
 inline constexpr int kPersistentWarps = 12;
-inline constexpr int kPersistentDepth = 8;
-inline constexpr int kPersistentSlotBytes = 32 * (16 + 16 + 4 + 4);  // a warp's chunk: two rows' words, two scales
-inline constexpr size_t kPersistentRingBytes = size_t(kPersistentWarps) * kPersistentDepth * kPersistentSlotBytes;
+inline constexpr int kPersistentDepth = 5;
 inline constexpr int kPersistentThreads = kPersistentWarps * 32;
 inline constexpr int kPersistentRoundTiles = 8;  // 16-row tiles whose partial sums shared memory holds at once
 inline constexpr int kPersistentPositions = kPersistentThreads / 4;  // cache positions per attention tile (4 threads each)
 
-// Shared memory: the weight ring, x (the largest input, padded as GemvXNorm stages it), then a
-// region that holds either the GEMV's per-warp partial sums or the attention's scratch.
+// Shared memory: x (the largest input, padded as GemvXNorm stages it), then a region that holds either
+// the GEMV's per-warp partial sums or the attention's scratch.
 constexpr size_t persistent_x_bytes(int max_k) { return (size_t(max_k + 8) * 2 + 15) / 16 * 16; }
 constexpr size_t persistent_partial_bytes() { return size_t(kPersistentRoundTiles) * kPersistentWarps * 4 * 32 * 4; }
 constexpr size_t persistent_attention_bytes(int group, int hd) {
@@ -545,32 +543,28 @@ template <bool kScaleAfter, bool kDrain>
 __global__ static void __launch_bounds__(kPersistentThreads, 1)
     persistent_decode_kernel(const PersistentStep a, int x_bytes) {
   extern __shared__ uint4 persistent_smem[];
-  char* const ring = reinterpret_cast<char*>(persistent_smem);
-  __half* const xs = reinterpret_cast<__half*>(ring + kPersistentRingBytes);
-  float* const region = reinterpret_cast<float*>(reinterpret_cast<char*>(xs) + x_bytes);
+  __half* const xs = reinterpret_cast<__half*>(persistent_smem);
+  float* const region = reinterpret_cast<float*>(reinterpret_cast<char*>(persistent_smem) + x_bytes);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  // The loader: this warp's next chunk in step order (PersistentCursor); the ring of chunks in
-  // flight, slot s of this warp at ring + (warp * depth + s) * kPersistentSlotBytes: each lane's 16
-  // bytes of row a, of row b, its scale of a, of b (each lane reads back only what it copied, so
-  // its own cp.async wait is the only ordering needed). One copy group per chunk, in item order.
+  // The loader: this warp's next chunk in step order (PersistentCursor); the ring of loads in flight.
   PersistentCursor cur;
   cur.enter(a, warp, g, c);
-  const uint32_t ring_lane = smem_u32(ring) + warp * kPersistentDepth * kPersistentSlotBytes + 16 * lane;
-  auto slot_at = [&](int s) { return ring + (warp * kPersistentDepth + s) * kPersistentSlotBytes; };
+  uint4 va[kPersistentDepth], vb[kPersistentDepth];
+  __half2 sa[kPersistentDepth], sb[kPersistentDepth];
   auto load = [&](int s) {
-    asm volatile("" ::: "memory");  // the slot's reads (its previous chunk) stay before its new copies
     const int kk = cur.chunk * 128 + 32 * c;
-    const bool on = !cur.done && kk < cur.k;
-    const uint32_t d = ring_lane + s * kPersistentSlotBytes;
-    const void* any = a.layers;  // a valid address for a copy that reads nothing (zero-fill)
-    cp_async16_stream(d, on ? static_cast<const void*>(cur.wa + cur.chunk * 16) : any, on);
-    cp_async16_stream(d + 512, on ? static_cast<const void*>(cur.wb + cur.chunk * 16) : any, on);
-    const uint32_t ds = d - 12 * lane + 1024;  // 4 bytes a lane
-    cp_async4(ds, on ? static_cast<const void*>(cur.pa + (kk >> cur.gs)) : any, on);
-    cp_async4(ds + 128, on ? static_cast<const void*>(cur.pb + (kk >> cur.gs)) : any, on);
-    cp_async_commit();
+    if (!cur.done && kk < cur.k) {
+      va[s] = vec::load_stream(cur.wa + cur.chunk * 16);
+      vb[s] = vec::load_stream(cur.wb + cur.chunk * 16);
+      sa[s] = __ldg(cur.pa + (kk >> cur.gs));
+      sb[s] = __ldg(cur.pb + (kk >> cur.gs));
+    } else {
+      va[s] = vb[s] = zero;
+      sa[s] = sb[s] = __half2{};
+    }
     cur.advance(a, warp, g, c);
   };
   // Asks L2 for this warp's `n` chunks after those in the ring (a copy of the cursor walks them).
@@ -626,12 +620,8 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
         for (int s = 0; s < kPersistentDepth; ++s) {
           const int i = base + s;
           if (i < start || i >= end) continue;
-          cp_async_wait_upto(loaded - i - 1);  // item i's group is the i-th this warp committed
-          const char* slot = slot_at(s);
-          const uint4 a4 = *reinterpret_cast<const uint4*>(slot + 16 * lane);
-          const uint4 b4 = *reinterpret_cast<const uint4*>(slot + 512 + 16 * lane);
-          const __half2 pa = *reinterpret_cast<const __half2*>(slot + 1024 + 4 * lane);
-          const __half2 pb = *reinterpret_cast<const __half2*>(slot + 1152 + 4 * lane);
+          const uint4 a4 = va[s], b4 = vb[s];
+          const __half2 pa = sa[s], pb = sb[s];
           if (!kDrain || loaded < proj_end) {  // undrained: always (loaded is then i + depth)
             load(s);
             ++loaded;
@@ -762,7 +752,7 @@ inline std::string persistent_decode_unsupported(int hidden, int inter, int head
 /// The shared memory one persistent block needs for a model of these sizes.
 inline size_t persistent_decode_smem(int hidden, int inter, int heads, int kv_heads, int head_dim) {
   const int max_k = std::max({hidden, inter, heads * head_dim});
-  return detail::kPersistentRingBytes + detail::persistent_x_bytes(max_k) +
+  return detail::persistent_x_bytes(max_k) +
          std::max(detail::persistent_partial_bytes(), detail::persistent_attention_bytes(heads / kv_heads, head_dim));
 }
 
