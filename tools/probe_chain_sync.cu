@@ -15,14 +15,7 @@
 
 #include <cuda_runtime.h>
 
-#define CHECK(x)                                                                    \
-  do {                                                                              \
-    cudaError_t e_ = (x);                                                           \
-    if (e_ != cudaSuccess) {                                                        \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
+#include "probe_check.cuh"
 
 constexpr int kChain = 256;  // kernels per graph (a Llama-3-8B step has about 8 per layer x 32)
 constexpr int kWidth = 4096; // ints per vector (16 KB, about an fp16 hidden state of 8192)
