@@ -140,8 +140,9 @@ class CudaTransformer {
     /// and 259-382 for the next layer's QKV on an H100 (2026-12-06, night), and was removed.
     /// The persistent kernel is off here until it measures faster than the chain: on an H100
     /// (2026-12-07, PERFORMANCE.md) a Llama-3-8B W4A16 step took 4.14 ms with its first shape (16
-    /// warps, spilling) and 3.75 ms with its second (12 warps, no spills) against the chain's 2.82;
-    /// the default-constructed value (every fold) turns it on.
+    /// warps, spilling), 3.75 ms with its second (12 warps) and 3.17 ms with the flip barrier, the
+    /// drained arrival and the two-round-trip attention, against the chain's 2.78; the
+    /// default-constructed value (every fold) turns it on.
     static DecodeFusion for_model(const ModelConfig& c) {
       DecodeFusion f;
       f.norm = f.rope = c.hidden_size <= 1024;
