@@ -324,21 +324,12 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   F persistent = F::for_model(c), l2_8 = F::for_model(c), l2_16 = F::for_model(c), l2_32 = F::for_model(c);
   persistent.persistent = l2_8.persistent = l2_16.persistent = l2_32.persistent = true;
   l2_8.persistent_prefetch = 8;  // the persistent kernel asking L2 for chunks past its rings during attention
-  F undrained = persistent;      // its barrier arriving with the next loads already in flight
-  undrained.persistent_drain = false;
-  F generation = persistent;     // the count + generation barrier it replaced
-  generation.persistent_flip_barrier = false;
-  F generation_undrained = undrained;
-  generation_undrained.persistent_flip_barrier = false;
   l2_16.persistent_prefetch = 16;
   l2_32.persistent_prefetch = 32;
   const std::pair<const char*, F> configs[] = {{"unfused", F::none()},
                                                {"engine default (for_model)", F::for_model(c)},
                                                {"persistent kernel", persistent},
                                                {"persistent, L2 prefetch 8", l2_8},
-                                               {"persistent, undrained barrier", undrained},
-                                               {"persistent, generation barrier", generation},
-                                               {"persistent, generation undrained", generation_undrained},
                                                {"persistent, L2 prefetch 16", l2_16},
                                                {"persistent, L2 prefetch 32", l2_32},
                                                {"kernel chain (no persistent)", chain},

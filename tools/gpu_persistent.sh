@@ -49,7 +49,7 @@ cat "$out/probe_barrier.txt"
 wait $p3
 tail -n1 "$out/build_bench.log"
 grep -A2 "persistent_decode_kernel" "$out/build_bench.log" | grep -E "registers|spill" | head -4
-labels="${LABELS:-persistent kernel|persistent, undrained|persistent, generation|kernel chain}"
+labels="${LABELS:-persistent kernel|kernel chain}"
 for which in llama3-w4 llama3-w4-head; do
   timeout 200 /tmp/bench_step "$which" "$labels" >"$out/bench_$which.txt" 2>&1
   echo "bench $which rc $?"

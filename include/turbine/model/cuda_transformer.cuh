@@ -106,15 +106,6 @@ class CudaTransformer {
     /// (cuda::PersistentStep::prefetch_chunks), 0 for none (the default: 8 measured 3.79 ms a
     /// Llama-3-8B step against 3.75 without, H100 2026-12-07).
     int persistent_prefetch = 0;
-    /// With persistent: the drained barrier (cuda::persistent_grid_barrier's kDrain): each warp's
-    /// next loads wait until its block has arrived, so the arrival's fence has no loads to wait for.
-    /// H100 2026-12-07 (register ring, flip barrier): 3.52 ms a Llama-3-8B step against 3.65 undrained.
-    bool persistent_drain = true;
-    /// With persistent: the one-word flip barrier (one atomic on its critical path) rather than the
-    /// count + generation barrier (four dependent round trips to L2 for the last block); see
-    /// cuda::persistent_grid_barrier. H100 2026-12-07: 1.2-1.9 us a barrier against 2.3-3.0 alone
-    /// (tools/probe_grid_barrier.cu), a Llama-3-8B step 3.52 ms against 3.59 (register ring, drained).
-    bool persistent_flip_barrier = true;
     /// Whether any fold is on.
     bool any() const { return host_io || silu || attention || norm || rope || norm_stats || persistent; }
     /// Every fold off: the unfused kernel chain.
@@ -1026,8 +1017,7 @@ class CudaTransformer {
     a.min_split_positions = persistent_min_split_positions_;
     a.phase_ns = persistent_phase_ns_;
     a.prefetch_chunks = fusion_.persistent_prefetch;
-    a.flip_barrier = fusion_.persistent_flip_barrier;
-    cuda::persistent_decode<kW4Group128>(a, persistent_grid_, persistent_smem_, fusion_.persistent_drain, stream_);
+    cuda::persistent_decode<kW4Group128>(a, persistent_grid_, persistent_smem_, stream_);
   }
 
   /// The persistent kernel's per-layer array (it holds the addresses of tok_caches_), its attention
@@ -1069,8 +1059,8 @@ class CudaTransformer {
       persistent_layers_ = cuda::DeviceBuffer<cuda::PersistentLayer>(host.size(), "persistent decode layers");
       TURBINE_CUDA_CHECK(cudaMemcpy(persistent_layers_.data(), host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice));
       persistent_part_ = cuda::DeviceBuffer<float>(size_t(persistent_max_splits_) * heads * (hd + 1), "attention splits");
-      persistent_barrier_ = cuda::DeviceBuffer<unsigned>(3, "grid barrier");
-      TURBINE_CUDA_CHECK(cudaMemset(persistent_barrier_.data(), 0, 3 * sizeof(unsigned)));
+      persistent_barrier_ = cuda::DeviceBuffer<unsigned>(1, "grid barrier");
+      TURBINE_CUDA_CHECK(cudaMemset(persistent_barrier_.data(), 0, sizeof(unsigned)));
     }
   }
 

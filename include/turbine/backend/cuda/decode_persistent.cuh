@@ -78,8 +78,7 @@ struct PersistentStep {
   __half* act = nullptr;              ///< [inter] silu(gate) * up
   float* part_o = nullptr;            ///< [max_splits, heads * hd] each split's normalized output
   float* part_lse = nullptr;          ///< [max_splits, heads] its log-sum-exp
-  unsigned* barrier = nullptr;        ///< [3] count, generation, flip word (zero at first use)
-  bool flip_barrier = true;           ///< the one-word flip barrier (else count + generation)
+  unsigned* barrier = nullptr;        ///< [1] the grid barrier's word (zero at first use)
   int max_splits = 1;                 ///< attention splits per KV head at most
   int min_split_positions = 128;      ///< positions a split takes at least
   /// Benchmark aid, or null: [1 + 5 num_layers] device clock (ns) at the start and after each
@@ -124,54 +123,31 @@ constexpr size_t persistent_attention_bytes(int group, int hd) {
 }
 
 // All blocks wait until all have arrived; writes before it are visible to plain loads after it.
-// `between()` runs between this block's arrival and its wait (the drained form's weight loads).
-// Two forms (PersistentStep::flip_barrier):
-// - flip: one word (barrier[2]), whose top bit flips when every block has arrived: thread 0 adds to it once
-//   (red.release.gpu: block 0 adds 2^31 - (grid - 1), the rest 1, so the word gains exactly 2^31
-//   and its low bits return to zero) and spins with acquire loads until the top bit differs from
-//   `phase`, the bit this block last saw (read at the kernel's start; no reset, so graph replays
-//   and the next launch find the word as the last one left it). One atomic on the critical path.
-// - generation: a count and a generation (barrier[0], [1]); the last arrival resets the count, fences and bumps the
-//   generation: four dependent round trips to L2 for the last block.
+// `between()` runs between this block's arrival and its wait (the weight loads held back for it).
+// One word (barrier[0]) whose top bit flips when every block has arrived: thread 0 adds to it once
+// (red.release.gpu: block 0 adds 2^31 - (grid - 1), the rest 1, so the word gains exactly 2^31 and
+// its low bits return to zero) and spins with acquire loads until the top bit differs from
+// `phase`, the bit this block last saw (read at the kernel's start; no reset, so graph replays and
+// the next launch find the word as the last one left it). One atomic on the critical path: 1.2-1.9
+// us a barrier on an H100, where a count + generation barrier (the last arrival resetting the
+// count: four dependent round trips to L2) took 2.3-3.0 (tools/probe_grid_barrier.cu, 2026-12-07).
 // The arrival's release waits for what thread 0's warp has outstanding, weight loads included,
-// which is why the drained form (kDrain) arrives with its ring empty and issues the next loads
-// only after it. The wait is an acquire load (ordering what follows it).
-template <bool kDrain, class Between>
-__device__ __forceinline__ void persistent_grid_barrier(const PersistentStep& a, unsigned& phase, Between&& between) {
-  unsigned* const bar = a.barrier;
+// which is why each warp arrives with its ring drained and issues the next loads only after it
+// (letting them run into the barrier instead measured 3-4% slower a step).
+template <class Between>
+__device__ __forceinline__ void persistent_grid_barrier(unsigned* word, unsigned& phase, Between&& between) {
   __syncthreads();
-  unsigned gen = 0;
-  bool last = false;
   if (threadIdx.x == 0) {
-    if (a.flip_barrier) {
-      const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
-      asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(bar + 2), "r"(add) : "memory");
-    } else {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(gen) : "l"(bar + 1) : "memory");
-      __threadfence();
-      const unsigned arrived = atomicAdd(bar, 1u);
-      if (arrived == gridDim.x - 1) {
-        atomicExch(bar, 0u);  // ready for the next barrier (and the next launch) before anyone passes
-        __threadfence();
-        atomicAdd(bar + 1, 1u);
-        last = true;
-      }
-    }
+    const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(word), "r"(add) : "memory");
   }
   between();
   if (threadIdx.x == 0) {
     unsigned now;
-    if (a.flip_barrier) {
-      do {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 2) : "memory");
-      } while ((now >> 31) == phase);
-      phase ^= 1u;
-    } else if (!last) {
-      do {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
-      } while (now == gen);
-    }
-    if (!kDrain && !a.flip_barrier) __threadfence();
+    do {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(word) : "memory");
+    } while ((now >> 31) == phase);
+    phase ^= 1u;
   }
   __syncthreads();
 }
@@ -536,10 +512,9 @@ struct PersistentCursor {
   }
 };
 
-// kDrain: each warp's last kPersistentDepth loads of a projection wait until the block has
-// arrived at the barrier after it (see persistent_grid_barrier); otherwise they go out as the
-// projection's last chunks are multiplied, and the arrival's fence waits for them.
-template <bool kScaleAfter, bool kDrain>
+// Each warp's last kPersistentDepth loads of a projection wait until the block has arrived at the
+// barrier after it (see persistent_grid_barrier).
+template <bool kScaleAfter>
 __global__ static void __launch_bounds__(kPersistentThreads, 1)
     persistent_decode_kernel(const PersistentStep a, int x_bytes) {
   extern __shared__ uint4 persistent_smem[];
@@ -582,7 +557,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
   // The flip barrier's top bit as this block finds it (see persistent_grid_barrier): no block can
   // flip it before this one has arrived at the first barrier.
   unsigned phase = 0;
-  if (threadIdx.x == 0) asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(phase) : "l"(a.barrier + 2) : "memory");
+  if (threadIdx.x == 0) asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(phase) : "l"(a.barrier) : "memory");
   phase >>= 31;
 #pragma unroll
   for (int s = 0; s < kPersistentDepth; ++s) load(s);
@@ -605,7 +580,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     };
     const PersistentSmemLane xl{xs};
     const bool has_x = g == 0;
-    const int proj_end = gi + dealt_before(count);  // kDrain: loads of items from here wait for the barrier
+    const int proj_end = gi + dealt_before(count);  // loads of items from here wait for the barrier
     int ct = warp / chunks, cc = warp % chunks;  // the computing cursor
     for (int r0 = 0; r0 < count; r0 += kPersistentRoundTiles) {
       const int rtiles = min(kPersistentRoundTiles, count - r0);
@@ -622,7 +597,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
           if (i < start || i >= end) continue;
           const uint4 a4 = va[s], b4 = vb[s];
           const __half2 pa = sa[s], pb = sb[s];
-          if (!kDrain || loaded < proj_end) {  // undrained: always (loaded is then i + depth)
+          if (loaded < proj_end) {
             load(s);
             ++loaded;
           }
@@ -658,20 +633,18 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
     }
   };
 
-  // kDrain: the ring's loads held back at the end of a projection, in item order (item gi + t goes
-  // to slot (gi + t) % depth), issued between the block's arrival and its wait.
+  // The ring's loads held back at the end of a projection, in item order (item gi + t goes to slot
+  // (gi + t) % depth), issued between the block's arrival and its wait.
   // Items [loaded, gi + depth) are due: none where this warp had no item in the projection.
   auto refill = [&]() {
-    if constexpr (kDrain) {
-      const int e = loaded % kPersistentDepth, n = gi + kPersistentDepth - loaded;
+    const int e = loaded % kPersistentDepth, n = gi + kPersistentDepth - loaded;
 #pragma unroll
-      for (int s = 0; s < kPersistentDepth; ++s)
-        if (s >= e && s - e < n) load(s);
+    for (int s = 0; s < kPersistentDepth; ++s)
+      if (s >= e && s - e < n) load(s);
 #pragma unroll
-      for (int s = 0; s < kPersistentDepth; ++s)
-        if (s < e && s + kPersistentDepth - e < n) load(s);
-      loaded = gi + kPersistentDepth;
-    }
+    for (int s = 0; s < kPersistentDepth; ++s)
+      if (s < e && s + kPersistentDepth - e < n) load(s);
+    loaded = gi + kPersistentDepth;
   };
   auto nothing = [] {};
   float* const stats_attn = a.stats;                   // down -> next QKV
@@ -702,7 +675,7 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
       norm_from(stats_attn, L.attn_norm);
     }
     project(li, kProjQkv, persistent_rope_policy(a, L));
-    persistent_grid_barrier<kDrain>(a, phase, refill);
+    persistent_grid_barrier(a.barrier, phase, refill);
     persistent_stamp(a, 1 + 5 * li);
     {  // attention: blocks (KV head, split); meanwhile L2 gets the weights after the rings' (HBM is idle)
       prefetch_l2(a.prefetch_chunks);
@@ -718,19 +691,19 @@ __global__ static void __launch_bounds__(kPersistentThreads, 1)
           persistent_attention_item<kPersistentMaxGroup>(a, L, h, split, p0, min(len, p0 + per), region);
       }
     }
-    persistent_grid_barrier<kDrain>(a, phase, nothing);
+    persistent_grid_barrier(a.barrier, phase, nothing);
     persistent_stamp(a, 2 + 5 * li);
     persistent_merge_attention(a, xs, region);
     project(li, kProjO, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_mlp, a.stats_stride, nullptr}});
-    persistent_grid_barrier<kDrain>(a, phase, refill);
+    persistent_grid_barrier(a.barrier, phase, refill);
     persistent_stamp(a, 3 + 5 * li);
     norm_from(stats_mlp, L.mlp_norm);
     project(li, kProjGateUp, GemvGateUpSilu<__half>{a.act});
-    persistent_grid_barrier<kDrain>(a, phase, refill);
+    persistent_grid_barrier(a.barrier, phase, refill);
     persistent_stamp(a, 4 + 5 * li);
     persistent_stage_x(a.act, a.inter, xs);
     project(li, kProjDown, GemvResidualStats<__half>{ResidualOutput<__half>{a.residual, stats_attn, a.stats_stride, nullptr}});
-    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier<kDrain>(a, phase, refill);
+    if (li + 1 < a.num_layers || a.phase_ns) persistent_grid_barrier(a.barrier, phase, refill);
     persistent_stamp(a, 5 + 5 * li);
   }
 }
@@ -767,31 +740,23 @@ int persistent_decode_grid(size_t smem) {
   int dev = 0, limit = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   TURBINE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  int fits = 1;
-  for (const auto kernel : {detail::persistent_decode_kernel<kScaleAfter, false>,
-                            detail::persistent_decode_kernel<kScaleAfter, true>}) {
-    cudaFuncAttributes attr{};
-    TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-    if (smem + attr.sharedSizeBytes > size_t(limit)) return 0;  // the norm prologue's static arrays too
-    TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    int per_sm = 0;
-    TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
-    fits = std::min(fits, per_sm);
-  }
-  return fits >= 1 ? device_sm_count() : 0;
+  const auto kernel = detail::persistent_decode_kernel<kScaleAfter>;
+  cudaFuncAttributes attr{};
+  TURBINE_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  if (smem + attr.sharedSizeBytes > size_t(limit)) return 0;  // the norm prologue's static arrays too
+  TURBINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 0;
+  TURBINE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, detail::kPersistentThreads, smem));
+  return per_sm >= 1 ? device_sm_count() : 0;
 }
 
 /// Enqueues one persistent decode step on `stream` with `grid` blocks (persistent_decode_grid).
-/// drain: the barriers' drained form (see persistent_grid_barrier).
 template <bool kScaleAfter>
-void persistent_decode(const PersistentStep& a, int grid, size_t smem, bool drain, cudaStream_t stream) {
+void persistent_decode(const PersistentStep& a, int grid, size_t smem, cudaStream_t stream) {
   check(grid > 0, "persistent_decode: the kernel does not fit an SM");
   const int max_k = std::max({a.hidden, a.inter, a.heads * a.head_dim});
   const int x_bytes = static_cast<int>(detail::persistent_x_bytes(max_k));
-  if (drain)
-    detail::persistent_decode_kernel<kScaleAfter, true><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
-  else
-    detail::persistent_decode_kernel<kScaleAfter, false><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
+  detail::persistent_decode_kernel<kScaleAfter><<<grid, detail::kPersistentThreads, smem, stream>>>(a, x_bytes);
   TURBINE_CUDA_CHECK(cudaGetLastError());
 }
 
