@@ -7,7 +7,15 @@
 # Full outputs in $OUT. Carry .device/carry:
 #   run(command="tools/gpu_persistent.sh", carry=[".device/carry"])
 # Last, tools/probe_grid_barrier.cu: what a grid barrier alone costs, each form.
-# PREBUILT=dir (carried) takes the three binaries from there instead of building them.
+# PREBUILT=dir (carried) takes the three binaries from there instead of building them (device
+# time is scarce; about 110 s instead of 300). Built here with the flags below, e.g. for .device/pbin:
+#   f="-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012,20011,20014,20015
+#      -I include -I tests -I bench -isystem /usr/include/eigen3"
+#   nvcc $f -DTURBINE_TEST_DATA_DIR='"unused"' -DTURBINE_DEFAULT_MODEL_DIR='"unused"' tests/cuda/engine_w4.cu \
+#     tests/test_main.cpp -lcublas -lcublasLt -o .device/pbin/t_engine_w4
+#   nvcc $f bench/cuda_decode_step.cu -lcublas -lcublasLt -o .device/pbin/bench_step
+#   nvcc -O3 -std=c++20 -arch=sm_90a tools/probe_grid_barrier.cu -o .device/pbin/probe_barrier
+#   run(command="PREBUILT=.device/pbin tools/gpu_persistent.sh", carry=[".device/carry", ".device/pbin"])
 # SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,22 +24,22 @@ start_nvcc_session
 flags=(-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012,20011,20014,20015
        -I include -I tests -I bench -isystem /tmp/deps/include/eigen3 -isystem /tmp/deps/include)
 defs=("-DTURBINE_TEST_DATA_DIR=\"$PWD/tests/data\"" '-DTURBINE_DEFAULT_MODEL_DIR="unused"')
-p1= p2=
-if [ -n "${PREBUILT:-}" ]; then  # binaries built on the development machine (same flags), carried in PREBUILT
-  cp "$PREBUILT/t_engine_w4" /tmp/t_engine_w4; cp "$PREBUILT/bench_step" /tmp/bench_step
-  cp "$PREBUILT/probe_barrier" /tmp/probe_barrier
+p1= p2= p3= p4=
+if [ -z "${SKIP_TESTS:-}" ]; then make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!; fi
+if [ -n "${PREBUILT:-}" ]; then  # binaries built on the development machine (see above), carried in PREBUILT
+  for b in t_engine_w4 bench_step probe_barrier; do cp "$PREBUILT/$b" /tmp/$b; done
   echo "prebuilt binaries: build rc 0" | tee "$out/build_engine_w4.log" "$out/build_bench.log" >"$out/build_probe.log"
-  if [ -z "${SKIP_TESTS:-}" ]; then make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!; fi
-  p1=$p2 p3=$p2 p4=$p2
-elif [ -z "${SKIP_TESTS:-}" ]; then
-  ( nvcc "${flags[@]}" "${defs[@]}" tests/cuda/engine_w4.cu tests/test_main.cpp -lcublas -lcublasLt -o /tmp/t_engine_w4 \
-      >"$out/build_engine_w4.log" 2>&1; echo "engine_w4: build rc $?" >>"$out/build_engine_w4.log" ) & p1=$!
-  make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!
+  p1=$p2
+else
+  if [ -n "$p2" ]; then
+    ( nvcc "${flags[@]}" "${defs[@]}" tests/cuda/engine_w4.cu tests/test_main.cpp -lcublas -lcublasLt -o /tmp/t_engine_w4 \
+        >"$out/build_engine_w4.log" 2>&1; echo "engine_w4: build rc $?" >>"$out/build_engine_w4.log" ) & p1=$!
+  fi
+  ( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
+      >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
+  ( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
+      >"$out/build_probe.log" 2>&1; echo "probe: build rc $?" >>"$out/build_probe.log" ) & p4=$!
 fi
-[ -n "${PREBUILT:-}" ] || ( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
-    >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
-[ -n "${PREBUILT:-}" ] || ( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
-    >"$out/build_probe.log" 2>&1; echo "probe: build rc $?" >>"$out/build_probe.log" ) & p4=$!
 if [ -n "$p1" ]; then
   wait $p1 $p2
   tail -n1 "$out/build_engine_w4.log"
@@ -41,12 +49,12 @@ if [ -n "$p1" ]; then
   grep -E "persistent|ERROR|FAIL|test cases|assertions" "$out/tests_engine.txt" | head -40
   say "engine_w4 suite done"
 fi
-wait $p4
+wait $p4 2>/dev/null
 tail -n1 "$out/build_probe.log"
 timeout 120 /tmp/probe_barrier >"$out/probe_barrier.txt" 2>&1
 echo "probe rc $?"
 cat "$out/probe_barrier.txt"
-wait $p3
+wait $p3 2>/dev/null
 tail -n1 "$out/build_bench.log"
 grep -A2 "persistent_decode_kernel" "$out/build_bench.log" | grep -E "registers|spill" | head -4
 labels="${LABELS:-persistent kernel|kernel chain}"

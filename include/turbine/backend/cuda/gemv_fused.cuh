@@ -98,7 +98,7 @@ __device__ __forceinline__ void norm_from_tile_sums(const float* stats, int stri
   const int tiles = (k + kGemvRows - 1) / kGemvRows;
   // Every batch of loads is issued before its first use (in a plain loop each load waited for the
   // one before it, a round trip to memory each; the sums keep their order and their bits).
-  constexpr int kSums = 8, kRows = 1;  // rows of x a thread loads at once: 2 spilled the persistent kernel
+  constexpr int kSums = 8;
   for (int t = static_cast<int>(threadIdx.x) >> 5; t < tokens; t += warps) {
     const float* st = stats + static_cast<int64_t>(t) * stride;
     float s = 0.f;
@@ -114,30 +114,19 @@ __device__ __forceinline__ void norm_from_tile_sums(const float* stats, int stri
     if (lane == 0) inv_s[t] = rsqrtf(s / static_cast<float>(k) + eps);
   }
   __syncthreads();
-  const int nv = k / 8, nt = static_cast<int>(blockDim.x);
+  const int nv = k / 8;
   for (int t = 0; t < tokens; ++t) {
     const float inv = inv_s[t];
     const float* rt = residual + static_cast<int64_t>(t) * k;
-    for (int i0 = threadIdx.x; i0 < nv; i0 += kRows * nt) {
-      float gm[kRows][8];
-      float4 lo[kRows], hi[kRows];
+    // One row of 8 a thread per pass: two at once (all loads first) spilled the persistent kernel.
+    for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+      float gm[8], v[8];
+      vec::load8(gamma + i * 8, gm);
+      const float4 lo = ld4(rt + i * 8), hi = ld4(rt + i * 8 + 4);
+      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
 #pragma unroll
-      for (int u = 0; u < kRows; ++u) {
-        const int i = i0 + u * nt;
-        if (i >= nv) break;
-        vec::load8(gamma + i * 8, gm[u]);
-        lo[u] = ld4(rt + i * 8);
-        hi[u] = ld4(rt + i * 8 + 4);
-      }
-#pragma unroll
-      for (int u = 0; u < kRows; ++u) {
-        const int i = i0 + u * nt;
-        if (i >= nv) break;
-        float v[8] = {lo[u].x, lo[u].y, lo[u].z, lo[u].w, hi[u].x, hi[u].y, hi[u].z, hi[u].w};
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[u][e];
-        *reinterpret_cast<uint4*>(x + static_cast<int64_t>(t) * out_stride + i * 8) = vec::pack8<T>(v);
-      }
+      for (int e = 0; e < 8; ++e) v[e] = (v[e] * inv) * gm[e];
+      *reinterpret_cast<uint4*>(x + static_cast<int64_t>(t) * out_stride + i * 8) = vec::pack8<T>(v);
     }
   }
   __syncthreads();
