@@ -6,7 +6,8 @@
 # with the persistent kernel and with the kernel chain it replaces (f16 LM head, then a 4-bit one).
 # Full outputs in $OUT. Carry .device/carry:
 #   run(command="tools/gpu_persistent.sh", carry=[".device/carry"])
-# Last, tools/probe_grid_barrier.cu: what a grid barrier alone costs, each form.
+# Then tools/probe_stream_ring.cu: a Llama-3-8B step's weight stream through a copy-engine ring
+# across grid barriers, alone (PROBE=tools/probe_grid_barrier.cu runs that probe instead).
 # PREBUILT=dir (carried) takes the three binaries from there instead of building them (device
 # time is scarce; about 110 s instead of 300). Built here with the flags below, e.g. for .device/pbin:
 #   f="-O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -diag-suppress=20012,20011,20014,20015
@@ -14,7 +15,7 @@
 #   nvcc $f -DTURBINE_TEST_DATA_DIR='"unused"' -DTURBINE_DEFAULT_MODEL_DIR='"unused"' tests/cuda/engine_w4.cu \
 #     tests/test_main.cpp -lcublas -lcublasLt -o .device/pbin/t_engine_w4
 #   nvcc $f bench/cuda_decode_step.cu -lcublas -lcublasLt -o .device/pbin/bench_step
-#   nvcc -O3 -std=c++20 -arch=sm_90a tools/probe_grid_barrier.cu -o .device/pbin/probe_barrier
+#   nvcc -O3 -std=c++20 -arch=sm_90a -I include tools/probe_stream_ring.cu -o .device/pbin/probe
 #   run(command="PREBUILT=.device/pbin tools/gpu_persistent.sh", carry=[".device/carry", ".device/pbin"])
 # SKIP_TESTS=1 skips the suite; LABELS overrides the bench's configurations ("|"-separated prefixes).
 set -uo pipefail
@@ -27,7 +28,7 @@ defs=("-DTURBINE_TEST_DATA_DIR=\"$PWD/tests/data\"" '-DTURBINE_DEFAULT_MODEL_DIR
 p1= p2= p3= p4=
 if [ -z "${SKIP_TESTS:-}" ]; then make_gpu_test_models /tmp/gpu_models "$out/models.log" & p2=$!; fi
 if [ -n "${PREBUILT:-}" ]; then  # binaries built on the development machine (see above), carried in PREBUILT
-  for b in t_engine_w4 bench_step probe_barrier; do cp "$PREBUILT/$b" /tmp/$b; done
+  for b in t_engine_w4 bench_step probe; do cp "$PREBUILT/$b" /tmp/$b; done
   echo "prebuilt binaries: build rc 0" | tee "$out/build_engine_w4.log" "$out/build_bench.log" >"$out/build_probe.log"
   p1=$p2
 else
@@ -37,7 +38,7 @@ else
   fi
   ( nvcc "${flags[@]}" -Xptxas -v bench/cuda_decode_step.cu -lcublas -lcublasLt -o /tmp/bench_step \
       >"$out/build_bench.log" 2>&1; echo "bench: build rc $?" >>"$out/build_bench.log" ) & p3=$!
-  ( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/probe_grid_barrier.cu -o /tmp/probe_barrier \
+  ( nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I include "${PROBE:-tools/probe_stream_ring.cu}" -o /tmp/probe \
       >"$out/build_probe.log" 2>&1; echo "probe: build rc $?" >>"$out/build_probe.log" ) & p4=$!
 fi
 if [ -n "$p1" ]; then
@@ -51,9 +52,9 @@ if [ -n "$p1" ]; then
 fi
 wait $p4 2>/dev/null
 tail -n1 "$out/build_probe.log"
-timeout 120 /tmp/probe_barrier >"$out/probe_barrier.txt" 2>&1
+timeout 150 /tmp/probe >"$out/probe.txt" 2>&1
 echo "probe rc $?"
-cat "$out/probe_barrier.txt"
+cat "$out/probe.txt"
 wait $p3 2>/dev/null
 tail -n1 "$out/build_bench.log"
 grep -A2 "persistent_decode_kernel" "$out/build_bench.log" | grep -E "registers|spill" | head -4
