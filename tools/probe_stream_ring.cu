@@ -508,16 +508,17 @@ int main() {
   std::printf("%s, %d SMs; step bytes %.3f GB (qweight + params); read ceiling %.0f GB/s -> floor %.3f ms\n", prop.name,
               blocks, st.bytes / 1e9, ceiling, st.bytes / ceiling / 1e6);
   run<8, 2048, true, kRows>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, true, kTensor>(st, blocks, s, ceiling, 0, 0);
-  run<8, 2048, true, kTensor>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, true, kTensor>(st, blocks, s, ceiling, 5000, 1);
-  run<12, 2048, true, kTensor>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, false, kTensor>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, true, kTiled>(st, blocks, s, ceiling, 0, 0);
-  run<8, 2048, true, kTiled>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, true, kTiled>(st, blocks, s, ceiling, 5000, 1);
-  run<12, 2048, true, kTiled>(st, blocks, s, ceiling, 0, 1);
-  run<8, 2048, false, kTiled>(st, blocks, s, ceiling, 0, 1);
-  run<12, 2048, false, kTiled>(st, blocks, s, ceiling, 0, 1);
+  // the same sweep for both few-copy sources: the stream alone, with the barriers, with an attention
+  // stand-in, 12 consumer warps, and the consumers issuing
+  auto sweep = [&]<int kSource>() {
+    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 0, 0);
+    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 5000, 1);
+    run<12, 2048, true, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<8, 2048, false, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<12, 2048, false, kSource>(st, blocks, s, ceiling, 0, 1);
+  };
+  sweep.template operator()<kTensor>();
+  sweep.template operator()<kTiled>();
   return 0;
 }
