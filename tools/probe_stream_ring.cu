@@ -51,11 +51,11 @@ struct Mat {
   const uint32_t* q;  // [n, k / 8]
   const __half2* p;   // [n, k / 128] {scale, 1024 + zero}
   int n, k;
-  const unsigned char* tiled;  // the same, stage by stage for KS = tiled_ks (kTiled)
-  const CUtensorMap* qmap;     // tensor maps of q and p, boxes of 8 rows x 2048 inputs (kTensor)
+  const unsigned char* tiled;  // the same, stage by stage for KS = kStageKs (kTiled)
+  const CUtensorMap* qmap;     // tensor maps of q and p, boxes of 8 rows x kStageKs inputs (kTensor)
   const CUtensorMap* pmap;
 };
-constexpr int kTiledKs = 2048;
+constexpr int kStageKs = 2048;  // the K slice the tiled copy and the tensor maps' boxes are laid out for
 
 struct Args {
   const Mat* mats;  // [layers * 4]
@@ -91,7 +91,7 @@ struct SmemX {
   __device__ __forceinline__ uint4 operator()(int kk) const { return *reinterpret_cast<const uint4*>(p + kk); }
 };
 
-template <int W, int KS, int kSource = kRows>
+template <int W, int KS, int kSource>
 struct Layout {
   // rows: padded, so that the 8 rows' 16-byte reads spread over all banks; the boxes and the tiled
   // copy land dense
@@ -322,7 +322,7 @@ __global__ void fill(uint32_t* q, size_t words, __half2* p, size_t params, uint3
 // The tiled copy: stage (tile t, slice j) at ((t * slices + j) * 16 rows) * (KS / 2 + KS / 32) bytes:
 // the 16 rows' KS / 2 bytes of weights, then their KS / 32 bytes of params.
 __global__ void tile_copy(const uint32_t* q, const __half2* p, int n, int k, unsigned char* out) {
-  constexpr int KS = kTiledKs, qw = KS / 8, pw = KS / kGroup, stage_words = 16 * (qw + pw);
+  constexpr int KS = kStageKs, qw = KS / 8, pw = KS / kGroup, stage_words = 16 * (qw + pw);
   const int slices = k / KS;
   const size_t total = size_t(n / 16) * slices * stage_words;
   uint32_t* o = reinterpret_cast<uint32_t*>(out);
@@ -364,8 +364,7 @@ struct Setup {
 
 template <int W, int KS, bool kDedicated, int kSource>
 void run(const Setup& st, int blocks, cudaStream_t s, double ceiling, int attn_ns, int barriers) {
-  static_assert(kSource != kTiled || KS == kTiledKs, "the tiled copy is laid out for kTiledKs");
-  static_assert(kSource != kTensor || KS == 2048, "the tensor maps' boxes are 2048 inputs wide");
+  static_assert(kSource == kRows || KS == kStageKs, "the tiled copy and the maps' boxes are kStageKs inputs wide");
   using L = Layout<W, KS, kSource>;
   auto kernel = ring_kernel<W, KS, kDedicated, kSource>;
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kSmem));
@@ -463,8 +462,8 @@ int main() {
       m.p = pp;
       m.tiled = tiled;
       const size_t i = size_t(l * 4 + p) * 2;
-      make_map(&maps[i], q, m.k / 8, m.n, 2048 / 8);
-      make_map(&maps[i + 1], pp, m.k / kGroup, m.n, 2048 / kGroup);
+      make_map(&maps[i], q, m.k / 8, m.n, kStageKs / 8);
+      make_map(&maps[i + 1], pp, m.k / kGroup, m.n, kStageKs / kGroup);
       m.qmap = d_maps + i;
       m.pmap = d_maps + i + 1;
       st.mats.push_back(m);
@@ -507,16 +506,16 @@ int main() {
   CHECK(cudaFree(big));
   std::printf("%s, %d SMs; step bytes %.3f GB (qweight + params); read ceiling %.0f GB/s -> floor %.3f ms\n", prop.name,
               blocks, st.bytes / 1e9, ceiling, st.bytes / ceiling / 1e6);
-  run<8, 2048, true, kRows>(st, blocks, s, ceiling, 0, 1);
+  run<8, kStageKs, true, kRows>(st, blocks, s, ceiling, 0, 1);
   // the same sweep for both few-copy sources: the stream alone, with the barriers, with an attention
   // stand-in, 12 consumer warps, and the consumers issuing
   auto sweep = [&]<int kSource>() {
-    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 0, 0);
-    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 0, 1);
-    run<8, 2048, true, kSource>(st, blocks, s, ceiling, 5000, 1);
-    run<12, 2048, true, kSource>(st, blocks, s, ceiling, 0, 1);
-    run<8, 2048, false, kSource>(st, blocks, s, ceiling, 0, 1);
-    run<12, 2048, false, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<8, kStageKs, true, kSource>(st, blocks, s, ceiling, 0, 0);
+    run<8, kStageKs, true, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<8, kStageKs, true, kSource>(st, blocks, s, ceiling, 5000, 1);
+    run<12, kStageKs, true, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<8, kStageKs, false, kSource>(st, blocks, s, ceiling, 0, 1);
+    run<12, kStageKs, false, kSource>(st, blocks, s, ceiling, 0, 1);
   };
   sweep.template operator()<kTensor>();
   sweep.template operator()<kTiled>();
