@@ -17,6 +17,18 @@ void run_info(CommonOptions& o, bool tensors) {
   std::printf("context %lld, rope theta %g, rms eps %g, tied embeddings %s, qkv bias %s\n",
               (long long)c.max_position_embeddings, c.rope_theta, c.rms_norm_eps, c.tie_word_embeddings ? "yes" : "no",
               c.attention_bias ? "yes" : "no");
+  const RopeScaling& r = c.rope_scaling;
+  switch (r.kind) {
+    case RopeScaling::Kind::None: break;
+    case RopeScaling::Kind::Linear: std::printf("rope scaling linear, factor %g\n", r.factor); break;
+    case RopeScaling::Kind::Dynamic: std::printf("rope scaling dynamic NTK, factor %g\n", r.factor); break;
+    case RopeScaling::Kind::Llama3:
+      std::printf("rope scaling llama3, factor %g, low %g, high %g, original context %lld\n", r.factor, r.low_freq_factor,
+                  r.high_freq_factor, (long long)r.original_max_position_embeddings);
+      break;
+    case RopeScaling::Kind::Factors: std::printf("rope scaling by %zu per-frequency divisors (rope_freqs)\n", r.freq_factors.size()); break;
+  }
+  if (c.sliding_window > 0) std::printf("sliding window %lld\n", (long long)c.sliding_window);
   std::printf("tokenizer %lld tokens, chat template '%s'\n", (long long)m.tokenizer->vocab_size(),
               detect_chat_template(m.chat_template_source).c_str());
   std::map<std::string, std::pair<int, size_t>> by_type;

@@ -91,6 +91,11 @@ void run_quantize(CommonOptions& o, const QuantizeCommand& q) {
   note("loading %s ...", path.c_str());
   const LoadedModel m = load_model(path);
   check(m.config.awq_group_size == 0, path, ": the model is already quantized (AWQ, group ", m.config.awq_group_size, ")");
+  try {
+    (void)io::hf_config_json(m.config);  // fail now, not after the calibration, if config.json cannot say it
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
   QuantizeOptions opt;
   opt.method = q.method == "rtn" ? QuantMethod::Rtn : QuantMethod::Awq;
   opt.group = q.group_size;

@@ -447,4 +447,10 @@ TEST_CASE("hf_config_writer: what it writes parses back to the same config") {
   // InternLM2 is written as the Llama it is once its wqkv is split.
   const ModelConfig i = parse(json::parse(kInternLM2));
   CHECK(parse(hf_config_json(i)).arch == Architecture::Llama);
+  // A GGUF file's rope_freqs divisors that are not llama3's cannot be said in config.json.
+  ModelConfig odd = parse(json::parse(kLlama3));
+  odd.rope_scaling = RopeScaling{};
+  odd.rope_scaling.kind = RopeScaling::Kind::Factors;
+  odd.rope_scaling.freq_factors.assign(static_cast<size_t>(odd.head_dim / 2), 2.0f);
+  CHECK_THROWS_WITH_AS(hf_config_json(odd), doctest::Contains("rope_freqs.weight"), Error);
 }

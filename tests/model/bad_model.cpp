@@ -123,3 +123,27 @@ TEST_CASE("heads that do not divide are rejected") {
   expect_error(write_tiny_gguf("turbine_heads.gguf", {}, {{"llama.attention.head_count_kv", io::GgufValue::u32(3)}}),
                "head_count", "3");
 }
+
+TEST_CASE("a rope_freqs tensor of the wrong size, or with a divisor that is not positive, is named") {
+  // head dim 4: two rotary frequencies, so two divisors.
+  expect_error(write_tiny_gguf("turbine_rope_freqs_shape.gguf", [](io::GgufWriter& w, auto&) {
+                 w.add_tensor_f32("rope_freqs.weight", {3}, std::vector<float>{1.f, 2.f, 4.f});
+               }),
+               "rope_freqs.weight", "[2]");
+  expect_error(write_tiny_gguf("turbine_rope_freqs_zero.gguf", [](io::GgufWriter& w, auto&) {
+                 w.add_tensor_f32("rope_freqs.weight", {2}, std::vector<float>{1.f, 0.f});
+               }),
+               "rope_freqs.weight", "positive");
+  const LoadedModel ok = load_model(write_tiny_gguf("turbine_rope_freqs_ok.gguf", [](io::GgufWriter& w, auto&) {
+    w.add_tensor_f32("rope_freqs.weight", {2}, std::vector<float>{1.f, 3.f});
+  }));
+  CHECK(ok.config.rope_scaling.kind == RopeScaling::Kind::Factors);
+  CHECK(ok.config.rope_scaling.freq_factors == std::vector<float>{1.f, 3.f});
+}
+
+TEST_CASE("partial rotary embeddings and mixture-of-experts files are refused by name") {
+  expect_error(write_tiny_gguf("turbine_partial_rope.gguf", {}, {{"llama.rope.dimension_count", io::GgufValue::u32(2)}}),
+               "rope.dimension_count", "partial rotary");
+  expect_error(write_tiny_gguf("turbine_experts.gguf", {}, {{"llama.expert_count", io::GgufValue::u32(8)}}),
+               "expert_count", "mixture-of-experts");
+}

@@ -57,6 +57,9 @@ inline nlohmann::json hf_config_json(const ModelConfig& c) {
                            {"high_freq_factor", r.high_freq_factor},
                            {"original_max_position_embeddings", r.original_max_position_embeddings}};
       break;
+    case RopeScaling::Kind::Factors:
+      fail("config.json: the rotary frequencies are rescaled by a GGUF file's rope_freqs.weight that is not "
+           "Llama 3's formula, which a Hugging Face config cannot express (quantize the original Hugging Face model)");
   }
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["hidden_act"] = "silu";

@@ -3,6 +3,7 @@
 // whichever file format (Hugging Face config.json, GGUF metadata) it was read from.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace turbine {
 
@@ -22,12 +23,14 @@ inline const char* architecture_name(Architecture a) {
 
 /// How rotary frequencies are rescaled for long contexts (HF `rope_scaling`).
 struct RopeScaling {
-  /// The scaling method: none, linear (position interpolation), dynamic NTK, or Llama 3's.
-  enum class Kind { None, Linear, Dynamic, Llama3 } kind = Kind::None;  ///< the method in use
+  /// The scaling method: none, linear (position interpolation), dynamic NTK, Llama 3's, or a
+  /// divisor per frequency (a GGUF file's `rope_freqs.weight` that is not Llama 3's formula).
+  enum class Kind { None, Linear, Dynamic, Llama3, Factors } kind = Kind::None;  ///< the method in use
   float factor = 1.0f;  ///< the context extension factor
   float low_freq_factor = 1.0f;   ///< llama3 only: wavelengths above original / this are scaled fully
   float high_freq_factor = 4.0f;  ///< llama3 only: wavelengths below original / this are kept
   int64_t original_max_position_embeddings = 8192;  ///< llama3 only: the context trained on
+  std::vector<float> freq_factors;  ///< Factors only: inv_freq[i] is divided by freq_factors[i]
 };
 
 /// The sizes and options of a decoder-only transformer, read from config.json or GGUF metadata.

@@ -1,6 +1,7 @@
 #pragma once
 // load_model(path): opens a GGUF file or a Hugging Face directory and returns everything needed to
 // run it: config, weights (views into the mapped files), tokenizer and chat template.
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "../io/hf_config.hpp"
 #include "../io/hf_tokenizer_config.hpp"
 #include "../io/safetensors.hpp"
+#include "../layers/rotary.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "assemble_weights.hpp"
 #include "awq_linears.hpp"
@@ -38,6 +40,21 @@ inline Architecture gguf_architecture(const io::GgufFile& f, const std::string& 
   fail(f.path(), ": general.architecture '", arch, "' is not supported (supported: llama, qwen2, internlm2)");
 }
 
+/// Llama 3.1+ GGUF files carry their rope scaling as `rope_freqs.weight`, a divisor per frequency
+/// (llama.cpp's converter writes no rope.scaling metadata for it).
+inline RopeScaling gguf_rope_factors(const io::GgufFile& f, const RawTensor& t, const ModelConfig& c) {
+  check(c.rope_scaling.kind == RopeScaling::Kind::None, f.path(), ": tensor '", t.name,
+        "' and metadata rope.scaling.type both rescale the rotary frequencies; expected one");
+  check(t.shape == std::vector<int64_t>{c.head_dim / 2} && (t.type == StorageType::F32 || t.type == StorageType::F16),
+        f.path(), ": tensor '", t.name, "' must be F32 or F16 of shape [", c.head_dim / 2, "] (one divisor per rotary "
+        "frequency), got ", storage_info(t.type).name, " ", t.shape_string());
+  std::vector<float> factors(static_cast<size_t>(c.head_dim / 2));
+  io::dequantize_row(t.type, t.data, factors.data(), c.head_dim / 2);
+  for (float x : factors)
+    check(std::isfinite(x) && x > 0, f.path(), ": tensor '", t.name, "' holds ", x, "; every divisor must be positive");
+  return rope_scaling_from_factors(c.rope_theta, c.head_dim, factors);
+}
+
 /// ModelConfig from GGUF metadata (llama.cpp keys prefixed by the architecture name).
 inline ModelConfig gguf_config(const io::GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
@@ -58,12 +75,18 @@ inline ModelConfig gguf_config(const io::GgufFile& f) {
   c.rms_norm_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
   c.rope_theta = static_cast<float>(f.find_float(p + "rope.freq_base").value_or(10000.0));
   c.head_dim = f.find_int(p + "attention.key_length").value_or(c.hidden_size / c.num_heads);
+  if (auto rotary = f.find_int(p + "rope.dimension_count"); rotary && *rotary != c.head_dim)
+    fail(f.path(), ": metadata '", p, "rope.dimension_count' is ", *rotary, " but the head dimension is ", c.head_dim,
+         " (partial rotary embeddings are not supported)");
+  if (auto experts = f.find_int(p + "expert_count"); experts && *experts > 0)
+    fail(f.path(), ": metadata '", p, "expert_count' is ", *experts, " (mixture-of-experts models are not supported)");
   if (auto type = f.find_string(p + "rope.scaling.type")) {
     if (*type == "linear") c.rope_scaling.kind = RopeScaling::Kind::Linear;
     else if (*type == "yarn") fail(f.path(), ": rope.scaling.type 'yarn' is not supported");
     if (c.rope_scaling.kind != RopeScaling::Kind::None)
       c.rope_scaling.factor = static_cast<float>(f.find_float(p + "rope.scaling.factor").value_or(1.0));
   }
+  if (const RawTensor* t = f.find_tensor("rope_freqs.weight")) c.rope_scaling = gguf_rope_factors(f, *t, c);
   c.attention_bias = c.arch == Architecture::Qwen2;
   const RawTensor* embed = f.find_tensor("token_embd.weight");
   check(embed != nullptr && embed->shape.size() == 2, f.path(), ": tensor 'token_embd.weight' is missing or not 2-D");
