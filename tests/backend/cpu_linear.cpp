@@ -45,7 +45,14 @@ std::vector<std::byte> random_storage(StorageType t, int64_t rows, int64_t cols,
       for (size_t b = 0; b < n_blocks; ++b) put_half(b * info.block_bytes + 208, scale(rng));
       break;
     case StorageType::I4G32: case StorageType::I4G64: case StorageType::I4G128:  // scale leads, zero in byte 2
+    case StorageType::IQ4_NL: case StorageType::IQ4_XS:  // d leads
       for (size_t b = 0; b < n_blocks; ++b) put_half(b * info.block_bytes, scale(rng));
+      break;
+    case StorageType::Q2_K:  // d and dmin trail the block
+      for (size_t b = 0; b < n_blocks; ++b) { put_half(b * info.block_bytes + 80, scale(rng)); put_half(b * info.block_bytes + 82, scale(rng)); }
+      break;
+    case StorageType::Q3_K:  // d trails the block
+      for (size_t b = 0; b < n_blocks; ++b) put_half(b * info.block_bytes + 108, scale(rng));
       break;
   }
   return w;
@@ -68,7 +75,8 @@ TEST_CASE("linear matches a double-precision reference for every format, token c
   const StorageType types[] = {StorageType::F32, StorageType::F16, StorageType::BF16, StorageType::Q8_0, StorageType::Q4_0,
                                StorageType::Q4_1, StorageType::Q5_0, StorageType::Q5_1, StorageType::Q4_K,
                                StorageType::Q5_K, StorageType::Q6_K, StorageType::I4G32, StorageType::I4G64,
-                               StorageType::I4G128};
+                               StorageType::I4G128, StorageType::Q2_K, StorageType::Q3_K, StorageType::IQ4_NL,
+                               StorageType::IQ4_XS};
   for (StorageType t : types) {
     const int64_t block = storage_info(t).block_elems;
     for (int64_t tokens : {1, 3, 4, 5, 37}) {

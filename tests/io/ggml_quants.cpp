@@ -1,4 +1,4 @@
-// GGML dequantizers: hand-built blocks for each of the 11 types with expected values derived
+// GGML dequantizers: hand-built blocks for each of the first 11 types with expected values derived
 // element by element from the format description (not from the code under test), spot values
 // worked out on paper, and a cross-check against gguf-py's dequantizer.
 #include <doctest/doctest.h>
@@ -71,8 +71,12 @@ TEST_CASE("ggml type ids map to storage types and names") {
   CHECK(storage_type_from_ggml(12) == StorageType::Q4_K);
   CHECK(storage_type_from_ggml(13) == StorageType::Q5_K);
   CHECK(storage_type_from_ggml(14) == StorageType::Q6_K);
+  CHECK(storage_type_from_ggml(10) == StorageType::Q2_K);
+  CHECK(storage_type_from_ggml(11) == StorageType::Q3_K);
+  CHECK(storage_type_from_ggml(20) == StorageType::IQ4_NL);
+  CHECK(storage_type_from_ggml(23) == StorageType::IQ4_XS);
   CHECK(storage_type_from_ggml(30) == StorageType::BF16);
-  for (uint32_t id : {4u, 5u, 9u, 10u, 11u, 15u, 16u, 17u, 23u, 28u, 29u, 31u, 39u, 1000u})
+  for (uint32_t id : {4u, 5u, 9u, 15u, 16u, 17u, 18u, 19u, 21u, 22u, 28u, 29u, 31u, 39u, 1000u})
     CHECK_FALSE(storage_type_from_ggml(id).has_value());
   for (uint32_t id = 0; id < 64; ++id)
     if (auto t = storage_type_from_ggml(id)) CHECK(turbine::io::ggml_type_id(*t) == id);
@@ -342,6 +346,10 @@ TEST_CASE("cross-check with gguf-py on pseudo-random blocks") {
       {StorageType::Q4_K, 512, {0, 2}, -288406.34424591064, {-51.8544921875, -135.1162109375, 0.090301513671875, 0.2693634033203125}},
       {StorageType::Q5_K, 512, {0, 2}, 19016.16015291214, {4.369422912597656, 4.535106658935547, 2.4416234493255615, 33.792972564697266}},
       {StorageType::Q6_K, 512, {208}, 5093.370307922363, {0.22256851196289062, -1.2908973693847656, 3.093292236328125, 46.62353515625}},
+      {StorageType::Q2_K, 512, {80, 82}, -349.4795608520508, {-0.0207366943359375, -0.02625560760498047, -1.2344298362731934, -0.08828115463256836}},
+      {StorageType::Q3_K, 512, {108}, 9444.2578125, {162.75, -108.5, -4.13818359375, 23.173828125}},
+      {StorageType::IQ4_NL, 64, {0}, 64.53409147262573, {0.005335807800292969, 0.01867532730102539, -0.033538818359375, 4.259429931640625}},
+      {StorageType::IQ4_XS, 512, {0}, 1116.8592281341553, {-7.231475830078125, 4.159698486328125, 0.08102953433990479, 0.03975033760070801}},
   };
   for (size_t c = 0; c < std::size(cases); ++c) {
     const auto& cc = cases[c];

@@ -16,7 +16,9 @@
 namespace turbine {
 
 /// How elements are stored: plain floats (F32, F16, BF16), a GGML block format, or group-wise int4 (I4G*).
-enum class StorageType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, I4G32, I4G64, I4G128 };
+enum class StorageType : uint8_t {
+  F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, I4G32, I4G64, I4G128, Q2_K, Q3_K, IQ4_NL, IQ4_XS
+};
 
 /// The name and block geometry of a StorageType.
 struct StorageInfo {
@@ -42,6 +44,10 @@ constexpr StorageInfo storage_info(StorageType t) {
     case StorageType::I4G32: return {"I4G32", 32, 4 + 16};
     case StorageType::I4G64: return {"I4G64", 64, 4 + 32};
     case StorageType::I4G128: return {"I4G128", 128, 4 + 64};
+    case StorageType::Q2_K: return {"Q2_K", 256, 84};
+    case StorageType::Q3_K: return {"Q3_K", 256, 110};
+    case StorageType::IQ4_NL: return {"IQ4_NL", 32, 18};
+    case StorageType::IQ4_XS: return {"IQ4_XS", 256, 136};
   }
   return {"?", 1, 1};
 }

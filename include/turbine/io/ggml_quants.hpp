@@ -30,9 +30,13 @@ inline std::optional<StorageType> storage_type_from_ggml(uint32_t ggml_type_id) 
     case 6: return StorageType::Q5_0;
     case 7: return StorageType::Q5_1;
     case 8: return StorageType::Q8_0;
+    case 10: return StorageType::Q2_K;
+    case 11: return StorageType::Q3_K;
     case 12: return StorageType::Q4_K;
     case 13: return StorageType::Q5_K;
     case 14: return StorageType::Q6_K;
+    case 20: return StorageType::IQ4_NL;
+    case 23: return StorageType::IQ4_XS;
     case 30: return StorageType::BF16;
     default: return std::nullopt;
   }
@@ -51,6 +55,10 @@ constexpr uint32_t ggml_type_id(StorageType t) {
     case StorageType::Q4_K: return 12;
     case StorageType::Q5_K: return 13;
     case StorageType::Q6_K: return 14;
+    case StorageType::Q2_K: return 10;
+    case StorageType::Q3_K: return 11;
+    case StorageType::IQ4_NL: return 20;
+    case StorageType::IQ4_XS: return 23;
     case StorageType::BF16: return 30;
     case StorageType::I4G32: case StorageType::I4G64: case StorageType::I4G128:
       fail("storage type ", storage_name(t), " (turbine's group-wise int4) has no GGUF type: write it as safetensors");
@@ -267,6 +275,94 @@ inline void rows_q6_k(const uint8_t* __restrict src, float* __restrict dst, int6
   }
 }
 
+// Q2_K super-block (84 bytes, 256 weights): scales[16] (low nibble: scale, high nibble: min, one
+// pair per 16 weights), qs[64] 2-bit quants, fp16 d, fp16 dmin. Per 128-weight half h (qs += 32h)
+// and bit pair j (shift 2j), weights 128h + 32j + l take bits (qs[l] >> 2j) & 3 for l < 32,
+// sub-block 8h + 2j for l < 16 and 8h + 2j + 1 above; x = d * scale * q - dmin * min.
+inline void rows_q2_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 84, dst += 256) {
+    const uint8_t* scales = src;
+    const float d = load_half(src + 80), dmin = load_half(src + 82);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* q = src + 16 + 32 * h;
+      for (int j = 0; j < 4; ++j) {
+        float* y = dst + 128 * h + 32 * j;
+        for (int half = 0; half < 2; ++half) {
+          const uint8_t sc = scales[8 * h + 2 * j + half];
+          const float dl = d * float(sc & 0x0F), ml = dmin * float(sc >> 4);
+          for (int l = 0; l < 16; ++l) y[16 * half + l] = dl * float((q[16 * half + l] >> (2 * j)) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+// Q3_K super-block (110 bytes, 256 weights): hmask[32] (the 3rd bit), qs[64] low 2 bits, 12 bytes
+// of sixteen 6-bit scales, fp16 d. Low 2 bits as Q2_K; the high bit of weight 128h + 32j + l is
+// bit 4h + j of hmask[l], and a clear bit subtracts 4. Scales: bytes 0..7 hold the low nibbles
+// (scale i in byte i % 8, high nibble for i >= 8), bytes 8..11 the top 2 bits (scale i: byte
+// 8 + i % 4, bits 2 * (i / 4)); x = d * (scale - 32) * q.
+inline void rows_q3_k(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 110, dst += 256) {
+    const uint8_t* hmask = src;
+    const uint8_t* packed = src + 96;
+    const float d = load_half(src + 108);
+    int scale[16];
+    for (int i = 0; i < 16; ++i) {
+      const int low = (packed[i % 8] >> (4 * (i / 8))) & 0x0F, high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
+      scale[i] = (low | high << 4) - 32;
+    }
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* q = src + 32 + 32 * h;
+      for (int j = 0; j < 4; ++j) {
+        float* y = dst + 128 * h + 32 * j;
+        const int bit = 4 * h + j;
+        for (int half = 0; half < 2; ++half) {
+          const float dl = d * float(scale[8 * h + 2 * j + half]);
+          for (int l = 16 * half; l < 16 * half + 16; ++l) {
+            const int v = ((q[l] >> (2 * j)) & 3) - (((hmask[l] >> bit) & 1) ? 0 : 4);
+            y[l] = dl * float(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+// IQ4_NL and IQ4_XS map each 4-bit index through one non-linear table (ggml's kvalues_iq4nl).
+inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// IQ4_NL block (18 bytes, 32 weights): fp16 d, then nibbles as Q4_0; x = d * table[q].
+inline void rows_iq4_nl(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 18, dst += 32) {
+    const float d = load_half(src);
+    for (int j = 0; j < 16; ++j) {
+      dst[j] = d * float(kIq4Values[src[2 + j] & 0x0F]);
+      dst[j + 16] = d * float(kIq4Values[src[2 + j] >> 4]);
+    }
+  }
+}
+
+// IQ4_XS super-block (136 bytes, 256 weights): fp16 d, uint16 scales_h (2 high bits per 32
+// weights), scales_l[4] (low nibbles, two per byte), then 8 IQ4_NL-style 16-byte nibble groups;
+// sub-block i has scale ((scales_l[i / 2] >> 4 (i % 2)) & 15 | ((scales_h >> 2i) & 3) << 4) - 32.
+inline void rows_iq4_xs(const uint8_t* __restrict src, float* __restrict dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += 136, dst += 256) {
+    const float d = load_half(src);
+    const uint16_t scales_h = load_u16(src + 2);
+    for (int i = 0; i < 8; ++i) {
+      const int ls = ((src[4 + i / 2] >> (4 * (i % 2))) & 0x0F) | (((scales_h >> (2 * i)) & 3) << 4);
+      const float dl = d * float(ls - 32);
+      const uint8_t* q = src + 8 + 16 * i;
+      float* y = dst + 32 * i;
+      for (int j = 0; j < 16; ++j) {
+        y[j] = dl * float(kIq4Values[q[j] & 0x0F]);
+        y[j + 16] = dl * float(kIq4Values[q[j] >> 4]);
+      }
+    }
+  }
+}
+
 // Group-wise int4 block (see storage_type.hpp): fp16 scale, zero byte, pad, G / 2 nibble bytes.
 inline void rows_i4g(const uint8_t* __restrict src, float* __restrict dst, int64_t nb, int group) {
   const int bytes = 4 + group / 2;
@@ -306,6 +402,10 @@ inline void dequantize_row(StorageType t, const std::byte* src, float* dst, int6
     case StorageType::I4G32: return detail::rows_i4g(s, dst, nb, 32);
     case StorageType::I4G64: return detail::rows_i4g(s, dst, nb, 64);
     case StorageType::I4G128: return detail::rows_i4g(s, dst, nb, 128);
+    case StorageType::Q2_K: return detail::rows_q2_k(s, dst, nb);
+    case StorageType::Q3_K: return detail::rows_q3_k(s, dst, nb);
+    case StorageType::IQ4_NL: return detail::rows_iq4_nl(s, dst, nb);
+    case StorageType::IQ4_XS: return detail::rows_iq4_xs(s, dst, nb);
   }
   fail("dequantize_row: unknown storage type ", int(t));
 }

@@ -379,7 +379,7 @@ class GgufFile {
       fail(path_, ": ", ctx, " has ",
            name.rfind("type ", 0) == 0 ? turbine::detail::concat("unknown ggml type ", ggml_type)
                                        : turbine::detail::concat("type ", name, " (ggml type ", ggml_type, ")"),
-           ", which turbine does not support (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+           ", which turbine does not support (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS; re-quantize the model to one of them with llama.cpp)");
     }
     t.type = *type;
     const auto info = storage_info(t.type);
