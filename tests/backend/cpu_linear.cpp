@@ -79,8 +79,10 @@ TEST_CASE("linear matches a double-precision reference for every format, token c
                                StorageType::IQ4_XS};
   for (StorageType t : types) {
     const int64_t block = storage_info(t).block_elems;
-    for (int64_t tokens : {1, 3, 4, 5, 37}) {
-      const int64_t rows = 67, cols = block == 1 ? 203 : block * 3;
+    // 66 tokens: a 64-token product, then a last block of 2 on the fused path. Rows of 9 blocks of
+    // 32: two of the 128-weight runs the AVX-512 nibble dot reads rearranged x for, and a block after.
+    for (int64_t tokens : {1, 3, 4, 5, 37, 66}) {
+      const int64_t rows = 67, cols = block == 1 ? 203 : block == 32 ? 32 * 9 : block * 3;
       CAPTURE(storage_name(t));
       CAPTURE(tokens);
       auto bytes = random_storage(t, rows, cols, rng);
@@ -112,4 +114,50 @@ TEST_CASE("embedding rejects ids outside the vocabulary") {
   std::vector<float> out(8);
   const int32_t bad = 4;
   CHECK_THROWS_AS(cpu::embedding(w, &bad, 1, out.data()), Error);
+}
+
+// linear() takes the widest dot form the build has; the narrower ones (the AVX2 forms, on an
+// AVX-512 build) are what other machines run, so each is checked here directly.
+TEST_CASE("every compiled dot form matches dequantize-then-dot") {
+#ifdef TURBINE_CPU_AVX2
+  std::mt19937 rng(std::random_device{}());
+  struct Form {
+    const char* name;
+    StorageType type;
+    float (*dot)(const std::byte*, const float*, int64_t);
+  };
+  std::vector<Form> forms = {
+      {"q4_0 avx2", StorageType::Q4_0, cpu::detail::dot_q4_0},
+      {"q4_1 avx2", StorageType::Q4_1, cpu::detail::dot_q4_1},
+      {"q8_0 avx2", StorageType::Q8_0, cpu::detail::dot_q8_0},
+      {"i4g64 avx2", StorageType::I4G64, [](const std::byte* r, const float* x, int64_t n) { return cpu::detail::dot_i4g(r, x, n, 64); }},
+  };
+#ifdef TURBINE_CPU_AVX512
+  MESSAGE("AVX-512 build: checking the AVX2 and AVX-512 forms");
+  forms.push_back({"q4_0 avx512", StorageType::Q4_0, cpu::detail::dot_q4_0_512});
+  forms.push_back({"q4_1 avx512", StorageType::Q4_1, cpu::detail::dot_q4_1_512});
+  forms.push_back({"q8_0 avx512", StorageType::Q8_0, cpu::detail::dot_q8_0_512});
+  forms.push_back({"i4g64 avx512", StorageType::I4G64, [](const std::byte* r, const float* x, int64_t n) { return cpu::detail::dot_i4g_512(r, x, n, 64); }});
+#else
+  MESSAGE("AVX2 build: checking the AVX2 forms");
+#endif
+  for (const Form& f : forms) {
+    CAPTURE(f.name);
+    const int64_t rows = 19, cols = 64 * 7;
+    auto bytes = random_storage(f.type, rows, cols, rng);
+    std::vector<float> x(cols), wrow(cols), got(rows, std::numeric_limits<float>::quiet_NaN());
+    std::normal_distribution<float> nd;
+    for (auto& v : x) v = nd(rng);
+    std::vector<double> ref(rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::byte* row = bytes.data() + r * row_bytes(f.type, cols);
+      got[r] = f.dot(row, x.data(), cols);
+      io::dequantize_row(f.type, row, wrow.data(), cols);
+      for (int64_t c = 0; c < cols; ++c) ref[r] += double(wrow[c]) * x[c];
+    }
+    CHECK(relative_error(got, ref) < 1e-5);
+  }
+#else
+  MESSAGE("[skipped] no AVX2 in this build: linear() uses dequantize-then-dot only");
+#endif
 }

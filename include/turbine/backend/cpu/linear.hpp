@@ -33,10 +33,23 @@ inline void linear(const WeightMatrix& w, const float* x, int64_t tokens, float*
   constexpr int64_t kTileRows = 64;
   const int64_t cols = w.cols;
   const bool fused = tokens <= kFusedMaxTokens;
+  // The tokens that take the fused dot (all of a small call, or a last block of few tokens), with
+  // x rearranged once for them where the format's dot wants that (prepare_x).
+  const int64_t rest = tokens % kLinearTokenBlock;
+  const int64_t fused_from = rest >= 1 && rest <= kFusedMaxTokens ? tokens - rest : tokens;
+  const int64_t per_token = prepared_x_floats(cols);
+  thread_local std::vector<float> prepared;
+  prepared.resize(static_cast<size_t>((tokens - fused_from) * per_token));
+  bool use_prepared = fused_from < tokens;
+  for (int64_t t = fused_from; t < tokens && use_prepared; ++t)
+    use_prepared = prepare_x(w.type, x + t * cols, cols, prepared.data() + (t - fused_from) * per_token);
+  const float* prep = use_prepared ? prepared.data() : nullptr;
   auto fused_rows = [&](int64_t r0, int64_t r1, int64_t t0, int64_t t1, float* scratch) {
     for (int64_t r = r0; r < r1; ++r) {
       const float b = bias ? bias[r] : 0.0f;
-      for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot_row(w.type, w.row(r), x + t * cols, cols, scratch) + b;
+      for (int64_t t = t0; t < t1; ++t)
+        y[t * w.rows + r] = dot_row(w.type, w.row(r), x + t * cols, cols, scratch,
+                                    prep ? prep + (t - fused_from) * per_token : nullptr) + b;
     }
   };
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
