@@ -33,10 +33,10 @@ echo "model: $model"
 printf '%-10s %-8s %-14s %s\n' engine threads "prefill 128" "decode 128 (tokens/s)"
 for ((r = 1; r <= rounds; ++r)); do
   for t in 1 2; do
-    ll=$("$bench" -m "$model" -t "$t" -p 128 -n 128 -r 3 -o csv 2>/dev/null | awk -F, 'NR > 1 { gsub(/"/, ""); print $(NF - 1) }' | tr '\n' ' ')
+    ll=$("$bench" -m "$model" -t "$t" -p 128 -n 128 -r 3 -o csv 2>/dev/null | awk -F, 'NR > 1 { gsub(/"/, ""); printf "%.1f ", $(NF - 1) }')
     printf '%-10s %-8s %s\n' llama.cpp "$t" "$ll"
     tb=$("$turbine" bench "$model" --device cpu --threads "$t" --prompt-tokens 128 --gen-tokens 128 --runs 3 --json 2>/dev/null |
-         python3 -c 'import json, sys; j = json.load(sys.stdin); print(f"{j[\"prefill_tokens_per_s\"]:.1f} {j[\"decode_tokens_per_s\"]:.1f}")')
+         python3 -c 'import json, sys; j = json.load(sys.stdin); print("%.1f %.1f" % (j["prefill_tokens_per_s"], j["decode_tokens_per_s"]))')
     printf '%-10s %-8s %s\n' turbine "$t" "$tb"
   done
 done

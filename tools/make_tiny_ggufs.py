@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converts the tiny Hugging Face models of tests/data/tiny_models/ to GGUF with llama.cpp's own
 converter (convert_hf_to_gguf.py and its gguf-py), writing tests/data/tiny_models/<name>/model.gguf.
-tests/model/gguf_architectures.cpp checks that turbine reads each file to the same logits as
+tests/model/hf_architectures.cpp checks that turbine reads each file to the same logits as
 transformers gives for the directory it came from (the directory's golden.json), so the GGUF
 conventions (q/k row order, Llama 3's rope_freqs tensor, Qwen2's biases, InternLM2's split wqkv)
 are checked against llama.cpp's writer rather than against turbine's idea of it.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <turbine/backend/cpu/linear.hpp>
@@ -71,7 +72,9 @@ double relative_error(const std::vector<float>& got, const std::vector<double>& 
 }  // namespace
 
 TEST_CASE("linear matches a double-precision reference for every format, token count and odd size") {
-  std::mt19937 rng(std::random_device{}());
+  const unsigned seed = std::random_device{}();
+  MESSAGE("seed ", seed);
+  std::mt19937 rng(seed);
   const StorageType types[] = {StorageType::F32, StorageType::F16, StorageType::BF16, StorageType::Q8_0, StorageType::Q4_0,
                                StorageType::Q4_1, StorageType::Q5_0, StorageType::Q5_1, StorageType::Q4_K,
                                StorageType::Q5_K, StorageType::Q6_K, StorageType::I4G32, StorageType::I4G64,
@@ -120,38 +123,54 @@ TEST_CASE("embedding rejects ids outside the vocabulary") {
 // AVX-512 build) are what other machines run, so each is checked here directly.
 TEST_CASE("every compiled dot form matches dequantize-then-dot") {
 #ifdef TURBINE_CPU_AVX2
-  std::mt19937 rng(std::random_device{}());
+  const unsigned seed = std::random_device{}();
+  MESSAGE("seed ", seed);
+  std::mt19937 rng(seed);
+  // A form gets the row, x and x as cpu::prepare_x leaves it (used by the rearranged-x forms).
+  using Dot = std::function<float(const std::byte*, const float*, const float*, int64_t)>;
   struct Form {
     const char* name;
     StorageType type;
-    float (*dot)(const std::byte*, const float*, int64_t);
+    Dot dot;
   };
   std::vector<Form> forms = {
-      {"q4_0 avx2", StorageType::Q4_0, cpu::detail::dot_q4_0},
-      {"q4_1 avx2", StorageType::Q4_1, cpu::detail::dot_q4_1},
-      {"q8_0 avx2", StorageType::Q8_0, cpu::detail::dot_q8_0},
-      {"i4g64 avx2", StorageType::I4G64, [](const std::byte* r, const float* x, int64_t n) { return cpu::detail::dot_i4g(r, x, n, 64); }},
+      {"q4_0 avx2", StorageType::Q4_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_0(r, x, n); }},
+      {"q4_1 avx2", StorageType::Q4_1, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_1(r, x, n); }},
+      {"q8_0 avx2", StorageType::Q8_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q8_0(r, x, n); }},
   };
+  for (int g : {32, 64, 128})
+    forms.push_back({"i4g avx2", int4_groups_type(g), [g](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_i4g(r, x, n, g); }});
 #ifdef TURBINE_CPU_AVX512
   MESSAGE("AVX-512 build: checking the AVX2 and AVX-512 forms");
-  forms.push_back({"q4_0 avx512", StorageType::Q4_0, cpu::detail::dot_q4_0_512});
-  forms.push_back({"q4_1 avx512", StorageType::Q4_1, cpu::detail::dot_q4_1_512});
-  forms.push_back({"q8_0 avx512", StorageType::Q8_0, cpu::detail::dot_q8_0_512});
-  forms.push_back({"i4g64 avx512", StorageType::I4G64, [](const std::byte* r, const float* x, int64_t n) { return cpu::detail::dot_i4g_512(r, x, n, 64); }});
+  forms.push_back({"q4_0 avx512", StorageType::Q4_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_0_512(r, x, n); }});
+  forms.push_back({"q4_1 avx512", StorageType::Q4_1, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_1_512(r, x, n); }});
+  forms.push_back({"q8_0 avx512", StorageType::Q8_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q8_0_512(r, x, n); }});
+  forms.push_back({"q4_0 rearranged x", StorageType::Q4_0, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_nibbles<false>(r, x, p, n); }});
+  forms.push_back({"q4_1 rearranged x", StorageType::Q4_1, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_nibbles<true>(r, x, p, n); }});
+  for (int g : {32, 64, 128})
+    forms.push_back({"i4g avx512", int4_groups_type(g), [g](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_i4g_512(r, x, n, g); }});
+  forms.push_back({"i4g32 rearranged x", StorageType::I4G32, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_i4g_runs<32>(r, x, p, n); }});
+  forms.push_back({"i4g64 rearranged x", StorageType::I4G64, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_i4g_runs<64>(r, x, p, n); }});
+  forms.push_back({"i4g128 rearranged x", StorageType::I4G128, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_i4g_runs<128>(r, x, p, n); }});
 #else
   MESSAGE("AVX2 build: checking the AVX2 forms");
 #endif
   for (const Form& f : forms) {
     CAPTURE(f.name);
-    const int64_t rows = 19, cols = 64 * 7;
+    CAPTURE(storage_name(f.type));
+    // 7 runs of 128 and a 64-weight tail (not for I4G128, whose rows are whole groups of 128).
+    const int64_t rows = 19, cols = f.type == StorageType::I4G128 ? 128 * 7 : 128 * 7 + 64;
     auto bytes = random_storage(f.type, rows, cols, rng);
     std::vector<float> x(cols), wrow(cols), got(rows, std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> prepared(static_cast<size_t>(std::max<int64_t>(1, cpu::prepared_x_floats(cols))),
+                                std::numeric_limits<float>::quiet_NaN());
     std::normal_distribution<float> nd;
     for (auto& v : x) v = nd(rng);
+    (void)cpu::prepare_x(f.type, x.data(), cols, prepared.data());
     std::vector<double> ref(rows);
     for (int64_t r = 0; r < rows; ++r) {
       const std::byte* row = bytes.data() + r * row_bytes(f.type, cols);
-      got[r] = f.dot(row, x.data(), cols);
+      got[r] = f.dot(row, x.data(), prepared.data(), cols);
       io::dequantize_row(f.type, row, wrow.data(), cols);
       for (int64_t c = 0; c < cols; ++c) ref[r] += double(wrow[c]) * x[c];
     }

@@ -390,7 +390,8 @@ TEST_CASE("GGUF files written by llama.cpp's converter match transformers") {
 
 namespace {
 /// llama.cpp's converter's divisors for HF llama3 rope_scaling (conversion/llama.py,
-/// generate_extra_tensors): float32 frequencies, the band arithmetic in double, stored as float32.
+/// generate_extra_tensors): float32 frequencies, the band arithmetic mostly in double here (in
+/// float32 there for the wavelength; far below the tolerances), stored as float32.
 std::vector<float> llama_cpp_rope_factors(double base, int64_t dim, double factor, double low, double high, double original) {
   std::vector<float> out;
   for (int64_t i = 0; i < dim; i += 2) {

@@ -193,11 +193,11 @@ inline int64_t prepared_x_floats(int64_t n) {
 #endif
 }
 
-/// Rearranges x once per product for the formats whose fused dot reads it rearranged (Q4_0 and
-/// Q4_1 with AVX-512: see prepare_nibble_x) into `out` (prepared_x_floats(n)); false for the rest.
+/// Rearranges x once per product for the formats whose fused dot reads it rearranged (Q4_0, Q4_1
+/// and I4G* with AVX-512: see prepare_nibble_x) into `out` (prepared_x_floats(n)); false for the rest.
 inline bool prepare_x(StorageType t, const float* x, int64_t n, float* out) {
 #ifdef TURBINE_CPU_AVX512
-  if (t == StorageType::Q4_0 || t == StorageType::Q4_1) {
+  if (t == StorageType::Q4_0 || t == StorageType::Q4_1 || is_int4_groups(t)) {
     detail::prepare_nibble_x(x, n, out);
     return true;
   }
@@ -213,6 +213,9 @@ inline float dot_row(StorageType t, const std::byte* row, const float* x, int64_
 #ifdef TURBINE_CPU_AVX512
   if (prepared && t == StorageType::Q4_1) return detail::dot_nibbles<true>(row, x, prepared, n);
   if (prepared && t == StorageType::Q4_0) return detail::dot_nibbles<false>(row, x, prepared, n);
+  if (prepared && t == StorageType::I4G128) return detail::dot_i4g_runs<128>(row, x, prepared, n);
+  if (prepared && t == StorageType::I4G64) return detail::dot_i4g_runs<64>(row, x, prepared, n);
+  if (prepared && t == StorageType::I4G32) return detail::dot_i4g_runs<32>(row, x, prepared, n);
 #else
   (void)prepared;
 #endif

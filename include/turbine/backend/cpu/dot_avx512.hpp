@@ -3,7 +3,7 @@
 // a 32-weight block is two 16-lane vectors, so each block takes half the instructions of the
 // AVX2 form. Same arithmetic per block (products summed in fp32, then scaled), so the results
 // match dequantize-then-dot up to summation order, like the AVX2 forms.
-#if defined(__AVX512F__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 
 #include <cstddef>
@@ -173,6 +173,73 @@ inline float dot_nibbles(const std::byte* row, const float* x, const float* xp, 
     if constexpr (kHasMin) total += dot_q4_1_512(row, x, n - done);
     else total += dot_q4_0_512(row, x, n - done);
   }
+  return total;
+}
+
+/// Group-wise int4 (storage_type.hpp) over x as prepare_nibble_x left it: the same run of 128
+/// weights as dot_nibbles (its 32-weight chunks have Q4_1's nibble order), one group (G = 128),
+/// two (64) or four (32) per run; weight (q - z) s summed as s (q . x) - s z sum(x).
+template <int G>
+inline float dot_i4g_runs(const std::byte* row, const float* x, const float* xp, int64_t n) {
+  constexpr int kGroupBytes = 4 + G / 2;
+  constexpr int kGroupsPerRun = 128 / G;
+  const int64_t runs = n / kNibbleRun;
+  const float* sums = xp + runs * kNibbleRun;
+  __m512 acc = _mm512_setzero_ps();
+  __m128 macc = _mm_setzero_ps();
+  const __m512i mask = _mm512_set1_epi32(0x0f);
+  auto u32_at = [&](int off) {  // a group's header (fp16 s, zero byte, pad) through a register
+    uint32_t v;
+    std::memcpy(&v, row + off, 4);
+    return static_cast<int>(v);
+  };
+  for (int64_t r = 0; r < runs; ++r, row += kGroupsPerRun * kGroupBytes, xp += kNibbleRun, sums += 4) {
+    __m512i raw;
+    __m512 d;
+    __m128 m;  // per 32 weights: -s * z
+    if constexpr (G == 128) {
+      raw = _mm512_loadu_si512(row + 4);
+      const float s = _cvtsh_ss(static_cast<uint16_t>(u32_at(0) & 0xffff)), z = float((u32_at(0) >> 16) & 0x0f);
+      d = _mm512_set1_ps(s);
+      m = _mm_set1_ps(-s * z);
+    } else if constexpr (G == 64) {
+      raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 4))),
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + kGroupBytes + 4)), 1);
+      const int h0 = u32_at(0), h1 = u32_at(kGroupBytes);
+      const float s0 = _cvtsh_ss(static_cast<uint16_t>(h0 & 0xffff)), s1 = _cvtsh_ss(static_cast<uint16_t>(h1 & 0xffff));
+      d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+      const float m0 = -s0 * float((h0 >> 16) & 0x0f), m1 = -s1 * float((h1 >> 16) & 0x0f);
+      m = _mm_set_ps(m1, m1, m0, m0);
+    } else {
+      raw = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 4)));
+      raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + kGroupBytes + 4)), 1);
+      raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * kGroupBytes + 4)), 2);
+      raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 3 * kGroupBytes + 4)), 3);
+      const __m128i h = _mm_set_epi32(u32_at(3 * kGroupBytes), u32_at(2 * kGroupBytes), u32_at(kGroupBytes), u32_at(0));
+      const __m128 s = _mm_cvtph_ps(_mm_shuffle_epi8(h, _mm_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0)));
+      const __m128 z = _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(h, 16), _mm_set1_epi32(0x0f)));
+      d = _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(s));
+      m = _mm_sub_ps(_mm_setzero_ps(), _mm_mul_ps(s, z));
+    }
+    auto nibble = [&](int k) {
+      return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(raw, static_cast<unsigned>(4 * k)), mask));
+    };
+    __m512 s0 = _mm512_mul_ps(nibble(0), _mm512_loadu_ps(xp));
+    __m512 s1 = _mm512_mul_ps(nibble(1), _mm512_loadu_ps(xp + 16));
+    s0 = _mm512_fmadd_ps(nibble(2), _mm512_loadu_ps(xp + 32), s0);
+    s1 = _mm512_fmadd_ps(nibble(3), _mm512_loadu_ps(xp + 48), s1);
+    s0 = _mm512_fmadd_ps(nibble(4), _mm512_loadu_ps(xp + 64), s0);
+    s1 = _mm512_fmadd_ps(nibble(5), _mm512_loadu_ps(xp + 80), s1);
+    s0 = _mm512_fmadd_ps(nibble(6), _mm512_loadu_ps(xp + 96), s0);
+    s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 28)), _mm512_loadu_ps(xp + 112), s1);
+    acc = _mm512_fmadd_ps(d, _mm512_add_ps(s0, s1), acc);
+    macc = _mm_fmadd_ps(m, _mm_loadu_ps(sums), macc);
+  }
+  __m128 t = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
+  t = _mm_add_ss(t, _mm_movehdup_ps(t));
+  float total = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(t);
+  const int64_t done = runs * kNibbleRun;
+  if (done < n) total += dot_i4g_512(row, x + done, n - done, G);
   return total;
 }
 
