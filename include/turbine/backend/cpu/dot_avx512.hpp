@@ -21,6 +21,19 @@ inline float half_at_512(const std::byte* p) {
   return _cvtsh_ss(h);
 }
 
+/// The sum of the 16 lanes, through memory once a row: GCC 12's _mm512_reduce_add_ps,
+/// _mm512_castps512_ps256 and _mm512_shuffle_f32x4 pass an "undefined" vector that trips its own
+/// -Wuninitialized in every file that inlines them.
+inline float hsum512(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  const __m256 s = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
 /// 16 nibble bytes (Q4_0/Q4_1/I4G order: byte j holds weight j low, weight j + 16 high) as two
 /// vectors of 16 floats, weights 0..15 and 16..31.
 inline void nibbles_to_f32x32(const std::byte* p, __m512& lo, __m512& hi) {
@@ -40,7 +53,7 @@ inline float dot_q4_1_512(const std::byte* row, const float* x, int64_t n) {
     acc = _mm512_fmadd_ps(_mm512_set1_ps(half_at_512(row)), s, acc);
     macc = _mm512_fmadd_ps(_mm512_set1_ps(half_at_512(row + 2)), _mm512_add_ps(x0, x1), macc);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc, macc));
+  return hsum512(_mm512_add_ps(acc, macc));
 }
 
 inline float dot_q4_0_512(const std::byte* row, const float* x, int64_t n) {
@@ -53,7 +66,7 @@ inline float dot_q4_0_512(const std::byte* row, const float* x, int64_t n) {
                                      _mm512_mul_ps(_mm512_sub_ps(lo, eight), _mm512_loadu_ps(x)));
     acc = _mm512_fmadd_ps(_mm512_set1_ps(half_at_512(row)), s, acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  return hsum512(acc);
 }
 
 /// Group-wise int4 (storage_type.hpp): weight = (q - z) * s, summed as s * (q . x) - s * z * sum(x).
@@ -73,7 +86,7 @@ inline float dot_i4g_512(const std::byte* row, const float* x, int64_t n, int gr
     acc = _mm512_fmadd_ps(_mm512_set1_ps(s), qs, acc);
     zacc = _mm512_fmadd_ps(_mm512_set1_ps(s * z), xs, zacc);
   }
-  return _mm512_reduce_add_ps(_mm512_sub_ps(acc, zacc));
+  return hsum512(_mm512_sub_ps(acc, zacc));
 }
 
 inline float dot_q8_0_512(const std::byte* row, const float* x, int64_t n) {
@@ -84,7 +97,7 @@ inline float dot_q8_0_512(const std::byte* row, const float* x, int64_t n) {
     const __m512 s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(x)));
     acc = _mm512_fmadd_ps(_mm512_set1_ps(half_at_512(row)), s, acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  return hsum512(acc);
 }
 
 /// Weights per run of the nibble formats' rearranged dot: 4 blocks of 32.
@@ -165,7 +178,7 @@ inline float dot_nibbles(const std::byte* row, const float* x, const float* xp, 
   }
   __m128 t = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
   t = _mm_add_ss(t, _mm_movehdup_ps(t));
-  float total = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(t);
+  float total = hsum512(acc) + _mm_cvtss_f32(t);
   // The blocks after the last whole run, from x as it is.
   const int64_t done = runs * kNibbleRun;
   if (done < n) {
@@ -237,7 +250,7 @@ inline float dot_i4g_runs(const std::byte* row, const float* x, const float* xp,
   }
   __m128 t = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
   t = _mm_add_ss(t, _mm_movehdup_ps(t));
-  float total = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(t);
+  float total = hsum512(acc) + _mm_cvtss_f32(t);
   const int64_t done = runs * kNibbleRun;
   if (done < n) total += dot_i4g_512(row, x + done, n - done, G);
   return total;
