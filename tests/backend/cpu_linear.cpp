@@ -137,6 +137,8 @@ TEST_CASE("every compiled dot form matches dequantize-then-dot") {
       {"q4_0 avx2", StorageType::Q4_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_0(r, x, n); }},
       {"q4_1 avx2", StorageType::Q4_1, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_1(r, x, n); }},
       {"q8_0 avx2", StorageType::Q8_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q8_0(r, x, n); }},
+      {"f16 avx2", StorageType::F16, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_f16(r, x, n); }},
+      {"bf16 avx2", StorageType::BF16, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_bf16(r, x, n); }},
   };
   for (int g : {32, 64, 128})
     forms.push_back({"i4g avx2", int4_groups_type(g), [g](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_i4g(r, x, n, g); }});
@@ -145,6 +147,8 @@ TEST_CASE("every compiled dot form matches dequantize-then-dot") {
   forms.push_back({"q4_0 avx512", StorageType::Q4_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_0_512(r, x, n); }});
   forms.push_back({"q4_1 avx512", StorageType::Q4_1, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q4_1_512(r, x, n); }});
   forms.push_back({"q8_0 avx512", StorageType::Q8_0, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_q8_0_512(r, x, n); }});
+  forms.push_back({"f16 avx512", StorageType::F16, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_f16_512(r, x, n); }});
+  forms.push_back({"bf16 avx512", StorageType::BF16, [](auto r, auto x, auto, int64_t n) { return cpu::detail::dot_bf16_512(r, x, n); }});
   forms.push_back({"q4_0 rearranged x", StorageType::Q4_0, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_nibbles<false>(r, x, p, n); }});
   forms.push_back({"q4_1 rearranged x", StorageType::Q4_1, [](auto r, auto x, auto p, int64_t n) { return cpu::detail::dot_nibbles<true>(r, x, p, n); }});
   for (int g : {32, 64, 128})
@@ -159,7 +163,9 @@ TEST_CASE("every compiled dot form matches dequantize-then-dot") {
     CAPTURE(f.name);
     CAPTURE(storage_name(f.type));
     // 7 runs of 128 and a 64-weight tail (not for I4G128, whose rows are whole groups of 128).
-    const int64_t rows = 19, cols = f.type == StorageType::I4G128 ? 128 * 7 : 128 * 7 + 64;
+    // Float formats: 30 iterations of 32 and a 13-element tail.
+    const int64_t rows = 19, cols = f.type == StorageType::I4G128 ? 128 * 7
+                                  : storage_info(f.type).block_elems == 1 ? 32 * 30 + 13 : 128 * 7 + 64;
     auto bytes = random_storage(f.type, rows, cols, rng);
     std::vector<float> x(cols), wrow(cols), got(rows, std::numeric_limits<float>::quiet_NaN());
     std::vector<float> prepared(static_cast<size_t>(std::max<int64_t>(1, cpu::prepared_x_floats(cols))),

@@ -222,9 +222,9 @@ inline float dot_row(StorageType t, const std::byte* row, const float* x, int64_
 #ifdef TURBINE_CPU_AVX2
   switch (t) {
     case StorageType::F32: return detail::dot_f32_avx(reinterpret_cast<const float*>(row), x, n);
-    case StorageType::F16: return detail::dot_f16(row, x, n);
-    case StorageType::BF16: return detail::dot_bf16(row, x, n);
 #ifdef TURBINE_CPU_AVX512
+    case StorageType::F16: return detail::dot_f16_512(row, x, n);
+    case StorageType::BF16: return detail::dot_bf16_512(row, x, n);
     case StorageType::Q4_0: return detail::dot_q4_0_512(row, x, n);
     case StorageType::Q4_1: return detail::dot_q4_1_512(row, x, n);
     case StorageType::Q8_0: return detail::dot_q8_0_512(row, x, n);
@@ -232,6 +232,8 @@ inline float dot_row(StorageType t, const std::byte* row, const float* x, int64_
     case StorageType::I4G64: return detail::dot_i4g_512(row, x, n, 64);
     case StorageType::I4G128: return detail::dot_i4g_512(row, x, n, 128);
 #else
+    case StorageType::F16: return detail::dot_f16(row, x, n);
+    case StorageType::BF16: return detail::dot_bf16(row, x, n);
     case StorageType::Q4_0: return detail::dot_q4_0(row, x, n);
     case StorageType::Q4_1: return detail::dot_q4_1(row, x, n);
     case StorageType::Q8_0: return detail::dot_q8_0(row, x, n);
