@@ -126,26 +126,37 @@ inline float dot_q8_0(const std::byte* row, const float* x, int64_t n) {
   return hsum(acc);
 }
 
+// F16 and BF16: two accumulators, so that consecutive FMAs do not wait on each other's latency.
 inline float dot_f16(const std::byte* row, const float* x, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))),
+                          _mm256_loadu_ps(x + i), acc);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i + 16))),
+                           _mm256_loadu_ps(x + i + 8), acc1);
+  }
   for (; i + 8 <= n; i += 8)
     acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))),
                           _mm256_loadu_ps(x + i), acc);
-  float s = hsum(acc);
+  float s = hsum(_mm256_add_ps(acc, acc1));
   for (; i < n; ++i) s += half_at(row + 2 * i) * x[i];
   return s;
 }
 
 inline float dot_bf16(const std::byte* row, const float* x, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
+  auto widen = [](const std::byte* p) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  };
+  __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i w = _mm256_slli_epi32(
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))), 16);
-    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + i), acc);
+  for (; i + 16 <= n; i += 16) {
+    acc = _mm256_fmadd_ps(widen(row + 2 * i), _mm256_loadu_ps(x + i), acc);
+    acc1 = _mm256_fmadd_ps(widen(row + 2 * i + 16), _mm256_loadu_ps(x + i + 8), acc1);
   }
-  float s = hsum(acc);
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(widen(row + 2 * i), _mm256_loadu_ps(x + i), acc);
+  float s = hsum(_mm256_add_ps(acc, acc1));
   for (; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, row + 2 * i, 2);
