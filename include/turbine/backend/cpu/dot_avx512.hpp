@@ -28,10 +28,9 @@ inline float hsum512(__m512 v) {
   alignas(64) float lanes[16];
   _mm512_store_ps(lanes, v);
   const __m256 s = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  q = _mm_add_ss(q, _mm_movehdup_ps(q));
-  return _mm_cvtss_f32(q);
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
 }
 
 /// 16 nibble bytes (Q4_0/Q4_1/I4G order: byte j holds weight j low, weight j + 16 high) as two
@@ -165,6 +164,31 @@ inline void prepare_nibble_x(const float* x, int64_t n, float* out) {
   }
 }
 
+/// Per lane, the products of one 128-weight run's nibbles (raw: its 16 dwords, as
+/// prepare_nibble_x describes) with the rearranged x of that run, summed over the 8 nibbles.
+inline __m512 nibble_run_dot(__m512i raw, const float* xp) {
+  const __m512i mask = _mm512_set1_epi32(0x0f);
+  auto nibble = [&](int k) {
+    return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(raw, static_cast<unsigned>(4 * k)), mask));
+  };
+  // Two chains, so the FMAs do not wait on each other.
+  __m512 s0 = _mm512_mul_ps(nibble(0), _mm512_loadu_ps(xp));
+  __m512 s1 = _mm512_mul_ps(nibble(1), _mm512_loadu_ps(xp + 16));
+  s0 = _mm512_fmadd_ps(nibble(2), _mm512_loadu_ps(xp + 32), s0);
+  s1 = _mm512_fmadd_ps(nibble(3), _mm512_loadu_ps(xp + 48), s1);
+  s0 = _mm512_fmadd_ps(nibble(4), _mm512_loadu_ps(xp + 64), s0);
+  s1 = _mm512_fmadd_ps(nibble(5), _mm512_loadu_ps(xp + 80), s1);
+  s0 = _mm512_fmadd_ps(nibble(6), _mm512_loadu_ps(xp + 96), s0);
+  s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 28)), _mm512_loadu_ps(xp + 112), s1);
+  return _mm512_add_ps(s0, s1);
+}
+
+/// The sum of 4 lanes.
+inline float hsum128(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
 /// Q4_1 (d, m, 16 nibble bytes) or Q4_0 (d, 16 nibble bytes; weight d (q - 8), so m = -8 d):
 /// sum over blocks of d * (q . x) + m * sum(x), with x as prepare_nibble_x left it in `xp`.
 template <bool kHasMin>
@@ -174,25 +198,13 @@ inline float dot_nibbles(const std::byte* row, const float* x, const float* xp, 
   const float* sums = xp + runs * kNibbleRun;
   __m512 acc = _mm512_setzero_ps();
   __m128 macc = _mm_setzero_ps();
-  const __m512i mask = _mm512_set1_epi32(0x0f);
   const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   for (int64_t r = 0; r < runs; ++r, row += 4 * kBlockBytes, xp += kNibbleRun, sums += 4) {
     __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + kQs)));
     raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + kBlockBytes + kQs)), 1);
     raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * kBlockBytes + kQs)), 2);
     raw = _mm512_inserti32x4(raw, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 3 * kBlockBytes + kQs)), 3);
-    auto nibble = [&](int k) {
-      return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(raw, static_cast<unsigned>(4 * k)), mask));
-    };
-    // Two chains, so the FMAs do not wait on each other.
-    __m512 s0 = _mm512_mul_ps(nibble(0), _mm512_loadu_ps(xp));
-    __m512 s1 = _mm512_mul_ps(nibble(1), _mm512_loadu_ps(xp + 16));
-    s0 = _mm512_fmadd_ps(nibble(2), _mm512_loadu_ps(xp + 32), s0);
-    s1 = _mm512_fmadd_ps(nibble(3), _mm512_loadu_ps(xp + 48), s1);
-    s0 = _mm512_fmadd_ps(nibble(4), _mm512_loadu_ps(xp + 64), s0);
-    s1 = _mm512_fmadd_ps(nibble(5), _mm512_loadu_ps(xp + 80), s1);
-    s0 = _mm512_fmadd_ps(nibble(6), _mm512_loadu_ps(xp + 96), s0);
-    s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 28)), _mm512_loadu_ps(xp + 112), s1);
+    const __m512 q_dot_x = nibble_run_dot(raw, xp);
     __m128 d, m;
     // Scales gathered through registers: stores to a buffer then a 16-byte load of it would stall
     // on store forwarding.
@@ -212,12 +224,10 @@ inline float dot_nibbles(const std::byte* row, const float* x, const float* xp, 
       d = _mm_cvtph_ps(_mm_shuffle_epi8(dq, _mm_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0)));
       m = _mm_mul_ps(d, _mm_set1_ps(-8.0f));
     }
-    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d)), _mm512_add_ps(s0, s1), acc);
+    acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d)), q_dot_x, acc);
     macc = _mm_fmadd_ps(m, _mm_loadu_ps(sums), macc);
   }
-  __m128 t = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
-  t = _mm_add_ss(t, _mm_movehdup_ps(t));
-  float total = hsum512(acc) + _mm_cvtss_f32(t);
+  float total = hsum512(acc) + hsum128(macc);
   // The blocks after the last whole run, from x as it is.
   const int64_t done = runs * kNibbleRun;
   if (done < n) {
@@ -239,7 +249,6 @@ inline float dot_i4g_runs(const std::byte* row, const float* x, const float* xp,
   const float* sums = xp + runs * kNibbleRun;
   __m512 acc = _mm512_setzero_ps();
   __m128 macc = _mm_setzero_ps();
-  const __m512i mask = _mm512_set1_epi32(0x0f);
   auto u32_at = [&](int off) {  // a group's header (fp16 s, zero byte, pad) through a register
     uint32_t v;
     std::memcpy(&v, row + off, 4);
@@ -273,23 +282,11 @@ inline float dot_i4g_runs(const std::byte* row, const float* x, const float* xp,
       d = _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(s));
       m = _mm_sub_ps(_mm_setzero_ps(), _mm_mul_ps(s, z));
     }
-    auto nibble = [&](int k) {
-      return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(raw, static_cast<unsigned>(4 * k)), mask));
-    };
-    __m512 s0 = _mm512_mul_ps(nibble(0), _mm512_loadu_ps(xp));
-    __m512 s1 = _mm512_mul_ps(nibble(1), _mm512_loadu_ps(xp + 16));
-    s0 = _mm512_fmadd_ps(nibble(2), _mm512_loadu_ps(xp + 32), s0);
-    s1 = _mm512_fmadd_ps(nibble(3), _mm512_loadu_ps(xp + 48), s1);
-    s0 = _mm512_fmadd_ps(nibble(4), _mm512_loadu_ps(xp + 64), s0);
-    s1 = _mm512_fmadd_ps(nibble(5), _mm512_loadu_ps(xp + 80), s1);
-    s0 = _mm512_fmadd_ps(nibble(6), _mm512_loadu_ps(xp + 96), s0);
-    s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 28)), _mm512_loadu_ps(xp + 112), s1);
-    acc = _mm512_fmadd_ps(d, _mm512_add_ps(s0, s1), acc);
+    const __m512 q_dot_x = nibble_run_dot(raw, xp);
+    acc = _mm512_fmadd_ps(d, q_dot_x, acc);
     macc = _mm_fmadd_ps(m, _mm_loadu_ps(sums), macc);
   }
-  __m128 t = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
-  t = _mm_add_ss(t, _mm_movehdup_ps(t));
-  float total = hsum512(acc) + _mm_cvtss_f32(t);
+  float total = hsum512(acc) + hsum128(macc);
   const int64_t done = runs * kNibbleRun;
   if (done < n) total += dot_i4g_512(row, x + done, n - done, G);
   return total;
