@@ -27,6 +27,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <array>
+#include <memory>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -304,24 +306,45 @@ int main(int argc, char** argv) {
   const Linear linears[] = {{"o", 4096, 4096}, {"qkv", 6144, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
   const int sms = cuda::device_sm_count();
   std::printf("%-8s %-22s %9s %9s %8s %10s\n", "linear", "kernel", "us", "GB/s", "of copy", "max rel");
-  for (const Linear& L : linears) {
-    const size_t words = size_t(L.n) * L.k / 8, params = size_t(L.n) * L.k / 128;
-    const double bytes = double(words + params) * 4 + 2.0 * tokens * (L.k + L.n);
-    const int copies = bench::copies_for(size_t(words + params) * 4);
+  struct Data {
+    Linear L;
+    int copies = 0;
     std::vector<DeviceBuffer<uint32_t>> q;
     std::vector<DeviceBuffer<__half2>> p;
     std::vector<cuda::W4Matrix> mats;
     std::vector<ring::Maps> maps;
-    for (int i = 0; i < copies; ++i) {
-      q.emplace_back(words, "qweight");
-      p.emplace_back(params, "params");
-      fill_words<<<1024, 256>>>(q.back().data(), words, bench::next_seed());
-      fill_params<<<1024, 256>>>(p.back().data(), params, bench::next_seed());
-      mats.push_back(cuda::W4Matrix{q.back().data(), p.back().data(), L.n, L.k, 128});
-      maps.push_back(ring::make_maps(mats.back()));
+    DeviceBuffer<__half> x, y;
+    double bytes = 0;
+  };
+  std::vector<std::unique_ptr<Data>> all;
+  for (const Linear& L : linears) {
+    auto d = std::make_unique<Data>();
+    d->L = L;
+    const size_t words = size_t(L.n) * L.k / 8, params = size_t(L.n) * L.k / 128;
+    d->bytes = double(words + params) * 4 + 2.0 * tokens * (L.k + L.n);
+    d->copies = bench::copies_for(size_t(words + params) * 4);
+    for (int i = 0; i < d->copies; ++i) {
+      d->q.emplace_back(words, "qweight");
+      d->p.emplace_back(params, "params");
+      fill_words<<<1024, 256>>>(d->q.back().data(), words, bench::next_seed());
+      fill_params<<<1024, 256>>>(d->p.back().data(), params, bench::next_seed());
+      d->mats.push_back(cuda::W4Matrix{d->q.back().data(), d->p.back().data(), L.n, L.k, 128});
+      d->maps.push_back(ring::make_maps(d->mats.back()));
     }
-    auto x = bench::random_buffer<__half>(size_t(tokens) * L.k);
-    DeviceBuffer<__half> y(size_t(tokens) * L.n), yref(size_t(tokens) * L.n);
+    d->x = bench::random_buffer<__half>(size_t(tokens) * L.k);
+    d->y = DeviceBuffer<__half>(size_t(tokens) * L.n);
+    all.push_back(std::move(d));
+  }
+  for (auto& dp : all) {
+    Data& d = *dp;
+    const Linear& L = d.L;
+    const int copies = d.copies;
+    auto& mats = d.mats;
+    auto& maps = d.maps;
+    auto& x = d.x;
+    auto& y = d.y;
+    const double bytes = d.bytes;
+    DeviceBuffer<__half> yref(size_t(tokens) * L.n);
     cuda::gemv_w4(mats[0], x.data(), static_cast<const __half*>(nullptr), yref.data(), tokens);
     TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<__half> want(yref.size()), got(yref.size());
@@ -371,5 +394,32 @@ int main(int argc, char** argv) {
       cuda::gemv_w4(mats[i % copies], x.data(), static_cast<const __half*>(nullptr), y.data(), tokens, s);
     }, false);
   }
+  // a layer's four Linears one after the other (qkv, o, gate_up, down), as the decode chain runs
+  // them (without its small kernels): us a layer, each launch on its own copies
+  std::array<int, 4> order = {1, 0, 2, 3};
+  double layer_bytes = 0;
+  for (auto& d : all) layer_bytes += d->bytes;
+  auto layer = [&](const char* label, bool use_ring) {
+    int reps = 8;
+    for (auto& d : all) reps = std::max(reps, d->copies);
+    bench::GraphTimer timer(reps, [&](int i, cudaStream_t s) {
+      for (int j : order) {
+        Data& d = *all[j];
+        const int c = i % d.copies;
+        if (!use_ring) {
+          cuda::gemv_w4(d.mats[c], d.x.data(), static_cast<const __half*>(nullptr), d.y.data(), tokens, s);
+        } else {
+          const int tpb = std::max(1, (d.L.n / 16 + 2 * sms - 1) / (2 * sms));
+          if (ring::has_q3(d.maps[c])) ring::launch<4, 4, 1>(d.maps[c], d.mats[c], d.x.data(), d.y.data(), tokens, tpb, s);
+          else ring::launch<4, 4, 4>(d.maps[c], d.mats[c], d.x.data(), d.y.data(), tokens, tpb, s);
+        }
+      }
+    });
+    const double sec = bench::median_of(timer, 15), gbs = layer_bytes / sec * 1e-9;
+    std::printf("%-8s %-22s %9.2f %9.0f %7.1f%%\n", "layer", label, sec * 1e6, gbs, 100 * gbs / ceil.copy_gbps);
+  };
+  layer("gemv_w4", false);
+  layer("ring W4 S4 T(2/SM)", true);
+  layer("gemv_w4 (again)", false);
   return 0;
 }
