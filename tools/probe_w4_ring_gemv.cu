@@ -35,6 +35,7 @@
 
 #include "cuda_bench_common.cuh"
 #include "turbine/backend/cuda/bulk_copy.cuh"
+#include "turbine/backend/cuda/gemm_w4.cuh"
 #include "turbine/backend/cuda/gemv_w4.cuh"
 #include "turbine/backend/cuda/w4_chunk.cuh"
 
@@ -47,6 +48,10 @@ constexpr int kKs = 1024;                           // inputs a stage
 constexpr int kStageQBytes = 16 * kKs / 2;          // 8 KB of qweight
 constexpr int kStagePBytes = 16 * (kKs / 128) * 4;  // 512 B of params
 constexpr int kSlotBytes = kStageQBytes + 1024;     // keeps every slot 1024-byte aligned (the swizzle's unit)
+
+// x goes into shared memory (one bulk copy) up to this many bytes; larger x (16 tokens) is read
+// by the lanes from global memory.
+constexpr int kXSmemMax = 32 * 1024;
 
 struct Args {
   int n, k, tokens, tiles, tiles_per_block;
@@ -77,7 +82,7 @@ __device__ __forceinline__ void ldmatrix4(uint32_t addr, uint32_t& d0, uint32_t&
 
 // kBoxes 1: a stage's qweight as one 3-D box; 4: as four 2-D boxes of 16 rows x 128 bytes (same
 // shared-memory layout), in case the 3-D view's stride order is refused or slow.
-template <int W, int S, int kBoxes>
+template <int W, int S, int kBoxes, int kCols>
 __global__ void __launch_bounds__((W + 1) * 32) ring_gemv(const __grid_constant__ CUtensorMap qmap,
                                                           const __grid_constant__ CUtensorMap pmap, const Args a) {
   turbine::cuda::pdl_launch_dependents();
@@ -86,9 +91,9 @@ __global__ void __launch_bounds__((W + 1) * 32) ring_gemv(const __grid_constant_
   unsigned char* smem = smem_raw + ((1024 - (raw & 1023)) & 1023);
   unsigned char* ring = smem;
   __half* xs = reinterpret_cast<__half*>(smem + S * kSlotBytes);
-  const int xbytes = (a.tokens * a.k * 2 + 15) / 16 * 16;
+  const int xall = a.tokens * a.k * 2, xbytes = xall <= kXSmemMax ? (xall + 15) / 16 * 16 : 0;
   float* part = reinterpret_cast<float*>(smem + S * kSlotBytes + xbytes);
-  uint64_t* full = reinterpret_cast<uint64_t*>(part + a.tiles_per_block * W * 4 * 32);
+  uint64_t* full = reinterpret_cast<uint64_t*>(part + a.tiles_per_block * W * 4 * kCols * 32);
   uint64_t* empty = full + S;
   uint64_t* xbar = empty + S;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -134,18 +139,27 @@ __global__ void __launch_bounds__((W + 1) * 32) ring_gemv(const __grid_constant_
     return;
   }
   turbine::cuda::pdl_wait();  // x (and y) belong to the previous kernel until here
-  if (threadIdx.x == 0) {
-    bulk::arrive_expect_tx(xbar, xbytes);
-    bulk::copy_g2s(xs, a.x, xbytes, xbar);
+  const __half* xsrc = a.x;
+  if (xbytes) {
+    if (threadIdx.x == 0) {
+      bulk::arrive_expect_tx(xbar, xbytes);
+      bulk::copy_g2s(xs, a.x, xbytes, xbar);
+    }
+    bulk::wait(xbar, 0);
+    xsrc = xs;
   }
-  bulk::wait(xbar, 0);
   const int g = lane >> 2, c = lane & 3;
-  const __half* xrow = xs + min(g, a.tokens - 1) * a.k;
-  const bool has_x = g < a.tokens;
+  const __half* xrow = xsrc + min(g, a.tokens - 1) * a.k;
+  const __half* xrow1 = xsrc + min(g + 8, a.tokens - 1) * a.k;
+  const bool has_x = g < a.tokens, has_x1 = kCols == 2 && g + 8 < a.tokens;
   // ldmatrix: this lane gives the address of row (lane & 7) of matrix lane >> 3: matrices 0/1 are
   // rows 0-7 / 8-15 of unit u, 2/3 of unit u + 1
   const int mi = lane >> 3, lrow = (lane & 7) + 8 * (mi & 1), lunit = mi >> 1;
-  float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}}, acc1[1][4] = {{0.f, 0.f, 0.f, 0.f}};
+  float acc[kCols][4], acc1[kCols][4];
+#pragma unroll
+  for (int col = 0; col < kCols; ++col)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[col][e] = acc1[col][e] = 0.f;
   for (int it = 0; it < total; ++it) {
     const int slot = it % S, ks = it % kst;
     bulk::wait(&full[slot], (it / S) & 1);
@@ -163,36 +177,39 @@ __global__ void __launch_bounds__((W + 1) * 32) ring_gemv(const __grid_constant_
       const __half2 pa = *reinterpret_cast<const __half2*>(st + kStageQBytes + (g * (kKs / 128) + ch) * 4);
       const __half2 pb = *reinterpret_cast<const __half2*>(st + kStageQBytes + ((g + 8) * (kKs / 128) + ch) * 4);
       const int kb = ks * kKs + ch * 128 + 8 * c;
-      const XPerm xl{xrow, kb};
-      turbine::cuda::detail::w4_chunk_mma<1, true>(a4, b4, pa, pb, xl, xl, has_x, false, kb, acc, acc1);
+      const XPerm xl{xrow, kb}, xl1{xrow1, kb};
+      turbine::cuda::detail::w4_chunk_mma<kCols, true>(a4, b4, pa, pb, xl, xl1, has_x, has_x1, kb, acc, acc1);
     }
     __syncwarp();
     if (lane == 0) arrive(&empty[slot]);
     if (ks == kst - 1) {  // this warp's share of tile it / kst is done
-      float* p = part + ((it / kst) * W + warp) * 4 * 32 + lane;
+      float* p = part + ((it / kst) * W + warp) * 4 * kCols * 32 + lane;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        p[e * 32] = acc[0][e] + acc1[0][e];
-        acc[0][e] = acc1[0][e] = 0.f;
-      }
+      for (int col = 0; col < kCols; ++col)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          p[(4 * col + e) * 32] = acc[col][e] + acc1[col][e];
+          acc[col][e] = acc1[col][e] = 0.f;
+        }
     }
   }
   consumers_sync(W * 32);
-  for (int i = threadIdx.x; i < ntiles * 128; i += W * 32) {  // (tile, row, token)
-    const int t = i >> 7, r = (i >> 3) & 15, tok = i & 7;
+  for (int i = threadIdx.x; i < ntiles * 128 * kCols; i += W * 32) {  // (tile, row, token)
+    const int t = i / (128 * kCols), r = (i / (8 * kCols)) & 15, tok = i % (8 * kCols);
     if (tok >= a.tokens) continue;
-    const int l = (r & 7) * 4 + (tok >> 1), e = (r >> 3) * 2 + (tok & 1);
+    const int col = tok >> 3, l = (r & 7) * 4 + ((tok & 7) >> 1), e = 4 * col + (r >> 3) * 2 + (tok & 1);
     float sum = 0.f;
 #pragma unroll
-    for (int w = 0; w < W; ++w) sum += part[((t * W + w) * 4 + e) * 32 + l];
+    for (int w = 0; w < W; ++w) sum += part[((t * W + w) * 4 * kCols + e) * 32 + l];
     const int row = 16 * (tile0 + t) + r;
     if (row < a.n) a.y[size_t(tok) * a.n + row] = __float2half(sum);
   }
 }
 
 size_t smem_bytes(int W, int S, int tokens, int k, int tpb) {
-  return 1024 + size_t(S) * kSlotBytes + (size_t(tokens) * k * 2 + 15) / 16 * 16 + size_t(tpb) * W * 4 * 32 * 4 +
-         (2 * S + 1) * 8;
+  const size_t x = size_t(tokens) * k * 2, cols = tokens > 8 ? 2 : 1;
+  return 1024 + size_t(S) * kSlotBytes + (x <= size_t(kXSmemMax) ? (x + 15) / 16 * 16 : 0) +
+         size_t(tpb) * W * 4 * cols * 32 * 4 + (2 * S + 1) * 8;
 }
 
 PFN_cuTensorMapEncodeTiled_v12000 encoder() {
@@ -258,19 +275,26 @@ bool has_q3(const Maps& m) {
   return std::memcmp(&m.q3, &zero, sizeof zero) != 0;
 }
 
-template <int W, int S, int kBoxes>
-void launch(const Maps& m, const turbine::cuda::W4Matrix& w, const __half* x, __half* y, int tokens, int tpb,
+template <int W, int S, int kBoxes, int kCols>
+void launch_cols(const Maps& m, const turbine::cuda::W4Matrix& w, const __half* x, __half* y, int tokens, int tpb,
             cudaStream_t s) {
   const int tiles = (w.n + 15) / 16;
   const size_t smem = smem_bytes(W, S, tokens, w.k, tpb);
   static bool raised = false;
   if (!raised) {
     TURBINE_CUDA_CHECK(
-        cudaFuncSetAttribute(ring_gemv<W, S, kBoxes>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+        cudaFuncSetAttribute(ring_gemv<W, S, kBoxes, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     raised = true;
   }
-  turbine::cuda::launch_kernel(ring_gemv<W, S, kBoxes>, dim3((tiles + tpb - 1) / tpb), dim3((W + 1) * 32), smem, s,
+  turbine::cuda::launch_kernel(ring_gemv<W, S, kBoxes, kCols>, dim3((tiles + tpb - 1) / tpb), dim3((W + 1) * 32), smem, s,
                                true, kBoxes == 1 ? m.q3 : m.q2, m.p, Args{w.n, w.k, tokens, tiles, tpb, x, y});
+}
+
+template <int W, int S, int kBoxes>
+void launch(const Maps& m, const turbine::cuda::W4Matrix& w, const __half* x, __half* y, int tokens, int tpb,
+            cudaStream_t s) {
+  if (tokens > 8) launch_cols<W, S, kBoxes, 2>(m, w, x, y, tokens, tpb, s);
+  else launch_cols<W, S, kBoxes, 1>(m, w, x, y, tokens, tpb, s);
 }
 
 }  // namespace ring
@@ -305,6 +329,13 @@ int main(int argc, char** argv) {
               ceil.copy_gbps, ceil.memcpy_gbps, ceil.kcopy_gbps, ceil.read_gbps, tokens);
   const Linear linears[] = {{"o", 4096, 4096}, {"qkv", 6144, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
   const int sms = cuda::device_sm_count();
+  if (tokens < 1 || tokens > 16) std::fprintf(stderr, "tokens: 1 to 16\n"), std::exit(1);
+  // what turbine runs at this many tokens: gemv_w4 up to 8, gemm_w4 above
+  cuda::gemm_w4_prepare();
+  auto production = [&](const cuda::W4Matrix& m, const __half* x, __half* y, cudaStream_t s) {
+    if (tokens <= 8) cuda::gemv_w4(m, x, static_cast<const __half*>(nullptr), y, tokens, s);
+    else cuda::gemm_w4(m, x, nullptr, y, tokens, s);
+  };
   std::printf("%-8s %-22s %9s %9s %8s %10s\n", "linear", "kernel", "us", "GB/s", "of copy", "max rel");
   struct Data {
     Linear L;
@@ -345,7 +376,7 @@ int main(int argc, char** argv) {
     auto& y = d.y;
     const double bytes = d.bytes;
     DeviceBuffer<__half> yref(size_t(tokens) * L.n);
-    cuda::gemv_w4(mats[0], x.data(), static_cast<const __half*>(nullptr), yref.data(), tokens);
+    production(mats[0], x.data(), yref.data(), nullptr);
     TURBINE_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<__half> want(yref.size()), got(yref.size());
     TURBINE_CUDA_CHECK(cudaMemcpy(want.data(), yref.data(), want.size() * 2, cudaMemcpyDeviceToHost));
@@ -369,9 +400,19 @@ int main(int argc, char** argv) {
       std::printf("%-8s %-22s %9.2f %9.0f %7.1f%% %10.2e%s\n", L.name, label.c_str(), sec * 1e6, gbs,
                   100 * gbs / ceil.copy_gbps, worst, check && worst > 2e-3 ? "  WRONG" : "");
     };
-    report("gemv_w4", [&](int i, cudaStream_t s) {
-      cuda::gemv_w4(mats[i % copies], x.data(), static_cast<const __half*>(nullptr), y.data(), tokens, s);
+    report(tokens <= 8 ? "gemv_w4" : "gemm_w4", [&](int i, cudaStream_t s) {
+      production(mats[i % copies], x.data(), y.data(), s);
     }, false);
+    if (tokens > 8) {  // the issue's GEMM baseline: cuBLAS on fp16 weights (bytes counted as the W4 rows')
+      const size_t wn = size_t(L.n) * L.k;
+      const int fcopies = bench::copies_for(wn * 2);
+      std::vector<DeviceBuffer<__half>> wf;
+      for (int i = 0; i < fcopies; ++i) wf.push_back(bench::random_buffer<__half>(wn, 0.05f));
+      report("cuBLAS fp16", [&](int i, cudaStream_t s) {
+        bench::shared_gemm()(x.data(), wf[i % fcopies].data(), static_cast<const __half*>(nullptr), y.data(), tokens,
+                             L.n, L.k, s);
+      }, false);
+    }
     const int tiles = L.n / 16;
     auto variants = [&]<int W, int S, int kBoxes>() {
       if (kBoxes == 1 && !ring::has_q3(maps[0])) return;
@@ -390,8 +431,8 @@ int main(int argc, char** argv) {
     variants.template operator()<8, 4, 1>();
     variants.template operator()<4, 6, 1>();
     variants.template operator()<8, 8, 1>();
-    report("gemv_w4 (again)", [&](int i, cudaStream_t s) {
-      cuda::gemv_w4(mats[i % copies], x.data(), static_cast<const __half*>(nullptr), y.data(), tokens, s);
+    report(tokens <= 8 ? "gemv_w4 (again)" : "gemm_w4 (again)", [&](int i, cudaStream_t s) {
+      production(mats[i % copies], x.data(), y.data(), s);
     }, false);
   }
   // a layer's four Linears one after the other (qkv, o, gate_up, down), as the decode chain runs
@@ -407,7 +448,7 @@ int main(int argc, char** argv) {
         Data& d = *all[j];
         const int c = i % d.copies;
         if (!use_ring) {
-          cuda::gemv_w4(d.mats[c], d.x.data(), static_cast<const __half*>(nullptr), d.y.data(), tokens, s);
+          production(d.mats[c], d.x.data(), d.y.data(), s);
         } else {
           const int tpb = std::max(1, (d.L.n / 16 + 2 * sms - 1) / (2 * sms));
           if (ring::has_q3(d.maps[c])) ring::launch<4, 4, 1>(d.maps[c], d.mats[c], d.x.data(), d.y.data(), tokens, tpb, s);
@@ -418,8 +459,8 @@ int main(int argc, char** argv) {
     const double sec = bench::median_of(timer, 15), gbs = layer_bytes / sec * 1e-9;
     std::printf("%-8s %-22s %9.2f %9.0f %7.1f%%\n", "layer", label, sec * 1e6, gbs, 100 * gbs / ceil.copy_gbps);
   };
-  layer("gemv_w4", false);
+  layer(tokens <= 8 ? "gemv_w4" : "gemm_w4", false);
   layer("ring W4 S4 T(2/SM)", true);
-  layer("gemv_w4 (again)", false);
+  layer("production (again)", false);
   return 0;
 }
