@@ -320,7 +320,9 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   // The kernel chain that the persistent kernel (the default at batch 1 for 4-bit models) replaced;
   // every variant below is of the chain.
   F chain = F::for_model(c);
-  for (F* f : {&chain, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
+  F chain_stream = F::for_model(c);  // every W4 GEMV on the kStream kernel (the default before 2026-12-08)
+  chain_stream.w4.kernel = turbine::cuda::W4Kernel::kStream;
+  for (F* f : {&chain, &chain_stream, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
   F persistent = F::for_model(c), l2_8 = F::for_model(c), l2_16 = F::for_model(c), l2_32 = F::for_model(c);
   persistent.persistent = l2_8.persistent = l2_16.persistent = l2_32.persistent = true;
   l2_8.persistent_prefetch = 8;  // the persistent kernel asking L2 for chunks past its rings during attention
@@ -333,6 +335,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
                                                {"persistent, L2 prefetch 16", l2_16},
                                                {"persistent, L2 prefetch 32", l2_32},
                                                {"kernel chain (no persistent)", chain},
+                                               {"kernel chain, no ring GEMV", chain_stream},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
@@ -397,7 +400,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
                                                          {"decode_", "decode attention kernels"},
                                                          {"rms_norm_kernel|rope_qkv_kernel|decode_", "norms, rotary, attention"},
                                                          {"GemvGateUpSilu", "gate/up GEMVs"},
-                                                         {"gemv_w4_stream_kernel", "W4 GEMVs (all)"}};
+                                                         {"gemv_w4_stream_kernel|gemv_w4_ring_kernel", "W4 GEMVs (all)"}};
     for (const auto& [part, what] : kinds) {
       int off = 0;  // (time_decode_graph_without replays the graph once before it times it)
       const double us = 1e3 * model.time_decode_graph_without(std::span<decltype(&cache) const>(one, 1), kSteps, part, &off);

@@ -39,6 +39,7 @@ std::vector<std::pair<std::string, cuda::W4Launch>> w4_launches() {
       out.emplace_back(name + " x copy engine", how);
     }
   }
+  if (cuda::pdl_available()) out.emplace_back("ring", cuda::W4Launch{W4Kernel::kRing});  // where supported (below)
   for (int early : {0, 1, 3})  // ring slots before the wait: with each x source
     for (cuda::W4X x : {cuda::W4X::kLanes, cuda::W4X::kCopyEngine}) {
       if (x == cuda::W4X::kCopyEngine && !cuda::pdl_available()) continue;
@@ -62,7 +63,9 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
   // a multiple of 128 (lanes past k in the last chunk); n: not multiples of 16.
   const Shape shapes[] = {{960, 576, 64},   {3072, 576, 64}, {37, 576, 64},    {576, 1536, 64}, {1000, 4096, 128},
                           {9, 4096, 128},   {4100, 14336, 128}, {200, 96, 32}, {64, 160, 32},   {136, 1184, 32},
-                          {520, 2112, 64},  {40, 640, 32},   {48, 1280, 64},   {72, 1536, 32},  {33, 2560, 128}};
+                          {520, 2112, 64},  {40, 640, 32},   {48, 1280, 64},   {72, 1536, 32},  {33, 2560, 128},
+                          // enough 16-row tiles for the default's ring on up to 132 SMs, n not a multiple of 16
+                          {17000, 1024, 128}};
   for (const Shape& s : shapes) {
     W4Case w = make_w4(s.n, s.k, s.group, rng);
     const auto bias = random_half<__half>(s.n, rng);
@@ -75,6 +78,9 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
         std::vector<float> ref(size_t(tokens) * s.n);
         cpu::linear(w.host, x.values.data(), tokens, ref.data(), with_bias ? bias.values.data() : nullptr);
         for (const auto& [name, how] : w4_launches()) {
+          if (how.kernel == cuda::W4Kernel::kRing &&
+              !cuda::detail::w4_ring_supported<cuda::detail::GemvStore<__half, __half>>(w.dev, tokens, d_x.data()))
+            continue;  // the ring's limits (its own test case checks the refusal)
           poison(d_y);
           cuda::gemv_w4(w.dev, d_x.data(), with_bias ? d_bias.data() : nullptr, d_y.data(), tokens, nullptr, true, how);
           sync_launch();
@@ -85,6 +91,69 @@ TEST_CASE("gemv_w4 matches the CPU int4 linear for 1..8 tokens, every group size
       }
     }
   }
+}
+
+// The ring kernel (W4Kernel::kRing, gemv_w4_ring.cuh) with the epilogues it takes besides the plain
+// store (tested above against the CPU): gate/up silu and the residual add with tile sums, against the
+// fp16 fused GEMVs on the dequantized weights; and its refusal of what it cannot run.
+TEST_CASE("gemv_w4's ring kernel: gate/up silu and residual epilogues, and its limits") {
+  if (cuda::device_count() == 0) return skip("no CUDA device on this machine");
+  if (!cuda::pdl_available()) return skip("the ring kernel needs compute capability 9.0");
+  std::mt19937 rng(fresh_seed("gemv_w4 ring"));
+  const cuda::W4Launch ring{cuda::W4Kernel::kRing};
+  for (auto [n, k] : {std::pair{2 * 8 * 37, 1024}, std::pair{2 * 8 * 301, 4096}, std::pair{208, 2048}}) {
+    W4Case w = make_w4(n, k, 128, rng);
+    cuda::DeviceBuffer<__half> w16(size_t(n) * k);
+    cuda::w4_dequantize(w.dev, w16.data());
+    const int inter = n / 2, rtiles = (n + 15) / 16;
+    for (int tokens = 1; tokens <= 4; ++tokens) {
+      const std::string what = " n " + std::to_string(n) + " k " + std::to_string(k) + " tokens " + std::to_string(tokens);
+      auto d_x = upload_half<__half>(random_half<__half>(size_t(tokens) * k, rng));
+      cuda::DeviceBuffer<__half> act_ref(size_t(tokens) * inter), act(size_t(tokens) * inter);
+      cuda::gemv_gate_up_silu(w16.data(), d_x.data(), act_ref.data(), tokens, inter, k);
+      poison(act);
+      cuda::gemv_w4_gate_up_silu(w.dev, d_x.data(), act.data(), tokens, nullptr, true, ring);
+      const auto res = random_floats(size_t(tokens) * n, rng, -2.f, 2.f);
+      auto rr_ref = upload(res), rr = upload(res);
+      cuda::DeviceBuffer<float> st_ref(size_t(tokens) * rtiles), st(size_t(tokens) * rtiles);
+      poison(st);
+      cuda::gemv_residual(w16.data(), d_x.data(), cuda::ResidualOutput<__half>{rr_ref.data(), st_ref.data(), rtiles, nullptr},
+                          tokens, n, k);
+      cuda::gemv_w4_residual(w.dev, d_x.data(), cuda::ResidualOutput<__half>{rr.data(), st.data(), rtiles, nullptr},
+                             tokens, nullptr, true, ring);
+      sync_launch();
+      expect_close("ring gate_up_silu" + what, download_half(act), download_half(act_ref), HalfTraits<__half>::tol);
+      expect_close("ring residual" + what, download(rr), download(rr_ref), 1e-3);
+      expect_close("ring residual tile sums" + what, download(st), download(st_ref), 1e-3);
+    }
+  }
+  {  // W too tall for one wave of blocks at any tile count (an LM head): several waves, checked on the CPU
+    W4Case w = make_w4(130000, 1024, 128, rng);
+    const auto xh = random_half<__half>(1024, rng);
+    auto d_x = upload_half<__half>(xh);
+    cuda::DeviceBuffer<float> y(130000);
+    std::vector<float> ref(130000);
+    cpu::linear(w.host, xh.values.data(), 1, ref.data(), nullptr);
+    poison(y);
+    cuda::gemv_w4(w.dev, d_x.data(), static_cast<const __half*>(nullptr), y.data(), 1, nullptr, true, ring);
+    sync_launch();
+    expect_close("ring n 130000 k 1024, fp32 out", download(y), ref, HalfTraits<__half>::tol);
+  }
+  // what it cannot run: group 64, k not a multiple of 1024, x over kW4RingMaxX, a norm prologue
+  W4Case g64 = make_w4(64, 1024, 64, rng), k1536 = make_w4(64, 1536, 128, rng), big = make_w4(64, 4096, 128, rng);
+  cuda::DeviceBuffer<__half> x(8 * 4096), y(8 * 64);
+  for (const W4Case* c : {&g64, &k1536})
+    CHECK_THROWS_WITH_AS(cuda::gemv_w4(c->dev, x.data(), nullptr, y.data(), 1, nullptr, true, ring),
+                         doctest::Contains("W4Kernel::kRing needs"), Error);
+  CHECK_THROWS_WITH_AS(cuda::gemv_w4(big.dev, x.data(), nullptr, y.data(), 5, nullptr, true, ring),
+                       doctest::Contains("W4Kernel::kRing needs"), Error);
+  cuda::NormInput<__half> in;
+  auto d_res = upload(std::vector<float>(4096, 1.f));
+  auto d_gamma = upload_half<__half>(random_half<__half>(4096, rng));
+  in.residual = d_res.data();
+  in.gamma = d_gamma.data();
+  CHECK_THROWS_WITH_AS(cuda::gemv_w4_norm(big.dev, in, nullptr, y.data(), 1, nullptr, true, ring),
+                       doctest::Contains("W4Kernel::kRing needs"), Error);
 }
 
 TEST_CASE("gemv_w4 names the supported sizes; w4_pack refuses weights that are not 4-bit") {

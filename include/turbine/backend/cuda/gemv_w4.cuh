@@ -26,6 +26,7 @@
 
 #include "gemv.cuh"
 #include "gemv_fused.cuh"
+#include "gemv_w4_ring.cuh"
 #include "w4_chunk.cuh"
 #include "w4_layout.cuh"
 
@@ -36,6 +37,9 @@ enum class W4Kernel {
   kBase,    ///< one block per 16 rows, warps split k, every weight load of a warp issued at once
   kStream,  ///< as kBase, but each warp streams its k share through a ring of kW4Depth loads in flight,
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
+  kRing,    ///< the weights through the copy engine into a shared-memory ring (gemv_w4_ring.cuh; sm_90,
+            ///< group 128, k a multiple of 1024, plain x of at most kW4RingMaxX bytes)
+  kAuto,    ///< kRing where w4_ring_default says (many 16-row tiles), else kStream
 };
 
 /// Where the W4 GEMV reads plain x from (the norm sources read their inputs by the lanes: the
@@ -55,7 +59,7 @@ inline constexpr int kW4CopyEngineAutoTokens = 4;
 
 /// A launch configuration of the W4 GEMV; zeros mean "the launcher's choice".
 struct W4Launch {
-  W4Kernel kernel = W4Kernel::kStream;  ///< which kernel: kStream (the default) or kBase (the kernel before 2026-12-04)
+  W4Kernel kernel = W4Kernel::kAuto;  ///< which kernel (kAuto: kRing or kStream, as w4_ring_default says)
   int warps = 0;            ///< kStream: 4 or 8 warps per block (kBase picks by k)
   int tiles_per_block = 0;  ///< kStream: 16-row tiles per block, 1 to kW4MaxTiles
   bool scale_after = true;  ///< kStream, group 128: multiply the fp32 sums of (q - z) x by the scale
@@ -334,6 +338,19 @@ inline std::pair<int, int> w4_stream_shape(int64_t tiles, int sms) {
 template <class X, class E>
 void launch_gemv_w4(const W4Matrix& w, int tokens, const X& x, const E& e, cudaStream_t stream, bool pdl,
                     W4Launch how) {
+  if (how.kernel == W4Kernel::kRing || how.kernel == W4Kernel::kAuto) {
+    const __half* plain = nullptr;  // the ring copies plain x itself; the norm sources need their prologue
+    if constexpr (std::is_same_v<X, GemvX<__half>> || std::is_same_v<X, GemvXBulk<__half>>) plain = x.x;
+    if (how.kernel == W4Kernel::kRing)
+      check(w4_ring_supported<E>(w, tokens, plain), "gemv_w4: W4Kernel::kRing needs compute capability 9.0, group ",
+            "128, k a multiple of ", kW4RingKs, ", plain x of at most ", kW4RingMaxX,
+            " bytes and an output with consecutive rows (n ", w.n, ", k ", w.k, ", group ", w.group, ", ", tokens,
+            " tokens)");
+    if (how.kernel == W4Kernel::kRing || w4_ring_default<E>(w, tokens, plain)) {
+      launch_gemv_w4_ring(w, tokens, plain, e, stream, pdl);
+      return;
+    }
+  }
   const int chunks = static_cast<int>(ceil_div(w.k, 128));
   if (how.kernel == W4Kernel::kBase) {
     // 128-input chunks per row: enough warps that the first step covers k up to 4096 (every weight
