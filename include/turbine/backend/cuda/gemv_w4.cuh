@@ -7,13 +7,17 @@
 // The kernels are gemv.cuh's with a 4-bit weight stream: 16-row tiles, warps split k, lane (g, c)
 // loads 16 bytes (32 inputs) of rows g and g + 8 per 128-input chunk (4 lanes per row), the four
 // words of each feed four m16n8k16 mma steps (the tokens are the n = 8 side), and the first loads
-// go out before the programmatic-launch wait. Two kernels (W4Launch picks; bench_cuda_kernels
+// go out before the programmatic-launch wait. Three kernels (W4Launch picks; bench_cuda_kernels
 // gemv_w4_variant times them): kBase, one tile per block and each warp's loads all at once, then
-// its arithmetic; kStream (the default), each warp's chunks through a ring of loads in flight
-// across one or more tiles per block, with (group 128) the scale applied to the fp32 sums instead
-// of to every weight. (A third, kStream's arithmetic on weights that the copy engine streamed into
-// a shared-memory ring with cp.async.bulk and mbarriers, measured 0.62-0.95x kStream's speed on an
-// H100 at Llama-3-8B's Linears, 2026-12-05, and was removed: PERFORMANCE.md.)
+// its arithmetic; kStream, each warp's chunks through a ring of loads in flight across one or more
+// tiles per block, with (group 128) the scale applied to the fp32 sums instead of to every weight;
+// kRing (gemv_w4_ring.cuh), kStream's arithmetic on weights that the copy engine brings into a
+// shared-memory ring by tensor maps, one producer lane, so that its blocks hold few registers and
+// the next kernel's fit beside them. The default (kAuto) is kRing where W has many 16-row tiles
+// (gate_up and the LM head of Llama-3-8B: 0.86x kStream's time on an H100, 2026-12-08) and kStream
+// elsewhere (o, qkv, down: kRing as fast or slower). (An earlier copy-engine ring, per-row
+// cp.async.bulk copies with the lanes' own layout, measured 0.62-0.95x kStream's speed on an H100,
+// 2026-12-05, and was removed: the copy engine takes many small copies slowly; PERFORMANCE.md.)
 // x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
 // GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
 // (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
