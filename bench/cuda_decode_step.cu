@@ -322,7 +322,9 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
   F chain = F::for_model(c);
   F chain_stream = F::for_model(c);  // every W4 GEMV on the kStream kernel (the default before 2026-12-08)
   chain_stream.w4.kernel = turbine::cuda::W4Kernel::kStream;
-  for (F* f : {&chain, &chain_stream, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
+  F chain_ring = F::for_model(c);  // every W4 GEMV on the ring kernel (o, qkv and down too)
+  chain_ring.w4.kernel = turbine::cuda::W4Kernel::kRing;
+  for (F* f : {&chain, &chain_stream, &chain_ring, &all, &stats, &split1, &split2, &lanes, &rope_epi, &attn4}) f->persistent = false;
   F persistent = F::for_model(c), l2_8 = F::for_model(c), l2_16 = F::for_model(c), l2_32 = F::for_model(c);
   persistent.persistent = l2_8.persistent = l2_16.persistent = l2_32.persistent = true;
   l2_8.persistent_prefetch = 8;  // the persistent kernel asking L2 for chunks past its rings during attention
@@ -336,6 +338,7 @@ void run_w4(const std::string& name, double ceiling, bool int4_head = false) {
                                                {"persistent, L2 prefetch 32", l2_32},
                                                {"kernel chain (no persistent)", chain},
                                                {"kernel chain, no ring GEMV", chain_stream},
+                                               {"kernel chain, ring GEMVs only", chain_ring},
                                                {"default, x by the lanes", lanes},
                                                {"all folds", all},
                                                {"norm stats (tile sums)", stats},
