@@ -20,6 +20,8 @@
 // x and timed the way bench_cuda_kernels times gemv_w4_g128 (a CUDA graph of back-to-back launches
 // with programmatic launch, weights rotated over copies past L2, median of 15), GB/s on the packed
 // weights + params + x + y and the fraction of the copy ceiling measured in the same run.
+// The library's form of this kernel (8 consumer warps, 4 slots, a stage as the two 8-row halves an
+// output policy names): backend/cuda/gemv_w4_ring.cuh; the probe keeps the shapes it was chosen from.
 // Build (sm_90a): nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I include -I bench
 //   tools/probe_w4_ring_gemv.cu -lcublas -lcublasLt -o probe_ring
 #include <cuda.h>
