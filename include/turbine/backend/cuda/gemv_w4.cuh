@@ -14,10 +14,11 @@
 // kRing (gemv_w4_ring.cuh), kStream's arithmetic on weights that the copy engine brings into a
 // shared-memory ring by tensor maps, one producer lane, so that its blocks hold few registers and
 // the next kernel's fit beside them. The default (kAuto) is kRing where W has many 16-row tiles
-// (gate_up and the LM head of Llama-3-8B: 0.86x kStream's time on an H100, 2026-12-08) and kStream
-// elsewhere (o, qkv, down: kRing as fast or slower). (An earlier copy-engine ring, per-row
-// cp.async.bulk copies with the lanes' own layout, measured 0.62-0.95x kStream's speed on an H100,
-// 2026-12-05, and was removed: the copy engine takes many small copies slowly; PERFORMANCE.md.)
+// in one wave (gate_up of Llama-3-8B: 0.86x kStream's time on an H100, 2026-12-08) and kStream
+// elsewhere (o, qkv, down: kRing as fast or slower; the LM head: not measured). (An earlier
+// copy-engine ring, per-row cp.async.bulk copies with the lanes' own layout, measured 0.62-0.95x
+// kStream's speed on an H100, 2026-12-05, and was removed: the copy engine takes many small copies
+// slowly; PERFORMANCE.md.)
 // x and the outputs are policies (gemv.cuh: GemvX, GemvStore; gemv_fused.cuh: GemvXNorm,
 // GemvRopeKv, GemvGateUpSilu), so the decode step's folds run on the 4-bit stream too
 // (gemv_w4_norm, gemv_w4_norm_rope, gemv_w4_rope, gemv_w4_gate_up_silu, gemv_w4_norm_gate_up_silu).
@@ -43,7 +44,7 @@ enum class W4Kernel {
             ///< a block may take several 16-row tiles, and (group 128) the scale is applied after the mma
   kRing,    ///< the weights through the copy engine into a shared-memory ring (gemv_w4_ring.cuh; sm_90,
             ///< group 128, k a multiple of 1024, plain x of at most kW4RingMaxX bytes)
-  kAuto,    ///< kRing where w4_ring_default says (many 16-row tiles), else kStream
+  kAuto,    ///< kRing where w4_ring_default says (many 16-row tiles in one wave), else kStream
 };
 
 /// Where the W4 GEMV reads plain x from (the norm sources read their inputs by the lanes: the

@@ -19,7 +19,7 @@
 // against 78.4%) and 24.1 against 28.3 at four; on o and qkv it lost (5.9 against 5.7 us, 7.7
 // against 7.4: a short GEMV's time is its serial path once x lands, not its stream), on down it
 // tied at one token and lost at four. gemv_w4's default (W4Kernel::kAuto) takes it where W's
-// 16-row tiles are many (w4_ring_default).
+// 16-row tiles are many and fit one wave (w4_ring_default).
 //
 // Limits (w4_ring_supported): compute capability 9.0, group 128, k a multiple of 1024, plain x of
 // at most kW4RingMaxX bytes, an output policy whose rows g = 0..7 of a half are consecutive.
@@ -257,25 +257,26 @@ bool w4_ring_supported(const W4Matrix& w, int tokens, const void* x) {
          size_t(tokens) * w.k * sizeof(__half) <= kW4RingMaxX && reinterpret_cast<uintptr_t>(w.params) % 16 == 0;
 }
 
-/// gemv_w4's default choice of the ring (W4Kernel::kAuto): where it is supported and W has at least
-/// 8 tiles of 16 rows an SM (gate_up and the LM head of Llama-3-8B; not o, qkv or down, which the
-/// kStream kernel runs as fast or faster: measured above).
-template <class E>
-bool w4_ring_default(const W4Matrix& w, int tokens, const void* x) {
-  return w4_ring_supported<E>(w, tokens, x) && int64_t(w.n) >= int64_t(16) * 8 * device_sm_count();
-}
+/// The ring's launch shape for `tiles` 16-row tiles: tiles a block, and whether all blocks fit one
+/// wave on the device's SMs.
+struct W4RingShape {
+  int tiles_per_block = 0;
+  bool one_wave = false;
+};
 
 /// Tiles a block: the fewest with which every block fits one wave on the device's SMs (measured:
 /// one wave with three blocks an SM beat two an SM at one token, and a second partial wave cost up
 /// to 30%). Where no count up to kW4RingMaxTiles gives one wave (the LM head), the count whose
-/// last wave is fullest (the fewest resident-block slots left idle). Cached per (tiles, tokens, k):
-/// each answer takes a few occupancy queries.
+/// last wave is fullest (the fewest resident-block slots left idle). Cached per (device, tiles,
+/// tokens, k): each answer takes a few occupancy queries.
 inline constexpr int kW4RingMaxTiles = 16;
 
-template <int W, int S, class E>
-int w4_ring_tiles_per_block(int tiles, int tokens, int k) {
+template <class E>
+W4RingShape w4_ring_shape(int tiles, int tokens, int k) {
+  constexpr int W = kW4RingWarps, S = kW4RingSlots;
+  constexpr auto kernel = gemv_w4_ring_kernel<W, S, E>;
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, int, int>, int> known;  // (device, tiles, tokens, k)
+  static std::map<std::tuple<int, int, int, int>, W4RingShape> known;
   int dev = 0;
   TURBINE_CUDA_CHECK(cudaGetDevice(&dev));
   const auto key = std::make_tuple(dev, tiles, tokens, k);
@@ -283,8 +284,8 @@ int w4_ring_tiles_per_block(int tiles, int tokens, int k) {
     std::lock_guard<std::mutex> lock(mutex);
     if (const auto it = known.find(key); it != known.end()) return it->second;
   }
-  constexpr auto kernel = gemv_w4_ring_kernel<W, S, E>;
-  int best = 0;
+  w4_allow_smem<kernel>(200 * 1024, tokens, k);  // the occupancy queries need the limit raised
+  W4RingShape best;
   double best_fill = 0;
   for (int tpb = 1; tpb <= kW4RingMaxTiles; ++tpb) {
     const size_t smem = w4_ring_smem(W, S, tokens, k, tpb);
@@ -293,16 +294,27 @@ int w4_ring_tiles_per_block(int tiles, int tokens, int k) {
     if (per_sm == 0) break;  // more tiles only need more shared memory
     const int64_t blocks = ceil_div(int64_t(tiles), int64_t(tpb)), slots = int64_t(per_sm) * device_sm_count();
     if (blocks <= slots) {
-      best = tpb;
+      best = {tpb, true};
       break;
     }
     const double waves = double(blocks) / double(slots), fill = waves / std::ceil(waves);
-    if (fill > best_fill + 1e-9) best = tpb, best_fill = fill;
+    if (fill > best_fill + 1e-9) best = {tpb, false}, best_fill = fill;
   }
-  check(best > 0, "gemv_w4: the ring kernel does not fit an SM for k = ", k, " and ", tokens, " tokens");
+  check(best.tiles_per_block > 0, "gemv_w4: the ring kernel does not fit an SM for k = ", k, " and ", tokens,
+        " tokens");
   std::lock_guard<std::mutex> lock(mutex);
   known[key] = best;
   return best;
+}
+
+/// gemv_w4's default choice of the ring (W4Kernel::kAuto): where it is supported, W has at least 8
+/// tiles of 16 rows an SM and its blocks fit one wave: gate_up of Llama-3-8B, as measured above; not
+/// o, qkv or down, which the kStream kernel runs as fast or faster, nor W taller than one wave (the
+/// LM head: several waves of the ring are not yet measured against kStream).
+template <class E>
+bool w4_ring_default(const W4Matrix& w, int tokens, const void* x) {
+  if (!w4_ring_supported<E>(w, tokens, x) || int64_t(w.n) < int64_t(16) * 8 * device_sm_count()) return false;
+  return w4_ring_shape<E>(static_cast<int>(ceil_div(w.n, kGemvRows)), tokens, w.k).one_wave;
 }
 
 template <class E>
@@ -310,8 +322,7 @@ void launch_gemv_w4_ring(const W4Matrix& w, int tokens, const __half* x, const E
   constexpr int W = kW4RingWarps, S = kW4RingSlots;
   constexpr auto kernel = gemv_w4_ring_kernel<W, S, E>;
   const int tiles = static_cast<int>(ceil_div(w.n, kGemvRows));
-  w4_allow_smem<kernel>(200 * 1024, tokens, w.k);  // the occupancy query below needs the limit raised too
-  const int tpb = w4_ring_tiles_per_block<W, S, E>(tiles, tokens, w.k);
+  const int tpb = w4_ring_shape<E>(tiles, tokens, w.k).tiles_per_block;
   const size_t smem = w4_ring_smem(W, S, tokens, w.k, tpb);
   const W4RingMaps maps = w4_ring_maps(w);
   launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(tiles, tpb))), dim3((W + 1) * 32), smem, stream, pdl,
