@@ -781,7 +781,8 @@ void register_all() {
       {"s8_t2", W4Launch{W4Kernel::kStream, 8, 2, true}},
       {"s8_t4", W4Launch{W4Kernel::kStream, 8, 4, true}},
       {"s4_t2_scaled", W4Launch{W4Kernel::kStream, 4, 2, false}},
-      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}}};
+      {"s8_t1_scaled", W4Launch{W4Kernel::kStream, 8, 1, false}},
+      {"ring", W4Launch{W4Kernel::kRing}}};  // where its limits allow (below)
   // 16 tokens in the GEMV's stream kernel with two 8-token mma columns, beside gemm_w4_vs/.../tokens:16
   const std::pair<const char*, W4GemvFn> cols2_variants[] = {
       {"w8_d4", gemv_w4_cols2<8, 4>}, {"w4_d4", gemv_w4_cols2<4, 4>}, {"w8_d2", gemv_w4_cols2<8, 2>},
@@ -791,9 +792,13 @@ void register_all() {
       reg(std::string("gemv_w4_cols2/") + vname + "/" + s.name + "/tokens:16", BM_gemv_w4_with, s.n, s.k, 16, fn);
   for (const Mat& s : w4_gemv_shapes)
     for (int t : {1, 2, 4, 8})
-      for (const auto& [vname, how] : w4_variants)
+      for (const auto& [vname, how] : w4_variants) {
+        if (how.kernel == W4Kernel::kRing &&
+            (size_t(t) * s.k * sizeof(__half) > turbine::cuda::kW4RingMaxX || !turbine::cuda::pdl_available()))
+          continue;  // x past the ring's shared memory, or no sm_90
         reg(std::string("gemv_w4_variant/") + vname + "/" + s.name + "/tokens:" + std::to_string(t), BM_gemv_w4, s.n,
             s.k, t, how);
+      }
   for (const Mat& s : {smol[0], smol[1], llama[3], llama[1]})
     for (int t : {1, 2, 4, 8}) {
       const std::string suffix = std::string(s.name) + "/tokens:" + std::to_string(t);
