@@ -74,9 +74,6 @@ __device__ __forceinline__ void tiles_of(int n, int& first, int& count) {
   count = int(int64_t(b + 1) * tiles / nb) - first;
 }
 
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bulk::smem_addr(bar)) : "memory");
-}
 __device__ __forceinline__ void consumers_sync(int threads) {
   asm volatile("bar.sync 1, %0;" ::"r"(threads) : "memory");
 }
@@ -249,7 +246,7 @@ __global__ void __launch_bounds__((W + kDedicated) * 32, 1) ring_kernel(const Ar
           }
           __syncwarp();
           if (kDedicated) {
-            if (lane == 0) mbar_arrive(&empty[slot]);
+            if (lane == 0) bulk::arrive(&empty[slot]);
           } else {
             int last = 0;
             if (lane == 0) last = atomicAdd(&done[slot], 1) == W - 1;

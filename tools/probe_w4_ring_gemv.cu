@@ -13,7 +13,7 @@
 // (the swizzle keeps the 8 rows of each 8x16-byte matrix on distinct banks) and multiply as the
 // stream kernel does (w4_chunk_mma, scales after the sum). A lane holds word c of each 16-byte unit
 // of its rows' 64-byte chunk, so its 4 words are inputs 32m + 8c .. +7 (m = 0..3) of the chunk: x
-// is read with the same permutation (XPerm), the mma's k order being free.
+// is read with the same permutation (W4RingX), the mma's k order being free.
 //
 // For each Llama-3-8B Linear: gemv_w4 as dispatched, the ring kernel in a few shapes (consumer
 // warps W, ring slots S, 16-row tiles a block T), each checked against gemv_w4's output on the same
@@ -38,6 +38,7 @@
 #include "cuda_bench_common.cuh"
 #include "turbine/backend/cuda/bulk_copy.cuh"
 #include "turbine/backend/cuda/gemm_w4.cuh"
+#include "turbine/backend/cuda/gemv_w4_ring.cuh"
 #include "turbine/backend/cuda/gemv_w4.cuh"
 #include "turbine/backend/cuda/w4_chunk.cuh"
 
@@ -61,25 +62,11 @@ struct Args {
   __half* y;
 };
 
-// x at input base + 4 (i - base): w4_chunk_mma asks for kk + 8 jj, this lane's word jj holds 32 jj on.
-struct XPerm {
-  const __half* x;
-  int base;
-  __device__ __forceinline__ uint4 operator()(int i) const {
-    return *reinterpret_cast<const uint4*>(x + base + 4 * (i - base));
-  }
-};
+using turbine::cuda::detail::W4RingX;  // the library's pieces of the same kernel
+using turbine::cuda::detail::w4_ring_ldmatrix4;
 
-__device__ __forceinline__ void arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bulk::smem_addr(bar)) : "memory");
-}
 __device__ __forceinline__ void consumers_sync(int threads) {
   asm volatile("bar.sync 1, %0;" ::"r"(threads) : "memory");
-}
-__device__ __forceinline__ void ldmatrix4(uint32_t addr, uint32_t& d0, uint32_t& d1, uint32_t& d2, uint32_t& d3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
-               : "r"(addr));
 }
 
 // kBoxes 1: a stage's qweight as one 3-D box; 4: as four 2-D boxes of 16 rows x 128 bytes (same
@@ -173,17 +160,17 @@ __global__ void __launch_bounds__((W + 1) * 32) ring_gemv(const __grid_constant_
       const uint32_t line = sbase + (cb * 16 + lrow) * 128;
       const int u0 = 4 * h + lunit, u1 = u0 + 2;
       uint32_t d0, d1, d2, d3, e0, e1, e2, e3;
-      ldmatrix4(line + ((u0 ^ (lrow & 7)) << 4), d0, d1, d2, d3);
-      ldmatrix4(line + ((u1 ^ (lrow & 7)) << 4), e0, e1, e2, e3);
+      w4_ring_ldmatrix4(line + ((u0 ^ (lrow & 7)) << 4), d0, d1, d2, d3);
+      w4_ring_ldmatrix4(line + ((u1 ^ (lrow & 7)) << 4), e0, e1, e2, e3);
       const uint4 a4 = make_uint4(d0, d2, e0, e2), b4 = make_uint4(d1, d3, e1, e3);
       const __half2 pa = *reinterpret_cast<const __half2*>(st + kStageQBytes + (g * (kKs / 128) + ch) * 4);
       const __half2 pb = *reinterpret_cast<const __half2*>(st + kStageQBytes + ((g + 8) * (kKs / 128) + ch) * 4);
       const int kb = ks * kKs + ch * 128 + 8 * c;
-      const XPerm xl{xrow, kb}, xl1{xrow1, kb};
+      const W4RingX xl{xrow, kb}, xl1{xrow1, kb};
       turbine::cuda::detail::w4_chunk_mma<kCols, true>(a4, b4, pa, pb, xl, xl1, has_x, has_x1, kb, acc, acc1);
     }
     __syncwarp();
-    if (lane == 0) arrive(&empty[slot]);
+    if (lane == 0) bulk::arrive(&empty[slot]);
     if (ks == kst - 1) {  // this warp's share of tile it / kst is done
       float* p = part + ((it / kst) * W + warp) * 4 * kCols * 32 + lane;
 #pragma unroll

@@ -52,6 +52,16 @@ __device__ __forceinline__ void arrive_expect_tx(uint64_t* bar, uint32_t bytes) 
 #endif
 }
 
+/// A plain arrival on `bar` (a consumer releasing a ring slot to the producer).
+__device__ __forceinline__ void arrive(uint64_t* bar) {
+#ifdef TURBINE_BULK_SM90
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#else
+  (void)bar;
+  __trap();
+#endif
+}
+
 /// Waits until the phase with this parity has completed (acquire: the stage's bytes are visible).
 __device__ __forceinline__ void wait(uint64_t* bar, uint32_t parity) {
 #ifdef TURBINE_BULK_SM90

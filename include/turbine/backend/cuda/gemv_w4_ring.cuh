@@ -189,7 +189,7 @@ __global__ static void __launch_bounds__((W + 1) * 32)
       w4_chunk_mma<1, true>(a4, b4, pa, pb, xl, xl, has_x, false, kb, acc, acc1);
     }
     __syncwarp();
-    if (lane == 0) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bulk::smem_addr(&empty[slot])) : "memory");
+    if (lane == 0) bulk::arrive(&empty[slot]);
     if (st == stages - 1) {  // this warp's share of tile it / stages is done
       float* p = part + ((it / stages) * W + warp) * 4 * 32 + lane;
 #pragma unroll
